@@ -1,0 +1,4 @@
+"""`python -m flowdet ...` (also what `torchrun -m flowdet train ...` runs)."""
+from flowdet.cli import main
+
+main()

@@ -1,0 +1,81 @@
+"""`flowdet` command line: parses and dispatches only.
+
+Each verb lives in ``flowdet/commands/<group>.py`` (parsing only) and calls one function of its
+stage, which is also the Python API. Commands are imported lazily so ``flowdet --help`` stays fast
+and never imports torch; a verb whose extra is missing says which one to install.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from flowdet import __version__
+
+# verb → (module under flowdet.commands, attribute, one-line help shown by `flowdet --help`)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "mine": ("pretrain", "mine", "Extract de-duplicated frames from unlabeled videos (resumable)."),
+    "pretrain": ("pretrain", "pretrain", "Self-supervised backbone pretraining: patch-contrast, center-loss, self-emd."),
+    "train": ("detect", "train", "Fine-tune a YOLOX detector (CIoU-corrected SimOTA)."),
+    "eval": ("detect", "evaluate", "COCO metrics (AP, APs/m/l, AR@100/300/1000) for a checkpoint or ONNX model."),
+    "predict": ("detect", "predict", "Detect objects in an image or a folder (PyTorch .pt or ONNX .onnx)."),
+    "export": ("export", "export", "Export a checkpoint to ONNX (decoded outputs, parity-checked) or TensorRT."),
+    "stream": ("export", "stream", "Run an ONNX model on a video file, folder, camera or RTSP/HTTP stream."),
+    "demo": ("demo", "demo", "Run the whole pipeline on synthetic data and write a report."),
+    "convert": ("data", "convert", "Convert annotations: VOC → COCO, YOLO → COCO, COCO → YOLO."),
+    "data": ("data", "data", "Inspect a COCO dataset: stats (sizes, histograms) and check (validator)."),
+    "synth": ("data", "synth", "Generate synthetic FloW-like water scenes (images, COCO json, video)."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        mod = importlib.import_module(f"flowdet.commands.{module}")
+        return getattr(mod, attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help without importing every command module.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, short) for name, (_, _, short) in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="flowdet")
+def cli() -> None:
+    """flowdet — unlabeled river video → a small-object debris detector on an edge device.
+
+    \b
+    Pipeline:  mine → pretrain → train → eval → export → predict/stream
+    Try:       flowdet demo --out runs/demo --quick
+    Configs:   every config-backed command takes --config FILE and --set section.key=value.
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    from flowdet.config import ConfigError
+
+    try:
+        cli.main(args=argv, prog_name="flowdet", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code if e.exit_code != 1 else 2)
+    except ConfigError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

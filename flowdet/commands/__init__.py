@@ -1,0 +1,37 @@
+"""Click commands, one module per stage group. Parsing only: each calls its stage's Python API.
+
+Shared conventions (keep them the same everywhere):
+- config-backed commands take ``--config FILE`` and repeatable ``--set section.key=value``; explicit
+  flags are sugar that become the same overrides (see ``config_options``/``overrides_from``);
+- user errors raise ``click.ClickException`` / ``click.UsageError`` (exit 2, one line, no traceback);
+- nothing here imports torch at module level.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import click
+
+
+def config_options(f: Callable) -> Callable:
+    f = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="Override any config key, e.g. --set train.epochs=3 (repeatable).")(f)
+    f = click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+                     help="YAML config (a file, or a preset name under configs/).")(f)
+    return f
+
+
+def overrides_from(sets: tuple[str, ...], **flag_to_key: tuple[str, Any]) -> list[str]:
+    """Explicit flags first (only those given), then --set, so --set wins on conflict.
+
+    ``flag_to_key`` maps a flag name to (config key, value or None when not given)."""
+    out = [f"{key}={_yaml_scalar(val)}" for key, val in flag_to_key.values() if val is not None]
+    return out + list(sets)
+
+
+def _yaml_scalar(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_yaml_scalar(x) for x in v) + "]"
+    return str(v)

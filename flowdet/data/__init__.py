@@ -1,0 +1,1 @@
+"""Data formats, transforms, video and synthetic scenes. Top level stays torch-free."""

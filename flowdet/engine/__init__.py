@@ -1,0 +1,1 @@
+"""Training engine shared by detection and pretraining: checkpoints, EMA, schedule, DDP, logging."""

@@ -1,0 +1,63 @@
+"""Per-epoch metrics.csv (appended, resume-safe) and a loss.png of its curves."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+
+class MetricsLog:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def rows(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        with self.path.open() as f:
+            return list(csv.DictReader(f))
+
+    def append(self, row: dict) -> None:
+        """Append one epoch; on resume, rows at or after this epoch are dropped first."""
+        rows = [r for r in self.rows() if "epoch" not in row or int(r.get("epoch", -1)) < int(row["epoch"])]
+        rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        keys: list[str] = []
+        for r in rows:
+            keys += [k for k in r if k not in keys]
+        tmp = self.path.with_suffix(".csv.tmp")
+        with tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+        tmp.replace(self.path)
+
+    def plot(self, out: str | Path, keys: list[str] | None = None, title: str = "training") -> Path | None:
+        """Line plot of the numeric columns (or ``keys``) against epoch; returns the PNG path."""
+        rows = self.rows()
+        if not rows:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        keys = keys or [k for k in rows[0] if k != "epoch" and _is_num(rows[0][k])]
+        ep = [int(r["epoch"]) for r in rows]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for k in keys:
+            ys = [float(r[k]) if _is_num(r.get(k, "")) else float("nan") for r in rows]
+            ax.plot(ep, ys, marker="o", ms=3, label=k)
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out, dpi=100)
+        plt.close(fig)
+        return Path(out)
+
+
+def _is_num(v: str) -> bool:
+    try:
+        float(v)
+        return True
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,105 @@
+"""Conv building blocks of YOLOX (BN eps 1e-3, momentum 0.03, SiLU)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+BN_EPS, BN_MOMENTUM = 1e-3, 0.03
+
+
+class BaseConv(nn.Module):
+    """Conv2d (no bias) → BatchNorm → SiLU. ``fuse()`` folds the BN into the conv for inference."""
+
+    def __init__(self, c_in: int, c_out: int, ksize: int, stride: int = 1, groups: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, ksize, stride, (ksize - 1) // 2, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, eps=BN_EPS, momentum=BN_MOMENTUM)
+        self.act = nn.SiLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.bn(self.conv(x)))
+
+    @torch.no_grad()
+    def fuse(self) -> None:
+        if isinstance(self.bn, nn.Identity):
+            return
+        conv, bn = self.conv, self.bn
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                          conv.padding, groups=conv.groups, bias=True).to(conv.weight.device)
+        fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+        fused.bias.copy_(bn.bias - bn.running_mean * scale)
+        self.conv, self.bn = fused, nn.Identity()
+
+
+class DWConv(nn.Module):
+    """Depthwise k×k then pointwise 1×1 (the nano model's conv)."""
+
+    def __init__(self, c_in: int, c_out: int, ksize: int, stride: int = 1):
+        super().__init__()
+        self.dconv = BaseConv(c_in, c_in, ksize, stride, groups=c_in)
+        self.pconv = BaseConv(c_in, c_out, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pconv(self.dconv(x))
+
+
+def conv_kxk(depthwise: bool):
+    return DWConv if depthwise else BaseConv
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, c_in: int, c_out: int, shortcut: bool = True, expansion: float = 0.5, depthwise: bool = False):
+        super().__init__()
+        hidden = int(c_out * expansion)
+        self.conv1 = BaseConv(c_in, hidden, 1, 1)
+        self.conv2 = conv_kxk(depthwise)(hidden, c_out, 3, 1)
+        self.use_add = shortcut and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv2(self.conv1(x))
+        return y + x if self.use_add else y
+
+
+class CSPLayer(nn.Module):
+    """Cross-stage partial block: two 1×1 branches, n bottlenecks on one, concatenated, 1×1 out."""
+
+    def __init__(self, c_in: int, c_out: int, n: int = 1, shortcut: bool = True, expansion: float = 0.5,
+                 depthwise: bool = False):
+        super().__init__()
+        hidden = int(c_out * expansion)
+        self.conv1 = BaseConv(c_in, hidden, 1, 1)
+        self.conv2 = BaseConv(c_in, hidden, 1, 1)
+        self.conv3 = BaseConv(2 * hidden, c_out, 1, 1)
+        self.m = nn.Sequential(*[Bottleneck(hidden, hidden, shortcut, 1.0, depthwise) for _ in range(n)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv3(torch.cat((self.m(self.conv1(x)), self.conv2(x)), dim=1))
+
+
+class SPPBottleneck(nn.Module):
+    """Spatial pyramid pooling (5, 9, 13) between two 1×1 convs."""
+
+    def __init__(self, c_in: int, c_out: int, kernels: tuple[int, ...] = (5, 9, 13)):
+        super().__init__()
+        hidden = c_in // 2
+        self.conv1 = BaseConv(c_in, hidden, 1, 1)
+        self.m = nn.ModuleList([nn.MaxPool2d(k, 1, k // 2) for k in kernels])
+        self.conv2 = BaseConv(hidden * (len(kernels) + 1), c_out, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(x)
+        return self.conv2(torch.cat([x] + [m(x) for m in self.m], dim=1))
+
+
+class Focus(nn.Module):
+    """Space-to-depth (2×2 pixels → 4 channels) then a conv: the stem."""
+
+    def __init__(self, c_in: int, c_out: int, ksize: int = 3):
+        super().__init__()
+        self.conv = BaseConv(c_in * 4, c_out, ksize, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tl, bl = x[..., ::2, ::2], x[..., 1::2, ::2]
+        tr, br = x[..., ::2, 1::2], x[..., 1::2, 1::2]
+        return self.conv(torch.cat((tl, bl, tr, br), dim=1))

@@ -1,0 +1,77 @@
+"""The YOLOX detector = CSPDarknet + PAFPN + decoupled head, with size presets."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from flowdet.models.blocks import BaseConv
+from flowdet.models.darknet import CSPDarknet
+from flowdet.models.head import YOLOXHead, decode_boxes, flatten_levels, make_grids
+from flowdet.models.pafpn import PAFPN
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    depth: float
+    width: float
+    depthwise: bool
+
+
+MODEL_SIZES = {
+    "nano": ModelSize(0.33, 0.25, True),
+    "tiny": ModelSize(0.33, 0.375, False),
+    "s": ModelSize(0.33, 0.50, False),
+    "m": ModelSize(0.67, 0.75, False),
+}
+
+
+def _size(name: str) -> ModelSize:
+    if name not in MODEL_SIZES:
+        raise ValueError(f"unknown model size '{name}' (choose from {', '.join(MODEL_SIZES)})")
+    return MODEL_SIZES[name]
+
+
+def build_backbone(size: str) -> CSPDarknet:
+    s = _size(size)
+    return CSPDarknet(s.depth, s.width, s.depthwise)
+
+
+class YOLOX(nn.Module):
+    """``forward(x)`` → raw level outputs (for the losses in flowdet.detect);
+    ``predict(x)`` → (boxes xyxy [B, N, 4] in input pixels, scores [B, N, C] = obj·cls)."""
+
+    def __init__(self, size: str = "nano", num_classes: int = 1, strides: tuple[int, ...] = (8, 16, 32)):
+        super().__init__()
+        s = _size(size)
+        self.size, self.num_classes, self.strides = size, num_classes, tuple(strides)
+        self.backbone = CSPDarknet(s.depth, s.width, s.depthwise)
+        self.neck = PAFPN(s.depth, self.backbone.out_channels, s.depthwise)
+        self.head = YOLOXHead(num_classes, s.width, self.backbone.out_channels, strides, s.depthwise)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.head(self.neck(self.backbone(x)))
+
+    def decode(self, levels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = flatten_levels(levels).float()
+        grids, strides = make_grids(levels, self.strides)
+        cxcywh = decode_boxes(flat[..., :4], grids, strides)
+        half = cxcywh[..., 2:] / 2
+        boxes = torch.cat([cxcywh[..., :2] - half, cxcywh[..., :2] + half], -1)
+        scores = flat[..., 4:5].sigmoid() * flat[..., 5:].sigmoid()
+        return boxes, scores
+
+    def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.decode(self.forward(x))
+
+    def fuse(self) -> "YOLOX":
+        """Fold every BatchNorm into its conv (inference only; call after .eval())."""
+        for m in self.modules():
+            if isinstance(m, BaseConv):
+                m.fuse()
+        return self
+
+
+def build_model(size: str = "nano", num_classes: int = 1) -> YOLOX:
+    return YOLOX(size, num_classes)

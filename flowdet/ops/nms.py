@@ -1,0 +1,36 @@
+"""Non-maximum suppression in numpy (the runtime's and the training side's single NMS)."""
+from __future__ import annotations
+
+import numpy as np
+
+from flowdet.ops.boxes import box_area
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float) -> np.ndarray:
+    """Greedy NMS. boxes [N, 4] xyxy, scores [N] → kept indices sorted by descending score."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+    order = np.argsort(-scores, kind="stable")
+    areas = box_area(boxes)
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        if order.size == 1:
+            break
+        rest = order[1:]
+        lt = np.maximum(boxes[i, :2], boxes[rest, :2])
+        rb = np.minimum(boxes[i, 2:], boxes[rest, 2:])
+        inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
+        iou = inter / np.maximum(areas[i] + areas[rest] - inter, 1e-12)
+        order = rest[iou <= iou_thr]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def batched_nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou_thr: float) -> np.ndarray:
+    """Class-aware NMS by offsetting each class's boxes so they never overlap another class's."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    if boxes.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    offset = (np.asarray(class_ids, dtype=np.float32) * (float(boxes.max()) + 1.0))[:, None]
+    return nms(boxes + offset, scores, iou_thr)

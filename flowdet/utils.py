@@ -1,0 +1,57 @@
+"""Small torch-free helpers shared by every stage."""
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+# Which optional extra provides which module: the one-line hint a user sees instead of a traceback.
+_EXTRA_OF = {
+    "torch": "train", "pycocotools": "train", "onnx": "train", "matplotlib": "train", "scipy": "train",
+    "ultralytics": "bench", "tensorrt": "trt",
+}
+
+
+class MissingExtra(click.ClickException):
+    exit_code = 2
+
+
+def require(module: str, extra: str | None = None) -> Any:
+    """Import ``module`` or raise a one-line error naming the pip extra that provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        top = module.split(".")[0]
+        extra = extra or _EXTRA_OF.get(top, "train")
+        raise MissingExtra(
+            f"this command needs '{top}', which is not installed: pip install 'flowdet[{extra}]'"
+        ) from None
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any, indent: int | None = None) -> None:
+    import json
+
+    atomic_write_text(path, json.dumps(obj, indent=indent))
