@@ -1,0 +1,1 @@
+"""Detection stage: SimOTA assignment, losses, training, evaluation, PyTorch prediction."""
