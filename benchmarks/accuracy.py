@@ -1,0 +1,214 @@
+"""Accuracy on real river data: flowdet rows vs ultralytics, one fixed budget for every row.
+
+Rows (all trained from scratch weights — no ImageNet or COCO weights exist offline for anyone):
+  scratch-iou, scratch-ciou, patch-contrast+ciou, center-loss+ciou, self-emd+ciou (flowdet nano),
+  yolov8n, yolo26n (ultralytics 8.4 built from yaml; run with --ultra-python pointing at an
+  interpreter that has the `bench` extra).
+Every row is scored by flowdet.metrics.coco_eval on the same val.json (conf 0.001, NMS 0.65,
+maxDets up to 1000). Self-supervised rows pretrain on the TRAIN images without labels plus frames
+mined from ../shared/data/video — never on val images. center-loss uses the train labels (it is
+supervised pretraining, as in the reference study).
+
+Label efficiency (--fractions): 10/25/50/100 % of train images (seeded subsets), scratch vs
+--efficiency-method; plot written to docs/img/label_efficiency.png.
+
+Each row is its own subprocess of the real CLI (`python -m flowdet ...`), so a row is exactly what a
+user runs; results go to OUT/results.json and are resumed (a finished row is not re-run).
+
+    python benchmarks/accuracy.py --epochs 30 --img-size 640 --batch 16 --out runs/bench/acc
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO.parent / "shared" / "data"
+FLOWDET_ROWS = ["scratch-iou", "scratch-ciou", "patch-contrast", "center-loss", "self-emd"]
+ULTRA_ROWS = ["yolov8n", "yolo26n"]
+
+
+def run(cmd: list[str], log: Path) -> float:
+    t0 = time.time()
+    with log.open("w") as f:
+        print("$ " + " ".join(cmd), flush=True)
+        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if r.returncode != 0:
+        sys.exit(f"command failed (rc {r.returncode}); see {log}:\n" + "\n".join(log.read_text().splitlines()[-15:]))
+    return time.time() - t0
+
+
+def subset(train_json: Path, frac: float, seed: int, out: Path) -> Path:
+    d = json.loads(train_json.read_text())
+    ids = sorted(im["id"] for im in d["images"])
+    keep = set(random.Random(seed).sample(ids, max(1, round(len(ids) * frac))))
+    d["images"] = [im for im in d["images"] if im["id"] in keep]
+    d["annotations"] = [a for a in d["annotations"] if a["image_id"] in keep]
+    out.write_text(json.dumps(d))
+    return out
+
+
+def flowdet_gflops(size: str, img: int) -> float:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from flowdet.models import build_model
+
+    m = build_model(size, 1).eval()
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        m(torch.zeros(1, 3, img, img))
+    return fc.get_total_flops() / 1e9  # FLOPs = 2·MACs, the same convention as ultralytics GFLOPs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(DATA / "grogol-960"), help="folder with train.json, val.json, images/")
+    ap.add_argument("--video", default=str(DATA / "video"), help="unlabeled videos for mining")
+    ap.add_argument("--out", default="runs/bench/accuracy")
+    ap.add_argument("--size", default="nano")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--no-aug-epochs", type=int, default=5)
+    ap.add_argument("--img-size", type=int, default=640)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--pretrain-epochs", type=int, default=10)
+    ap.add_argument("--pretrain-set", action="append", default=[], help="extra --set for every pretraining run")
+    ap.add_argument("--rows", default=",".join(FLOWDET_ROWS + ULTRA_ROWS))
+    ap.add_argument("--fractions", default="", help="e.g. 0.1,0.25,0.5,1.0 for the label-efficiency curve")
+    ap.add_argument("--efficiency-method", default="self-emd")
+    ap.add_argument("--ultra-python", default=sys.executable, help="interpreter with ultralytics (the bench extra)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    data, out = Path(args.data), Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    res_path = out / "results.json"
+    results = json.loads(res_path.read_text()) if res_path.exists() else {}
+    py = [sys.executable, "-m", "flowdet"]
+    train_json, val_json, images = data / "train.json", data / "val.json", data / "images"
+    budget = {"epochs": args.epochs, "img_size": args.img_size, "batch": args.batch,
+              "no_aug_epochs": args.no_aug_epochs, "pretrain_epochs": args.pretrain_epochs, "data": str(data)}
+    results["budget"] = budget
+
+    def save() -> None:
+        res_path.write_text(json.dumps(results, indent=1))
+
+    def pretrained(method: str) -> Path:
+        bb = out / f"ssl-{method}" / "backbone.pt"
+        if bb.exists():
+            return bb
+        if method == "center-loss":
+            src = ["--ann", str(train_json), "--images", str(images)]
+        else:
+            frames = out / "frames"
+            if not (frames / "manifest.jsonl").exists():
+                run(py + ["mine", args.video, "--out", str(frames), "--every", "3"], out / "mine.log")
+            src = ["--frames", str(frames), "--frames", str(train_json)]
+        t = run(py + ["pretrain", "--method", method, *src, "--size", args.size, "--out", str(bb.parent),
+                      "--epochs", str(args.pretrain_epochs), "--device", args.device,
+                      *sum((["--set", s] for s in args.pretrain_set), [])], out / f"ssl-{method}.log")
+        results.setdefault("pretrain_s", {})[method] = t
+        save()
+        return bb
+
+    def detector(name: str, iou: str, backbone: Path | None, train: Path) -> None:
+        if name in results.get("rows", {}):
+            return
+        run_dir = out / name
+        cmd = py + ["train", "--data", str(train), "--images", str(images), "--val", str(val_json),
+                    "--size", args.size, "--epochs", str(args.epochs), "--img-size", str(args.img_size),
+                    "--batch", str(args.batch), "--iou-loss", iou, "--out", str(run_dir), "--workers", str(args.workers),
+                    "--eval-interval", str(max(1, args.epochs)), "--device", args.device, "--seed", str(args.seed),
+                    "--set", f"augment.no_aug_epochs={args.no_aug_epochs}"]
+        if backbone:
+            cmd += ["--backbone", str(backbone)]
+        t = run(cmd, out / f"{name}.train.log")
+        run(py + ["eval", "--ckpt", str(run_dir / "last.pt"), "--ann", str(val_json), "--images", str(images),
+                  "--img-size", str(args.img_size), "--out", str(run_dir / "eval")], out / f"{name}.eval.log")
+        stats = json.loads((run_dir / "eval" / "metrics.json").read_text())
+        stats = stats.get("metrics", stats)
+        import torch  # noqa: F401  (params/GFLOPs of the flowdet model)
+        from flowdet.models import build_model
+
+        params = sum(p.numel() for p in build_model(args.size, 1).parameters())
+        results.setdefault("rows", {})[name] = {**{k: stats[k] for k in ("AP", "AP50", "AP75", "APs", "APm", "AR100")},
+                                                 "train_s": t, "params": params,
+                                                 "gflops": flowdet_gflops(args.size, args.img_size)}
+        save()
+
+    def ultra(name: str) -> None:
+        if name in results.get("rows", {}):
+            return
+        ydir = out / "yolo-train"
+        if not (ydir / "data.yaml").exists():
+            run(py + ["convert", "coco2yolo", str(train_json), "--images", str(images), "--out", str(ydir)], out / "coco2yolo.log")
+        udir = out / name
+        run([args.ultra_python, str(REPO / "benchmarks" / "ultra_baseline.py"), "--yolo-dir", str(ydir),
+             "--val-json", str(val_json), "--val-images", str(images), "--model", f"{name}.yaml",
+             "--epochs", str(args.epochs), "--imgsz", str(args.img_size), "--batch", str(args.batch),
+             "--close-mosaic", str(args.no_aug_epochs), "--workers", str(args.workers),
+             "--device", "cpu" if args.device in ("auto", "cpu") else args.device, "--out", str(udir)],
+            out / f"{name}.log")
+        s = json.loads((udir / "summary.json").read_text())
+        from flowdet.metrics.coco_eval import coco_evaluate
+
+        stats = coco_evaluate(str(val_json), json.loads((udir / "detections.json").read_text()))
+        results.setdefault("rows", {})[name] = {**{k: stats[k] for k in ("AP", "AP50", "AP75", "APs", "APm", "AR100")},
+                                                 "train_s": s["train_s"], "params": s["params"], "gflops": s["gflops"]}
+        save()
+
+    for row in [r for r in args.rows.split(",") if r]:
+        print(f"== {row}", flush=True)
+        if row in ULTRA_ROWS:
+            ultra(row)
+        elif row.startswith("scratch-"):
+            detector(row, row.split("-", 1)[1], None, train_json)
+        else:
+            detector(row, "ciou", pretrained(row), train_json)
+
+    if args.fractions:
+        for frac in [float(f) for f in args.fractions.split(",")]:
+            sub = subset(train_json, frac, args.seed, out / f"train_{frac:g}.json") if frac < 1 else train_json
+            for kind in ("scratch", args.efficiency_method):
+                name = f"eff-{kind}-{frac:g}"
+                if frac >= 1:  # the full-data rows of the main table
+                    src = "scratch-ciou" if kind == "scratch" else kind
+                    if src in results.get("rows", {}):
+                        results.setdefault("rows", {})[name] = results["rows"][src]
+                        continue
+                detector(name, "ciou", None if kind == "scratch" else pretrained(kind), sub)
+        plot_efficiency(results, args.efficiency_method, REPO / "docs" / "img" / "label_efficiency.png")
+    save()
+    print(json.dumps(results.get("rows", {}), indent=1))
+
+
+def plot_efficiency(results: dict, method: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results.get("rows", {})
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for kind, label in (("scratch", "from scratch"), (method, f"{method} pretraining")):
+        pts = sorted((float(k.rsplit("-", 1)[1]), v["AP50"]) for k, v in rows.items() if k.startswith(f"eff-{kind}-"))
+        if pts:
+            ax.plot([p[0] * 100 for p in pts], [p[1] for p in pts], marker="o", label=label)
+    ax.set_xlabel("% of training labels")
+    ax.set_ylabel("AP50 on val (location 3)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Train an ultralytics baseline (YOLOv8n / YOLO26n built from yaml, no pretrained weights) on a
+flowdet COCO set and write its val predictions as a COCO results json, so flowdet's own
+pycocotools code scores every row of the accuracy table identically.
+
+Runs under any interpreter that has ultralytics (the `bench` extra); it imports nothing from
+flowdet except through `--coco2yolo-dir`, which must already hold `flowdet convert coco2yolo`
+output. Offline settings are forced here, not in the README: no weight/font downloads, no AMP
+check (it downloads yolo11n.pt), plots off.
+
+    python benchmarks/ultra_baseline.py --yolo-dir runs/bench/yolo --val-json val.json \
+        --val-images DIR --model yolov8n.yaml --epochs 10 --imgsz 640 --batch 8 --out runs/bench/v8n
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_VERBOSE", "False")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--yolo-dir", required=True, help="output of `flowdet convert coco2yolo` for the TRAIN split (holds data.yaml)")
+    ap.add_argument("--val-json", required=True)
+    ap.add_argument("--val-images", required=True)
+    ap.add_argument("--model", default="yolov8n.yaml")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--imgsz", type=int, default=640)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--close-mosaic", type=int, default=2, help="epochs without mosaic at the end (flowdet: no_aug_epochs)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+
+    from ultralytics import YOLO
+
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    data_yaml = Path(args.yolo_dir).resolve() / "data.yaml"
+    model = YOLO(args.model)
+    params = sum(p.numel() for p in model.model.parameters())
+    t0 = time.time()
+    model.train(data=str(data_yaml), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
+                workers=args.workers, device=args.device, seed=args.seed, deterministic=False,
+                amp=False, plots=False, val=False, pretrained=False, close_mosaic=args.close_mosaic,
+                project=str(out), name="train", exist_ok=True, verbose=False)
+    train_s = time.time() - t0
+
+    gt = json.loads(Path(args.val_json).read_text())
+    cat_id = gt["categories"][0]["id"]
+    results = []
+    t1 = time.time()
+    for im in gt["images"]:
+        path = str(Path(args.val_images) / im["file_name"])
+        r = model.predict(path, imgsz=args.imgsz, conf=0.001, iou=0.65, max_det=1000, verbose=False, device=args.device)[0]
+        b = r.boxes
+        for (x1, y1, x2, y2), s, c in zip(b.xyxy.tolist(), b.conf.tolist(), b.cls.tolist()):
+            results.append({"image_id": im["id"], "category_id": gt["categories"][int(c)]["id"] if int(c) < len(gt["categories"]) else cat_id,
+                            "bbox": [x1, y1, x2 - x1, y2 - y1], "score": s})
+    pred_s = time.time() - t1
+    (out / "detections.json").write_text(json.dumps(results))
+    try:
+        from ultralytics.utils.torch_utils import get_flops
+        gflops = float(get_flops(model.model, args.imgsz))
+    except Exception:
+        gflops = float("nan")
+    summary = {"model": args.model, "params": params, "gflops": gflops, "train_s": train_s,
+               "predict_s": pred_s, "epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch,
+               "detections": str(out / "detections.json")}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""`flowdet train`, `flowdet eval`, `flowdet predict` — parsing only (see flowdet.detect.*)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from flowdet.commands import config_options, overrides_from
+
+_MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / .engine); --ckpt and --model are the same."
+
+
+@click.command("train")
+@click.option("--data", "data", type=click.Path(dir_okay=False), help="Training COCO json (data.train).")
+@click.option("--images", type=click.Path(file_okay=False), help="Training image folder (data.images).")
+@click.option("--val", type=click.Path(dir_okay=False), help="Validation COCO json (data.val).")
+@click.option("--val-images", type=click.Path(file_okay=False), help="Validation image folder (default: --images).")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder: last.pt, best.pt, metrics.csv, loss.png.")
+@click.option("--size", type=click.Choice(["nano", "tiny", "s", "m"]), help="Model size (model.size).")
+@click.option("--epochs", type=int, help="train.epochs")
+@click.option("--batch", type=int, help="Total batch over all processes (train.batch).")
+@click.option("--img-size", type=int, help="Square input side, multiple of 32 (train.img_size).")
+@click.option("--iou-loss", type=click.Choice(["iou", "giou", "ciou"]), help="Box loss (train.iou_loss).")
+@click.option("--backbone", type=click.Path(dir_okay=False), help="Pretrained backbone.pt (model.backbone).")
+@click.option("--resume", is_flag=False, flag_value="auto", default=None, metavar="[PATH]",
+              help="Continue exactly from a checkpoint (alone: <out>/last.pt). Without --config the "
+                   "checkpoint's own config is used.")
+@click.option("--device", help="auto | cpu | cuda | cuda:N (train.device).")
+@click.option("--eval-interval", type=int, help="Evaluate every N epochs (train.eval_interval).")
+@click.option("--workers", type=int, help="DataLoader workers per process (train.workers).")
+@click.option("--seed", type=int, help="train.seed")
+@config_options
+def train(data, images, val, val_images, out, size, epochs, batch, img_size, iou_loss, backbone, resume,
+          device, eval_interval, workers, seed, config, sets) -> None:
+    """Fine-tune a YOLOX detector on a COCO dataset.
+
+    \b
+    flowdet train --data train.json --images imgs/ --val val.json --out runs/x --size nano
+    flowdet train --resume runs/x/last.pt          # continue an interrupted run exactly
+    torchrun --nproc_per_node 2 -m flowdet train ...   # DDP (NCCL on GPU, gloo on CPU)
+    """
+    from flowdet.config import load_config
+    from flowdet.detect.config import DetectConfig
+
+    overrides = overrides_from(
+        sets, data=("data.train", data), images=("data.images", images), val=("data.val", val),
+        val_images=("data.val_images", val_images), out=("out", out), size=("model.size", size),
+        epochs=("train.epochs", epochs), batch=("train.batch", batch), img_size=("train.img_size", img_size),
+        iou_loss=("train.iou_loss", iou_loss), backbone=("model.backbone", backbone), device=("train.device", device),
+        eval_interval=("train.eval_interval", eval_interval), workers=("train.workers", workers),
+        seed=("train.seed", seed))
+    if resume is not None:
+        path = _resume_file(resume, out, config, overrides)
+        overrides.append(f"train.resume={path}")
+        if config is None:
+            from flowdet.detect.train import resume_config
+
+            cfg = resume_config(path, overrides)
+        else:
+            cfg = load_config(DetectConfig, config, overrides)
+    else:
+        cfg = load_config(DetectConfig, config, overrides)
+    from flowdet.detect.train import train as run_train
+
+    summary = run_train(cfg)
+    if summary.get("best"):
+        click.echo(f"best: {summary['best']} (AP {summary['best_ap']:.4f}, epoch {summary['best_epoch'] + 1})")
+
+
+def _resume_file(resume: str, out: str | None, config: str | None, overrides: list[str]) -> Path:
+    if resume != "auto":
+        return Path(resume)
+    if out is None and config is not None:
+        from flowdet.config import load_config
+        from flowdet.detect.config import DetectConfig
+
+        out = load_config(DetectConfig, config, overrides).out
+    if out is None:
+        raise click.UsageError("--resume without a PATH needs --out (or --config) to find last.pt")
+    return Path(out) / "last.pt"
+
+
+@click.command("eval")
+@click.option("--ckpt", "--model", "model", required=True, type=click.Path(dir_okay=False), help=_MODEL_HELP)
+@click.option("--ann", required=True, type=click.Path(dir_okay=False), help="Ground-truth COCO json.")
+@click.option("--images", type=click.Path(file_okay=False), help="Image folder (default: next to --ann).")
+@click.option("--img-size", type=int, help="Input side for .pt (default: the training size).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the detections here.")
+@click.option("--out", type=click.Path(file_okay=False), help="Write detections.json, metrics.json, pr_curve.png.")
+@click.option("--batch", type=int, default=8, show_default=True)
+@click.option("--conf", type=float, default=0.001, show_default=True, help="Score threshold (YOLOX test: 0.001).")
+@click.option("--iou", type=float, default=0.65, show_default=True, help="NMS IoU threshold.")
+@click.option("--device", default="cpu", show_default=True, help="cpu | cuda | auto (.pt only).")
+@click.option("--threads", type=int, help="CPU threads for ONNX Runtime.")
+def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, device, threads) -> None:
+    """COCO metrics (AP, AP50, APs…, AR@100/300/1000) of a checkpoint or an ONNX model."""
+    from flowdet.detect.evaluate import evaluate as run_eval
+    from flowdet.predictor import load_predictor
+
+    _check_model_path(model)
+    pred = load_predictor(model, img_size=img_size, device=device, threads=threads)
+    stats = run_eval(pred, ann, images, batch=batch, conf=conf, iou=iou, out_dir=out, json_path=json_path)
+    if "paths" in stats:
+        click.echo("wrote " + ", ".join(stats["paths"].values()))
+
+
+@click.command("predict")
+@click.argument("source", type=click.Path())
+@click.option("--model", "--ckpt", "model", required=True, type=click.Path(dir_okay=False), help=_MODEL_HELP)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--conf", type=float, default=0.25, show_default=True, help="Score threshold.")
+@click.option("--iou", type=float, default=0.65, show_default=True, help="NMS IoU threshold.")
+@click.option("--img-size", type=int, help="Input side for .pt (default: the training size).")
+@click.option("--batch", type=int, default=1, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu | cuda | auto (.pt only).")
+@click.option("--threads", type=int, help="CPU threads for ONNX Runtime.")
+@click.option("--no-draw", is_flag=True, help="Skip the annotated images (json outputs only).")
+def predict(source, model, out, conf, iou, img_size, batch, device, threads, no_draw) -> None:
+    """Detect objects in an image or a folder: annotated images, results.json, detections.jsonl."""
+    from flowdet.detect.predict import predict_source
+    from flowdet.predictor import load_predictor
+
+    _check_model_path(model)
+    pred = load_predictor(model, img_size=img_size, device=device, threads=threads)
+    summary = predict_source(pred, source, out, conf=conf, iou=iou, batch=batch, draw=not no_draw)
+    click.echo(json.dumps(summary))
+
+
+def _check_model_path(path: str) -> None:
+    p = Path(path)
+    if not p.is_file():
+        raise click.ClickException(f"{p}: model file not found")
+    if p.suffix not in (".pt", ".pth", ".onnx", ".engine"):
+        raise click.ClickException(f"{p}: unknown model type '{p.suffix}' (expected .pt, .onnx or .engine)")

@@ -1,0 +1,78 @@
+"""`flowdet export` and `flowdet stream` (parsing only; the work is in flowdet.export)."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command("export")
+@click.option("--ckpt", required=True, type=click.Path(dir_okay=False), help="Detector checkpoint (best.pt / last.pt).")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "engine"]), default="onnx", show_default=True,
+              help="onnx, or a TensorRT engine (needs tensorrt and an NVIDIA GPU).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output model.onnx / model.engine.")
+@click.option("--img-size", type=int, default=None, help="Square input size, a multiple of 32 [default: the checkpoint's].")
+@click.option("--dynamic-batch", is_flag=True, help="Symbolic batch axis (tiles of a frame run as one batch).")
+@click.option("--opset", type=int, default=17, show_default=True)
+@click.option("--simplify", is_flag=True, help="Run onnxsim when installed (skipped with a note otherwise).")
+@click.option("--half", is_flag=True, help="fp16 weights (ONNX) / fp16 kernels (engine); inputs and outputs stay float32.")
+@click.option("--no-parity", is_flag=True, help="Skip the onnxruntime-vs-PyTorch parity check.")
+@click.option("--parity-data", type=click.Path(exists=True), default=None,
+              help="COCO json, image folder or image for the parity check [default: synthetic frames].")
+@click.option("--no-ema", is_flag=True, help="Export the raw weights instead of the EMA weights.")
+def export(ckpt: str, fmt: str, out: str, img_size: int | None, dynamic_batch: bool, opset: int, simplify: bool,
+           half: bool, no_parity: bool, parity_data: str | None, no_ema: bool) -> None:
+    """Export a checkpoint: decoded outputs (boxes xyxy, scores), metadata inside, parity-checked.
+
+    Exit code 2 when the parity check fails or the engine cannot be built here."""
+    from flowdet.export.onnx_export import export as run_export
+
+    res = run_export(ckpt, out, fmt=fmt, img_size=img_size, dynamic_batch=dynamic_batch, opset=opset,
+                     simplify=simplify, half=half, parity=not no_parity, parity_data=parity_data,
+                     use_ema=not no_ema, log=lambda m: click.echo(m, err=True))
+    m = res.meta
+    click.echo(f"wrote {res.path} ({m.model_size}, {m.img_size[0]}x{m.img_size[1]}, {m.precision}, "
+               f"batch {'dynamic' if m.dynamic_batch else 1}, classes {m.names}) in {res.seconds:.1f} s")
+
+
+class SourceLost(click.ClickException):
+    exit_code = 3
+
+
+@click.command("stream")
+@click.option("--model", required=True, type=click.Path(exists=True, dir_okay=False), help="model.onnx (or .engine / .pt).")
+@click.argument("source")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Annotated video (.mp4 or .avi).")
+@click.option("--jsonl", type=click.Path(dir_okay=False), default=None, help="Detections, one json line per frame.")
+@click.option("--show", is_flag=True, help="Show the annotated frames in a window (needs a GUI OpenCV).")
+@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True)
+@click.option("--iou", type=click.FloatRange(0, 1), default=0.65, show_default=True)
+@click.option("--tile", type=click.IntRange(32), default=None, help="Sliced inference: tile side in pixels (+ full frame).")
+@click.option("--overlap", type=click.FloatRange(0, 0.95), default=0.2, show_default=True, help="Tile overlap fraction.")
+@click.option("--merge", type=click.Choice(["nms", "wbf"]), default="nms", show_default=True, help="How tile detections merge.")
+@click.option("--threads", type=click.IntRange(1), default=None, help="onnxruntime intra-op threads [default: all cores].")
+@click.option("--spinning", is_flag=True, help="Let onnxruntime threads spin (off: it steals the decoder's core).")
+@click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many frames.")
+@click.option("--retries", type=click.IntRange(0), default=5, show_default=True, help="Reconnect attempts for a lost live source.")
+def stream(model: str, source: str, out: str | None, jsonl: str | None, show: bool, conf: float, iou: float,
+           tile: int | None, overlap: float, merge: str, threads: int | None, spinning: bool, max_frames: int | None,
+           retries: int) -> None:
+    """Detect on SOURCE: a video file, an image folder, a camera index (0) or an rtsp/http URL.
+
+    Prints running fps / latency / drops, then a summary. Ctrl-C stops cleanly (video and jsonl are
+    flushed; exit 130). A live source lost for good exits 3."""
+    from flowdet.export.stream import format_stats, run_stream
+
+    echo = lambda line: click.echo(line, err=True)  # noqa: E731 - progress goes to stderr, summary to stdout
+    s = run_stream(model, source, out=out, jsonl=jsonl, show=show, conf=conf, iou=iou, tile=tile, overlap=overlap,
+                   merge=merge, threads=threads, spinning=spinning, max_frames=max_frames, retries=retries,
+                   progress=lambda st: echo(format_stats(st)))
+    click.echo(f"summary: {format_stats(s)} | infer p50 {s['infer_ms']['p50']:.1f} ms | {s['seconds']:.1f} s "
+               f"| stopped by {s['stopped_by']}")
+    for key in ("out", "jsonl"):
+        if s[key]:
+            click.echo(f"wrote {s[key]}")
+    if s["stopped_by"] == "source_lost":
+        raise SourceLost(f"{source}: source lost, gave up after {retries} reconnect attempts")
+    if s["stopped_by"] == "interrupt":
+        sys.exit(130)

@@ -1,0 +1,98 @@
+"""`flowdet mine` and `flowdet pretrain` — parsing only (see flowdet.pretrain.mine / .train)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from flowdet.commands import config_options, overrides_from
+
+_METHODS = ["patch-contrast", "center-loss", "self-emd", "byol"]
+
+
+@click.command("mine")
+@click.argument("sources", nargs=-1, required=True, type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (frames/ + manifest.jsonl).")
+@click.option("--every", type=int, default=None, help="Keep every N-th decoded frame.")
+@click.option("--fps", type=float, default=None, help="Keep F frames per second of video time (instead of --every).")
+@click.option("--max-frames", type=int, default=None, help="At most M kept frames per video / folder.")
+@click.option("--dedupe", type=float, default=0.01, show_default=True,
+              help="Drop a frame whose 32×18 grayscale thumbnail differs from the last kept one by at most "
+                   "this mean absolute difference (0–1); 0 keeps every sampled frame.")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality.")
+def mine(sources, out, every, fps, max_frames, dedupe, quality) -> None:
+    """Extract de-duplicated frames from videos (mp4/avi/mov/mkv) or image folders.
+
+    \b
+    flowdet mine river.mp4 more_videos/ --out frames/ --fps 2
+    Re-running continues where it stopped (frames already in manifest.jsonl are skipped);
+    an unreadable or truncated video is reported and the others continue.
+    """
+    from flowdet.pretrain.mine import mine as run_mine
+
+    s = run_mine(list(sources), out, every=every, fps=fps, max_frames=max_frames, dedupe=dedupe, quality=quality)
+    for r in s["sources"]:
+        if r["status"] == "error":
+            click.echo(f"skipped {r['source']}: {r['error']}", err=True)
+        elif r["status"] == "done-before":
+            click.echo(f"{r['source']}: already mined ({r['already']} frames)")
+        else:
+            extra = f", {r['already']} already held" if r["already"] else ""
+            click.echo(f"{r['source']}: read {r['read']}, kept {r['kept']}, dropped {r['dropped']} as duplicates{extra}")
+            if r.get("warning"):
+                click.echo(f"warning: {r['source']}: {r['warning']}", err=True)
+    click.echo(f"kept {s['kept']}, dropped {s['dropped']} (near-duplicates), {s['frames_in_manifest']} frames in "
+               f"{s['manifest']} [{s['decoded_per_s']:.0f} frames/s decoded]")
+    if s["errors"] and not any(r["status"] != "error" for r in s["sources"]):
+        raise click.ClickException("no source could be read")
+
+
+@click.command("pretrain")
+@click.option("--method", type=click.Choice(_METHODS), help="method.name")
+@click.option("--frames", multiple=True, type=click.Path(),
+              help="Frames: folder, manifest.jsonl, .txt list or COCO json (images only); repeatable (data.frames).")
+@click.option("--ann", type=click.Path(dir_okay=False), help="center-loss: labelled COCO json (data.ann).")
+@click.option("--images", type=click.Path(file_okay=False), help="center-loss: its image folder (data.images).")
+@click.option("--size", type=click.Choice(["nano", "tiny", "s", "m"]), help="Backbone size (model.size).")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder: backbone.pt, last.pt, metrics.csv (train.out).")
+@click.option("--epochs", type=int, help="train.epochs")
+@click.option("--batch", type=int, help="Frames (images for center-loss) per step and process (train.batch).")
+@click.option("--crop", type=int, help="Network input side of each patch / view, multiple of 32 (method.crop).")
+@click.option("--device", help="auto | cpu | cuda | cuda:N (train.device).")
+@click.option("--resume", is_flag=True, default=False,
+              help="Continue exactly from <out>/last.pt (without --config, <out>/config.yaml is the base).")
+@config_options
+def pretrain(method, frames, ann, images, size, out, epochs, batch, crop, device, resume, config, sets) -> None:
+    """Self-supervised (or fg/bg supervised) pretraining of the detector's backbone → backbone.pt.
+
+    \b
+    flowdet pretrain --method self-emd --frames frames/ --size nano --out runs/ssl
+    flowdet pretrain --method patch-contrast --frames frames/ --set method.loss=infonce --out runs/pc
+    flowdet pretrain --method center-loss --ann train.json --images imgs/ --out runs/cl
+    flowdet train ... --backbone runs/ssl/backbone.pt
+    torchrun --nproc_per_node 2 -m flowdet pretrain ...   # DDP (NCCL on GPU, gloo on CPU)
+    """
+    from flowdet.config import load_config
+    from flowdet.pretrain.config import PretrainConfig
+
+    overrides = overrides_from(
+        sets, method=("method.name", method), frames=("data.frames", list(frames) if frames else None),
+        ann=("data.ann", ann), images=("data.images", images), size=("model.size", size), out=("train.out", out),
+        epochs=("train.epochs", epochs), batch=("train.batch", batch), crop=("method.crop", crop),
+        device=("train.device", device), resume=("train.resume", True if resume else None))
+    base = config
+    if resume and config is None:
+        if out is None:
+            raise click.UsageError("--resume needs --out (the run folder holding last.pt) or --config")
+        saved = Path(out) / "config.yaml"
+        if not saved.is_file():
+            raise click.ClickException(f"{saved}: not found — nothing to resume in {out}")
+        base = str(saved)
+    cfg = load_config(PretrainConfig, base, overrides)
+    from flowdet.pretrain.train import pretrain as run_pretrain
+
+    s = run_pretrain(cfg)
+    line = f"backbone: {s['backbone']} ({s['method']}, final loss {s['final_loss']:.4f}"
+    if "val_acc" in s:
+        line += f", held-out fg/bg accuracy {s['val_acc']:.2%} on {s['val_patches']} patches of {s['images_val']} images"
+    click.echo(line + ")")

@@ -1,0 +1,462 @@
+"""COCO json — the internal annotation format — read, validated, and indexed with pycocotools.
+
+``load_coco(ann_path, images_dir)`` returns a :class:`CocoDataset`: a plain list of
+:class:`ImageRecord` (what the training dataset, stats and converters consume), the contiguous
+class mapping, and a :class:`ValidationReport` listing every problem found.
+
+What the validator checks, and what it does about it (a problem is recorded each time):
+- the json parses (else a one-line ``click.ClickException`` with line/column), has ``images`` and a
+  non-empty ``categories`` list (else ClickException: nothing can be trained on it);
+- images: an entry is a dict with an integer ``id`` (unique) and a ``file_name``; the file exists;
+  with ``check_images=True`` it also decodes (``cv2.imread``) and its real size equals the json's
+  ``width``/``height`` → otherwise the image is **skipped** (its boxes with it). A missing/invalid
+  ``width``/``height`` is taken from the decoded file when we decode, else the image is skipped;
+- annotations: known ``image_id`` and ``category_id``, ``bbox`` is 4 finite numbers with w, h > 0 →
+  otherwise the box is **dropped**; a box sticking out of the image is **clipped** (dropped when
+  nothing is left inside). Duplicate annotation ids: the later one is dropped.
+
+``check_images``: decoding is the only way to learn an image's true size with cv2 (there is no
+header-only read), and it costs ~10–30 ms per 1080p JPEG. ``flowdet data check`` always decodes;
+training startup may pass ``check_images=False`` (existence only) after a one-time ``data check``.
+
+Flags: ``iscrowd``, ``ignore`` or ``difficult`` truthy → the box is kept with ``ignore=True`` (VOC
+"difficult" boxes arrive this way, see flowdet.data.voc): a don't-care region. Training leaves them
+out of the targets; :meth:`CocoDataset.coco` writes them as ``iscrowd=1`` so COCOeval agrees
+(pycocotools itself only honours ``iscrowd``).
+
+Why the validator walks the json itself rather than ``pycocotools.coco.COCO``: COCO's index
+crashes on a malformed entry (KeyError) and silently keeps only the last of duplicated ids, so it
+cannot report problems. :meth:`CocoDataset.coco` gives the pycocotools ``COCO`` of the *cleaned*
+data (what COCOeval should score against); reading and checking need only the core install.
+
+Video frames: a ``file_name`` like ``"video.mp4#000123"`` (written by ``flowdet synth --video``)
+names frame 123 of ``images_dir/video.mp4``; the record then has ``frame_index`` set and
+:func:`load_image` seeks the frame.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+# Boxes exceeding the image by less than this (float noise in x+w) are clipped without a report.
+CLIP_TOLERANCE_PX = 0.01
+
+
+@dataclass
+class Problem:
+    """One validation finding: the file it is in, the field (json path-like) and what is wrong."""
+
+    file: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field}: {self.message}"
+
+
+@dataclass
+class ValidationReport:
+    """Every problem found plus the counts of what was skipped, dropped and clipped."""
+
+    source: str
+    problems: list[Problem] = field(default_factory=list)
+    images_total: int = 0
+    images_skipped: int = 0
+    boxes_total: int = 0
+    boxes_kept: int = 0
+    boxes_dropped: int = 0
+    boxes_clipped: int = 0
+    boxes_in_skipped_images: int = 0
+
+    def add(self, file: str | Path, field_name: str, message: str) -> None:
+        self.problems.append(Problem(str(file), field_name, message))
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        return (f"{self.source}: {self.images_total - self.images_skipped}/{self.images_total} images, "
+                f"{self.boxes_kept}/{self.boxes_total} boxes kept; {len(self.problems)} problem(s): "
+                f"{self.images_skipped} image(s) skipped, {self.boxes_dropped} box(es) dropped, "
+                f"{self.boxes_clipped} clipped, {self.boxes_in_skipped_images} in skipped images")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "problems"}
+        d["problems"] = [str(p) for p in self.problems]
+        return d
+
+    def raise_if(self, strict: bool) -> None:
+        """With ``strict``, any problem becomes a one-line ClickException (exit code 2)."""
+        if strict and self.problems:
+            raise click.ClickException(
+                f"{len(self.problems)} problem(s) (strict), first: {self.problems[0]}; "
+                "run `flowdet data check` to list all")
+
+
+@dataclass
+class ImageRecord:
+    """One clean image. Boxes are pixels of the original image; ``classes`` index ``names``."""
+
+    image_id: int
+    file: Path                 # absolute-or-relative path to open (the video file for a frame)
+    file_name: str             # as written in the json
+    width: int
+    height: int
+    boxes: np.ndarray          # [M, 4] float32 xyxy, clipped to the image, w, h > 0
+    classes: np.ndarray        # [M] int64, contiguous 0..C-1 (order of CocoDataset.cat_ids)
+    ignore: np.ndarray         # [M] bool, iscrowd/ignore/difficult boxes (don't-care regions)
+    ann_ids: np.ndarray        # [M] int64, the COCO annotation ids
+    frame_index: int | None = None  # frame number when file_name is "video.mp4#000123"
+
+
+@dataclass
+class CocoDataset:
+    ann_path: Path
+    images_dir: Path
+    records: list[ImageRecord]
+    cat_ids: list[int]         # COCO category id of class index i
+    names: list[str]           # class name of class index i
+    report: ValidationReport
+    info: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.cat_ids)
+
+    def to_coco_dict(self) -> dict[str, Any]:
+        """The cleaned dataset as a COCO dict (clipped boxes, skipped images/boxes removed).
+
+        ``ignore`` boxes are written with ``"iscrowd": 1``: COCOeval then treats them as don't-care
+        regions (matched detections are neither TP nor FP, unmatched ones are not misses) — the
+        same meaning training gives them."""
+        images, anns = [], []
+        for r in self.records:
+            images.append({"id": r.image_id, "file_name": r.file_name, "width": r.width, "height": r.height})
+            for b, c, ig, aid in zip(r.boxes.astype(np.float64), r.classes, r.ignore, r.ann_ids):
+                w, h = float(b[2] - b[0]), float(b[3] - b[1])
+                anns.append({"id": int(aid), "image_id": r.image_id, "category_id": self.cat_ids[int(c)],
+                             "bbox": [float(b[0]), float(b[1]), w, h], "area": w * h,
+                             "iscrowd": int(bool(ig)), **({"ignore": 1} if ig else {})})
+        cats = [{"id": i, "name": n} for i, n in zip(self.cat_ids, self.names)]
+        return {"info": self.info, "images": images, "annotations": anns, "categories": cats}
+
+    def coco(self) -> Any:
+        """A pycocotools ``COCO`` of the cleaned dataset (for COCOeval)."""
+        return coco_from_dict(self.to_coco_dict())
+
+
+def coco_from_dict(data: dict[str, Any]) -> Any:
+    """pycocotools ``COCO`` built from a dict, without its progress prints on stdout."""
+    from flowdet.utils import require
+
+    coco_mod = require("pycocotools.coco")
+    coco = coco_mod.COCO()
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def read_json(path: str | Path) -> Any:
+    """json.load with one-line user errors: missing file, decode error with line/column."""
+    p = Path(path)
+    if not p.is_file():
+        raise click.ClickException(f"{p}: annotation file not found")
+    try:
+        with open(p, "rb") as f:
+            return json.loads(f.read().decode("utf-8"))
+    except json.JSONDecodeError as e:
+        raise click.ClickException(f"{p}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise click.ClickException(f"{p}: not UTF-8 text (byte {e.start})") from None
+
+
+def split_video_frame(file_name: str) -> tuple[str, int | None]:
+    """``"video.mp4#000123"`` → ("video.mp4", 123); anything else → (file_name, None)."""
+    base, sep, frame = file_name.rpartition("#")
+    if sep and base and frame.isdigit():
+        return base, int(frame)
+    return file_name, None
+
+
+def default_images_dir(ann_path: str | Path, data: Any = None) -> Path:
+    """Where ``file_name``s are relative to when no folder is given: ``<json dir>/images`` (the
+    ``flowdet synth`` layout) or the json's own folder — whichever holds the first image listed
+    in ``data`` (a video's frames live next to the json), else ``images/`` when it exists."""
+    parent = Path(ann_path).resolve().parent
+    candidates = [parent / "images", parent]
+    first = None
+    if isinstance(data, dict) and isinstance(data.get("images"), list) and data["images"]:
+        entry = data["images"][0]
+        first = entry.get("file_name") if isinstance(entry, dict) else None
+    if isinstance(first, str) and first:
+        for c in candidates:
+            if (c / first).exists() or (c / split_video_frame(first)[0]).exists():
+                return c
+    return candidates[0] if candidates[0].is_dir() else parent
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _positive_int(v: Any) -> int | None:
+    if _is_int(v) and v > 0:
+        return int(v)
+    if isinstance(v, float) and math.isfinite(v) and v > 0 and v == int(v):
+        return int(v)
+    return None
+
+
+def probe_image(path: Path, is_video: bool, decode: bool) -> tuple[str | None, tuple[int, int] | None, int]:
+    """(error or None, (width, height) when decoded, frame count for videos (-1 unknown))."""
+    if not path.is_file():
+        return ("video file not found" if is_video else "image file not found"), None, -1
+    if not decode:
+        return None, None, -1
+    import cv2
+
+    if is_video:  # header only: size and frame count (decoding every frame would be far too slow)
+        cap = cv2.VideoCapture(str(path))
+        try:
+            if not cap.isOpened():
+                return "video does not open", None, -1
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            size = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        finally:
+            cap.release()
+        return None, size, n
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        return "image does not decode (corrupt or unsupported format)", None, -1
+    return None, (img.shape[1], img.shape[0]), -1
+
+
+def load_image(record: ImageRecord) -> np.ndarray:
+    """The record's pixels as HxWx3 uint8 BGR (seeks the frame for video records)."""
+    import cv2
+
+    if record.frame_index is None:
+        img = cv2.imread(str(record.file), cv2.IMREAD_COLOR)
+    else:
+        cap = cv2.VideoCapture(str(record.file))
+        cap.set(cv2.CAP_PROP_POS_FRAMES, record.frame_index)
+        ok, img = cap.read()
+        cap.release()
+        img = img if ok else None
+    if img is None:
+        raise click.ClickException(f"{record.file}: cannot read image (frame {record.frame_index})")
+    return img
+
+
+def _clean_categories(data: dict, src: str, report: ValidationReport) -> tuple[list[int], list[str]]:
+    cats = data.get("categories")
+    if not isinstance(cats, list) or not cats:
+        raise click.ClickException(f"{src}: 'categories' must be a non-empty list")
+    by_id: dict[int, str] = {}
+    for i, c in enumerate(cats):
+        where = f"categories[{i}]"
+        if not isinstance(c, dict) or not _is_int(c.get("id")):
+            report.add(src, where, "not an object with an integer 'id' (ignored)")
+            continue
+        if c["id"] in by_id:
+            report.add(src, f"{where}.id", f"duplicate category id {c['id']} (ignored)")
+            continue
+        name = c.get("name")
+        if not isinstance(name, str) or not name:
+            report.add(src, f"{where}.name", "missing name (using the id)")
+            name = str(c["id"])
+        by_id[c["id"]] = name
+    if not by_id:
+        raise click.ClickException(f"{src}: 'categories' has no valid entry")
+    ids = sorted(by_id)  # contiguous class index = rank of the category id
+    return ids, [by_id[i] for i in ids]
+
+
+def _clean_images(data: dict, src: str, images_dir: Path, report: ValidationReport,
+                  check_images: bool, workers: int, progress: bool) -> dict[int, dict]:
+    """image id → {"file_name", "file", "frame", "width", "height"} of the usable images."""
+    imgs = data.get("images")
+    if not isinstance(imgs, list):
+        raise click.ClickException(f"{src}: 'images' must be a list")
+    report.images_total = len(imgs)
+    kept: dict[int, dict] = {}
+    for i, im in enumerate(imgs):
+        where = f"images[{i}]"
+        if not isinstance(im, dict) or not _is_int(im.get("id")):
+            report.add(src, where, "not an object with an integer 'id' (skipped)")
+            continue
+        where = f"images[{i}] (id={im['id']})"
+        name = im.get("file_name")
+        if not isinstance(name, str) or not name:
+            report.add(src, f"{where}.file_name", "missing (skipped)")
+            continue
+        if im["id"] in kept:
+            report.add(src, f"{where}.id", "duplicate image id (skipped)")
+            continue
+        base, frame = split_video_frame(name)
+        if frame is not None and (images_dir / name).is_file():
+            base, frame = name, None  # a real file that happens to contain '#'
+        kept[im["id"]] = {"file_name": name, "file": images_dir / base, "frame": frame, "where": where,
+                          "width": _positive_int(im.get("width")), "height": _positive_int(im.get("height"))}
+
+    # One probe per distinct file (all frames of a video share one), decoded in threads:
+    # cv2 releases the GIL while decoding.
+    files = sorted({(rec["file"], rec["frame"] is not None) for rec in kept.values()}, key=str)
+    iterator: Any
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        iterator = pool.map(lambda f: probe_image(f[0], f[1], check_images), files)
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(iterator, total=len(files), desc="checking images", unit="img", leave=False, disable=None)
+        probed = dict(zip(files, iterator))
+    for img_id, rec in list(kept.items()):
+        err, size, n_frames = probed[(rec["file"], rec["frame"] is not None)]
+        if err is None and rec["frame"] is not None and 0 < n_frames <= rec["frame"]:
+            err = f"frame {rec['frame']} is past the end of the video ({n_frames} frames)"
+        if err is not None:  # a problem of the file itself
+            report.add(rec["file"], rec["where"], f"{err} (skipped)")
+            del kept[img_id]
+            continue
+        w, h, field_name = rec["width"], rec["height"], f"{rec['where']}.width/height"
+        if size is not None and (w is None or h is None):
+            report.add(src, field_name, f"missing or invalid, using the file's {size[0]}x{size[1]}")
+            rec["width"], rec["height"] = size
+        elif size is not None and (w, h) != size:
+            report.add(src, field_name, f"json says {w}x{h} but {rec['file'].name} is {size[0]}x{size[1]} (skipped)")
+            del kept[img_id]
+        elif w is None or h is None:
+            report.add(src, field_name, "missing or not a positive integer (skipped)")
+            del kept[img_id]
+    report.images_skipped = report.images_total - len(kept)
+    return kept
+
+
+def _bbox_problem(bbox: Any) -> str | None:
+    if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)):
+        return f"not 4 numbers: {bbox!r}"
+    if not all(math.isfinite(v) for v in bbox):
+        return f"not finite: {bbox!r}"
+    if bbox[2] <= 0 or bbox[3] <= 0:
+        return f"width/height must be > 0: {bbox!r}"
+    return None
+
+
+def clip_xywh(bbox: Any, width: float, height: float) -> tuple[list[float] | None, bool]:
+    """COCO [x, y, w, h] → (xyxy clipped to the image or None when nothing is left, whether it
+    moved by more than CLIP_TOLERANCE_PX)."""
+    x, y, w, h = (float(v) for v in bbox)
+    box = [x, y, x + w, y + h]
+    out = [min(max(box[0], 0.0), width), min(max(box[1], 0.0), height),
+           min(max(box[2], 0.0), width), min(max(box[3], 0.0), height)]
+    if out[2] - out[0] <= 0 or out[3] - out[1] <= 0:
+        return None, True
+    return out, max(abs(a - b) for a, b in zip(out, box)) > CLIP_TOLERANCE_PX
+
+
+def validate_coco_dict(data: Any, src: str, images_dir: Path, check_images: bool = True,
+                       workers: int = 4, progress: bool = False) -> tuple[list[ImageRecord], list[int], list[str], ValidationReport]:
+    """Validate a parsed COCO dict. Records keep **float64** boxes (converters need exact values);
+    :func:`load_coco` casts them to float32."""
+    report = ValidationReport(src)
+    if not isinstance(data, dict):
+        raise click.ClickException(f"{src}: top level must be a JSON object with 'images' and 'categories'")
+    cat_ids, names = _clean_categories(data, src, report)
+    cat_index = {c: i for i, c in enumerate(cat_ids)}
+    images = _clean_images(data, src, images_dir, report, check_images, workers, progress)
+
+    anns = data.get("annotations", [])
+    if not isinstance(anns, list):
+        raise click.ClickException(f"{src}: 'annotations' must be a list")
+    report.boxes_total = len(anns)
+    all_image_ids = {im["id"] for im in data["images"] if isinstance(im, dict) and _is_int(im.get("id"))}
+    seen_ids: set[int] = set()
+    per_image: dict[int, list[tuple]] = {i: [] for i in images}
+    next_free_id = 1 + max([a["id"] for a in anns if isinstance(a, dict) and _is_int(a.get("id"))], default=0)
+    for i, a in enumerate(anns):
+        where = f"annotations[{i}]"
+        if not isinstance(a, dict):
+            report.add(src, where, "not an object (dropped)")
+            report.boxes_dropped += 1
+            continue
+        aid = a.get("id")
+        if not _is_int(aid):
+            report.add(src, f"{where}.id", f"missing or not an integer (assigned {next_free_id})")
+            aid, next_free_id = next_free_id, next_free_id + 1
+        where = f"annotations[{i}] (id={aid})"
+        reason = None
+        if aid in seen_ids:
+            reason = ("id", "duplicate annotation id")
+        elif a.get("image_id") not in all_image_ids:
+            reason = ("image_id", f"unknown image id {a.get('image_id')!r}")
+        elif a.get("category_id") not in cat_index:
+            reason = ("category_id", f"unknown category id {a.get('category_id')!r}")
+        elif (bad := _bbox_problem(a.get("bbox"))) is not None:
+            reason = ("bbox", bad)
+        if reason:
+            report.add(src, f"{where}.{reason[0]}", f"{reason[1]} (dropped)")
+            report.boxes_dropped += 1
+            continue
+        seen_ids.add(aid)
+        img = images.get(a["image_id"])
+        if img is None:  # the image itself was skipped; already reported
+            report.boxes_in_skipped_images += 1
+            continue
+        clipped, moved = clip_xywh(a["bbox"], img["width"], img["height"])
+        if clipped is None:
+            report.add(src, f"{where}.bbox", f"entirely outside the {img['width']}x{img['height']} image (dropped)")
+            report.boxes_dropped += 1
+            continue
+        if moved:
+            report.add(src, f"{where}.bbox", f"sticks out of the {img['width']}x{img['height']} image (clipped)")
+            report.boxes_clipped += 1
+        ignore = any(bool(a.get(k)) for k in ("iscrowd", "ignore", "difficult"))
+        per_image[a["image_id"]].append((clipped, cat_index[a["category_id"]], ignore, aid))
+
+    records = []
+    for img_id, img in images.items():
+        rows = per_image[img_id]
+        records.append(ImageRecord(
+            image_id=img_id, file=img["file"], file_name=img["file_name"], width=img["width"], height=img["height"],
+            boxes=np.array([r[0] for r in rows], dtype=np.float64).reshape(-1, 4),
+            classes=np.array([r[1] for r in rows], dtype=np.int64),
+            ignore=np.array([r[2] for r in rows], dtype=bool),
+            ann_ids=np.array([r[3] for r in rows], dtype=np.int64),
+            frame_index=img["frame"]))
+        report.boxes_kept += len(rows)
+    return records, cat_ids, names, report
+
+
+def load_coco(ann_path: str | Path, images_dir: str | Path | None = None, strict: bool = False,
+              check_images: bool = True, workers: int | None = None, progress: bool = False) -> CocoDataset:
+    """Read and validate a COCO json. ``images_dir`` defaults to :func:`default_images_dir`.
+
+    ``check_images=True`` decodes every image (true size check); False checks existence only.
+    ``strict=True`` raises a one-line ClickException on the first problem (after validating all).
+    Problems are otherwise listed in ``dataset.report`` and the clean records are returned.
+    """
+    ann_path = Path(ann_path)
+    data = read_json(ann_path)
+    root = Path(images_dir) if images_dir is not None else default_images_dir(ann_path, data)
+    if not root.is_dir():
+        raise click.ClickException(f"{root}: images folder not found (for {ann_path})")
+    workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    records, cat_ids, names, report = validate_coco_dict(data, str(ann_path), root, check_images, workers, progress)
+    for r in records:
+        r.boxes = r.boxes.astype(np.float32)
+    report.raise_if(strict)
+    info = data.get("info") if isinstance(data.get("info"), dict) else {}
+    return CocoDataset(ann_path, root, records, cat_ids, names, report, info)

@@ -1,0 +1,137 @@
+"""Torch Dataset / sampler / collate for detector training over ``load_coco`` records.
+
+Exact resume and worker-count independence come from one rule: every random draw of a sample is
+taken from a numpy Generator seeded by (seed, epoch, index), and the batch order and multi-scale
+size from generators seeded by (seed, epoch) and (seed, iteration // K). Nothing reads the global
+RNGs, so neither DataLoader workers nor a restart change what the model sees.
+
+The sampler yields *keys* ``(index, epoch, h, w)`` rather than indices so that the input size of
+the batch (multi-scale) and the epoch (no-aug tail) travel with each item into worker processes.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from flowdet.data.coco import ImageRecord, load_image
+from flowdet.data.transforms import AugmentConfig, Augmenter, Sample
+
+Key = tuple[int, int, int, int]  # (index, epoch, h, w)
+
+
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, epoch, index])))
+
+
+class DetectionDataset(Dataset):
+    """Item ``key`` (an int, or ``(index, epoch, h, w)``) → (image HWC uint8, targets [M, 5] float32
+    (class, x1, y1, x2, y2), dropped_tiny, dropped_out). Augmentation runs while
+    ``augment and epoch < epochs − no_aug_epochs``; ignore/crowd boxes are left out of the targets."""
+
+    def __init__(self, records: Sequence[ImageRecord], img_size: int, aug: AugmentConfig, seed: int = 0,
+                 epochs: int = 1, augment: bool = True, cache: bool = False):
+        self.records = list(records)
+        self.img_size, self.aug, self.seed, self.epochs, self.augment = img_size, aug, seed, epochs, augment
+        self.augmenter = Augmenter(aug, self.load, len(self.records))
+        # Decoded up front so forked workers share the pages copy-on-write.
+        self._cache = [load_image(r) for r in self.records] if cache else None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def load(self, i: int) -> Sample:
+        r = self.records[i]
+        img = self._cache[i] if self._cache is not None else load_image(r)
+        keep = ~r.ignore if r.ignore.shape[0] == r.boxes.shape[0] else slice(None)
+        return Sample(img, r.boxes[keep].astype(np.float32), r.classes[keep].astype(np.int64))
+
+    def augment_on(self, epoch: int) -> bool:
+        return self.augment and epoch < self.epochs - self.aug.no_aug_epochs
+
+    def __getitem__(self, key: int | Key) -> tuple[np.ndarray, np.ndarray, int, int]:
+        index, epoch, h, w = (int(key), 0, self.img_size, self.img_size) if np.isscalar(key) else key
+        res = self.augmenter(index, sample_rng(self.seed, epoch, index), (h, w), self.augment_on(epoch))
+        target = np.concatenate([res.classes[:, None].astype(np.float32), res.boxes], 1).reshape(-1, 5)
+        return res.img, target.astype(np.float32), res.dropped_tiny, res.dropped_out
+
+
+def collate(batch: list[tuple[np.ndarray, np.ndarray, int, int]]) -> tuple[torch.Tensor, list[torch.Tensor], dict]:
+    """→ images [B, 3, H, W] float32 0–255 BGR, targets list of [M, 5], {"dropped_tiny", "dropped_out"}."""
+    imgs = torch.from_numpy(np.stack([b[0] for b in batch])).permute(0, 3, 1, 2).float().contiguous()
+    targets = [torch.from_numpy(b[1]) for b in batch]
+    info = {"dropped_tiny": sum(b[2] for b in batch), "dropped_out": sum(b[3] for b in batch)}
+    return imgs, targets, info
+
+
+def multiscale_size(seed: int, iteration: int, every: int, base: int, size_range: Sequence[int]) -> int:
+    """Input side at a global iteration: constant for ``every`` iterations, a multiple of 32 drawn
+    from ``size_range`` by a generator seeded with the chunk number, so all DDP ranks agree."""
+    if not size_range:
+        return base
+    chunk = iteration // every
+    lo, hi = int(size_range[0]) // 32, int(size_range[1]) // 32
+    return 32 * int(np.random.default_rng([seed, 0x5CA1E, chunk]).integers(lo, hi + 1))
+
+
+class KeyBatchSampler(Sampler):
+    """Batches of keys over an index sampler that has ``set_epoch`` (a DistributedSampler, also used
+    with one replica for its seeded shuffle)."""
+
+    def __init__(self, sampler: DistributedSampler, batch_size: int, img_size: int, seed: int,
+                 multiscale: Sequence[int] = (), every: int = 10, drop_last: bool = False):
+        self.sampler, self.batch_size, self.drop_last = sampler, batch_size, drop_last
+        self.img_size, self.seed, self.multiscale, self.every = img_size, seed, list(multiscale), every
+        self.epoch, self.scale_on = 0, True
+
+    def set_epoch(self, epoch: int, scale_on: bool = True) -> None:
+        self.epoch, self.scale_on = epoch, scale_on
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[Key]]:
+        per_epoch, batch = len(self), []
+        b = 0
+        for idx in self.sampler:
+            batch.append(idx)
+            if len(batch) == self.batch_size:
+                yield self._keys(batch, b, per_epoch)
+                batch, b = [], b + 1
+        if batch and not self.drop_last:
+            yield self._keys(batch, b, per_epoch)
+
+    def _keys(self, idxs: list[int], b: int, per_epoch: int) -> list[Key]:
+        s = self.img_size
+        if self.scale_on:
+            s = multiscale_size(self.seed, self.epoch * per_epoch + b, self.every, self.img_size, self.multiscale)
+        return [(int(i), self.epoch, s, s) for i in idxs]
+
+
+def build_loader(dataset: DetectionDataset, batch_size: int, workers: int, seed: int, shuffle: bool = True,
+                 rank: int = 0, world: int = 1, multiscale: Sequence[int] = (), every: int = 10) -> DataLoader:
+    """DataLoader whose ``batch_sampler.set_epoch(e)`` must be called before each epoch."""
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed)
+    batches = KeyBatchSampler(sampler, batch_size, dataset.img_size, seed, multiscale, every)
+    return DataLoader(
+        dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate,
+        pin_memory=torch.cuda.is_available(), persistent_workers=False,
+        # A private generator: creating the iterator must not consume the global torch RNG.
+        generator=torch.Generator().manual_seed(seed),
+        worker_init_fn=_seed_worker,
+    )
+
+
+def _seed_worker(worker_id: int) -> None:
+    # Augmentation never reads global RNGs, but third-party code might: make them deterministic too.
+    info = torch.utils.data.get_worker_info()
+    base = info.seed if info is not None else worker_id
+    np.random.seed(base % 2**32)
+    import random
+
+    random.seed(base)

@@ -1,0 +1,196 @@
+"""Pascal VOC xml → COCO json (FloW-Img ships VOC: one class ``bottle``).
+
+Conventions (documented choices):
+- VOC pixel coordinates are **1-based and inclusive**: a box covering pixel columns 0..9 is written
+  ``xmin=1, xmax=10``. COCO boxes are continuous with the origin at the top-left corner of pixel 0,
+  so ``x = xmin - 1``, ``w = xmax - xmin + 1`` (same for y/h). The inverse, used when writing VOC,
+  is ``xmin = x + 1``, ``xmax = x + w``.
+- ``<difficult>1</difficult>`` objects are kept with ``"iscrowd": 0`` and ``"difficult": 1`` (the
+  json stays a faithful copy; ``iscrowd`` means "a crowd of objects", which they are not).
+  :func:`flowdet.data.coco.load_coco` marks them ``ignore=True``: training leaves them out and
+  flowdet's eval (``CocoDataset.coco()``) scores them as don't-care, as VOC's own metric does.
+  Scoring the raw json with pycocotools would count them as ordinary boxes. Converting to YOLO
+  drops them (ultralytics has no ignore flag; its own VOC script drops difficult objects too).
+- A missing or zero ``<size>`` is read from the image file. A missing ``<filename>`` (or one that
+  does not exist) falls back to the xml's stem with a common image extension.
+- Category ids are 1..C in the order of ``labels.txt`` (one name per line) when given, else in
+  sorted order of the names found. An object whose name is not in ``labels.txt`` is dropped.
+- Boxes are validated like COCO ones: non-finite or empty → dropped, outside the image → clipped.
+"""
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flowdet.data.coco import ValidationReport
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".JPG", ".JPEG", ".PNG")
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """labels.txt: one class name per line (blank lines and '#' comments ignored)."""
+    p = Path(path)
+    if not p.is_file():
+        raise click.ClickException(f"{p}: labels file not found")
+    names = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
+    names = [n for n in names if n and not n.startswith("#")]
+    if not names:
+        raise click.ClickException(f"{p}: no class names")
+    if len(set(names)) != len(names):
+        raise click.ClickException(f"{p}: duplicate class names")
+    return names
+
+
+def _text(node: ET.Element | None, tag: str) -> str | None:
+    child = node.find(tag) if node is not None else None
+    return child.text.strip() if child is not None and child.text is not None else None
+
+
+def _number(node: ET.Element | None, tag: str) -> float | None:
+    s = _text(node, tag)
+    try:
+        return float(s) if s is not None else None
+    except ValueError:
+        return None
+
+
+def _find_image(images_dir: Path, xml_path: Path, filename: str | None) -> Path | None:
+    if filename and (images_dir / filename).is_file():
+        return images_dir / filename
+    stems = [Path(filename).stem] if filename else []
+    for stem in stems + [xml_path.stem]:
+        for ext in IMAGE_EXTS:
+            if (images_dir / f"{stem}{ext}").is_file():
+                return images_dir / f"{stem}{ext}"
+    return None
+
+
+def parse_voc_xml(xml_path: Path) -> ET.Element:
+    try:
+        return ET.parse(xml_path).getroot()
+    except ET.ParseError as e:
+        line, col = e.position
+        raise click.ClickException(f"{xml_path}: invalid XML at line {line} column {col + 1}") from None
+
+
+def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] | None = None,
+                progress: bool = False) -> tuple[dict[str, Any], ValidationReport]:
+    """Every ``*.xml`` under ``ann_dir`` (sorted, recursive) → (COCO dict, report).
+
+    COCO ``file_name`` is relative to ``images_dir``. A bad xml file is a one-line ClickException;
+    problems inside files (missing image, bad box, unknown name) are reported and skipped.
+    """
+    ann_dir, images_dir = Path(ann_dir), Path(images_dir)
+    if not ann_dir.is_dir():
+        raise click.ClickException(f"{ann_dir}: annotation folder not found")
+    if not images_dir.is_dir():
+        raise click.ClickException(f"{images_dir}: images folder not found")
+    xml_files = sorted(ann_dir.rglob("*.xml"))
+    if not xml_files:
+        raise click.ClickException(f"{ann_dir}: no .xml files")
+    report = ValidationReport(str(ann_dir))
+    roots: list[tuple[Path, ET.Element]] = [(x, parse_voc_xml(x)) for x in xml_files]
+    if labels is None:
+        found = {(_text(o, "name") or "") for _, r in roots for o in r.iter("object")}
+        labels = sorted(n for n in found if n)
+    cat_of = {name: i + 1 for i, name in enumerate(labels)}
+
+    images, anns = [], []
+    iterator: Any = roots
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(roots, desc="voc → coco", unit="xml", leave=False, disable=None)
+    for xml_path, root in iterator:
+        report.images_total += 1
+        objects = root.findall("object")
+        img_path = _find_image(images_dir, xml_path, _text(root, "filename"))
+        if img_path is None:
+            report.add(xml_path, "filename", f"image {_text(root, 'filename')!r} not found in {images_dir} (skipped)")
+            report.images_skipped += 1
+            report.boxes_total += len(objects)
+            report.boxes_in_skipped_images += len(objects)
+            continue
+        size = root.find("size")
+        w, h = _number(size, "width"), _number(size, "height")
+        if not w or not h or w <= 0 or h <= 0:
+            import cv2
+
+            img = cv2.imread(str(img_path), cv2.IMREAD_COLOR)
+            if img is None:
+                report.add(img_path, "image", "does not decode and <size> is missing (skipped)")
+                report.images_skipped += 1
+                report.boxes_total += len(objects)
+                report.boxes_in_skipped_images += len(objects)
+                continue
+            h, w = img.shape[:2]
+        image_id = len(images) + 1
+        images.append({"id": image_id, "file_name": img_path.relative_to(images_dir).as_posix(),
+                       "width": int(w), "height": int(h)})
+        for k, obj in enumerate(objects):
+            report.boxes_total += 1
+            ann = _object_to_ann(obj, xml_path, f"object[{k}]", cat_of, float(w), float(h), report)
+            if ann is not None:
+                ann.update(id=len(anns) + 1, image_id=image_id)
+                anns.append(ann)
+                report.boxes_kept += 1
+    categories = [{"id": i, "name": n} for n, i in cat_of.items()]
+    return {"info": {"description": f"converted from Pascal VOC {ann_dir.name}"}, "images": images,
+            "annotations": anns, "categories": categories}, report
+
+
+def _object_to_ann(obj: ET.Element, xml_path: Path, where: str, cat_of: dict[str, int], w: float, h: float,
+                   report: ValidationReport) -> dict[str, Any] | None:
+    name = _text(obj, "name")
+    if name not in cat_of:
+        report.add(xml_path, f"{where}.name", f"class {name!r} not in the labels (dropped)")
+        report.boxes_dropped += 1
+        return None
+    bb = obj.find("bndbox")
+    coords = [_number(bb, t) for t in ("xmin", "ymin", "xmax", "ymax")]
+    if any(c is None or not math.isfinite(c) for c in coords):
+        report.add(xml_path, f"{where}.bndbox", f"missing or not finite: {coords} (dropped)")
+        report.boxes_dropped += 1
+        return None
+    xmin, ymin, xmax, ymax = coords  # type: ignore[misc]
+    # 1-based inclusive pixels → continuous COCO corners.
+    x1, y1, x2, y2 = xmin - 1, ymin - 1, xmax, ymax
+    if x2 - x1 <= 0 or y2 - y1 <= 0:
+        report.add(xml_path, f"{where}.bndbox", f"empty box {coords} (dropped)")
+        report.boxes_dropped += 1
+        return None
+    cx1, cy1, cx2, cy2 = min(max(x1, 0), w), min(max(y1, 0), h), min(max(x2, 0), w), min(max(y2, 0), h)
+    if cx2 - cx1 <= 0 or cy2 - cy1 <= 0:
+        report.add(xml_path, f"{where}.bndbox", f"entirely outside the {w:g}x{h:g} image (dropped)")
+        report.boxes_dropped += 1
+        return None
+    if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
+        report.add(xml_path, f"{where}.bndbox", f"sticks out of the {w:g}x{h:g} image (clipped)")
+        report.boxes_clipped += 1
+    difficult = _text(obj, "difficult") in ("1", "true", "True")
+    bw, bh = cx2 - cx1, cy2 - cy1
+    return {"category_id": cat_of[name], "bbox": [cx1, cy1, bw, bh], "area": bw * bh, "iscrowd": 0,
+            "difficult": int(difficult)}
+
+
+def write_voc_xml(path: Path, file_name: str, width: int, height: int,
+                  objects: list[tuple[str, list[float], bool]]) -> None:
+    """One VOC xml; ``objects`` = [(name, COCO xywh, difficult)] (inverse of the convention above)."""
+    root = ET.Element("annotation")
+    ET.SubElement(root, "filename").text = file_name
+    size = ET.SubElement(root, "size")
+    for tag, v in (("width", width), ("height", height), ("depth", 3)):
+        ET.SubElement(size, tag).text = str(v)
+    for name, (x, y, w, h), difficult in objects:
+        o = ET.SubElement(root, "object")
+        ET.SubElement(o, "name").text = name
+        ET.SubElement(o, "difficult").text = "1" if difficult else "0"
+        bb = ET.SubElement(o, "bndbox")
+        for tag, v in (("xmin", x + 1), ("ymin", y + 1), ("xmax", x + w), ("ymax", y + h)):
+            ET.SubElement(bb, tag).text = repr(float(v))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

@@ -1,0 +1,241 @@
+"""YOLO (ultralytics) ↔ COCO json.
+
+Ultralytics layout: a data yaml with ``path`` (dataset root; relative paths are resolved against the
+yaml's folder), ``train``/``val``/``test`` (relative to ``path``: an images folder, a .txt list of
+image paths whose relative entries are relative to the list's folder, or a list of those) and
+``names`` (a list, or a {index: name} mapping). The labels of ``.../images/.../x.jpg`` are in
+``.../labels/.../x.txt`` (the last ``images`` path component swapped for ``labels``), one object per
+line: ``class cx cy w h``, normalised to [0, 1] by the image size.
+A line with more than 5 values is a segment polygon; its bounding box is used.
+
+Conversions:
+- :func:`yolo_to_coco`: class index k → category id k + 1; COCO ``file_name`` is relative to the
+  dataset root (``path``), which is therefore the ``--images`` folder for the json. Image sizes come
+  from decoding each image (needed to de-normalise).
+- :func:`coco_to_yolo`: writes ``out/images/<split>/…`` (symlinks by default, or copies),
+  ``out/labels/<split>/….txt`` and ``out/data.yaml`` (merged with an existing one, so running it
+  for train then val builds one dataset; ``val`` defaults to the first split written). Classes are
+  the contiguous indices of :class:`flowdet.data.coco.CocoDataset`; ``ignore`` (crowd/difficult)
+  boxes are left out. Numbers are written with 10 decimals so COCO → YOLO → COCO is exact to
+  ~1e-7 px.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import yaml
+
+from flowdet.data.coco import ValidationReport, default_images_dir, read_json, validate_coco_dict
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def _load_data_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise click.ClickException(f"{path}: data yaml not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise click.ClickException(f"{path}:{where} invalid YAML") from None
+    if not isinstance(data, dict):
+        raise click.ClickException(f"{path}: top level must be a mapping")
+    return data
+
+
+def _names(data: dict, path: Path) -> list[str]:
+    names = data.get("names")
+    if isinstance(names, dict):
+        try:
+            keys = sorted(int(k) for k in names)
+        except (TypeError, ValueError):
+            raise click.ClickException(f"{path}: 'names' keys must be class indices") from None
+        if keys != list(range(len(keys))):
+            raise click.ClickException(f"{path}: 'names' indices must be 0..N-1")
+        return [str(names[k] if k in names else names[str(k)]) for k in keys]
+    if isinstance(names, list) and names:
+        return [str(n) for n in names]
+    raise click.ClickException(f"{path}: 'names' missing (a list or an index → name mapping)")
+
+
+def _split_images(root: Path, spec: Any, path: Path, split: str) -> list[Path]:
+    specs = spec if isinstance(spec, list) else [spec]
+    files: list[Path] = []
+    for s in specs:
+        p = Path(str(s))
+        p = p if p.is_absolute() else root / p
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS)
+        elif p.is_file() and p.suffix == ".txt":
+            for line in p.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    f = Path(line.strip())
+                    files.append(f if f.is_absolute() else p.parent / f)  # as ultralytics: ./x is next to the list
+        else:
+            raise click.ClickException(f"{path}: '{split}' → {p} is neither an images folder nor a .txt list")
+    return files
+
+
+def label_path_for(image: Path) -> Path:
+    """.../images/a/b.jpg → .../labels/a/b.txt (the last 'images' component)."""
+    parts = list(image.parts)
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            return Path(*parts).with_suffix(".txt")
+    return image.with_suffix(".txt")
+
+
+def yolo_to_coco(data_yaml: str | Path, split: str = "train",
+                 progress: bool = False) -> tuple[dict[str, Any], Path, ValidationReport]:
+    """→ (COCO dict, images root its ``file_name``s are relative to, report)."""
+    import cv2
+
+    path = Path(data_yaml)
+    data = _load_data_yaml(path)
+    names = _names(data, path)
+    root = Path(str(data.get("path") or "."))
+    root = (root if root.is_absolute() else path.parent / root).resolve()
+    if split not in data or data[split] in (None, ""):
+        raise click.ClickException(f"{path}: no '{split}' split")
+    files = _split_images(root, data[split], path, split)
+    if not files:
+        raise click.ClickException(f"{path}: '{split}' has no images")
+    report = ValidationReport(str(path))
+    images, anns = [], []
+    iterator: Any = files
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(files, desc="yolo → coco", unit="img", leave=False, disable=None)
+    for f in iterator:
+        report.images_total += 1
+        img = cv2.imread(str(f), cv2.IMREAD_COLOR) if f.is_file() else None
+        if img is None:
+            report.add(f, "image", ("image file not found" if not f.is_file() else "image does not decode") + " (skipped)")
+            report.images_skipped += 1
+            continue
+        h, w = img.shape[:2]
+        image_id = len(images) + 1
+        # Not resolve(): images are often symlinks (coco2yolo makes them) and the json should name
+        # the dataset's own path, not the link target.
+        absolute = Path(os.path.abspath(f))
+        try:
+            rel = absolute.relative_to(root).as_posix()
+        except ValueError:
+            rel = str(absolute)  # outside the root: keep absolute
+        images.append({"id": image_id, "file_name": rel, "width": w, "height": h})
+        lbl = label_path_for(f)
+        lines = lbl.read_text(encoding="utf-8").splitlines() if lbl.is_file() else []
+        for n, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            report.boxes_total += 1
+            box = _parse_label_line(line, len(names), w, h, lbl, n, report)
+            if box is not None:
+                cls, xywh = box
+                anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": cls + 1,
+                             "bbox": xywh, "area": xywh[2] * xywh[3], "iscrowd": 0})
+                report.boxes_kept += 1
+    cats = [{"id": i + 1, "name": n} for i, n in enumerate(names)]
+    return ({"info": {"description": f"converted from YOLO {path.name} split {split}"},
+             "images": images, "annotations": anns, "categories": cats}, root, report)
+
+
+def _parse_label_line(line: str, num_classes: int, w: int, h: int, lbl: Path, n: int,
+                      report: ValidationReport) -> tuple[int, list[float]] | None:
+    def drop(msg: str) -> None:
+        report.add(lbl, f"line {n}", f"{msg} (dropped)")
+        report.boxes_dropped += 1
+
+    parts = line.split()
+    try:
+        cls_f, *vals = [float(v) for v in parts]
+    except ValueError:
+        drop(f"not numbers: {line.strip()!r}")
+        return None
+    if len(vals) < 4 or (len(vals) > 4 and len(vals) % 2):
+        drop(f"expected 'class cx cy w h' or a polygon, got {len(parts)} values")
+        return None
+    if not all(math.isfinite(v) for v in [cls_f, *vals]):
+        drop("not finite")
+        return None
+    if cls_f != int(cls_f) or not 0 <= cls_f < num_classes:
+        drop(f"class {cls_f:g} outside 0..{num_classes - 1}")
+        return None
+    if len(vals) == 4:
+        cx, cy, bw, bh = vals
+        x1, y1, x2, y2 = (cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h
+    else:  # polygon x1 y1 x2 y2 ... (normalised) → its bounding box
+        xs, ys = np.array(vals[0::2]) * w, np.array(vals[1::2]) * h
+        x1, y1, x2, y2 = float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
+    if x2 - x1 <= 0 or y2 - y1 <= 0:
+        drop("empty box")
+        return None
+    cx1, cy1, cx2, cy2 = min(max(x1, 0.0), w), min(max(y1, 0.0), h), min(max(x2, 0.0), w), min(max(y2, 0.0), h)
+    if cx2 - cx1 <= 0 or cy2 - cy1 <= 0:
+        drop("entirely outside the image")
+        return None
+    if max(abs(cx1 - x1), abs(cy1 - y1), abs(cx2 - x2), abs(cy2 - y2)) > 0.01:
+        report.add(lbl, f"line {n}", "sticks out of the image (clipped)")
+        report.boxes_clipped += 1
+    return int(cls_f), [cx1, cy1, cx2 - cx1, cy2 - cy1]
+
+
+def coco_to_yolo(ann_path: str | Path, images_dir: str | Path | None, out_dir: str | Path, split: str = "train",
+                 copy: bool = False, progress: bool = False) -> tuple[Path, ValidationReport]:
+    """COCO json → ultralytics dataset under ``out_dir``; returns (data.yaml path, report)."""
+    ann_path, out = Path(ann_path), Path(out_dir)
+    coco = read_json(ann_path)
+    root = Path(images_dir) if images_dir is not None else default_images_dir(ann_path, coco)
+    records, _, names, report = validate_coco_dict(coco, str(ann_path), root, check_images=False)
+    img_out, lbl_out = out / "images" / split, out / "labels" / split
+    iterator: Any = records
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(records, desc="coco → yolo", unit="img", leave=False, disable=None)
+    for r in iterator:
+        if r.frame_index is not None:
+            report.add(ann_path, f"images (id={r.image_id})", "video frames cannot be linked as images (skipped)")
+            continue
+        rel = Path(r.file_name)
+        rel = Path(rel.name) if rel.is_absolute() or ".." in rel.parts else rel
+        dst = img_out / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.is_symlink() or dst.exists():
+            dst.unlink()
+        if copy:
+            shutil.copy2(r.file, dst)
+        else:
+            os.symlink(Path(r.file).resolve(), dst)
+        keep = ~r.ignore
+        b = r.boxes[keep].astype(np.float64)
+        cxcywh = np.stack([(b[:, 0] + b[:, 2]) / 2 / r.width, (b[:, 1] + b[:, 3]) / 2 / r.height,
+                           (b[:, 2] - b[:, 0]) / r.width, (b[:, 3] - b[:, 1]) / r.height], axis=1)
+        lines = [f"{c} " + " ".join(f"{v:.10f}" for v in row) for c, row in zip(r.classes[keep], cxcywh)]
+        lbl = (lbl_out / rel).with_suffix(".txt")
+        lbl.parent.mkdir(parents=True, exist_ok=True)
+        lbl.write_text("".join(ln + "\n" for ln in lines), encoding="utf-8")
+
+    yaml_path = out / "data.yaml"
+    data: dict[str, Any] = {}
+    if yaml_path.is_file():
+        data = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}
+        old = _names(data, yaml_path) if data.get("names") else names
+        if old != names:
+            raise click.ClickException(f"{yaml_path}: existing names {old} differ from {ann_path}'s {names}")
+    data.update({"path": str(out.resolve()), split: f"images/{split}", "names": dict(enumerate(names))})
+    data.setdefault("train", f"images/{split}")
+    data.setdefault("val", f"images/{split}")  # ultralytics requires 'val'; overwritten by a val split
+    from flowdet.utils import atomic_write_text
+
+    atomic_write_text(yaml_path, yaml.safe_dump(data, sort_keys=False))
+    return yaml_path, report

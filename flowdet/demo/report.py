@@ -1,0 +1,146 @@
+"""The demo report: ``report.md`` + a self-contained ``report.html`` + ``summary.json``.
+
+Every number printed in the report is read from the summary dict through :func:`fmt`, so the
+test can check that each number in the report is present in ``summary.json`` (nothing canned).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from flowdet.utils import atomic_write_text
+
+# The reference study's layout (see flowdet eval): label → key in summary["metrics"].
+METRIC_ROWS = [
+    ("AP @[.5:.95] maxDets=100", "AP"),
+    ("AP50 maxDets=1000", "AP50_1000"),
+    ("AP75 maxDets=1000", "AP75_1000"),
+    ("APs maxDets=1000", "APs_1000"),
+    ("APm maxDets=1000", "APm_1000"),
+    ("APl maxDets=1000", "APl_1000"),
+    ("AR maxDets=100", "AR100"),
+    ("AR maxDets=300", "AR300"),
+    ("AR maxDets=1000", "AR1000"),
+]
+
+SECTIONS = ["Metrics", "Stage times", "Loss curves", "Precision-recall", "Validation predictions",
+            "Box sizes", "Stream"]
+
+
+def fmt(v: Any) -> str:
+    """The one number format of the report (and of the test that checks it)."""
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if v != v:
+            return "n/a"
+        return f"{v:.3f}" if abs(v) < 1000 else f"{v:.0f}"
+    return str(v)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(fmt(c) for c in r) + " |" for r in rows]
+    return out
+
+
+def _img(rel: str | None, alt: str) -> str:
+    return f"![{alt}]({rel})" if rel else f"_({alt}: not produced in this run)_"
+
+
+def render_markdown(s: dict[str, Any]) -> str:
+    """Markdown report from the summary dict (paths in ``s['assets']`` relative to the report)."""
+    a = s.get("assets", {})
+    m = s.get("metrics", {})
+    L = [f"# flowdet demo report", "",
+         f"Mode: **{s.get('mode')}** · pretraining method: **{s.get('method')}** · model: **{s.get('model_size')}** "
+         f"· input {s.get('img_size')} px · seed {s.get('seed')} · flowdet {s.get('flowdet_version')}", "",
+         "All numbers below were measured in this run and are also in `summary.json`.", ""]
+    L += ["## Metrics", "", "COCO metrics on the synthetic validation set (score threshold 0.001, as YOLOX; "
+          "the reference FloW study's layout).", ""]
+    L += _table(["metric", "value"], [[label, m.get(key, float("nan"))] for label, key in METRIC_ROWS])
+    L += ["", f"Standard COCO: AP50 (maxDets=100) = {fmt(m.get('AP50', float('nan')))}, "
+          f"APs = {fmt(m.get('APs', float('nan')))}.", ""]
+    L += ["## Stage times", ""]
+    st = s.get("stage_seconds", {})
+    L += _table(["stage", "seconds"], [[k, v] for k, v in st.items()] + [["total", s.get("total_seconds", float("nan"))]])
+    L += ["", "## Loss curves", "", _img(a.get("pretrain_loss"), "pretraining loss"), "",
+          _img(a.get("train_loss"), "detector training losses"), ""]
+    tr = s.get("train", {})
+    if tr:
+        L += _table(["training", "value"], [[k, v] for k, v in tr.items() if isinstance(v, (int, float))])
+        L += [""]
+    L += ["## Precision-recall", "", _img(a.get("pr_curve"), "precision-recall curve"), ""]
+    L += ["## Validation predictions", "", "Green: ground truth. Red: predictions (score ≥ "
+          f"{fmt(s.get('grid_conf', 0.3))}).", "", _img(a.get("pred_grid"), "validation predictions"), ""]
+    L += ["## Box sizes", ""]
+    ds = s.get("dataset", {})
+    if ds:
+        L += _table(["dataset", "value"], [[k, v] for k, v in ds.items() if isinstance(v, (int, float))])
+        L += [""]
+    L += [_img(a.get("box_hist"), "box-size histogram"), ""]
+    L += ["## Stream", "", "The synthetic video streamed through the ONNX runtime (torch-free path).", ""]
+    so = s.get("stream", {})
+    L += _table(["stream", "value"], [[k, v] for k, v in so.items() if isinstance(v, (int, float))])
+    ex = s.get("export", {})
+    if ex:
+        L += ["", "ONNX export parity against PyTorch:", ""]
+        L += _table(["export", "value"], [[k, v] for k, v in ex.items() if isinstance(v, (int, float, bool))])
+    L += ["", f"Outputs: `{s.get('out_dir', '.')}`", ""]
+    return "\n".join(L)
+
+
+def _md_to_html(md: str, base: Path) -> str:
+    """A tiny Markdown subset → HTML (headings, tables, images inlined as base64, paragraphs)."""
+    body, in_table = [], False
+    for line in md.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if all(set(c) <= {"-"} for c in cells):
+                continue
+            if not in_table:
+                body.append("<table>")
+                in_table = True
+                body.append("<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cells) + "</tr>")
+            else:
+                body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+            continue
+        if in_table:
+            body.append("</table>")
+            in_table = False
+        if line.startswith("## "):
+            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.startswith("# "):
+            body.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.startswith("![") and "](" in line:
+            alt, rel = line[2:].split("](", 1)
+            p = base / rel.rstrip(")")
+            if p.exists():
+                data = base64.b64encode(p.read_bytes()).decode()
+                kind = "gif" if p.suffix == ".gif" else "png"
+                body.append(f'<p><img alt="{html.escape(alt)}" src="data:image/{kind};base64,{data}"></p>')
+        elif line.strip():
+            text = html.escape(line).replace("**", "")
+            body.append(f"<p>{text.replace('`', '')}</p>")
+    if in_table:
+        body.append("</table>")
+    style = ("body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 10px;text-align:left}"
+             "th{background:#eef}img{max-width:100%}h2{border-bottom:1px solid #ddd;margin-top:1.6em}")
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>flowdet demo report</title><style>{style}</style></head><body>{''.join(body)}</body></html>"
+
+
+def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Path]:
+    """Write summary.json, report.md and report.html into ``out_dir``; returns their paths."""
+    out_dir = Path(out_dir)
+    md = render_markdown(summary)
+    sj, rm, rh = out_dir / "summary.json", out_dir / "report.md", out_dir / "report.html"
+    atomic_write_text(sj, json.dumps(summary, indent=1, default=str))
+    atomic_write_text(rm, md)
+    atomic_write_text(rh, _md_to_html(md, out_dir))
+    return sj, rm, rh

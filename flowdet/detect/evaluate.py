@@ -1,0 +1,73 @@
+"""`flowdet eval`: COCO metrics of any :class:`flowdet.predictor.Predictor` (PyTorch, ONNX, TensorRT).
+
+One code path for every backend: images are read here, the predictor letterboxes / runs / postprocesses
+them, and pycocotools scores the results against the *cleaned* ground truth of ``load_coco``.
+Defaults follow YOLOX's test protocol: score threshold 0.001, NMS IoU 0.65, at most 1000 boxes/image.
+Torch-free at module level (the ONNX path needs only the core install plus pycocotools).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flowdet.data.coco import CocoDataset, load_coco, load_image
+from flowdet.predictor import Predictor
+
+
+def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | Path | None = None,
+             batch: int = 8, conf: float = 0.001, iou: float = 0.65, out_dir: str | Path | None = None,
+             json_path: str | Path | None = None, progress: bool = True, verbose: bool = True) -> dict[str, Any]:
+    """Predict every image of ``ann`` and return the COCO stats (AP, AP50, …, AR1000; see
+    flowdet.metrics.coco_eval.METRICS) plus "images", "detections", "ms_per_image".
+
+    With ``out_dir``: writes detections.json (unless ``json_path`` says where), metrics.json and
+    pr_curve.png there. ``ann`` may be an already loaded CocoDataset (the trainer passes its own)."""
+    from tqdm import tqdm
+
+    from flowdet.metrics.coco_eval import coco_evaluate, format_table, pr_curve_png, pr_curves
+    from flowdet.utils import atomic_write_json
+
+    ds = ann if isinstance(ann, CocoDataset) else load_coco(ann, images, check_images=False)
+    if not ds.records:
+        raise click.ClickException(f"{ds.ann_path}: no usable images to evaluate")
+    n_cls = len(predictor.names)
+    if n_cls != ds.num_classes:
+        raise click.ClickException(f"{ds.ann_path}: {ds.num_classes} categories but the model has {n_cls} classes")
+    # Class index i of the model is the i-th category (by id) of the ground truth it is scored on.
+    cat_ids = ds.cat_ids
+    results: list[dict] = []
+    n_det, t_pred = 0, 0.0
+    recs = ds.records
+    bar = tqdm(total=len(recs), desc="eval", unit="img", disable=not progress, leave=False)
+    for s in range(0, len(recs), max(1, batch)):
+        chunk = recs[s:s + batch]
+        imgs = [load_image(r) for r in chunk]
+        t0 = time.perf_counter()
+        dets = predictor.predict(imgs, conf=conf, iou=iou)
+        t_pred += time.perf_counter() - t0
+        for r, d in zip(chunk, dets):
+            results.extend(d.to_coco(r.image_id, cat_ids))
+            n_det += len(d)
+        bar.update(len(chunk))
+    bar.close()
+    stats, E = coco_evaluate(ds.coco(), results, return_eval=True)
+    stats = {**stats, "images": len(recs), "detections": n_det, "ms_per_image": 1000 * t_pred / len(recs)}
+    if verbose:
+        click.echo(format_table(stats))
+        click.echo(f"{len(recs)} images, {n_det} detections (conf ≥ {conf}, NMS IoU {iou}), "
+                   f"{stats['ms_per_image']:.1f} ms/image (batch {batch}, incl. pre/postprocess)")
+    if out_dir is not None or json_path is not None:
+        out = Path(out_dir) if out_dir is not None else Path(json_path).parent
+        det_path = Path(json_path) if json_path is not None else out / "detections.json"
+        atomic_write_json(det_path, results)
+        if out_dir is not None:
+            atomic_write_json(out / "metrics.json", {
+                "metrics": stats, "ann": str(ds.ann_path), "conf": conf, "iou": iou,
+                "img_size": list(predictor.img_size), "pr": pr_curves(E)}, indent=2)
+            pr_curve_png(E, out / "pr_curve.png", title=Path(str(ds.ann_path)).name)
+        stats["paths"] = {"detections": str(det_path), **({"metrics": str(out / "metrics.json"),
+                                                            "pr_curve": str(out / "pr_curve.png")} if out_dir else {})}
+    return stats

@@ -1,0 +1,268 @@
+"""The detector training loop: one object holding model, EMA, optimizer, schedule, scaler and data.
+
+Exact resume: the checkpoint holds everything that changes while training (weights, EMA, optimizer
+buffers, scaler, schedule position, RNG states, best AP) and the data pipeline draws nothing from
+global RNGs (see flowdet.data.dataset), so epoch e after a restart is epoch e of a straight run.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+import torch
+from torch import nn
+
+from flowdet import __version__
+from flowdet.config import save_config, to_dict
+from flowdet.data.coco import CocoDataset, load_coco
+from flowdet.data.dataset import DetectionDataset, build_loader
+from flowdet.detect.config import DetectConfig
+from flowdet.detect.loss import YOLOXLoss
+from flowdet.engine import dist
+from flowdet.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
+from flowdet.engine.ema import ModelEMA
+from flowdet.engine.logger import MetricsLog
+from flowdet.engine.schedule import WarmupCosine, param_groups, set_lr
+from flowdet.models import build_model
+
+LOSS_KEYS = ("iou", "obj", "cls", "l1")
+
+
+def echo(msg: str) -> None:
+    if dist.is_main():
+        click.echo(msg, err=True)
+
+
+class Trainer:
+    def __init__(self, cfg: DetectConfig, device: torch.device, resume: Path | None = None):
+        self.cfg, self.device, self.out = cfg, device, Path(cfg.out)
+        t = cfg.train
+        self.cuda = device.type == "cuda"
+        self.amp = t.amp and self.cuda
+        self.channels_last = t.channels_last and self.cuda
+        self.rank, self.world = dist.rank(), dist.world_size()
+        torch.manual_seed(t.seed)  # weight init; replaced by the checkpoint on resume
+
+        self.train_set = self._load(cfg.data.train, cfg.data.images)
+        self.names, self.cat_ids = self.train_set.names, self.train_set.cat_ids
+        self.val_set: CocoDataset | None = None
+        if cfg.data.val:
+            self.val_set = self._load(cfg.data.val, cfg.data.val_images or cfg.data.images)
+            if self.val_set.cat_ids != self.cat_ids:
+                raise click.ClickException(
+                    f"{cfg.data.val}: categories {self.val_set.cat_ids} differ from the training set's {self.cat_ids}")
+
+        model = build_model(cfg.model.size, len(self.names))
+        self.backbone_report = None
+        if cfg.model.backbone:
+            from flowdet.detect.train import load_backbone
+
+            self.backbone_report = load_backbone(model, cfg.model.backbone)
+        if t.sync_bn and self.world > 1:
+            if self.cuda:
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            else:
+                echo("note: train.sync_bn needs CUDA; plain BatchNorm per process on CPU")
+        model.to(device)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.model: nn.Module = model
+
+        self.dataset = DetectionDataset(self.train_set.records, t.img_size, cfg.augment, t.seed, t.epochs,
+                                        augment=True, cache=cfg.data.cache)
+        per_rank = max(1, t.batch // self.world)
+        self.loader = build_loader(self.dataset, per_rank, t.workers, t.seed, True, self.rank, self.world,
+                                   cfg.augment.multiscale, cfg.augment.multiscale_every)
+        self.ipe = len(self.loader)
+        self.base_lr = cfg.base_lr()
+        self.optimizer = torch.optim.SGD(param_groups(model, t.weight_decay), lr=self.base_lr,
+                                         momentum=t.momentum, nesterov=t.nesterov)
+        self.schedule = WarmupCosine(self.base_lr, t.epochs * self.ipe, round(t.warmup_epochs * self.ipe),
+                                     min(cfg.augment.no_aug_epochs, t.epochs) * self.ipe, t.min_lr_ratio, t.warmup_lr)
+        self.ema = ModelEMA(model, t.ema_decay) if t.ema else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.loss_fn = YOLOXLoss(len(self.names), model.strides, t.iou_loss)
+        self.start_epoch, self.best_ap, self.best_epoch, self.last_metrics = 0, -1.0, -1, None
+        if resume is not None:
+            self._resume(resume)
+        if self.world > 1:
+            self.model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if self.cuda else None)
+        self.log = MetricsLog(self.out / "metrics.csv")
+
+    def _load(self, ann: str, images: str) -> CocoDataset:
+        # Existence-only check at startup: `flowdet data check` decodes; a bad file fails when read.
+        ds = load_coco(ann, images or None, check_images=False)
+        if ds.report.problems:
+            echo(f"warning: {ds.report.summary()} (`flowdet data check` lists them)")
+        if not ds.records:
+            raise click.ClickException(f"{ann}: no usable images")
+        return ds
+
+    # --- checkpoints -------------------------------------------------------------------------
+    def state(self, epoch: int) -> dict[str, Any]:
+        m = unwrap(self.model)
+        return {
+            "model": m.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": {"iteration": (epoch + 1) * self.ipe, "iters_per_epoch": self.ipe},
+            "scaler": self.scaler.state_dict(), "rng": rng_state(), "epoch": epoch,
+            "config": to_dict(self.cfg), "names": list(self.names), "cat_ids": list(self.cat_ids),
+            "img_size": [self.cfg.train.img_size] * 2,
+            "model_cfg": {"size": m.size, "num_classes": m.num_classes},
+            "best_ap": self.best_ap, "best_epoch": self.best_epoch, "metrics": self.last_metrics,
+            "flowdet_version": __version__,
+        }
+
+    def _resume(self, path: Path) -> None:
+        ck = load_checkpoint(path, self.device)
+        for key in ("model", "optimizer", "epoch", "rng"):
+            if key not in ck:
+                raise click.ClickException(f"{path}: not a resumable training checkpoint (no '{key}')")
+        if ck.get("model_cfg", {}).get("size") != self.cfg.model.size:
+            raise click.ClickException(f"{path}: model size {ck.get('model_cfg')} differs from model.size "
+                                       f"'{self.cfg.model.size}'")
+        unwrap(self.model).load_state_dict(ck["model"])
+        if self.ema is not None and ck.get("ema"):
+            self.ema.load_state_dict(ck["ema"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        if ck.get("scaler"):
+            self.scaler.load_state_dict(ck["scaler"])
+        ipe = ck.get("scheduler", {}).get("iters_per_epoch", self.ipe)
+        if ipe != self.ipe:
+            echo(f"warning: {path} had {ipe} iterations/epoch, now {self.ipe} (batch or world size changed)")
+        self.start_epoch = int(ck["epoch"]) + 1
+        self.best_ap, self.best_epoch = float(ck.get("best_ap", -1.0)), int(ck.get("best_epoch", -1))
+        self.last_metrics = ck.get("metrics")
+        self._rng = ck["rng"]  # restored last, after setup has drawn whatever it draws
+        echo(f"resumed from {path} at epoch {self.start_epoch + 1}/{self.cfg.train.epochs}")
+
+    # --- loop --------------------------------------------------------------------------------
+    def run(self, on_epoch_end: Callable[[int, dict], None] | None = None) -> dict[str, Any]:
+        cfg, t = self.cfg, self.cfg.train
+        if dist.is_main():
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.out / "config.yaml")
+        if getattr(self, "_rng", None) is not None:
+            set_rng_state(self._rng)
+        echo(f"training {cfg.model.size} on {len(self.dataset)} images, {len(self.names)} class(es), "
+             f"{t.epochs} epochs × {self.ipe} it, batch {t.batch} ({self.world} proc), lr {self.base_lr:.4g}, "
+             f"device {self.device}{', amp' if self.amp else ''} → {self.out}")
+        for epoch in range(self.start_epoch, t.epochs):
+            row = self.train_epoch(epoch)
+            evaluate_now = self.val_set is not None and ((epoch + 1) % t.eval_interval == 0 or epoch == t.epochs - 1)
+            if evaluate_now and dist.is_main():
+                stats = self.evaluate()
+                row.update({"AP": stats["AP"], "AP50": stats["AP50"], "APs": stats["APs"]})
+                if stats["AP"] > self.best_ap:
+                    self.best_ap, self.best_epoch = float(stats["AP"]), epoch
+            if dist.is_main():
+                self.log.append(row)
+                self.log.plot(self.out / "loss.png", keys=["loss", *LOSS_KEYS, "miss_share"], title=str(self.out))
+                ck = self.state(epoch)
+                save_checkpoint(ck, self.out / "last.pt")
+                if evaluate_now and self.best_epoch == epoch:
+                    save_checkpoint(ck, self.out / "best.pt")
+            dist.barrier()
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, row)
+        return self.finish()
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        from tqdm import tqdm
+
+        cfg, t = self.cfg, self.cfg.train
+        model, opt = self.model, self.optimizer
+        model.train()
+        self.loader.batch_sampler.set_epoch(epoch)
+        use_l1 = epoch >= t.epochs - cfg.augment.no_aug_epochs
+        sums = torch.zeros(len(LOSS_KEYS) + 6, dtype=torch.float64)  # losses, total, fg, miss, tiny, out, imgs
+        bar = tqdm(self.loader, total=self.ipe, desc=f"epoch {epoch + 1}/{t.epochs}", leave=False,
+                   disable=not (t.progress and dist.is_main()), dynamic_ncols=True, mininterval=1.0)
+        start = time.perf_counter()
+        lr = self.schedule(epoch * self.ipe)
+        for i, (imgs, targets, info) in enumerate(bar):
+            lr = self.schedule(epoch * self.ipe + i)
+            set_lr(opt, lr)
+            imgs = imgs.to(self.device, non_blocking=True)
+            if self.channels_last:
+                imgs = imgs.contiguous(memory_format=torch.channels_last)
+            targets = [x.to(self.device, non_blocking=True) for x in targets]
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                levels = model(imgs)
+            out = self.loss_fn(levels, targets, use_l1=use_l1)
+            loss = out["total"]
+            if not self.amp and not torch.isfinite(loss):
+                raise click.ClickException(f"loss is {loss.item()} at epoch {epoch + 1} iteration {i}; "
+                                           "lower train.lr or set train.grad_clip")
+            opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if t.grad_clip > 0:
+                self.scaler.unscale_(opt)
+                nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            self.scaler.step(opt)
+            self.scaler.update()
+            if self.ema is not None:
+                self.ema.update(model)
+            vals = [float(out[k]) for k in LOSS_KEYS] + [float(loss.detach()), out["num_fg"], out["num_miss"],
+                                                         info["dropped_tiny"], info["dropped_out"], imgs.shape[0]]
+            sums += torch.tensor(vals, dtype=torch.float64)
+            n = i + 1
+            ips = sums[-1].item() * self.world / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix_str(f"loss {sums[4] / n:.3f} iou {sums[0] / n:.3f} obj {sums[1] / n:.3f} "
+                                f"miss {sums[6] / max(sums[5], 1):.2f} {ips:.1f} img/s", refresh=False)
+        bar.close()
+        elapsed = time.perf_counter() - start
+        sums[:5] /= max(self.ipe, 1)
+        if self.world > 1:  # losses: mean over ranks; counts: sums over ranks
+            red = dist.all_reduce_mean(sums.to(self.device)).cpu()
+            sums = torch.cat([red[:5], red[5:] * self.world])
+        row = {"epoch": epoch, "lr": lr, "loss": sums[4].item(), **{k: sums[j].item() for j, k in enumerate(LOSS_KEYS)},
+               "miss_share": sums[6].item() / max(sums[5].item(), 1.0), "num_fg": sums[5].item() / max(sums[-1].item(), 1),
+               "dropped_tiny": int(sums[7]), "dropped_out": int(sums[8]),
+               "img_s": sums[-1].item() / max(elapsed, 1e-9), "time_s": elapsed}
+        if not math.isfinite(row["loss"]):
+            echo(f"warning: epoch {epoch + 1} mean loss is {row['loss']}")
+        echo(f"epoch {epoch + 1}/{t.epochs}: loss {row['loss']:.4f} (iou {row['iou']:.3f} obj {row['obj']:.3f} "
+             f"cls {row['cls']:.3f} l1 {row['l1']:.3f}) miss_share {row['miss_share']:.3f} "
+             f"dropped_tiny {row['dropped_tiny']} lr {lr:.3g} {row['img_s']:.1f} img/s")
+        return row
+
+    def eval_model(self) -> nn.Module:
+        return self.ema.ema if self.ema is not None else unwrap(self.model)
+
+    def evaluate(self) -> dict[str, Any]:
+        from flowdet.detect.evaluate import evaluate
+        from flowdet.detect.predict import TorchPredictor
+        from flowdet.metrics.coco_eval import format_table
+
+        e = self.cfg.eval
+        pred = TorchPredictor.from_model(self.eval_model(), self.names, self.cat_ids, self.cfg.train.img_size,
+                                         str(self.device))
+        stats = evaluate(pred, self.val_set, batch=e.batch, conf=e.conf, iou=e.iou, progress=False, verbose=False)
+        self.last_metrics = stats
+        echo(format_table(stats))
+        return stats
+
+    def finish(self) -> dict[str, Any]:
+        from flowdet.utils import atomic_write_bytes, atomic_write_json
+
+        last, best = self.out / "last.pt", self.out / "best.pt"
+        if dist.is_main():
+            if self.val_set is None and last.exists():
+                echo("no validation set (data.val): best.pt is the last epoch")
+                atomic_write_bytes(best, last.read_bytes())
+            if self.last_metrics is not None:
+                atomic_write_json(self.out / "metrics.json", {
+                    "metrics": self.last_metrics, "best_ap": self.best_ap, "best_epoch": self.best_epoch}, indent=2)
+        dist.barrier()
+        summary = {"run_dir": str(self.out), "last": str(last), "best": str(best) if best.exists() else None,
+                   "best_ap": self.best_ap, "best_epoch": self.best_epoch, "epochs": self.cfg.train.epochs,
+                   "metrics": self.last_metrics, "metrics_csv": str(self.out / "metrics.csv"),
+                   "loss_png": str(self.out / "loss.png"), "backbone": self.backbone_report}
+        if self.best_epoch >= 0:
+            echo(f"done: best AP {self.best_ap:.4f} at epoch {self.best_epoch + 1} → {best}")
+        return summary

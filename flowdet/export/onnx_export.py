@@ -1,0 +1,183 @@
+"""Checkpoint → ``model.onnx`` with decoded outputs, metadata inside, parity-checked.
+
+Graph contract: input ``images`` [B, 3, H, W] float32 BGR 0–255 (top-left letterbox, pad 114);
+outputs ``boxes`` [B, N, 4] xyxy in input pixels and ``scores`` [B, N, C] = obj·cls. NMS and the
+rescale to original pixels stay outside the graph, in flowdet.ops.postprocess, so every backend
+shares one postprocessing path (class id = argmax over ``scores``).
+"""
+from __future__ import annotations
+
+import copy
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import click
+import torch
+from torch import nn
+
+from flowdet.export.metadata import ModelMeta
+from flowdet.export.parity import ParityReport, check_parity, load_images
+from flowdet.models.head import decode_boxes, flatten_levels, make_grids
+from flowdet.utils import require
+
+
+class DecodedYOLOX(nn.Module):
+    """YOLOX forward + decoding for one fixed input size, anchor grids baked in as constants.
+
+    Same math as ``YOLOX.decode`` (parity tests compare against ``YOLOX.predict``), but with the
+    grid precomputed so the graph has static N and no shape arithmetic (simpler for TensorRT)."""
+
+    def __init__(self, model: nn.Module, img_size: tuple[int, int], half: bool = False):
+        super().__init__()
+        self.model, self.half_ = model, half
+        h, w = img_size
+        dummies = [torch.zeros(1, 1, h // s, w // s) for s in model.strides]
+        grids, strides = make_grids(dummies, model.strides)
+        self.register_buffer("grids", grids, persistent=False)
+        self.register_buffer("strides", strides, persistent=False)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        levels = self.model(images.half() if self.half_ else images)
+        flat = flatten_levels(levels).float()  # decode in fp32 even for fp16 weights: exp is touchy
+        cxcywh = decode_boxes(flat[..., :4], self.grids, self.strides)
+        half_wh = cxcywh[..., 2:] / 2
+        boxes = torch.cat([cxcywh[..., :2] - half_wh, cxcywh[..., :2] + half_wh], -1)
+        scores = flat[..., 4:5].sigmoid() * flat[..., 5:].sigmoid()
+        return boxes, scores
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    meta: ModelMeta
+    parity: ParityReport | None
+    seconds: float
+
+
+def _img_size(value: int | tuple[int, int] | list[int] | None, ckpt_size: list[int]) -> tuple[int, int]:
+    if value is None:
+        size = (int(ckpt_size[0]), int(ckpt_size[1]))
+    elif isinstance(value, int):
+        size = (value, value)
+    else:
+        size = (int(value[0]), int(value[1]))
+    if size[0] % 32 or size[1] % 32 or min(size) < 64:
+        raise click.ClickException(f"--img-size {size[0]}x{size[1]}: must be a multiple of 32 (the largest stride), >= 64")
+    return size
+
+
+def _static_output_dims(proto, n: int, num_classes: int, dynamic_batch: bool) -> None:
+    """With ``dynamic_axes`` the TorchScript exporter names every output dim symbolically; only the
+    batch is dynamic here, so state N and 4 / C (shape inference downstream, TensorRT profiles)."""
+    for out, last in zip(proto.graph.output, (4, num_classes)):
+        dims = out.type.tensor_type.shape.dim
+        for d, value in zip(dims, (None if dynamic_batch else 1, n, last)):
+            if value is None:
+                d.dim_param = "batch"
+            else:
+                d.dim_value = value
+
+
+def _simplify(path: Path, log: Callable[[str], None]) -> None:
+    try:
+        import onnxsim  # optional; not a dependency of any extra
+    except ImportError:
+        log("--simplify: onnxsim is not installed, skipped (the exported graph is already constant-folded)")
+        return
+    import onnx
+
+    model, ok = onnxsim.simplify(onnx.load(str(path)))
+    if ok:
+        onnx.save(model, str(path))
+        log("--simplify: onnxsim simplified the graph")
+    else:
+        log("--simplify: onnxsim could not validate the simplified graph, kept the original")
+
+
+def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, int] | None = None,
+                dynamic_batch: bool = False, opset: int = 17, simplify: bool = False, half: bool = False,
+                parity: bool = True, parity_data: str | Path | None = None, parity_images: int = 4,
+                use_ema: bool = True, log: Callable[[str], None] = print) -> ExportResult:
+    """Export a detector checkpoint to ONNX; raise ``click.ClickException`` (exit 2) if parity fails.
+
+    ``parity_data``: COCO json / image folder / image for the parity check (synthetic frames when
+    None). The model is written to ``out`` only after the parity check has passed."""
+    onnx = require("onnx")
+    from flowdet import __version__
+    from flowdet.detect.io import model_from_checkpoint
+    from flowdet.export.runtime import OnnxPredictor
+
+    t0 = time.perf_counter()
+    if opset < 11:
+        raise click.ClickException(f"--opset {opset}: need >= 11")
+    out = Path(out)
+    model, ckpt_meta = model_from_checkpoint(ckpt, use_ema=use_ema)
+    size = _img_size(img_size, ckpt_meta["img_size"])
+    model = model.float().eval().fuse()
+    meta = ModelMeta(names=list(ckpt_meta["names"]), cat_ids=[int(c) for c in ckpt_meta["cat_ids"]], img_size=size,
+                     strides=[int(s) for s in model.strides], model_size=model.size, dynamic_batch=dynamic_batch,
+                     precision="fp16" if half else "fp32", flowdet_version=__version__)
+    if len(meta.names) != model.num_classes:
+        raise click.ClickException(f"{ckpt}: 'names' has {len(meta.names)} entries but the model has {model.num_classes} classes")
+
+    graph_model = DecodedYOLOX(copy.deepcopy(model).half() if half else model, size, half).eval()
+    dummy = torch.full((1, 3, *size), 114.0)
+    axes = {n: {0: "batch"} for n in ("images", "boxes", "scores")} if dynamic_batch else None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.onnx")
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            # The TorchScript exporter: the dynamo one needs onnxscript, which no extra installs.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(graph_model, (dummy,), str(tmp), dynamo=False, opset_version=opset,
+                              input_names=["images"], output_names=["boxes", "scores"], dynamic_axes=axes,
+                              do_constant_folding=True)
+        if simplify:
+            _simplify(tmp, log)
+        proto = onnx.load(str(tmp))
+        _static_output_dims(proto, graph_model.grids.shape[0], model.num_classes, dynamic_batch)
+        del proto.metadata_props[:]
+        for k, v in meta.to_props().items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = k, v
+        proto.producer_name, proto.producer_version = "flowdet", __version__
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
+        report = None
+        if parity:
+            images, kind = load_images(parity_data, parity_images)
+            predictor = OnnxPredictor(tmp, providers="cpu")
+            report = check_parity(model, predictor, images, kind, meta.precision)
+            log(report.line())
+            if not report.ok:
+                raise click.ClickException(f"{out}: parity check failed, model not written ({report.line()})")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportResult(out, meta, report, time.perf_counter() - t0)
+
+
+def export(ckpt: str | Path, out: str | Path, fmt: str = "onnx", workspace_gb: float = 2.0, max_batch: int = 8,
+           log: Callable[[str], None] = print, **onnx_kwargs) -> ExportResult:
+    """``flowdet export``: ``fmt`` "onnx" → ``out``; "engine" → ``out`` (TensorRT) built from an ONNX
+    written next to it (``out`` with suffix .onnx), metadata in ``<out>.json``."""
+    if fmt == "onnx":
+        return export_onnx(ckpt, out, log=log, **onnx_kwargs)
+    if fmt != "engine":
+        raise click.ClickException(f"--format {fmt}: choose onnx or engine")
+    from flowdet.export.tensorrt import build_engine, check_engine_support
+    from flowdet.export.metadata import write_sidecar
+
+    check_engine_support()  # exits 2 with one line before any work when TensorRT/GPU are missing
+    out = Path(out)
+    half = bool(onnx_kwargs.pop("half", False))  # TensorRT does fp16 itself from the fp32 graph
+    res = export_onnx(ckpt, out.with_suffix(".onnx"), log=log, **onnx_kwargs)
+    t0 = time.perf_counter()
+    build_engine(res.path, out, half=half, workspace_gb=workspace_gb, max_batch=max_batch, log=log)
+    res.meta.precision = "fp16" if half else "fp32"
+    write_sidecar(out, res.meta)
+    return ExportResult(out, res.meta, res.parity, res.seconds + time.perf_counter() - t0)

@@ -1,0 +1,155 @@
+"""Export-time parity: ONNX Runtime against the PyTorch model it came from, on the same images.
+
+Tolerances (fp32 export; fp16 in brackets). The reference is the fused fp32 PyTorch model.
+- ``scores`` (probabilities in [0, 1]): max |Δ| < 1e-3 [5e-2].
+- ``boxes`` (pixels, up to thousands): |Δ| is compared to the coordinate's own scale,
+  max |Δ| / max(1 px, |ref|) < 1e-4 [2e-2] — i.e. under 0.064 px at 640 px, and an absolute
+  1e-4 px near the origin. fp32 exports measure 1e-7–1e-5 here, so 1e-4 still catches any real
+  bug (wrong stride, grid or decode) while not failing on summation-order noise.
+- detections after the shared NMS (flowdet.ops.postprocess) at ``conf``: every detection of one
+  backend must match one of the other with the same class, |Δscore| within the score tolerance
+  and every coordinate within 0.5 original pixels. A detection whose score lies within the score
+  tolerance of ``conf`` may appear on one side only (a threshold tie, not a bug). fp32: no
+  unmatched detection; [fp16: at most 5% of the reference's, since half-precision rounding
+  flips near-tie NMS decisions].
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import click
+import cv2
+import numpy as np
+import torch
+
+from flowdet.data.letterbox import preprocess_batch
+from flowdet.ops.postprocess import Detections, postprocess
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+TOLERANCES = {"fp32": {"scores": 1e-3, "boxes_rel": 1e-4, "unmatched": 0.0},
+              "fp16": {"scores": 5e-2, "boxes_rel": 2e-2, "unmatched": 0.05}}
+
+
+@dataclass
+class ParityReport:
+    images: int
+    source: str
+    precision: str
+    scores_max_abs: float
+    boxes_max_abs_px: float
+    boxes_max_rel: float
+    detections_ref: int
+    detections_onnx: int
+    detections_unmatched: int
+    conf: float
+    ok: bool
+
+    def line(self) -> str:
+        tol = TOLERANCES[self.precision]
+        dets = (f"detections {self.detections_ref - self.detections_unmatched}/{self.detections_ref} equal "
+                f"(onnx {self.detections_onnx}) at conf {self.conf:g}")
+        if self.detections_ref == 0 and self.detections_onnx == 0:
+            dets = f"no detections at conf {self.conf:g} on either side"
+        return (f"parity ({self.images} {self.source} images, {self.precision}): "
+                f"scores max|Δ| {self.scores_max_abs:.2e} (tol {tol['scores']:.0e}), "
+                f"boxes max|Δ| {self.boxes_max_abs_px:.2e} px, max rel {self.boxes_max_rel:.2e} "
+                f"(tol {tol['boxes_rel']:.0e}), {dets} → {'OK' if self.ok else 'FAILED'}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def synthetic_images(n: int = 4, size: tuple[int, int] = (720, 1280), seed: int = 0) -> list[np.ndarray]:
+    """Water-like BGR frames (smooth gradient + ripples + noise) with small bright/dark blobs, so
+    the parity check sees realistic statistics even when no real data is around."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = []
+    for _ in range(n):
+        base = np.array([90, 80, 50], np.float32) + rng.uniform(-20, 20, 3)
+        ripple = 12 * np.sin(xx / rng.uniform(6, 20) + yy / rng.uniform(15, 40))
+        img = base[None, None] + (ripple + yy / h * 30)[..., None] + rng.normal(0, 6, (h, w, 3))
+        for _ in range(int(rng.integers(10, 30))):
+            cx, cy, r = int(rng.integers(0, w)), int(rng.integers(0, h)), int(rng.integers(3, 14))
+            cv2.circle(img, (cx, cy), r, tuple(float(v) for v in rng.uniform(0, 255, 3)), -1)
+        out.append(np.clip(img, 0, 255).astype(np.uint8))
+    return out
+
+
+def load_images(source: str | Path | None, n: int = 4) -> tuple[list[np.ndarray], str]:
+    """(images, kind). ``source``: a COCO json (first ``n`` images), an image folder, one image, or
+    None for synthetic frames."""
+    if source is None:
+        return synthetic_images(n), "synthetic"
+    p = Path(source)
+    if p.suffix == ".json":
+        try:
+            coco = json.loads(p.read_text())
+            files = [im["file_name"] for im in coco["images"][:n]]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise click.ClickException(f"{p}: not a COCO json with 'images' ({type(e).__name__})") from None
+        root = p.parent / "images" if (p.parent / "images").is_dir() else p.parent
+        paths = [root / f for f in files]
+    elif p.is_dir():
+        paths = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTS)[:n]
+    else:
+        paths = [p]
+    images = []
+    for q in paths:
+        im = cv2.imread(str(q), cv2.IMREAD_COLOR)
+        if im is None:
+            raise click.ClickException(f"{q}: image not found or unreadable")
+        images.append(im)
+    if not images:
+        raise click.ClickException(f"{p}: no images found for the parity check")
+    return images, "real"
+
+
+def _unmatched(a: Detections, b: Detections, score_tol: float, conf: float, px: float = 0.5) -> int:
+    """Detections of ``a`` with no partner in ``b`` (greedy, same class, scores and coordinates close)."""
+    used = np.zeros(len(b), bool)
+    missing = 0
+    for box, s, c in zip(a.boxes, a.scores, a.class_ids):
+        close = np.abs(b.boxes - box).max(axis=1) <= px if len(b) else np.zeros(0, bool)
+        idx = np.flatnonzero((~used) & (b.class_ids == c) & (np.abs(b.scores - s) <= score_tol) & close)
+        if idx.size:
+            used[idx[0]] = True
+        elif abs(float(s) - conf) > score_tol:
+            missing += 1
+    return missing
+
+
+@torch.no_grad()
+def check_parity(model: torch.nn.Module, predictor, images: list[np.ndarray], source: str = "real",
+                 precision: str = "fp32", conf: float = 0.25, iou: float = 0.65) -> ParityReport:
+    """``model``: the fused fp32 YOLOX the export came from; ``predictor``: an OnnxPredictor of it."""
+    tol = TOLERANCES[precision]
+    batch, ratios = preprocess_batch(images, predictor.img_size)
+    ref_b, ref_s = [], []
+    for i in range(batch.shape[0]):  # one at a time: batch-size-dependent kernels are not the point
+        b, s = model.predict(torch.from_numpy(batch[i:i + 1]))
+        ref_b.append(b.float().numpy())
+        ref_s.append(s.float().numpy())
+    rb, rs = np.concatenate(ref_b), np.concatenate(ref_s)
+    ob, os_ = predictor.infer(batch)
+    if ob.shape != rb.shape or os_.shape != rs.shape:
+        raise click.ClickException(f"parity: output shapes differ (onnx {ob.shape}/{os_.shape}, torch {rb.shape}/{rs.shape})")
+    d_scores = float(np.abs(os_ - rs).max())
+    d_boxes = np.abs(ob.astype(np.float64) - rb)
+    d_rel = float((d_boxes / np.maximum(1.0, np.abs(rb))).max())
+    sizes = [im.shape[:2] for im in images]
+    ref = postprocess(rb, rs, ratios, sizes, conf_thr=conf, iou_thr=iou)
+    got = postprocess(ob, os_, ratios, sizes, conf_thr=conf, iou_thr=iou)
+    unmatched = sum(_unmatched(r, g, tol["scores"], conf) + _unmatched(g, r, tol["scores"], conf)
+                    for r, g in zip(ref, got))
+    finite = bool(np.isfinite(ob).all() and np.isfinite(os_).all())
+    n_ref = sum(len(r) for r in ref)
+    ok = (finite and d_scores < tol["scores"] and d_rel < tol["boxes_rel"]
+          and unmatched <= tol["unmatched"] * n_ref)
+    return ParityReport(images=len(images), source=source, precision=precision, scores_max_abs=d_scores,
+                        boxes_max_abs_px=float(d_boxes.max()), boxes_max_rel=d_rel,
+                        detections_ref=n_ref, detections_onnx=sum(len(g) for g in got),
+                        detections_unmatched=unmatched, conf=conf, ok=ok)

@@ -1,0 +1,130 @@
+"""Torch-free ONNX Runtime predictor: the edge box's inference path.
+
+Imports only numpy, cv2 (through flowdet.data.letterbox), onnxruntime and flowdet's torch-free
+modules; ``tests/export/test_runtime.py`` proves it runs with torch unimportable. Everything the
+predictor needs (class names, input size, letterbox contract) comes from the model's metadata.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import click
+import numpy as np
+import onnxruntime as ort
+
+from flowdet.data.letterbox import preprocess_batch
+from flowdet.export.metadata import ModelMeta
+from flowdet.ops.postprocess import Detections, postprocess
+
+_SHORT = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+_ORT_DTYPE = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+def resolve_providers(providers: Sequence[str] | str | None) -> list[str]:
+    """None/"auto" → CUDA when this onnxruntime build has it, then CPU. TensorRT EP is opt-in
+    ("tensorrt") because it builds an engine at session creation (minutes on a Jetson)."""
+    available = ort.get_available_providers()
+    if providers is None or providers == "auto":
+        return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    if isinstance(providers, str):
+        providers = [p.strip() for p in providers.split(",") if p.strip()]
+    out = []
+    for p in providers:
+        name = _SHORT.get(p.lower(), p)
+        if name not in available:
+            raise click.ClickException(
+                f"onnxruntime provider '{p}' is not available in this build (available: {', '.join(available)})")
+        out.append(name)
+    if "CPUExecutionProvider" not in out:
+        out.append("CPUExecutionProvider")  # fallback for nodes the accelerator EP cannot take
+    return out
+
+
+def session_options(threads: int | None = None, spinning: bool = True) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if threads:
+        so.intra_op_num_threads = int(threads)
+        so.inter_op_num_threads = 1
+    # Spinning intra-op workers busy-wait between runs; on a small box they steal the core the
+    # video decoder needs (measured: ~2x stream latency on 2 cores), so streaming turns it off.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    return so
+
+
+class OnnxPredictor:
+    """:class:`flowdet.predictor.Predictor` on ONNX Runtime.
+
+    ``providers``: None/"auto" (CUDA if available, else CPU), or names ("cpu", "cuda", "tensorrt" or
+    full EP names). ``threads``: intra-op threads (None = onnxruntime's default, all cores).
+    ``spinning``: allow intra-op thread spinning (fastest for back-to-back calls on an idle box;
+    turn off when another thread, e.g. a video decoder, shares the cores).
+    ``max_batch``: chunk size when the model has a dynamic batch axis.
+    """
+
+    def __init__(self, path: str | Path, providers: Sequence[str] | str | None = None, threads: int | None = None,
+                 spinning: bool = True, max_batch: int = 8):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise click.ClickException(f"{self.path}: model not found")
+        chosen = resolve_providers(providers)
+        so = session_options(threads, spinning)
+        try:
+            self.session = ort.InferenceSession(str(self.path), so, providers=chosen)
+        except Exception as e:  # onnxruntime raises its own exception types for bad files
+            if chosen != ["CPUExecutionProvider"] and providers in (None, "auto"):
+                self.session = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
+            else:
+                msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+                raise click.ClickException(f"{self.path}: not a loadable ONNX model ({msg})") from None
+        props = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.meta = ModelMeta.from_props(props, source=str(self.path))
+        self.names, self.cat_ids = self.meta.names, self.meta.cat_ids
+        self.img_size: tuple[int, int] = self.meta.img_size
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        if self.output_names[:2] != ["boxes", "scores"]:
+            raise click.ClickException(f"{self.path}: outputs are {self.output_names}, expected ['boxes', 'scores']")
+        self.input_dtype = _ORT_DTYPE.get(inp.type, np.float32)
+        # A symbolic (str/None) batch dimension means any batch size; an int is a fixed batch.
+        self.fixed_batch: int | None = inp.shape[0] if isinstance(inp.shape[0], int) else None
+        self.max_batch = self.fixed_batch or max(1, int(max_batch))
+        self.providers = self.session.get_providers()
+
+    @property
+    def dynamic_batch(self) -> bool:
+        return self.fixed_batch is None
+
+    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw decoded outputs for a preprocessed [B, 3, H, W] float 0–255 batch of any B.
+
+        Chunks by ``max_batch``; a fixed-batch model gets its last chunk zero-padded (and the
+        padding dropped from the outputs)."""
+        boxes, scores = [], []
+        for i in range(0, batch.shape[0], self.max_batch):
+            chunk = batch[i:i + self.max_batch]
+            n = chunk.shape[0]
+            if self.fixed_batch and n < self.fixed_batch:
+                pad = np.zeros((self.fixed_batch - n, *chunk.shape[1:]), chunk.dtype)
+                chunk = np.concatenate([chunk, pad])
+            b, s = self.session.run(self.output_names[:2], {self.input_name: chunk.astype(self.input_dtype, copy=False)})
+            boxes.append(np.asarray(b[:n], np.float32))
+            scores.append(np.asarray(s[:n], np.float32))
+        return np.concatenate(boxes), np.concatenate(scores)
+
+    def predict(self, images: list[np.ndarray], conf: float = 0.25, iou: float = 0.65,
+                max_det: int = 1000) -> list[Detections]:
+        """BGR uint8 images of any size → detections in their own pixels."""
+        if not images:
+            return []
+        batch, ratios = preprocess_batch(images, self.img_size)
+        boxes, scores = self.infer(batch)
+        sizes = [im.shape[:2] for im in images]
+        return postprocess(boxes, scores, ratios, sizes, conf_thr=conf, iou_thr=iou, max_det=max_det)
+
+    def __repr__(self) -> str:
+        return (f"OnnxPredictor({self.path.name}, size={self.meta.model_size}, img_size={self.img_size}, "
+                f"batch={'dynamic' if self.dynamic_batch else self.fixed_batch}, providers={self.providers})")

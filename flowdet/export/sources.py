@@ -1,0 +1,166 @@
+"""Frame sources for ``flowdet stream``: video file, image folder, camera index, RTSP/HTTP URL.
+
+A source is opened, read frame by frame, closed — and, when live, reopened after a loss (see
+``flowdet.export.stream``, which owns the reconnect policy). Torch-free.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import click
+import cv2
+import numpy as np
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+
+
+class SourceError(Exception):
+    """The source cannot be opened (now)."""
+
+
+@dataclass
+class Frame:
+    """One captured frame. ``time``: seconds into the video (file), UNIX time (live), None (folder);
+    ``capture``: ``time.perf_counter()`` right after the read (start of end-to-end latency)."""
+
+    index: int
+    time: float | None
+    capture: float
+    image: np.ndarray
+    name: str | None = None
+
+
+class FrameSource(Protocol):
+    live: bool  # live: latest-frame policy and reconnect on loss; else every frame, end on failure
+    description: str
+    fps: float | None
+
+    def open(self) -> None:  # raises SourceError
+        ...
+
+    def read(self) -> tuple[np.ndarray, float | None, str | None] | None:
+        """(BGR image, timestamp, name) or None at the end (file) / on a loss (live)."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+class VideoFileSource:
+    live = False
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.description = str(self.path)
+        self.fps: float | None = None
+        self.cap: cv2.VideoCapture | None = None
+        self.frames = 0
+
+    def open(self) -> None:
+        self.cap = cv2.VideoCapture(str(self.path))
+        if not self.cap.isOpened():
+            raise SourceError(f"{self.path}: cannot open the video (unsupported codec or not a video)")
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and fps > 0 else None
+        self.frames = 0
+
+    def read(self) -> tuple[np.ndarray, float | None, str | None] | None:
+        ok, img = self.cap.read() if self.cap is not None else (False, None)
+        if not ok:
+            return None
+        t = self.frames / self.fps if self.fps else None
+        self.frames += 1
+        return img, t, None
+
+    def close(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+
+
+class ImageFolderSource:
+    live = False
+    fps = None
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.description = str(self.path)
+        self.files: list[Path] = []
+        self.pos = 0
+
+    def open(self) -> None:
+        if self.path.is_dir():
+            self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        else:
+            self.files = [self.path]
+        if not self.files:
+            raise SourceError(f"{self.path}: no images ({', '.join(IMAGE_EXTS)}) in the folder")
+        self.pos = 0
+
+    def read(self) -> tuple[np.ndarray, float | None, str | None] | None:
+        while self.pos < len(self.files):
+            p = self.files[self.pos]
+            self.pos += 1
+            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            if img is not None:
+                return img, None, p.name
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+class CaptureSource:
+    """A camera index or a network stream (RTSP/HTTP/…) through OpenCV's FFmpeg backend."""
+
+    live = True
+
+    def __init__(self, spec: int | str, open_timeout_s: float = 10.0):
+        self.spec = spec
+        self.description = f"camera {spec}" if isinstance(spec, int) else str(spec)
+        self.fps: float | None = None
+        self.open_timeout_s = open_timeout_s
+        self.cap: cv2.VideoCapture | None = None
+
+    def open(self) -> None:
+        if isinstance(self.spec, int):
+            cap = cv2.VideoCapture(self.spec)
+        else:
+            ms = int(self.open_timeout_s * 1000)  # bounded open/read so a dead server cannot hang us
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+            cap = cv2.VideoCapture(str(self.spec), cv2.CAP_FFMPEG, params)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"{self.description}: cannot open")
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # keep the driver's queue short: we want the newest frame
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and 0 < fps < 1000 else None
+        self.cap = cap
+
+    def read(self) -> tuple[np.ndarray, float | None, str | None] | None:
+        ok, img = self.cap.read() if self.cap is not None else (False, None)
+        return (img, time.time(), None) if ok else None
+
+    def close(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+
+
+def open_source(spec: str | int) -> FrameSource:
+    """SOURCE string → a source object (not yet opened). Unknown input is a one-line user error."""
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
+        return CaptureSource(int(spec))
+    s = str(spec)
+    if s.lower().startswith(LIVE_SCHEMES):
+        return CaptureSource(s)
+    p = Path(s)
+    if p.is_dir() or (p.is_file() and p.suffix.lower() in IMAGE_EXTS):
+        return ImageFolderSource(p)
+    if p.is_file():
+        return VideoFileSource(p)
+    raise click.ClickException(f"{s}: source not found (expected a video file, image folder, camera index or rtsp/http URL)")

@@ -1,0 +1,155 @@
+"""Sliced inference for tiny objects: overlapping tiles plus the full frame, merged.
+
+At 640 px input a 1920×1080 frame is shrunk 3×, so a 12 px bottle becomes 4 px — below what the
+stride-8 head resolves. Tiles of ``tile`` px (native resolution when ``tile`` equals the model
+input) keep small objects at full size; the full frame keeps the large ones. Works for any
+:class:`flowdet.predictor.Predictor`: every crop of every image goes to one ``predict`` call, and the
+backend batches them (OnnxPredictor with a dynamic batch axis runs chunks, a fixed-batch model loops).
+Torch-free.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from flowdet.ops.boxes import box_iou
+from flowdet.ops.nms import batched_nms
+from flowdet.ops.postprocess import Detections
+
+
+def _starts(length: int, tile: int, overlap: float) -> list[int]:
+    if length <= tile:
+        return [0]
+    step = max(1, int(round(tile * (1.0 - overlap))))
+    starts = list(range(0, length - tile, step))
+    return starts + [length - tile]  # the last tile is flush with the edge, never padded
+
+
+def tile_windows(height: int, width: int, tile: int, overlap: float = 0.2) -> list[tuple[int, int, int, int]]:
+    """Windows (x0, y0, x1, y1) of at most ``tile``×``tile`` covering the image with ≥ ``overlap``."""
+    if tile < 32:
+        raise ValueError(f"tile must be >= 32 px, got {tile}")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    return [(x, y, min(x + tile, width), min(y + tile, height))
+            for y in _starts(height, tile, overlap) for x in _starts(width, tile, overlap)]
+
+
+def _edge_mask(boxes: np.ndarray, win: tuple[int, int, int, int], size: tuple[int, int], margin: float) -> np.ndarray:
+    """True for boxes touching a tile edge that is inside the image: likely a cut-off object that a
+    neighbouring tile (overlap) or the full frame sees whole."""
+    x0, y0, x1, y1 = win
+    h, w = size
+    cut = np.zeros(len(boxes), bool)
+    if x0 > 0:
+        cut |= boxes[:, 0] <= x0 + margin
+    if y0 > 0:
+        cut |= boxes[:, 1] <= y0 + margin
+    if x1 < w:
+        cut |= boxes[:, 2] >= x1 - margin
+    if y1 < h:
+        cut |= boxes[:, 3] >= y1 - margin
+    return cut
+
+
+def weighted_box_fusion(det: Detections, iou: float) -> Detections:
+    """Cluster same-class boxes (IoU > ``iou`` with the cluster's fused box) and average their
+    coordinates weighted by score. The fused score is the cluster's max, not WBF's mean × n/N:
+    here an object is seen by only 1–4 of the views, and that must not lower its score."""
+    if len(det) == 0:
+        return det
+    order = np.argsort(-det.scores, kind="stable")
+    fused_b: list[np.ndarray] = []
+    members: list[list[int]] = []
+    fused_c: list[int] = []
+    for i in order:
+        cand = [k for k, c in enumerate(fused_c) if c == det.class_ids[i]]
+        if cand:
+            ious = box_iou(det.boxes[i:i + 1], np.stack([fused_b[k] for k in cand]))[0]
+            j = int(np.argmax(ious))
+            if ious[j] > iou:
+                k = cand[j]
+                members[k].append(i)
+                w = det.scores[members[k]].astype(np.float64)
+                fused_b[k] = (det.boxes[members[k]] * w[:, None]).sum(0) / w.sum()
+                continue
+        fused_b.append(det.boxes[i].astype(np.float64))
+        members.append([i])
+        fused_c.append(int(det.class_ids[i]))
+    return Detections(np.asarray(fused_b, np.float32).reshape(-1, 4),
+                      np.asarray([det.scores[m].max() for m in members], np.float32),
+                      np.asarray(fused_c, np.int64))
+
+
+def merge(parts: list[Detections], iou: float = 0.5, method: str = "nms", max_det: int = 1000) -> Detections:
+    """Concatenate per-view detections (already in image pixels) and merge duplicates."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return Detections()
+    det = Detections(np.concatenate([p.boxes for p in parts]).astype(np.float32),
+                     np.concatenate([p.scores for p in parts]).astype(np.float32),
+                     np.concatenate([p.class_ids for p in parts]).astype(np.int64))
+    if method == "wbf":
+        det = weighted_box_fusion(det, iou)
+        keep = np.argsort(-det.scores, kind="stable")[:max_det]
+    elif method == "nms":
+        keep = batched_nms(det.boxes, det.scores, det.class_ids, iou)[:max_det]
+    else:
+        raise ValueError(f"merge method must be 'nms' or 'wbf', got {method!r}")
+    return Detections(det.boxes[keep], det.scores[keep], det.class_ids[keep])
+
+
+class TiledPredictor:
+    """Wraps any Predictor: ``predict`` runs tiles (+ the full frame) and merges.
+
+    ``tile``: tile side in original pixels (e.g. the model input size for native resolution);
+    ``overlap``: fraction shared by neighbouring tiles (≥ the largest tiny object / tile);
+    ``full_frame``: also run the whole frame (large objects); ``merge``: "nms" or "wbf";
+    ``merge_iou``: IoU for merging views (None = the ``iou`` passed to ``predict``);
+    ``edge_margin``: px; with ``full_frame`` on, tile detections touching an interior tile edge are
+    dropped (a cut-off object, seen whole by a neighbour or the full frame).
+    """
+
+    def __init__(self, base, tile: int, overlap: float = 0.2, full_frame: bool = True, merge: str = "nms",
+                 merge_iou: float | None = None, edge_margin: float = 2.0):
+        tile_windows(tile, tile, tile, overlap)  # validates tile / overlap early
+        if merge not in ("nms", "wbf"):
+            raise ValueError(f"merge method must be 'nms' or 'wbf', got {merge!r}")
+        self.base, self.tile, self.overlap = base, int(tile), float(overlap)
+        self.full_frame, self.merge, self.merge_iou, self.edge_margin = full_frame, merge, merge_iou, edge_margin
+        self.names, self.img_size = base.names, base.img_size
+        self.last_views = 0  # crops run for the last call (for throughput reporting)
+
+    def windows(self, height: int, width: int) -> list[tuple[int, int, int, int]]:
+        wins = tile_windows(height, width, self.tile, self.overlap)
+        if self.full_frame and wins == [(0, 0, width, height)]:
+            return []  # the single tile is the full frame already
+        return wins
+
+    def predict(self, images: list[np.ndarray], conf: float = 0.25, iou: float = 0.65,
+                max_det: int = 1000) -> list[Detections]:
+        crops: list[np.ndarray] = []
+        plan: list[list[tuple[int, tuple[int, int, int, int] | None]]] = []
+        for im in images:
+            h, w = im.shape[:2]
+            views: list[tuple[int, tuple[int, int, int, int] | None]] = []
+            if self.full_frame:
+                views.append((len(crops), None))
+                crops.append(im)
+            for win in self.windows(h, w):
+                views.append((len(crops), win))
+                crops.append(im[win[1]:win[3], win[0]:win[2]])
+            plan.append(views)
+        self.last_views = len(crops)
+        dets = self.base.predict(crops, conf=conf, iou=iou)
+        out = []
+        for im, views in zip(images, plan):
+            parts = []
+            for idx, win in views:
+                d = dets[idx]
+                if win is not None and len(d):
+                    boxes = d.boxes + np.array([win[0], win[1], win[0], win[1]], np.float32)
+                    keep = ~_edge_mask(boxes, win, im.shape[:2], self.edge_margin) if self.full_frame else slice(None)
+                    d = Detections(boxes[keep], d.scores[keep], d.class_ids[keep])
+                parts.append(d)
+            out.append(merge(parts, self.merge_iou if self.merge_iou is not None else iou, self.merge, max_det))
+        return out

@@ -1,0 +1,158 @@
+"""Frames for pretraining: where they come from, how they are loaded, and the torch Datasets.
+
+``--frames`` accepts, repeatable: a folder (its ``manifest.jsonl`` when present, else every image
+below it), a ``manifest.jsonl``, a ``.txt`` list (one path a line, relative to the list), a COCO
+``.json`` (its images only — labels are ignored), or a single image.
+
+Every frame is resized so its long side is ``frame_size`` (the detector's letterbox scale, so crop
+sizes are in detector pixels). Each sample's randomness is ``np.random.default_rng((seed, epoch,
+index))``: an epoch is reproducible whatever the worker count or the process that draws it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from flowdet.pretrain.mine import IMAGE_EXTS, MANIFEST, read_manifest
+
+
+def resolve_frames(sources: list[str]) -> list[Path]:
+    """Expand ``--frames`` arguments into a sorted-by-source, de-duplicated list of image paths."""
+    out: list[Path] = []
+    for raw in sources:
+        p = Path(raw)
+        if not p.exists():
+            raise click.ClickException(f"{p}: frames source not found (folder, manifest.jsonl, .txt or COCO .json)")
+        if p.is_dir():
+            if (p / MANIFEST).is_file():
+                out += [Path(r["path"]) for r in read_manifest(p / MANIFEST)]
+            else:
+                out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+        elif p.name.endswith(".jsonl"):
+            out += [Path(r["path"]) for r in read_manifest(p)]
+        elif p.suffix.lower() == ".txt":
+            lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+            out += [(p.parent / ln).resolve() for ln in lines]
+        elif p.suffix.lower() == ".json":
+            out += _coco_images(p)
+        elif p.suffix.lower() in IMAGE_EXTS:
+            out.append(p)
+        else:
+            raise click.ClickException(f"{p}: unsupported frames source (folder, manifest.jsonl, .txt, .json, image)")
+    seen, uniq = set(), []
+    for f in out:
+        if f not in seen:
+            seen.add(f)
+            uniq.append(f)
+    if not uniq:
+        raise click.ClickException(f"{', '.join(sources)}: no frames found")
+    missing = [f for f in uniq if not f.is_file()]
+    if missing:
+        raise click.ClickException(f"{missing[0]}: frame listed but missing ({len(missing)} missing in all)")
+    return uniq
+
+
+def _coco_images(path: Path) -> list[Path]:
+    from flowdet.data.coco import default_images_dir, read_json
+
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise click.ClickException(f"{path}: 'images' must be a list")
+    root = default_images_dir(path)
+    return [root / im["file_name"] for im in data["images"] if "#" not in str(im.get("file_name", "#"))]
+
+
+def resize_long(img: np.ndarray, frame_size: int) -> tuple[np.ndarray, float]:
+    """(``img`` resized so its long side is ``frame_size``, the scale factor used)."""
+    h, w = img.shape[:2]
+    r = frame_size / max(h, w)
+    if r != 1.0:
+        interp = cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR
+        img = cv2.resize(img, (max(1, round(w * r)), max(1, round(h * r))), interpolation=interp)
+    return img, r
+
+
+def _decode(item: Any) -> np.ndarray:
+    if isinstance(item, Path):
+        img = cv2.imread(str(item), cv2.IMREAD_COLOR)
+        if img is None:
+            raise click.ClickException(f"{item}: cannot decode image")
+        return img
+    from flowdet.data.coco import load_image  # an ImageRecord (also video-frame records)
+
+    return load_image(item)
+
+
+class FrameStore:
+    """Resized frames by index (image paths or COCO ImageRecords), decoded once and kept in memory
+    when ``cache`` (per process; DataLoader workers are persistent so their caches survive epochs)."""
+
+    def __init__(self, items: list[Any], frame_size: int, cache: bool = True):
+        self.items, self.frame_size, self.cache = list(items), frame_size, cache
+        self._mem: dict[int, tuple[np.ndarray, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def get(self, i: int) -> tuple[np.ndarray, float]:
+        if i in self._mem:
+            return self._mem[i]
+        item = resize_long(_decode(self.items[i]), self.frame_size)
+        if self.cache:
+            self._mem[i] = item
+        return item
+
+
+class FrameDataset(Dataset):
+    """Sample ``(epoch, i)`` = ``sampler(frame i mod N, rng(seed, epoch, i))`` — keyed by epoch so
+    persistent workers need no notification of a new epoch."""
+
+    def __init__(self, store: FrameStore, sampler: Callable, seed: int, samples_per_frame: int = 1):
+        self.store, self.sampler, self.seed, self.k = store, sampler, seed, samples_per_frame
+
+    def __len__(self) -> int:
+        return len(self.store) * self.k
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, np.ndarray]:
+        epoch, i = key
+        img, _ = self.store.get(i % len(self.store))
+        return self.sampler(img, np.random.default_rng((self.seed, epoch, i)))
+
+
+class BoxPatchDataset(Dataset):
+    """Center-loss patches of labelled images: sample ``(epoch, i)`` = all patches of image ``i``.
+
+    ``rel_boxes[i]`` are xyxy as fractions of the image size (robust to a json size that differs
+    from the decoded one). ``fixed=True`` draws the same patches every epoch (the held-out set)."""
+
+    def __init__(self, store: FrameStore, rel_boxes: list[np.ndarray], sampler: Callable, seed: int,
+                 fixed: bool = False):
+        self.store, self.rel_boxes, self.sampler, self.seed, self.fixed = store, rel_boxes, sampler, seed, fixed
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, np.ndarray]:
+        epoch, i = key
+        img, _ = self.store.get(i)
+        h, w = img.shape[:2]
+        boxes = self.rel_boxes[i] * np.array([w, h, w, h], np.float32)
+        return self.sampler(img, boxes, np.random.default_rng((self.seed, 0 if self.fixed else epoch, i)))
+
+
+def epoch_indices(n: int, epoch: int, seed: int, rank: int = 0, world: int = 1, shuffle: bool = True) -> list[int]:
+    """This rank's share of a seeded permutation, padded by wrap-around so every rank has the same count."""
+    if shuffle:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(n, generator=g).tolist()
+    else:
+        order = list(range(n))
+    per = -(-n // world)
+    order = (order * (per * world // max(n, 1) + 1))[: per * world]
+    return order[rank::world]

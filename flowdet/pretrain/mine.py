@@ -1,0 +1,313 @@
+"""Frame mining: videos and image folders → de-duplicated JPEG frames + ``manifest.jsonl``.
+
+Torch-free (numpy + cv2). Layout under ``out``::
+
+    manifest.jsonl          one JSON line per kept frame (see ``ManifestLine`` keys below)
+    sources.json            per-source completion state (lets a re-run skip finished sources)
+    frames/<slug>/<frame:06d>.jpg
+
+Guarantees:
+- resumable and idempotent: a frame already in the manifest (same source + frame index) is never
+  written again; a source finished with the same sampling parameters is not even decoded again;
+- crash-consistent: each JPEG is written atomically *before* its manifest line, and each line is
+  appended with flush + fsync, so an interrupted run leaves only whole lines (a torn last line is
+  cut off on the next run) and at worst an orphan JPEG that the next run overwrites;
+- frame-count metadata is never trusted: a video is read until the decoder stops;
+- an unreadable or truncated video is reported and skipped; the other sources continue.
+
+Near-duplicates are dropped by the mean absolute difference (0–1) between 32×18 grayscale
+thumbnails of a frame and of the last *kept* frame of the same source; ``dedupe=0`` keeps all.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import click
+import cv2
+import numpy as np
+
+from flowdet.utils import atomic_write_bytes, atomic_write_json
+
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+THUMB_SIZE = (32, 18)  # (w, h) of the dedupe thumbnail: 16:9, tiny enough to be noise-robust
+MANIFEST = "manifest.jsonl"
+STATE = "sources.json"
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # "video" | "images"
+    path: Path  # the video file or the image folder
+    key: str  # stable identity written to the manifest ("source")
+
+    @property
+    def slug(self) -> str:
+        digest = hashlib.sha1(self.key.encode()).hexdigest()[:8]
+        return f"{self.path.stem or self.path.name}-{digest}"
+
+
+def expand_sources(paths: list[str | Path]) -> list[Source]:
+    """Video files, image folders, and folders of videos → sources (a folder may give both)."""
+    out: list[Source] = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            raise click.ClickException(f"{p}: no such video or folder")
+        if p.is_file():
+            if p.suffix.lower() not in VIDEO_EXTS:
+                raise click.ClickException(f"{p}: not a video ({', '.join(VIDEO_EXTS)}) or a folder")
+            out.append(Source("video", p, str(p.resolve())))
+            continue
+        videos = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTS)
+        out += [Source("video", v, str(v.resolve())) for v in videos]
+        if _list_images(p):
+            out.append(Source("images", p, str(p.resolve())))
+        if not videos and not _list_images(p):
+            raise click.ClickException(f"{p}: folder holds no videos or images")
+    return out
+
+
+def _list_images(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+
+
+def thumbnail(frame: np.ndarray) -> np.ndarray:
+    """BGR frame → 18×32 float32 grayscale in [0, 1] (the dedupe signature)."""
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+    return cv2.resize(gray, THUMB_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+
+def dhash(frame: np.ndarray) -> str:
+    """64-bit difference hash (9×8 grayscale, horizontal gradient signs) as 16 hex digits."""
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+    small = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA)
+    bits = (small[:, 1:] > small[:, :-1]).flatten()
+    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
+
+
+def iter_video(path: Path, keep: "FrameSampler") -> Iterator[tuple[int, float | None, np.ndarray | None]]:
+    """(frame index, seconds, frame or None when not sampled) until the decoder stops.
+
+    Frames the sampler skips are only ``grab()``-ed (demuxed, not colour-converted)."""
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise OSError("cannot open (unreadable or truncated container)")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+    fps = fps if 0.0 < fps < 1000.0 else 0.0
+    keep.fps = fps
+    idx = 0
+    try:
+        while True:
+            if not cap.grab():
+                break
+            t = idx / fps if fps else (cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 or None)
+            if keep(idx, t):
+                ok, frame = cap.retrieve()
+                if not ok or frame is None:
+                    break
+                yield idx, t, frame
+            else:
+                yield idx, t, None
+            idx += 1
+    finally:
+        cap.release()
+
+
+def video_frame_count(path: Path) -> int | None:
+    cap = cv2.VideoCapture(str(path))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    cap.release()
+    return n if n > 0 else None
+
+
+class FrameSampler:
+    """Keep every ``every``-th frame, or one frame per 1/``fps`` seconds of video time."""
+
+    def __init__(self, every: int | None = None, fps: float | None = None):
+        if every is not None and fps is not None:
+            raise click.UsageError("give --every or --fps, not both")
+        if every is not None and every < 1:
+            raise click.UsageError(f"--every must be >= 1, got {every}")
+        if fps is not None and fps <= 0:
+            raise click.UsageError(f"--fps must be > 0, got {fps}")
+        self.every, self.target_fps, self.fps = every or 1, fps, 0.0
+        self._next_t = 0.0
+
+    def __call__(self, idx: int, t: float | None) -> bool:
+        if self.target_fps is None:
+            return idx % self.every == 0
+        if t is None:
+            if not self.fps:  # image folders have no clock: --fps keeps every image
+                return True
+            t = idx / self.fps
+        if t + 1e-9 < self._next_t:
+            return False
+        step = 1.0 / self.target_fps
+        while self._next_t <= t + 1e-9:  # the next sample time strictly after this frame
+            self._next_t += step
+        return True
+
+
+class Manifest:
+    """Append-only ``manifest.jsonl`` with an index of (source, frame) already present."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.seen: dict[str, set[int]] = {}
+        self.count = 0
+        if path.exists():
+            self._repair_tail()
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    rec = json.loads(line)
+                    self.seen.setdefault(rec["source"], set()).add(int(rec["frame"]))
+                    self.count += 1
+        self._f = open(path, "a", encoding="utf-8")
+
+    def _repair_tail(self) -> None:
+        """Cut a torn last line (a crash mid-write) so appends start on a line boundary."""
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with open(self.path, "r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+
+    def has(self, source: str, frame: int) -> bool:
+        return frame in self.seen.get(source, ())
+
+    def append(self, rec: dict) -> None:
+        self._f.write(json.dumps(rec) + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self.seen.setdefault(rec["source"], set()).add(int(rec["frame"]))
+        self.count += 1
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def read_manifest(path: str | Path) -> list[dict]:
+    """Records of a manifest, ``path`` made absolute (relative to the manifest's folder)."""
+    path = Path(path)
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line from an interrupted run
+        rec["path"] = str((path.parent / rec["path"]).resolve())
+        out.append(rec)
+    return out
+
+
+def mine(sources: list[str | Path], out: str | Path, every: int | None = None, fps: float | None = None,
+         max_frames: int | None = None, dedupe: float = 0.01, quality: int = 95,
+         progress: bool | None = None) -> dict:
+    """Mine frames from videos / image folders into ``out`` (see module docstring).
+
+    ``max_frames`` caps kept frames per source (frames kept by earlier runs count).
+    Returns a summary: totals (kept, dropped, already, read), per-source rows, errors, throughput."""
+    from tqdm import tqdm
+
+    if dedupe < 0 or dedupe >= 1:
+        raise click.UsageError(f"--dedupe must be in [0, 1), got {dedupe}")
+    if max_frames is not None and max_frames < 1:
+        raise click.UsageError(f"--max-frames must be >= 1, got {max_frames}")
+    srcs = expand_sources(list(sources))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    params = {"every": every, "fps": fps, "max_frames": max_frames, "dedupe": dedupe}
+    state_path = out / STATE
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    manifest = Manifest(out / MANIFEST)
+    t0 = time.perf_counter()
+    rows, errors = [], []
+    try:
+        for src in srcs:
+            prev = state.get(src.key, {})
+            if prev.get("done") and prev.get("params") == params:
+                rows.append({"source": src.key, "status": "done-before", "read": 0, "kept": 0, "dropped": 0,
+                             "already": len(manifest.seen.get(src.key, ())), "error": None})
+                continue
+            total = video_frame_count(src.path) if src.kind == "video" else len(_list_images(src.path))
+            bar = tqdm(total=total, desc=src.path.name, unit="frame", disable=None if progress is None else not progress, leave=False)
+            row = _mine_source(src, out, manifest, FrameSampler(every, fps), max_frames, dedupe, quality, bar)
+            bar.close()
+            stopped_early = max_frames is not None and len(manifest.seen.get(src.key, ())) >= max_frames
+            if row["status"] == "ok" and total and row["read"] < total and not stopped_early:
+                # metadata is only a hint: the decoder decides, but a shortfall is worth a word
+                row["warning"] = f"decoded {row['read']} of {total} frames the header announces (truncated?)"
+            rows.append(row)
+            if row["error"]:
+                errors.append(f"{src.path}: {row['error']}")
+            if row["status"] == "ok":
+                state[src.key] = {"done": True, "params": params, "read": row["read"], "kept_total":
+                                  len(manifest.seen.get(src.key, ()))}
+                atomic_write_json(state_path, state, indent=1)
+    finally:
+        manifest.close()
+    dt = time.perf_counter() - t0
+    tot = {k: sum(r[k] for r in rows) for k in ("read", "kept", "dropped", "already")}
+    return {"out": str(out), "manifest": str(out / MANIFEST), "sources": rows, "errors": errors,
+            "frames_in_manifest": manifest.count, **tot, "seconds": dt,
+            "decoded_per_s": tot["read"] / dt if dt > 0 else 0.0, "written_per_s": tot["kept"] / dt if dt > 0 else 0.0}
+
+
+def _mine_source(src: Source, out: Path, manifest: Manifest, sampler: FrameSampler, max_frames: int | None,
+                 dedupe: float, quality: int, bar) -> dict:
+    row = {"source": src.key, "status": "ok", "read": 0, "kept": 0, "dropped": 0, "already": 0, "error": None}
+    last_sig: np.ndarray | None = None
+    n_have = len(manifest.seen.get(src.key, ()))
+    frames = iter_video(src.path, sampler) if src.kind == "video" else _iter_images(src.path, sampler, row)
+    try:
+        for idx, t, frame in frames:
+            row["read"] += 1
+            bar.update(1)
+            if frame is None:
+                continue
+            sig = thumbnail(frame)
+            if manifest.has(src.key, idx):  # kept by an earlier run: restore the dedupe state only
+                row["already"] += 1
+                last_sig = sig
+                continue
+            if max_frames is not None and n_have >= max_frames:
+                break
+            if dedupe > 0 and last_sig is not None and float(np.abs(sig - last_sig).mean()) <= dedupe:
+                row["dropped"] += 1
+                continue
+            ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+            if not ok:
+                raise OSError(f"JPEG encoding failed at frame {idx}")
+            data = buf.tobytes()
+            rel = Path("frames") / src.slug / f"{idx:06d}.jpg"
+            atomic_write_bytes(out / rel, data)  # the file first, then the line that points to it
+            manifest.append({"source": src.key, "frame": idx, "time": None if t is None else round(t, 4),
+                             "hash": dhash(frame), "sha1": hashlib.sha1(data).hexdigest(), "path": rel.as_posix(),
+                             "width": int(frame.shape[1]), "height": int(frame.shape[0])})
+            last_sig = sig
+            n_have += 1
+            row["kept"] += 1
+    except OSError as e:
+        row["status"], row["error"] = "error", str(e)
+    if row["status"] == "ok" and row["read"] == 0:
+        row["status"], row["error"] = "error", "no frames could be decoded (unreadable or truncated)"
+    return row
+
+
+def _iter_images(folder: Path, keep: FrameSampler, row: dict) -> Iterator[tuple[int, float | None, np.ndarray | None]]:
+    for idx, f in enumerate(_list_images(folder)):
+        if not keep(idx, None):
+            yield idx, None, None
+            continue
+        img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+        if img is None:  # one bad file does not stop the folder
+            row.setdefault("unreadable", []).append(f.name)
+            yield idx, None, None
+            continue
+        yield idx, None, img

@@ -1,0 +1,86 @@
+"""Patch contrast — the reference FloW study's self-supervision, with the InfoNCE variant.
+
+An anchor patch, its spatially adjacent patches (positives) and distant patches (negatives: far
+positions of the same frame, and — unlike the study — every patch of the other frames in the batch)
+are embedded by backbone → dark5 → ``EmbedHead``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from flowdet.pretrain.config import PATCH_LOSSES, MethodConfig
+from flowdet.pretrain.heads import EmbedHead, to_input
+
+
+class PatchContrastLoss(nn.Module):
+    """Contrast an anchor with its positives against its negatives, by cosine similarity s(·,·).
+
+    ``cosine`` (the study):   L = −mean_k s(a, p_k) + mean_n s(a, n)
+    ``infonce`` (van den Oord et al. 2018, "Representation Learning with Contrastive Predictive
+    Coding"; multi-positive as in Khosla et al. 2020):
+        L = −mean_k log( e^{s(a,p_k)/τ} / (e^{s(a,p_k)/τ} + Σ_n e^{s(a,n)/τ}) )
+
+    Negatives of anchor i: its own ``negatives`` and, with ``batch_negatives``, every patch (anchor,
+    positives, negatives) of the other samples j ≠ i.
+
+    Shapes: anchor [B, D], positives [B, P, D], negatives [B, K, D] → scalar loss.
+    """
+
+    def __init__(self, loss: str = "cosine", temperature: float = 0.1, batch_negatives: bool = True):
+        super().__init__()
+        if loss not in PATCH_LOSSES:
+            raise ValueError(f"loss must be one of {PATCH_LOSSES}, got {loss!r}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.loss, self.temperature, self.batch_negatives = loss, temperature, batch_negatives
+
+    def forward(self, anchor: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+        bsz, npos, dim = positives.shape
+        a = F.normalize(anchor.float(), dim=-1)
+        every = F.normalize(torch.cat([anchor.unsqueeze(1), positives, negatives], 1).float(), dim=-1)  # [B, T, D]
+        t = every.shape[1]
+        sim = a @ every.reshape(-1, dim).t()  # [B, B·T]: anchor i vs patch t of sample j
+        own = torch.eye(bsz, dtype=torch.bool, device=a.device).repeat_interleave(t, dim=1)  # [B, B·T]
+        slot = torch.arange(t, device=a.device).repeat(bsz).unsqueeze(0)  # patch slot of each column
+        neg_mask = own & (slot > npos)
+        if self.batch_negatives:
+            neg_mask = neg_mask | ~own
+        if not neg_mask.any():
+            raise ValueError("patch contrast needs negatives: set negatives > 0 or batch_negatives")
+        pos_sim = sim[own & (slot >= 1) & (slot <= npos)].view(bsz, npos)  # [B, P]
+        if self.loss == "cosine":
+            neg_mean = (sim * neg_mask).sum(1) / neg_mask.sum(1).clamp_min(1)
+            return (-pos_sim.mean(1) + neg_mean).mean()
+        logits = sim / self.temperature
+        neg_lse = torch.logsumexp(logits.masked_fill(~neg_mask, float("-inf")), dim=1, keepdim=True)  # [B, 1]
+        pos = pos_sim / self.temperature
+        return (torch.logaddexp(pos, neg_lse) - pos).mean()
+
+
+class PatchContrast(nn.Module):
+    """backbone + ``EmbedHead`` + ``PatchContrastLoss``. Batch: {"patches": uint8 [B, 1+P+K, S, S, 3]}
+    with slot 0 the anchor, 1..P the positives, the rest the same-frame negatives."""
+
+    def __init__(self, backbone: nn.Module, cfg: MethodConfig):
+        super().__init__()
+        if cfg.negatives == 0 and not cfg.batch_negatives:
+            raise ValueError("patch contrast needs negatives > 0 or batch_negatives")
+        self.backbone = backbone
+        self.head = EmbedHead(backbone.out_channels[-1], cfg.head_channels, cfg.embed_channels, cfg.embed_pool)
+        self.criterion = PatchContrastLoss(cfg.loss, cfg.temperature, cfg.batch_negatives)
+        self.npos = cfg.positives
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """float [N, 3, S, S] → embeddings [N, D]."""
+        return self.head(self.backbone(x)["dark5"])
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        patches = batch["patches"]
+        bsz, t = patches.shape[:2]
+        z = self.embed(to_input(patches)).view(bsz, t, -1)
+        loss = self.criterion(z[:, 0], z[:, 1:1 + self.npos], z[:, 1 + self.npos:])
+        with torch.no_grad():
+            pos = F.cosine_similarity(z[:, :1], z[:, 1:1 + self.npos], dim=-1).mean()
+        return {"loss": loss, "pos_cos": pos}

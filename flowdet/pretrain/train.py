@@ -1,0 +1,266 @@
+"""The pretraining loop shared by every method: ``pretrain(cfg) -> summary``.
+
+Per epoch it writes, atomically, ``last.pt`` (method weights incl. the BYOL target, optimizer, AMP
+scaler, iteration, per-rank RNG states, config) and ``backbone.pt``; appends ``metrics.csv`` and
+redraws ``loss.png``. ``train.resume`` continues from ``last.pt`` exactly: the data of an epoch is a
+pure function of (seed, epoch, sample index) and the RNG states are restored. Launched by
+``torchrun`` it runs DDP (NCCL on GPU, gloo on CPU); only rank 0 writes.
+
+``backbone.pt`` = {"model_size", "state_dict" (keys exactly ``build_backbone(size).state_dict()``),
+"method", "config", "flowdet_version"} — what ``flowdet train --backbone`` loads.
+"""
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from flowdet import __version__
+from flowdet.config import save_config, to_dict
+from flowdet.engine import dist
+from flowdet.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state, unwrap
+from flowdet.engine.logger import MetricsLog
+from flowdet.engine.schedule import WarmupCosine, param_groups, set_lr
+from flowdet.models import build_backbone
+from flowdet.pretrain.config import PretrainConfig, validate
+from flowdet.pretrain.crops import CenterPatchSampler, PatchGridSampler, ViewSampler
+from flowdet.pretrain.frames import BoxPatchDataset, FrameDataset, FrameStore, epoch_indices, resolve_frames
+from flowdet.utils import atomic_write_json
+
+
+def build_method(cfg: PretrainConfig, backbone: nn.Module | None = None) -> nn.Module:
+    """The method module (backbone + heads + loss) named by ``cfg.method.name``."""
+    backbone = backbone if backbone is not None else build_backbone(cfg.model.size)
+    name = cfg.method.name
+    if name == "patch-contrast":
+        from flowdet.pretrain.patch_contrast import PatchContrast
+
+        return PatchContrast(backbone, cfg.method)
+    if name == "center-loss":
+        from flowdet.pretrain.center_loss import CenterLossClassifier
+
+        return CenterLossClassifier(backbone, cfg.method)
+    if name == "self-emd":
+        from flowdet.pretrain.self_emd import SelfEMD
+
+        return SelfEMD(backbone, cfg.method)
+    from flowdet.pretrain.byol import BYOL
+
+    return BYOL(backbone, cfg.method)
+
+
+def build_datasets(cfg: PretrainConfig) -> tuple[Any, Any, dict]:
+    """(train dataset, held-out dataset or None, data info for the summary)."""
+    m, d, seed = cfg.method, cfg.data, cfg.train.seed
+    if m.name != "center-loss":
+        paths = resolve_frames(d.frames)
+        sampler = PatchGridSampler(m, cfg.aug) if m.name == "patch-contrast" else ViewSampler(m, cfg.aug)
+        store = FrameStore(paths, d.frame_size, d.cache)
+        return FrameDataset(store, sampler, seed, d.samples_per_frame), None, {"frames": len(paths)}
+    from flowdet.data.coco import load_coco
+
+    coco = load_coco(d.ann, d.images or None, check_images=False)
+    recs = [r for r in coco.records if r.width > 0 and r.height > 0]
+    if len(recs) < 2:
+        raise click.ClickException(f"{d.ann}: center-loss needs at least 2 images (train + held-out)")
+    # split BY IMAGE: no image contributes patches to both sides (the study split by patch)
+    order = np.random.default_rng(seed).permutation(len(recs))
+    n_val = min(len(recs) - 1, max(1, round(m.val_fraction * len(recs))))
+    val_ids, train_ids = sorted(order[:n_val].tolist()), sorted(order[n_val:].tolist())
+
+    def rel(r) -> np.ndarray:
+        keep = ~r.ignore if len(r.ignore) else np.ones(len(r.boxes), bool)
+        return (r.boxes[keep] / np.array([r.width, r.height, r.width, r.height], np.float32)).astype(np.float32)
+
+    def subset(ids: list[int], aug: bool, fixed: bool) -> BoxPatchDataset:
+        store = FrameStore([recs[i] for i in ids], d.frame_size, d.cache)
+        sampler = CenterPatchSampler(m, cfg.aug if aug else None)
+        return BoxPatchDataset(store, [rel(recs[i]) for i in ids], sampler, seed + (7919 if fixed else 0), fixed)
+
+    info = {"images_train": len(train_ids), "images_val": len(val_ids),
+            "val_image_ids": [recs[i].image_id for i in val_ids]}
+    return subset(train_ids, True, False), subset(val_ids, False, True), info
+
+
+def _loader(ds, keys: list[tuple[int, int]], batch: int, workers: int) -> DataLoader:
+    return DataLoader(ds, batch_size=batch, sampler=keys, drop_last=True, num_workers=workers,
+                      persistent_workers=False, pin_memory=torch.cuda.is_available())
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def evaluate_fg_bg(model: nn.Module, ds, batch: int, device: torch.device) -> dict[str, float]:
+    """Held-out fg/bg accuracy of the center-loss classifier (eval mode, all valid patches)."""
+    was = model.training
+    model.eval()
+    fc = ft = bc = bt = 0
+    keys = [(0, i) for i in range(len(ds))]
+    for b in DataLoader(ds, batch_size=batch, sampler=keys):
+        a, b_, c, d = model.count_correct(_to(b, device))
+        fc, ft, bc, bt = fc + a, ft + b_, bc + c, bt + d
+    model.train(was)
+    acc = (fc + bc) / max(1, ft + bt)
+    return {"val_acc": acc, "val_fg_acc": fc / max(1, ft), "val_bg_acc": bc / max(1, bt), "val_patches": ft + bt}
+
+
+def backbone_payload(model: nn.Module, cfg: PretrainConfig) -> dict[str, Any]:
+    sd = {k: v.detach().cpu().clone() for k, v in unwrap(model).backbone.state_dict().items()}
+    return {"model_size": cfg.model.size, "state_dict": sd, "method": cfg.method.name, "config": to_dict(cfg),
+            "flowdet_version": __version__}
+
+
+def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | None = None) -> dict:
+    """Pretrain the detector's backbone with ``cfg.method.name``; returns the run summary
+    (``backbone`` path, ``final_loss``, per-epoch rows, and for center-loss ``val_acc``).
+
+    ``on_epoch_end(epoch, row)`` is called on every rank after each epoch's checkpoint (tests use it
+    to interrupt a run)."""
+    cfg = validate(cfg)
+    t_cfg = cfg.train
+    if t_cfg.threads > 0:
+        torch.set_num_threads(t_cfg.threads)
+    out = Path(t_cfg.out)
+    device = dist.init_from_env(t_cfg.device)
+    rank, world = dist.rank(), dist.world_size()
+    seed_everything(t_cfg.seed)
+    train_ds, val_ds, data_info = build_datasets(cfg)
+    model = build_method(cfg).to(device)
+    opt_groups = param_groups(model, t_cfg.weight_decay)
+    if t_cfg.optimizer == "sgd":
+        optimizer = torch.optim.SGD(opt_groups, lr=t_cfg.lr, momentum=0.9, nesterov=True)
+    else:
+        optimizer = torch.optim.AdamW(opt_groups, lr=t_cfg.lr)
+    per_rank = max(-(-len(train_ds) // world), t_cfg.batch)
+    steps = per_rank // t_cfg.batch
+    steps = min(steps, t_cfg.max_steps) if t_cfg.max_steps > 0 else steps
+    total = steps * t_cfg.epochs
+    sched = WarmupCosine(t_cfg.lr, total, int(t_cfg.warmup_epochs * steps), min_ratio=t_cfg.min_lr_ratio)
+    use_amp = t_cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    metrics = MetricsLog(out / "metrics.csv")
+    start_epoch = 0
+    if t_cfg.resume:
+        ckpt_path = out / "last.pt"
+        if not ckpt_path.is_file():
+            raise click.ClickException(f"{ckpt_path}: nothing to resume (train.resume is set)")
+        ckpt = load_checkpoint(ckpt_path, map_location="cpu")
+        if ckpt.get("method") != cfg.method.name or ckpt.get("model_size") != cfg.model.size:
+            raise click.ClickException(f"{ckpt_path}: was {ckpt.get('method')}/{ckpt.get('model_size')}, "
+                                       f"config asks {cfg.method.name}/{cfg.model.size}")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
+        states = ckpt["rng"]
+        set_rng_state(states[rank] if ckpt.get("world_size") == world else states[0])
+        start_epoch = int(ckpt["epoch"]) + 1
+    elif dist.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.csv").unlink(missing_ok=True)
+    if dist.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+        if "val_image_ids" in data_info:  # the by-image split, for the record
+            atomic_write_json(out / "split.json", {"val_image_ids": data_info["val_image_ids"]})
+    ddp_model = model
+    if dist.is_distributed():
+        ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if use_amp else nullcontext
+    t_start, last_row = time.perf_counter(), {}
+    for epoch in range(start_epoch, t_cfg.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        keys = [(epoch, i) for i in epoch_indices(len(train_ds), epoch, t_cfg.seed, rank, world)]
+        keys = (keys * math.ceil(t_cfg.batch / max(1, len(keys))))[: max(len(keys), t_cfg.batch)]
+        sums: dict[str, float] = {}
+        bar = _progress(steps, f"{cfg.method.name} {epoch + 1}/{t_cfg.epochs}", dist.is_main())
+        for step, batch in enumerate(_loader(train_ds, keys, t_cfg.batch, cfg.data.num_workers)):
+            if step >= steps:
+                break
+            it = epoch * steps + step
+            set_lr(optimizer, sched(it))
+            with autocast():
+                outs = ddp_model(_to(batch, device))
+            loss = outs["loss"]
+            if not torch.isfinite(loss):
+                raise click.ClickException(f"{cfg.method.name}: loss is {loss.item()} at epoch {epoch} step {step} "
+                                           f"(try a lower train.lr)")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if t_cfg.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), t_cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            if hasattr(model, "after_step"):
+                model.after_step(it + 1, total)
+            for k, v in outs.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.close()
+        row: dict[str, Any] = {"epoch": epoch}
+        for k, v in sums.items():
+            row[k] = float(dist.all_reduce_mean(torch.tensor(v / max(1, steps), device=device)))
+        row["lr"] = optimizer.param_groups[0]["lr"]
+        row["seconds"] = time.perf_counter() - t0
+        if val_ds is not None and dist.is_main():
+            row.update(evaluate_fg_bg(model, val_ds, t_cfg.batch, device))
+        rngs = _gather_rng()
+        if dist.is_main():
+            save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "scaler": scaler.state_dict(), "epoch": epoch, "iteration": (epoch + 1) * steps,
+                             "rng": rngs, "world_size": world, "method": cfg.method.name,
+                             "model_size": cfg.model.size, "config": to_dict(cfg), "flowdet_version": __version__},
+                            out / "last.pt")
+            save_checkpoint(backbone_payload(model, cfg), out / "backbone.pt")
+            metrics.append(row)
+            metrics.plot(out / "loss.png", keys=[k for k in row if k in ("loss", "emd", "vector", "ce", "val_acc")],
+                         title=f"pretrain {cfg.method.name}")
+        last_row = row
+        dist.barrier()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, row)
+    summary = {"method": cfg.method.name, "model_size": cfg.model.size, "out": str(out),
+               "backbone": str(out / "backbone.pt"), "epochs": t_cfg.epochs, "steps_per_epoch": steps,
+               "final_loss": float(last_row["loss"]) if "loss" in last_row else _last_loss(out),
+               "seconds": time.perf_counter() - t_start, "device": str(device), "world_size": world, **data_info}
+    for k in ("val_acc", "val_fg_acc", "val_bg_acc", "val_patches"):
+        if k in last_row:
+            summary[k] = last_row[k]
+    summary.pop("val_image_ids", None)
+    if dist.is_main():
+        atomic_write_json(out / "summary.json", summary, indent=1)
+    return summary
+
+
+def _last_loss(out: Path) -> float | None:
+    rows = MetricsLog(out / "metrics.csv").rows()
+    return float(rows[-1]["loss"]) if rows else None
+
+
+def _gather_rng() -> list[dict]:
+    state = rng_state()
+    if not dist.is_distributed():
+        return [state]
+    import torch.distributed as tdist
+
+    states: list[Any] = [None] * dist.world_size()
+    tdist.all_gather_object(states, state)
+    return states
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", leave=False, disable=None if enabled else True)
