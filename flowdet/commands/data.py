@@ -112,9 +112,10 @@ def convert_yolo(data_yaml: str, split: str, out: str, strict: bool) -> None:
 @click.option("--copy", is_flag=True, help="Copy images instead of symlinking them.")
 @click.option("--strict", is_flag=True, help="Fail (exit 2) on any problem instead of skipping it.")
 def convert_coco2yolo(ann_file: str, images_dir: str | None, out_dir: str, split: str, copy: bool, strict: bool) -> None:
-    """COCO json → ultralytics YOLO dataset (images, labels/*.txt, data.yaml).
+    """COCO json → ultralytics YOLO dataset.
 
-    Run once per split into the same --out to build train + val (data.yaml is merged).
+    Writes OUT/images/<split>/ (symlinks, or copies with --copy), OUT/labels/<split>/*.txt and
+    OUT/data.yaml. Run once per split into the same --out to build train + val (data.yaml is merged).
     Crowd/difficult (ignore) boxes are left out.
 
     \b

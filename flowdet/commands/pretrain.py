@@ -12,7 +12,8 @@ _METHODS = ["patch-contrast", "center-loss", "self-emd", "byol"]
 
 @click.command("mine")
 @click.argument("sources", nargs=-1, required=True, type=click.Path())
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (frames/ + manifest.jsonl).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output folder (frames/ + manifest.jsonl).")
 @click.option("--every", type=int, default=None, help="Keep every N-th decoded frame.")
 @click.option("--fps", type=float, default=None, help="Keep F frames per second of video time (instead of --every).")
 @click.option("--max-frames", type=int, default=None, help="At most M kept frames per video / folder.")
@@ -38,7 +39,8 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality) -> None:
             click.echo(f"{r['source']}: already mined ({r['already']} frames)")
         else:
             extra = f", {r['already']} already held" if r["already"] else ""
-            click.echo(f"{r['source']}: read {r['read']}, kept {r['kept']}, dropped {r['dropped']} as duplicates{extra}")
+            click.echo(f"{r['source']}: decoded {r['read']}, kept {r['kept']}, "
+                       f"dropped {r['dropped']} as duplicates{extra}")
             if r.get("warning"):
                 click.echo(f"warning: {r['source']}: {r['warning']}", err=True)
     click.echo(f"kept {s['kept']}, dropped {s['dropped']} (near-duplicates), {s['frames_in_manifest']} frames in "
@@ -48,13 +50,15 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality) -> None:
 
 
 @click.command("pretrain")
-@click.option("--method", type=click.Choice(_METHODS), help="method.name")
+@click.option("--method", type=click.Choice(_METHODS),
+              help="method.name; without --config its preset configs/pretrain_<method>.yaml is the base.")
 @click.option("--frames", multiple=True, type=click.Path(),
               help="Frames: folder, manifest.jsonl, .txt list or COCO json (images only); repeatable (data.frames).")
 @click.option("--ann", type=click.Path(dir_okay=False), help="center-loss: labelled COCO json (data.ann).")
 @click.option("--images", type=click.Path(file_okay=False), help="center-loss: its image folder (data.images).")
 @click.option("--size", type=click.Choice(["nano", "tiny", "s", "m"]), help="Backbone size (model.size).")
-@click.option("--out", type=click.Path(file_okay=False), help="Run folder: backbone.pt, last.pt, metrics.csv (train.out).")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Run folder: backbone.pt, last.pt, metrics.csv (train.out).")
 @click.option("--epochs", type=int, help="train.epochs")
 @click.option("--batch", type=int, help="Frames (images for center-loss) per step and process (train.batch).")
 @click.option("--crop", type=int, help="Network input side of each patch / view, multiple of 32 (method.crop).")
@@ -81,6 +85,11 @@ def pretrain(method, frames, ann, images, size, out, epochs, batch, crop, device
         epochs=("train.epochs", epochs), batch=("train.batch", batch), crop=("method.crop", crop),
         device=("train.device", device), resume=("train.resume", True if resume else None))
     base = config
+    if config is None and method is not None and not resume:
+        from flowdet.config import CONFIG_DIR
+
+        preset = CONFIG_DIR / f"pretrain_{method.replace('-', '_')}.yaml"
+        base = str(preset) if preset.is_file() else None  # each method's tuned defaults
     if resume and config is None:
         if out is None:
             raise click.UsageError("--resume needs --out (the run folder holding last.pt) or --config")
@@ -94,5 +103,6 @@ def pretrain(method, frames, ann, images, size, out, epochs, batch, crop, device
     s = run_pretrain(cfg)
     line = f"backbone: {s['backbone']} ({s['method']}, final loss {s['final_loss']:.4f}"
     if "val_acc" in s:
-        line += f", held-out fg/bg accuracy {s['val_acc']:.2%} on {s['val_patches']} patches of {s['images_val']} images"
+        line += (f", held-out fg/bg accuracy {s['val_acc']:.2%} on {s['val_patches']} patches "
+                 f"of {s['images_val']} images")
     click.echo(line + ")")

@@ -82,6 +82,17 @@ def _static_output_dims(proto, n: int, num_classes: int, dynamic_batch: bool) ->
                 d.dim_value = value
 
 
+def _max_opset() -> int:
+    """Highest opset the TorchScript exporter of this torch supports (checked up front: on an
+    unsupported opset torch dumps the whole graph to stderr before raising)."""
+    try:
+        from torch.onnx import _constants
+
+        return int(_constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET)
+    except (ImportError, AttributeError):  # private module: fall back to a safe, widely supported value
+        return 17
+
+
 def _simplify(path: Path, log: Callable[[str], None]) -> None:
     try:
         import onnxsim  # optional; not a dependency of any extra
@@ -112,8 +123,9 @@ def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, in
     from flowdet.export.runtime import OnnxPredictor
 
     t0 = time.perf_counter()
-    if opset < 11:
-        raise click.ClickException(f"--opset {opset}: need >= 11")
+    max_opset = _max_opset()
+    if not 11 <= opset <= max_opset:
+        raise click.ClickException(f"--opset {opset}: this torch exports opsets 11–{max_opset}")
     out = Path(out)
     model, ckpt_meta = model_from_checkpoint(ckpt, use_ema=use_ema)
     size = _img_size(img_size, ckpt_meta["img_size"])
@@ -133,9 +145,13 @@ def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, in
         with warnings.catch_warnings(), torch.no_grad():
             # The TorchScript exporter: the dynamo one needs onnxscript, which no extra installs.
             warnings.simplefilter("ignore")
-            torch.onnx.export(graph_model, (dummy,), str(tmp), dynamo=False, opset_version=opset,
-                              input_names=["images"], output_names=["boxes", "scores"], dynamic_axes=axes,
-                              do_constant_folding=True)
+            try:
+                torch.onnx.export(graph_model, (dummy,), str(tmp), dynamo=False, opset_version=opset,
+                                  input_names=["images"], output_names=["boxes", "scores"], dynamic_axes=axes,
+                                  do_constant_folding=True)
+            except Exception as e:  # e.g. an opset this torch cannot target
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                raise click.ClickException(f"{ckpt}: torch.onnx.export failed at --opset {opset} ({first})") from None
         if simplify:
             _simplify(tmp, log)
         proto = onnx.load(str(tmp))
@@ -150,7 +166,7 @@ def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, in
         report = None
         if parity:
             images, kind = load_images(parity_data, parity_images)
-            predictor = OnnxPredictor(tmp, providers="cpu")
+            predictor = OnnxPredictor(tmp, providers="cpu", spinning=False)
             report = check_parity(model, predictor, images, kind, meta.precision)
             log(report.line())
             if not report.ok:

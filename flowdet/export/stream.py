@@ -43,6 +43,8 @@ class Reader(threading.Thread):
         self.source, self.q, self.stop = source, q, stop
         self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
         self.read = self.dropped = self.reconnects = self.failures = 0
+        # Free queue slots for file/folder sources; the consumer releases one per frame taken.
+        self.slots = threading.Semaphore(max(1, q.maxsize - 1))
 
     def _put(self, item: Frame | _End) -> None:
         if self.source.live and isinstance(item, Frame):
@@ -86,6 +88,10 @@ class Reader(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stop.is_set():
+                if not self.source.live and not self.slots.acquire(timeout=0.1):
+                    # Files: read only once a queue slot is free, so a decoded frame never waits in
+                    # our hand (that wait would count as latency); decode ≪ inference, so no stall.
+                    continue
                 got = self.source.read()
                 if got is None:
                     if not self.source.live:
@@ -177,7 +183,7 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
                jsonl: str | Path | None = None, show: bool = False, conf: float = 0.25, iou: float = 0.65,
                tile: int | None = None, overlap: float = 0.2, merge: str = "nms", threads: int | None = None,
                spinning: bool = False, max_frames: int | None = None, retries: int = 5, backoff_s: float = 0.5,
-               queue_size: int = 2, log_every_s: float = 2.0,
+               queue_size: int = 1, log_every_s: float = 2.0,
                progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Detect on every (file/folder) or the latest (live) frame of ``source``; return the summary.
 
@@ -207,7 +213,8 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
         raise click.ClickException(str(e)) from None
 
     stop = threading.Event()
-    q: queue.Queue = queue.Queue(maxsize=1 if src.live else max(1, queue_size))
+    # Live: one slot, replaced by newer frames. Files: ``queue_size`` frames plus room for the end marker.
+    q: queue.Queue = queue.Queue(maxsize=1 if src.live else max(1, queue_size) + 1)
     reader = Reader(src, q, stop, retries=retries, backoff_s=backoff_s)
     writers = _Writers(out, jsonl, src.fps or 25.0, list(predictor.names))
     latencies: list[float] = []
@@ -249,6 +256,8 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
                 item = q.get(timeout=0.1)
             except queue.Empty:
                 continue
+            if not src.live and isinstance(item, Frame):
+                reader.slots.release()
             if isinstance(item, _End):
                 stopped_by, error = item.reason, item.error
                 if stopped_by == "stopped":

@@ -80,7 +80,7 @@ class MethodConfig:
     momentum: float = 0.99  # target EMA momentum at step 0; rises to 1 by cosine
     vector_weight: float = 0.5  # [self-emd] weight of the global-vector BYOL term
     levels: list[str] = field(default_factory=lambda: ["dark4", "dark5"])  # [self-emd] dense levels
-    grid: int = 7  # [self-emd] dense maps are avg-pooled to at most grid×grid local features
+    grid: int = 4  # [self-emd] maps avg-pooled to ≤ grid×grid local features (N ≤ 16: Sinkhorn stays cheap)
     spc: bool = True  # [self-emd] spatial-pyramid crops of the online map
     spc_min: float = 0.5  # [self-emd] smallest SPC window, fraction of the grid side
     sinkhorn_eps: float = 0.05
@@ -130,12 +130,14 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
     need(m.name in METHODS, "method.name", f"unknown method {m.name!r} (choose from {', '.join(METHODS)})")
     need(m.loss in PATCH_LOSSES, "method.loss", f"unknown loss {m.loss!r} (choose from {', '.join(PATCH_LOSSES)})")
     need(m.crop >= 32 and m.crop % 32 == 0, "method.crop", f"must be a multiple of 32 ≥ 32, got {m.crop}")
-    need(m.small_crop >= 32 and m.small_crop % 32 == 0, "method.small_crop", f"must be a multiple of 32, got {m.small_crop}")
+    need(m.small_crop >= 32 and m.small_crop % 32 == 0, "method.small_crop",
+         f"must be a multiple of 32, got {m.small_crop}")
     need(m.patch >= 8, "method.patch", f"must be ≥ 8 px, got {m.patch}")
     need(m.temperature > 0, "method.temperature", "must be > 0")
     need(1 <= m.positives <= 4, "method.positives", "must be 1–4 (edge neighbours)")
     need(m.negatives >= 0, "method.negatives", "must be ≥ 0")
-    need(len(m.scale_jitter) == 2 and 0 < m.scale_jitter[0] <= m.scale_jitter[1], "method.scale_jitter", "needs [lo, hi]")
+    need(len(m.scale_jitter) == 2 and 0 < m.scale_jitter[0] <= m.scale_jitter[1], "method.scale_jitter",
+         "needs [lo, hi]")
     need(len(m.view_scale) == 2 and 0 < m.view_scale[0] <= m.view_scale[1], "method.view_scale", "needs [lo, hi]")
     need(len(m.small_scale) == 2 and 0 < m.small_scale[0] <= m.small_scale[1] <= 1, "method.small_scale",
          "needs [lo, hi] within (0, 1]")

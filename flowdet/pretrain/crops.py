@@ -28,35 +28,50 @@ def crop_resize(img: np.ndarray, box: Box, out: int) -> np.ndarray:
 
 class PhotometricAug:
     """Colour jitter (brightness, contrast, saturation, hue) with probability ``color_p``, grayscale,
-    optional Gaussian blur and horizontal flip — SimCLR/BYOL-style, done on uint8 BGR."""
+    optional Gaussian blur and horizontal flip — SimCLR/BYOL-style, done on uint8 BGR.
+
+    ``draw(rng)`` draws one set of parameters and ``apply(img, params)`` applies it, so several
+    crops can share one photometric draw (patch contrast jitters per frame, as the study did)."""
 
     def __init__(self, cfg: AugConfig, blur: bool = False):
         self.cfg, self.blur = cfg, blur
 
-    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def draw(self, rng: np.random.Generator) -> dict:
         c = self.cfg
-        out = img
+        p: dict = {"jitter": None, "gray": False, "blur": 0.0, "flip": False}
         if rng.random() < c.color_p:
-            out = self._jitter(out, rng)
-        if rng.random() < c.gray_p:
+            p["jitter"] = (1.0 + rng.uniform(-c.brightness, c.brightness), 1.0 + rng.uniform(-c.contrast, c.contrast),
+                           1.0 + rng.uniform(-c.saturation, c.saturation), rng.uniform(-c.hue, c.hue))
+        p["gray"] = bool(rng.random() < c.gray_p)
+        if self.blur and rng.random() < c.blur_p:
+            p["blur"] = float(rng.uniform(0.1, 1.5))
+        p["flip"] = bool(rng.random() < c.flip_p)
+        return p
+
+    def apply(self, img: np.ndarray, p: dict) -> np.ndarray:
+        out = img
+        if p["jitter"] is not None:
+            out = self._jitter(out, *p["jitter"])
+        if p["gray"]:
             g = cv2.cvtColor(out, cv2.COLOR_BGR2GRAY)
             out = cv2.merge([g, g, g])
-        if self.blur and rng.random() < c.blur_p:
-            sigma = rng.uniform(0.1, 1.5)
-            out = cv2.GaussianBlur(out, (0, 0), sigma)
-        if rng.random() < c.flip_p:
+        if p["blur"] > 0:
+            out = cv2.GaussianBlur(out, (0, 0), p["blur"])
+        if p["flip"]:
             out = out[:, ::-1]
         return np.ascontiguousarray(out)
 
-    def _jitter(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        c = self.cfg
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self.apply(img, self.draw(rng))
+
+    @staticmethod
+    def _jitter(img: np.ndarray, bright: float, contrast: float, sat: float, hue: float) -> np.ndarray:
         x = img.astype(np.float32)
-        b = 1.0 + rng.uniform(-c.brightness, c.brightness)
-        k = 1.0 + rng.uniform(-c.contrast, c.contrast)
-        x = (x * b - x.mean()) * k + x.mean()
+        mean = x.mean()
+        x = (x * bright - mean) * contrast + mean
         hsv = cv2.cvtColor(np.clip(x, 0, 255).astype(np.uint8), cv2.COLOR_BGR2HSV).astype(np.float32)
-        hsv[..., 1] *= 1.0 + rng.uniform(-c.saturation, c.saturation)
-        hsv[..., 0] = (hsv[..., 0] + rng.uniform(-c.hue, c.hue) * 180.0) % 180.0  # OpenCV hue is 0–180
+        hsv[..., 1] *= sat
+        hsv[..., 0] = (hsv[..., 0] + hue * 180.0) % 180.0  # OpenCV hue is 0–180
         return cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR)
 
 
@@ -68,7 +83,8 @@ def _inside(c: float, half: float, size: int) -> float:
 class PatchGridSampler:
     """Patch contrast: an anchor anywhere in the frame, its ``positives`` edge neighbours (adjacent
     patches of a 3×3 grid) and ``negatives`` same-frame patches whose centres are at least
-    ``min_neg_dist`` patch sides away. Returns {"patches": [1 + P + K, crop, crop, 3]}."""
+    ``min_neg_dist`` patch sides away; one colour jitter for the whole frame, flips per patch.
+    Returns {"patches": [1 + P + K, crop, crop, 3], "centres": [1 + P + K, 2] (x, y) in patch sides}."""
 
     def __init__(self, m: MethodConfig, aug: AugConfig):
         self.p, self.crop, self.npos, self.nneg, self.min_d = m.patch, m.crop, m.positives, m.negatives, m.min_neg_dist
@@ -84,10 +100,15 @@ class PatchGridSampler:
         centres = [(cx, cy)] + [(cx + neigh[i][0], cy + neigh[i][1]) for i in order]
         for _ in range(self.nneg):
             centres.append(self._far_centre(cx, cy, p, w, h, rng))
-        patches = [self.aug(crop_resize(img, (x - p / 2, y - p / 2, p, p), self.crop), rng) for x, y in centres]
-        return {"patches": np.stack(patches)}
+        colour = self.aug.draw(rng)  # one photometric draw per frame: the contrast is about context, not colour
+        patches = []
+        for x, y in centres:
+            colour["flip"] = bool(rng.random() < self.aug.cfg.flip_p)
+            patches.append(self.aug.apply(crop_resize(img, (x - p / 2, y - p / 2, p, p), self.crop), colour))
+        return {"patches": np.stack(patches), "centres": np.asarray(centres, np.float32) / p}
 
-    def _far_centre(self, cx: float, cy: float, p: float, w: int, h: int, rng: np.random.Generator) -> tuple[float, float]:
+    def _far_centre(self, cx: float, cy: float, p: float, w: int, h: int,
+                    rng: np.random.Generator) -> tuple[float, float]:
         best, best_d = (p / 2, p / 2), -1.0
         for _ in range(20):
             x, y = rng.uniform(p / 2, w - p / 2), rng.uniform(p / 2, h - p / 2)

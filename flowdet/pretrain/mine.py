@@ -236,7 +236,8 @@ def mine(sources: list[str | Path], out: str | Path, every: int | None = None, f
                              "already": len(manifest.seen.get(src.key, ())), "error": None})
                 continue
             total = video_frame_count(src.path) if src.kind == "video" else len(_list_images(src.path))
-            bar = tqdm(total=total, desc=src.path.name, unit="frame", disable=None if progress is None else not progress, leave=False)
+            bar = tqdm(total=total, desc=src.path.name, unit="frame", leave=False,
+                       disable=None if progress is None else not progress)
             row = _mine_source(src, out, manifest, FrameSampler(every, fps), max_frames, dedupe, quality, bar)
             bar.close()
             stopped_early = max_frames is not None and len(manifest.seen.get(src.key, ())) >= max_frames

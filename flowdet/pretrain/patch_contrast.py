@@ -25,6 +25,9 @@ class PatchContrastLoss(nn.Module):
     Negatives of anchor i: its own ``negatives`` and, with ``batch_negatives``, every patch (anchor,
     positives, negatives) of the other samples j ≠ i.
 
+    ``exclude`` [B, B·(1+P+K)] bool (optional) removes candidate negatives, e.g. patches of other
+    frames at the anchor's position, which in a video are near-copies of it (false negatives).
+
     Shapes: anchor [B, D], positives [B, P, D], negatives [B, K, D] → scalar loss.
     """
 
@@ -36,7 +39,8 @@ class PatchContrastLoss(nn.Module):
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.loss, self.temperature, self.batch_negatives = loss, temperature, batch_negatives
 
-    def forward(self, anchor: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+    def forward(self, anchor: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor,
+                exclude: torch.Tensor | None = None) -> torch.Tensor:
         bsz, npos, dim = positives.shape
         a = F.normalize(anchor.float(), dim=-1)
         every = F.normalize(torch.cat([anchor.unsqueeze(1), positives, negatives], 1).float(), dim=-1)  # [B, T, D]
@@ -47,6 +51,8 @@ class PatchContrastLoss(nn.Module):
         neg_mask = own & (slot > npos)
         if self.batch_negatives:
             neg_mask = neg_mask | ~own
+        if exclude is not None:
+            neg_mask = neg_mask & ~exclude
         if not neg_mask.any():
             raise ValueError("patch contrast needs negatives: set negatives > 0 or batch_negatives")
         pos_sim = sim[own & (slot >= 1) & (slot <= npos)].view(bsz, npos)  # [B, P]
@@ -61,7 +67,9 @@ class PatchContrastLoss(nn.Module):
 
 class PatchContrast(nn.Module):
     """backbone + ``EmbedHead`` + ``PatchContrastLoss``. Batch: {"patches": uint8 [B, 1+P+K, S, S, 3]}
-    with slot 0 the anchor, 1..P the positives, the rest the same-frame negatives."""
+    with slot 0 the anchor, 1..P the positives, the rest the same-frame negatives, and optionally
+    "centres" [B, 1+P+K, 2] (patch units): other frames' patches closer than ``min_neg_dist`` to the
+    anchor's position are dropped from its negatives (frames of one video are near-copies)."""
 
     def __init__(self, backbone: nn.Module, cfg: MethodConfig):
         super().__init__()
@@ -70,7 +78,7 @@ class PatchContrast(nn.Module):
         self.backbone = backbone
         self.head = EmbedHead(backbone.out_channels[-1], cfg.head_channels, cfg.embed_channels, cfg.embed_pool)
         self.criterion = PatchContrastLoss(cfg.loss, cfg.temperature, cfg.batch_negatives)
-        self.npos = cfg.positives
+        self.npos, self.min_dist = cfg.positives, cfg.min_neg_dist
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """float [N, 3, S, S] → embeddings [N, D]."""
@@ -80,7 +88,12 @@ class PatchContrast(nn.Module):
         patches = batch["patches"]
         bsz, t = patches.shape[:2]
         z = self.embed(to_input(patches)).view(bsz, t, -1)
-        loss = self.criterion(z[:, 0], z[:, 1:1 + self.npos], z[:, 1 + self.npos:])
+        exclude = None
+        if "centres" in batch:  # other frames' patches near the anchor's position are not negatives
+            c = batch["centres"].float()  # [B, T, 2] in patch sides
+            d = torch.cdist(c[:, 0], c.reshape(-1, 2))  # [B, B·T]
+            exclude = d < self.min_dist
+        loss = self.criterion(z[:, 0], z[:, 1:1 + self.npos], z[:, 1 + self.npos:], exclude)
         with torch.no_grad():
             pos = F.cosine_similarity(z[:, :1], z[:, 1:1 + self.npos], dim=-1).mean()
         return {"loss": loss, "pos_cos": pos}

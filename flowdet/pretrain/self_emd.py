@@ -22,7 +22,7 @@ from torch import nn
 
 from flowdet.pretrain.byol import BYOL, NegativeCosineLoss, ema_update_, target_momentum
 from flowdet.pretrain.config import MethodConfig
-from flowdet.pretrain.heads import ConvMLP, to_input
+from flowdet.pretrain.heads import ConvMLP
 from flowdet.pretrain.sinkhorn import sinkhorn_emd
 
 _LEVEL_INDEX = {"dark3": 0, "dark4": 1, "dark5": 2}

@@ -26,7 +26,8 @@ from torch.utils.data import DataLoader
 from flowdet import __version__
 from flowdet.config import save_config, to_dict
 from flowdet.engine import dist
-from flowdet.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state, unwrap
+from flowdet.engine.checkpoint import (load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state,
+                                       unwrap)
 from flowdet.engine.logger import MetricsLog
 from flowdet.engine.schedule import WarmupCosine, param_groups, set_lr
 from flowdet.models import build_backbone
@@ -174,7 +175,8 @@ def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | No
             atomic_write_json(out / "split.json", {"val_image_ids": data_info["val_image_ids"]})
     ddp_model = model
     if dist.is_distributed():
-        ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        ids = [device.index] if device.type == "cuda" else None
+        ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if use_amp else nullcontext
     t_start, last_row = time.perf_counter(), {}
     for epoch in range(start_epoch, t_cfg.epochs):

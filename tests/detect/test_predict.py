@@ -1,0 +1,120 @@
+"""TorchPredictor, `flowdet predict` outputs, `flowdet eval` over the Predictor interface, drawing."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from flowdet.data.draw import draw_detections
+
+torch = pytest.importorskip("torch")
+
+from flowdet.cli import main  # noqa: E402
+from flowdet.detect.io import minimal_checkpoint  # noqa: E402
+from flowdet.engine.checkpoint import save_checkpoint  # noqa: E402
+from flowdet.models import build_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    model = build_model("nano", 1)
+    # A fresh head predicts obj·cls ≈ 1e-4 everywhere; raise the objectness/class bias so that some
+    # boxes pass a 0.25 threshold and the drawing/json paths carry real detections.
+    with torch.no_grad():
+        for conv in list(model.head.obj_preds) + list(model.head.cls_preds):
+            conv.bias.fill_(3.0)
+    p = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    save_checkpoint(minimal_checkpoint(model, ["bottle"], (160, 160)), p)
+    return p
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate([(120, 200), (180, 160)]):
+        cv2.imwrite(str(d / f"im{i}.png"), rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+    (d / "notes.txt").write_text("not an image")
+    return d
+
+
+def test_torch_predictor_implements_the_protocol(ckpt, folder):
+    from flowdet.detect.predict import TorchPredictor
+    from flowdet.predictor import load_predictor
+
+    p = load_predictor(str(ckpt), img_size=128)
+    assert isinstance(p, TorchPredictor) and p.names == ["bottle"] and p.img_size == (128, 128)
+    assert TorchPredictor(ckpt).img_size == (160, 160)  # the training size by default
+    img = cv2.imread(str(folder / "im0.png"))
+    dets = p.predict([img, img[:60]], conf=0.25)
+    assert len(dets) == 2 and len(dets[0]) > 0
+    d = dets[1]
+    assert d.boxes.dtype == np.float32 and d.boxes[:, [0, 2]].max() <= 200 and d.boxes[:, [1, 3]].max() <= 60
+    assert (d.scores >= 0.25).all() and (d.class_ids == 0).all()
+
+
+def test_predict_cli_writes_drawings_results_and_jsonl(ckpt, folder, tmp_path, capsys):
+    out = tmp_path / "pred"
+    main(["predict", str(folder), "--ckpt", str(ckpt), "--out", str(out), "--conf", "0.25", "--batch", "2"])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["images"] == 2 and summary["detections"] > 0
+    assert (out / "im0.png").is_file() and (out / "im1.png").is_file()
+    lines = [json.loads(x) for x in (out / "detections.jsonl").read_text().splitlines()]
+    assert [Path(x["file"]).name for x in lines] == ["im0.png", "im1.png"]
+    assert set(lines[0]) >= {"file", "boxes", "scores", "class_ids", "width", "height"}
+    assert len(lines[0]["boxes"]) == len(lines[0]["scores"]) == len(lines[0]["class_ids"])
+    results = json.loads((out / "results.json").read_text())
+    assert len(results) == summary["detections"] and {r["image_id"] for r in results} <= {1, 2}
+    assert set(results[0]) >= {"image_id", "category_id", "bbox", "score", "file_name"}
+
+
+def test_predict_single_image_and_model_alias(ckpt, folder, tmp_path):
+    main(["predict", str(folder / "im1.png"), "--model", str(ckpt), "--out", str(tmp_path / "one"), "--no-draw"])
+    assert len((tmp_path / "one" / "detections.jsonl").read_text().splitlines()) == 1
+    assert not (tmp_path / "one" / "im1.png").exists()
+
+
+@pytest.mark.parametrize("what", ["model", "source"])
+def test_predict_user_errors_exit_2(ckpt, folder, tmp_path, what, capsys):
+    model = str(tmp_path / "nope.pt") if what == "model" else str(ckpt)
+    source = str(tmp_path / "missing_dir") if what == "source" else str(folder)
+    with pytest.raises(SystemExit) as e:
+        main(["predict", source, "--model", model, "--out", str(tmp_path / "o")])
+    assert e.value.code == 2
+    assert ("model file not found" if what == "model" else "no such file or folder") in capsys.readouterr().err
+
+
+def test_eval_cli_over_the_predictor_interface(ckpt, tmp_path, capsys):
+    d = tmp_path / "val"
+    (d / "images").mkdir(parents=True)
+    img = np.full((160, 160, 3), 100, np.uint8)
+    cv2.imwrite(str(d / "images" / "a.jpg"), img)
+    cv2.imwrite(str(d / "images" / "b.jpg"), img)
+    gt = {"images": [{"id": 1, "file_name": "a.jpg", "width": 160, "height": 160},
+                     {"id": 7, "file_name": "b.jpg", "width": 160, "height": 160}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [10, 10, 20, 20], "area": 400, "iscrowd": 0}],
+          "categories": [{"id": 3, "name": "bottle"}]}
+    (d / "ann.json").write_text(json.dumps(gt))
+    out = tmp_path / "ev"
+    main(["eval", "--ckpt", str(ckpt), "--ann", str(d / "ann.json"), "--images", str(d / "images"),
+          "--out", str(out), "--batch", "2", "--img-size", "128"])
+    text = capsys.readouterr().out
+    assert "maxDets= 100" in text and "Reference study layout" in text
+    m = json.loads((out / "metrics.json").read_text())
+    assert {"AP", "AP50", "APs", "AR100", "AR1000"} <= set(m["metrics"])
+    assert (out / "pr_curve.png").stat().st_size > 0
+    dets = json.loads((out / "detections.json").read_text())
+    assert dets and {r["image_id"] for r in dets} <= {1, 7} and {r["category_id"] for r in dets} == {3}
+    assert all(r["score"] >= 0.001 for r in dets)
+    assert max(sum(r["image_id"] == i for r in dets) for i in (1, 7)) <= 1000
+
+
+def test_draw_detections_marks_the_boxes():
+    img = np.zeros((100, 120, 3), np.uint8)
+    out = draw_detections(img, np.array([[10, 20, 50, 60]], np.float32), np.array([0.9]), np.array([0]), ["bottle"])
+    assert out.shape == img.shape and img.max() == 0  # the input is not modified
+    assert out[40, 10].any() and not out[40, 30].any()  # box edge drawn, inside left empty

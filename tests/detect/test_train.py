@@ -1,0 +1,162 @@
+"""Detector training: exact resume, DDP on gloo, --backbone, run outputs, and an overfit check."""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from flowdet.cli import main  # noqa: E402
+from flowdet.config import load_config  # noqa: E402
+from flowdet.detect.config import DetectConfig  # noqa: E402
+from flowdet.detect.train import load_backbone, train  # noqa: E402
+from flowdet.engine.checkpoint import load_checkpoint  # noqa: E402
+from flowdet.models import build_model  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory) -> Path:
+    from flowdet.data.synth import SynthConfig, generate
+
+    out = tmp_path_factory.mktemp("tiny_synth")
+    generate(out, SynthConfig(num_images=4, width=192, height=160, seed=1, min_size=10, max_size=40,
+                              objects_per_image=(1, 3), distractors_per_image=(0, 1), empty_fraction=0.0))
+    return out
+
+
+def _overrides(data: Path, out: Path, *extra: str) -> list[str]:
+    return [f"data.train={data}/annotations.json", f"data.images={data}/images", f"data.val={data}/annotations.json",
+            f"out={out}", "model.size=nano", "train.img_size=160", "train.batch=2", "train.workers=0",
+            "train.progress=false", "train.seed=3", *extra]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # 1 thread: on a shared 2-core box, 2 threads per process are ~3x slower under contention.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.slow
+def test_interrupted_and_resumed_run_ends_with_identical_weights(tiny_set, tmp_path, capsys):
+    # Full augmentation (mosaic, mixup, affine, HSV, flip, multi-scale) so the data RNG is exercised;
+    # the last epoch is the no-aug epoch with L1 on.
+    common = ["train.epochs=2", "train.warmup_epochs=1", "train.lr=0.01", "train.eval_interval=1",
+              "augment.no_aug_epochs=1", "augment.mixup_prob=0.5", "augment.multiscale=[128, 192]",
+              "augment.multiscale_every=1"]
+    straight = train(load_config(DetectConfig, None, _overrides(tiny_set, tmp_path / "a", *common)))
+
+    def stop_after_first(epoch: int, row: dict) -> None:
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(load_config(DetectConfig, None, _overrides(tiny_set, tmp_path / "b", *common)),
+              on_epoch_end=stop_after_first)
+    err = capsys.readouterr().err
+    assert f"resume with: flowdet train --resume {tmp_path / 'b' / 'last.pt'}" in err
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 0
+    # Resume through the CLI with no other flag: the checkpoint's own config is used.
+    main(["train", "--resume", str(tmp_path / "b" / "last.pt")])
+
+    a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 1
+    for part in ("model", "ema"):
+        sa, sb = (a[part], b[part]) if part == "model" else (a[part]["ema"], b[part]["ema"])
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=0, msg=f"{part}.{k} differs")
+    assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
+
+    # The run folder: checkpoints, resolved config, per-epoch metrics with the required columns, curves.
+    run = tmp_path / "b"
+    for name in ("last.pt", "best.pt", "config.yaml", "metrics.csv", "loss.png", "metrics.json"):
+        assert (run / name).is_file(), name
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    for col in ("lr", "loss", "iou", "obj", "cls", "l1", "miss_share", "dropped_tiny", "img_s", "AP", "AP50", "APs"):
+        assert col in rows[0], col
+    assert float(rows[0]["l1"]) == 0.0 and float(rows[1]["l1"]) > 0.0  # L1 only in the no-aug epoch
+    ck = load_checkpoint(run / "best.pt")
+    for key in ("model", "ema", "optimizer", "scheduler", "scaler", "rng", "epoch", "config", "names",
+                "cat_ids", "img_size", "model_cfg"):
+        assert key in ck, key
+    assert ck["model_cfg"] == {"size": "nano", "num_classes": 1} and ck["img_size"] == [160, 160]
+    assert straight["best"] and straight["best_epoch"] in (0, 1)
+
+
+@pytest.mark.slow
+def test_ddp_two_gloo_processes_write_last_pt_once(tiny_set, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "flowdet",
+           "train", "--data", f"{tiny_set}/annotations.json", "--images", f"{tiny_set}/images",
+           "--val", f"{tiny_set}/annotations.json", "--out", str(out), "--epochs", "1", "--batch", "4",
+           "--img-size", "128", "--workers", "0", "--device", "cpu", "--set", "train.progress=false"]
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr.count("training nano on 4 images") == 1  # only rank 0 prints
+    assert "(2 proc)" in r.stderr
+    ck = load_checkpoint(out / "last.pt")
+    assert ck["epoch"] == 0 and ck["scheduler"]["iters_per_epoch"] == 1  # 4 images / (2 ranks × 2)
+    assert [p.name for p in out.glob("*.pt*")].count("last.pt") == 1
+    assert not list(out.glob(".*.tmp"))
+    assert len(list(csv.DictReader((out / "metrics.csv").open()))) == 1
+
+
+def _backbone_artifact(path: Path, size: str = "nano", extra: bool = True) -> Path:
+    sd = build_model(size, 1).backbone.state_dict()
+    if extra:
+        sd["projector.weight"] = torch.zeros(3)
+    torch.save({"model_size": size, "state_dict": sd, "method": "patch-contrast", "config": {},
+                "flowdet_version": "test"}, path)
+    return path
+
+
+def test_load_backbone_reports_and_fails_loudly(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("nano", 1)
+    art = _backbone_artifact(tmp_path / "backbone.pt")
+    expected = torch.load(art)["state_dict"]["stem.conv.conv.weight"]
+    report = load_backbone(model, art)
+    assert report["loaded"] == len(model.backbone.state_dict()) and report["missing"] == []
+    assert report["unexpected"] == ["projector.weight"] and report["method"] == "patch-contrast"
+    assert torch.equal(model.backbone.stem.conv.conv.weight, expected)
+    with pytest.raises(click.ClickException, match="model size 'tiny'"):
+        load_backbone(model, _backbone_artifact(tmp_path / "tiny.pt", "tiny"))
+    torch.save({"model_size": "nano", "state_dict": {"foo": torch.zeros(1)}}, tmp_path / "nomatch.pt")
+    with pytest.raises(click.ClickException, match="no key matches"):
+        load_backbone(model, tmp_path / "nomatch.pt")
+
+
+def test_train_with_bogus_backbone_exits_2(tiny_set, tmp_path, capsys):
+    bogus = tmp_path / "backbone.pt"
+    bogus.write_bytes(b"definitely not a checkpoint")
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--data", f"{tiny_set}/annotations.json", "--images", f"{tiny_set}/images",
+              "--out", str(tmp_path / "run"), "--epochs", "1", "--img-size", "128", "--workers", "0",
+              "--backbone", str(bogus)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert str(bogus) in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_config_errors_name_the_key(tiny_set, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--data", f"{tiny_set}/annotations.json", "--images", f"{tiny_set}/images",
+              "--out", str(tmp_path / "r"), "--img-size", "100"])
+    assert e.value.code == 2 and "train.img_size" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--set", "train.nope=1"])
+    assert e.value.code == 2 and "train.nope" in capsys.readouterr().err
