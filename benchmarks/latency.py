@@ -1,9 +1,9 @@
 """Per-frame latency, batch 1, 640×640: PyTorch eager vs onnxruntime CPU, for nano / tiny / s.
 
 Random-init weights (latency does not depend on them), BN fused in both backends (as exported).
-Each row: median (and p90) of ``--runs`` timed calls after ``--warmup`` untimed ones; model only
-(the preprocessed tensor in, decoded boxes/scores out — no letterbox, no NMS), plus one
-end-to-end row per size for onnxruntime (``OnnxPredictor.predict`` on a 1920×1080 frame:
+Each row: median (and p90) wall time and median process CPU time of ``--runs`` timed calls after
+``--warmup`` untimed ones; model only (the preprocessed tensor in, decoded boxes/scores out — no
+letterbox, no NMS), plus one end-to-end row per size for onnxruntime (``OnnxPredictor.predict`` on a 1920×1080 frame:
 letterbox + session + NMS). A YOLOv8n row is added when ultralytics is installed (bench extra).
 
     python benchmarks/latency.py --sizes nano,tiny,s --threads 1,2 --runs 20 --json runs/bench/latency.json
@@ -25,13 +25,16 @@ import numpy as np
 def _time(fn: Callable[[], object], runs: int, warmup: int) -> dict[str, float]:
     for _ in range(warmup):
         fn()
-    ts = []
+    ts, cpu = [], []
     for _ in range(runs):
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         fn()
         ts.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
+    # cpu_ms: CPU time of this process per call. On a shared box it is the steadier number: with
+    # 1 thread (and no spinning) it estimates the wall latency on an idle core.
     return {"median_ms": round(statistics.median(ts), 2), "p90_ms": round(float(np.percentile(ts, 90)), 2),
-            "runs": runs}
+            "cpu_ms": round(statistics.median(cpu), 2), "runs": runs}
 
 
 def _export(size: str, img: int, path: Path) -> None:
@@ -115,7 +118,7 @@ def main() -> None:
             rows += bench_size(size, args.img, threads, args.runs, args.warmup, Path(tmp))
             for r in rows[-(3 * len(threads) + 1):]:
                 print(f"{r['model']:<12} {r['backend']:<44} threads {r['threads']}  median {r['median_ms']:8.2f} ms"
-                      f"  p90 {r['p90_ms']:8.2f} ms")
+                      f"  p90 {r['p90_ms']:8.2f} ms  cpu {r['cpu_ms']:8.2f} ms")
     for r in bench_yolov8n(args.img, threads, args.runs, args.warmup):
         rows.append(r)
         print(f"{r['model']:<12} {r['backend']:<44} threads {r['threads']}  median {r['median_ms']:8.2f} ms")

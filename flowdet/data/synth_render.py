@@ -21,6 +21,7 @@ object's (a, b) frame — no polygon rasterising or supersampling needed.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -81,13 +82,26 @@ SKIES = [(232, 214, 196), (214, 210, 206), (238, 226, 214), (190, 196, 200), (21
 BANKS = [(40, 66, 52), (46, 74, 70), (36, 52, 44), (70, 96, 110), (58, 80, 76)]
 
 
-def sample_water(rng: np.random.Generator, cam: Camera) -> WaterStyle:
-    """A random water look: colours, ripple spectrum, sun, clouds, bank."""
+@functools.lru_cache(maxsize=1)
+def _frequency_grid() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(kx, ky, |k|, direction) of the TEX×TEX FFT grid, in cycles per texel."""
     f = np.fft.fftfreq(TEX)
     kx, ky = np.meshgrid(f, f)
-    k = np.hypot(kx, ky) + 1e-9
+    return kx, ky, np.hypot(kx, ky) + 1e-9, np.arctan2(ky, kx)
+
+
+def _unit_std(spectrum: np.ndarray) -> np.ndarray:
+    """Scale so the real part of ifft2(spectrum) has about unit std (Parseval; no FFT needed:
+    a non-Hermitian random spectrum puts half of the energy into the real part)."""
+    energy = float(np.sum(np.abs(spectrum) ** 2)) / (2 * TEX ** 4)
+    return spectrum / max(np.sqrt(energy), 1e-12)
+
+
+def sample_water(rng: np.random.Generator, cam: Camera) -> WaterStyle:
+    """A random water look: colours, ripple spectrum, sun, clouds, bank."""
+    kx, ky, k, direction = _frequency_grid()
     wind = rng.uniform(0, np.pi)
-    spread = np.abs(np.cos(np.arctan2(ky, kx) - wind)) ** rng.uniform(1.0, 4.0)
+    spread = np.abs(np.cos(direction - wind)) ** rng.uniform(1.0, 4.0)
     # Three bands (wavelengths in texels): swell, chop, capillary ripples — the multi-scale look.
     amp = np.zeros_like(k)
     for wavelength, weight in ((rng.uniform(40, 90), 1.0), (rng.uniform(14, 26), rng.uniform(0.5, 0.8)),
@@ -98,12 +112,10 @@ def sample_water(rng: np.random.Generator, cam: Camera) -> WaterStyle:
     # operator keeps only the direction (not the usual factor k), so long waves stay visible far away.
     slope_op = 1j * (ky + 0.35 * kx) / k
     noise = rng.standard_normal((TEX, TEX)) + 1j * rng.standard_normal((TEX, TEX))
-    spectrum = noise * amp * slope_op
-    spectrum /= max(float(np.fft.ifft2(spectrum).real.std()), 1e-9)
+    spectrum = _unit_std(noise * amp * slope_op)
     # Glitter comes from the capillary ripples only: a separate fine field, thresholded later.
     fine = np.exp(-0.5 * (np.log(k * rng.uniform(3.5, 6)) / 0.3) ** 2) * (0.5 + 0.5 * spread)
-    glitter = (rng.standard_normal((TEX, TEX)) + 1j * rng.standard_normal((TEX, TEX))) * fine
-    glitter /= max(float(np.fft.ifft2(glitter).real.std()), 1e-9)
+    glitter = _unit_std((rng.standard_normal((TEX, TEX)) + 1j * rng.standard_normal((TEX, TEX))) * fine)
     omega = np.sqrt(2 * np.pi * k) * rng.uniform(6.0, 10.0)  # deep water: ω ∝ sqrt(k)
 
     has_bank = cam.horizon > 0 and rng.random() < 0.8
@@ -149,69 +161,85 @@ def render_water(cam: Camera, style: WaterStyle, t: float = 0.0, flow: tuple[flo
     ``flow`` shifts the ripple field on the ground plane (texels), for a current in a video."""
     W, H = cam.width, cam.height
     w2, h2 = max(8, W // WATER_SCALE), max(8, H // WATER_SCALE)
-    sy, sx = H / h2, W / w2
-    ys = (np.arange(h2, dtype=np.float64) + 0.5) * sy          # full-res y of each low-res row
-    xs = (np.arange(w2, dtype=np.float64) + 0.5) * sx
-    p = cam.p_of_y(ys)
-    water_rows = p > 0.5 / (H - cam.horizon)
-    pc = np.where(water_rows, np.maximum(p, 0.5 / (H - cam.horizon)), 1.0)
+    sy = H / h2
+    ys = (np.arange(h2, dtype=np.float64) + 0.5) * sy                     # full-res y of each low-res row
+    xs = ((np.arange(w2, dtype=np.float64) + 0.5) * (W / w2)).astype(np.float32)
+    p = cam.p_of_y(ys)                                                     # increases down the frame
+    first = int(np.searchsorted(p, 0.5 / (H - cam.horizon), side="right"))  # rows [first:] are water
+    bank_top = np.zeros(w2, np.float32)
+    if style.bank is not None and cam.horizon > 0:
+        bank_top = (cam.horizon - style.bank_height * H
+                    * np.interp(np.linspace(0, 95, w2), np.arange(96), style.bank_profile)).astype(np.float32)
+    img = np.empty((h2, w2, 3), np.float32)
+    if first > 0:
+        img[:first] = _sky(style, ys[:first], w2, h2, cam.horizon, bank_top)
+    if first < h2:
+        img[first:] = _water(cam, style, t, flow, ys[first:], xs, p[first:], sy)
+    np.clip(img, 0, 255, out=img)
+    return cv2.resize(img, (W, H), interpolation=cv2.INTER_LINEAR)
 
+
+def _sky(style: WaterStyle, ys: np.ndarray, w2: int, h2: int, horizon: float, bank_top: np.ndarray) -> np.ndarray:
+    """Rows above the horizon: sky gradient and the river-bank strip. [len(ys), w2, 3]."""
+    a = np.clip(ys / max(horizon, 1.0), 0, 1).astype(np.float32)[:, None, None]
+    sky = np.broadcast_to(style.sky_top * (1 - a) + style.sky * a, (len(ys), w2, 3))
+    if style.bank is None:
+        return sky
+    tex = _smooth_grid(style.bank_noise, w2, h2)[: len(ys), :, None]
+    return np.where((ys[:, None] >= bank_top[None, :])[..., None], style.bank * (1 + 0.25 * tex), sky)
+
+
+def _water(cam: Camera, style: WaterStyle, t: float, flow: tuple[float, float], ys: np.ndarray, xs: np.ndarray,
+           pc: np.ndarray, sy: float) -> np.ndarray:
+    """Rows below the horizon (perspective factors ``pc`` > 0): [len(ys), len(xs), 3]."""
+    H = cam.height
+    rows, w2 = len(ys), len(xs)
     # Perspective map into the texture (u lateral, v depth), wrapped into [0, TEX).
     u = (xs[None, :] - cam.cx) / pc[:, None] * style.tex_scale + flow[0]
     v = (H - cam.horizon) / (pc * cam.tilt) * style.tex_scale + flow[1]
     map_x = np.mod(u, TEX).astype(np.float32)
-    map_y = np.broadcast_to(np.mod(v, TEX)[:, None], (h2, w2)).astype(np.float32)
+    map_y = np.ascontiguousarray(np.broadcast_to(np.mod(v, TEX).astype(np.float32)[:, None], (rows, w2)))
     # Texels covered by one low-res pixel, per row: picks the blur level (no distant aliasing).
     footprint = style.tex_scale * sy * np.maximum(1 / pc, 1 / (pc * pc * cam.tilt))
     level = np.clip(np.log2(np.maximum(footprint, 1.0)), 0, LEVELS - 1)
-    fade = 1.0 / np.sqrt(np.maximum(footprint / 2 ** (LEVELS - 1), 1.0))  # beyond the last level
+    fade = (1.0 / np.sqrt(np.maximum(footprint / 2 ** (LEVELS - 1), 1.0))).astype(np.float32)[:, None]
 
     pyramid = ripple_pyramid(style, t)
-    shade = np.zeros((h2, w2, 3), np.float32)
+    shade = np.zeros((rows, w2, 3), np.float32)
     for i, tex in enumerate(pyramid):
         weight = np.clip(1 - np.abs(level - i), 0, 1).astype(np.float32)
-        if weight.any():
-            shade += weight[:, None, None] * cv2.remap(tex, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
-    sharp = cv2.remap(pyramid[0][..., 2], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
-    s = shade[..., 0] * fade[:, None].astype(np.float32)
-    q = shade[..., 1] * fade[:, None].astype(np.float32)
+        used = np.nonzero(weight)[0]  # level is monotonic in the row, so this is one band of rows
+        if used.size:
+            r0, r1 = used[0], used[-1] + 1
+            shade[r0:r1] += weight[r0:r1, None, None] * cv2.remap(tex, map_x[r0:r1], map_y[r0:r1], cv2.INTER_LINEAR,
+                                                                  borderMode=cv2.BORDER_WRAP)
+    s, q = shade[..., 0] * fade, shade[..., 1] * fade
 
     # Colour: water body near the camera → reflected sky toward the horizon (Fresnel).
     fres = (0.05 + 0.95 * (1 - np.clip(pc, 0, 1)) ** 4).astype(np.float32)[:, None, None]
-    base = style.body[None, None, :] * (1 - fres) + style.sky[None, None, :] * fres
-    clouds = _smooth_grid(style.clouds, w2, h2)[..., None]
+    base = style.body * (1 - fres) + style.sky * fres
+    clouds = _smooth_grid(style.clouds, w2, rows)[..., None]
     img = base * (1 + style.ripple_gain * s[..., None] + 0.05 * clouds * (0.3 + fres))
     img += 40 * style.ripple_gain * np.maximum(s, 0)[..., None] ** 2 * (0.3 + fres)
 
-    bank_top = np.zeros(w2, np.float32)
     if style.bank is not None and cam.horizon > 0:
-        # The mirrored bank: a dark band under the horizon, broken up by the ripples.
+        # The mirrored bank: a dark band under the horizon, broken up by the ripples (exp decay:
+        # only the rows within a few bank heights matter).
         bank_h = style.bank_height * H
-        depth = np.maximum(ys[:, None] - cam.horizon + 6 * q * (1 - fres[..., 0]), 0)
+        n = int(np.searchsorted(ys - cam.horizon, 8 * bank_h))
+        depth = np.maximum(ys[:n, None] - cam.horizon + 6 * q[:n] * (1 - fres[:n, :, 0]), 0)
         refl = (0.85 * np.exp(-depth / (1.2 * bank_h)))[..., None].astype(np.float32)
-        img = img * (1 - refl) + style.bank[None, None, :] * 0.8 * refl
-        bank_top = cam.horizon - bank_h * np.interp(np.linspace(0, 95, w2), np.arange(96), style.bank_profile)
+        img[:n] = img[:n] * (1 - refl) + style.bank * np.float32(0.8) * refl
     if style.sun_x is not None:
         # Glitter: unfiltered capillary peaks inside the sun's path (that is where real glitter
         # reaches the horizon), distance-filtered ones elsewhere (only near the camera).
-        path = np.exp(-(((xs[None, :] - style.sun_x) / (style.sun_width * (0.25 + pc[:, None]))) ** 2))
+        sharp = cv2.remap(pyramid[0][..., 2], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+        width = (style.sun_width * (0.25 + pc)).astype(np.float32)[:, None]
+        path = np.exp(-(((xs[None, :] - np.float32(style.sun_x)) / width) ** 2))
         peaks = path * sharp + (1 - path) * shade[..., 2]
-        glint = np.clip(peaks - style.glint_threshold, 0, None)
+        glint = np.clip(peaks - np.float32(style.glint_threshold), 0, None)
         img += (255 * np.minimum(glint * 1.5, 1.0))[..., None]
-
-    # Above the horizon: sky gradient and the bank strip.
-    sky_rows = ~water_rows
-    if sky_rows.any():
-        a = np.clip(ys / max(cam.horizon, 1.0), 0, 1).astype(np.float32)[:, None, None]
-        sky = style.sky_top[None, None, :] * (1 - a) + style.sky[None, None, :] * a
-        sky = np.broadcast_to(sky, (h2, w2, 3))
-        if style.bank is not None:
-            tex = _smooth_grid(style.bank_noise, w2, h2)[..., None]
-            bank = style.bank[None, None, :] * (1 + 0.25 * tex)
-            sky = np.where((ys[:, None] >= bank_top[None, :])[..., None], bank, sky)
-        img = np.where(sky_rows[:, None, None], sky, img)
-    img = np.clip(img, 0, 255).astype(np.float32)
-    return cv2.resize(img, (W, H), interpolation=cv2.INTER_LINEAR)
+    return img
 
 
 # --------------------------------------------------------------------------- floating objects

@@ -56,6 +56,9 @@ class Trainer:
                     f"{cfg.data.val}: categories {self.val_set.cat_ids} differ from the training set's {self.cat_ids}")
 
         model = build_model(cfg.model.size, len(self.names))
+        for mod in model.modules():
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                mod.momentum = t.bn_momentum
         self.backbone_report = None
         if cfg.model.backbone:
             from flowdet.detect.train import load_backbone

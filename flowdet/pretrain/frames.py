@@ -46,7 +46,7 @@ def resolve_frames(sources: list[str]) -> list[Path]:
         else:
             raise click.ClickException(f"{p}: unsupported frames source (folder, manifest.jsonl, .txt, .json, image)")
     seen, uniq = set(), []
-    for f in out:
+    for f in (p.resolve() for p in out):  # the same file reached twice (a list and a folder) counts once
         if f not in seen:
             seen.add(f)
             uniq.append(f)

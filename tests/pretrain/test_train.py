@@ -120,9 +120,14 @@ def test_cli_run_and_resume(synth_frames, tmp_path, capsys):
 @pytest.mark.slow
 def test_torchrun_ddp_gloo(synth_frames, tmp_path):
     """Two CPU processes (gloo): one epoch, rank 0 writes the artifacts."""
+    import socket
+
     out = tmp_path / "ddp"
+    with socket.socket() as sock:  # a free port: parallel test runs must not collide
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
            "-m", "flowdet", "pretrain", "--method", "patch-contrast", "--frames", str(synth_frames), "--out", str(out),
            "--epochs", "1", "--batch", "2", "--crop", "32", "--device", "cpu", "--set", "train.max_steps=2",
            "--set", "data.frame_size=320", "--set", "train.threads=1"]
