@@ -3,7 +3,10 @@
 raw    = ``OnnxPredictor.predict`` (letterbox + session + NMS) on frames already decoded in memory;
 stream = ``run_stream`` on the video file: decode (reader thread) + predict + jsonl (+ annotated
          mp4 with ``--with-video``), end to end.
-Both use the same model, thread count and spinning setting (off, as ``flowdet stream``).
+Both use the same model, thread count and spinning setting (off, as ``flowdet stream``); rounds
+alternate raw/stream and medians are reported. On a shared box also read ``cpu_ms_per_frame``
+(process CPU time per frame): the scheduler shares CPU per thread, so under contention the
+two-thread stream can get more CPU than the one-thread raw loop and look faster than raw.
 
     python benchmarks/stream_bench.py --video ../shared/data/video/open_water_floating.mp4 \
         --threads 1,2 [--model model.onnx] [--with-video] [--json runs/bench/stream.json]
@@ -79,22 +82,28 @@ def main() -> None:
             p = OnnxPredictor(model, providers="cpu", threads=t, spinning=False)
             for im in frames[:5]:
                 p.predict([im])  # warm-up
-            raws, streams = [], []
+            raws, streams, raw_cpu, stream_cpu = [], [], [], []
             for _ in range(args.rounds):  # alternate: load from other processes hits both alike
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 for im in frames:
                     p.predict([im])
                 raws.append(len(frames) / (time.perf_counter() - t0))
+                raw_cpu.append(1000 * (time.process_time() - c0) / len(frames))
+                c0 = time.process_time()
                 streams.append(run_stream(p, str(video), jsonl=Path(tmp) / "d.jsonl", max_frames=len(frames),
                                           out=Path(tmp) / "o.mp4" if args.with_video else None))
+                stream_cpu.append(1000 * (time.process_time() - c0) / max(1, streams[-1]["frames"]))
             raw_fps = statistics.median(raws)
             s = sorted(streams, key=lambda x: x["fps"])[len(streams) // 2]  # the median run
             row = {"threads": t, "frames": s["frames"], "rounds": args.rounds, "raw_fps": round(raw_fps, 2),
                    "stream_fps": s["fps"], "ratio": round(s["fps"] / raw_fps, 3), "latency_ms": s["latency_ms"],
-                   "infer_ms": s["infer_ms"], "with_video": args.with_video}
+                   "infer_ms": s["infer_ms"], "with_video": args.with_video,
+                   "cpu_ms_per_frame": {"raw": round(statistics.median(raw_cpu), 2),
+                                        "stream": round(statistics.median(stream_cpu), 2)}}
             rows.append(row)
             print(f"threads {t}: raw {raw_fps:6.1f} fps | stream {s['fps']:6.1f} fps | ratio {row['ratio']:.2f} | "
                   f"latency p50 {s['latency_ms']['p50']} ms p95 {s['latency_ms']['p95']} ms | frames {s['frames']}"
+                  f" | cpu/frame raw {row['cpu_ms_per_frame']['raw']} ms stream {row['cpu_ms_per_frame']['stream']} ms"
                   f" | medians of {args.rounds} rounds")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -64,7 +65,7 @@ def train(data, images, val, val_images, out, size, epochs, batch, img_size, iou
     from flowdet.detect.train import train as run_train
 
     summary = run_train(cfg)
-    if summary.get("best"):
+    if summary.get("best") and os.environ.get("RANK", "0") == "0":
         click.echo(f"best: {summary['best']} (AP {summary['best_ap']:.4f}, epoch {summary['best_epoch'] + 1})")
 
 

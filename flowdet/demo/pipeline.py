@@ -184,7 +184,8 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
 
         res = export_onnx(tr["best"], out / "model.onnx", img_size=plan.img_size,
                           parity_data=val_dir / "annotations.json", log=lambda m: click.echo(f"    {m}", err=True))
-        return {k: v for k, v in _scalars(getattr(res, "__dict__", {})).items()}
+        rep = res.parity.to_dict() if res.parity is not None else {}
+        return {"onnx_seconds": res.seconds, **{f"parity_{k}": v for k, v in _scalars(rep).items()}}
 
     ex = stage(6, "export", "ONNX with decoded outputs + parity check against PyTorch", export_stage)
 
@@ -193,7 +194,7 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
 
         s = run_stream(str(out / "model.onnx"), syn["video_path"], out=out / "annotated.mp4",
                        jsonl=out / "detections.jsonl", conf=0.3, threads=2)
-        return _scalars(s)
+        return _stream_numbers(s)
 
     so = stage(7, "stream", "the synthetic video through the ONNX runtime (no torch)", stream_stage)
 
@@ -205,7 +206,7 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
 
         assets: dict[str, str] = {}
         st = dataset_stats(train_dir / "annotations.json", train_dir / "images", img_size=plan.img_size, out_dir=out)
-        hist = st.get("histogram")
+        hist = st.get("histogram_png")
         if hist:
             assets["box_hist"] = _rel(hist, out)
         for key, p in (("train_loss", runs / "train" / "loss.png"), ("pretrain_loss", runs / "pretrain" / "loss.png"),
@@ -217,6 +218,8 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
         return {"assets": assets, "dataset": _flat_stats(st)}
 
     rep = stage(8, "report", "report.md / report.html / summary.json", report_stage)
+    from flowdet.demo.report import write_report
+
     times = {k: round(v.get("seconds", 0.0), 2) for k, v in state.data["stages"].items()}
     summary = {
         "mode": mode, "method": method, "seed": seed, "model_size": "nano", "img_size": plan.img_size,
@@ -228,7 +231,7 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
         "pretrain": {k: v for k, v in pre.items() if isinstance(v, (int, float))},
         "mine": {k: mined[k] for k in ("kept", "dropped", "read") if k in mined},
         "export": {k: v for k, v in ex.items() if isinstance(v, (int, float, bool))},
-        "stream": _stream_numbers(so), "dataset": rep["dataset"], "assets": rep["assets"], "grid_conf": 0.3,
+        "stream": {k: v for k, v in so.items() if isinstance(v, (int, float))}, "dataset": rep["dataset"], "assets": rep["assets"], "grid_conf": 0.3,
         "wall_seconds_this_invocation": round(time.perf_counter() - t_start, 2),
     }
     _, md, _ = write_report(summary, out)

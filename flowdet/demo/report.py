@@ -39,6 +39,8 @@ def fmt(v: Any) -> str:
     if isinstance(v, float):
         if v != v:
             return "n/a"
+        if v != 0 and abs(v) < 1e-3:
+            return f"{v:.2e}"  # parity deltas etc. would print as 0.000
         return f"{v:.3f}" if abs(v) < 1000 else f"{v:.0f}"
     return str(v)
 

@@ -12,7 +12,7 @@ IOU_LOSSES = ("iou", "giou", "ciou")
 @dataclass
 class DataSection:
     train: str = ""  # COCO json
-    images: str = ""  # image folder of the training json
+    images: str = ""  # image folder of the training json; empty → <json dir>/images or the json's dir
     val: str = ""  # COCO json; empty → no validation (best.pt = last epoch)
     val_images: str = ""  # empty → same as images
     cache: bool = False  # decode every image once into RAM (small sets, benchmarks)
@@ -82,7 +82,6 @@ def validate(cfg: DetectConfig) -> DetectConfig:
     t, a = cfg.train, cfg.augment
     checks = [
         (bool(cfg.data.train), "data.train: a training COCO json is required (--data)"),
-        (bool(cfg.data.images), "data.images: the training image folder is required (--images)"),
         (cfg.model.size in MODEL_SIZES, f"model.size: '{cfg.model.size}' is not one of {', '.join(MODEL_SIZES)}"),
         (t.epochs >= 1, f"train.epochs: must be >= 1, got {t.epochs}"),
         (t.batch >= 1, f"train.batch: must be >= 1, got {t.batch}"),

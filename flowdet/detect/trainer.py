@@ -121,7 +121,7 @@ class Trainer:
         }
 
     def _resume(self, path: Path) -> None:
-        ck = load_checkpoint(path, self.device)
+        ck = load_checkpoint(path, "cpu")  # RNG states must stay CPU tensors; weights are copied over
         for key in ("model", "optimizer", "epoch", "rng"):
             if key not in ck:
                 raise click.ClickException(f"{path}: not a resumable training checkpoint (no '{key}')")
@@ -164,7 +164,9 @@ class Trainer:
                     self.best_ap, self.best_epoch = float(stats["AP"]), epoch
             if dist.is_main():
                 self.log.append(row)
-                self.log.plot(self.out / "loss.png", keys=["loss", *LOSS_KEYS, "miss_share"], title=str(self.out))
+                # Plotting costs ~0.1 s: every epoch only when epochs are long, else with each eval.
+                if evaluate_now or epoch == t.epochs - 1 or row["time_s"] > 10:
+                    self.log.plot(self.out / "loss.png", keys=["loss", *LOSS_KEYS, "miss_share"], title=str(self.out))
                 ck = self.state(epoch)
                 save_checkpoint(ck, self.out / "last.pt")
                 if evaluate_now and self.best_epoch == epoch:

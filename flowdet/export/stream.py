@@ -190,7 +190,7 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
     ``model``: a .onnx/.engine/.pt path or any Predictor. ``source``: a SOURCE string (video file,
     image folder, camera index, rtsp/http URL) or a FrameSource object. ``spinning``: onnxruntime
     thread spinning (off by default: it steals the decoder's core). ``progress`` is called every
-    ``log_every_s`` seconds and at the end with the running stats.
+    ``log_every_s`` seconds with the running stats (same keys as the summary's first ten).
     Summary keys: frames, frames_read, dropped, reconnects, detections, det_per_frame, fps, seconds,
     latency_ms {p50, p95}, infer_ms {p50, p95}, stopped_by ("end", "max_frames", "interrupt",
     "source_lost"), source, live, out, jsonl."""
@@ -216,7 +216,11 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
     # Live: one slot, replaced by newer frames. Files: ``queue_size`` frames plus room for the end marker.
     q: queue.Queue = queue.Queue(maxsize=1 if src.live else max(1, queue_size) + 1)
     reader = Reader(src, q, stop, retries=retries, backoff_s=backoff_s)
-    writers = _Writers(out, jsonl, src.fps or 25.0, list(predictor.names))
+    try:
+        writers = _Writers(out, jsonl, src.fps or 25.0, list(predictor.names))
+    except OSError as e:
+        src.close()
+        raise click.ClickException(f"{e.filename}: cannot write ({e.strerror})") from None
     latencies: list[float] = []
     infer: list[float] = []
     frames = detections = 0

@@ -81,7 +81,7 @@ def build_engine(onnx_path: str | Path, out: str | Path, half: bool = False, wor
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
     if half:
-        if not builder.platform_has_fast_fp16:
+        if not getattr(builder, "platform_has_fast_fp16", True):  # deprecated in TensorRT 10
             log("--half: this GPU has no fast fp16; building fp32")
         else:
             config.set_flag(trt.BuilderFlag.FP16)
@@ -150,18 +150,20 @@ class TensorRTPredictor:
         x = np.ascontiguousarray(chunk.astype(self.dtypes[self.input_name], copy=False))
         self.context.set_input_shape(self.input_name, x.shape)
         d_in = self._device(self.input_name, x.nbytes)
-        cudart.cudaMemcpyAsync(d_in, x.ctypes.data, x.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream)
+        self._check(cudart.cudaMemcpyAsync(d_in, x.ctypes.data, x.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice,
+                                           self.stream)[0], "cudaMemcpyAsync H2D")
         self.context.set_tensor_address(self.input_name, d_in)
         outs = {}
         for name in ("boxes", "scores"):
             arr = np.empty(tuple(self.context.get_tensor_shape(name)), self.dtypes[name])
             self.context.set_tensor_address(name, self._device(name, arr.nbytes))
             outs[name] = arr
-        if not self.context.execute_async_v3(self.stream):
+        if not self.context.execute_async_v3(int(self.stream)):  # TensorRT takes the raw handle
             raise RuntimeError("TensorRT execute_async_v3 failed")
         for name, arr in outs.items():
-            cudart.cudaMemcpyAsync(arr.ctypes.data, self._buffers[name][0], arr.nbytes,
-                                   cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream)
+            self._check(cudart.cudaMemcpyAsync(arr.ctypes.data, self._buffers[name][0], arr.nbytes,
+                                               cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream)[0],
+                        "cudaMemcpyAsync D2H")
         self._check(cudart.cudaStreamSynchronize(self.stream)[0], "cudaStreamSynchronize")
         return outs["boxes"].astype(np.float32), outs["scores"].astype(np.float32)
 
@@ -187,5 +189,10 @@ class TensorRTPredictor:
                            max_det=max_det)
 
     def __del__(self) -> None:
+        cudart = getattr(self, "cudart", None)
+        if cudart is None:
+            return
         for ptr, _ in getattr(self, "_buffers", {}).values():
-            self.cudart.cudaFree(ptr)
+            cudart.cudaFree(ptr)
+        if getattr(self, "stream", None) is not None:
+            cudart.cudaStreamDestroy(self.stream)

@@ -29,7 +29,7 @@ class DataConfig:
     frame_size: int = 640  # long side frames are resized to (the detector's input scale)
     cache: bool = True  # keep resized frames in memory (≈0.7 MB per 640×360 frame)
     num_workers: int = 0  # DataLoader workers
-    samples_per_frame: int = 1  # dataset length = frames × this (more steps per epoch on few frames)
+    samples_per_frame: int = 1  # dataset length = frames (images for center-loss) × this: more steps per epoch
 
 
 @dataclass

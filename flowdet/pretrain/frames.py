@@ -129,20 +129,22 @@ class BoxPatchDataset(Dataset):
     """Center-loss patches of labelled images: sample ``(epoch, i)`` = all patches of image ``i``.
 
     ``rel_boxes[i]`` are xyxy as fractions of the image size (robust to a json size that differs
-    from the decoded one). ``fixed=True`` draws the same patches every epoch (the held-out set)."""
+    from the decoded one). ``fixed=True`` draws the same patches every epoch (the held-out set);
+    ``samples_per_image`` > 1 visits each image that many times per epoch (fresh patches each time)."""
 
     def __init__(self, store: FrameStore, rel_boxes: list[np.ndarray], sampler: Callable, seed: int,
-                 fixed: bool = False):
+                 fixed: bool = False, samples_per_image: int = 1):
         self.store, self.rel_boxes, self.sampler, self.seed, self.fixed = store, rel_boxes, sampler, seed, fixed
+        self.k = samples_per_image
 
     def __len__(self) -> int:
-        return len(self.store)
+        return len(self.store) * self.k
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, np.ndarray]:
         epoch, i = key
-        img, _ = self.store.get(i)
+        img, _ = self.store.get(i % len(self.store))
         h, w = img.shape[:2]
-        boxes = self.rel_boxes[i] * np.array([w, h, w, h], np.float32)
+        boxes = self.rel_boxes[i % len(self.store)] * np.array([w, h, w, h], np.float32)
         return self.sampler(img, boxes, np.random.default_rng((self.seed, 0 if self.fixed else epoch, i)))
 
 

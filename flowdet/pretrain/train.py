@@ -84,7 +84,8 @@ def build_datasets(cfg: PretrainConfig) -> tuple[Any, Any, dict]:
     def subset(ids: list[int], aug: bool, fixed: bool) -> BoxPatchDataset:
         store = FrameStore([recs[i] for i in ids], d.frame_size, d.cache)
         sampler = CenterPatchSampler(m, cfg.aug if aug else None)
-        return BoxPatchDataset(store, [rel(recs[i]) for i in ids], sampler, seed + (7919 if fixed else 0), fixed)
+        return BoxPatchDataset(store, [rel(recs[i]) for i in ids], sampler, seed + (7919 if fixed else 0), fixed,
+                               1 if fixed else d.samples_per_frame)
 
     info = {"images_train": len(train_ids), "images_val": len(val_ids),
             "val_image_ids": [recs[i].image_id for i in val_ids]}

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from flowdet.data.transforms import AugmentConfig, Augmenter, Sample, filter_boxes, mosaic, random_affine
+from flowdet.data.transforms import AugmentConfig, Sample, filter_boxes, mosaic, random_affine
 
 torch = pytest.importorskip("torch")
 

@@ -118,3 +118,14 @@ def test_draw_detections_marks_the_boxes():
     out = draw_detections(img, np.array([[10, 20, 50, 60]], np.float32), np.array([0.9]), np.array([0]), ["bottle"])
     assert out.shape == img.shape and img.max() == 0  # the input is not modified
     assert out[40, 10].any() and not out[40, 30].any()  # box edge drawn, inside left empty
+
+
+def test_predict_and_eval_paths_are_torch_free():
+    """The ONNX path of predict/eval runs on the core install: importing them must not pull torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, flowdet.detect.predict, flowdet.detect.evaluate, flowdet.commands.detect, "
+            "flowdet.data.transforms, flowdet.data.draw; print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "False"

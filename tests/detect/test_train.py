@@ -160,3 +160,30 @@ def test_config_errors_name_the_key(tiny_set, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["train", "--set", "train.nope=1"])
     assert e.value.code == 2 and "train.nope" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_nano_overfits_eight_synthetic_images(tmp_path_factory):
+    """Plain training (no augmentation) on 8 images, evaluated on the same images: AP50 >= 0.8.
+
+    Measured: AP50 0.91 after 70 epochs × 2 iterations (~65 s of CPU, 1 thread). The recipe is a
+    short-run one: a high BN momentum (YOLOX's 0.03 makes eval-mode statistics lag the weights for
+    hundreds of iterations) and a high lr floor."""
+    from flowdet.data.synth import SynthConfig, generate
+
+    data = tmp_path_factory.mktemp("overfit8")
+    generate(data, SynthConfig(num_images=8, width=320, height=320, seed=0, min_size=28, max_size=64,
+                               near_fraction=0.0, objects_per_image=(1, 3), distractors_per_image=(0, 1),
+                               empty_fraction=0.0))
+    out = tmp_path_factory.mktemp("overfit_run")
+    plain = ["augment.mosaic_prob=0", "augment.mixup_prob=0", "augment.hsv_prob=0", "augment.flip_prob=0",
+             "augment.degrees=0", "augment.translate=0", "augment.shear=0", "augment.scale=[1, 1]"]
+    cfg = load_config(DetectConfig, None, _overrides(
+        data, out, *plain, "train.img_size=256", "train.batch=4", "train.epochs=70", "train.lr=0.02",
+        "train.warmup_epochs=1", "train.min_lr_ratio=0.5", "train.bn_momentum=0.2", "augment.no_aug_epochs=10",
+        "train.eval_interval=1000", "data.cache=true", "train.seed=0"))
+    summary = train(cfg)
+    assert summary["metrics"]["AP50"] >= 0.8, summary["metrics"]
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert float(rows[-1]["loss"]) < 0.5 * float(rows[0]["loss"])
+    assert int(rows[-1]["dropped_tiny"]) == 0
