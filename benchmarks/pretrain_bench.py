@@ -160,7 +160,9 @@ def main() -> None:
         methods = args.methods.split(",")
         mem = {}
         for m in methods:
-            cmd = [sys.executable, __file__, "--one", m] + [a for a in sys.argv[1:] if not a.startswith("--methods")]
+            cmd = [sys.executable, __file__, "--one", m, "--size", args.size, "--batch", str(args.batch), "--crop",
+                   str(args.crop), "--small-views", str(args.small_views), "--threads", str(args.threads),
+                   "--device", args.device]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
             mem[m] = json.loads(out)
         times = step_times(methods, args)

@@ -145,7 +145,7 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
             sets += [f"data.ann={train_dir / 'annotations.json'}", f"data.images={train_dir / 'images'}"]
         else:
             sets += [f"data.frames=[{data / 'frames'}, {train_dir / 'images'}]"]
-        res = pretrain(load_config(PretrainConfig, None, sets))
+        res = pretrain(load_config(PretrainConfig, f"pretrain_{method.replace('-', '_')}", sets))
         keep = _scalars(res)
         keep["backbone"] = str(res["backbone"])
         return keep

@@ -88,6 +88,7 @@ def validate(cfg: DetectConfig) -> DetectConfig:
         (t.img_size >= 32 and t.img_size % 32 == 0, f"train.img_size: must be a multiple of 32, got {t.img_size}"),
         (t.iou_loss in IOU_LOSSES, f"train.iou_loss: '{t.iou_loss}' is not one of {', '.join(IOU_LOSSES)}"),
         (t.workers >= 0, f"train.workers: must be >= 0, got {t.workers}"),
+        (t.seed >= 0, f"train.seed: must be >= 0, got {t.seed}"),
         (t.eval_interval >= 1, f"train.eval_interval: must be >= 1, got {t.eval_interval}"),
         (0 < t.ema_decay < 1, f"train.ema_decay: must be in (0, 1), got {t.ema_decay}"),
         (0 < t.bn_momentum <= 1, f"train.bn_momentum: must be in (0, 1], got {t.bn_momentum}"),

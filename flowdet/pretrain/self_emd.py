@@ -105,12 +105,20 @@ class SelfEMD(nn.Module):
         self.update_target(target_momentum(step, total, self.base_momentum))
 
     def _heads(self, feats: dict[str, torch.Tensor], lv: str, online: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """(local [N, D, g, g], global [N, D]) of one level."""
+        """(local [N, D, g, g], global [N, D]) of one level.
+
+        The g·g local features and the mean-pooled vector go through the MLPs as one [N, C, g·g+1, 1]
+        tensor: the same weights (so the spaces match) and half the kernel launches, which dominate
+        at these sizes on CPU."""
         proj = (self.projectors if online else self.target_projectors)[lv]
-        dense, glob = proj(_grid(feats[lv], self.grid)), proj(F.adaptive_avg_pool2d(feats[lv], 1))
+        x = feats[lv]
+        local = _grid(x, self.grid)
+        g = local.shape[-1]
+        y = proj(torch.cat([local.flatten(2), x.mean((2, 3)).unsqueeze(2)], 2).unsqueeze(3))
         if online:
-            dense, glob = self.predictors[lv](dense), self.predictors[lv](glob)
-        return dense, glob.flatten(1)
+            y = self.predictors[lv](y)
+        y = y.squeeze(3)
+        return y[:, :, :-1].unflatten(2, (local.shape[-2], g)), y[:, :, -1]
 
     def _spc_mask(self, bsz: int, g: int, device: torch.device) -> torch.Tensor:
         """[B, g·g] bool: a random square sub-window per sample (side ⌈spc_min·g⌉ … g − 1)."""
