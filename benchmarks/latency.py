@@ -100,6 +100,26 @@ def bench_yolov8n(img: int, threads: list[int], runs: int, warmup: int) -> list[
     return rows
 
 
+def bench_extra_onnx(spec: str, img: int, threads: list[int], runs: int, warmup: int) -> list[dict]:
+    """Time a foreign ONNX (e.g. ultralytics YOLOv8n exported with ``format='onnx'``) on the same
+    onnxruntime, same session options, same 1×3×img×img float32 input as flowdet's rows."""
+    import onnxruntime as ort
+
+    from flowdet.export.runtime import session_options
+
+    name, path = spec.split("=", 1)
+    x = np.random.default_rng(0).uniform(0, 1, (1, 3, img, img)).astype(np.float32)
+    rows = []
+    for t in threads:
+        for spinning in (True, False):
+            sess = ort.InferenceSession(path, session_options(t, spinning), providers=["CPUExecutionProvider"])
+            feed = {sess.get_inputs()[0].name: x}
+            r = _time(lambda: sess.run(None, feed), runs, warmup)
+            rows.append({"model": name, "backend": "onnxruntime-cpu" + ("" if spinning else " (no spin)"),
+                         "threads": t, **r})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="nano,tiny,s")
@@ -108,6 +128,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--json", default=None, help="also write the rows here")
+    ap.add_argument("--extra-onnx", action="append", default=[], metavar="NAME=PATH",
+                    help="also time this ONNX on the same runtime (e.g. yolov8n=yolov8n.onnx from ultralytics export)")
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -119,6 +141,11 @@ def main() -> None:
             for r in rows[-(3 * len(threads) + 1):]:
                 print(f"{r['model']:<12} {r['backend']:<44} threads {r['threads']}  median {r['median_ms']:8.2f} ms"
                       f"  p90 {r['p90_ms']:8.2f} ms  cpu {r['cpu_ms']:8.2f} ms")
+    for spec in args.extra_onnx:
+        for r in bench_extra_onnx(spec, args.img, threads, args.runs, args.warmup):
+            rows.append(r)
+            print(f"{r['model']:<12} {r['backend']:<44} threads {r['threads']}  median {r['median_ms']:8.2f} ms"
+                  f"  p90 {r['p90_ms']:8.2f} ms  cpu {r['cpu_ms']:8.2f} ms")
     for r in bench_yolov8n(args.img, threads, args.runs, args.warmup):
         rows.append(r)
         print(f"{r['model']:<12} {r['backend']:<44} threads {r['threads']}  median {r['median_ms']:8.2f} ms")

@@ -41,12 +41,14 @@ class DemoPlan:
 
 
 PLANS = {
-    "full": DemoPlan(train_images=96, val_images=24, width=640, height=384, video_seconds=12, video_fps=5,
-                     pretrain_epochs=2, pretrain_steps=20, epochs=24, no_aug_epochs=4, batch=8, img_size=384,
-                     min_size=10, max_size=26),
-    "quick": DemoPlan(train_images=16, val_images=6, width=480, height=288, video_seconds=3, video_fps=5,
-                      pretrain_epochs=1, pretrain_steps=4, epochs=3, no_aug_epochs=1, batch=8, img_size=288,
-                      min_size=10, max_size=24),
+    # Scenes at the detector's input scale (416 px wide, no downscaling) so 12–30 px objects stay
+    # 12–30 px: nano learns them within the CPU budget (measured: AP50 0.41 after 20 epochs).
+    "full": DemoPlan(train_images=96, val_images=24, width=416, height=256, video_seconds=12, video_fps=5,
+                     pretrain_epochs=2, pretrain_steps=15, epochs=36, no_aug_epochs=6, batch=8, img_size=416,
+                     min_size=12, max_size=30),
+    "quick": DemoPlan(train_images=16, val_images=6, width=320, height=192, video_seconds=3, video_fps=5,
+                      pretrain_epochs=1, pretrain_steps=3, epochs=3, no_aug_epochs=1, batch=8, img_size=320,
+                      min_size=12, max_size=28),
 }
 STAGES = ["synthesize", "mine", "pretrain", "train", "eval", "export", "stream", "report"]
 
@@ -162,7 +164,11 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
                 "model.size=nano", f"model.backbone={pre['backbone']}", f"train.epochs={plan.epochs}",
                 f"train.batch={plan.batch}", f"train.img_size={plan.img_size}", "train.iou_loss=ciou",
                 f"train.seed={seed}", f"train.device={device}", f"train.eval_interval={max(1, plan.epochs // 4)}",
-                "train.warmup_epochs=1", "train.workers=0", f"augment.no_aug_epochs={plan.no_aug_epochs}"]
+                "train.warmup_epochs=1", "train.workers=0", f"augment.no_aug_epochs={plan.no_aug_epochs}",
+                # short-schedule recipe (see docs/benchmarks.md): higher lr, BN statistics that keep up
+                # with the weights, gentle augmentation on tiny objects
+                "train.lr=0.02", "train.bn_momentum=0.2", "train.min_lr_ratio=0.5",
+                "augment.mosaic_prob=0.5", "augment.mixup_prob=0", "augment.scale=[0.8, 1.25]"]
         res = train(load_config(DetectConfig, None, sets))
         keep = _scalars(res)
         keep["best"], keep["last"] = str(res.get("best") or res["last"]), str(res["last"])
