@@ -13,9 +13,8 @@ import click
 import numpy as np
 import onnxruntime as ort
 
-from flowdet.data.letterbox import preprocess_batch
+from flowdet.export.backend import BatchedPredictor
 from flowdet.export.metadata import ModelMeta
-from flowdet.ops.postprocess import Detections, postprocess
 
 _SHORT = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 _ORT_DTYPE = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -54,7 +53,7 @@ def session_options(threads: int | None = None, spinning: bool = True) -> ort.Se
     return so
 
 
-class OnnxPredictor:
+class OnnxPredictor(BatchedPredictor):
     """:class:`flowdet.predictor.Predictor` on ONNX Runtime.
 
     ``providers``: None/"auto" (CUDA if available, else CPU), or names ("cpu", "cuda", "tensorrt" or
@@ -98,32 +97,9 @@ class OnnxPredictor:
     def dynamic_batch(self) -> bool:
         return self.fixed_batch is None
 
-    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Raw decoded outputs for a preprocessed [B, 3, H, W] float 0–255 batch of any B.
-
-        Chunks by ``max_batch``; a fixed-batch model gets its last chunk zero-padded (and the
-        padding dropped from the outputs)."""
-        boxes, scores = [], []
-        for i in range(0, batch.shape[0], self.max_batch):
-            chunk = batch[i:i + self.max_batch]
-            n = chunk.shape[0]
-            if self.fixed_batch and n < self.fixed_batch:
-                pad = np.zeros((self.fixed_batch - n, *chunk.shape[1:]), chunk.dtype)
-                chunk = np.concatenate([chunk, pad])
-            b, s = self.session.run(self.output_names[:2], {self.input_name: chunk.astype(self.input_dtype, copy=False)})
-            boxes.append(np.asarray(b[:n], np.float32))
-            scores.append(np.asarray(s[:n], np.float32))
-        return np.concatenate(boxes), np.concatenate(scores)
-
-    def predict(self, images: list[np.ndarray], conf: float = 0.25, iou: float = 0.65,
-                max_det: int = 1000) -> list[Detections]:
-        """BGR uint8 images of any size → detections in their own pixels."""
-        if not images:
-            return []
-        batch, ratios = preprocess_batch(images, self.img_size)
-        boxes, scores = self.infer(batch)
-        sizes = [im.shape[:2] for im in images]
-        return postprocess(boxes, scores, ratios, sizes, conf_thr=conf, iou_thr=iou, max_det=max_det)
+    def _run(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        b, s = self.session.run(self.output_names[:2], {self.input_name: chunk.astype(self.input_dtype, copy=False)})
+        return b, s
 
     def __repr__(self) -> str:
         return (f"OnnxPredictor({self.path.name}, size={self.meta.model_size}, img_size={self.img_size}, "

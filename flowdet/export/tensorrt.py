@@ -14,9 +14,8 @@ from typing import Any, Callable
 import click
 import numpy as np
 
-from flowdet.data.letterbox import preprocess_batch
+from flowdet.export.backend import BatchedPredictor
 from flowdet.export.metadata import read_sidecar
-from flowdet.ops.postprocess import Detections, postprocess
 
 
 class EngineUnavailable(click.ClickException):
@@ -101,7 +100,7 @@ def build_engine(onnx_path: str | Path, out: str | Path, half: bool = False, wor
     return out
 
 
-class TensorRTPredictor:
+class TensorRTPredictor(BatchedPredictor):
     """:class:`flowdet.predictor.Predictor` on a TensorRT engine (metadata from ``<engine>.json``).
 
     UNVERIFIED (see the module docstring): written for the TensorRT 10 API, never run here.
@@ -166,27 +165,6 @@ class TensorRTPredictor:
                         "cudaMemcpyAsync D2H")
         self._check(cudart.cudaStreamSynchronize(self.stream)[0], "cudaStreamSynchronize")
         return outs["boxes"].astype(np.float32), outs["scores"].astype(np.float32)
-
-    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        boxes, scores = [], []
-        for i in range(0, batch.shape[0], self.max_batch):
-            chunk = batch[i:i + self.max_batch]
-            n = chunk.shape[0]
-            if self.fixed_batch and n < self.fixed_batch:
-                chunk = np.concatenate([chunk, np.zeros((self.fixed_batch - n, *chunk.shape[1:]), chunk.dtype)])
-            b, s = self._run(chunk)
-            boxes.append(b[:n])
-            scores.append(s[:n])
-        return np.concatenate(boxes), np.concatenate(scores)
-
-    def predict(self, images: list[np.ndarray], conf: float = 0.25, iou: float = 0.65,
-                max_det: int = 1000) -> list[Detections]:
-        if not images:
-            return []
-        batch, ratios = preprocess_batch(images, self.img_size)
-        boxes, scores = self.infer(batch)
-        return postprocess(boxes, scores, ratios, [im.shape[:2] for im in images], conf_thr=conf, iou_thr=iou,
-                           max_det=max_det)
 
     def __del__(self) -> None:
         cudart = getattr(self, "cudart", None)

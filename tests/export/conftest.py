@@ -105,3 +105,4 @@ def video_factory():
 @pytest.fixture(scope="session")
 def small_video(tmp_path_factory) -> Path:
     return write_video(tmp_path_factory.mktemp("video") / "synthetic.mp4")
+

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli
 
 IMG = 320  # the fixtures' input size
 
@@ -128,21 +129,11 @@ def test_parity_failure_exits_and_writes_nothing(nano_ckpt, tmp_path, monkeypatc
     assert not list(tmp_path.iterdir())  # neither the model nor a temp file is left behind
 
 
-def _cli(capsys, *args: str) -> tuple[int, str]:
-    """Run ``flowdet`` in-process (torch is already imported here; a subprocess costs seconds)."""
-    from flowdet.cli import main
-
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    return code, capsys.readouterr().err
 
 
 def test_cli_export_prints_parity(nano_ckpt, tmp_path, grogol_val, capsys):
     src = str(grogol_val) if grogol_val else None
-    code, err = _cli(capsys, "export", "--ckpt", str(nano_ckpt), "--out", str(tmp_path / "m.onnx"), "--no-ema",
+    code, err = run_cli(capsys, "export", "--ckpt", str(nano_ckpt), "--out", str(tmp_path / "m.onnx"), "--no-ema",
                      *(["--parity-data", src] if src else []))
     assert code == 0, err
     assert "parity (4 " in err and "→ OK" in err
@@ -155,7 +146,7 @@ def test_cli_engine_without_tensorrt_exits_2(nano_ckpt, tmp_path, capsys):
         pytest.skip("tensorrt is installed here")
     except ImportError:
         pass
-    code, err = _cli(capsys, "export", "--ckpt", str(nano_ckpt), "--format", "engine", "--out", str(tmp_path / "m.engine"))
+    code, err = run_cli(capsys, "export", "--ckpt", str(nano_ckpt), "--format", "engine", "--out", str(tmp_path / "m.engine"))
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "TensorRT" in lines[0] and "not installed" in lines[0]
@@ -167,12 +158,12 @@ def test_cli_engine_without_tensorrt_exits_2(nano_ckpt, tmp_path, capsys):
     (["--opset", "9"], "--opset 9"),
 ])
 def test_cli_user_errors_exit_2(nano_ckpt, tmp_path, args, needle, capsys):
-    code, err = _cli(capsys, "export", "--ckpt", str(nano_ckpt), "--out", str(tmp_path / "m.onnx"), *args)
+    code, err = run_cli(capsys, "export", "--ckpt", str(nano_ckpt), "--out", str(tmp_path / "m.onnx"), *args)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
 
 
 def test_bad_checkpoint_exits_2(tmp_path, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    code, err = _cli(capsys, "export", "--ckpt", str(bad), "--out", str(tmp_path / "m.onnx"))
+    code, err = run_cli(capsys, "export", "--ckpt", str(bad), "--out", str(tmp_path / "m.onnx"))
     assert code == 2 and "bad.pt" in err and len(err.strip().splitlines()) == 1

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from cli_helpers import run_cli
 
 from flowdet.export.sources import SourceError
 from flowdet.export.stream import run_stream
@@ -188,7 +189,7 @@ def test_cli_lost_http_source_exits_3(nano_onnx, tmp_path, capsys):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/cam.mjpg"
     try:
-        code, err = _cli(capsys, "stream", "--model", str(nano_onnx), url, "--jsonl", str(tmp_path / "d.jsonl"),
+        code, err = run_cli(capsys, "stream", "--model", str(nano_onnx), url, "--jsonl", str(tmp_path / "d.jsonl"),
                          "--retries", "2", "--threads", "1")
     finally:
         server.shutdown()
@@ -221,15 +222,6 @@ def test_sigint_leaves_playable_video_and_whole_jsonl(nano_onnx, video_factory, 
     assert _video_frames(out) == len(lines) >= 1
 
 
-def _cli(capsys, *args: str) -> tuple[int, str]:
-    from flowdet.cli import main
-
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    return code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize("extra, needle", [
@@ -237,7 +229,7 @@ def _cli(capsys, *args: str) -> tuple[int, str]:
     (["http://127.0.0.1:9/none.mjpg"], "cannot open"),
 ])
 def test_cli_source_errors_exit_2(nano_onnx, capsys, extra, needle):
-    code, err = _cli(capsys, "stream", "--model", str(nano_onnx), *extra)
+    code, err = run_cli(capsys, "stream", "--model", str(nano_onnx), *extra)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
 
 
@@ -248,5 +240,5 @@ def test_cli_show_on_headless_opencv_exits_2(nano_onnx, small_video, capsys):
         pytest.skip("this OpenCV has a GUI")
     except cv2.error:
         pass
-    code, err = _cli(capsys, "stream", "--model", str(nano_onnx), str(small_video), "--show")
+    code, err = run_cli(capsys, "stream", "--model", str(nano_onnx), str(small_video), "--show")
     assert code == 2 and "--show" in err and len(err.strip().splitlines()) == 1
