@@ -80,6 +80,9 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--pretrain-epochs", type=int, default=10)
     ap.add_argument("--pretrain-set", action="append", default=[], help="extra --set for every pretraining run")
+    ap.add_argument("--train-set", action="append", default=[],
+                    help="extra --set for every flowdet detector run (e.g. the short-schedule recipe: "
+                         "train.lr=0.01 train.bn_momentum=0.1 train.min_lr_ratio=0.5)")
     ap.add_argument("--rows", default=",".join(FLOWDET_ROWS + ULTRA_ROWS))
     ap.add_argument("--fractions", default="", help="e.g. 0.1,0.25,0.5,1.0 for the label-efficiency curve")
     ap.add_argument("--efficiency-method", default="self-emd")
@@ -93,7 +96,7 @@ def main() -> None:
     results = json.loads(res_path.read_text()) if res_path.exists() else {}
     py = [sys.executable, "-m", "flowdet"]
     train_json, val_json, images = data / "train.json", data / "val.json", data / "images"
-    budget = {"epochs": args.epochs, "img_size": args.img_size, "batch": args.batch,
+    budget = {"train_set": args.train_set, "epochs": args.epochs, "img_size": args.img_size, "batch": args.batch,
               "no_aug_epochs": args.no_aug_epochs, "pretrain_epochs": args.pretrain_epochs, "data": str(data)}
     results["budget"] = budget
 
@@ -126,7 +129,8 @@ def main() -> None:
                     "--size", args.size, "--epochs", str(args.epochs), "--img-size", str(args.img_size),
                     "--batch", str(args.batch), "--iou-loss", iou, "--out", str(run_dir), "--workers", str(args.workers),
                     "--eval-interval", str(max(1, args.epochs)), "--device", args.device, "--seed", str(args.seed),
-                    "--set", f"augment.no_aug_epochs={args.no_aug_epochs}"]
+                    "--set", f"augment.no_aug_epochs={args.no_aug_epochs}",
+                    *sum((["--set", x] for x in args.train_set), [])]
         if backbone:
             cmd += ["--backbone", str(backbone)]
         t = run(cmd, out / f"{name}.train.log")

@@ -45,6 +45,10 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
+def _metric(v: Any) -> Any:
+    return "n/a (no ground truth in this size range)" if isinstance(v, (int, float)) and v < 0 else v
+
+
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(fmt(c) for c in r) + " |" for r in rows]
@@ -65,7 +69,8 @@ def render_markdown(s: dict[str, Any]) -> str:
          "All numbers below were measured in this run and are also in `summary.json`.", ""]
     L += ["## Metrics", "", "COCO metrics on the synthetic validation set (score threshold 0.001, as YOLOX; "
           "the reference FloW study's layout).", ""]
-    L += _table(["metric", "value"], [[label, m.get(key, float("nan"))] for label, key in METRIC_ROWS])
+    # pycocotools reports -1 where no ground truth falls in a size range (e.g. no large objects)
+    L += _table(["metric", "value"], [[label, _metric(m.get(key, float("nan")))] for label, key in METRIC_ROWS])
     L += ["", f"Standard COCO: AP50 (maxDets=100) = {fmt(m.get('AP50', float('nan')))}, "
           f"APs = {fmt(m.get('APs', float('nan')))}.", ""]
     L += ["## Stage times", ""]
