@@ -48,60 +48,10 @@ from typing import Any
 import click
 import numpy as np
 
+from flowdet.data.validation import Problem, ValidationReport  # noqa: F401  (re-exported)
+
 # Boxes exceeding the image by less than this (float noise in x+w) are clipped without a report.
 CLIP_TOLERANCE_PX = 0.01
-
-
-@dataclass
-class Problem:
-    """One validation finding: the file it is in, the field (json path-like) and what is wrong."""
-
-    file: str
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.field}: {self.message}"
-
-
-@dataclass
-class ValidationReport:
-    """Every problem found plus the counts of what was skipped, dropped and clipped."""
-
-    source: str
-    problems: list[Problem] = field(default_factory=list)
-    images_total: int = 0
-    images_skipped: int = 0
-    boxes_total: int = 0
-    boxes_kept: int = 0
-    boxes_dropped: int = 0
-    boxes_clipped: int = 0
-    boxes_in_skipped_images: int = 0
-
-    def add(self, file: str | Path, field_name: str, message: str) -> None:
-        self.problems.append(Problem(str(file), field_name, message))
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def summary(self) -> str:
-        return (f"{self.source}: {self.images_total - self.images_skipped}/{self.images_total} images, "
-                f"{self.boxes_kept}/{self.boxes_total} boxes kept; {len(self.problems)} problem(s): "
-                f"{self.images_skipped} image(s) skipped, {self.boxes_dropped} box(es) dropped, "
-                f"{self.boxes_clipped} clipped, {self.boxes_in_skipped_images} in skipped images")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k != "problems"}
-        d["problems"] = [str(p) for p in self.problems]
-        return d
-
-    def raise_if(self, strict: bool) -> None:
-        """With ``strict``, any problem becomes a one-line ClickException (exit code 2)."""
-        if strict and self.problems:
-            raise click.ClickException(
-                f"{len(self.problems)} problem(s) (strict), first: {self.problems[0]}; "
-                "run `flowdet data check` to list all")
 
 
 @dataclass
