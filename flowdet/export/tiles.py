@@ -117,6 +117,8 @@ class TiledPredictor:
         self.base, self.tile, self.overlap = base, int(tile), float(overlap)
         self.full_frame, self.merge, self.merge_iou, self.edge_margin = full_frame, merge, merge_iou, edge_margin
         self.names, self.img_size = base.names, base.img_size
+        # results must carry the model's COCO category ids, not class indices (else AP is 0)
+        self.cat_ids = getattr(base, "cat_ids", None)
         self.last_views = 0  # crops run for the last call (for throughput reporting)
 
     def windows(self, height: int, width: int) -> list[tuple[int, int, int, int]]:

@@ -108,3 +108,11 @@ def test_tiles_batch_through_dynamic_onnx(nano_onnx):
     views = 1 + len(tp.windows(480, 640))
     assert runs == [4] * (views // 4) + ([views % 4] if views % 4 else [])  # batched, not one by one
     assert len(d) > 0 and d.boxes[:, 2].max() <= 640 and d.boxes[:, 3].max() <= 480
+
+
+def test_tiled_predictor_keeps_the_models_category_ids(nano_onnx):
+    """COCO results from a tiled run must name the model's category ids (regression: AP was 0)."""
+    from flowdet.export.runtime import OnnxPredictor
+
+    base = OnnxPredictor(nano_onnx)
+    assert TiledPredictor(base, 160).cat_ids == base.cat_ids
