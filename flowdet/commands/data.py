@@ -66,15 +66,21 @@ def convert_voc(ann_dir: str, images_dir: str, out: str, labels: str | None, str
       flowdet convert voc Annotations/ --images JPEGImages/ --out train.json --labels labels.txt
     """
     from flowdet.data.voc import read_labels, voc_to_coco
-    from flowdet.utils import atomic_write_json
 
     names = read_labels(labels) if labels else None
     coco, report = voc_to_coco(ann_dir, images_dir, names, progress=True)
+    _write_converted(coco, report, out, strict,
+                     f"classes {[c['name'] for c in coco['categories']]} ({len(report.problems)} problem(s))")
+
+
+def _write_converted(coco: dict, report, out: str, strict: bool, detail: str) -> None:
+    """Shared tail of every converter: list problems, honour --strict, write atomically, summarise."""
+    from flowdet.utils import atomic_write_json
+
     _show_problems(report)
     report.raise_if(strict)
     atomic_write_json(Path(out), coco)
-    click.echo(f"wrote {out}: {len(coco['images'])} images, {len(coco['annotations'])} boxes, "
-               f"classes {[c['name'] for c in coco['categories']]} ({len(report.problems)} problem(s))")
+    click.echo(f"wrote {out}: {len(coco['images'])} images, {len(coco['annotations'])} boxes; {detail}")
 
 
 @convert.command("yolo")
@@ -93,14 +99,9 @@ def convert_yolo(data_yaml: str, split: str, out: str, strict: bool) -> None:
       flowdet convert yolo datasets/flow/data.yaml --split val --out val.json
     """
     from flowdet.data.yolo import yolo_to_coco
-    from flowdet.utils import atomic_write_json
 
     coco, root, report = yolo_to_coco(data_yaml, split, progress=True)
-    _show_problems(report)
-    report.raise_if(strict)
-    atomic_write_json(Path(out), coco)
-    click.echo(f"wrote {out}: {len(coco['images'])} images, {len(coco['annotations'])} boxes; "
-               f"images root (use as --images): {root}")
+    _write_converted(coco, report, out, strict, f"images root (use as --images): {root}")
 
 
 @convert.command("coco2yolo")

@@ -4,35 +4,23 @@
 :class:`ImageRecord` (what the training dataset, stats and converters consume), the contiguous
 class mapping, and a :class:`ValidationReport` listing every problem found.
 
-What the validator checks, and what it does about it (a problem is recorded each time):
-- the json parses (else a one-line ``click.ClickException`` with line/column), has ``images`` and a
-  non-empty ``categories`` list (else ClickException: nothing can be trained on it);
-- images: an entry is a dict with an integer ``id`` (unique) and a ``file_name``; the file exists;
-  with ``check_images=True`` it also decodes (``cv2.imread``) and its real size equals the json's
-  ``width``/``height`` → otherwise the image is **skipped** (its boxes with it). A missing/invalid
-  ``width``/``height`` is taken from the decoded file when we decode, else the image is skipped;
-- annotations: known ``image_id`` and ``category_id``, ``bbox`` is 4 finite numbers with w, h > 0 →
-  otherwise the box is **dropped**; a box sticking out of the image is **clipped** (dropped when
-  nothing is left inside). Duplicate annotation ids: the later one is dropped.
+What the validator checks (each problem is recorded): the json parses and has ``images`` and a
+non-empty ``categories`` (else a one-line ``click.ClickException`` with line/column); each image has a
+unique integer ``id`` and a ``file_name`` that exists, decodes and matches ``width``/``height`` (else
+the image and its boxes are **skipped**; a missing size is read from the decoded file); each box has a
+known ``image_id``/``category_id`` and 4 finite numbers with w, h > 0 (else **dropped**), is
+**clipped** when it sticks out, and a duplicated annotation id drops the later one.
 
-``check_images``: decoding is the only way to learn an image's true size with cv2 (there is no
-header-only read), and it costs ~10–30 ms per 1080p JPEG. ``flowdet data check`` always decodes;
-training startup may pass ``check_images=False`` (existence only) after a one-time ``data check``.
+``check_images=False`` checks existence only (cv2 has no header-only read; decoding costs ~10–30 ms
+per 1080p JPEG): training startup uses it, ``flowdet data check`` always decodes.
 
-Flags: ``iscrowd``, ``ignore`` or ``difficult`` truthy → the box is kept with ``ignore=True`` (VOC
-"difficult" boxes arrive this way, see flowdet.data.voc): a don't-care region. Training leaves them
-out of the targets; :meth:`CocoDataset.coco` writes them as ``iscrowd=1`` so COCOeval agrees
-(pycocotools itself only honours ``iscrowd``).
-
-Why the validator walks the json itself rather than ``pycocotools.coco.COCO``: COCO's index
-crashes on a malformed entry (KeyError) and silently keeps only the last of duplicated ids, so it
-cannot report problems. :meth:`CocoDataset.coco` gives the pycocotools ``COCO`` of the *cleaned*
-data (what COCOeval should score against); reading and checking need only the core install.
-
-Video frames: a ``file_name`` like ``"video.mp4#000123"`` (written by ``flowdet synth --video``)
-names frame 123 of ``images_dir/video.mp4``; the record then has ``frame_index`` set and
-:func:`load_image` seeks the frame.
-"""
+``iscrowd``/``ignore``/``difficult`` truthy → kept with ``ignore=True`` (a don't-care region): left
+out of training targets, written as ``iscrowd=1`` by :meth:`CocoDataset.coco` so COCOeval agrees.
+The json is walked here rather than by ``pycocotools.coco.COCO``, whose index crashes on a malformed
+entry and silently keeps the last of duplicated ids; :meth:`CocoDataset.coco` gives the pycocotools
+``COCO`` of the *cleaned* data.
+Video frames: ``file_name`` ``"video.mp4#000123"`` (``flowdet synth --video``) is frame 123 of
+``images_dir/video.mp4``; the record gets ``frame_index`` and :func:`load_image` seeks it."""
 from __future__ import annotations
 
 import contextlib
