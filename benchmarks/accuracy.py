@@ -10,7 +10,8 @@ mined from ../shared/data/video — never on val images. center-loss uses the tr
 supervised pretraining, as in the reference study).
 
 Label efficiency (--fractions): 10/25/50/100 % of train images (seeded subsets), scratch vs
---efficiency-method; plot written to docs/img/label_efficiency.png.
+--efficiency-method, each at the same number of iterations as the full-data row (epochs / fraction);
+plot written to docs/img/label_efficiency.png.
 
 Each row is its own subprocess of the real CLI (`python -m flowdet ...`), so a row is exactly what a
 user runs; results go to OUT/results.json and are resumed (a finished row is not re-run).
@@ -83,9 +84,13 @@ def main() -> None:
     ap.add_argument("--train-set", action="append", default=[],
                     help="extra --set for every flowdet detector run (e.g. the short-schedule recipe: "
                          "train.lr=0.01 train.bn_momentum=0.1 train.min_lr_ratio=0.5)")
+    ap.add_argument("--ultra-arg", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra ultralytics train() argument for the ultralytics rows (e.g. nbs=8)")
     ap.add_argument("--rows", default=",".join(FLOWDET_ROWS + ULTRA_ROWS))
     ap.add_argument("--fractions", default="", help="e.g. 0.1,0.25,0.5,1.0 for the label-efficiency curve")
     ap.add_argument("--efficiency-method", default="self-emd")
+    ap.add_argument("--efficiency-kinds", default="scratch,method",
+                    help="which curves to run now: scratch, method or both (two lanes can split them)")
     ap.add_argument("--ultra-python", default=sys.executable, help="interpreter with ultralytics (the bench extra)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -97,11 +102,19 @@ def main() -> None:
     py = [sys.executable, "-m", "flowdet"]
     train_json, val_json, images = data / "train.json", data / "val.json", data / "images"
     budget = {"train_set": args.train_set, "epochs": args.epochs, "img_size": args.img_size, "batch": args.batch,
-              "no_aug_epochs": args.no_aug_epochs, "pretrain_epochs": args.pretrain_epochs, "data": str(data)}
+              "no_aug_epochs": args.no_aug_epochs, "pretrain_epochs": args.pretrain_epochs, "data": str(data),
+              "ultra_args": args.ultra_arg}
     results["budget"] = budget
 
     def save() -> None:
-        res_path.write_text(json.dumps(results, indent=1))
+        # Merge with what is on disk: two lanes (e.g. --rows a,b and --rows c,d on two cores) may share OUT.
+        if res_path.exists():
+            disk = json.loads(res_path.read_text())
+            for key in ("rows", "pretrain_s"):
+                results[key] = {**disk.get(key, {}), **results.get(key, {})}
+        tmp = res_path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(results, indent=1))
+        os.replace(tmp, res_path)
 
     def pretrained(method: str) -> Path:
         bb = out / f"ssl-{method}" / "backbone.pt"
@@ -121,16 +134,24 @@ def main() -> None:
         save()
         return bb
 
-    def detector(name: str, iou: str, backbone: Path | None, train: Path) -> None:
+    def detector(name: str, iou: str, backbone: Path | None, train: Path, frac: float = 1.0) -> None:
+        """One flowdet row. With ``frac`` < 1 (label efficiency) every epoch count is divided by frac, so
+        each point of the curve gets the same number of iterations: the curve measures labels, not compute."""
         if name in results.get("rows", {}):
             return
         run_dir = out / name
+        epochs, no_aug = round(args.epochs / frac), round(args.no_aug_epochs / frac)
+        sets = list(args.train_set)
+        if frac < 1:
+            warm = [float(x.split("=", 1)[1]) for x in sets if x.startswith("train.warmup_epochs=")]
+            if warm:
+                sets.append(f"train.warmup_epochs={warm[-1] / frac:g}")
         cmd = py + ["train", "--data", str(train), "--images", str(images), "--val", str(val_json),
-                    "--size", args.size, "--epochs", str(args.epochs), "--img-size", str(args.img_size),
+                    "--size", args.size, "--epochs", str(epochs), "--img-size", str(args.img_size),
                     "--batch", str(args.batch), "--iou-loss", iou, "--out", str(run_dir), "--workers", str(args.workers),
-                    "--eval-interval", str(max(1, args.epochs)), "--device", args.device, "--seed", str(args.seed),
-                    "--set", f"augment.no_aug_epochs={args.no_aug_epochs}",
-                    *sum((["--set", x] for x in args.train_set), [])]
+                    "--eval-interval", str(max(1, epochs)), "--device", args.device, "--seed", str(args.seed),
+                    "--set", f"augment.no_aug_epochs={no_aug}",
+                    *sum((["--set", x] for x in sets), [])]
         if backbone:
             cmd += ["--backbone", str(backbone)]
         t = run(cmd, out / f"{name}.train.log")
@@ -158,7 +179,8 @@ def main() -> None:
              "--val-json", str(val_json), "--val-images", str(images), "--model", f"{name}.yaml",
              "--epochs", str(args.epochs), "--imgsz", str(args.img_size), "--batch", str(args.batch),
              "--close-mosaic", str(args.no_aug_epochs), "--workers", str(args.workers),
-             "--device", "cpu" if args.device in ("auto", "cpu") else args.device, "--out", str(udir)],
+             "--device", "cpu" if args.device in ("auto", "cpu") else args.device, "--out", str(udir),
+             *sum((["--train-arg", a] for a in args.ultra_arg), [])],
             out / f"{name}.log")
         s = json.loads((udir / "summary.json").read_text())
         from flowdet.metrics.coco_eval import coco_evaluate
@@ -180,17 +202,39 @@ def main() -> None:
     if args.fractions:
         for frac in [float(f) for f in args.fractions.split(",")]:
             sub = subset(train_json, frac, args.seed, out / f"train_{frac:g}.json") if frac < 1 else train_json
-            for kind in ("scratch", args.efficiency_method):
+            kinds = {"scratch": "scratch", "method": args.efficiency_method}
+            for kind in (kinds[k] for k in args.efficiency_kinds.split(",")):
                 name = f"eff-{kind}-{frac:g}"
                 if frac >= 1:  # the full-data rows of the main table
                     src = "scratch-ciou" if kind == "scratch" else kind
                     if src in results.get("rows", {}):
                         results.setdefault("rows", {})[name] = results["rows"][src]
                         continue
-                detector(name, "ciou", None if kind == "scratch" else pretrained(kind), sub)
+                detector(name, "ciou", None if kind == "scratch" else pretrained(kind), sub, frac)
         plot_efficiency(results, args.efficiency_method, REPO / "docs" / "img" / "label_efficiency.png")
     save()
-    print(json.dumps(results.get("rows", {}), indent=1))
+    (out / "table.md").write_text(markdown_table(results))
+    print(markdown_table(results))
+
+
+LABELS = {"scratch-iou": "flowdet nano, scratch, IoU loss", "scratch-ciou": "flowdet nano, scratch, CIoU",
+          "patch-contrast": "flowdet nano, patch-contrast + CIoU", "center-loss": "flowdet nano, center-loss + CIoU",
+          "self-emd": "flowdet nano, self-EMD + CIoU", "yolov8n": "ultralytics YOLOv8n", "yolo26n": "ultralytics YOLO26n"}
+
+
+def markdown_table(results: dict) -> str:
+    """The main table (every row scored by the same pycocotools code), then the label-efficiency rows."""
+    rows, pre = results.get("rows", {}), results.get("pretrain_s", {})
+    head = ("| row | AP | AP50 | AP75 | APs | APm | AR@100 | pretrain s | train s | params | GFLOPs@{} |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|\n").format(results.get("budget", {}).get("img_size", "?"))
+    out = head
+    for name, r in sorted(rows.items(), key=lambda kv: (kv[0].startswith("eff-"), list(LABELS).index(kv[0]) if kv[0] in LABELS else 99, kv[0])):
+        kind = name.split("-", 1)[1].rsplit("-", 1)[0] if name.startswith("eff-") else name
+        p = pre.get(kind)
+        out += (f"| {LABELS.get(name, name)} | {r['AP']:.3f} | {r['AP50']:.3f} | {r['AP75']:.3f} | {r['APs']:.3f} | "
+                f"{r['APm']:.3f} | {r['AR100']:.3f} | {f'{p:.0f}' if p else '—'} | {r['train_s']:.0f} | "
+                f"{r['params'] / 1e6:.2f} M | {r['gflops']:.2f} |\n")
+    return out
 
 
 def plot_efficiency(results: dict, method: str, path: Path) -> None:
@@ -205,6 +249,9 @@ def plot_efficiency(results: dict, method: str, path: Path) -> None:
         pts = sorted((float(k.rsplit("-", 1)[1]), v["AP50"]) for k, v in rows.items() if k.startswith(f"eff-{kind}-"))
         if pts:
             ax.plot([p[0] * 100 for p in pts], [p[1] for p in pts], marker="o", label=label)
+    b = results.get("budget", {})
+    ax.set_title(f"one seed per point; every point {b.get('epochs')} full-data epochs of iterations at {b.get('img_size')} px",
+                 fontsize=9)
     ax.set_xlabel("% of training labels")
     ax.set_ylabel("AP50 on val (location 3)")
     ax.grid(alpha=0.3)

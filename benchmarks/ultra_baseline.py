@@ -34,23 +34,38 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--close-mosaic", type=int, default=2, help="epochs without mosaic at the end (flowdet: no_aug_epochs)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--warmup-epochs", type=float, default=1.0, help="flowdet's stated budget warms up for 1 epoch; ultralytics' default is 3")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "0")),
+                    help="torch CPU threads (0 = torch's default); ultralytics otherwise picks its own")
+    ap.add_argument("--train-arg", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra ultralytics train() argument, e.g. nbs=8 (one optimizer step per batch)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
     from ultralytics import YOLO
 
+    if args.threads > 0:  # after the ultralytics import, which may set its own
+        import torch
+
+        torch.set_num_threads(args.threads)
+
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     data_yaml = Path(args.yolo_dir).resolve() / "data.yaml"
     model = YOLO(args.model)
-    params = sum(p.numel() for p in model.model.parameters())
+    import yaml
+
+    extra = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.train_arg)}
     t0 = time.time()
     model.train(data=str(data_yaml), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
                 workers=args.workers, device=args.device, seed=args.seed, deterministic=False,
                 amp=False, plots=False, val=False, pretrained=False, close_mosaic=args.close_mosaic,
-                project=str(out), name="train", exist_ok=True, verbose=False)
+                warmup_epochs=args.warmup_epochs, cache="ram",  # flowdet rows cache decoded images too
+                project=str(out), name="train", exist_ok=True, verbose=False, **extra)
     train_s = time.time() - t0
+    # After training: YOLO(yaml) builds the 80-class head; the trained model has nc = 1, like flowdet's rows.
+    params = sum(p.numel() for p in model.model.parameters())
 
     gt = json.loads(Path(args.val_json).read_text())
     cat_id = gt["categories"][0]["id"]
@@ -71,7 +86,7 @@ def main() -> None:
     except Exception:
         gflops = float("nan")
     summary = {"model": args.model, "params": params, "gflops": gflops, "train_s": train_s,
-               "predict_s": pred_s, "epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch,
+               "predict_s": pred_s, "epochs": args.epochs, "warmup_epochs": args.warmup_epochs, "train_args": extra, "imgsz": args.imgsz, "batch": args.batch,
                "detections": str(out / "detections.json")}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary))

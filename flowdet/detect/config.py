@@ -7,6 +7,7 @@ from flowdet.config import ConfigError
 from flowdet.data.transforms import AugmentConfig
 
 IOU_LOSSES = ("iou", "giou", "ciou")
+OPTIMIZERS = ("sgd", "adamw")
 
 
 @dataclass
@@ -29,6 +30,9 @@ class TrainSection:
     epochs: int = 300
     batch: int = 8  # total over all DDP ranks
     img_size: int = 640  # square input, multiple of 32
+    # sgd: YOLOX's (nesterov, momentum below). adamw (betas = (momentum, 0.999)): ultralytics' choice
+    # for short runs, at lr ≈ 0.002; on Grogol at 6 epochs it scored below sgd lr 0.01 (docs/benchmarks.md).
+    optimizer: str = "sgd"
     lr: float = 0.0  # 0 → lr_per_img × batch (YOLOX's linear scaling)
     lr_per_img: float = 0.01 / 64
     momentum: float = 0.9
@@ -86,6 +90,7 @@ def validate(cfg: DetectConfig) -> DetectConfig:
         (t.epochs >= 1, f"train.epochs: must be >= 1, got {t.epochs}"),
         (t.batch >= 1, f"train.batch: must be >= 1, got {t.batch}"),
         (t.img_size >= 32 and t.img_size % 32 == 0, f"train.img_size: must be a multiple of 32, got {t.img_size}"),
+        (t.optimizer in OPTIMIZERS, f"train.optimizer: '{t.optimizer}' is not one of {', '.join(OPTIMIZERS)}"),
         (t.iou_loss in IOU_LOSSES, f"train.iou_loss: '{t.iou_loss}' is not one of {', '.join(IOU_LOSSES)}"),
         (t.workers >= 0, f"train.workers: must be >= 0, got {t.workers}"),
         (t.seed >= 0, f"train.seed: must be >= 0, got {t.seed}"),

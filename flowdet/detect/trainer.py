@@ -81,8 +81,12 @@ class Trainer:
                                    cfg.augment.multiscale, cfg.augment.multiscale_every)
         self.ipe = len(self.loader)
         self.base_lr = cfg.base_lr()
-        self.optimizer = torch.optim.SGD(param_groups(model, t.weight_decay), lr=self.base_lr,
-                                         momentum=t.momentum, nesterov=t.nesterov)
+        if t.optimizer == "adamw":
+            self.optimizer = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=self.base_lr,
+                                               betas=(t.momentum, 0.999))
+        else:
+            self.optimizer = torch.optim.SGD(param_groups(model, t.weight_decay), lr=self.base_lr,
+                                             momentum=t.momentum, nesterov=t.nesterov)
         self.schedule = WarmupCosine(self.base_lr, t.epochs * self.ipe, round(t.warmup_epochs * self.ipe),
                                      min(cfg.augment.no_aug_epochs, t.epochs) * self.ipe, t.min_lr_ratio, t.warmup_lr)
         self.ema = ModelEMA(model, t.ema_decay) if t.ema else None

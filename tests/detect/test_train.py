@@ -162,6 +162,19 @@ def test_config_errors_name_the_key(tiny_set, tmp_path, capsys):
     assert e.value.code == 2 and "train.nope" in capsys.readouterr().err
 
 
+def test_adamw_optimizer_is_used_and_a_bad_name_names_the_key(tiny_set, tmp_path, capsys):
+    cfg = load_config(DetectConfig, None, _overrides(tiny_set, tmp_path / "w", "train.epochs=1", "train.optimizer=adamw",
+                                                     "train.lr=0.002", "train.warmup_epochs=0", "augment.no_aug_epochs=1"))
+    train(cfg)
+    ck = load_checkpoint(tmp_path / "w" / "last.pt")
+    state = next(iter(ck["optimizer"]["state"].values()))
+    assert "exp_avg_sq" in state  # AdamW's second moment: SGD has only momentum_buffer
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--data", f"{tiny_set}/annotations.json", "--images", f"{tiny_set}/images",
+              "--out", str(tmp_path / "r"), "--set", "train.optimizer=adam"])
+    assert e.value.code == 2 and "train.optimizer" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_nano_overfits_eight_synthetic_images(tmp_path_factory):
     """Plain training (no augmentation) on 8 images of 320×320, evaluated on the same images: AP50 >= 0.8.
