@@ -18,6 +18,8 @@ import os
 import time
 from pathlib import Path
 
+import yaml
+
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_VERBOSE", "False")
 
@@ -54,8 +56,6 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     data_yaml = Path(args.yolo_dir).resolve() / "data.yaml"
     model = YOLO(args.model)
-    import yaml
-
     extra = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.train_arg)}
     t0 = time.time()
     model.train(data=str(data_yaml), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
@@ -86,7 +86,8 @@ def main() -> None:
     except Exception:
         gflops = float("nan")
     summary = {"model": args.model, "params": params, "gflops": gflops, "train_s": train_s,
-               "predict_s": pred_s, "epochs": args.epochs, "warmup_epochs": args.warmup_epochs, "train_args": extra, "imgsz": args.imgsz, "batch": args.batch,
+               "predict_s": pred_s, "epochs": args.epochs, "warmup_epochs": args.warmup_epochs, "train_args": extra,
+               "imgsz": args.imgsz, "batch": args.batch,
                "detections": str(out / "detections.json")}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary))
