@@ -19,11 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
+from latency import _time  # the latency rows' median/CPU-time loop (the script's folder is on sys.path)
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_VERBOSE", "False")
@@ -132,15 +131,8 @@ def main() -> None:
         raise SystemExit(f"{args.batch_file} holds {data['imgs'].shape}, not batch {args.batch} at {args.img}: delete it")
     name = args.size if args.impl == "flowdet" else Path(args.model).stem
     step, params = step_flowdet(data, args.size) if args.impl == "flowdet" else step_ultralytics(data, args.model)
-    for _ in range(args.warmup):
-        step()
-    ts, cpu = [], []
-    for _ in range(args.iters):
-        c, t = time.process_time(), time.perf_counter()
-        step()
-        ts.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    med, cpu_med = statistics.median(ts), statistics.median(cpu)
+    t = _time(step, args.iters, args.warmup)
+    med, cpu_med = t["median_ms"] / 1000, t["cpu_ms"] / 1000
     row = {"impl": args.impl, "model": name, "params": params, "batch": args.batch, "img": args.img,
            "threads": args.threads, "iters": args.iters, "boxes": int(len(data["xyxy"])),
            "step_ms": round(1000 * med, 1), "cpu_step_ms": round(1000 * cpu_med, 1),
