@@ -60,6 +60,7 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     from flowdet.config import ConfigError
+    from flowdet.errors import FlowdetError
 
     try:
         cli.main(args=argv, prog_name="flowdet", standalone_mode=False)
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code if e.exit_code != 1 else 2)
-    except ConfigError as e:
+    except (ConfigError, FlowdetError) as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
