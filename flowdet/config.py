@@ -120,6 +120,11 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: top level must be a mapping")
         cfg = merge(cfg, data, str(p))
+    return apply_overrides(cfg, overrides)
+
+
+def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
+    """``cfg`` with each ``section.key=value`` merged in, in order (later ones win)."""
     for item in overrides:
         keys, value = parse_override(item)
         nested: Any = value

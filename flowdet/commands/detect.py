@@ -18,7 +18,7 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / .engine); --ckpt
 @click.option("--val", type=click.Path(dir_okay=False), help="Validation COCO json (data.val).")
 @click.option("--val-images", type=click.Path(file_okay=False), help="Validation image folder (default: --images).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder: last.pt, best.pt, metrics.csv, loss.png.")
-@click.option("--size", type=click.Choice(["nano", "tiny", "s", "m"]), help="Model size (model.size).")
+@click.option("--size", type=click.Choice(["nano", "nano-d", "tiny", "s", "m"]), help="Model size (model.size).")
 @click.option("--epochs", type=int, help="train.epochs")
 @click.option("--batch", type=int, help="Total batch over all processes (train.batch).")
 @click.option("--img-size", type=int, help="Square input side, multiple of 32 (train.img_size).")
@@ -61,10 +61,13 @@ def train(data, images, val, val_images, out, size, epochs, batch, img_size, iou
         else:
             cfg = load_config(DetectConfig, config, overrides)
     else:
-        cfg = load_config(DetectConfig, config, overrides)
+        from flowdet.detect.recipes import load_detect_config
+
+        cfg, recipe = load_detect_config(config, overrides)
+        origin = f"recipe '{recipe}' (no --config)" if recipe else (f"config {config}" if config else "defaults")
     from flowdet.detect.train import train as run_train
 
-    summary = run_train(cfg)
+    summary = run_train(cfg, origin=origin if resume is None else f"resumed from {cfg.train.resume}")
     if summary.get("best") and os.environ.get("RANK", "0") == "0":
         click.echo(f"best: {summary['best']} (AP {summary['best_ap']:.4f}, epoch {summary['best_epoch'] + 1})")
 

@@ -56,7 +56,7 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality) -> None:
               help="Frames: folder, manifest.jsonl, .txt list or COCO json (images only); repeatable (data.frames).")
 @click.option("--ann", type=click.Path(dir_okay=False), help="center-loss: labelled COCO json (data.ann).")
 @click.option("--images", type=click.Path(file_okay=False), help="center-loss: its image folder (data.images).")
-@click.option("--size", type=click.Choice(["nano", "tiny", "s", "m"]), help="Backbone size (model.size).")
+@click.option("--size", type=click.Choice(["nano", "nano-d", "tiny", "s", "m"]), help="Backbone size (model.size).")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Run folder: backbone.pt, last.pt, metrics.csv (train.out).")
 @click.option("--epochs", type=int, help="train.epochs")

@@ -50,7 +50,7 @@ class DetectionDataset(Dataset):
         return Sample(img, r.boxes[keep].astype(np.float32), r.classes[keep].astype(np.int64))
 
     def augment_on(self, epoch: int) -> bool:
-        return self.augment and epoch < self.epochs - self.aug.no_aug_epochs
+        return self.augment and epoch < self.epochs - max(0, self.aug.no_aug_epochs)  # -1 (auto) resolved by the trainer
 
     def __getitem__(self, key: int | Key) -> tuple[np.ndarray, np.ndarray, int, int]:
         index, epoch, h, w = (int(key), 0, self.img_size, self.img_size) if np.isscalar(key) else key

@@ -33,12 +33,16 @@ class TrainSection:
     # sgd: YOLOX's (nesterov, momentum below). adamw (betas = (momentum, 0.999)): ultralytics' choice
     # for short runs, at lr ≈ 0.002; on Grogol at 6 epochs it scored below sgd lr 0.01 (docs/benchmarks.md).
     optimizer: str = "sgd"
-    lr: float = 0.0  # 0 → lr_per_img × batch (YOLOX's linear scaling)
+    lr: float = 0.0  # 0 → lr_per_img × max(batch, lr_ref_batch)
     lr_per_img: float = 0.01 / 64
+    # Batches below this get the lr of this batch (0.01), above it lr scales linearly (YOLOX). Pure
+    # linear scaling gave 0.00125 at batch 8 and cost two thirds of the AP on Grogol at 30 epochs;
+    # ultralytics likewise keeps lr0 = 0.01 at any batch. 0 → pure linear scaling.
+    lr_ref_batch: int = 64
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
-    warmup_epochs: float = 5.0
+    warmup_epochs: float = -1.0  # -1 → auto: min(5, epochs / 15) (YOLOX: 5 of 300)
     warmup_lr: float = 0.0
     min_lr_ratio: float = 0.05
     ema: bool = True
@@ -60,6 +64,24 @@ class TrainSection:
 
 
 @dataclass
+class AssignSection:
+    """SimOTA label assignment (flowdet.detect.simota) and the tiny-object terms of the loss."""
+
+    center_radius: float = 2.5  # centre region half-side, in strides
+    topk: int = 10  # best IoUs summed for the dynamic k
+    # Candidate test: boxes smaller than this (px, input scale) count as this big around their centre,
+    # so a 4 px box "contains" the anchors next to it (ultralytics 8.4 enlarges boxes under 16 px). 0 = off.
+    min_box_side: float = 0.0
+    min_k: int = 1  # lower bound of the dynamic k (tiny boxes have tiny IoUs → k = 1 without it)
+    cost: str = "iou"  # iou | nwd: geometry term of the cost, −log IoU or −log NWD (Wang et al. 2021)
+    nwd_constant: float = 12.8  # C in NWD = exp(−W2 / C), px (the paper's value for AI-TOD)
+    nwd_loss: float = 0.0  # weight of (1 − NWD) added to the box loss; 0 = off
+
+
+ASSIGN_COSTS = ("iou", "nwd")
+
+
+@dataclass
 class EvalSection:
     conf: float = 0.001
     iou: float = 0.65  # at most 1000 boxes per image, as YOLOX (flowdet.ops.postprocess)
@@ -73,10 +95,36 @@ class DetectConfig:
     model: ModelSection = field(default_factory=ModelSection)
     train: TrainSection = field(default_factory=TrainSection)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    assign: AssignSection = field(default_factory=AssignSection)
     eval: EvalSection = field(default_factory=EvalSection)
 
     def base_lr(self) -> float:
-        return self.train.lr if self.train.lr > 0 else self.train.lr_per_img * self.train.batch
+        t = self.train
+        return t.lr if t.lr > 0 else t.lr_per_img * max(t.batch, t.lr_ref_batch)
+
+
+def resolve_schedule(cfg: DetectConfig) -> tuple[DetectConfig, list[str]]:
+    """Concrete warm-up / no-aug epochs for this run, and a note for each value that was not taken as given.
+
+    auto (-1): warm-up min(5, epochs/15), no-aug min(15, round(epochs/6)) — YOLOX's 5 and 15 of 300,
+    and 2 / 5 of 30. Given values that leave no epoch of augmented training after warm-up
+    (warm-up + no-aug ≥ epochs) are scaled down to about half the run, in proportion (keeping at
+    least one no-aug epoch if any was asked for), and said."""
+    import dataclasses
+
+    t, a, notes = cfg.train, cfg.augment, []
+    warm = min(5.0, t.epochs / 15) if t.warmup_epochs < 0 else float(t.warmup_epochs)
+    no_aug = min(15, round(t.epochs / 6)) if a.no_aug_epochs < 0 else int(a.no_aug_epochs)
+    if t.warmup_epochs >= 0 and a.no_aug_epochs >= 0 and warm + no_aug >= t.epochs and warm + no_aug > 0:
+        f = (t.epochs / 2) / (warm + no_aug)
+        new_no_aug = max(1 if no_aug else 0, int(no_aug * f))  # a no-aug epoch asked for stays (L1 phase)
+        new_warm = round(min(warm * f, max(0, t.epochs - new_no_aug) / 2), 2)
+        notes.append(f"warm-up {warm:g} + no-aug {no_aug} epochs ≥ {t.epochs} epochs: scaled to "
+                     f"warm-up {new_warm:g}, no-aug {new_no_aug} (set train.epochs higher to keep them)")
+        warm, no_aug = new_warm, new_no_aug
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(t, warmup_epochs=warm),
+                              augment=dataclasses.replace(a, no_aug_epochs=no_aug))
+    return cfg, notes
 
 
 def validate(cfg: DetectConfig) -> DetectConfig:
@@ -97,7 +145,16 @@ def validate(cfg: DetectConfig) -> DetectConfig:
         (t.eval_interval >= 1, f"train.eval_interval: must be >= 1, got {t.eval_interval}"),
         (0 < t.ema_decay < 1, f"train.ema_decay: must be in (0, 1), got {t.ema_decay}"),
         (0 < t.bn_momentum <= 1, f"train.bn_momentum: must be in (0, 1], got {t.bn_momentum}"),
-        (a.no_aug_epochs >= 0, f"augment.no_aug_epochs: must be >= 0, got {a.no_aug_epochs}"),
+        (a.no_aug_epochs >= -1, f"augment.no_aug_epochs: must be >= 0 (or -1 = auto), got {a.no_aug_epochs}"),
+        (t.warmup_epochs >= -1, f"train.warmup_epochs: must be >= 0 (or -1 = auto), got {t.warmup_epochs}"),
+        (t.lr_ref_batch >= 0, f"train.lr_ref_batch: must be >= 0, got {t.lr_ref_batch}"),
+        (cfg.assign.center_radius > 0, f"assign.center_radius: must be > 0, got {cfg.assign.center_radius}"),
+        (cfg.assign.topk >= 1, f"assign.topk: must be >= 1, got {cfg.assign.topk}"),
+        (cfg.assign.min_k >= 1, f"assign.min_k: must be >= 1, got {cfg.assign.min_k}"),
+        (cfg.assign.min_box_side >= 0, f"assign.min_box_side: must be >= 0, got {cfg.assign.min_box_side}"),
+        (cfg.assign.cost in ASSIGN_COSTS, f"assign.cost: '{cfg.assign.cost}' is not one of {', '.join(ASSIGN_COSTS)}"),
+        (cfg.assign.nwd_constant > 0, f"assign.nwd_constant: must be > 0, got {cfg.assign.nwd_constant}"),
+        (cfg.assign.nwd_loss >= 0, f"assign.nwd_loss: must be >= 0, got {cfg.assign.nwd_loss}"),
         (len(a.scale) == 2 and 0 < a.scale[0] <= a.scale[1], f"augment.scale: expected [min, max] > 0, got {a.scale}"),
         (len(a.mixup_scale) == 2 and 0 < a.mixup_scale[0] <= a.mixup_scale[1],
          f"augment.mixup_scale: expected [min, max] > 0, got {a.mixup_scale}"),

@@ -66,34 +66,36 @@ def resume_path(cfg: DetectConfig) -> Path | None:
 
 def resume_config(path: str | Path, overrides: list[str]) -> DetectConfig:
     """The config saved in a checkpoint with ``overrides`` on top (`flowdet train --resume` alone)."""
-    from flowdet.config import merge, parse_override
+    from flowdet.config import apply_overrides, merge
     from flowdet.engine.checkpoint import load_checkpoint
 
     saved = load_checkpoint(path).get("config")
     if not isinstance(saved, dict):
         raise click.ClickException(f"{path}: checkpoint holds no config to resume with")
-    cfg = merge(DetectConfig(), saved, f"{path} (config)")
-    for item in overrides:  # same semantics as flowdet.config.load_config's overrides
-        keys, value = parse_override(item)
-        for k in reversed(keys):
-            value = {k: value}
-        cfg = merge(cfg, value, f"--set {item}")
-    return cfg
+    return apply_overrides(merge(DetectConfig(), saved, f"{path} (config)"), overrides)
 
 
-def train(cfg: DetectConfig, on_epoch_end: Callable[[int, dict], None] | None = None) -> dict[str, Any]:
+def train(cfg: DetectConfig, on_epoch_end: Callable[[int, dict], None] | None = None,
+          origin: str | None = None) -> dict[str, Any]:
     """Train (or resume) a detector; returns a summary: run_dir, last, best, best_ap, best_epoch, metrics…
 
     Under torchrun (WORLD_SIZE > 1) this joins the process group (NCCL on GPU, gloo on CPU); only
-    rank 0 writes files. ``on_epoch_end(epoch, row)`` is called on every rank after last.pt is saved."""
+    rank 0 writes files. ``on_epoch_end(epoch, row)`` is called on every rank after last.pt is saved.
+    ``origin`` (e.g. "recipe 'nano' (no --config)") heads the one-line recipe summary printed at start."""
     from flowdet.detect.trainer import Trainer
 
+    from flowdet.detect.config import resolve_schedule
+
     validate(cfg)
+    cfg, notes = resolve_schedule(cfg)
     device = dist.init_from_env(cfg.train.device)
+    if dist.is_main():
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed sizes per iteration chunk: autotune pays off
     try:
-        return Trainer(cfg, device, resume_path(cfg)).run(on_epoch_end)
+        return Trainer(cfg, device, resume_path(cfg), origin).run(on_epoch_end)
     except KeyboardInterrupt:
         # last.pt is only ever replaced atomically after a whole epoch, so it is consistent here.
         last = Path(cfg.out) / "last.pt"

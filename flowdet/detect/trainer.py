@@ -20,7 +20,7 @@ from flowdet.config import save_config, to_dict
 from flowdet.data.coco import CocoDataset, load_coco
 from flowdet.data.dataset import DetectionDataset, build_loader
 from flowdet.detect.config import DetectConfig
-from flowdet.detect.loss import YOLOXLoss
+from flowdet.detect.loss import BUCKET_NAMES, YOLOXLoss
 from flowdet.engine import dist
 from flowdet.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
 from flowdet.engine.ema import ModelEMA
@@ -37,8 +37,8 @@ def echo(msg: str) -> None:
 
 
 class Trainer:
-    def __init__(self, cfg: DetectConfig, device: torch.device, resume: Path | None = None):
-        self.cfg, self.device, self.out = cfg, device, Path(cfg.out)
+    def __init__(self, cfg: DetectConfig, device: torch.device, resume: Path | None = None, origin: str | None = None):
+        self.cfg, self.device, self.out, self.origin = cfg, device, Path(cfg.out), origin or "config"
         t = cfg.train
         self.cuda = device.type == "cuda"
         self.amp = t.amp and self.cuda
@@ -91,7 +91,10 @@ class Trainer:
                                      min(cfg.augment.no_aug_epochs, t.epochs) * self.ipe, t.min_lr_ratio, t.warmup_lr)
         self.ema = ModelEMA(model, t.ema_decay) if t.ema else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.loss_fn = YOLOXLoss(len(self.names), model.strides, t.iou_loss)
+        g = cfg.assign
+        self.loss_fn = YOLOXLoss(len(self.names), model.strides, t.iou_loss, center_radius=g.center_radius,
+                                 topk=g.topk, min_box_side=g.min_box_side, min_k=g.min_k, assign_cost=g.cost,
+                                 nwd_constant=g.nwd_constant, nwd_weight=g.nwd_loss)
         self.start_epoch, self.best_ap, self.best_epoch, self.last_metrics = 0, -1.0, -1, None
         if resume is not None:
             self._resume(resume)
@@ -155,8 +158,12 @@ class Trainer:
             save_config(cfg, self.out / "config.yaml")
         if getattr(self, "_rng", None) is not None:
             set_rng_state(self._rng)
+        from flowdet.detect.recipes import describe
+
+        echo(f"{self.origin}: {describe(cfg)}")
         echo(f"training {cfg.model.size} on {len(self.dataset)} images, {len(self.names)} class(es), "
-             f"{t.epochs} epochs × {self.ipe} it, batch {t.batch} ({self.world} proc), lr {self.base_lr:.4g}, "
+             f"{t.epochs} epochs × {self.ipe} it (warm-up {t.warmup_epochs:g}, no-aug {cfg.augment.no_aug_epochs}), "
+             f"batch {t.batch} ({self.world} proc), lr {self.base_lr:.4g}, "
              f"device {self.device}{', amp' if self.amp else ''} → {self.out}")
         for epoch in range(self.start_epoch, t.epochs):
             row = self.train_epoch(epoch)
@@ -189,6 +196,7 @@ class Trainer:
         self.loader.batch_sampler.set_epoch(epoch)
         use_l1 = epoch >= t.epochs - cfg.augment.no_aug_epochs
         sums = torch.zeros(len(LOSS_KEYS) + 6, dtype=torch.float64)  # losses, total, fg, miss, tiny, out, imgs
+        buckets = torch.zeros(2, len(BUCKET_NAMES), dtype=torch.float64)  # boxes, positives per size bucket
         bar = tqdm(self.loader, total=self.ipe, desc=f"epoch {epoch + 1}/{t.epochs}", leave=False,
                    disable=not (t.progress and dist.is_main()), dynamic_ncols=True, mininterval=1.0)
         start = time.perf_counter()
@@ -219,6 +227,7 @@ class Trainer:
             vals = [float(out[k]) for k in LOSS_KEYS] + [float(loss.detach()), out["num_fg"], out["num_miss"],
                                                          info["dropped_tiny"], info["dropped_out"], imgs.shape[0]]
             sums += torch.tensor(vals, dtype=torch.float64)
+            buckets += torch.stack([out["bucket_gt"], out["bucket_fg"]])
             n = i + 1
             ips = sums[-1].item() * self.world / max(time.perf_counter() - start, 1e-9)
             bar.set_postfix_str(f"loss {sums[4] / n:.3f} iou {sums[0] / n:.3f} obj {sums[1] / n:.3f} "
@@ -229,15 +238,19 @@ class Trainer:
         if self.world > 1:  # losses: mean over ranks; counts: sums over ranks
             red = dist.all_reduce_mean(sums.to(self.device)).cpu()
             sums = torch.cat([red[:5], red[5:] * self.world])
+            buckets = dist.all_reduce_mean(buckets.to(self.device)).cpu() * self.world
         row = {"epoch": epoch, "lr": lr, "loss": sums[4].item(), **{k: sums[j].item() for j, k in enumerate(LOSS_KEYS)},
                "miss_share": sums[6].item() / max(sums[5].item(), 1.0), "num_fg": sums[5].item() / max(sums[-1].item(), 1),
                "dropped_tiny": int(sums[7]), "dropped_out": int(sums[8]),
+               **{f"pos_per_box_{k}": (buckets[1, j] / buckets[0, j]).item() if buckets[0, j] > 0 else float("nan")
+                  for j, k in enumerate(BUCKET_NAMES)},
                "img_s": sums[-1].item() / max(elapsed, 1e-9), "time_s": elapsed}
         if not math.isfinite(row["loss"]):
             echo(f"warning: epoch {epoch + 1} mean loss is {row['loss']}")
         echo(f"epoch {epoch + 1}/{t.epochs}: loss {row['loss']:.4f} (iou {row['iou']:.3f} obj {row['obj']:.3f} "
              f"cls {row['cls']:.3f} l1 {row['l1']:.3f}) miss_share {row['miss_share']:.3f} "
-             f"dropped_tiny {row['dropped_tiny']} lr {lr:.3g} {row['img_s']:.1f} img/s")
+             f"dropped_tiny {row['dropped_tiny']} lr {lr:.3g} {row['img_s']:.1f} img/s; positives/box by size "
+             + " ".join(f"{k} {row['pos_per_box_' + k]:.2f}" for k in BUCKET_NAMES))
         return row
 
     def eval_model(self) -> nn.Module:

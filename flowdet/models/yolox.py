@@ -21,6 +21,9 @@ class ModelSize:
 
 MODEL_SIZES = {
     "nano": ModelSize(0.33, 0.25, True),
+    # nano's widths with full 3×3 convs: ~2× nano's CPU latency, still under YOLO26n's (docs/benchmarks.md);
+    # dense convs learn faster from scratch than depthwise ones and run at a higher FLOP rate on CPU.
+    "nano-d": ModelSize(0.33, 0.25, False),
     "tiny": ModelSize(0.33, 0.375, False),
     "s": ModelSize(0.33, 0.50, False),
     "m": ModelSize(0.67, 0.75, False),

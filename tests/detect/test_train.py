@@ -204,6 +204,8 @@ def test_nano_overfits_eight_synthetic_images(tmp_path_factory):
     assert float(rows[-1]["loss"]) < 0.5 * float(rows[0]["loss"])
     assert int(rows[-1]["dropped_tiny"]) == 0
     # the defect CIoU corrects — positives whose predicted box misses its target — falls over training
+    # (measured against the first epochs' peak: the early mean also holds epochs where one lucky
+    # assignment leaves no miss at all, which made the mean-vs-mean check flip with torch versions)
     miss = [float(r["miss_share"]) for r in rows]
     early, late = miss[:10], miss[-10:]
-    assert max(early) > 0 and sum(late) / len(late) < sum(early) / len(early), miss
+    assert max(early) > 0 and sum(late) / len(late) < 0.5 * max(early), miss
