@@ -18,16 +18,31 @@ class Predictor(Protocol):
         ...
 
 
-def load_predictor(path: str, img_size: int | None = None, device: str = "cpu", threads: int | None = None) -> Predictor:
-    """Pick the backend from the file: ``.onnx`` → ONNX Runtime (torch-free), ``.pt`` → PyTorch."""
-    if str(path).endswith(".onnx"):
-        from flowdet.export.runtime import OnnxPredictor
+def load_predictor(path: str, img_size: int | str | tuple[int, int] | None = None, device: str = "cpu",
+                   threads: int | None = None) -> Predictor:
+    """Pick the backend from the file: ``.onnx`` → ONNX Runtime (torch-free), ``.pt`` → PyTorch.
 
-        return OnnxPredictor(path, threads=threads)
-    if str(path).endswith(".engine"):
-        from flowdet.export.tensorrt import TensorRTPredictor
+    ``img_size`` (640, "960x544" = W×H, or (H, W)) sets a .pt's input size; an exported model's size
+    is fixed at export, so a different one is refused rather than silently ignored."""
+    if str(path).endswith((".onnx", ".engine")):
+        if str(path).endswith(".onnx"):
+            from flowdet.export.runtime import OnnxPredictor
 
-        return TensorRTPredictor(path)
+            pred: Predictor = OnnxPredictor(path, threads=threads)
+        else:
+            from flowdet.export.tensorrt import TensorRTPredictor
+
+            pred = TensorRTPredictor(path)
+        if img_size:
+            from flowdet.data.letterbox import format_img_size, parse_img_size
+            from flowdet.errors import InputError
+
+            want = parse_img_size(img_size)
+            if tuple(want) != tuple(pred.img_size):
+                raise InputError(f"the model's input size is fixed at {format_img_size(pred.img_size)} "
+                                 f"(asked {format_img_size(want)}); re-export the checkpoint with --img-size",
+                                 path=path, field="--img-size")
+        return pred
     from flowdet.detect.predict import TorchPredictor
 
     return TorchPredictor(path, img_size=img_size, device=device)

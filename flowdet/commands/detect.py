@@ -21,7 +21,7 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / .engine); --ckpt
 @click.option("--size", type=click.Choice(["nano", "nano-d", "tiny", "s", "m"]), help="Model size (model.size).")
 @click.option("--epochs", type=int, help="train.epochs")
 @click.option("--batch", type=int, help="Total batch over all processes (train.batch).")
-@click.option("--img-size", type=int, help="Square input side, multiple of 32 (train.img_size).")
+@click.option("--img-size", help="Input size: 640 (square) or 960x544 (W×H), multiples of 32 (train.img_size).")
 @click.option("--iou-loss", type=click.Choice(["iou", "giou", "ciou"]), help="Box loss (train.iou_loss).")
 @click.option("--backbone", type=click.Path(dir_okay=False), help="Pretrained backbone.pt (model.backbone).")
 @click.option("--resume", is_flag=False, flag_value="auto", default=None, metavar="[PATH]",
@@ -89,7 +89,8 @@ def _resume_file(resume: str, out: str | None, config: str | None, overrides: li
 @click.option("--ckpt", "--model", "model", required=True, type=click.Path(dir_okay=False), help=_MODEL_HELP)
 @click.option("--ann", required=True, type=click.Path(dir_okay=False), help="Ground-truth COCO json.")
 @click.option("--images", type=click.Path(file_okay=False), help="Image folder (default: next to --ann).")
-@click.option("--img-size", type=int, help="Input side for .pt (default: the training size).")
+@click.option("--img-size", help="Input size for .pt, 640 or 960x544 (W×H) (default: the training size); "
+                                "an exported model's size is fixed.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the detections here.")
 @click.option("--out", type=click.Path(file_okay=False), help="Write detections.json, metrics.json, pr_curve.png.")
 @click.option("--batch", type=int, default=8, show_default=True)
@@ -115,7 +116,8 @@ def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, dev
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--conf", type=float, default=0.25, show_default=True, help="Score threshold.")
 @click.option("--iou", type=float, default=0.65, show_default=True, help="NMS IoU threshold.")
-@click.option("--img-size", type=int, help="Input side for .pt (default: the training size).")
+@click.option("--img-size", help="Input size for .pt, 640 or 960x544 (W×H) (default: the training size); "
+                                "an exported model's size is fixed.")
 @click.option("--batch", type=int, default=1, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda | auto (.pt only).")
 @click.option("--threads", type=int, help="CPU threads for ONNX Runtime.")

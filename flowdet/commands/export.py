@@ -11,7 +11,7 @@ import click
 @click.option("--format", "fmt", type=click.Choice(["onnx", "engine"]), default="onnx", show_default=True,
               help="onnx, or a TensorRT engine (needs tensorrt and an NVIDIA GPU).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output model.onnx / model.engine.")
-@click.option("--img-size", type=int, default=None, help="Square input size, a multiple of 32 [default: the checkpoint's].")
+@click.option("--img-size", default=None, help="Input size, 640 or 960x544 (W×H), multiples of 32 [default: the checkpoint's].")
 @click.option("--dynamic-batch", is_flag=True, help="Symbolic batch axis (tiles of a frame run as one batch).")
 @click.option("--opset", type=int, default=17, show_default=True)
 @click.option("--simplify", is_flag=True, help="Run onnxsim when installed (skipped with a note otherwise).")
@@ -20,18 +20,19 @@ import click
 @click.option("--parity-data", type=click.Path(exists=True), default=None,
               help="COCO json, image folder or image for the parity check [default: synthetic frames].")
 @click.option("--no-ema", is_flag=True, help="Export the raw weights instead of the EMA weights.")
-def export(ckpt: str, fmt: str, out: str, img_size: int | None, dynamic_batch: bool, opset: int, simplify: bool,
+def export(ckpt: str, fmt: str, out: str, img_size: str | None, dynamic_batch: bool, opset: int, simplify: bool,
            half: bool, no_parity: bool, parity_data: str | None, no_ema: bool) -> None:
     """Export a checkpoint: decoded outputs (boxes xyxy, scores), metadata inside, parity-checked.
 
     Exit code 2 when the parity check fails or the engine cannot be built here."""
+    from flowdet.data.letterbox import format_img_size, parse_img_size
     from flowdet.export.onnx_export import export as run_export
 
-    res = run_export(ckpt, out, fmt=fmt, img_size=img_size, dynamic_batch=dynamic_batch, opset=opset,
+    res = run_export(ckpt, out, fmt=fmt, img_size=parse_img_size(img_size) if img_size else None, dynamic_batch=dynamic_batch, opset=opset,
                      simplify=simplify, half=half, parity=not no_parity, parity_data=parity_data,
                      use_ema=not no_ema, log=lambda m: click.echo(m, err=True))
     m = res.meta
-    click.echo(f"wrote {res.path} ({m.model_size}, {m.img_size[0]}x{m.img_size[1]}, {m.precision}, "
+    click.echo(f"wrote {res.path} ({m.model_size}, {format_img_size(m.img_size)}, {m.precision}, "
                f"batch {'dynamic' if m.dynamic_batch else 1}, classes {m.names}) in {res.seconds:.1f} s")
 
 

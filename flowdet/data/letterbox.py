@@ -7,6 +7,8 @@ canvas by ``xyxy * r``; back by ``/ r`` then clipping to the original image.
 """
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -75,7 +77,7 @@ def parse_img_size(value: object, field: str = "--img-size") -> tuple[int, int]:
             f = float(p)
         except (TypeError, ValueError):
             raise bad(f"{p!r} is not a number") from None
-        if not f == f or f != int(f):  # NaN or fractional
+        if not math.isfinite(f) or f != int(f):  # NaN, inf or fractional
             raise bad(f"{p!r} is not a whole number")
         sides.append(int(f))
     for s in sides:

@@ -14,7 +14,7 @@ import click
 import numpy as np
 
 from flowdet.data.draw import draw_detections
-from flowdet.data.letterbox import preprocess_batch
+from flowdet.data.letterbox import parse_img_size, preprocess_batch
 from flowdet.ops.postprocess import Detections, postprocess
 from flowdet.predictor import Predictor
 
@@ -24,7 +24,8 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 class TorchPredictor:
     """A trained checkpoint (EMA weights when present) behind the Predictor interface."""
 
-    def __init__(self, path: str | Path | None = None, img_size: int | None = None, device: str = "cpu",
+    def __init__(self, path: str | Path | None = None, img_size: int | str | tuple[int, int] | None = None,
+                 device: str = "cpu",
                  *, model: Any = None, names: list[str] | None = None, cat_ids: list[int] | None = None,
                  max_det: int = 1000):
         import torch
@@ -44,11 +45,11 @@ class TorchPredictor:
         self.model = model.to(self.device).eval()
         self.names = list(names) if names is not None else [f"class{i}" for i in range(model.num_classes)]
         self.cat_ids = list(cat_ids) if cat_ids is not None else list(range(1, len(self.names) + 1))
-        self.img_size: tuple[int, int] = (img_size, img_size) if img_size else trained
+        self.img_size: tuple[int, int] = parse_img_size(img_size) if img_size else trained
         self.max_det = max_det
 
     @classmethod
-    def from_model(cls, model: Any, names: list[str], cat_ids: list[int], img_size: int,
+    def from_model(cls, model: Any, names: list[str], cat_ids: list[int], img_size: int | tuple[int, int],
                    device: str = "cpu") -> "TorchPredictor":
         """Wrap an in-memory model (the trainer's EMA) without copying or fusing it."""
         return cls(None, img_size, device, model=model, names=names, cat_ids=cat_ids)

@@ -19,7 +19,7 @@ from flowdet import __version__
 from flowdet.config import save_config, to_dict
 from flowdet.data.coco import CocoDataset, load_coco
 from flowdet.data.dataset import DetectionDataset, build_loader
-from flowdet.detect.config import DetectConfig
+from flowdet.detect.config import DetectConfig, input_hw
 from flowdet.detect.loss import BUCKET_NAMES, YOLOXLoss
 from flowdet.engine import dist
 from flowdet.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
@@ -74,7 +74,8 @@ class Trainer:
             model.to(memory_format=torch.channels_last)
         self.model: nn.Module = model
 
-        self.dataset = DetectionDataset(self.train_set.records, t.img_size, cfg.augment, t.seed, t.epochs,
+        self.hw = input_hw(cfg)
+        self.dataset = DetectionDataset(self.train_set.records, self.hw, cfg.augment, t.seed, t.epochs,
                                         augment=True, cache=cfg.data.cache)
         per_rank = max(1, t.batch // self.world)
         self.loader = build_loader(self.dataset, per_rank, t.workers, t.seed, True, self.rank, self.world,
@@ -121,7 +122,7 @@ class Trainer:
             "scheduler": {"iteration": (epoch + 1) * self.ipe, "iters_per_epoch": self.ipe},
             "scaler": self.scaler.state_dict(), "rng": rng_state(), "epoch": epoch,
             "config": to_dict(self.cfg), "names": list(self.names), "cat_ids": list(self.cat_ids),
-            "img_size": [self.cfg.train.img_size] * 2,
+            "img_size": list(self.hw),
             "model_cfg": {"size": m.size, "num_classes": m.num_classes},
             "best_ap": self.best_ap, "best_epoch": self.best_epoch, "metrics": self.last_metrics,
             "flowdet_version": __version__,
@@ -262,7 +263,7 @@ class Trainer:
         from flowdet.metrics.coco_eval import format_table
 
         e = self.cfg.eval
-        pred = TorchPredictor.from_model(self.eval_model(), self.names, self.cat_ids, self.cfg.train.img_size,
+        pred = TorchPredictor.from_model(self.eval_model(), self.names, self.cat_ids, self.hw,
                                          str(self.device))
         stats = evaluate(pred, self.val_set, batch=e.batch, conf=e.conf, iou=e.iou, progress=False, verbose=False)
         self.last_metrics = stats

@@ -61,10 +61,10 @@ class ExportResult:
 def _img_size(value: int | tuple[int, int] | list[int] | None, ckpt_size: list[int]) -> tuple[int, int]:
     if value is None:
         size = (int(ckpt_size[0]), int(ckpt_size[1]))
-    elif isinstance(value, int):
-        size = (value, value)
     else:
-        size = (int(value[0]), int(value[1]))
+        from flowdet.data.letterbox import parse_img_size
+
+        size = parse_img_size(value)
     if size[0] % 32 or size[1] % 32 or min(size) < 64:
         raise click.ClickException(f"--img-size {size[0]}x{size[1]}: must be a multiple of 32 (the largest stride), >= 64")
     return size
