@@ -101,7 +101,7 @@ def _resume_file(resume: str, out: str | None, config: str | None, overrides: li
 def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, device, threads) -> None:
     """COCO metrics (AP, AP50, APs…, AR@100/300/1000) of a checkpoint or an ONNX model."""
     from flowdet.detect.evaluate import evaluate as run_eval
-    from flowdet.predictor import load_predictor
+    from flowdet.runtime.predictor import load_predictor
 
     _check_model_path(model)
     pred = load_predictor(model, img_size=img_size, device=device, threads=threads)
@@ -125,7 +125,7 @@ def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, dev
 def predict(source, model, out, conf, iou, img_size, batch, device, threads, no_draw) -> None:
     """Detect objects in an image or a folder: annotated images, results.json, detections.jsonl."""
     from flowdet.detect.predict import predict_source
-    from flowdet.predictor import load_predictor
+    from flowdet.runtime.predictor import load_predictor
 
     _check_model_path(model)
     pred = load_predictor(model, img_size=img_size, device=device, threads=threads)

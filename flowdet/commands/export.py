@@ -62,7 +62,7 @@ def stream(model: str, source: str, out: str | None, jsonl: str | None, show: bo
 
     Prints running fps / latency / drops, then a summary. Ctrl-C stops cleanly (video and jsonl are
     flushed; exit 130). A live source lost for good exits 3."""
-    from flowdet.export.stream import format_stats, run_stream
+    from flowdet.runtime.stream import format_stats, run_stream
 
     echo = lambda line: click.echo(line, err=True)  # noqa: E731 - progress goes to stderr, summary to stdout
     s = run_stream(model, source, out=out, jsonl=jsonl, show=show, conf=conf, iou=iou, tile=tile, overlap=overlap,

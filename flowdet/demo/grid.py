@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from flowdet.predictor import Predictor
+from flowdet.runtime.predictor import Predictor
 
 
 def prediction_grid(predictor: Predictor, ann_path: Path, images_dir: Path, out_path: Path,

@@ -1,4 +1,4 @@
-"""`flowdet eval`: COCO metrics of any :class:`flowdet.predictor.Predictor` (PyTorch, ONNX, TensorRT).
+"""`flowdet eval`: COCO metrics of any :class:`flowdet.runtime.predictor.Predictor` (PyTorch, ONNX, TensorRT).
 
 One code path for every backend: images are read here, the predictor letterboxes / runs / postprocesses
 them, and pycocotools scores the results against the *cleaned* ground truth of ``load_coco``.
@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from flowdet.data.coco import CocoDataset, load_coco, load_image
-from flowdet.predictor import Predictor
+from flowdet.runtime.predictor import Predictor
 
 
 def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | Path | None = None,

@@ -1,6 +1,6 @@
 """PyTorch predictor and the one `flowdet predict` loop (image or folder → drawings, results json, jsonl).
 
-``TorchPredictor`` implements :class:`flowdet.predictor.Predictor`; ``predict_source`` works over any
+``TorchPredictor`` implements :class:`flowdet.runtime.predictor.Predictor`; ``predict_source`` works over any
 predictor, so `flowdet predict model.onnx` shares it. torch is imported lazily (only by
 TorchPredictor): the ONNX path of this module runs on the core, torch-free install.
 """
@@ -16,7 +16,7 @@ import numpy as np
 from flowdet.data.draw import draw_detections
 from flowdet.data.letterbox import parse_img_size, preprocess_batch
 from flowdet.ops.postprocess import Detections, postprocess
-from flowdet.predictor import Predictor
+from flowdet.runtime.predictor import Predictor
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 

@@ -19,7 +19,7 @@ import click
 import torch
 from torch import nn
 
-from flowdet.export.metadata import ModelMeta
+from flowdet.runtime.metadata import ModelMeta
 from flowdet.export.parity import ParityReport, check_parity, load_images
 from flowdet.models.head import decode_boxes, flatten_levels, make_grids
 from flowdet.utils import require
@@ -120,7 +120,7 @@ def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, in
     onnx = require("onnx")
     from flowdet import __version__
     from flowdet.detect.io import model_from_checkpoint
-    from flowdet.export.runtime import OnnxPredictor
+    from flowdet.runtime.onnx_runtime import OnnxPredictor
 
     t0 = time.perf_counter()
     max_opset = _max_opset()
@@ -186,7 +186,7 @@ def export(ckpt: str | Path, out: str | Path, fmt: str = "onnx", workspace_gb: f
     if fmt != "engine":
         raise click.ClickException(f"--format {fmt}: choose onnx or engine")
     from flowdet.export.tensorrt import build_engine, check_engine_support
-    from flowdet.export.metadata import write_sidecar
+    from flowdet.runtime.metadata import write_sidecar
 
     check_engine_support()  # exits 2 with one line before any work when TensorRT/GPU are missing
     out = Path(out)

@@ -14,8 +14,8 @@ from typing import Any, Callable
 import click
 import numpy as np
 
-from flowdet.export.backend import BatchedPredictor
-from flowdet.export.metadata import read_sidecar
+from flowdet.runtime.backend import BatchedPredictor
+from flowdet.runtime.metadata import read_sidecar
 
 
 class EngineUnavailable(click.ClickException):
@@ -101,7 +101,7 @@ def build_engine(onnx_path: str | Path, out: str | Path, half: bool = False, wor
 
 
 class TensorRTPredictor(BatchedPredictor):
-    """:class:`flowdet.predictor.Predictor` on a TensorRT engine (metadata from ``<engine>.json``).
+    """:class:`flowdet.runtime.predictor.Predictor` on a TensorRT engine (metadata from ``<engine>.json``).
 
     UNVERIFIED (see the module docstring): written for the TensorRT 10 API, never run here.
     Buffers: device memory via cuda-python ``cudart``; host ↔ device copies on one CUDA stream.

@@ -1,7 +1,7 @@
 """Torch-free ONNX Runtime predictor: the edge box's inference path.
 
 Imports only numpy, cv2 (through flowdet.data.letterbox), onnxruntime and flowdet's torch-free
-modules; ``tests/export/test_runtime.py`` proves it runs with torch unimportable. Everything the
+modules; ``tests/runtime/test_torch_free.py`` proves it imports with torch unimportable. Everything the
 predictor needs (class names, input size, letterbox contract) comes from the model's metadata.
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ import click
 import numpy as np
 import onnxruntime as ort
 
-from flowdet.export.backend import BatchedPredictor
-from flowdet.export.metadata import ModelMeta
+from flowdet.runtime.backend import BatchedPredictor
+from flowdet.runtime.metadata import ModelMeta
 
 _SHORT = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 _ORT_DTYPE = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -54,7 +54,7 @@ def session_options(threads: int | None = None, spinning: bool = True) -> ort.Se
 
 
 class OnnxPredictor(BatchedPredictor):
-    """:class:`flowdet.predictor.Predictor` on ONNX Runtime.
+    """:class:`flowdet.runtime.predictor.Predictor` on ONNX Runtime.
 
     ``providers``: None/"auto" (CUDA if available, else CPU), or names ("cpu", "cuda", "tensorrt" or
     full EP names). ``threads``: intra-op threads (None = onnxruntime's default, all cores).

@@ -26,7 +26,7 @@ def load_predictor(path: str, img_size: int | str | tuple[int, int] | None = Non
     is fixed at export, so a different one is refused rather than silently ignored."""
     if str(path).endswith((".onnx", ".engine")):
         if str(path).endswith(".onnx"):
-            from flowdet.export.runtime import OnnxPredictor
+            from flowdet.runtime.onnx_runtime import OnnxPredictor
 
             pred: Predictor = OnnxPredictor(path, threads=threads)
         else:

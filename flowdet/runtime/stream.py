@@ -25,7 +25,7 @@ import click
 import cv2
 import numpy as np
 
-from flowdet.export.sources import Frame, FrameSource, SourceError, open_source
+from flowdet.runtime.sources import Frame, FrameSource, SourceError, open_source
 from flowdet.ops.postprocess import Detections
 
 
@@ -171,10 +171,10 @@ def _load_model(model: Any, threads: int | None, spinning: bool) -> Any:
     if not isinstance(model, (str, Path)):
         return model  # any Predictor object
     if str(model).endswith(".onnx"):
-        from flowdet.export.runtime import OnnxPredictor
+        from flowdet.runtime.onnx_runtime import OnnxPredictor
 
         return OnnxPredictor(model, threads=threads, spinning=spinning)
-    from flowdet.predictor import load_predictor
+    from flowdet.runtime.predictor import load_predictor
 
     return load_predictor(str(model), threads=threads)
 
@@ -198,7 +198,7 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
 
     predictor = _load_model(model, threads, spinning)
     if tile:
-        from flowdet.export.tiles import TiledPredictor
+        from flowdet.runtime.tiles import TiledPredictor
 
         predictor = TiledPredictor(predictor, tile, overlap, merge=merge)
     src = open_source(source) if isinstance(source, (str, int)) else source

@@ -3,7 +3,7 @@
 At 640 px input a 1920×1080 frame is shrunk 3×, so a 12 px bottle becomes 4 px — below what the
 stride-8 head resolves. Tiles of ``tile`` px (native resolution when ``tile`` equals the model
 input) keep small objects at full size; the full frame keeps the large ones. Works for any
-:class:`flowdet.predictor.Predictor`: every crop of every image goes to one ``predict`` call, and the
+:class:`flowdet.runtime.predictor.Predictor`: every crop of every image goes to one ``predict`` call, and the
 backend batches them (OnnxPredictor with a dynamic batch axis runs chunks, a fixed-batch model loops).
 Torch-free.
 """

@@ -34,10 +34,10 @@ def test_runtime_runs_without_torch(nano_onnx, small_video, tmp_path):
             raise SystemExit("torch import was not blocked")
         except ModuleNotFoundError:
             pass
-        from flowdet.predictor import load_predictor
-        from flowdet.export.runtime import OnnxPredictor
-        from flowdet.export.tiles import TiledPredictor
-        from flowdet.export.stream import run_stream
+        from flowdet.runtime.predictor import load_predictor
+        from flowdet.runtime.onnx_runtime import OnnxPredictor
+        from flowdet.runtime.tiles import TiledPredictor
+        from flowdet.runtime.stream import run_stream
         p = load_predictor({str(nano_onnx)!r}, threads=1)
         assert isinstance(p, OnnxPredictor), type(p)
         cap = cv2.VideoCapture({str(small_video)!r}); ok, img = cap.read(); assert ok
@@ -55,7 +55,7 @@ def test_runtime_runs_without_torch(nano_onnx, small_video, tmp_path):
 
 def test_cli_import_is_torch_free():
     r = subprocess.run([sys.executable, "-c", _BLOCK_TORCH + "import flowdet.cli, flowdet.commands.export, "
-                        "flowdet.export.stream, flowdet.export.tensorrt\nprint('ok')"],
+                        "flowdet.runtime.stream, flowdet.export.tensorrt\nprint('ok')"],
                        capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
 
@@ -65,7 +65,7 @@ def test_predict_maps_to_original_pixels(nano_onnx):
     import cv2
 
     from flowdet.export.parity import synthetic_images
-    from flowdet.export.runtime import OnnxPredictor
+    from flowdet.runtime.onnx_runtime import OnnxPredictor
 
     p = OnnxPredictor(nano_onnx, threads=1)
     img = synthetic_images(1, (240, 320))[0]
@@ -79,7 +79,7 @@ def test_predict_maps_to_original_pixels(nano_onnx):
 
 
 def test_empty_batch_and_repr(nano_onnx):
-    from flowdet.export.runtime import OnnxPredictor
+    from flowdet.runtime.onnx_runtime import OnnxPredictor
 
     p = OnnxPredictor(nano_onnx, threads=1, spinning=False)
     assert p.predict([]) == []
@@ -88,7 +88,7 @@ def test_empty_batch_and_repr(nano_onnx):
 
 
 def test_unavailable_provider_is_a_user_error(nano_onnx):
-    from flowdet.export.runtime import OnnxPredictor, resolve_providers
+    from flowdet.runtime.onnx_runtime import OnnxPredictor, resolve_providers
 
     assert resolve_providers(None)[-1] == "CPUExecutionProvider"
     assert resolve_providers("cpu") == ["CPUExecutionProvider"]
@@ -102,7 +102,7 @@ def test_unavailable_provider_is_a_user_error(nano_onnx):
 def test_bad_files_are_user_errors(tmp_path, nano_onnx):
     import onnx
 
-    from flowdet.export.runtime import OnnxPredictor
+    from flowdet.runtime.onnx_runtime import OnnxPredictor
 
     with pytest.raises(click.ClickException, match="model not found"):
         OnnxPredictor(tmp_path / "missing.onnx")
@@ -131,7 +131,7 @@ def test_engine_predictor_without_tensorrt(tmp_path):
         pytest.skip("tensorrt is installed here")
     except ImportError:
         pass
-    from flowdet.predictor import load_predictor
+    from flowdet.runtime.predictor import load_predictor
 
     with pytest.raises(click.ClickException) as e:
         load_predictor(str(tmp_path / "m.engine"))
