@@ -13,13 +13,18 @@ from typing import Any, Iterable, TypeVar
 
 import yaml
 
+from flowdet.errors import InputError
+
 T = TypeVar("T")
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
-class ConfigError(ValueError):
-    """A config file or override is wrong; the message names the source and the key."""
+class ConfigError(InputError, ValueError):
+    """A config file or override is wrong; the message names the source and the key.
+
+    A :class:`flowdet.errors.InputError` (the CLI shows one line, exit 2) and still a ValueError,
+    which is what code catching bad values expects."""
 
 
 def _field_types(cls: type) -> dict[str, Any]:
