@@ -5,6 +5,9 @@ import sys
 
 import click
 
+from flowdet import log
+from flowdet.errors import FlowdetError
+
 
 @click.command("export")
 @click.option("--ckpt", required=True, type=click.Path(dir_okay=False), help="Detector checkpoint (best.pt / last.pt).")
@@ -30,13 +33,16 @@ def export(ckpt: str, fmt: str, out: str, img_size: str | None, dynamic_batch: b
 
     res = run_export(ckpt, out, fmt=fmt, img_size=parse_img_size(img_size) if img_size else None, dynamic_batch=dynamic_batch, opset=opset,
                      simplify=simplify, half=half, parity=not no_parity, parity_data=parity_data,
-                     use_ema=not no_ema, log=lambda m: click.echo(m, err=True))
+                     use_ema=not no_ema, log=log.info)
     m = res.meta
     click.echo(f"wrote {res.path} ({m.model_size}, {format_img_size(m.img_size)}, {m.precision}, "
                f"batch {'dynamic' if m.dynamic_batch else 1}, classes {m.names}) in {res.seconds:.1f} s")
 
 
-class SourceLost(click.ClickException):
+class SourceLost(FlowdetError):
+    """A live source stayed lost after every reconnect: its own exit code, so a supervisor can
+    tell "camera gone" (3) from a usage error (2) and restart accordingly."""
+
     exit_code = 3
 
 
@@ -64,10 +70,9 @@ def stream(model: str, source: str, out: str | None, jsonl: str | None, show: bo
     flushed; exit 130). A live source lost for good exits 3."""
     from flowdet.runtime.stream import format_stats, run_stream
 
-    echo = lambda line: click.echo(line, err=True)  # noqa: E731 - progress goes to stderr, summary to stdout
     s = run_stream(model, source, out=out, jsonl=jsonl, show=show, conf=conf, iou=iou, tile=tile, overlap=overlap,
                    merge=merge, threads=threads, spinning=spinning, max_frames=max_frames, retries=retries,
-                   progress=lambda st: echo(format_stats(st)))
+                   progress=lambda st: log.info(format_stats(st)))  # progress: stderr; summary: stdout
     click.echo(f"summary: {format_stats(s)} | infer p50 {s['infer_ms']['p50']:.1f} ms | {s['seconds']:.1f} s "
                f"| stopped by {s['stopped_by']}")
     for key in ("out", "jsonl"):

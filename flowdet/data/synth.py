@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
 import cv2
 import numpy as np
 
 from flowdet.data.synth_render import (BOTTLE_COLORS, CAP_COLORS, FOAM_COLORS, LEAF_COLORS, Camera, Thing,
                                        WaterStyle, draw_thing, render_water, sample_water, screen_pose)
+from flowdet.errors import FlowdetError, InputError
 
 CATEGORY = {"id": 1, "name": "bottle", "supercategory": "debris"}
 SMALL_AREA, MEDIUM_AREA = 32 ** 2, 96 ** 2   # COCO size buckets (box area in pixels)
@@ -58,7 +58,7 @@ class SynthConfig:
     jpeg_quality: int = 90
 
     def validate(self) -> "SynthConfig":
-        """Raise a one-line ClickException naming the bad field."""
+        """Raise a one-line InputError naming the bad field."""
         checks = [
             ("num_images", self.num_images >= 0), ("width", self.width >= 64), ("height", self.height >= 64),
             ("video_seconds", self.video_seconds >= 0), ("fps", self.fps > 0),
@@ -70,7 +70,7 @@ class SynthConfig:
         ]
         for name, ok in checks:
             if not ok:
-                raise click.ClickException(f"synth config: invalid {name}={getattr(self, name)!r}")
+                raise InputError(f"synth config: invalid {name}={getattr(self, name)!r}")
         return self
 
 
@@ -234,7 +234,7 @@ def generate(out_dir: str | Path, cfg: SynthConfig, progress: bool = False) -> d
         name = f"{i + 1:06d}.jpg"
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
         if not ok:
-            raise click.ClickException(f"{images_dir / name}: JPEG encoding failed")
+            raise FlowdetError(f"{images_dir / name}: JPEG encoding failed")
         (images_dir / name).write_bytes(buf.tobytes())
         images.append({"id": i + 1, "file_name": name, "width": cfg.width, "height": cfg.height})
         for box, _ in labels:

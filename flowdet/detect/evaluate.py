@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import click
-
+from flowdet import log
 from flowdet.data.coco import CocoDataset, load_coco, load_image
+from flowdet.errors import DataError, InputError
 from flowdet.runtime.predictor import Predictor
 
 
@@ -32,10 +32,10 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
 
     ds = ann if isinstance(ann, CocoDataset) else load_coco(ann, images, check_images=False)
     if not ds.records:
-        raise click.ClickException(f"{ds.ann_path}: no usable images to evaluate")
+        raise DataError(f"{ds.ann_path}: no usable images to evaluate")
     n_cls = len(predictor.names)
     if n_cls != ds.num_classes:
-        raise click.ClickException(f"{ds.ann_path}: {ds.num_classes} categories but the model has {n_cls} classes")
+        raise InputError(f"{ds.ann_path}: {ds.num_classes} categories but the model has {n_cls} classes")
     # Class index i of the model is the i-th category (by id) of the ground truth it is scored on.
     cat_ids = ds.cat_ids
     results: list[dict] = []
@@ -56,8 +56,8 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
     stats, E = coco_evaluate(ds.coco(), results, return_eval=True)
     stats = {**stats, "images": len(recs), "detections": n_det, "ms_per_image": 1000 * t_pred / len(recs)}
     if verbose:
-        click.echo(format_table(stats))
-        click.echo(f"{len(recs)} images, {n_det} detections (conf ≥ {conf}, NMS IoU {iou}), "
+        log.result(format_table(stats))
+        log.result(f"{len(recs)} images, {n_det} detections (conf ≥ {conf}, NMS IoU {iou}), "
                    f"{stats['ms_per_image']:.1f} ms/image (batch {batch}, incl. pre/postprocess)")
     if out_dir is not None or json_path is not None:
         out = Path(out_dir) if out_dir is not None else Path(json_path).parent

@@ -16,10 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import click
 import torch
 
 from flowdet.engine.checkpoint import load_checkpoint
+from flowdet.errors import ModelFileError
 from flowdet.models import YOLOX, build_model
 
 
@@ -27,7 +27,7 @@ def model_from_checkpoint(path: str | Path, use_ema: bool = True, map_location: 
     """(model in eval mode, checkpoint meta without the weights)."""
     ckpt = load_checkpoint(path, map_location)
     if "model_cfg" not in ckpt or "model" not in ckpt:
-        raise click.ClickException(f"{path}: not a flowdet detector checkpoint (no 'model_cfg'/'model')")
+        raise ModelFileError(f"{path}: not a flowdet detector checkpoint (no 'model_cfg'/'model')")
     cfg = ckpt["model_cfg"]
     model = build_model(cfg["size"], int(cfg["num_classes"]))
     state = ckpt["ema"]["ema"] if (use_ema and ckpt.get("ema")) else ckpt["model"]

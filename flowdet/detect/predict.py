@@ -10,11 +10,11 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
-import click
 import numpy as np
 
 from flowdet.data.draw import draw_detections
 from flowdet.data.letterbox import parse_img_size, preprocess_batch
+from flowdet.errors import DataError, InputError
 from flowdet.ops.postprocess import Detections, postprocess
 from flowdet.runtime.predictor import Predictor
 
@@ -69,14 +69,14 @@ def list_images(source: str | Path) -> list[Path]:
     p = Path(source)
     if p.is_file():
         if p.suffix.lower() not in IMAGE_EXTS:
-            raise click.ClickException(f"{p}: not an image ({', '.join(IMAGE_EXTS)})")
+            raise DataError(f"{p}: not an image ({', '.join(IMAGE_EXTS)})")
         return [p]
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS)
         if not files:
-            raise click.ClickException(f"{p}: no images in this folder ({', '.join(IMAGE_EXTS)})")
+            raise DataError(f"{p}: no images in this folder ({', '.join(IMAGE_EXTS)})")
         return files
-    raise click.ClickException(f"{p}: no such file or folder")
+    raise DataError(f"{p}: no such file or folder")
 
 
 def _batches(files: list[Path], batch: int) -> Iterator[list[tuple[Path, np.ndarray]]]:
@@ -86,7 +86,7 @@ def _batches(files: list[Path], batch: int) -> Iterator[list[tuple[Path, np.ndar
     for f in files:
         img = cv2.imread(str(f), cv2.IMREAD_COLOR)
         if img is None:
-            raise click.ClickException(f"{f}: cannot read image")
+            raise DataError(f"{f}: cannot read image")
         out.append((f, img))
         if len(out) == batch:
             yield out
@@ -107,7 +107,7 @@ def predict_source(predictor: Predictor, source: str | Path, out_dir: str | Path
     files = list_images(source)
     out = Path(out_dir)
     if draw and any(f.parent.resolve() == out.resolve() for f in files[:1]):
-        raise click.ClickException(f"{out}: --out is the source folder; drawings would overwrite the images")
+        raise InputError(f"{out}: --out is the source folder; drawings would overwrite the images")
     out.mkdir(parents=True, exist_ok=True)
     cat_ids = getattr(predictor, "cat_ids", None) or list(range(1, len(predictor.names) + 1))
     results: list[dict] = []

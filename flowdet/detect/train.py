@@ -8,30 +8,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-import click
 import torch
 from torch import nn
 
+from flowdet import log
 from flowdet.detect.config import DetectConfig, validate
 from flowdet.engine import dist
+from flowdet.errors import ModelFileError
 
 
 def load_backbone(model: nn.Module, path: str | Path) -> dict[str, Any]:
     """Load a ``backbone.pt`` (from `flowdet pretrain`) into ``model.backbone``.
 
     Returns {"path", "method", "loaded", "missing", "unexpected", "shape_mismatch"}. Raises
-    ClickException (exit 2) when the file is unreadable or not a backbone artifact, the model size
+    ModelFileError (exit 2 through the CLI) when the file is unreadable or not a backbone artifact, the model size
     differs, or no key matches."""
     from flowdet.engine.checkpoint import load_checkpoint
 
     p = Path(path)
     art = load_checkpoint(p)
     if not isinstance(art, dict) or not isinstance(art.get("state_dict"), dict):
-        raise click.ClickException(f"{p}: not a flowdet backbone artifact (no 'state_dict'; made by `flowdet pretrain`)")
+        raise ModelFileError(f"{p}: not a flowdet backbone artifact (no 'state_dict'; made by `flowdet pretrain`)")
     size = getattr(model, "size", None)
     if art.get("model_size") is not None and size is not None and art["model_size"] != size:
-        raise click.ClickException(f"{p}: backbone is for model size '{art['model_size']}', "
-                                   f"this model is '{size}' (set --size {art['model_size']})")
+        raise ModelFileError(f"{p}: backbone is for model size '{art['model_size']}', "
+                             f"this model is '{size}' (set --size {art['model_size']})")
     own = model.backbone.state_dict()
     # Accept a full detector state_dict too: keys under "backbone." are the backbone's.
     src = {k[len("backbone."):] if k.startswith("backbone.") else k: v for k, v in art["state_dict"].items()}
@@ -43,13 +44,13 @@ def load_backbone(model: nn.Module, path: str | Path) -> dict[str, Any]:
         "shape_mismatch": sorted(k for k in src if k in own and tuple(src[k].shape) != tuple(own[k].shape)),
     }
     if not matched:
-        raise click.ClickException(f"{p}: no key matches the {size} backbone "
-                                   f"({len(report['unexpected'])} unexpected, {len(report['shape_mismatch'])} shape mismatches)")
+        raise ModelFileError(f"{p}: no key matches the {size} backbone "
+                             f"({len(report['unexpected'])} unexpected, {len(report['shape_mismatch'])} shape mismatches)")
     model.backbone.load_state_dict(matched, strict=False)
     if dist.is_main():
-        click.echo(f"backbone: loaded {len(matched)}/{len(own)} tensors from {p} (method {report['method']}); "
+        log.info(f"backbone: loaded {len(matched)}/{len(own)} tensors from {p} (method {report['method']}); "
                    f"missing {len(report['missing'])}, unexpected {len(report['unexpected'])}, "
-                   f"shape mismatch {len(report['shape_mismatch'])}", err=True)
+                 f"shape mismatch {len(report['shape_mismatch'])}")
     return report
 
 
@@ -60,7 +61,7 @@ def resume_path(cfg: DetectConfig) -> Path | None:
         return None
     p = Path(cfg.out) / "last.pt" if r in ("auto", "last") else Path(r)
     if not p.is_file():
-        raise click.ClickException(f"{p}: checkpoint to resume from not found (train.resume)")
+        raise ModelFileError(f"{p}: checkpoint to resume from not found (train.resume)")
     return p
 
 
@@ -71,7 +72,7 @@ def resume_config(path: str | Path, overrides: list[str]) -> DetectConfig:
 
     saved = load_checkpoint(path).get("config")
     if not isinstance(saved, dict):
-        raise click.ClickException(f"{path}: checkpoint holds no config to resume with")
+        raise ModelFileError(f"{path}: checkpoint holds no config to resume with")
     return apply_overrides(merge(DetectConfig(), saved, f"{path} (config)"), overrides)
 
 
@@ -91,7 +92,7 @@ def train(cfg: DetectConfig, on_epoch_end: Callable[[int, dict], None] | None = 
     device = dist.init_from_env(cfg.train.device)
     if dist.is_main():
         for note in notes:
-            click.echo(f"note: {note}", err=True)
+            log.info(f"note: {note}")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed sizes per iteration chunk: autotune pays off
     try:
@@ -101,10 +102,10 @@ def train(cfg: DetectConfig, on_epoch_end: Callable[[int, dict], None] | None = 
         last = Path(cfg.out) / "last.pt"
         if dist.is_main():
             if last.exists():
-                click.echo(f"\ninterrupted: {last} holds the last finished epoch; "
-                           f"resume with: flowdet train --resume {last}", err=True)
+                log.info(f"\ninterrupted: {last} holds the last finished epoch; "
+                         f"resume with: flowdet train --resume {last}")
             else:
-                click.echo("\ninterrupted before the first epoch finished; nothing to resume", err=True)
+                log.info("\ninterrupted before the first epoch finished; nothing to resume")
         raise
     finally:
         dist.cleanup()

@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import click
 import torch
 from torch import nn
 
-from flowdet import __version__
+from flowdet import __version__, log
 from flowdet.config import save_config, to_dict
 from flowdet.data.coco import CocoDataset, load_coco
 from flowdet.data.dataset import DetectionDataset, build_loader
@@ -26,6 +25,7 @@ from flowdet.engine.checkpoint import load_checkpoint, rng_state, save_checkpoin
 from flowdet.engine.ema import ModelEMA
 from flowdet.engine.logger import MetricsLog
 from flowdet.engine.schedule import WarmupCosine, param_groups, set_lr
+from flowdet.errors import DataError, FlowdetError, ModelFileError
 from flowdet.models import build_model
 
 LOSS_KEYS = ("iou", "obj", "cls", "l1")
@@ -33,7 +33,7 @@ LOSS_KEYS = ("iou", "obj", "cls", "l1")
 
 def echo(msg: str) -> None:
     if dist.is_main():
-        click.echo(msg, err=True)
+        log.info(msg)
 
 
 class Trainer:
@@ -52,7 +52,7 @@ class Trainer:
         if cfg.data.val:
             self.val_set = self._load(cfg.data.val, cfg.data.val_images or cfg.data.images)
             if self.val_set.cat_ids != self.cat_ids:
-                raise click.ClickException(
+                raise DataError(
                     f"{cfg.data.val}: categories {self.val_set.cat_ids} differ from the training set's {self.cat_ids}")
 
         model = build_model(cfg.model.size, len(self.names))
@@ -108,9 +108,9 @@ class Trainer:
         # Existence-only check at startup: `flowdet data check` decodes; a bad file fails when read.
         ds = load_coco(ann, images or None, check_images=False)
         if ds.report.problems:
-            echo(f"warning: {ds.report.summary()} (`flowdet data check` lists them)")
+            log.warn(f"{ds.report.summary()} (`flowdet data check` lists them)")
         if not ds.records:
-            raise click.ClickException(f"{ann}: no usable images")
+            raise DataError(f"{ann}: no usable images")
         return ds
 
     # --- checkpoints -------------------------------------------------------------------------
@@ -132,10 +132,10 @@ class Trainer:
         ck = load_checkpoint(path, "cpu")  # RNG states must stay CPU tensors; weights are copied over
         for key in ("model", "optimizer", "epoch", "rng"):
             if key not in ck:
-                raise click.ClickException(f"{path}: not a resumable training checkpoint (no '{key}')")
+                raise ModelFileError(f"{path}: not a resumable training checkpoint (no '{key}')")
         if ck.get("model_cfg", {}).get("size") != self.cfg.model.size:
-            raise click.ClickException(f"{path}: model size {ck.get('model_cfg')} differs from model.size "
-                                       f"'{self.cfg.model.size}'")
+            raise ModelFileError(f"{path}: model size {ck.get('model_cfg')} differs from model.size "
+                                 f"'{self.cfg.model.size}'")
         unwrap(self.model).load_state_dict(ck["model"])
         if self.ema is not None and ck.get("ema"):
             self.ema.load_state_dict(ck["ema"])
@@ -144,7 +144,7 @@ class Trainer:
             self.scaler.load_state_dict(ck["scaler"])
         ipe = ck.get("scheduler", {}).get("iters_per_epoch", self.ipe)
         if ipe != self.ipe:
-            echo(f"warning: {path} had {ipe} iterations/epoch, now {self.ipe} (batch or world size changed)")
+            log.warn(f"{path} had {ipe} iterations/epoch, now {self.ipe} (batch or world size changed)")
         self.start_epoch = int(ck["epoch"]) + 1
         self.best_ap, self.best_epoch = float(ck.get("best_ap", -1.0)), int(ck.get("best_epoch", -1))
         self.last_metrics = ck.get("metrics")
@@ -214,8 +214,8 @@ class Trainer:
             out = self.loss_fn(levels, targets, use_l1=use_l1)
             loss = out["total"]
             if not self.amp and not torch.isfinite(loss):
-                raise click.ClickException(f"loss is {loss.item()} at epoch {epoch + 1} iteration {i}; "
-                                           "lower train.lr or set train.grad_clip")
+                raise FlowdetError(f"loss is {loss.item()} at epoch {epoch + 1} iteration {i}; "
+                                   "lower train.lr or set train.grad_clip")
             opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if t.grad_clip > 0:
@@ -247,7 +247,7 @@ class Trainer:
                   for j, k in enumerate(BUCKET_NAMES)},
                "img_s": sums[-1].item() / max(elapsed, 1e-9), "time_s": elapsed}
         if not math.isfinite(row["loss"]):
-            echo(f"warning: epoch {epoch + 1} mean loss is {row['loss']}")
+            log.warn(f"epoch {epoch + 1} mean loss is {row['loss']}")
         echo(f"epoch {epoch + 1}/{t.epochs}: loss {row['loss']:.4f} (iou {row['iou']:.3f} obj {row['obj']:.3f} "
              f"cls {row['cls']:.3f} l1 {row['l1']:.3f}) miss_share {row['miss_share']:.3f} "
              f"dropped_tiny {row['dropped_tiny']} lr {lr:.3g} {row['img_s']:.1f} img/s; positives/box by size "

@@ -36,15 +36,15 @@ def save_checkpoint(obj: dict[str, Any], path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    import click
+    from flowdet.errors import ModelFileError
 
     p = Path(path)
     if not p.is_file():
-        raise click.ClickException(f"{p}: checkpoint not found")
+        raise ModelFileError(f"{p}: checkpoint not found")
     try:
         return torch.load(p, map_location=map_location, weights_only=False)
     except Exception as e:  # corrupt / not a torch file
-        raise click.ClickException(f"{p}: not a readable flowdet checkpoint ({type(e).__name__}: {e})") from None
+        raise ModelFileError(f"{p}: not a readable flowdet checkpoint ({type(e).__name__}: {e})") from None
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

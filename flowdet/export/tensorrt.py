@@ -11,15 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-import click
 import numpy as np
 
+from flowdet import log as _log
+from flowdet.errors import FlowdetError, MissingDependency, ModelFileError
 from flowdet.runtime.backend import BatchedPredictor
 from flowdet.runtime.metadata import read_sidecar
 
 
-class EngineUnavailable(click.ClickException):
-    exit_code = 2
+class EngineUnavailable(MissingDependency):
+    """TensorRT, cuda-python or a CUDA device is missing here (exit 2, one line)."""
 
 
 def _trt() -> Any:
@@ -63,7 +64,7 @@ def check_engine_support() -> None:
 
 
 def build_engine(onnx_path: str | Path, out: str | Path, half: bool = False, workspace_gb: float = 2.0,
-                 max_batch: int = 8, log: Callable[[str], None] = print) -> Path:
+                 max_batch: int = 8, log: Callable[[str], None] = _log.info) -> Path:
     """Parse the ONNX and serialize an engine to ``out`` (fp16 kernels allowed with ``half``).
 
     A dynamic-batch ONNX gets one optimization profile: batch 1 (min) … ``max_batch`` (max),
@@ -76,7 +77,7 @@ def build_engine(onnx_path: str | Path, out: str | Path, half: bool = False, wor
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(Path(onnx_path).read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise click.ClickException(f"{onnx_path}: TensorRT cannot parse the ONNX ({errors[:300]})")
+        raise ModelFileError(f"{onnx_path}: TensorRT cannot parse the ONNX ({errors[:300]})")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
     if half:
@@ -92,7 +93,7 @@ def build_engine(onnx_path: str | Path, out: str | Path, half: bool = False, wor
         config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise click.ClickException(f"{onnx_path}: TensorRT engine build failed (see the TensorRT log above)")
+        raise FlowdetError(f"{onnx_path}: TensorRT engine build failed (see the TensorRT log above)")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(bytes(serialized))
@@ -111,13 +112,13 @@ class TensorRTPredictor(BatchedPredictor):
         trt, self.cudart = _trt(), _cudart()
         self.path = Path(path)
         if not self.path.is_file():
-            raise click.ClickException(f"{self.path}: engine not found")
+            raise ModelFileError(f"{self.path}: engine not found")
         self.meta = read_sidecar(self.path)
         self.names, self.cat_ids, self.img_size = self.meta.names, self.meta.cat_ids, self.meta.img_size
         self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = self.runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self.engine is None:
-            raise click.ClickException(f"{self.path}: TensorRT could not deserialize the engine (built for another TensorRT/GPU?)")
+            raise ModelFileError(f"{self.path}: TensorRT could not deserialize the engine (built for another TensorRT/GPU?)")
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.input_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)

@@ -13,12 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-import click
 import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from flowdet.errors import DataError
 from flowdet.pretrain.mine import IMAGE_EXTS, MANIFEST, read_manifest
 
 
@@ -28,7 +28,7 @@ def resolve_frames(sources: list[str]) -> list[Path]:
     for raw in sources:
         p = Path(raw)
         if not p.exists():
-            raise click.ClickException(f"{p}: frames source not found (folder, manifest.jsonl, .txt or COCO .json)")
+            raise DataError(f"{p}: frames source not found (folder, manifest.jsonl, .txt or COCO .json)")
         if p.is_dir():
             if (p / MANIFEST).is_file():
                 out += [Path(r["path"]) for r in read_manifest(p / MANIFEST)]
@@ -44,17 +44,17 @@ def resolve_frames(sources: list[str]) -> list[Path]:
         elif p.suffix.lower() in IMAGE_EXTS:
             out.append(p)
         else:
-            raise click.ClickException(f"{p}: unsupported frames source (folder, manifest.jsonl, .txt, .json, image)")
+            raise DataError(f"{p}: unsupported frames source (folder, manifest.jsonl, .txt, .json, image)")
     seen, uniq = set(), []
     for f in (p.resolve() for p in out):  # the same file reached twice (a list and a folder) counts once
         if f not in seen:
             seen.add(f)
             uniq.append(f)
     if not uniq:
-        raise click.ClickException(f"{', '.join(sources)}: no frames found")
+        raise DataError(f"{', '.join(sources)}: no frames found")
     missing = [f for f in uniq if not f.is_file()]
     if missing:
-        raise click.ClickException(f"{missing[0]}: frame listed but missing ({len(missing)} missing in all)")
+        raise DataError(f"{missing[0]}: frame listed but missing ({len(missing)} missing in all)")
     return uniq
 
 
@@ -63,7 +63,7 @@ def _coco_images(path: Path) -> list[Path]:
 
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise click.ClickException(f"{path}: 'images' must be a list")
+        raise DataError(f"{path}: 'images' must be a list")
     root = default_images_dir(path)
     return [root / im["file_name"] for im in data["images"] if "#" not in str(im.get("file_name", "#"))]
 
@@ -82,7 +82,7 @@ def _decode(item: Any) -> np.ndarray:
     if isinstance(item, Path):
         img = cv2.imread(str(item), cv2.IMREAD_COLOR)
         if img is None:
-            raise click.ClickException(f"{item}: cannot decode image")
+            raise DataError(f"{item}: cannot decode image")
         return img
     from flowdet.data.coco import load_image  # an ImageRecord (also video-frame records)
 

@@ -17,7 +17,6 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
-import click
 import numpy as np
 import torch
 from torch import nn
@@ -30,6 +29,7 @@ from flowdet.engine.checkpoint import (load_checkpoint, rng_state, save_checkpoi
                                        unwrap)
 from flowdet.engine.logger import MetricsLog
 from flowdet.engine.schedule import WarmupCosine, param_groups, set_lr
+from flowdet.errors import DataError, FlowdetError, ModelFileError
 from flowdet.models import build_backbone
 from flowdet.pretrain.config import PretrainConfig, validate
 from flowdet.pretrain.crops import CenterPatchSampler, PatchGridSampler, ViewSampler
@@ -71,7 +71,7 @@ def build_datasets(cfg: PretrainConfig) -> tuple[Any, Any, dict]:
     coco = load_coco(d.ann, d.images or None, check_images=False)
     recs = [r for r in coco.records if r.width > 0 and r.height > 0]
     if len(recs) < 2:
-        raise click.ClickException(f"{d.ann}: center-loss needs at least 2 images (train + held-out)")
+        raise DataError(f"{d.ann}: center-loss needs at least 2 images (train + held-out)")
     # split BY IMAGE: no image contributes patches to both sides (the study split by patch)
     order = np.random.default_rng(seed).permutation(len(recs))
     n_val = min(len(recs) - 1, max(1, round(m.val_fraction * len(recs))))
@@ -155,11 +155,11 @@ def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | No
     if t_cfg.resume:
         ckpt_path = out / "last.pt"
         if not ckpt_path.is_file():
-            raise click.ClickException(f"{ckpt_path}: nothing to resume (train.resume is set)")
+            raise ModelFileError(f"{ckpt_path}: nothing to resume (train.resume is set)")
         ckpt = load_checkpoint(ckpt_path, map_location="cpu")
         if ckpt.get("method") != cfg.method.name or ckpt.get("model_size") != cfg.model.size:
-            raise click.ClickException(f"{ckpt_path}: was {ckpt.get('method')}/{ckpt.get('model_size')}, "
-                                       f"config asks {cfg.method.name}/{cfg.model.size}")
+            raise ModelFileError(f"{ckpt_path}: was {ckpt.get('method')}/{ckpt.get('model_size')}, "
+                                 f"config asks {cfg.method.name}/{cfg.model.size}")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
@@ -196,8 +196,8 @@ def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | No
                 outs = ddp_model(_to(batch, device))
             loss = outs["loss"]
             if not torch.isfinite(loss):
-                raise click.ClickException(f"{cfg.method.name}: loss is {loss.item()} at epoch {epoch} step {step} "
-                                           f"(try a lower train.lr)")
+                raise FlowdetError(f"{cfg.method.name}: loss is {loss.item()} at epoch {epoch} step {step} "
+                                   f"(try a lower train.lr)")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if t_cfg.grad_clip > 0:

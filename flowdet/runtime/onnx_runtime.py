@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import click
 import numpy as np
 import onnxruntime as ort
 
+from flowdet.errors import InputError, ModelFileError
 from flowdet.runtime.backend import BatchedPredictor
 from flowdet.runtime.metadata import ModelMeta
 
@@ -32,7 +32,7 @@ def resolve_providers(providers: Sequence[str] | str | None) -> list[str]:
     for p in providers:
         name = _SHORT.get(p.lower(), p)
         if name not in available:
-            raise click.ClickException(
+            raise InputError(
                 f"onnxruntime provider '{p}' is not available in this build (available: {', '.join(available)})")
         out.append(name)
     if "CPUExecutionProvider" not in out:
@@ -67,7 +67,7 @@ class OnnxPredictor(BatchedPredictor):
                  spinning: bool = True, max_batch: int = 8):
         self.path = Path(path)
         if not self.path.is_file():
-            raise click.ClickException(f"{self.path}: model not found")
+            raise ModelFileError(f"{self.path}: model not found")
         chosen = resolve_providers(providers)
         so = session_options(threads, spinning)
         try:
@@ -77,7 +77,7 @@ class OnnxPredictor(BatchedPredictor):
                 self.session = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
             else:
                 msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-                raise click.ClickException(f"{self.path}: not a loadable ONNX model ({msg})") from None
+                raise ModelFileError(f"{self.path}: not a loadable ONNX model ({msg})") from None
         props = dict(self.session.get_modelmeta().custom_metadata_map)
         self.meta = ModelMeta.from_props(props, source=str(self.path))
         self.names, self.cat_ids = self.meta.names, self.meta.cat_ids
@@ -86,7 +86,7 @@ class OnnxPredictor(BatchedPredictor):
         self.input_name = inp.name
         self.output_names = [o.name for o in self.session.get_outputs()]
         if self.output_names[:2] != ["boxes", "scores"]:
-            raise click.ClickException(f"{self.path}: outputs are {self.output_names}, expected ['boxes', 'scores']")
+            raise ModelFileError(f"{self.path}: outputs are {self.output_names}, expected ['boxes', 'scores']")
         self.input_dtype = _ORT_DTYPE.get(inp.type, np.float32)
         # A symbolic (str/None) batch dimension means any batch size; an int is a fixed batch.
         self.fixed_batch: int | None = inp.shape[0] if isinstance(inp.shape[0], int) else None

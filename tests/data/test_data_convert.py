@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import click
 import cv2
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ import yaml
 from flowdet.data.coco import load_coco
 from flowdet.data.voc import voc_to_coco, write_voc_xml
 from flowdet.data.yolo import coco_to_yolo, yolo_to_coco
+from flowdet.errors import DataError
 
 W, H = 100, 80
 
@@ -68,7 +68,7 @@ def test_voc_labels_and_missing_image(voc):
 
 def test_voc_malformed_xml(voc):
     (voc / "annotations" / "f0.xml").write_text("<annotation><object></annotation>")
-    with pytest.raises(click.ClickException, match=r"f0.xml: invalid XML at line 1"):
+    with pytest.raises(DataError, match=r"f0.xml: invalid XML at line 1"):
         voc_to_coco(voc / "annotations", voc / "images")
 
 
@@ -136,5 +136,5 @@ def test_yolo_label_lines(tmp_path):
     assert coco["annotations"][1]["category_id"] == 2
     np.testing.assert_allclose(boxes[2], [85, 32, 15, 16])
     assert report.boxes_dropped == 3 and report.boxes_clipped == 1
-    with pytest.raises(click.ClickException, match="no 'train' split"):
+    with pytest.raises(DataError, match="no 'train' split"):
         yolo_to_coco(tmp_path / "data.yaml", "train")

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -17,6 +16,7 @@ from flowdet.config import load_config  # noqa: E402
 from flowdet.detect.config import DetectConfig  # noqa: E402
 from flowdet.detect.train import load_backbone, train  # noqa: E402
 from flowdet.engine.checkpoint import load_checkpoint  # noqa: E402
+from flowdet.errors import ModelFileError  # noqa: E402
 from flowdet.models import build_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -132,10 +132,10 @@ def test_load_backbone_reports_and_fails_loudly(tmp_path):
     assert report["loaded"] == len(model.backbone.state_dict()) and report["missing"] == []
     assert report["unexpected"] == ["projector.weight"] and report["method"] == "patch-contrast"
     assert torch.equal(model.backbone.stem.conv.conv.weight, expected)
-    with pytest.raises(click.ClickException, match="model size 'tiny'"):
+    with pytest.raises(ModelFileError, match="model size 'tiny'"):
         load_backbone(model, _backbone_artifact(tmp_path / "tiny.pt", "tiny"))
     torch.save({"model_size": "nano", "state_dict": {"foo": torch.zeros(1)}}, tmp_path / "nomatch.pt")
-    with pytest.raises(click.ClickException, match="no key matches"):
+    with pytest.raises(ModelFileError, match="no key matches"):
         load_backbone(model, tmp_path / "nomatch.pt")
 
 

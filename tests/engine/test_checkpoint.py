@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import random
 
-import click
 import numpy as np
 import pytest
 
@@ -11,6 +10,7 @@ torch = pytest.importorskip("torch")
 
 from flowdet.engine.checkpoint import (load_checkpoint, rng_state, save_checkpoint,  # noqa: E402
                                        set_rng_state, unwrap)
+from flowdet.errors import ModelFileError  # noqa: E402
 
 
 def test_save_load_roundtrip_leaves_no_temp_files(tmp_path):
@@ -23,12 +23,12 @@ def test_save_load_roundtrip_leaves_no_temp_files(tmp_path):
     assert sorted(f.name for f in p.parent.iterdir()) == ["last.pt"]
 
 
-def test_load_errors_are_one_line_click_exceptions(tmp_path):
-    with pytest.raises(click.ClickException, match="not found"):
+def test_load_errors_are_one_line_flowdet_errors(tmp_path):
+    with pytest.raises(ModelFileError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a torch file")
-    with pytest.raises(click.ClickException, match="not a readable"):
+    with pytest.raises(ModelFileError, match="not a readable"):
         load_checkpoint(bad)
 
 

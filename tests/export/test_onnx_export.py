@@ -118,13 +118,12 @@ def test_static_batch_half_and_simplify_note(nano_ckpt, tmp_path):
 
 
 def test_parity_failure_exits_and_writes_nothing(nano_ckpt, tmp_path, monkeypatch):
-    import click
-
+    from flowdet.errors import FlowdetError
     from flowdet.export import parity
     from flowdet.export.onnx_export import export_onnx
 
     monkeypatch.setitem(parity.TOLERANCES, "fp32", {"scores": 0.0, "boxes_raw": 0.0, "unmatched": 0.0})
-    with pytest.raises(click.ClickException, match="parity check failed"):
+    with pytest.raises(FlowdetError, match="parity check failed"):
         export_onnx(nano_ckpt, tmp_path / "m.onnx", log=lambda m: None)
     assert not list(tmp_path.iterdir())  # neither the model nor a temp file is left behind
 

@@ -7,9 +7,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-import click
 import numpy as np
 import pytest
+
+from flowdet.errors import InputError, MissingDependency, ModelFileError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,7 +96,7 @@ def test_unavailable_provider_is_a_user_error(nano_onnx):
     import onnxruntime as ort
 
     if "TensorrtExecutionProvider" not in ort.get_available_providers():
-        with pytest.raises(click.ClickException, match="'tensorrt' is not available"):
+        with pytest.raises(InputError, match="'tensorrt' is not available"):
             OnnxPredictor(nano_onnx, providers="tensorrt")
 
 
@@ -104,24 +105,24 @@ def test_bad_files_are_user_errors(tmp_path, nano_onnx):
 
     from flowdet.runtime.onnx_runtime import OnnxPredictor
 
-    with pytest.raises(click.ClickException, match="model not found"):
+    with pytest.raises(ModelFileError, match="model not found"):
         OnnxPredictor(tmp_path / "missing.onnx")
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x00not onnx")
-    with pytest.raises(click.ClickException, match="not a loadable ONNX model"):
+    with pytest.raises(ModelFileError, match="not a loadable ONNX model"):
         OnnxPredictor(junk)
     m = onnx.load(str(nano_onnx))
     del m.metadata_props[:]
     bare = tmp_path / "bare.onnx"
     onnx.save(m, str(bare))
-    with pytest.raises(click.ClickException, match="no flowdet metadata"):
+    with pytest.raises(ModelFileError, match="no flowdet metadata"):
         OnnxPredictor(bare)
     entry = m.metadata_props.add()
     entry.key, entry.value = "names", "[not json"
     entry = m.metadata_props.add()
     entry.key, entry.value = "img_size", "[320, 320]"
     onnx.save(m, str(bare))
-    with pytest.raises(click.ClickException, match="'names' is not valid json"):
+    with pytest.raises(ModelFileError, match="'names' is not valid json"):
         OnnxPredictor(bare)
 
 
@@ -133,6 +134,6 @@ def test_engine_predictor_without_tensorrt(tmp_path):
         pass
     from flowdet.runtime.predictor import load_predictor
 
-    with pytest.raises(click.ClickException) as e:
+    with pytest.raises(MissingDependency) as e:
         load_predictor(str(tmp_path / "m.engine"))
     assert e.value.exit_code == 2 and "TensorRT" in e.value.message
