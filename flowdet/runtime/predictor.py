@@ -30,7 +30,7 @@ def load_predictor(path: str, img_size: int | str | tuple[int, int] | None = Non
 
             pred: Predictor = OnnxPredictor(path, threads=threads)
         else:
-            from flowdet.export.tensorrt import TensorRTPredictor
+            from flowdet.runtime.tensorrt import TensorRTPredictor
 
             pred = TensorRTPredictor(path)
         if img_size:

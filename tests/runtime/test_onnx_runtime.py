@@ -56,7 +56,7 @@ def test_runtime_runs_without_torch(nano_onnx, small_video, tmp_path):
 
 def test_cli_import_is_torch_free():
     r = subprocess.run([sys.executable, "-c", _BLOCK_TORCH + "import flowdet.cli, flowdet.commands.export, "
-                        "flowdet.runtime.stream, flowdet.export.tensorrt\nprint('ok')"],
+                        "flowdet.runtime.stream, flowdet.runtime.tensorrt, flowdet.export.tensorrt\nprint('ok')"],
                        capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
 
