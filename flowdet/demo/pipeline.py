@@ -177,7 +177,7 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
 
     def eval_stage() -> dict[str, Any]:
         from flowdet.detect.evaluate import evaluate
-        from flowdet.detect.predict import TorchPredictor
+        from flowdet.detect.torch_predictor import TorchPredictor
 
         pred = TorchPredictor(tr["best"], img_size=plan.img_size, device="cpu")
         return _scalars(evaluate(pred, val_dir / "annotations.json", val_dir / "images", out_dir=out / "eval"))

@@ -259,7 +259,7 @@ class Trainer:
 
     def evaluate(self) -> dict[str, Any]:
         from flowdet.detect.evaluate import evaluate
-        from flowdet.detect.predict import TorchPredictor
+        from flowdet.detect.torch_predictor import TorchPredictor
         from flowdet.metrics.coco_eval import format_table
 
         e = self.cfg.eval

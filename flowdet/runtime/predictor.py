@@ -1,4 +1,5 @@
-"""The one predictor interface that every backend implements (PyTorch, ONNX Runtime, TensorRT)."""
+"""The one predictor interface that every backend implements (PyTorch, ONNX Runtime, TensorRT),
+and ``load_predictor``, which picks the backend from the model file."""
 from __future__ import annotations
 
 from typing import Protocol
@@ -20,7 +21,9 @@ class Predictor(Protocol):
 
 def load_predictor(path: str, img_size: int | str | tuple[int, int] | None = None, device: str = "cpu",
                    threads: int | None = None) -> Predictor:
-    """Pick the backend from the file: ``.onnx`` → ONNX Runtime (torch-free), ``.pt`` → PyTorch.
+    """Pick the backend from the file: ``.onnx`` → ONNX Runtime (torch-free), ``.engine`` → TensorRT,
+    anything else (``.pt``) → PyTorch. Backends are imported here, when asked for, so the runtime
+    never imports torch unless given a PyTorch checkpoint (``flowdet.detect.torch_predictor``).
 
     ``img_size`` (640, "960x544" = W×H, or (H, W)) sets a .pt's input size; an exported model's size
     is fixed at export, so a different one is refused rather than silently ignored."""
@@ -43,6 +46,6 @@ def load_predictor(path: str, img_size: int | str | tuple[int, int] | None = Non
                                  f"(asked {format_img_size(want)}); re-export the checkpoint with --img-size",
                                  path=path, field="--img-size")
         return pred
-    from flowdet.detect.predict import TorchPredictor
+    from flowdet.detect.torch_predictor import TorchPredictor
 
     return TorchPredictor(path, img_size=img_size, device=device)

@@ -43,7 +43,7 @@ def folder(tmp_path_factory) -> Path:
 
 
 def test_torch_predictor_implements_the_protocol(ckpt, folder):
-    from flowdet.detect.predict import TorchPredictor
+    from flowdet.detect.torch_predictor import TorchPredictor
     from flowdet.runtime.predictor import load_predictor
 
     p = load_predictor(str(ckpt), img_size=128)

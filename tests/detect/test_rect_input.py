@@ -64,7 +64,7 @@ def test_rectangular_run_trains_exports_and_runs_at_its_own_size(wide_set, tmp_p
     ck = load_checkpoint(run / "last.pt")
     assert list(ck["img_size"]) == [128, 192]  # [H, W]
 
-    from flowdet.detect.predict import TorchPredictor
+    from flowdet.detect.torch_predictor import TorchPredictor
 
     assert TorchPredictor(run / "last.pt").img_size == (128, 192)
     assert TorchPredictor(run / "last.pt", img_size="256x160").img_size == (160, 256)
