@@ -18,6 +18,7 @@ from flowdet import __version__, log
 from flowdet.config import save_config, to_dict
 from flowdet.data.coco import CocoDataset, load_coco
 from flowdet.data.dataset import DetectionDataset, build_loader
+from flowdet.detect.backbone import load_backbone
 from flowdet.detect.config import DetectConfig, input_hw
 from flowdet.detect.loss import BUCKET_NAMES, YOLOXLoss
 from flowdet.engine import dist
@@ -61,8 +62,6 @@ class Trainer:
                 mod.momentum = t.bn_momentum
         self.backbone_report = None
         if cfg.model.backbone:
-            from flowdet.detect.train import load_backbone
-
             self.backbone_report = load_backbone(model, cfg.model.backbone)
         if t.sync_bn and self.world > 1:
             if self.cuda:

@@ -13,8 +13,9 @@ torch = pytest.importorskip("torch")
 
 from flowdet.cli import main  # noqa: E402
 from flowdet.config import load_config  # noqa: E402
+from flowdet.detect.backbone import load_backbone  # noqa: E402
 from flowdet.detect.config import DetectConfig  # noqa: E402
-from flowdet.detect.train import load_backbone, train  # noqa: E402
+from flowdet.detect.train import train  # noqa: E402
 from flowdet.engine.checkpoint import load_checkpoint  # noqa: E402
 from flowdet.errors import ModelFileError  # noqa: E402
 from flowdet.models import build_model  # noqa: E402
