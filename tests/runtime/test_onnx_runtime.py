@@ -5,25 +5,13 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
+from no_torch import BLOCK_TORCH as _BLOCK_TORCH
+from no_torch import REPO
 
 from flowdet.errors import InputError, MissingDependency, ModelFileError
-
-REPO = Path(__file__).resolve().parents[2]
-
-# Blocks torch (and torchvision) at import time the way a torch-less edge box would.
-_BLOCK_TORCH = textwrap.dedent("""
-    import importlib.abc, sys
-    class _NoTorch(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith(("torch.", "torchvision")):
-                raise ModuleNotFoundError(f"No module named '{name}' (blocked by the test)")
-            return None
-    sys.meta_path.insert(0, _NoTorch())
-""")
 
 
 def test_runtime_runs_without_torch(nano_onnx, small_video, tmp_path):
