@@ -1,4 +1,4 @@
-"""`flowdet export` and `flowdet stream` (parsing only; the work is in flowdet.export)."""
+"""`flowdet export` and `flowdet stream` (parsing only; the work is in flowdet.export and flowdet.runtime)."""
 from __future__ import annotations
 
 import sys

@@ -383,7 +383,7 @@ def load_coco(ann_path: str | Path, images_dir: str | Path | None = None, strict
     """Read and validate a COCO json. ``images_dir`` defaults to :func:`default_images_dir`.
 
     ``check_images=True`` decodes every image (true size check); False checks existence only.
-    ``strict=True`` raises a one-line ClickException on the first problem (after validating all).
+    ``strict=True`` raises a one-line DataError on the first problem (after validating all).
     Problems are otherwise listed in ``dataset.report`` and the clean records are returned.
     """
     ann_path = Path(ann_path)

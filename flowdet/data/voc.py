@@ -80,7 +80,7 @@ def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] |
                 progress: bool = False) -> tuple[dict[str, Any], ValidationReport]:
     """Every ``*.xml`` under ``ann_dir`` (sorted, recursive) → (COCO dict, report).
 
-    COCO ``file_name`` is relative to ``images_dir``. A bad xml file is a one-line ClickException;
+    COCO ``file_name`` is relative to ``images_dir``. A bad xml file is a one-line DataError;
     problems inside files (missing image, bad box, unknown name) are reported and skipped.
     """
     ann_dir, images_dir = Path(ann_dir), Path(images_dir)
