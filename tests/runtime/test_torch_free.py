@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import json
-from pathlib import Path
 
 from no_torch import REPO, run_without_torch
 
