@@ -56,15 +56,18 @@ def subset(train_json: Path, frac: float, seed: int, out: Path) -> Path:
     return out
 
 
-def flowdet_gflops(size: str, img: int) -> float:
+def flowdet_gflops(size: str, img: str) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from flowdet.models import build_model
 
+    from flowdet.data.letterbox import parse_img_size
+
+    h, w = parse_img_size(img)
     m = build_model(size, 1).eval()
     with FlopCounterMode(display=False) as fc, torch.no_grad():
-        m(torch.zeros(1, 3, img, img))
+        m(torch.zeros(1, 3, h, w))
     return fc.get_total_flops() / 1e9  # FLOPs = 2·MACs, the same convention as ultralytics GFLOPs
 
 
@@ -78,7 +81,7 @@ def main() -> None:
     ap.add_argument("--no-aug-epochs", type=int, default=None,
                     help="flowdet: leave unset for what a user gets (auto: round(epochs/6), max 15); "
                          "ultralytics close_mosaic gets the same number")
-    ap.add_argument("--img-size", type=int, default=640)
+    ap.add_argument("--img-size", default="640", help="640 (square) or 960x544 (W×H); ultralytics rows take the longer side")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--device", default="auto")
@@ -101,6 +104,7 @@ def main() -> None:
     ap.add_argument("--ultra-python", default=sys.executable, help="interpreter with ultralytics (the bench extra)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    from flowdet.data.letterbox import parse_img_size
 
     data, out = Path(args.data), Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -195,7 +199,7 @@ def main() -> None:
         udir = out / name
         run([args.ultra_python, str(REPO / "benchmarks" / "ultra_baseline.py"), "--yolo-dir", str(ydir),
              "--val-json", str(val_json), "--val-images", str(images), "--model", f"{name}.yaml",
-             "--epochs", str(args.epochs), "--imgsz", str(args.img_size), "--batch", str(args.batch),
+             "--epochs", str(args.epochs), "--imgsz", str(max(parse_img_size(args.img_size))), "--batch", str(args.batch),
              "--close-mosaic", str(args.no_aug_epochs), "--workers", str(args.workers),
              "--device", "cpu" if args.device in ("auto", "cpu") else args.device, "--out", str(udir),
              *sum((["--train-arg", a] for a in args.ultra_arg), [])],
