@@ -22,6 +22,7 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / .engine); --ckpt
 @click.option("--epochs", type=int, help="train.epochs")
 @click.option("--batch", type=int, help="Total batch over all processes (train.batch).")
 @click.option("--img-size", help="Input size: 640 (square) or 960x544 (W×H), multiples of 32 (train.img_size).")
+@click.option("--p2", is_flag=True, default=None, help="Add a stride-4 level for objects under ~8 px (model.p2).")
 @click.option("--iou-loss", type=click.Choice(["iou", "giou", "ciou"]), help="Box loss (train.iou_loss).")
 @click.option("--backbone", type=click.Path(dir_okay=False), help="Pretrained backbone.pt (model.backbone).")
 @click.option("--resume", is_flag=False, flag_value="auto", default=None, metavar="[PATH]",
@@ -32,7 +33,7 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / .engine); --ckpt
 @click.option("--workers", type=int, help="DataLoader workers per process (train.workers).")
 @click.option("--seed", type=int, help="train.seed")
 @config_options
-def train(data, images, val, val_images, out, size, epochs, batch, img_size, iou_loss, backbone, resume,
+def train(data, images, val, val_images, out, size, epochs, batch, img_size, p2, iou_loss, backbone, resume,
           device, eval_interval, workers, seed, config, sets) -> None:
     """Fine-tune a YOLOX detector on a COCO dataset.
 
@@ -46,7 +47,7 @@ def train(data, images, val, val_images, out, size, epochs, batch, img_size, iou
 
     overrides = overrides_from(
         sets, data=("data.train", data), images=("data.images", images), val=("data.val", val),
-        val_images=("data.val_images", val_images), out=("out", out), size=("model.size", size),
+        val_images=("data.val_images", val_images), out=("out", out), size=("model.size", size), p2=("model.p2", p2),
         epochs=("train.epochs", epochs), batch=("train.batch", batch), img_size=("train.img_size", img_size),
         iou_loss=("train.iou_loss", iou_loss), backbone=("model.backbone", backbone), device=("train.device", device),
         eval_interval=("train.eval_interval", eval_interval), workers=("train.workers", workers),

@@ -23,6 +23,9 @@ class DataSection:
 class ModelSection:
     size: str = "nano"
     backbone: str = ""  # backbone.pt from `flowdet pretrain`
+    # Add a stride-4 level (P2): objects under ~8 px get anchors at their own scale; costs FLOPs
+    # (the stride-4 head runs on H/4 × W/4 cells) — docs/benchmarks.md has the latency.
+    p2: bool = False
 
 
 @dataclass

@@ -3,7 +3,7 @@
 A checkpoint is a dict with at least:
     "model":      state_dict of flowdet.models.YOLOX (the raw, trained weights)
     "ema":        {"ema": state_dict, "updates": int} or None
-    "model_cfg":  {"size": "nano"|"tiny"|"s"|"m", "num_classes": int}
+    "model_cfg":  {"size": "nano"|"nano-d"|"tiny"|"s"|"m", "num_classes": int, "p2": bool (absent = False)}
     "names":      list of class names (index = class id; COCO category ids in "cat_ids")
     "cat_ids":    list of COCO category ids, same order as names
     "img_size":   [H, W] the training input size
@@ -29,7 +29,7 @@ def model_from_checkpoint(path: str | Path, use_ema: bool = True, map_location: 
     if "model_cfg" not in ckpt or "model" not in ckpt:
         raise ModelFileError(f"{path}: not a flowdet detector checkpoint (no 'model_cfg'/'model')")
     cfg = ckpt["model_cfg"]
-    model = build_model(cfg["size"], int(cfg["num_classes"]))
+    model = build_model(cfg["size"], int(cfg["num_classes"]), p2=bool(cfg.get("p2", False)))
     state = ckpt["ema"]["ema"] if (use_ema and ckpt.get("ema")) else ckpt["model"]
     model.load_state_dict(state)
     model.eval()
@@ -46,7 +46,7 @@ def minimal_checkpoint(model: YOLOX, names: list[str], img_size: tuple[int, int]
 
     return {
         "model": model.state_dict(), "ema": None,
-        "model_cfg": {"size": model.size, "num_classes": model.num_classes},
+        "model_cfg": {"size": model.size, "num_classes": model.num_classes, "p2": model.p2},
         "names": list(names), "cat_ids": list(cat_ids or range(1, len(names) + 1)),
         "img_size": list(img_size), "epoch": -1, "flowdet_version": __version__,
     }

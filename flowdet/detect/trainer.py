@@ -56,7 +56,7 @@ class Trainer:
                 raise DataError(
                     f"{cfg.data.val}: categories {self.val_set.cat_ids} differ from the training set's {self.cat_ids}")
 
-        model = build_model(cfg.model.size, len(self.names))
+        model = build_model(cfg.model.size, len(self.names), p2=cfg.model.p2)
         for mod in model.modules():
             if isinstance(mod, nn.modules.batchnorm._BatchNorm):
                 mod.momentum = t.bn_momentum
@@ -122,7 +122,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(), "rng": rng_state(), "epoch": epoch,
             "config": to_dict(self.cfg), "names": list(self.names), "cat_ids": list(self.cat_ids),
             "img_size": list(self.hw),
-            "model_cfg": {"size": m.size, "num_classes": m.num_classes},
+            "model_cfg": {"size": m.size, "num_classes": m.num_classes, "p2": m.p2},
             "best_ap": self.best_ap, "best_epoch": self.best_epoch, "metrics": self.last_metrics,
             "flowdet_version": __version__,
         }
@@ -132,7 +132,8 @@ class Trainer:
         for key in ("model", "optimizer", "epoch", "rng"):
             if key not in ck:
                 raise ModelFileError(f"{path}: not a resumable training checkpoint (no '{key}')")
-        if ck.get("model_cfg", {}).get("size") != self.cfg.model.size:
+        if (ck.get("model_cfg", {}).get("size") != self.cfg.model.size
+                or bool(ck.get("model_cfg", {}).get("p2", False)) != self.cfg.model.p2):
             raise ModelFileError(f"{path}: model size {ck.get('model_cfg')} differs from model.size "
                                  f"'{self.cfg.model.size}'")
         unwrap(self.model).load_state_dict(ck["model"])

@@ -119,3 +119,37 @@ def test_lr_is_flat_up_to_the_reference_batch_then_linear():
     lr = lambda b: load_config(DetectConfig, None, [f"train.batch={b}"]).base_lr()  # noqa: E731
     assert lr(8) == pytest.approx(0.01) and lr(64) == pytest.approx(0.01) and lr(128) == pytest.approx(0.02)
     assert load_config(DetectConfig, None, ["train.batch=8", "train.lr_ref_batch=0"]).base_lr() == pytest.approx(0.00125)
+
+
+def test_p2_model_has_a_stride_4_level_and_trains_through_the_loss():
+    from flowdet.detect.loss import YOLOXLoss
+    from flowdet.models import build_model
+
+    m = build_model("nano", 1, p2=True)
+    assert m.strides == (4, 8, 16, 32)
+    levels = m(torch.zeros(1, 3, 128, 192))
+    assert [tuple(x.shape[-2:]) for x in levels] == [(32, 48), (16, 24), (8, 12), (4, 6)]
+    out = YOLOXLoss(1, m.strides, min_k=3)(levels, [torch.tensor([[0, 50.0, 50.0, 54.0, 55.0]])])
+    out["total"].backward()
+    boxes, scores = m.eval().predict(torch.zeros(1, 3, 128, 192))
+    assert boxes.shape[1] == 32 * 48 + 16 * 24 + 8 * 12 + 4 * 6
+    # the plain model is unchanged by the option (same keys as before: pretrained backbones still load)
+    assert set(build_model("nano", 1).state_dict()) < set(m.state_dict())
+
+
+@pytest.mark.slow
+def test_p2_checkpoint_exports_and_runs_in_the_runtime(tmp_path):
+    from flowdet.detect.io import minimal_checkpoint
+    from flowdet.export.onnx_export import export_onnx
+    from flowdet.models import build_model
+    from flowdet.runtime.predictor import load_predictor
+
+    torch.manual_seed(0)
+    m = build_model("nano", 1, p2=True).eval()
+    torch.save(minimal_checkpoint(m, ["debris"], (128, 160)), tmp_path / "p2.pt")
+    res = export_onnx(tmp_path / "p2.pt", tmp_path / "p2.onnx")
+    assert res.meta.strides == [4, 8, 16, 32] and (res.parity is None or res.parity.ok)
+    import numpy as np
+
+    pred = load_predictor(str(tmp_path / "p2.onnx"))
+    assert len(pred.predict([np.full((100, 130, 3), 80, np.uint8)], conf=0.0)) == 1
