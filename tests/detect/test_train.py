@@ -92,7 +92,7 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(tiny_set, tmp_p
     for key in ("model", "ema", "optimizer", "scheduler", "scaler", "rng", "epoch", "config", "names",
                 "cat_ids", "img_size", "model_cfg"):
         assert key in ck, key
-    assert ck["model_cfg"] == {"size": "nano", "num_classes": 1} and ck["img_size"] == [160, 160]
+    assert ck["model_cfg"] == {"size": "nano", "num_classes": 1, "p2": False} and ck["img_size"] == [160, 160]
     assert straight["best"] and straight["best_epoch"] in (0, 1)
 
 
