@@ -20,6 +20,11 @@ class Predictor(Protocol):
 
 def load_predictor(path: str, img_size: int | None = None, device: str = "cpu", threads: int | None = None) -> Predictor:
     """Pick the backend from the file: ``.onnx`` → ONNX Runtime (torch-free), ``.pt`` → PyTorch."""
+    from flowdet import validate
+
+    validate.threads(threads)
+    if img_size is not None:
+        validate.img_size(img_size)
     if str(path).endswith(".onnx"):
         from flowdet.export.runtime import OnnxPredictor
 

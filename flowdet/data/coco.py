@@ -11,8 +11,11 @@ the image and its boxes are **skipped**; a missing size is read from the decoded
 known ``image_id``/``category_id`` and 4 finite numbers with w, h > 0 (else **dropped**), is
 **clipped** when it sticks out, and a duplicated annotation id drops the later one.
 
-``check_images=False`` checks existence only (cv2 has no header-only read; decoding costs ~10–30 ms
-per 1080p JPEG): training startup uses it, ``flowdet data check`` always decodes.
+``check_images=False`` reads each image's header only (:mod:`flowdet.data.imread`: a regular file,
+width × height, the pixel cap, a truncated JPEG/PNG; ~0.3 ms where decoding a 1080p JPEG costs
+10–30 ms; a format whose header is not parsed there is decoded): training, eval and ``data stats``
+use it, so a json size that differs from the file is caught there too. ``flowdet data check`` and
+``convert coco2yolo`` decode every image.
 
 ``iscrowd``/``ignore``/``difficult`` truthy → kept with ``ignore=True`` (a don't-care region): left
 out of training targets, written as ``iscrowd=1`` by :meth:`CocoDataset.coco` so COCOeval agrees.
@@ -37,6 +40,7 @@ import click
 import numpy as np
 
 from flowdet.data.validation import Problem, ValidationReport  # noqa: F401  (re-exported)
+from flowdet.errors import DataError
 
 # Boxes exceeding the image by less than this (float noise in x+w) are clipped without a report.
 CLIP_TOLERANCE_PX = 0.01
@@ -118,6 +122,12 @@ def read_json(path: str | Path) -> Any:
         raise click.ClickException(f"{p}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
     except UnicodeDecodeError as e:
         raise click.ClickException(f"{p}: not UTF-8 text (byte {e.start})") from None
+    except RecursionError:
+        raise DataError("JSON nested too deeply to be an annotation file", path=p) from None
+    except ValueError as e:  # e.g. an integer literal longer than Python's 4300-digit limit
+        raise DataError(f"invalid JSON ({str(e)[:120]})", path=p) from None
+    except OSError as e:
+        raise DataError(f"cannot read ({e.strerror or e})", path=p) from None
 
 
 def split_video_frame(file_name: str) -> tuple[str, int | None]:
@@ -158,14 +168,23 @@ def _positive_int(v: Any) -> int | None:
 
 
 def probe_image(path: Path, is_video: bool, decode: bool) -> tuple[str | None, tuple[int, int] | None, int]:
-    """(error or None, (width, height) when decoded, frame count for videos (-1 unknown))."""
-    if not path.is_file():
-        return ("video file not found" if is_video else "image file not found"), None, -1
-    if not decode:
-        return None, None, -1
-    import cv2
+    """(error or None, (width, height) when known, frame count for videos (-1 unknown)).
 
-    if is_video:  # header only: size and frame count (decoding every frame would be far too slow)
+    Images: ``decode=False`` reads the header only (:func:`flowdet.data.imread.image_size`: regular
+    file, size, pixel cap, truncation), ``decode=True`` decodes as well. Videos: ``decode=False``
+    checks that a regular file exists."""
+    from flowdet.data.imread import ImageReadError, image_size, is_regular_file, read_image
+
+    if is_video:
+        if not path.exists():
+            return "video file not found", None, -1
+        if not is_regular_file(path):
+            return "video is not a regular file (not opened)", None, -1
+        if not decode:
+            return None, None, -1
+        import cv2
+
+        # header only: size and frame count (decoding every frame would be far too slow)
         cap = cv2.VideoCapture(str(path))
         try:
             if not cap.isOpened():
@@ -175,26 +194,36 @@ def probe_image(path: Path, is_video: bool, decode: bool) -> tuple[str | None, t
         finally:
             cap.release()
         return None, size, n
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        return "image does not decode (corrupt or unsupported format)", None, -1
-    return None, (img.shape[1], img.shape[0]), -1
+    try:
+        if decode:
+            img = read_image(path)
+            return None, (img.shape[1], img.shape[0]), -1
+        size = image_size(path)
+        if size is None:  # a format whose header imread does not parse: decode to know
+            img = read_image(path)
+            size = (img.shape[1], img.shape[0])
+        return None, size, -1
+    except ImageReadError as e:
+        return e.reason, None, -1
 
 
 def load_image(record: ImageRecord) -> np.ndarray:
-    """The record's pixels as HxWx3 uint8 BGR (seeks the frame for video records)."""
-    import cv2
+    """The record's pixels as HxWx3 uint8 BGR (seeks the frame for video records); an unreadable
+    file is a :class:`flowdet.data.imread.ImageReadError` naming it."""
+    from flowdet.data.imread import ImageReadError, is_regular_file, read_image
 
     if record.frame_index is None:
-        img = cv2.imread(str(record.file), cv2.IMREAD_COLOR)
-    else:
-        cap = cv2.VideoCapture(str(record.file))
-        cap.set(cv2.CAP_PROP_POS_FRAMES, record.frame_index)
-        ok, img = cap.read()
-        cap.release()
-        img = img if ok else None
-    if img is None:
-        raise click.ClickException(f"{record.file}: cannot read image (frame {record.frame_index})")
+        return read_image(record.file)
+    import cv2
+
+    if not is_regular_file(record.file):
+        raise ImageReadError("video file not found or not a regular file", record.file)
+    cap = cv2.VideoCapture(str(record.file))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, record.frame_index)
+    ok, img = cap.read()
+    cap.release()
+    if not ok or img is None:
+        raise ImageReadError(f"cannot read frame {record.frame_index}", record.file)
     return img
 
 
@@ -382,7 +411,7 @@ def load_coco(ann_path: str | Path, images_dir: str | Path | None = None, strict
               check_images: bool = True, workers: int | None = None, progress: bool = False) -> CocoDataset:
     """Read and validate a COCO json. ``images_dir`` defaults to :func:`default_images_dir`.
 
-    ``check_images=True`` decodes every image (true size check); False checks existence only.
+    ``check_images=True`` decodes every image; False reads headers only (size, cap, truncation).
     ``strict=True`` raises a one-line ClickException on the first problem (after validating all).
     Problems are otherwise listed in ``dataset.report`` and the clean records are returned.
     """

@@ -88,7 +88,10 @@ def train(cfg: DetectConfig, on_epoch_end: Callable[[int, dict], None] | None = 
     rank 0 writes files. ``on_epoch_end(epoch, row)`` is called on every rank after last.pt is saved."""
     from flowdet.detect.trainer import Trainer
 
+    from flowdet import validate as checks
+
     validate(cfg)
+    checks.writable_dir(cfg.out, "out")  # before the data is read: a wrong --out costs nothing
     device = dist.init_from_env(cfg.train.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed sizes per iteration chunk: autotune pays off
