@@ -133,3 +133,80 @@ def writable_file(path: str | Path, flag: str = "--out") -> Path:
         raise InputError("exists and is not a regular file", path=p, field=flag)
     writable_dir(p.parent if str(p.parent) else Path("."), flag)
     return p
+
+
+# ------------------------------------------------------------------------------- model metadata
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def model_meta(fields: dict[str, Any], source: str) -> None:
+    """Check the parsed metadata of an exported model (``names``, ``cat_ids``, ``img_size``,
+    ``strides``, ``letterbox``, …; values already json-decoded): wrong types or values are a
+    :class:`flowdet.errors.ModelFileError` naming the field, never a ``TypeError`` later."""
+    from flowdet.errors import ModelFileError
+
+    def bad(key: str, want: str) -> ModelFileError:
+        return ModelFileError(f"metadata field '{key}' must be {want}, got {fields.get(key)!r}"[:240], path=source)
+
+    names = fields.get("names")
+    if not (isinstance(names, list) and 1 <= len(names) <= 10000 and all(isinstance(n, str) for n in names)):
+        raise bad("names", "a non-empty list of class names (strings)")
+    cat_ids = fields.get("cat_ids")
+    if cat_ids is not None and not (isinstance(cat_ids, list) and len(cat_ids) == len(names)
+                                    and all(_is_int(c) for c in cat_ids) and len(set(cat_ids)) == len(cat_ids)):
+        raise bad("cat_ids", f"a list of {len(names)} distinct integers (one per name)")
+    size = fields.get("img_size")
+    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) and 32 <= v <= MAX_IMG_SIZE and v % 32 == 0
+                                                                for v in size)):
+        raise bad("img_size", f"[H, W], multiples of 32 in [32, {MAX_IMG_SIZE}]")
+    strides = fields.get("strides")
+    if strides is not None and not (isinstance(strides, list) and strides and all(_is_int(v) and v > 0 for v in strides)):
+        raise bad("strides", "a non-empty list of positive integers")
+    lb = fields.get("letterbox")
+    if lb is not None and not isinstance(lb, dict):
+        raise bad("letterbox", "a json object")
+    for key, choices in (("dynamic_batch", ("true", "false")), ("precision", ("fp32", "fp16"))):
+        if key in fields and fields[key] not in choices:
+            raise bad(key, " or ".join(repr(c) for c in choices))
+
+
+def onnx_io(inputs: list[Any], outputs: list[Any], meta: Any, source: str) -> None:
+    """Check an ONNX Runtime session's inputs/outputs against the flowdet graph contract and the
+    metadata: one float input [B, 3, H, W] with (H, W) = ``img_size`` when static; outputs
+    ``boxes`` [B, N, 4] and ``scores`` [B, N, C] with C = number of names."""
+    from flowdet.errors import ModelFileError
+
+    def fail(msg: str) -> ModelFileError:
+        return ModelFileError(msg, path=source)
+
+    if len(inputs) != 1:
+        raise fail(f"expected one input ('images' [B, 3, H, W]), the graph has {len(inputs)}")
+    inp = inputs[0]
+    if inp.type not in ("tensor(float)", "tensor(float16)"):
+        raise fail(f"input '{inp.name}' is {inp.type}; the flowdet contract is float32 (or float16) 0-255 BGR")
+    shape = list(inp.shape or [])
+    if len(shape) != 4:
+        raise fail(f"input '{inp.name}' has shape {shape}; expected rank 4 [B, 3, H, W]")
+    if _is_int(shape[1]) and shape[1] != 3:
+        raise fail(f"input '{inp.name}' has {shape[1]} channels; expected 3 (BGR)")
+    hw = shape[2:]
+    if all(_is_int(v) for v in hw) and tuple(hw) != tuple(meta.img_size):
+        raise fail(f"metadata img_size {list(meta.img_size)} differs from the graph input {hw}")
+    by_name = {o.name: o for o in outputs}
+    for name, last, what in (("boxes", 4, "4 (xyxy)"), ("scores", len(meta.names), f"{len(meta.names)} (one per name)")):
+        o = by_name.get(name)
+        if o is None:
+            continue  # the caller names missing outputs
+        oshape = list(o.shape or [])
+        if len(oshape) != 3:
+            raise fail(f"output '{name}' has shape {oshape}; expected rank 3 [B, N, {last}]")
+        if _is_int(oshape[2]) and oshape[2] != last:
+            raise fail(f"output '{name}' has {oshape[2]} values per anchor; expected {what}")
+        if o.type not in ("tensor(float)", "tensor(float16)"):
+            raise fail(f"output '{name}' is {o.type}; expected float")
+    b, s = by_name.get("boxes"), by_name.get("scores")
+    if b is not None and s is not None and _is_int((b.shape or [0, 0])[1]) and _is_int((s.shape or [0, 0])[1]) \
+            and b.shape[1] != s.shape[1]:
+        raise fail(f"outputs 'boxes' and 'scores' have {b.shape[1]} and {s.shape[1]} anchors")

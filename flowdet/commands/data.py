@@ -130,7 +130,8 @@ def convert_coco2yolo(ann_file: str, images_dir: str | None, out_dir: str, split
     yaml_path, report = coco_to_yolo(ann_file, images_dir, out_dir, split, copy=copy, progress=True)
     _show_problems(report)
     report.raise_if(strict)
-    click.echo(f"wrote {yaml_path} ({report.images_total - report.images_skipped} images in split '{split}')")
+    n = getattr(report, "images_written", report.images_total - report.images_skipped)
+    click.echo(f"wrote {yaml_path} ({n} of {report.images_total} images in split '{split}')")
 
 
 # --------------------------------------------------------------------------------------------- data
