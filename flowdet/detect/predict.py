@@ -161,5 +161,7 @@ def predict_source(predictor: Predictor, source: str | Path, out_dir: str | Path
     atomic_write_json(out / "results.json", results)
     if skipped:
         click.echo(f"warning: {skipped.summary()}", err=True)
+        if not image_id:
+            raise DataError(f"none of the {len(files)} image(s) could be read ({skipped.summary()})", path=source)
     return {"images": image_id, "skipped": len(skipped), "detections": n_det, "out": str(out),
             "results": str(out / "results.json"), "jsonl": str(out / "detections.jsonl")}

@@ -65,6 +65,10 @@ def _img_size(value: int | tuple[int, int] | list[int] | None, ckpt_size: list[i
         size = (value, value)
     else:
         size = (int(value[0]), int(value[1]))
+    from flowdet import validate
+
+    for v in size:
+        validate.img_size(v, "--img-size", lo=64)
     if size[0] % 32 or size[1] % 32 or min(size) < 64:
         raise click.ClickException(f"--img-size {size[0]}x{size[1]}: must be a multiple of 32 (the largest stride), >= 64")
     return size
@@ -127,6 +131,11 @@ def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, in
     if not 11 <= opset <= max_opset:
         raise click.ClickException(f"--opset {opset}: this torch exports opsets 11–{max_opset}")
     out = Path(out)
+    from flowdet import validate
+
+    validate.writable_file(out)  # before the export work: a wrong --out costs nothing
+    if out.exists():
+        log(f"note: {out} exists and will be replaced (only once the new model passes its checks)")
     model, ckpt_meta = model_from_checkpoint(ckpt, use_ema=use_ema)
     size = _img_size(img_size, ckpt_meta["img_size"])
     model = model.float().eval().fuse()
