@@ -251,8 +251,14 @@ def _clean_categories(data: dict, src: str, report: ValidationReport) -> tuple[l
     return ids, [by_id[i] for i in ids]
 
 
+def inside(root: Path, file_name: str) -> bool:
+    """Whether ``root / file_name`` stays inside ``root`` lexically (no absolute path, no ``..`` out)."""
+    base = os.path.abspath(root)
+    return os.path.commonpath([base, os.path.abspath(os.path.join(base, file_name))]) == base
+
+
 def _clean_images(data: dict, src: str, images_dir: Path, report: ValidationReport,
-                  check_images: bool, workers: int, progress: bool) -> dict[int, dict]:
+                  check_images: bool, workers: int, progress: bool, inside_only: bool = False) -> dict[int, dict]:
     """image id → {"file_name", "file", "frame", "width", "height"} of the usable images."""
     imgs = data.get("images")
     if not isinstance(imgs, list):
@@ -271,6 +277,10 @@ def _clean_images(data: dict, src: str, images_dir: Path, report: ValidationRepo
             continue
         if im["id"] in kept:
             report.add(src, f"{where}.id", "duplicate image id (skipped)")
+            continue
+        if inside_only and not inside(images_dir, name):
+            report.add(src, f"{where}.file_name", f"{name!r} is outside the images folder {images_dir} "
+                                                  "(not read, copied or linked; skipped)")
             continue
         base, frame = split_video_frame(name)
         if frame is not None and (images_dir / name).is_file():
@@ -335,15 +345,17 @@ def clip_xywh(bbox: Any, width: float, height: float) -> tuple[list[float] | Non
 
 
 def validate_coco_dict(data: Any, src: str, images_dir: Path, check_images: bool = True,
-                       workers: int = 4, progress: bool = False) -> tuple[list[ImageRecord], list[int], list[str], ValidationReport]:
+                       workers: int = 4, progress: bool = False,
+                       inside_only: bool = False) -> tuple[list[ImageRecord], list[int], list[str], ValidationReport]:
     """Validate a parsed COCO dict. Records keep **float64** boxes (converters need exact values);
-    :func:`load_coco` casts them to float32."""
+    :func:`load_coco` casts them to float32. ``inside_only``: an image whose ``file_name`` leaves
+    ``images_dir`` (absolute, ``../``) is skipped unread (``convert coco2yolo``, which copies files)."""
     report = ValidationReport(src)
     if not isinstance(data, dict):
         raise click.ClickException(f"{src}: top level must be a JSON object with 'images' and 'categories'")
     cat_ids, names = _clean_categories(data, src, report)
     cat_index = {c: i for i, c in enumerate(cat_ids)}
-    images = _clean_images(data, src, images_dir, report, check_images, workers, progress)
+    images = _clean_images(data, src, images_dir, report, check_images, workers, progress, inside_only)
 
     anns = data.get("annotations", [])
     if not isinstance(anns, list):
