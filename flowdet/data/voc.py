@@ -61,8 +61,8 @@ def _number(node: ET.Element | None, tag: str) -> float | None:
 
 
 def _find_image(images_dir: Path, xml_path: Path, filename: str | None) -> Path | None:
-    if filename and (images_dir / filename).is_file():
-        return images_dir / filename
+    if filename and (images_dir / filename).exists() and not (images_dir / filename).is_dir():
+        return images_dir / filename  # a FIFO/device is returned, for the reader to refuse by name
     stems = [Path(filename).stem] if filename else []
     for stem in stems + [xml_path.stem]:
         for ext in IMAGE_EXTS:

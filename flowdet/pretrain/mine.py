@@ -79,7 +79,8 @@ def expand_sources(paths: list[str | Path]) -> list[Source]:
 
 
 def _list_images(folder: Path) -> list[Path]:
-    return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+    # not is_file(): a FIFO or device named x.jpg is listed, then refused (and counted) by the reader
+    return sorted(f for f in folder.iterdir() if not f.is_dir() and f.suffix.lower() in IMAGE_EXTS)
 
 
 def thumbnail(frame: np.ndarray) -> np.ndarray:
