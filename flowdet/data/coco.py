@@ -11,11 +11,9 @@ the image and its boxes are **skipped**; a missing size is read from the decoded
 known ``image_id``/``category_id`` and 4 finite numbers with w, h > 0 (else **dropped**), is
 **clipped** when it sticks out, and a duplicated annotation id drops the later one.
 
-``check_images=False`` reads each image's header only (:mod:`flowdet.data.imread`: a regular file,
-width × height, the pixel cap, a truncated JPEG/PNG; ~0.3 ms where decoding a 1080p JPEG costs
-10–30 ms; a format whose header is not parsed there is decoded): training, eval and ``data stats``
-use it, so a json size that differs from the file is caught there too. ``flowdet data check`` and
-``convert coco2yolo`` decode every image.
+``check_images=False`` reads headers only (:mod:`flowdet.data.imread`: regular file, size, pixel cap,
+truncation; ~0.3 ms vs 10–30 ms to decode a 1080p JPEG): train, eval and ``data stats`` use it, so
+they catch a json size that differs from the file too; ``data check`` and ``coco2yolo`` decode.
 
 ``iscrowd``/``ignore``/``difficult`` truthy → kept with ``ignore=True`` (a don't-care region): left
 out of training targets, written as ``iscrowd=1`` by :meth:`CocoDataset.coco` so COCOeval agrees.
@@ -40,6 +38,7 @@ import click
 import numpy as np
 
 from flowdet.data.validation import Problem, ValidationReport  # noqa: F401  (re-exported)
+from flowdet.data.imread import probe as probe_image
 from flowdet.errors import DataError
 
 # Boxes exceeding the image by less than this (float noise in x+w) are clipped without a report.
@@ -165,46 +164,6 @@ def _positive_int(v: Any) -> int | None:
     if isinstance(v, float) and math.isfinite(v) and v > 0 and v == int(v):
         return int(v)
     return None
-
-
-def probe_image(path: Path, is_video: bool, decode: bool) -> tuple[str | None, tuple[int, int] | None, int]:
-    """(error or None, (width, height) when known, frame count for videos (-1 unknown)).
-
-    Images: ``decode=False`` reads the header only (:func:`flowdet.data.imread.image_size`: regular
-    file, size, pixel cap, truncation), ``decode=True`` decodes as well. Videos: ``decode=False``
-    checks that a regular file exists."""
-    from flowdet.data.imread import ImageReadError, image_size, is_regular_file, read_image
-
-    if is_video:
-        if not path.exists():
-            return "video file not found", None, -1
-        if not is_regular_file(path):
-            return "video is not a regular file (not opened)", None, -1
-        if not decode:
-            return None, None, -1
-        import cv2
-
-        # header only: size and frame count (decoding every frame would be far too slow)
-        cap = cv2.VideoCapture(str(path))
-        try:
-            if not cap.isOpened():
-                return "video does not open", None, -1
-            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-            size = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        finally:
-            cap.release()
-        return None, size, n
-    try:
-        if decode:
-            img = read_image(path)
-            return None, (img.shape[1], img.shape[0]), -1
-        size = image_size(path)
-        if size is None:  # a format whose header imread does not parse: decode to know
-            img = read_image(path)
-            size = (img.shape[1], img.shape[0])
-        return None, size, -1
-    except ImageReadError as e:
-        return e.reason, None, -1
 
 
 def load_image(record: ImageRecord) -> np.ndarray:

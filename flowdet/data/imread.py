@@ -289,6 +289,44 @@ def try_read_image(path: str | Path, limit: int | None = None) -> tuple[np.ndarr
         return None, e.reason
 
 
+def probe(path: Path, is_video: bool, decode: bool) -> tuple[str | None, tuple[int, int] | None, int]:
+    """(error or None, (width, height) when known, frame count for videos (-1 unknown)).
+
+    Images: ``decode=False`` reads the header only (:func:`flowdet.data.imread.image_size`: regular
+    file, size, pixel cap, truncation), ``decode=True`` decodes as well. Videos: ``decode=False``
+    checks that a regular file exists."""
+    if is_video:
+        if not path.exists():
+            return "video file not found", None, -1
+        if not is_regular_file(path):
+            return "video is not a regular file (not opened)", None, -1
+        if not decode:
+            return None, None, -1
+        import cv2
+
+        # header only: size and frame count (decoding every frame would be far too slow)
+        cap = cv2.VideoCapture(str(path))
+        try:
+            if not cap.isOpened():
+                return "video does not open", None, -1
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            size = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        finally:
+            cap.release()
+        return None, size, n
+    try:
+        if decode:
+            img = read_image(path)
+            return None, (img.shape[1], img.shape[0]), -1
+        size = image_size(path)
+        if size is None:  # a format whose header imread does not parse: decode to know
+            img = read_image(path)
+            size = (img.shape[1], img.shape[0])
+        return None, size, -1
+    except ImageReadError as e:
+        return e.reason, None, -1
+
+
 @dataclass
 class SkipLog:
     """Files skipped by a long job, with why: one warning line per file as it happens (up to
