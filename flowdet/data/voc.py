@@ -28,7 +28,7 @@ from typing import Any
 import click
 
 from flowdet.data.coco import ValidationReport
-from flowdet.errors import DataError
+from flowdet.errors import DataError, FlowdetError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".JPG", ".JPEG", ".PNG")
 
@@ -79,7 +79,7 @@ def parse_voc_xml(xml_path: Path) -> ET.Element:
         raise click.ClickException(f"{xml_path}: invalid XML at line {line} column {col + 1}") from None
     except (RecursionError, OSError, ValueError) as e:  # nested too deep, unreadable, bad encoding
         what = "XML nested too deeply" if isinstance(e, RecursionError) else f"unreadable XML ({str(e)[:100]})"
-        raise click.ClickException(f"{xml_path}: {what}") from None
+        raise DataError(what, path=xml_path) from None
 
 
 def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] | None = None,
@@ -103,8 +103,9 @@ def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] |
     for x in xml_files:  # one broken xml does not end the conversion (--strict makes it fail)
         try:
             roots.append((x, parse_voc_xml(x)))
-        except click.ClickException as e:
-            report.add(x, "xml", f"{e.message.split(': ', 1)[-1]} (skipped)")
+        except (click.ClickException, FlowdetError) as e:
+            msg = e.message[len(f"{x}: "):] if e.message.startswith(f"{x}: ") else e.message
+            report.add(x, "xml", f"{msg} (skipped)")
             report.images_total += 1
             report.images_skipped += 1
     if not roots:

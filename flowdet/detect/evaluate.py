@@ -31,6 +31,7 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
 
     from flowdet import validate
     from flowdet.data.imread import ImageReadError, SkipLog
+    from flowdet.errors import DataError
     from flowdet.metrics.coco_eval import coco_evaluate, format_table, pr_curve_png, pr_curves
     from flowdet.utils import atomic_write_json
 
@@ -74,7 +75,7 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
         bar.update(len(recs[s:s + batch]))
     bar.close()
     if not scored:
-        raise click.ClickException(f"{ds.ann_path}: none of the {len(recs)} images could be read ({skipped.summary()})")
+        raise DataError(f"none of the {len(recs)} images could be read ({skipped.summary()})", path=ds.ann_path)
     if skipped:
         if verbose:
             click.echo(f"warning: {skipped.summary()}; they are not scored", err=True)
