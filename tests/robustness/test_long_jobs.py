@@ -121,7 +121,9 @@ def test_coco2yolo_never_writes_one_image_over_another(cli, tmp_path):
     root = tmp_path / "ds"
     for d in ("a", "b"):
         hostile.image(root / "images" / d / "x.jpg")
-    ann = hostile.coco(root, images=["a/x.jpg", "b/x.jpg", "./a/x.jpg"])
+    # absolute names inside --images keep their sub-folder (they used to collapse to x.jpg, one over the other)
+    ann = hostile.coco(root, images=[str(root / "images" / "a" / "x.jpg"), str(root / "images" / "b" / "x.jpg"),
+                                     "./a/x.jpg"])
     res = cli("convert", "coco2yolo", ann, "--out", tmp_path / "y").ok()
     assert "2 of 3 images" in res.out and "already written for image id 1" in res.err
     labels = tmp_path / "y" / "labels" / "train"
