@@ -31,6 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
+STAT_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "AR100", "AR1000")
 FLOWDET_ROWS = ["scratch-iou", "scratch-ciou", "patch-contrast", "center-loss", "self-emd"]
 ULTRA_ROWS = ["yolov8n", "yolo26n"]
 
@@ -55,15 +56,18 @@ def subset(train_json: Path, frac: float, seed: int, out: Path) -> Path:
     return out
 
 
-def flowdet_gflops(size: str, img: int) -> float:
+def flowdet_gflops(size: str, img: str) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from flowdet.models import build_model
 
+    from flowdet.data.letterbox import parse_img_size
+
+    h, w = parse_img_size(img)
     m = build_model(size, 1).eval()
     with FlopCounterMode(display=False) as fc, torch.no_grad():
-        m(torch.zeros(1, 3, img, img))
+        m(torch.zeros(1, 3, h, w))
     return fc.get_total_flops() / 1e9  # FLOPs = 2·MACs, the same convention as ultralytics GFLOPs
 
 
@@ -74,8 +78,10 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench/accuracy")
     ap.add_argument("--size", default="nano")
     ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--no-aug-epochs", type=int, default=5)
-    ap.add_argument("--img-size", type=int, default=640)
+    ap.add_argument("--no-aug-epochs", type=int, default=None,
+                    help="flowdet: leave unset for what a user gets (auto: round(epochs/6), max 15); "
+                         "ultralytics close_mosaic gets the same number")
+    ap.add_argument("--img-size", default="640", help="640 (square) or 960x544 (W×H); ultralytics rows take the longer side")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--device", default="auto")
@@ -87,6 +93,10 @@ def main() -> None:
     ap.add_argument("--ultra-arg", action="append", default=[], metavar="KEY=VALUE",
                     help="extra ultralytics train() argument for the ultralytics rows (e.g. nbs=8)")
     ap.add_argument("--rows", default=",".join(FLOWDET_ROWS + ULTRA_ROWS))
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=KEY=VAL;KEY=VAL",
+                    help="an extra flowdet scratch-CIoU row NAME with its own --set values (e.g. "
+                         "'nano-d-tiny=model.size=nano-d;assign.min_box_side=16;assign.min_k=3'); "
+                         "run it by listing NAME in --rows")
     ap.add_argument("--fractions", default="", help="e.g. 0.1,0.25,0.5,1.0 for the label-efficiency curve")
     ap.add_argument("--efficiency-method", default="self-emd")
     ap.add_argument("--efficiency-kinds", default="scratch,method",
@@ -94,6 +104,7 @@ def main() -> None:
     ap.add_argument("--ultra-python", default=sys.executable, help="interpreter with ultralytics (the bench extra)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    from flowdet.data.letterbox import parse_img_size
 
     data, out = Path(args.data), Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -101,9 +112,18 @@ def main() -> None:
     results = json.loads(res_path.read_text()) if res_path.exists() else {}
     py = [sys.executable, "-m", "flowdet"]
     train_json, val_json, images = data / "train.json", data / "val.json", data / "images"
+    variants = {}
+    for v in args.variant:
+        name, _, sets = v.partition("=")
+        variants[name] = [x for x in sets.split(";") if x]
+    if args.no_aug_epochs is None:  # flowdet's auto value (flowdet.detect.config.resolve_schedule)
+        args.no_aug_epochs = min(15, round(args.epochs / 6))
+        pass_no_aug = False
+    else:
+        pass_no_aug = True
     budget = {"train_set": args.train_set, "epochs": args.epochs, "img_size": args.img_size, "batch": args.batch,
               "no_aug_epochs": args.no_aug_epochs, "pretrain_epochs": args.pretrain_epochs, "data": str(data),
-              "ultra_args": args.ultra_arg}
+              "ultra_args": args.ultra_arg, "variants": variants}
     results["budget"] = budget
 
     def save() -> None:
@@ -134,14 +154,16 @@ def main() -> None:
         save()
         return bb
 
-    def detector(name: str, iou: str, backbone: Path | None, train: Path, frac: float = 1.0) -> None:
+    def detector(name: str, iou: str, backbone: Path | None, train: Path, frac: float = 1.0,
+                 extra: list[str] | None = None) -> None:
         """One flowdet row. With ``frac`` < 1 (label efficiency) every epoch count is divided by frac, so
         each point of the curve gets the same number of iterations: the curve measures labels, not compute."""
         if name in results.get("rows", {}):
             return
         run_dir = out / name
         epochs, no_aug = round(args.epochs / frac), round(args.no_aug_epochs / frac)
-        sets = list(args.train_set)
+        sets = list(args.train_set) + list(extra or [])
+        size = next((x.split("=", 1)[1] for x in reversed(sets) if x.startswith("model.size=")), args.size)
         if frac < 1:
             warm = [float(x.split("=", 1)[1]) for x in sets if x.startswith("train.warmup_epochs=")]
             if warm:
@@ -150,7 +172,7 @@ def main() -> None:
                     "--size", args.size, "--epochs", str(epochs), "--img-size", str(args.img_size),
                     "--batch", str(args.batch), "--iou-loss", iou, "--out", str(run_dir), "--workers", str(args.workers),
                     "--eval-interval", str(max(1, epochs)), "--device", args.device, "--seed", str(args.seed),
-                    "--set", f"augment.no_aug_epochs={no_aug}",
+                    *(["--set", f"augment.no_aug_epochs={no_aug}"] if pass_no_aug or frac < 1 else []),
                     *sum((["--set", x] for x in sets), [])]
         if backbone:
             cmd += ["--backbone", str(backbone)]
@@ -162,10 +184,10 @@ def main() -> None:
         import torch  # noqa: F401  (params/GFLOPs of the flowdet model)
         from flowdet.models import build_model
 
-        params = sum(p.numel() for p in build_model(args.size, 1).parameters())
-        results.setdefault("rows", {})[name] = {**{k: stats[k] for k in ("AP", "AP50", "AP75", "APs", "APm", "AR100")},
-                                                 "train_s": t, "params": params,
-                                                 "gflops": flowdet_gflops(args.size, args.img_size)}
+        params = sum(p.numel() for p in build_model(size, 1).parameters())
+        results.setdefault("rows", {})[name] = {**{k: stats[k] for k in STAT_KEYS},
+                                                 "train_s": t, "params": params, "size": size, "sets": sets,
+                                                 "gflops": flowdet_gflops(size, args.img_size)}
         save()
 
     def ultra(name: str) -> None:
@@ -177,7 +199,7 @@ def main() -> None:
         udir = out / name
         run([args.ultra_python, str(REPO / "benchmarks" / "ultra_baseline.py"), "--yolo-dir", str(ydir),
              "--val-json", str(val_json), "--val-images", str(images), "--model", f"{name}.yaml",
-             "--epochs", str(args.epochs), "--imgsz", str(args.img_size), "--batch", str(args.batch),
+             "--epochs", str(args.epochs), "--imgsz", str(max(parse_img_size(args.img_size))), "--batch", str(args.batch),
              "--close-mosaic", str(args.no_aug_epochs), "--workers", str(args.workers),
              "--device", "cpu" if args.device in ("auto", "cpu") else args.device, "--out", str(udir),
              *sum((["--train-arg", a] for a in args.ultra_arg), [])],
@@ -186,7 +208,7 @@ def main() -> None:
         from flowdet.metrics.coco_eval import coco_evaluate
 
         stats = coco_evaluate(str(val_json), json.loads((udir / "detections.json").read_text()))
-        results.setdefault("rows", {})[name] = {**{k: stats[k] for k in ("AP", "AP50", "AP75", "APs", "APm", "AR100")},
+        results.setdefault("rows", {})[name] = {**{k: stats[k] for k in STAT_KEYS},
                                                  "train_s": s["train_s"], "params": s["params"], "gflops": s["gflops"]}
         save()
 
@@ -194,6 +216,8 @@ def main() -> None:
         print(f"== {row}", flush=True)
         if row in ULTRA_ROWS:
             ultra(row)
+        elif row in variants:
+            detector(row, "ciou", None, train_json, extra=variants[row])
         elif row.startswith("scratch-"):
             detector(row, row.split("-", 1)[1], None, train_json)
         else:
@@ -225,14 +249,14 @@ LABELS = {"scratch-iou": "flowdet nano, scratch, IoU loss", "scratch-ciou": "flo
 def markdown_table(results: dict) -> str:
     """The main table (every row scored by the same pycocotools code), then the label-efficiency rows."""
     rows, pre = results.get("rows", {}), results.get("pretrain_s", {})
-    head = ("| row | AP | AP50 | AP75 | APs | APm | AR@100 | pretrain s | train s | params | GFLOPs@{} |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|\n").format(results.get("budget", {}).get("img_size", "?"))
+    head = ("| row | AP | AP50 | AP75 | APs | APm | AR@100 | AR@1000 | pretrain s | train s | params | GFLOPs@{} |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|\n").format(results.get("budget", {}).get("img_size", "?"))
     out = head
     for name, r in sorted(rows.items(), key=lambda kv: (kv[0].startswith("eff-"), list(LABELS).index(kv[0]) if kv[0] in LABELS else 99, kv[0])):
         kind = name.split("-", 1)[1].rsplit("-", 1)[0] if name.startswith("eff-") else name
         p = pre.get(kind)
         out += (f"| {LABELS.get(name, name)} | {r['AP']:.3f} | {r['AP50']:.3f} | {r['AP75']:.3f} | {r['APs']:.3f} | "
-                f"{r['APm']:.3f} | {r['AR100']:.3f} | {f'{p:.0f}' if p else '—'} | {r['train_s']:.0f} | "
+                f"{r['APm']:.3f} | {r['AR100']:.3f} | {r.get('AR1000', float('nan')):.3f} | {f'{p:.0f}' if p else '—'} | {r['train_s']:.0f} | "
                 f"{r['params'] / 1e6:.2f} M | {r['gflops']:.2f} |\n")
     return out
 

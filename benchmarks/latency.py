@@ -52,7 +52,7 @@ def _export(size: str, img: int, path: Path) -> None:
 def bench_size(size: str, img: int, threads: list[int], runs: int, warmup: int, tmp: Path) -> list[dict]:
     import torch
 
-    from flowdet.export.runtime import OnnxPredictor
+    from flowdet.runtime.onnx_runtime import OnnxPredictor
     from flowdet.models import build_model
 
     rows = []
@@ -105,7 +105,7 @@ def bench_extra_onnx(spec: str, img: int, threads: list[int], runs: int, warmup:
     onnxruntime, same session options, same 1×3×img×img float32 input as flowdet's rows."""
     import onnxruntime as ort
 
-    from flowdet.export.runtime import session_options
+    from flowdet.runtime.onnx_runtime import session_options
 
     name, path = spec.split("=", 1)
     x = np.random.default_rng(0).uniform(0, 1, (1, 3, img, img)).astype(np.float32)

@@ -48,7 +48,9 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="flowdet")
-def cli() -> None:
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.option("-v", "--verbose", is_flag=True, help="Also debug detail on stderr.")
+def cli(quiet: bool = False, verbose: bool = False) -> None:
     """flowdet — unlabeled river video → a small-object debris detector on an edge device.
 
     \b
@@ -56,10 +58,18 @@ def cli() -> None:
     Try:       flowdet demo --out runs/demo --quick
     Configs:   every config-backed command takes --config FILE and --set section.key=value.
     """
+    from flowdet import log
+
+    # Set on every invocation: main() runs many times in one process (tests, notebooks).
+    log.set_level(log.QUIET if quiet else log.VERBOSE if verbose else log.NORMAL)
 
 
 def main(argv: list[str] | None = None) -> None:
-    from flowdet.config import ConfigError
+    """The ``flowdet`` entry point: the one place where errors become one line and an exit code.
+
+    flowdet's own errors (:class:`flowdet.errors.FlowdetError`, ``ConfigError`` included) exit with
+    their ``exit_code`` (2 unless a subclass says otherwise, e.g. a lost stream source: 3); click's
+    usage errors exit 2; Ctrl-C exits 130."""
     from flowdet.errors import FlowdetError
 
     try:
@@ -70,9 +80,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code if e.exit_code != 1 else 2)
-    except (ConfigError, FlowdetError) as e:
+    except FlowdetError as e:
         click.echo(f"Error: {e}", err=True)
-        sys.exit(2)
+        sys.exit(e.exit_code)
     except OSError as e:  # a read-only or full disk, a vanished file: one line naming the file
         where = f"{e.filename}: " if e.filename else ""
         click.echo(f"Error: {where}{e.strerror or e}", err=True)

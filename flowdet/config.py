@@ -14,13 +14,18 @@ from typing import Any, Iterable, TypeVar
 
 import yaml
 
+from flowdet.errors import InputError
+
 T = TypeVar("T")
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
-class ConfigError(ValueError):
-    """A config file or override is wrong; the message names the source and the key."""
+class ConfigError(InputError, ValueError):
+    """A config file or override is wrong; the message names the source and the key.
+
+    A :class:`flowdet.errors.InputError` (the CLI shows one line, exit 2) and still a ValueError,
+    which is what code catching bad values expects."""
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -128,6 +133,11 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: top level must be a mapping")
         cfg = merge(cfg, data, str(p))
+    return apply_overrides(cfg, overrides)
+
+
+def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
+    """``cfg`` with each ``section.key=value`` merged in, in order (later ones win)."""
     for item in overrides:
         keys, value = parse_override(item)
         nested: Any = value

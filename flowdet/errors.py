@@ -19,6 +19,7 @@ class FlowdetError(Exception):
         message: What is wrong and, where it helps, what to do.
         path: The file or folder concerned, if any (shown first).
         field: The key/flag/column concerned, if any (shown after the path).
+        exit_code: What ``flowdet/cli.py`` exits with (class attribute; a subclass may differ).
     """
 
     exit_code = 2

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import click
+from flowdet.errors import MissingDependency
 
 # Which optional extra provides which module: the one-line hint a user sees instead of a traceback.
 _EXTRA_OF = {
@@ -16,8 +16,8 @@ _EXTRA_OF = {
 }
 
 
-class MissingExtra(click.ClickException):
-    exit_code = 2
+class MissingExtra(MissingDependency):
+    """What :func:`require` raises: one line naming the pip extra (exit 2 through the CLI)."""
 
 
 def require(module: str, extra: str | None = None) -> Any:

@@ -85,12 +85,12 @@ def lr(value: Any, flag: str = "--lr", allow_zero: bool = False) -> float:
     return number_in(value, flag, 0.0, 10.0, lo_open=not allow_zero)
 
 
-def img_size(value: Any, flag: str = "--img-size", lo: int = 32) -> int:
-    """Square network input side: a multiple of 32 (the largest stride) in [lo, 8192]."""
-    v = number_in(value, flag, lo, MAX_IMG_SIZE, integer=True)
-    if v % 32:
-        raise InputError(f"must be a multiple of 32 (the largest stride), got {value!r}", field=flag)
-    return v
+def img_size(value: Any, flag: str = "--img-size") -> tuple[int, int]:
+    """Network input size → (H, W): 640, "960x544" (W×H) or [H, W]; sides multiples of 32 in [32, 8192]
+    (:func:`flowdet.data.letterbox.parse_img_size`, which every verb uses)."""
+    from flowdet.data.letterbox import parse_img_size
+
+    return parse_img_size(value, flag)
 
 
 def predict_args(conf_: Any = None, iou_: Any = None, batch_: Any = None, threads_: Any = None) -> None:

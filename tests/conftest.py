@@ -1,9 +1,12 @@
-"""Shared fixtures. Tests run on CPU with few threads so a 2-core CI box is not oversubscribed."""
+"""Shared fixtures (a synthetic dataset; a nano checkpoint, its ONNX and small videos for
+tests/export and tests/runtime). Tests run on CPU with few threads so a 2-core CI box is not oversubscribed."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # steadier than 2 on a shared 2-core box
@@ -29,3 +32,102 @@ def synth_small(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth_small")
     generate(out, SynthConfig(num_images=8, width=640, height=360, seed=0))
     return out
+
+
+# --- a model to export and run: shared by tests/export (torch side) and tests/runtime ----------------
+# The checkpoint is random-init but not degenerate: BatchNorm statistics are calibrated on synthetic
+# frames (so fusing changes the weights and outputs depend on the image) and the obj/cls heads are
+# scaled so that scores spread over 0–1 (a few hundred anchors above 0.25: NMS has work to do).
+GROGOL_VAL = SHARED_DATA / "grogol" / "val.json"
+REAL_VIDEO = SHARED_DATA / "video" / "open_water_floating.mp4"
+IMG = 320
+
+
+def make_checkpoint(path: Path, size: str = "nano", img_size: int = IMG, seed: int = 0) -> Path:
+    import torch
+
+    from flowdet.data.letterbox import preprocess_batch
+    from flowdet.detect.io import minimal_checkpoint
+    from flowdet.export.parity import synthetic_images
+    from flowdet.models import build_model
+
+    torch.manual_seed(seed)
+    m = build_model(size, 1)
+    calib = torch.from_numpy(preprocess_batch(synthetic_images(4, (240, 320), seed=seed + 1), img_size)[0])
+    with torch.no_grad():
+        # Calibrate BatchNorm on real-looking frames: with default running stats a random net's
+        # features do not depend on the input, and every score would be the same.
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.reset_running_stats()
+                mod.momentum = None  # cumulative average over the calibration batch
+        m.train()
+        m(calib)
+        m.eval()
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                # Gain 0.95, just under the chaotic regime: at 1.0 a random net amplifies float
+                # rounding ~100x (fp32 vs fp64 scores differ by 7e-4 on real frames), at 0.7
+                # its output no longer depends on the input; 0.95 measures ~1e-5.
+                mod.weight.mul_(0.95)
+        for conv in list(m.head.obj_preds) + list(m.head.cls_preds):
+            conv.weight.normal_(0, 1.0)
+            conv.bias.fill_(-1.0)
+        for conv in m.head.reg_preds:
+            conv.weight.normal_(0, 0.02)
+    torch.save(minimal_checkpoint(m, ["plastic"], (img_size, img_size), cat_ids=[1]), path)
+    return path
+
+
+def write_video(path: Path, frames: int = 40, size: tuple[int, int] = (320, 240), fps: float = 25.0) -> Path:
+    """A moving-blob video (mp4v) so every frame differs."""
+    w, h = size
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    assert vw.isOpened()
+    rng = np.random.default_rng(0)
+    base = rng.integers(40, 120, (h, w, 3), dtype=np.uint8)
+    for i in range(frames):
+        img = base.copy()
+        cv2.circle(img, (10 + (i * 7) % (w - 20), h // 2), 6, (255, 255, 255), -1)
+        vw.write(img)
+    vw.release()
+    return path
+
+
+@pytest.fixture(scope="session")
+def nano_ckpt(tmp_path_factory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "nano.pt")
+
+
+@pytest.fixture(scope="session")
+def nano_onnx(nano_ckpt, tmp_path_factory) -> Path:
+    """Dynamic-batch fp32 export (parity checked on synthetic frames)."""
+    from flowdet.export.onnx_export import export_onnx
+
+    out = tmp_path_factory.mktemp("onnx") / "nano.onnx"
+    export_onnx(nano_ckpt, out, dynamic_batch=True, log=lambda m: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def grogol_val() -> Path | None:
+    """The real validation json when ../shared/data is present (parity then uses real frames)."""
+    return GROGOL_VAL if GROGOL_VAL.is_file() else None
+
+
+@pytest.fixture(scope="session")
+def real_video() -> Path:
+    if not REAL_VIDEO.is_file():
+        pytest.skip(f"real data not present: {REAL_VIDEO}")
+    return REAL_VIDEO
+
+
+@pytest.fixture(scope="session")
+def video_factory():
+    return write_video
+
+
+@pytest.fixture(scope="session")
+def small_video(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("video") / "synthetic.mp4")
+

@@ -3,7 +3,10 @@
 Shared conventions (keep them the same everywhere):
 - config-backed commands take ``--config FILE`` and repeatable ``--set section.key=value``; explicit
   flags are sugar that become the same overrides (see ``config_options``/``overrides_from``);
-- user errors raise ``click.ClickException`` / ``click.UsageError`` (exit 2, one line, no traceback);
+- stages raise :mod:`flowdet.errors` (``flowdet/cli.py`` prints one line and exits with the error's
+  ``exit_code``, 2 by default); a command itself raises ``click.UsageError`` / ``click.ClickException``
+  only for what is about its own flags (exit 2, one line, no traceback);
+- messages to the user go through :mod:`flowdet.log` (stderr, ``-q``/``-v``); results go to stdout;
 - nothing here imports torch at module level.
 """
 from __future__ import annotations

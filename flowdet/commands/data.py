@@ -6,15 +6,17 @@ from pathlib import Path
 
 import click
 
+from flowdet import log
+
 MAX_LISTED = 20  # converters list this many problems, then a count; `data check` lists all
 
 
 def _show_problems(report, limit: int | None = MAX_LISTED) -> None:
     problems = report.problems if limit is None else report.problems[:limit]
     for p in problems:
-        click.echo(f"warning: {p}", err=True)
+        log.warn(str(p))
     if limit is not None and len(report.problems) > limit:
-        click.echo(f"warning: … {len(report.problems) - limit} more (run `flowdet data check` to list all)", err=True)
+        log.warn(f"… {len(report.problems) - limit} more (run `flowdet data check` to list all)")
 
 
 def _parse_size(value: str) -> tuple[int, int]:
@@ -185,7 +187,7 @@ def data_stats(ann_file: str, images_dir: str | None, img_size: int, out_dir: st
     if s["histogram_png"]:
         click.echo(f"wrote {s['histogram_png']} and {Path(s['histogram_png']).with_name('stats.json')}")
     if s["problems"]:
-        click.echo(f"warning: {s['problems']} validation problem(s); run `flowdet data check {ann_file}`", err=True)
+        log.warn(f"{s['problems']} validation problem(s); run `flowdet data check {ann_file}`")
 
 
 @data.command("check")

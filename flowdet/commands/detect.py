@@ -18,10 +18,11 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / .engine); --ckpt
 @click.option("--val", type=click.Path(dir_okay=False), help="Validation COCO json (data.val).")
 @click.option("--val-images", type=click.Path(file_okay=False), help="Validation image folder (default: --images).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder: last.pt, best.pt, metrics.csv, loss.png.")
-@click.option("--size", type=click.Choice(["nano", "tiny", "s", "m"]), help="Model size (model.size).")
+@click.option("--size", type=click.Choice(["nano", "nano-d", "tiny", "s", "m"]), help="Model size (model.size).")
 @click.option("--epochs", type=int, help="train.epochs")
 @click.option("--batch", type=int, help="Total batch over all processes (train.batch).")
-@click.option("--img-size", type=int, help="Square input side, multiple of 32 (train.img_size).")
+@click.option("--img-size", help="Input size: 640 (square) or 960x544 (W×H), multiples of 32 (train.img_size).")
+@click.option("--p2", is_flag=True, default=None, help="Add a stride-4 level for objects under ~8 px (model.p2).")
 @click.option("--iou-loss", type=click.Choice(["iou", "giou", "ciou"]), help="Box loss (train.iou_loss).")
 @click.option("--backbone", type=click.Path(dir_okay=False), help="Pretrained backbone.pt (model.backbone).")
 @click.option("--resume", is_flag=False, flag_value="auto", default=None, metavar="[PATH]",
@@ -32,7 +33,7 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / .engine); --ckpt
 @click.option("--workers", type=int, help="DataLoader workers per process (train.workers).")
 @click.option("--seed", type=int, help="train.seed")
 @config_options
-def train(data, images, val, val_images, out, size, epochs, batch, img_size, iou_loss, backbone, resume,
+def train(data, images, val, val_images, out, size, epochs, batch, img_size, p2, iou_loss, backbone, resume,
           device, eval_interval, workers, seed, config, sets) -> None:
     """Fine-tune a YOLOX detector on a COCO dataset.
 
@@ -46,7 +47,7 @@ def train(data, images, val, val_images, out, size, epochs, batch, img_size, iou
 
     overrides = overrides_from(
         sets, data=("data.train", data), images=("data.images", images), val=("data.val", val),
-        val_images=("data.val_images", val_images), out=("out", out), size=("model.size", size),
+        val_images=("data.val_images", val_images), out=("out", out), size=("model.size", size), p2=("model.p2", p2),
         epochs=("train.epochs", epochs), batch=("train.batch", batch), img_size=("train.img_size", img_size),
         iou_loss=("train.iou_loss", iou_loss), backbone=("model.backbone", backbone), device=("train.device", device),
         eval_interval=("train.eval_interval", eval_interval), workers=("train.workers", workers),
@@ -61,10 +62,13 @@ def train(data, images, val, val_images, out, size, epochs, batch, img_size, iou
         else:
             cfg = load_config(DetectConfig, config, overrides)
     else:
-        cfg = load_config(DetectConfig, config, overrides)
+        from flowdet.detect.recipes import load_detect_config
+
+        cfg, recipe = load_detect_config(config, overrides)
+        origin = f"recipe '{recipe}' (no --config)" if recipe else (f"config {config}" if config else "defaults")
     from flowdet.detect.train import train as run_train
 
-    summary = run_train(cfg)
+    summary = run_train(cfg, origin=origin if resume is None else f"resumed from {cfg.train.resume}")
     if summary.get("best") and os.environ.get("RANK", "0") == "0":
         click.echo(f"best: {summary['best']} (AP {summary['best_ap']:.4f}, epoch {summary['best_epoch'] + 1})")
 
@@ -86,7 +90,8 @@ def _resume_file(resume: str, out: str | None, config: str | None, overrides: li
 @click.option("--ckpt", "--model", "model", required=True, type=click.Path(dir_okay=False), help=_MODEL_HELP)
 @click.option("--ann", required=True, type=click.Path(dir_okay=False), help="Ground-truth COCO json.")
 @click.option("--images", type=click.Path(file_okay=False), help="Image folder (default: next to --ann).")
-@click.option("--img-size", type=int, help="Input side for .pt (default: the training size).")
+@click.option("--img-size", help="Input size for .pt, 640 or 960x544 (W×H) (default: the training size); "
+                                "an exported model's size is fixed.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the detections here.")
 @click.option("--out", type=click.Path(file_okay=False), help="Write detections.json, metrics.json, pr_curve.png.")
 @click.option("--batch", type=int, default=8, show_default=True)
@@ -97,7 +102,7 @@ def _resume_file(resume: str, out: str | None, config: str | None, overrides: li
 def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, device, threads) -> None:
     """COCO metrics (AP, AP50, APs…, AR@100/300/1000) of a checkpoint or an ONNX model."""
     from flowdet.detect.evaluate import evaluate as run_eval
-    from flowdet.predictor import load_predictor
+    from flowdet.runtime.predictor import load_predictor
 
     _check_model_path(model)
     pred = load_predictor(model, img_size=img_size, device=device, threads=threads)
@@ -112,7 +117,8 @@ def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, dev
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--conf", type=float, default=0.25, show_default=True, help="Score threshold.")
 @click.option("--iou", type=float, default=0.65, show_default=True, help="NMS IoU threshold.")
-@click.option("--img-size", type=int, help="Input side for .pt (default: the training size).")
+@click.option("--img-size", help="Input size for .pt, 640 or 960x544 (W×H) (default: the training size); "
+                                "an exported model's size is fixed.")
 @click.option("--batch", type=int, default=1, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda | auto (.pt only).")
 @click.option("--threads", type=int, help="CPU threads for ONNX Runtime.")
@@ -120,7 +126,7 @@ def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, dev
 def predict(source, model, out, conf, iou, img_size, batch, device, threads, no_draw) -> None:
     """Detect objects in an image or a folder: annotated images, results.json, detections.jsonl."""
     from flowdet.detect.predict import predict_source
-    from flowdet.predictor import load_predictor
+    from flowdet.runtime.predictor import load_predictor
 
     _check_model_path(model)
     pred = load_predictor(model, img_size=img_size, device=device, threads=threads)

@@ -1,9 +1,12 @@
-"""`flowdet export` and `flowdet stream` (parsing only; the work is in flowdet.export)."""
+"""`flowdet export` and `flowdet stream` (parsing only; the work is in flowdet.export and flowdet.runtime)."""
 from __future__ import annotations
 
 import sys
 
 import click
+
+from flowdet import log
+from flowdet.errors import FlowdetError
 
 
 @click.command("export")
@@ -11,7 +14,7 @@ import click
 @click.option("--format", "fmt", type=click.Choice(["onnx", "engine"]), default="onnx", show_default=True,
               help="onnx, or a TensorRT engine (needs tensorrt and an NVIDIA GPU).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output model.onnx / model.engine.")
-@click.option("--img-size", type=int, default=None, help="Square input size, a multiple of 32 [default: the checkpoint's].")
+@click.option("--img-size", default=None, help="Input size, 640 or 960x544 (W×H), multiples of 32 [default: the checkpoint's].")
 @click.option("--dynamic-batch", is_flag=True, help="Symbolic batch axis (tiles of a frame run as one batch).")
 @click.option("--opset", type=int, default=17, show_default=True)
 @click.option("--simplify", is_flag=True, help="Run onnxsim when installed (skipped with a note otherwise).")
@@ -20,22 +23,26 @@ import click
 @click.option("--parity-data", type=click.Path(exists=True), default=None,
               help="COCO json, image folder or image for the parity check [default: synthetic frames].")
 @click.option("--no-ema", is_flag=True, help="Export the raw weights instead of the EMA weights.")
-def export(ckpt: str, fmt: str, out: str, img_size: int | None, dynamic_batch: bool, opset: int, simplify: bool,
+def export(ckpt: str, fmt: str, out: str, img_size: str | None, dynamic_batch: bool, opset: int, simplify: bool,
            half: bool, no_parity: bool, parity_data: str | None, no_ema: bool) -> None:
     """Export a checkpoint: decoded outputs (boxes xyxy, scores), metadata inside, parity-checked.
 
     Exit code 2 when the parity check fails or the engine cannot be built here."""
+    from flowdet.data.letterbox import format_img_size, parse_img_size
     from flowdet.export.onnx_export import export as run_export
 
-    res = run_export(ckpt, out, fmt=fmt, img_size=img_size, dynamic_batch=dynamic_batch, opset=opset,
+    res = run_export(ckpt, out, fmt=fmt, img_size=parse_img_size(img_size) if img_size else None, dynamic_batch=dynamic_batch, opset=opset,
                      simplify=simplify, half=half, parity=not no_parity, parity_data=parity_data,
-                     use_ema=not no_ema, log=lambda m: click.echo(m, err=True))
+                     use_ema=not no_ema, log=log.info)
     m = res.meta
-    click.echo(f"wrote {res.path} ({m.model_size}, {m.img_size[0]}x{m.img_size[1]}, {m.precision}, "
+    click.echo(f"wrote {res.path} ({m.model_size}, {format_img_size(m.img_size)}, {m.precision}, "
                f"batch {'dynamic' if m.dynamic_batch else 1}, classes {m.names}) in {res.seconds:.1f} s")
 
 
-class SourceLost(click.ClickException):
+class SourceLost(FlowdetError):
+    """A live source stayed lost after every reconnect: its own exit code, so a supervisor can
+    tell "camera gone" (3) from a usage error (2) and restart accordingly."""
+
     exit_code = 3
 
 
@@ -61,21 +68,20 @@ def stream(model: str, source: str, out: str | None, jsonl: str | None, show: bo
 
     Prints running fps / latency / drops, then a summary. Ctrl-C stops cleanly (video and jsonl are
     flushed; exit 130). A live source lost for good exits 3."""
-    from flowdet.export.stream import format_stats, run_stream
+    from flowdet.runtime.stream import format_stats, run_stream
 
-    echo = lambda line: click.echo(line, err=True)  # noqa: E731 - progress goes to stderr, summary to stdout
     s = run_stream(model, source, out=out, jsonl=jsonl, show=show, conf=conf, iou=iou, tile=tile, overlap=overlap,
                    merge=merge, threads=threads, spinning=spinning, max_frames=max_frames, retries=retries,
-                   progress=lambda st: echo(format_stats(st)))
+                   progress=lambda st: log.info(format_stats(st)))  # progress: stderr; summary: stdout
     click.echo(f"summary: {format_stats(s)} | infer p50 {s['infer_ms']['p50']:.1f} ms | {s['seconds']:.1f} s "
                f"| stopped by {s['stopped_by']}")
     for key in ("out", "jsonl"):
         if s[key]:
             click.echo(f"wrote {s[key]}")
     if s.get("skipped"):
-        echo(f"warning: skipped {s['skipped']} unreadable image(s) of {source}")
+        log.warn(f"skipped {s['skipped']} unreadable image(s) of {source}")
     if s.get("warning"):
-        echo(f"warning: {source}: {s['warning']}")
+        log.warn(f"{source}: {s['warning']}")
     if s["stopped_by"] == "source_lost":
         raise SourceLost(f"{source}: source lost, gave up after {retries} reconnect attempts")
     if s["stopped_by"] == "interrupt":

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from flowdet import log
 from flowdet.commands import config_options, overrides_from
 
 _METHODS = ["patch-contrast", "center-loss", "self-emd", "byol"]
@@ -34,7 +35,7 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality) -> None:
     s = run_mine(list(sources), out, every=every, fps=fps, max_frames=max_frames, dedupe=dedupe, quality=quality)
     for r in s["sources"]:
         if r["status"] == "error":
-            click.echo(f"skipped {r['source']}: {r['error']}", err=True)
+            log.info(f"skipped {r['source']}: {r['error']}")
         elif r["status"] == "done-before":
             click.echo(f"{r['source']}: already mined ({r['already']} frames)")
         else:
@@ -42,11 +43,11 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality) -> None:
             click.echo(f"{r['source']}: decoded {r['read']}, kept {r['kept']}, "
                        f"dropped {r['dropped']} as duplicates{extra}")
             if r.get("warning"):
-                click.echo(f"warning: {r['source']}: {r['warning']}", err=True)
+                log.warn(f"{r['source']}: {r['warning']}")
             if r.get("unreadable"):
                 bad = r["unreadable"]
-                click.echo(f"warning: {r['source']}: skipped {len(bad)} unreadable image(s): "
-                           f"{', '.join(bad[:5])}{' …' if len(bad) > 5 else ''}", err=True)
+                log.warn(f"{r['source']}: skipped {len(bad)} unreadable image(s): "
+                         f"{', '.join(bad[:5])}{' …' if len(bad) > 5 else ''}")
     click.echo(f"kept {s['kept']}, dropped {s['dropped']} (near-duplicates), {s['frames_in_manifest']} frames in "
                f"{s['manifest']} [{s['decoded_per_s']:.0f} frames/s decoded]")
     if s["errors"] and not any(r["status"] != "error" for r in s["sources"]):
@@ -60,7 +61,7 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality) -> None:
               help="Frames: folder, manifest.jsonl, .txt list or COCO json (images only); repeatable (data.frames).")
 @click.option("--ann", type=click.Path(dir_okay=False), help="center-loss: labelled COCO json (data.ann).")
 @click.option("--images", type=click.Path(file_okay=False), help="center-loss: its image folder (data.images).")
-@click.option("--size", type=click.Choice(["nano", "tiny", "s", "m"]), help="Backbone size (model.size).")
+@click.option("--size", type=click.Choice(["nano", "nano-d", "tiny", "s", "m"]), help="Backbone size (model.size).")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Run folder: backbone.pt, last.pt, metrics.csv (train.out).")
 @click.option("--epochs", type=int, help="train.epochs")

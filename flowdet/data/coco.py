@@ -5,7 +5,7 @@
 class mapping, and a :class:`ValidationReport` listing every problem found.
 
 What the validator checks (each problem is recorded): the json parses and has ``images`` and a
-non-empty ``categories`` (else a one-line ``click.ClickException`` with line/column); each image has a
+non-empty ``categories`` (else a one-line :class:`flowdet.errors.DataError` with line/column); each image has a
 unique integer ``id`` and a ``file_name`` that exists, decodes and matches ``width``/``height`` (else
 the image and its boxes are **skipped**; a missing size is read from the decoded file); each box has a
 known ``image_id``/``category_id`` and 4 finite numbers with w, h > 0 (else **dropped**), is
@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
 from flowdet.data.validation import Problem, ValidationReport  # noqa: F401  (re-exported)
@@ -113,14 +112,14 @@ def read_json(path: str | Path) -> Any:
     """json.load with one-line user errors: missing file, decode error with line/column."""
     p = Path(path)
     if not p.is_file():
-        raise click.ClickException(f"{p}: annotation file not found")
+        raise DataError(f"{p}: annotation file not found")
     try:
         with open(p, "rb") as f:
             return json.loads(f.read().decode("utf-8"))
     except json.JSONDecodeError as e:
-        raise click.ClickException(f"{p}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+        raise DataError(f"{p}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
     except UnicodeDecodeError as e:
-        raise click.ClickException(f"{p}: not UTF-8 text (byte {e.start})") from None
+        raise DataError(f"{p}: not UTF-8 text (byte {e.start})") from None
     except RecursionError:
         raise DataError("JSON nested too deeply to be an annotation file", path=p) from None
     except ValueError as e:  # e.g. an integer literal longer than Python's 4300-digit limit
@@ -189,7 +188,7 @@ def load_image(record: ImageRecord) -> np.ndarray:
 def _clean_categories(data: dict, src: str, report: ValidationReport) -> tuple[list[int], list[str]]:
     cats = data.get("categories")
     if not isinstance(cats, list) or not cats:
-        raise click.ClickException(f"{src}: 'categories' must be a non-empty list")
+        raise DataError(f"{src}: 'categories' must be a non-empty list")
     by_id: dict[int, str] = {}
     for i, c in enumerate(cats):
         where = f"categories[{i}]"
@@ -205,7 +204,7 @@ def _clean_categories(data: dict, src: str, report: ValidationReport) -> tuple[l
             name = str(c["id"])
         by_id[c["id"]] = name
     if not by_id:
-        raise click.ClickException(f"{src}: 'categories' has no valid entry")
+        raise DataError(f"{src}: 'categories' has no valid entry")
     ids = sorted(by_id)  # contiguous class index = rank of the category id
     return ids, [by_id[i] for i in ids]
 
@@ -221,7 +220,7 @@ def _clean_images(data: dict, src: str, images_dir: Path, report: ValidationRepo
     """image id → {"file_name", "file", "frame", "width", "height"} of the usable images."""
     imgs = data.get("images")
     if not isinstance(imgs, list):
-        raise click.ClickException(f"{src}: 'images' must be a list")
+        raise DataError(f"{src}: 'images' must be a list")
     report.images_total = len(imgs)
     kept: dict[int, dict] = {}
     for i, im in enumerate(imgs):
@@ -311,14 +310,14 @@ def validate_coco_dict(data: Any, src: str, images_dir: Path, check_images: bool
     ``images_dir`` (absolute, ``../``) is skipped unread (``convert coco2yolo``, which copies files)."""
     report = ValidationReport(src)
     if not isinstance(data, dict):
-        raise click.ClickException(f"{src}: top level must be a JSON object with 'images' and 'categories'")
+        raise DataError(f"{src}: top level must be a JSON object with 'images' and 'categories'")
     cat_ids, names = _clean_categories(data, src, report)
     cat_index = {c: i for i, c in enumerate(cat_ids)}
     images = _clean_images(data, src, images_dir, report, check_images, workers, progress, inside_only)
 
     anns = data.get("annotations", [])
     if not isinstance(anns, list):
-        raise click.ClickException(f"{src}: 'annotations' must be a list")
+        raise DataError(f"{src}: 'annotations' must be a list")
     report.boxes_total = len(anns)
     all_image_ids = {im["id"] for im in data["images"] if isinstance(im, dict) and _is_int(im.get("id"))}
     seen_ids: set[int] = set()
@@ -383,14 +382,14 @@ def load_coco(ann_path: str | Path, images_dir: str | Path | None = None, strict
     """Read and validate a COCO json. ``images_dir`` defaults to :func:`default_images_dir`.
 
     ``check_images=True`` decodes every image; False reads headers only (size, cap, truncation).
-    ``strict=True`` raises a one-line ClickException on the first problem (after validating all).
+    ``strict=True`` raises a one-line DataError on the first problem (after validating all).
     Problems are otherwise listed in ``dataset.report`` and the clean records are returned.
     """
     ann_path = Path(ann_path)
     data = read_json(ann_path)
     root = Path(images_dir) if images_dir is not None else default_images_dir(ann_path, data)
     if not root.is_dir():
-        raise click.ClickException(f"{root}: images folder not found (for {ann_path})")
+        raise DataError(f"{root}: images folder not found (for {ann_path})")
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     records, cat_ids, names, report = validate_coco_dict(data, str(ann_path), root, check_images, workers, progress)
     for r in records:

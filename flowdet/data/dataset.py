@@ -33,10 +33,11 @@ class DetectionDataset(Dataset):
     (class, x1, y1, x2, y2), dropped_tiny, dropped_out). Augmentation runs while
     ``augment and epoch < epochs − no_aug_epochs``; ignore/crowd boxes are left out of the targets."""
 
-    def __init__(self, records: Sequence[ImageRecord], img_size: int, aug: AugmentConfig, seed: int = 0,
-                 epochs: int = 1, augment: bool = True, cache: bool = False):
+    def __init__(self, records: Sequence[ImageRecord], img_size: int | tuple[int, int], aug: AugmentConfig,
+                 seed: int = 0, epochs: int = 1, augment: bool = True, cache: bool = False):
         self.records = list(records)
-        self.img_size, self.aug, self.seed, self.epochs, self.augment = img_size, aug, seed, epochs, augment
+        hw = (img_size, img_size) if isinstance(img_size, int) else (int(img_size[0]), int(img_size[1]))
+        self.img_size, self.aug, self.seed, self.epochs, self.augment = hw, aug, seed, epochs, augment
         self.augmenter = Augmenter(aug, self.load, len(self.records))
         # Decoded up front so forked workers share the pages copy-on-write.
         self._cache = [_load_or_none(r) for r in self.records] if cache else None
@@ -56,10 +57,10 @@ class DetectionDataset(Dataset):
         return Sample(img, r.boxes[keep].astype(np.float32), r.classes[keep].astype(np.int64))
 
     def augment_on(self, epoch: int) -> bool:
-        return self.augment and epoch < self.epochs - self.aug.no_aug_epochs
+        return self.augment and epoch < self.epochs - max(0, self.aug.no_aug_epochs)  # -1 (auto) resolved by the trainer
 
     def __getitem__(self, key: int | Key) -> tuple[np.ndarray, np.ndarray, int, int]:
-        index, epoch, h, w = (int(key), 0, self.img_size, self.img_size) if np.isscalar(key) else key
+        index, epoch, h, w = (int(key), 0, *self.img_size) if np.isscalar(key) else key
         res = self.augmenter(index, sample_rng(self.seed, epoch, index), (h, w), self.augment_on(epoch))
         target = np.concatenate([res.classes[:, None].astype(np.float32), res.boxes], 1).reshape(-1, 5)
         return res.img, target.astype(np.float32), res.dropped_tiny, res.dropped_out
@@ -74,9 +75,9 @@ def _unreadable_sample(r: ImageRecord, e: Exception | None) -> Sample:
     _unreadable["count"] += 1
     if e is not None and str(r.file) not in _unreadable["warned"]:  # once per file and process, not once per epoch
         _unreadable["warned"].add(str(r.file))
-        import click
+        from flowdet import log
 
-        click.echo(f"warning: {e} (skipped: a blank image without boxes stands in)", err=True)
+        log.warn(f"{e} (skipped: a blank image without boxes stands in)", all_ranks=True)
     blank = np.full((max(1, r.height), max(1, r.width), 3), 114, np.uint8)
     return Sample(blank, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
 
@@ -111,13 +112,25 @@ def multiscale_size(seed: int, iteration: int, every: int, base: int, size_range
     return 32 * int(np.random.default_rng([seed, 0x5CA1E, chunk]).integers(lo, hi + 1))
 
 
+def multiscale_hw(seed: int, iteration: int, every: int, base: tuple[int, int],
+                  size_range: Sequence[int]) -> tuple[int, int]:
+    """(H, W) at a global iteration: the width is drawn as :func:`multiscale_size` draws a side, the
+    height follows the base aspect ratio (rounded to a multiple of 32), so 960x544 stays ~16:9."""
+    h, w = base
+    nw = multiscale_size(seed, iteration, every, w, size_range)
+    if h == w:
+        return nw, nw
+    return max(32, int(round(nw * h / w / 32)) * 32), nw
+
+
 class KeyBatchSampler(Sampler):
     """Batches of keys over an index sampler that has ``set_epoch`` (a DistributedSampler, also used
     with one replica for its seeded shuffle)."""
 
-    def __init__(self, sampler: DistributedSampler, batch_size: int, img_size: int, seed: int,
+    def __init__(self, sampler: DistributedSampler, batch_size: int, img_size: int | tuple[int, int], seed: int,
                  multiscale: Sequence[int] = (), every: int = 10, drop_last: bool = False):
         self.sampler, self.batch_size, self.drop_last = sampler, batch_size, drop_last
+        img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.img_size, self.seed, self.multiscale, self.every = img_size, seed, list(multiscale), every
         self.epoch, self.scale_on = 0, True
 
@@ -141,10 +154,10 @@ class KeyBatchSampler(Sampler):
             yield self._keys(batch, b, per_epoch)
 
     def _keys(self, idxs: list[int], b: int, per_epoch: int) -> list[Key]:
-        s = self.img_size
+        h, w = self.img_size
         if self.scale_on:
-            s = multiscale_size(self.seed, self.epoch * per_epoch + b, self.every, self.img_size, self.multiscale)
-        return [(int(i), self.epoch, s, s) for i in idxs]
+            h, w = multiscale_hw(self.seed, self.epoch * per_epoch + b, self.every, self.img_size, self.multiscale)
+        return [(int(i), self.epoch, h, w) for i in idxs]
 
 
 def build_loader(dataset: DetectionDataset, batch_size: int, workers: int, seed: int, shuffle: bool = True,

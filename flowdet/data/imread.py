@@ -339,9 +339,9 @@ class SkipLog:
     def add(self, path: str | Path, reason: str, echo: bool = True) -> None:
         self.skipped.append((str(path), reason))
         if echo and len(self.skipped) <= self.show:
-            import click
+            from flowdet import log
 
-            click.echo(f"warning: {path}: {reason} (skipped)", err=True)
+            log.warn(f"{path}: {reason} (skipped)")
 
     def __len__(self) -> int:
         return len(self.skipped)

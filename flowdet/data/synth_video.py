@@ -22,12 +22,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-import click
 import cv2
 import numpy as np
 
-from flowdet.data.synth import CATEGORY, SynthConfig, coco_info, render_scene, sample_scene, size_buckets, write_json_sorted
 from flowdet.data.synth_render import Camera
+from flowdet.data.synth_scene import (CATEGORY, SynthConfig, coco_info, render_scene, sample_scene, size_buckets,
+                                      write_json_sorted)
+from flowdet.errors import FlowdetError
 
 VIDEO_NAME = "video.mp4"
 VIDEO_STREAM = 2 ** 31 - 1   # the video's random stream: default_rng([seed, VIDEO_STREAM]), apart from images
@@ -59,7 +60,7 @@ def render_video(out_dir: str | Path, cfg: SynthConfig, progress: bool = False) 
     tmp_path = out / f".{VIDEO_NAME}.tmp.mp4"
     writer = cv2.VideoWriter(str(tmp_path), cv2.VideoWriter_fourcc(*"mp4v"), float(cfg.fps), (cfg.width, cfg.height))
     if not writer.isOpened():
-        raise click.ClickException(f"{video_path}: OpenCV cannot write mp4v video here (no FFmpeg backend?)")
+        raise FlowdetError(f"{video_path}: OpenCV cannot write mp4v video here (no FFmpeg backend?)")
     images, anns = [], []
     frames: Any = range(n_frames)
     if progress:

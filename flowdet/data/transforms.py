@@ -35,7 +35,7 @@ class AugmentConfig:
     shear: float = 2.0
     min_box_size: float = 2.0  # px after augmentation; smaller boxes are dropped and counted
     min_visible: float = 0.25  # share of a transformed box that must stay inside the image
-    no_aug_epochs: int = 15  # last N epochs: plain letterbox only (and L1 loss on)
+    no_aug_epochs: int = -1  # last N epochs: plain letterbox only (and L1 loss on); -1 = auto (detect.config)
     multiscale: list[int] = field(default_factory=list)  # [min, max] px (multiples of 32); [] = off
     multiscale_every: int = 10  # iterations between size changes
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
+from flowdet.errors import DataError
 
 
 @dataclass
@@ -54,8 +54,8 @@ class ValidationReport:
         return d
 
     def raise_if(self, strict: bool) -> None:
-        """With ``strict``, any problem becomes a one-line ClickException (exit code 2)."""
+        """With ``strict``, any problem becomes a one-line DataError (exit code 2 through the CLI)."""
         if strict and self.problems:
-            raise click.ClickException(
+            raise DataError(
                 f"{len(self.problems)} problem(s) (strict), first: {self.problems[0]}; "
                 "run `flowdet data check` to list all")

@@ -25,8 +25,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-import click
-
 from flowdet.data.coco import ValidationReport
 from flowdet.errors import DataError, FlowdetError
 
@@ -37,13 +35,13 @@ def read_labels(path: str | Path) -> list[str]:
     """labels.txt: one class name per line (blank lines and '#' comments ignored)."""
     p = Path(path)
     if not p.is_file():
-        raise click.ClickException(f"{p}: labels file not found")
+        raise DataError(f"{p}: labels file not found")
     names = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
     names = [n for n in names if n and not n.startswith("#")]
     if not names:
-        raise click.ClickException(f"{p}: no class names")
+        raise DataError(f"{p}: no class names")
     if len(set(names)) != len(names):
-        raise click.ClickException(f"{p}: duplicate class names")
+        raise DataError(f"{p}: duplicate class names")
     return names
 
 
@@ -76,7 +74,7 @@ def parse_voc_xml(xml_path: Path) -> ET.Element:
         return ET.parse(xml_path).getroot()
     except ET.ParseError as e:
         line, col = e.position
-        raise click.ClickException(f"{xml_path}: invalid XML at line {line} column {col + 1}") from None
+        raise DataError(f"{xml_path}: invalid XML at line {line} column {col + 1}") from None
     except (RecursionError, OSError, ValueError) as e:  # nested too deep, unreadable, bad encoding
         what = "XML nested too deeply" if isinstance(e, RecursionError) else f"unreadable XML ({str(e)[:100]})"
         raise DataError(what, path=xml_path) from None
@@ -92,18 +90,18 @@ def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] |
     """
     ann_dir, images_dir = Path(ann_dir), Path(images_dir)
     if not ann_dir.is_dir():
-        raise click.ClickException(f"{ann_dir}: annotation folder not found")
+        raise DataError(f"{ann_dir}: annotation folder not found")
     if not images_dir.is_dir():
-        raise click.ClickException(f"{images_dir}: images folder not found")
+        raise DataError(f"{images_dir}: images folder not found")
     xml_files = sorted(ann_dir.rglob("*.xml"))
     if not xml_files:
-        raise click.ClickException(f"{ann_dir}: no .xml files")
+        raise DataError(f"{ann_dir}: no .xml files")
     report = ValidationReport(str(ann_dir))
     roots: list[tuple[Path, ET.Element]] = []
     for x in xml_files:  # one broken xml does not end the conversion (--strict makes it fail)
         try:
             roots.append((x, parse_voc_xml(x)))
-        except (click.ClickException, FlowdetError) as e:
+        except FlowdetError as e:
             msg = e.message[len(f"{x}: "):] if e.message.startswith(f"{x}: ") else e.message
             report.add(x, "xml", f"{msg} (skipped)")
             report.images_total += 1

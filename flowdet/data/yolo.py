@@ -27,7 +27,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 import yaml
 
@@ -40,7 +39,7 @@ IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 def _load_data_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise click.ClickException(f"{path}: data yaml not found")
+        raise DataError(f"{path}: data yaml not found")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except RecursionError:
@@ -50,9 +49,9 @@ def _load_data_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise click.ClickException(f"{path}:{where} invalid YAML") from None
+        raise DataError(f"{path}:{where} invalid YAML") from None
     if not isinstance(data, dict):
-        raise click.ClickException(f"{path}: top level must be a mapping")
+        raise DataError(f"{path}: top level must be a mapping")
     return data
 
 
@@ -62,13 +61,13 @@ def _names(data: dict, path: Path) -> list[str]:
         try:
             keys = sorted(int(k) for k in names)
         except (TypeError, ValueError):
-            raise click.ClickException(f"{path}: 'names' keys must be class indices") from None
+            raise DataError(f"{path}: 'names' keys must be class indices") from None
         if keys != list(range(len(keys))):
-            raise click.ClickException(f"{path}: 'names' indices must be 0..N-1")
+            raise DataError(f"{path}: 'names' indices must be 0..N-1")
         return [str(names[k] if k in names else names[str(k)]) for k in keys]
     if isinstance(names, list) and names:
         return [str(n) for n in names]
-    raise click.ClickException(f"{path}: 'names' missing (a list or an index → name mapping)")
+    raise DataError(f"{path}: 'names' missing (a list or an index → name mapping)")
 
 
 def _split_images(root: Path, spec: Any, path: Path, split: str) -> list[Path]:
@@ -85,7 +84,7 @@ def _split_images(root: Path, spec: Any, path: Path, split: str) -> list[Path]:
                     f = Path(line.strip())
                     files.append(f if f.is_absolute() else p.parent / f)  # as ultralytics: ./x is next to the list
         else:
-            raise click.ClickException(f"{path}: '{split}' → {p} is neither an images folder nor a .txt list")
+            raise DataError(f"{path}: '{split}' → {p} is neither an images folder nor a .txt list")
     return files
 
 
@@ -108,10 +107,10 @@ def yolo_to_coco(data_yaml: str | Path, split: str = "train",
     root = Path(str(data.get("path") or "."))
     root = (root if root.is_absolute() else path.parent / root).resolve()
     if split not in data or data[split] in (None, ""):
-        raise click.ClickException(f"{path}: no '{split}' split")
+        raise DataError(f"{path}: no '{split}' split")
     files = _split_images(root, data[split], path, split)
     if not files:
-        raise click.ClickException(f"{path}: '{split}' has no images")
+        raise DataError(f"{path}: '{split}' has no images")
     report = ValidationReport(str(path))
     images, anns = [], []
     iterator: Any = files
@@ -252,7 +251,7 @@ def coco_to_yolo(ann_path: str | Path, images_dir: str | Path | None, out_dir: s
         data = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}
         old = _names(data, yaml_path) if data.get("names") else names
         if old != names:
-            raise click.ClickException(f"{yaml_path}: existing names {old} differ from {ann_path}'s {names}")
+            raise DataError(f"{yaml_path}: existing names {old} differ from {ann_path}'s {names}")
     data.update({"path": str(out.resolve()), split: f"images/{split}", "names": dict(enumerate(names))})
     data.setdefault("train", f"images/{split}")
     data.setdefault("val", f"images/{split}")  # ultralytics requires 'val'; overwritten by a val split

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from flowdet.data.imread import try_read_image
-from flowdet.predictor import Predictor
+from flowdet.runtime.predictor import Predictor
 
 
 def prediction_grid(predictor: Predictor, ann_path: Path, images_dir: Path, out_path: Path,

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import click
-
-from flowdet import __version__
+from flowdet import __version__, log
+from flowdet.errors import FlowdetError, InputError
 from flowdet.utils import atomic_write_json
 
 
@@ -54,7 +53,7 @@ STAGES = ["synthesize", "mine", "pretrain", "train", "eval", "export", "stream",
 
 
 def _headline(i: int, name: str, what: str) -> None:
-    click.secho(f"[{i}/{len(STAGES)}] {name}: {what}", fg="cyan", bold=True, err=True)
+    log.heading(f"[{i}/{len(STAGES)}] {name}: {what}")
 
 
 class _State:
@@ -67,7 +66,7 @@ class _State:
         out.mkdir(parents=True, exist_ok=True)
         self.data = json.loads(self.path.read_text()) if self.path.exists() else {"settings": settings, "stages": {}}
         if self.data.get("settings") != settings:
-            raise click.ClickException(
+            raise InputError(
                 f"{out} holds a demo run with other settings ({self.data.get('settings')}); "
                 "use another --out or --force to overwrite it")
         if not self.path.exists():
@@ -102,7 +101,7 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
         _headline(i, name, what)
         prev = state.done(name)
         if prev is not None:
-            click.echo(f"    already done in {out} ({prev.get('seconds', 0):.1f} s) — skipped", err=True)
+            log.info(f"    already done in {out} ({prev.get('seconds', 0):.1f} s) — skipped")
             return prev
         t0 = time.perf_counter()
         res = fn()
@@ -178,7 +177,7 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
 
     def eval_stage() -> dict[str, Any]:
         from flowdet.detect.evaluate import evaluate
-        from flowdet.detect.predict import TorchPredictor
+        from flowdet.detect.torch_predictor import TorchPredictor
 
         pred = TorchPredictor(tr["best"], img_size=plan.img_size, device="cpu")
         return _scalars(evaluate(pred, val_dir / "annotations.json", val_dir / "images", out_dir=out / "eval"))
@@ -189,14 +188,14 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
         from flowdet.export.onnx_export import export_onnx
 
         res = export_onnx(tr["best"], out / "model.onnx", img_size=plan.img_size,
-                          parity_data=val_dir / "annotations.json", log=lambda m: click.echo(f"    {m}", err=True))
+                          parity_data=val_dir / "annotations.json", log=lambda m: log.info(f"    {m}"))
         rep = res.parity.to_dict() if res.parity is not None else {}
         return {"onnx_seconds": res.seconds, **{f"parity_{k}": v for k, v in _scalars(rep).items()}}
 
     ex = stage(6, "export", "ONNX with decoded outputs + parity check against PyTorch", export_stage)
 
     def stream_stage() -> dict[str, Any]:
-        from flowdet.export.stream import run_stream
+        from flowdet.runtime.stream import run_stream
 
         s = run_stream(str(out / "model.onnx"), syn["video_path"], out=out / "annotated.mp4",
                        jsonl=out / "detections.jsonl", conf=0.3, threads=2)
@@ -208,7 +207,7 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
         from flowdet.data.stats import dataset_stats
         from flowdet.demo.grid import prediction_grid
         from flowdet.demo.report import write_report
-        from flowdet.export.runtime import OnnxPredictor
+        from flowdet.runtime.onnx_runtime import OnnxPredictor
 
         assets: dict[str, str] = {}
         st = dataset_stats(train_dir / "annotations.json", train_dir / "images", img_size=plan.img_size, out_dir=out)
@@ -241,7 +240,7 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
         "wall_seconds_this_invocation": round(time.perf_counter() - t_start, 2),
     }
     _, md, _ = write_report(summary, out)
-    click.secho(f"report: {md}  (also report.html, summary.json)", fg="green", bold=True, err=True)
+    log.heading(f"report: {md}  (also report.html, summary.json)", style="green")
     return summary
 
 
@@ -273,7 +272,7 @@ def _stream_numbers(s: dict[str, Any]) -> dict[str, Any]:
 def _find(folder: Path, pattern: str) -> Path:
     hits = sorted(Path(folder).glob(pattern))
     if not hits:
-        raise click.ClickException(f"{folder}: no {pattern} produced")
+        raise FlowdetError(f"{folder}: no {pattern} produced")
     return hits[0]
 
 

@@ -23,22 +23,31 @@ class DataSection:
 class ModelSection:
     size: str = "nano"
     backbone: str = ""  # backbone.pt from `flowdet pretrain`
+    # Add a stride-4 level (P2): objects under ~8 px get anchors at their own scale; costs FLOPs
+    # (the stride-4 head runs on H/4 × W/4 cells) — docs/benchmarks.md has the latency.
+    p2: bool = False
 
 
 @dataclass
 class TrainSection:
     epochs: int = 300
     batch: int = 8  # total over all DDP ranks
-    img_size: int = 640  # square input, multiple of 32
+    # Input size: 640 (square) or "960x544" (W×H, multiples of 32). A 16:9 frame letterboxed to a
+    # square spends 44% of the compute on padding; 960x544 shows objects 1.5× larger for 1.28× the FLOPs.
+    img_size: str = "640"
     # sgd: YOLOX's (nesterov, momentum below). adamw (betas = (momentum, 0.999)): ultralytics' choice
     # for short runs, at lr ≈ 0.002; on Grogol at 6 epochs it scored below sgd lr 0.01 (docs/benchmarks.md).
     optimizer: str = "sgd"
-    lr: float = 0.0  # 0 → lr_per_img × batch (YOLOX's linear scaling)
+    lr: float = 0.0  # 0 → lr_per_img × max(batch, lr_ref_batch)
     lr_per_img: float = 0.01 / 64
+    # Batches below this get the lr of this batch (0.01), above it lr scales linearly (YOLOX). Pure
+    # linear scaling gave 0.00125 at batch 8 and cost two thirds of the AP on Grogol at 30 epochs;
+    # ultralytics likewise keeps lr0 = 0.01 at any batch. 0 → pure linear scaling.
+    lr_ref_batch: int = 64
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
-    warmup_epochs: float = 5.0
+    warmup_epochs: float = -1.0  # -1 → auto: min(5, epochs / 15) (YOLOX: 5 of 300)
     warmup_lr: float = 0.0
     min_lr_ratio: float = 0.05
     ema: bool = True
@@ -60,6 +69,24 @@ class TrainSection:
 
 
 @dataclass
+class AssignSection:
+    """SimOTA label assignment (flowdet.detect.simota) and the tiny-object terms of the loss."""
+
+    center_radius: float = 2.5  # centre region half-side, in strides
+    topk: int = 10  # best IoUs summed for the dynamic k
+    # Candidate test: boxes smaller than this (px, input scale) count as this big around their centre,
+    # so a 4 px box "contains" the anchors next to it (ultralytics 8.4 enlarges boxes under 16 px). 0 = off.
+    min_box_side: float = 0.0
+    min_k: int = 1  # lower bound of the dynamic k (tiny boxes have tiny IoUs → k = 1 without it)
+    cost: str = "iou"  # iou | nwd: geometry term of the cost, −log IoU or −log NWD (Wang et al. 2021)
+    nwd_constant: float = 12.8  # C in NWD = exp(−W2 / C), px (the paper's value for AI-TOD)
+    nwd_loss: float = 0.0  # weight of (1 − NWD) added to the box loss; 0 = off
+
+
+ASSIGN_COSTS = ("iou", "nwd")
+
+
+@dataclass
 class EvalSection:
     conf: float = 0.001
     iou: float = 0.65  # at most 1000 boxes per image, as YOLOX (flowdet.ops.postprocess)
@@ -73,10 +100,36 @@ class DetectConfig:
     model: ModelSection = field(default_factory=ModelSection)
     train: TrainSection = field(default_factory=TrainSection)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    assign: AssignSection = field(default_factory=AssignSection)
     eval: EvalSection = field(default_factory=EvalSection)
 
     def base_lr(self) -> float:
-        return self.train.lr if self.train.lr > 0 else self.train.lr_per_img * self.train.batch
+        t = self.train
+        return t.lr if t.lr > 0 else t.lr_per_img * max(t.batch, t.lr_ref_batch)
+
+
+def resolve_schedule(cfg: DetectConfig) -> tuple[DetectConfig, list[str]]:
+    """Concrete warm-up / no-aug epochs for this run, and a note for each value that was not taken as given.
+
+    auto (-1): warm-up min(5, epochs/15), no-aug min(15, round(epochs/6)) — YOLOX's 5 and 15 of 300,
+    and 2 / 5 of 30. Given values that leave no epoch of augmented training after warm-up
+    (warm-up + no-aug ≥ epochs) are scaled down to about half the run, in proportion (keeping at
+    least one no-aug epoch if any was asked for), and said."""
+    import dataclasses
+
+    t, a, notes = cfg.train, cfg.augment, []
+    warm = min(5.0, t.epochs / 15) if t.warmup_epochs < 0 else float(t.warmup_epochs)
+    no_aug = min(15, round(t.epochs / 6)) if a.no_aug_epochs < 0 else int(a.no_aug_epochs)
+    if t.warmup_epochs >= 0 and a.no_aug_epochs >= 0 and warm + no_aug >= t.epochs and warm + no_aug > 0:
+        f = (t.epochs / 2) / (warm + no_aug)
+        new_no_aug = max(1 if no_aug else 0, int(no_aug * f))  # a no-aug epoch asked for stays (L1 phase)
+        new_warm = round(min(warm * f, max(0, t.epochs - new_no_aug) / 2), 2)
+        notes.append(f"warm-up {warm:g} + no-aug {no_aug} epochs ≥ {t.epochs} epochs: scaled to "
+                     f"warm-up {new_warm:g}, no-aug {new_no_aug} (set train.epochs higher to keep them)")
+        warm, no_aug = new_warm, new_no_aug
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(t, warmup_epochs=warm),
+                              augment=dataclasses.replace(a, no_aug_epochs=no_aug))
+    return cfg, notes
 
 
 def validate(cfg: DetectConfig) -> DetectConfig:
@@ -89,7 +142,6 @@ def validate(cfg: DetectConfig) -> DetectConfig:
         (cfg.model.size in MODEL_SIZES, f"model.size: '{cfg.model.size}' is not one of {', '.join(MODEL_SIZES)}"),
         (t.epochs >= 1, f"train.epochs: must be >= 1, got {t.epochs}"),
         (t.batch >= 1, f"train.batch: must be >= 1, got {t.batch}"),
-        (t.img_size >= 32 and t.img_size % 32 == 0, f"train.img_size: must be a multiple of 32, got {t.img_size}"),
         (t.optimizer in OPTIMIZERS, f"train.optimizer: '{t.optimizer}' is not one of {', '.join(OPTIMIZERS)}"),
         (t.iou_loss in IOU_LOSSES, f"train.iou_loss: '{t.iou_loss}' is not one of {', '.join(IOU_LOSSES)}"),
         (t.workers >= 0, f"train.workers: must be >= 0, got {t.workers}"),
@@ -97,7 +149,16 @@ def validate(cfg: DetectConfig) -> DetectConfig:
         (t.eval_interval >= 1, f"train.eval_interval: must be >= 1, got {t.eval_interval}"),
         (0 < t.ema_decay < 1, f"train.ema_decay: must be in (0, 1), got {t.ema_decay}"),
         (0 < t.bn_momentum <= 1, f"train.bn_momentum: must be in (0, 1], got {t.bn_momentum}"),
-        (a.no_aug_epochs >= 0, f"augment.no_aug_epochs: must be >= 0, got {a.no_aug_epochs}"),
+        (a.no_aug_epochs >= -1, f"augment.no_aug_epochs: must be >= 0 (or -1 = auto), got {a.no_aug_epochs}"),
+        (t.warmup_epochs >= -1, f"train.warmup_epochs: must be >= 0 (or -1 = auto), got {t.warmup_epochs}"),
+        (t.lr_ref_batch >= 0, f"train.lr_ref_batch: must be >= 0, got {t.lr_ref_batch}"),
+        (cfg.assign.center_radius > 0, f"assign.center_radius: must be > 0, got {cfg.assign.center_radius}"),
+        (cfg.assign.topk >= 1, f"assign.topk: must be >= 1, got {cfg.assign.topk}"),
+        (cfg.assign.min_k >= 1, f"assign.min_k: must be >= 1, got {cfg.assign.min_k}"),
+        (cfg.assign.min_box_side >= 0, f"assign.min_box_side: must be >= 0, got {cfg.assign.min_box_side}"),
+        (cfg.assign.cost in ASSIGN_COSTS, f"assign.cost: '{cfg.assign.cost}' is not one of {', '.join(ASSIGN_COSTS)}"),
+        (cfg.assign.nwd_constant > 0, f"assign.nwd_constant: must be > 0, got {cfg.assign.nwd_constant}"),
+        (cfg.assign.nwd_loss >= 0, f"assign.nwd_loss: must be >= 0, got {cfg.assign.nwd_loss}"),
         (len(a.scale) == 2 and 0 < a.scale[0] <= a.scale[1], f"augment.scale: expected [min, max] > 0, got {a.scale}"),
         (len(a.mixup_scale) == 2 and 0 < a.mixup_scale[0] <= a.mixup_scale[1],
          f"augment.mixup_scale: expected [min, max] > 0, got {a.mixup_scale}"),
@@ -106,12 +167,11 @@ def validate(cfg: DetectConfig) -> DetectConfig:
          and (not a.multiscale or a.multiscale[0] <= a.multiscale[1]),
          f"augment.multiscale: expected [] or [min, max] multiples of 32, got {a.multiscale}"),
         (a.multiscale_every >= 1, f"augment.multiscale_every: must be >= 1, got {a.multiscale_every}"),
-        (t.img_size <= 8192, f"train.img_size: must be <= 8192, got {t.img_size}"),
         (0 <= t.lr <= 10, f"train.lr: must be in [0, 10] (0 = lr_per_img x batch), got {t.lr}"),
         (0 < t.lr_per_img <= 1, f"train.lr_per_img: must be in (0, 1], got {t.lr_per_img}"),
         (0 <= t.momentum < 1, f"train.momentum: must be in [0, 1), got {t.momentum}"),
-        (t.weight_decay >= 0 and t.warmup_epochs >= 0 and t.warmup_lr >= 0 and t.grad_clip >= 0,
-         "train.weight_decay/warmup_epochs/warmup_lr/grad_clip: must be >= 0"),
+        (t.weight_decay >= 0 and t.warmup_lr >= 0 and t.grad_clip >= 0,
+         "train.weight_decay/warmup_lr/grad_clip: must be >= 0"),
         (0 <= t.min_lr_ratio <= 1, f"train.min_lr_ratio: must be in [0, 1], got {t.min_lr_ratio}"),
         (0 <= cfg.eval.conf <= 1 and 0 <= cfg.eval.iou <= 1, "eval.conf/eval.iou: must be in [0, 1]"),
         (cfg.eval.batch >= 1, f"eval.batch: must be >= 1, got {cfg.eval.batch}"),
@@ -119,4 +179,12 @@ def validate(cfg: DetectConfig) -> DetectConfig:
     for ok, msg in checks:
         if not ok:
             raise ConfigError(msg)
+    input_hw(cfg)  # raises InputError naming train.img_size
     return cfg
+
+
+def input_hw(cfg: DetectConfig) -> tuple[int, int]:
+    """The training input size (H, W) from ``train.img_size``."""
+    from flowdet.data.letterbox import parse_img_size
+
+    return parse_img_size(cfg.train.img_size, "train.img_size")

@@ -1,4 +1,4 @@
-"""`flowdet eval`: COCO metrics of any :class:`flowdet.predictor.Predictor` (PyTorch, ONNX, TensorRT).
+"""`flowdet eval`: COCO metrics of any :class:`flowdet.runtime.predictor.Predictor` (PyTorch, ONNX, TensorRT).
 
 One code path for every backend: images are read here, the predictor letterboxes / runs / postprocesses
 them, and pycocotools scores the results against the *cleaned* ground truth of ``load_coco``.
@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import click
-
+from flowdet import log
 from flowdet.data.coco import CocoDataset, load_coco, load_image
-from flowdet.predictor import Predictor
+from flowdet.errors import DataError, InputError
+from flowdet.runtime.predictor import Predictor
 
 
 def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | Path | None = None,
@@ -31,7 +31,6 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
 
     from flowdet import validate
     from flowdet.data.imread import ImageReadError, SkipLog
-    from flowdet.errors import DataError
     from flowdet.metrics.coco_eval import coco_evaluate, format_table, pr_curve_png, pr_curves
     from flowdet.utils import atomic_write_json
 
@@ -42,12 +41,12 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
     ds = ann if isinstance(ann, CocoDataset) else load_coco(ann, images, check_images=False)
     if ds.report.problems and verbose:
         # what the loader left out is not scored: say so (and how much), never silently
-        click.echo(f"warning: {ds.report.summary()} (`flowdet data check` lists them)", err=True)
+        log.warn(f"{ds.report.summary()} (`flowdet data check` lists them)")
     if not ds.records:
-        raise click.ClickException(f"{ds.ann_path}: no usable images to evaluate")
+        raise DataError(f"{ds.ann_path}: no usable images to evaluate")
     n_cls = len(predictor.names)
     if n_cls != ds.num_classes:
-        raise click.ClickException(f"{ds.ann_path}: {ds.num_classes} categories but the model has {n_cls} classes")
+        raise InputError(f"{ds.ann_path}: {ds.num_classes} categories but the model has {n_cls} classes")
     # Class index i of the model is the i-th category (by id) of the ground truth it is scored on.
     cat_ids = ds.cat_ids
     results: list[dict] = []
@@ -78,7 +77,7 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
         raise DataError(f"none of the {len(recs)} images could be read ({skipped.summary()})", path=ds.ann_path)
     if skipped:
         if verbose:
-            click.echo(f"warning: {skipped.summary()}; they are not scored", err=True)
+            log.warn(f"{skipped.summary()}; they are not scored")
         ds = dataclasses.replace(ds, records=scored)
     recs = scored
     stats, E = coco_evaluate(ds.coco(), results, return_eval=True)
@@ -86,8 +85,8 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
              "images_unreadable": len(skipped), "images_skipped": ds.report.images_skipped,
              "problems": len(ds.report.problems)}
     if verbose:
-        click.echo(format_table(stats))
-        click.echo(f"{len(recs)} images scored, {n_det} detections (conf ≥ {conf}, NMS IoU {iou}), "
+        log.result(format_table(stats))
+        log.result(f"{len(recs)} images scored, {n_det} detections (conf ≥ {conf}, NMS IoU {iou}), "
                    f"{stats['ms_per_image']:.1f} ms/image (batch {batch}, incl. pre/postprocess)")
     if out_dir is not None or json_path is not None:
         out = Path(out_dir) if out_dir is not None else Path(json_path).parent

@@ -3,7 +3,7 @@
 A checkpoint is a dict with at least:
     "model":      state_dict of flowdet.models.YOLOX (the raw, trained weights)
     "ema":        {"ema": state_dict, "updates": int} or None
-    "model_cfg":  {"size": "nano"|"tiny"|"s"|"m", "num_classes": int}
+    "model_cfg":  {"size": "nano"|"nano-d"|"tiny"|"s"|"m", "num_classes": int, "p2": bool (absent = False)}
     "names":      list of class names (index = class id; COCO category ids in "cat_ids")
     "cat_ids":    list of COCO category ids, same order as names
     "img_size":   [H, W] the training input size
@@ -16,7 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import click
 import torch
 
 from flowdet.engine.checkpoint import load_checkpoint
@@ -28,9 +27,9 @@ def model_from_checkpoint(path: str | Path, use_ema: bool = True, map_location: 
     """(model in eval mode, checkpoint meta without the weights)."""
     ckpt = load_checkpoint(path, map_location)
     if "model_cfg" not in ckpt or "model" not in ckpt:
-        raise click.ClickException(f"{path}: not a flowdet detector checkpoint (no 'model_cfg'/'model')")
+        raise ModelFileError(f"{path}: not a flowdet detector checkpoint (no 'model_cfg'/'model')")
     cfg = _checked_meta(ckpt, path)
-    model = build_model(cfg["size"], int(cfg["num_classes"]))
+    model = build_model(cfg["size"], int(cfg["num_classes"]), p2=bool(cfg.get("p2", False)))
     try:
         model.load_state_dict(ckpt["ema"]["ema"] if (use_ema and ckpt.get("ema")) else ckpt["model"])
     except (RuntimeError, TypeError, AttributeError, KeyError) as e:
@@ -75,7 +74,7 @@ def minimal_checkpoint(model: YOLOX, names: list[str], img_size: tuple[int, int]
 
     return {
         "model": model.state_dict(), "ema": None,
-        "model_cfg": {"size": model.size, "num_classes": model.num_classes},
+        "model_cfg": {"size": model.size, "num_classes": model.num_classes, "p2": model.p2},
         "names": list(names), "cat_ids": list(cat_ids or range(1, len(names) + 1)),
         "img_size": list(img_size), "epoch": -1, "flowdet_version": __version__,
     }

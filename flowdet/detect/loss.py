@@ -18,8 +18,12 @@ from flowdet.detect.simota import simota_assign
 from flowdet.engine.dist import all_reduce_mean
 from flowdet.models.head import decode_boxes, flatten_levels, make_grids
 from flowdet.ops.iou import IOU_KINDS, IoULoss, xyxy_to_cxcywh
+from flowdet.ops.nwd import NWDLoss
 
 _L1_LOG_EPS = 1e-8
+# Ground-truth size buckets (√(w·h) in input px) for the positives-per-box report.
+SIZE_BUCKETS = (8.0, 16.0, 32.0)
+BUCKET_NAMES = ("lt8", "8to16", "16to32", "ge32")
 
 
 class YOLOXLoss(nn.Module):
@@ -31,6 +35,7 @@ class YOLOXLoss(nn.Module):
           + obj_weight · Σ_all BCE(obj, 1[anchor ∈ F]) / n
           + cls_weight · Σ_F BCE(cls, onehot(c) · IoU(p̂, g)) / n          (IoU-aware, no grad in IoU)
           + l1_weight  · Σ_F |raw − t| / n                                   (only when use_l1)
+          + nwd_weight · Σ_F (1 − NWD(p̂, g)) / n                              (only when nwd_weight > 0)
 
     where the L1 target t of a positive of stride s at grid cell (gx, gy) for a box (cx, cy, w, h)
     is (cx/s − gx, cy/s − gy, log(w/s + ε), log(h/s + ε)), i.e. the raw head output that decodes to
@@ -41,7 +46,9 @@ class YOLOXLoss(nn.Module):
         strides: Stride of each level, in the order of the head's outputs.
         iou_loss: Box term: "iou" (1 − IoU², YOLOX), "giou" or "ciou" (1 − CIoU, the study's fix).
         obj_weight, cls_weight, reg_weight, l1_weight: Term weights (YOLOX: 1, 1, 5, 1).
-        center_radius, topk: SimOTA parameters (see flowdet.detect.simota).
+        center_radius, topk, min_box_side, min_k, assign_cost, nwd_constant: SimOTA parameters
+            (see flowdet.detect.simota).
+        nwd_weight: Weight of the NWD box term (flowdet.ops.nwd); 0 = off.
 
     Raises:
         ValueError: On num_classes < 1, empty or non-positive strides, an unknown iou_loss, a
@@ -64,6 +71,11 @@ class YOLOXLoss(nn.Module):
         l1_weight: float = 1.0,
         center_radius: float = 2.5,
         topk: int = 10,
+        min_box_side: float = 0.0,
+        min_k: int = 1,
+        assign_cost: str = "iou",
+        nwd_constant: float = 12.8,
+        nwd_weight: float = 0.0,
     ):
         super().__init__()
         if num_classes < 1:
@@ -73,16 +85,23 @@ class YOLOXLoss(nn.Module):
             raise ValueError(f"strides must be a non-empty tuple of positive ints, got {strides}")
         if iou_loss not in IOU_KINDS:
             raise ValueError(f"iou_loss must be one of {IOU_KINDS}, got {iou_loss!r}")
-        weights = {"obj_weight": obj_weight, "cls_weight": cls_weight, "reg_weight": reg_weight, "l1_weight": l1_weight}
+        weights = {"obj_weight": obj_weight, "cls_weight": cls_weight, "reg_weight": reg_weight, "l1_weight": l1_weight,
+                   "nwd_weight": nwd_weight}
         for name, w in weights.items():
             if not (math.isfinite(w) and w >= 0):
                 raise ValueError(f"{name} must be finite and >= 0, got {w}")
-        if not center_radius > 0 or topk < 1:
-            raise ValueError(f"center_radius must be > 0 and topk >= 1, got {center_radius}, {topk}")
+        if not center_radius > 0 or topk < 1 or min_k < 1 or not min_box_side >= 0:
+            raise ValueError(f"center_radius must be > 0, topk >= 1, min_k >= 1, min_box_side >= 0; got "
+                             f"{center_radius}, {topk}, {min_k}, {min_box_side}")
+        if assign_cost not in ("iou", "nwd"):
+            raise ValueError(f"assign_cost must be 'iou' or 'nwd', got {assign_cost!r}")
         self.num_classes, self.strides, self.iou_loss = num_classes, strides, iou_loss
         self.obj_weight, self.cls_weight, self.reg_weight, self.l1_weight = obj_weight, cls_weight, reg_weight, l1_weight
         self.center_radius, self.topk = center_radius, topk
+        self.min_box_side, self.min_k, self.assign_cost, self.nwd_weight = min_box_side, min_k, assign_cost, nwd_weight
+        self.nwd_constant = nwd_constant
         self.box_loss = IoULoss(iou_loss, reduction="sum", fmt="cxcywh")
+        self.nwd_loss = NWDLoss(nwd_constant, reduction="sum", fmt="cxcywh")
 
     def forward(self, levels: list[torch.Tensor], targets: list[torch.Tensor], use_l1: bool = False) -> dict[str, Any]:
         """Loss of one batch.
@@ -98,7 +117,9 @@ class YOLOXLoss(nn.Module):
             "total": scalar fp32 tensor to call backward on;
             "iou", "obj", "cls", "l1": detached scalar fp32 tensors, unweighted (each already / n);
             "num_fg": int, positives on this rank; "num_miss": int, positives whose predicted box
-            has IoU 0 with its box; "miss_share": float, num_miss / num_fg (0.0 without positives).
+            has IoU 0 with its box; "miss_share": float, num_miss / num_fg (0.0 without positives);
+            "bucket_gt", "bucket_fg": [4] float64 tensors, boxes and their positives per size bucket
+            (√(w·h) < 8, 8–16, 16–32, ≥ 32 px; see SIZE_BUCKETS).
         """
         self._check_inputs(levels, targets)
         device = levels[0].device
@@ -129,10 +150,20 @@ class YOLOXLoss(nn.Module):
             joint_scores = obj_logit.sigmoid()[..., None] * cls_logit.sigmoid()  # [B, N, C]
 
         fg_masks, gt_boxes, gt_classes, fg_ious = [], [], [], []
+        bucket_gt = torch.zeros(4, dtype=torch.float64, device=flat.device)
+        bucket_fg = torch.zeros_like(bucket_gt)
+        edges = torch.tensor(SIZE_BUCKETS, device=flat.device)
         for b in range(batch):  # SimOTA per image; everything after it is batched
             tgt = targets[b].to(device=flat.device, dtype=torch.float32)
             a = simota_assign(pred_boxes[b].detach(), joint_scores[b], anchor_centers, strides,
-                              tgt[:, 1:5], tgt[:, 0].long(), self.center_radius, self.topk)
+                              tgt[:, 1:5], tgt[:, 0].long(), self.center_radius, self.topk,
+                              self.min_box_side, self.min_k, self.assign_cost, self.nwd_constant)
+            if tgt.shape[0]:
+                side = ((tgt[:, 3] - tgt[:, 1]).clamp(min=0) * (tgt[:, 4] - tgt[:, 2]).clamp(min=0)).sqrt()
+                bucket = torch.bucketize(side, edges, right=True)  # [M] in 0..3
+                per_box = torch.bincount(a.matched_gt, minlength=tgt.shape[0]).double()
+                bucket_gt += torch.bincount(bucket, minlength=4).double()
+                bucket_fg.index_add_(0, bucket, per_box)
             fg_masks.append(a.fg_mask)
             gt_boxes.append(tgt[a.matched_gt, 1:5])
             gt_classes.append(a.matched_classes)
@@ -161,11 +192,14 @@ class YOLOXLoss(nn.Module):
 
         total = (self.reg_weight * loss_iou + self.obj_weight * loss_obj + self.cls_weight * loss_cls
                  + (self.l1_weight * loss_l1 if use_l1 else 0.0))
+        if self.nwd_weight > 0:
+            total = total + self.nwd_weight * self.nwd_loss(fg_pred, fg_gt) / norm
         num_miss = int((fg_iou == 0).sum())
         return {
             "total": total,
             "iou": loss_iou.detach(), "obj": loss_obj.detach(), "cls": loss_cls.detach(), "l1": loss_l1.detach(),
             "num_fg": num_fg, "num_miss": num_miss, "miss_share": num_miss / num_fg if num_fg else 0.0,
+            "bucket_gt": bucket_gt.cpu(), "bucket_fg": bucket_fg.cpu(),
         }
 
     def extra_repr(self) -> str:

@@ -11,13 +11,23 @@ For one image with N anchors and M boxes:
                     + 1e5 · [anchor n in neither region of box m]
        The second penalty (not in YOLOX) only orders anchors that belong to other boxes' regions
        after the box's own: YOLOX would treat both alike.
-    3. dynamic k_m = max(1, floor(Σ top-10 IoU(pred, gt_m))); box m takes its k_m cheapest anchors.
+    3. dynamic k_m = max(min_k, floor(Σ top-10 IoU(pred, gt_m))); box m takes its k_m cheapest anchors.
     4. an anchor taken by several boxes goes to the one for which it is cheapest.
     5. a box left with no anchor (a tiny box whose one anchor went to a bigger neighbour in 4)
        takes its cheapest anchor that is still free, so every box has >= 1 positive. A box with
        no anchor centre inside it (a 4 px box between grid points) still gets its cheapest
        centre-region anchor, even when that anchor's predicted box does not touch it (IoU 0):
        exactly the positives for which the CIoU loss, not the IoU loss, gives a gradient.
+
+Tiny objects (flowdet's additions, all off by default in this function; see AssignSection):
+    - ``min_box_side``: for the "in box" test a box smaller than this counts as that big around its
+      centre. Without it 38% of Grogol boxes under 8 px contain no anchor centre at any stride, so
+      every candidate carries the 1e5 penalty and the order among them is arbitrary.
+    - ``min_k``: with tiny IoUs Σ top-10 IoU < 2, so 91% of Grogol boxes got k = 1 at initialisation
+      (ultralytics' TAL takes up to 10 candidates per box); a floor on k gives them several positives.
+    - ``cost="nwd"``: the geometry term and the dynamic-k sum use the Normalized Gaussian
+      Wasserstein Distance (flowdet.ops.nwd) instead of IoU: smooth, and non-zero for boxes that
+      do not overlap, where −log IoU is flat at 18.4 for every such anchor.
 """
 from __future__ import annotations
 
@@ -26,6 +36,7 @@ from dataclasses import dataclass
 import torch
 
 from flowdet.ops.iou import box_iou_pairwise, cxcywh_to_xyxy, iou_family
+from flowdet.ops.nwd import nwd_pairwise
 
 IOU_COST_WEIGHT = 3.0
 GEOMETRY_PENALTY = 1e5
@@ -67,9 +78,14 @@ def _pair_cost(
     gt_classes: torch.Tensor,
     in_box: torch.Tensor,
     in_centre: torch.Tensor,
+    similarity: str = "iou",
+    nwd_constant: float = 12.8,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """cost and IoU, both [m, n], of m boxes against n anchors (step 2 of the module docstring)."""
-    iou = box_iou_pairwise(gt_xyxy, pred_xyxy)
+    """cost and similarity (IoU or NWD), both [m, n], of m boxes against n anchors (step 2)."""
+    if similarity == "nwd":
+        iou = nwd_pairwise(gt_xyxy, pred_xyxy, nwd_constant)
+    else:
+        iou = box_iou_pairwise(gt_xyxy, pred_xyxy)
     # YOLOX costs the geometric mean sqrt(obj·cls): the product of two sigmoids is too small early on.
     q = pred_scores.clamp(0, 1).sqrt()
     log_q, log_not_q = torch.log(q).clamp(min=-100), torch.log1p(-q).clamp(min=-100)
@@ -80,11 +96,11 @@ def _pair_cost(
     return cost, iou
 
 
-def _dynamic_k_matching(cost: torch.Tensor, iou: torch.Tensor, topk: int) -> torch.Tensor:
+def _dynamic_k_matching(cost: torch.Tensor, iou: torch.Tensor, topk: int, min_k: int = 1) -> torch.Tensor:
     """[m, n] cost/IoU → [m, n] bool: each box's k_m cheapest anchors (steps 3–4)."""
     m, n = cost.shape
     top_iou = iou.topk(min(topk, n), dim=1).values
-    ks = top_iou.sum(1).int().clamp(min=1, max=n)  # [m]; k >= 1 even when every IoU is 0
+    ks = top_iou.sum(1).int().clamp(min=min(max(1, min_k), n), max=n)  # [m]; k >= 1 even when every IoU is 0
     max_k = int(ks.max())
     cheapest = cost.topk(max_k, dim=1, largest=False).indices  # [m, max_k], cheapest first
     take = torch.arange(max_k, device=cost.device)[None, :] < ks[:, None]
@@ -105,6 +121,10 @@ def simota_assign(
     gt_classes: torch.Tensor,
     center_radius: float = 2.5,
     topk: int = 10,
+    min_box_side: float = 0.0,
+    min_k: int = 1,
+    cost: str = "iou",
+    nwd_constant: float = 12.8,
 ) -> Assignment:
     """Assign positives to the anchors of one image (see the module docstring). fp32, no grad.
 
@@ -117,6 +137,10 @@ def simota_assign(
         gt_classes: Class index of each box, shape [M], in [0, C).
         center_radius: Half-side of the centre region, in strides.
         topk: Number of best IoUs summed for the dynamic k.
+        min_box_side: Boxes smaller than this (px) are enlarged to it for the "in box" test; 0 = off.
+        min_k: Lower bound of the dynamic k.
+        cost: "iou" or "nwd": the similarity of the cost's geometry term and of the dynamic k.
+        nwd_constant: C of the NWD, in pixels (only with cost="nwd").
 
     Returns:
         An :class:`Assignment`; every box gets >= 1 positive (needs N >= number of positives + M).
@@ -130,8 +154,11 @@ def simota_assign(
     m = gt_boxes.shape[0]
     if gt_boxes.shape != (m, 4) or gt_classes.shape != (m,):
         raise ValueError(f"expected gt_boxes [M, 4] and gt_classes [M], got {tuple(gt_boxes.shape)}, {tuple(gt_classes.shape)}")
-    if not center_radius > 0 or topk < 1:
-        raise ValueError(f"center_radius must be > 0 and topk >= 1, got {center_radius}, {topk}")
+    if not center_radius > 0 or topk < 1 or min_k < 1 or not min_box_side >= 0:
+        raise ValueError(f"center_radius must be > 0, topk >= 1, min_k >= 1, min_box_side >= 0; got "
+                         f"{center_radius}, {topk}, {min_k}, {min_box_side}")
+    if cost not in ("iou", "nwd"):
+        raise ValueError(f"cost must be 'iou' or 'nwd', got {cost!r}")
     device = pred_boxes.device
     if m == 0:
         return Assignment.empty(n, device)
@@ -144,21 +171,26 @@ def simota_assign(
 
     # Geometry, [M, N].
     x, y = centres[None, :, 0], centres[None, :, 1]
-    in_box = (x > gt[:, 0:1]) & (x < gt[:, 2:3]) & (y > gt[:, 1:2]) & (y < gt[:, 3:4])
     gt_c = (gt[:, :2] + gt[:, 2:]) / 2
+    test = gt
+    if min_box_side > 0:  # tiny boxes count as min_box_side wide for the in-box test only
+        half = ((gt[:, 2:] - gt[:, :2]) / 2).clamp(min=min_box_side / 2)
+        test = torch.cat([gt_c - half, gt_c + half], 1)
+    in_box = (x > test[:, 0:1]) & (x < test[:, 2:3]) & (y > test[:, 1:2]) & (y < test[:, 3:4])
     radius = center_radius * strides[None, :]
     in_centre = ((x - gt_c[:, 0:1]).abs() < radius) & ((y - gt_c[:, 1:2]).abs() < radius)
     cand = (in_box | in_centre).any(0).nonzero().squeeze(1)
     if cand.numel() == 0:  # every box off the grid: let them compete for all anchors
         cand = torch.arange(n, device=device)
 
-    cost, iou = _pair_cost(pred_xyxy[cand], scores[cand], gt, gt_classes, in_box[:, cand], in_centre[:, cand])
-    matching = _dynamic_k_matching(cost, iou, topk)  # [M, n_cand]
+    cost_mat, sim = _pair_cost(pred_xyxy[cand], scores[cand], gt, gt_classes, in_box[:, cand], in_centre[:, cand],
+                               cost, nwd_constant)
+    matching = _dynamic_k_matching(cost_mat, sim, topk, min_k)  # [M, n_cand]
     fg_cand = matching.any(0)
     owner = torch.full((n,), -1, dtype=torch.long, device=device)
     owner[cand[fg_cand]] = matching[:, fg_cand].float().argmax(0)
 
-    _give_orphans_an_anchor(owner, pred_xyxy, scores, gt, gt_classes, in_box, in_centre)
+    _give_orphans_an_anchor(owner, pred_xyxy, scores, gt, gt_classes, in_box, in_centre, cost, nwd_constant)
 
     fg_mask = owner >= 0
     matched_gt = owner[fg_mask]
@@ -174,6 +206,8 @@ def _give_orphans_an_anchor(
     gt_classes: torch.Tensor,
     in_box: torch.Tensor,
     in_centre: torch.Tensor,
+    similarity: str = "iou",
+    nwd_constant: float = 12.8,
 ) -> None:
     """Step 5, in place on ``owner`` [N] (box index or −1): boxes without a positive take their
     cheapest free anchor; orphans wanting the same anchor leave it to the cheapest of them, the
@@ -182,7 +216,8 @@ def _give_orphans_an_anchor(
     orphans = (torch.bincount(owner[owner >= 0], minlength=m) == 0).nonzero().squeeze(1)
     if orphans.numel() == 0:
         return
-    cost, _ = _pair_cost(pred_xyxy, scores, gt[orphans], gt_classes[orphans], in_box[orphans], in_centre[orphans])
+    cost, _ = _pair_cost(pred_xyxy, scores, gt[orphans], gt_classes[orphans], in_box[orphans], in_centre[orphans],
+                         similarity, nwd_constant)
     n, rows = owner.shape[0], torch.arange(orphans.numel(), device=owner.device)
     pending = torch.ones_like(rows, dtype=torch.bool)
     while bool(pending.any()):

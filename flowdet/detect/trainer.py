@@ -11,22 +11,23 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import click
 import torch
 from torch import nn
 
-from flowdet import __version__
+from flowdet import __version__, log
 from flowdet.config import save_config, to_dict
 from flowdet.data.coco import CocoDataset, load_coco
 from flowdet.data.dataset import DetectionDataset, build_loader
-from flowdet.detect.config import DetectConfig
-from flowdet.detect.loss import YOLOXLoss
+from flowdet.detect.backbone import load_backbone
+from flowdet.detect.config import DetectConfig, input_hw
+from flowdet.detect.loss import BUCKET_NAMES, YOLOXLoss
 from flowdet.engine import dist
 from flowdet.engine.checkpoint import (load_checkpoint, remove_stale_temps, rng_state, save_checkpoint, set_rng_state,
                                        unwrap)
 from flowdet.engine.ema import ModelEMA
 from flowdet.engine.logger import MetricsLog
 from flowdet.engine.schedule import WarmupCosine, param_groups, set_lr
+from flowdet.errors import DataError, FlowdetError, ModelFileError
 from flowdet.models import build_model
 
 LOSS_KEYS = ("iou", "obj", "cls", "l1")
@@ -34,12 +35,12 @@ LOSS_KEYS = ("iou", "obj", "cls", "l1")
 
 def echo(msg: str) -> None:
     if dist.is_main():
-        click.echo(msg, err=True)
+        log.info(msg)
 
 
 class Trainer:
-    def __init__(self, cfg: DetectConfig, device: torch.device, resume: Path | None = None):
-        self.cfg, self.device, self.out = cfg, device, Path(cfg.out)
+    def __init__(self, cfg: DetectConfig, device: torch.device, resume: Path | None = None, origin: str | None = None):
+        self.cfg, self.device, self.out, self.origin = cfg, device, Path(cfg.out), origin or "config"
         t = cfg.train
         self.cuda = device.type == "cuda"
         self.amp = t.amp and self.cuda
@@ -53,17 +54,15 @@ class Trainer:
         if cfg.data.val:
             self.val_set = self._load(cfg.data.val, cfg.data.val_images or cfg.data.images)
             if self.val_set.cat_ids != self.cat_ids:
-                raise click.ClickException(
+                raise DataError(
                     f"{cfg.data.val}: categories {self.val_set.cat_ids} differ from the training set's {self.cat_ids}")
 
-        model = build_model(cfg.model.size, len(self.names))
+        model = build_model(cfg.model.size, len(self.names), p2=cfg.model.p2)
         for mod in model.modules():
             if isinstance(mod, nn.modules.batchnorm._BatchNorm):
                 mod.momentum = t.bn_momentum
         self.backbone_report = None
         if cfg.model.backbone:
-            from flowdet.detect.train import load_backbone
-
             self.backbone_report = load_backbone(model, cfg.model.backbone)
         if t.sync_bn and self.world > 1:
             if self.cuda:
@@ -75,7 +74,8 @@ class Trainer:
             model.to(memory_format=torch.channels_last)
         self.model: nn.Module = model
 
-        self.dataset = DetectionDataset(self.train_set.records, t.img_size, cfg.augment, t.seed, t.epochs,
+        self.hw = input_hw(cfg)
+        self.dataset = DetectionDataset(self.train_set.records, self.hw, cfg.augment, t.seed, t.epochs,
                                         augment=True, cache=cfg.data.cache)
         per_rank = max(1, t.batch // self.world)
         self.loader = build_loader(self.dataset, per_rank, t.workers, t.seed, True, self.rank, self.world,
@@ -92,7 +92,10 @@ class Trainer:
                                      min(cfg.augment.no_aug_epochs, t.epochs) * self.ipe, t.min_lr_ratio, t.warmup_lr)
         self.ema = ModelEMA(model, t.ema_decay) if t.ema else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.loss_fn = YOLOXLoss(len(self.names), model.strides, t.iou_loss)
+        g = cfg.assign
+        self.loss_fn = YOLOXLoss(len(self.names), model.strides, t.iou_loss, center_radius=g.center_radius,
+                                 topk=g.topk, min_box_side=g.min_box_side, min_k=g.min_k, assign_cost=g.cost,
+                                 nwd_constant=g.nwd_constant, nwd_weight=g.nwd_loss)
         self.start_epoch, self.best_ap, self.best_epoch, self.last_metrics = 0, -1.0, -1, None
         if resume is not None:
             self._resume(resume)
@@ -105,12 +108,12 @@ class Trainer:
         # Existence-only check at startup: `flowdet data check` decodes; a bad file fails when read.
         ds = load_coco(ann, images or None, check_images=False)
         if ds.report.problems:
-            echo(f"warning: {ds.report.summary()} (`flowdet data check` lists them)")
+            log.warn(f"{ds.report.summary()} (`flowdet data check` lists them)")
         if not ds.records:
-            raise click.ClickException(f"{ann}: no usable images")
+            raise DataError(f"{ann}: no usable images")
         if not any(len(r.boxes) for r in ds.records):
-            echo(f"warning: {ann}: no annotations in {len(ds.records)} usable images; the model can only learn "
-                 "to detect nothing (every anchor is background)")
+            log.warn(f"{ann}: no annotations in {len(ds.records)} usable images; the model can only learn "
+                     "to detect nothing (every anchor is background)")
         return ds
 
     # --- checkpoints -------------------------------------------------------------------------
@@ -122,8 +125,8 @@ class Trainer:
             "scheduler": {"iteration": (epoch + 1) * self.ipe, "iters_per_epoch": self.ipe},
             "scaler": self.scaler.state_dict(), "rng": rng_state(), "epoch": epoch,
             "config": to_dict(self.cfg), "names": list(self.names), "cat_ids": list(self.cat_ids),
-            "img_size": [self.cfg.train.img_size] * 2,
-            "model_cfg": {"size": m.size, "num_classes": m.num_classes},
+            "img_size": list(self.hw),
+            "model_cfg": {"size": m.size, "num_classes": m.num_classes, "p2": m.p2},
             "best_ap": self.best_ap, "best_epoch": self.best_epoch, "metrics": self.last_metrics,
             "flowdet_version": __version__,
         }
@@ -132,10 +135,11 @@ class Trainer:
         ck = load_checkpoint(path, "cpu")  # RNG states must stay CPU tensors; weights are copied over
         for key in ("model", "optimizer", "epoch", "rng"):
             if key not in ck:
-                raise click.ClickException(f"{path}: not a resumable training checkpoint (no '{key}')")
-        if ck.get("model_cfg", {}).get("size") != self.cfg.model.size:
-            raise click.ClickException(f"{path}: model size {ck.get('model_cfg')} differs from model.size "
-                                       f"'{self.cfg.model.size}'")
+                raise ModelFileError(f"{path}: not a resumable training checkpoint (no '{key}')")
+        if (ck.get("model_cfg", {}).get("size") != self.cfg.model.size
+                or bool(ck.get("model_cfg", {}).get("p2", False)) != self.cfg.model.p2):
+            raise ModelFileError(f"{path}: model size {ck.get('model_cfg')} differs from model.size "
+                                 f"'{self.cfg.model.size}'")
         try:
             unwrap(self.model).load_state_dict(ck["model"])
             if self.ema is not None and ck.get("ema"):
@@ -144,14 +148,12 @@ class Trainer:
             if ck.get("scaler"):
                 self.scaler.load_state_dict(ck["scaler"])
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            from flowdet.errors import ModelFileError
-
             first = (str(e).strip().splitlines() or [""])[0][:160]
             raise ModelFileError(f"weights/optimizer do not fit this run ({type(e).__name__}: {first})",
                                  path=path) from None
         ipe = ck.get("scheduler", {}).get("iters_per_epoch", self.ipe)
         if ipe != self.ipe:
-            echo(f"warning: {path} had {ipe} iterations/epoch, now {self.ipe} (batch or world size changed)")
+            log.warn(f"{path} had {ipe} iterations/epoch, now {self.ipe} (batch or world size changed)")
         self.start_epoch = int(ck["epoch"]) + 1
         self.best_ap, self.best_epoch = float(ck.get("best_ap", -1.0)), int(ck.get("best_epoch", -1))
         self.last_metrics = ck.get("metrics")
@@ -168,8 +170,12 @@ class Trainer:
             save_config(cfg, self.out / "config.yaml")
         if getattr(self, "_rng", None) is not None:
             set_rng_state(self._rng)
+        from flowdet.detect.recipes import describe
+
+        echo(f"{self.origin}: {describe(cfg)}")
         echo(f"training {cfg.model.size} on {len(self.dataset)} images, {len(self.names)} class(es), "
-             f"{t.epochs} epochs × {self.ipe} it, batch {t.batch} ({self.world} proc), lr {self.base_lr:.4g}, "
+             f"{t.epochs} epochs × {self.ipe} it (warm-up {t.warmup_epochs:g}, no-aug {cfg.augment.no_aug_epochs}), "
+             f"batch {t.batch} ({self.world} proc), lr {self.base_lr:.4g}, "
              f"device {self.device}{', amp' if self.amp else ''} → {self.out}")
         for epoch in range(self.start_epoch, t.epochs):
             row = self.train_epoch(epoch)
@@ -202,6 +208,7 @@ class Trainer:
         self.loader.batch_sampler.set_epoch(epoch)
         use_l1 = epoch >= t.epochs - cfg.augment.no_aug_epochs
         sums = torch.zeros(len(LOSS_KEYS) + 6, dtype=torch.float64)  # losses, total, fg, miss, tiny, out, imgs
+        buckets = torch.zeros(2, len(BUCKET_NAMES), dtype=torch.float64)  # boxes, positives per size bucket
         bar = tqdm(self.loader, total=self.ipe, desc=f"epoch {epoch + 1}/{t.epochs}", leave=False,
                    disable=not (t.progress and dist.is_main()), dynamic_ncols=True, mininterval=1.0)
         start = time.perf_counter()
@@ -219,8 +226,8 @@ class Trainer:
             out = self.loss_fn(levels, targets, use_l1=use_l1)
             loss = out["total"]
             if not self.amp and not torch.isfinite(loss):
-                raise click.ClickException(f"loss is {loss.item()} at epoch {epoch + 1} iteration {i}; "
-                                           "lower train.lr or set train.grad_clip")
+                raise FlowdetError(f"loss is {loss.item()} at epoch {epoch + 1} iteration {i}; "
+                                   "lower train.lr or set train.grad_clip")
             opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if t.grad_clip > 0:
@@ -233,6 +240,7 @@ class Trainer:
             vals = [float(out[k]) for k in LOSS_KEYS] + [float(loss.detach()), out["num_fg"], out["num_miss"],
                                                          info["dropped_tiny"], info["dropped_out"], imgs.shape[0]]
             sums += torch.tensor(vals, dtype=torch.float64)
+            buckets += torch.stack([out["bucket_gt"], out["bucket_fg"]])
             unreadable += int(info.get("unreadable", 0))
             n = i + 1
             ips = sums[-1].item() * self.world / max(time.perf_counter() - start, 1e-9)
@@ -244,19 +252,23 @@ class Trainer:
         if self.world > 1:  # losses: mean over ranks; counts: sums over ranks
             red = dist.all_reduce_mean(sums.to(self.device)).cpu()
             sums = torch.cat([red[:5], red[5:] * self.world])
+            buckets = dist.all_reduce_mean(buckets.to(self.device)).cpu() * self.world
         row = {"epoch": epoch, "lr": lr, "loss": sums[4].item(), **{k: sums[j].item() for j, k in enumerate(LOSS_KEYS)},
                "miss_share": sums[6].item() / max(sums[5].item(), 1.0), "num_fg": sums[5].item() / max(sums[-1].item(), 1),
                "dropped_tiny": int(sums[7]), "dropped_out": int(sums[8]),
+               **{f"pos_per_box_{k}": (buckets[1, j] / buckets[0, j]).item() if buckets[0, j] > 0 else float("nan")
+                  for j, k in enumerate(BUCKET_NAMES)},
                "img_s": sums[-1].item() / max(elapsed, 1e-9), "time_s": elapsed}
         if unreadable:
             row["unreadable"] = unreadable
-            echo(f"warning: epoch {epoch + 1}: {unreadable} image read(s) failed; blank images without boxes "
-                 "stood in (see the warnings above for the files)")
+            log.warn(f"epoch {epoch + 1}: {unreadable} image read(s) failed; blank images without boxes "
+                     "stood in (see the warnings above for the files)")
         if not math.isfinite(row["loss"]):
-            echo(f"warning: epoch {epoch + 1} mean loss is {row['loss']}")
+            log.warn(f"epoch {epoch + 1} mean loss is {row['loss']}")
         echo(f"epoch {epoch + 1}/{t.epochs}: loss {row['loss']:.4f} (iou {row['iou']:.3f} obj {row['obj']:.3f} "
              f"cls {row['cls']:.3f} l1 {row['l1']:.3f}) miss_share {row['miss_share']:.3f} "
-             f"dropped_tiny {row['dropped_tiny']} lr {lr:.3g} {row['img_s']:.1f} img/s")
+             f"dropped_tiny {row['dropped_tiny']} lr {lr:.3g} {row['img_s']:.1f} img/s; positives/box by size "
+             + " ".join(f"{k} {row['pos_per_box_' + k]:.2f}" for k in BUCKET_NAMES))
         return row
 
     def eval_model(self) -> nn.Module:
@@ -264,17 +276,17 @@ class Trainer:
 
     def evaluate(self) -> dict[str, Any]:
         from flowdet.detect.evaluate import evaluate
-        from flowdet.detect.predict import TorchPredictor
+        from flowdet.detect.torch_predictor import TorchPredictor
         from flowdet.metrics.coco_eval import format_table
 
         e = self.cfg.eval
-        pred = TorchPredictor.from_model(self.eval_model(), self.names, self.cat_ids, self.cfg.train.img_size,
+        pred = TorchPredictor.from_model(self.eval_model(), self.names, self.cat_ids, self.hw,
                                          str(self.device))
         stats = evaluate(pred, self.val_set, batch=e.batch, conf=e.conf, iou=e.iou, progress=False, verbose=False)
         self.last_metrics = stats
         echo(format_table(stats))
         if stats.get("images_unreadable"):
-            echo(f"warning: {stats['images_unreadable']} validation image(s) could not be read and were not scored")
+            log.warn(f"{stats['images_unreadable']} validation image(s) could not be read and were not scored")
         return stats
 
     def finish(self) -> dict[str, Any]:

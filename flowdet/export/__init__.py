@@ -1,9 +1,10 @@
-"""Export and edge runtime: ONNX/TensorRT export, the torch-free ONNX Runtime predictor, sliced
-(tiled) inference and the streaming loop.
+"""From torch to a deployable model: ONNX export with metadata inside, the PyTorch-vs-ONNX parity
+check and the TensorRT engine build.
 
-Import boundaries (the edge box installs only the core dependencies):
-- torch-free: ``metadata``, ``runtime``, ``tiles``, ``sources``, ``stream``,
-  ``tensorrt`` (needs ``tensorrt`` + ``cuda-python`` only when used);
-- need torch + onnx (the ``train`` extra): ``onnx_export``, ``parity``.
-Nothing is imported here, so ``import flowdet.export.runtime`` never pulls torch in.
+- ``onnx_export.py``  checkpoint → ``model.onnx`` (decoded outputs), ``export(fmt="onnx" | "engine")``
+- ``parity.py``       onnxruntime vs PyTorch on the same frames (raw head units), the parity report
+- ``tensorrt.py``     ``model.onnx`` → ``model.engine`` (needs ``tensorrt`` and an NVIDIA GPU)
+
+Needs torch + onnx (the ``train`` extra). What runs the exported model lives in ``flowdet.runtime``
+(torch-free); this package imports from it, never the other way round.
 """

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import click
 import torch
 from torch import nn
 
-from flowdet.export.metadata import ModelMeta
+from flowdet import log as _log
+from flowdet.errors import FlowdetError, InputError, ModelFileError
 from flowdet.export.parity import ParityReport, check_parity, load_images
 from flowdet.models.head import decode_boxes, flatten_levels, make_grids
+from flowdet.runtime.metadata import ModelMeta
 from flowdet.utils import require
 
 
@@ -61,16 +62,12 @@ class ExportResult:
 def _img_size(value: int | tuple[int, int] | list[int] | None, ckpt_size: list[int]) -> tuple[int, int]:
     if value is None:
         size = (int(ckpt_size[0]), int(ckpt_size[1]))
-    elif isinstance(value, int):
-        size = (value, value)
     else:
-        size = (int(value[0]), int(value[1]))
-    from flowdet import validate
+        from flowdet.data.letterbox import parse_img_size
 
-    for v in size:
-        validate.img_size(v, "--img-size", lo=64)
+        size = parse_img_size(value)
     if size[0] % 32 or size[1] % 32 or min(size) < 64:
-        raise click.ClickException(f"--img-size {size[0]}x{size[1]}: must be a multiple of 32 (the largest stride), >= 64")
+        raise InputError(f"--img-size {size[0]}x{size[1]}: must be a multiple of 32 (the largest stride), >= 64")
     return size
 
 
@@ -116,20 +113,20 @@ def _simplify(path: Path, log: Callable[[str], None]) -> None:
 def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, int] | None = None,
                 dynamic_batch: bool = False, opset: int = 17, simplify: bool = False, half: bool = False,
                 parity: bool = True, parity_data: str | Path | None = None, parity_images: int = 4,
-                use_ema: bool = True, log: Callable[[str], None] = print) -> ExportResult:
-    """Export a detector checkpoint to ONNX; raise ``click.ClickException`` (exit 2) if parity fails.
+                use_ema: bool = True, log: Callable[[str], None] = _log.info) -> ExportResult:
+    """Export a detector checkpoint to ONNX; raise :class:`flowdet.errors.FlowdetError` if parity fails.
 
     ``parity_data``: COCO json / image folder / image for the parity check (synthetic frames when
     None). The model is written to ``out`` only after the parity check has passed."""
     onnx = require("onnx")
     from flowdet import __version__
     from flowdet.detect.io import model_from_checkpoint
-    from flowdet.export.runtime import OnnxPredictor
+    from flowdet.runtime.onnx_runtime import OnnxPredictor
 
     t0 = time.perf_counter()
     max_opset = _max_opset()
     if not 11 <= opset <= max_opset:
-        raise click.ClickException(f"--opset {opset}: this torch exports opsets 11–{max_opset}")
+        raise InputError(f"--opset {opset}: this torch exports opsets 11–{max_opset}")
     out = Path(out)
     from flowdet import validate
 
@@ -143,7 +140,7 @@ def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, in
                      strides=[int(s) for s in model.strides], model_size=model.size, dynamic_batch=dynamic_batch,
                      precision="fp16" if half else "fp32", flowdet_version=__version__)
     if len(meta.names) != model.num_classes:
-        raise click.ClickException(f"{ckpt}: 'names' has {len(meta.names)} entries but the model has {model.num_classes} classes")
+        raise ModelFileError(f"{ckpt}: 'names' has {len(meta.names)} entries but the model has {model.num_classes} classes")
 
     graph_model = DecodedYOLOX(copy.deepcopy(model).half() if half else model, size, half).eval()
     dummy = torch.full((1, 3, *size), 114.0)
@@ -160,7 +157,7 @@ def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, in
                                   do_constant_folding=True)
             except Exception as e:  # e.g. an opset this torch cannot target
                 first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-                raise click.ClickException(f"{ckpt}: torch.onnx.export failed at --opset {opset} ({first})") from None
+                raise FlowdetError(f"{ckpt}: torch.onnx.export failed at --opset {opset} ({first})") from None
         if simplify:
             _simplify(tmp, log)
         proto = onnx.load(str(tmp))
@@ -179,7 +176,7 @@ def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, in
             report = check_parity(model, predictor, images, kind, meta.precision)
             log(report.line())
             if not report.ok:
-                raise click.ClickException(f"{out}: parity check failed, model not written ({report.line()})")
+                raise FlowdetError(f"{out}: parity check failed, model not written ({report.line()})")
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
@@ -187,15 +184,15 @@ def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, in
 
 
 def export(ckpt: str | Path, out: str | Path, fmt: str = "onnx", workspace_gb: float = 2.0, max_batch: int = 8,
-           log: Callable[[str], None] = print, **onnx_kwargs) -> ExportResult:
+           log: Callable[[str], None] = _log.info, **onnx_kwargs) -> ExportResult:
     """``flowdet export``: ``fmt`` "onnx" → ``out``; "engine" → ``out`` (TensorRT) built from an ONNX
     written next to it (``out`` with suffix .onnx), metadata in ``<out>.json``."""
     if fmt == "onnx":
         return export_onnx(ckpt, out, log=log, **onnx_kwargs)
     if fmt != "engine":
-        raise click.ClickException(f"--format {fmt}: choose onnx or engine")
+        raise InputError(f"--format {fmt}: choose onnx or engine")
     from flowdet.export.tensorrt import build_engine, check_engine_support
-    from flowdet.export.metadata import write_sidecar
+    from flowdet.runtime.metadata import write_sidecar
 
     check_engine_support()  # exits 2 with one line before any work when TensorRT/GPU are missing
     out = Path(out)

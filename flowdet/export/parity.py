@@ -20,12 +20,12 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import click
 import cv2
 import numpy as np
 import torch
 
 from flowdet.data.letterbox import preprocess_batch
+from flowdet.errors import DataError, FlowdetError
 from flowdet.ops.postprocess import Detections, postprocess
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -91,7 +91,7 @@ def load_images(source: str | Path | None, n: int = 4) -> tuple[list[np.ndarray]
             coco = json.loads(p.read_text())
             files = [im["file_name"] for im in coco["images"][:n]]
         except (OSError, ValueError, RecursionError, KeyError, TypeError) as e:
-            raise click.ClickException(f"{p}: not a COCO json with 'images' ({type(e).__name__})") from None
+            raise DataError(f"{p}: not a COCO json with 'images' ({type(e).__name__})") from None
         root = p.parent / "images" if (p.parent / "images").is_dir() else p.parent
         paths = [root / f for f in files]
     elif p.is_dir():
@@ -107,7 +107,7 @@ def load_images(source: str | Path | None, n: int = 4) -> tuple[list[np.ndarray]
         except ImageReadError as e:
             raise ImageReadError(f"{e.reason} (a --parity-data image)", q) from None
     if not images:
-        raise click.ClickException(f"{p}: no images found for the parity check")
+        raise DataError(f"{p}: no images found for the parity check")
     return images, "real"
 
 
@@ -131,7 +131,7 @@ def _raw_box_delta(ref: np.ndarray, got: np.ndarray, strides: tuple[int, ...], h
     h, w = int(hw[0]), int(hw[1])
     per_anchor = np.concatenate([np.full((h // s) * (w // s), s, np.float64) for s in strides])
     if per_anchor.shape[0] != ref.shape[1]:
-        raise click.ClickException(f"parity: {ref.shape[1]} anchors but strides {strides} at {h}x{w} give {per_anchor.shape[0]}")
+        raise FlowdetError(f"parity: {ref.shape[1]} anchors but strides {strides} at {h}x{w} give {per_anchor.shape[0]}")
     ref, got = ref.astype(np.float64), got.astype(np.float64)
     d_ctr = np.abs((got[..., :2] + got[..., 2:]) - (ref[..., :2] + ref[..., 2:])) / 2 / per_anchor[None, :, None]
     size_r = np.maximum(ref[..., 2:] - ref[..., :2], 1e-6)
@@ -154,7 +154,7 @@ def check_parity(model: torch.nn.Module, predictor, images: list[np.ndarray], so
     rb, rs = np.concatenate(ref_b), np.concatenate(ref_s)
     ob, os_ = predictor.infer(batch)
     if ob.shape != rb.shape or os_.shape != rs.shape:
-        raise click.ClickException(f"parity: output shapes differ (onnx {ob.shape}/{os_.shape}, torch {rb.shape}/{rs.shape})")
+        raise FlowdetError(f"parity: output shapes differ (onnx {ob.shape}/{os_.shape}, torch {rb.shape}/{rs.shape})")
     d_scores = float(np.abs(os_ - rs).max())
     d_boxes = np.abs(ob.astype(np.float64) - rb)
     d_raw = _raw_box_delta(rb, ob, model.strides, batch.shape[2:])

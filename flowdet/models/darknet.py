@@ -1,4 +1,4 @@
-"""CSPDarknet backbone (YOLOX): stem → dark2..dark5, returning the stride-8/16/32 maps."""
+"""CSPDarknet backbone (YOLOX): stem → dark2..dark5, returning the stride-(4)/8/16/32 maps."""
 from __future__ import annotations
 
 import torch
@@ -19,6 +19,7 @@ class CSPDarknet(nn.Module):
         c = int(width * 64)
         d = max(round(depth * 3), 1)
         self.out_channels = (c * 4, c * 8, c * 16)
+        self.dark2_channels = c * 2  # the stride-4 map, used by the optional P2 level
         self.stem = Focus(3, c, ksize=3)
         self.dark2 = nn.Sequential(Conv(c, c * 2, 3, 2), CSPLayer(c * 2, c * 2, d, depthwise=depthwise))
         self.dark3 = nn.Sequential(Conv(c * 2, c * 4, 3, 2), CSPLayer(c * 4, c * 4, d * 3, depthwise=depthwise))
@@ -30,11 +31,11 @@ class CSPDarknet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.dark2(self.stem(x))
-        d3 = self.dark3(x)
+        d2 = self.dark2(self.stem(x))
+        d3 = self.dark3(d2)
         d4 = self.dark4(d3)
         d5 = self.dark5(d4)
-        return {"dark3": d3, "dark4": d4, "dark5": d5}
+        return {"dark2": d2, "dark3": d3, "dark4": d4, "dark5": d5}
 
 
 __all__ = ["CSPDarknet", "OUT_FEATURES", "BaseConv"]

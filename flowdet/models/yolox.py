@@ -21,6 +21,9 @@ class ModelSize:
 
 MODEL_SIZES = {
     "nano": ModelSize(0.33, 0.25, True),
+    # nano's widths with full 3×3 convs: ~2× nano's CPU latency, still under YOLO26n's (docs/benchmarks.md);
+    # dense convs learn faster from scratch than depthwise ones and run at a higher FLOP rate on CPU.
+    "nano-d": ModelSize(0.33, 0.25, False),
     "tiny": ModelSize(0.33, 0.375, False),
     "s": ModelSize(0.33, 0.50, False),
     "m": ModelSize(0.67, 0.75, False),
@@ -42,13 +45,16 @@ class YOLOX(nn.Module):
     """``forward(x)`` → raw level outputs (for the losses in flowdet.detect);
     ``predict(x)`` → (boxes xyxy [B, N, 4] in input pixels, scores [B, N, C] = obj·cls)."""
 
-    def __init__(self, size: str = "nano", num_classes: int = 1, strides: tuple[int, ...] = (8, 16, 32)):
+    def __init__(self, size: str = "nano", num_classes: int = 1, p2: bool = False):
         super().__init__()
         s = _size(size)
-        self.size, self.num_classes, self.strides = size, num_classes, tuple(strides)
+        strides = (4, 8, 16, 32) if p2 else (8, 16, 32)
+        self.size, self.num_classes, self.strides, self.p2 = size, num_classes, strides, bool(p2)
         self.backbone = CSPDarknet(s.depth, s.width, s.depthwise)
-        self.neck = PAFPN(s.depth, self.backbone.out_channels, s.depthwise)
-        self.head = YOLOXHead(num_classes, s.width, self.backbone.out_channels, strides, s.depthwise)
+        p2_channels = self.backbone.dark2_channels if p2 else 0
+        self.neck = PAFPN(s.depth, self.backbone.out_channels, s.depthwise, p2_channels=p2_channels)
+        levels = ((p2_channels,) if p2 else ()) + tuple(self.backbone.out_channels)
+        self.head = YOLOXHead(num_classes, s.width, levels, strides, s.depthwise)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.head(self.neck(self.backbone(x)))
@@ -73,5 +79,6 @@ class YOLOX(nn.Module):
         return self
 
 
-def build_model(size: str = "nano", num_classes: int = 1) -> YOLOX:
-    return YOLOX(size, num_classes)
+def build_model(size: str = "nano", num_classes: int = 1, p2: bool = False) -> YOLOX:
+    """A YOLOX of a preset size; ``p2`` adds a stride-4 level (neck + head) for objects under ~8 px."""
+    return YOLOX(size, num_classes, p2)

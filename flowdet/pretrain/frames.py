@@ -13,12 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-import click
 import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from flowdet import log
+from flowdet.errors import DataError
 from flowdet.pretrain.mine import IMAGE_EXTS, MANIFEST, read_manifest
 
 
@@ -28,7 +29,7 @@ def resolve_frames(sources: list[str]) -> list[Path]:
     for raw in sources:
         p = Path(raw)
         if not p.exists():
-            raise click.ClickException(f"{p}: frames source not found (folder, manifest.jsonl, .txt or COCO .json)")
+            raise DataError(f"{p}: frames source not found (folder, manifest.jsonl, .txt or COCO .json)")
         if p.is_dir():
             if (p / MANIFEST).is_file():
                 out += [Path(r["path"]) for r in read_manifest(p / MANIFEST)]
@@ -44,17 +45,17 @@ def resolve_frames(sources: list[str]) -> list[Path]:
         elif p.suffix.lower() in IMAGE_EXTS:
             out.append(p)
         else:
-            raise click.ClickException(f"{p}: unsupported frames source (folder, manifest.jsonl, .txt, .json, image)")
+            raise DataError(f"{p}: unsupported frames source (folder, manifest.jsonl, .txt, .json, image)")
     seen, uniq = set(), []
     for f in (p.resolve() for p in out):  # the same file reached twice (a list and a folder) counts once
         if f not in seen:
             seen.add(f)
             uniq.append(f)
     if not uniq:
-        raise click.ClickException(f"{', '.join(sources)}: no frames found")
+        raise DataError(f"{', '.join(sources)}: no frames found")
     missing = [f for f in uniq if not f.exists()]
     if missing:
-        raise click.ClickException(f"{missing[0]}: frame listed but missing ({len(missing)} missing in all)")
+        raise DataError(f"{missing[0]}: frame listed but missing ({len(missing)} missing in all)")
     from flowdet.data.imread import ImageReadError, SkipLog, image_size
 
     skipped, usable = SkipLog("frame"), []
@@ -65,10 +66,8 @@ def resolve_frames(sources: list[str]) -> list[Path]:
         except ImageReadError as e:
             skipped.add(f, e.reason)
     if skipped:
-        click.echo(f"warning: {skipped.summary()}", err=True)
+        log.warn(skipped.summary())
     if not usable:
-        from flowdet.errors import DataError
-
         raise DataError(f"no readable frames ({skipped.summary()})", path=", ".join(sources))
     return usable
 
@@ -78,7 +77,7 @@ def _coco_images(path: Path) -> list[Path]:
 
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise click.ClickException(f"{path}: 'images' must be a list")
+        raise DataError(f"{path}: 'images' must be a list")
     root = default_images_dir(path)
     return [root / im["file_name"] for im in data["images"] if "#" not in str(im.get("file_name", "#"))]
 
@@ -124,7 +123,7 @@ class FrameStore:
             img = _decode(self.items[i])
         except ImageReadError as e:  # one bad file must not end the run: a grey frame stands in
             if i not in self.bad:
-                click.echo(f"warning: {e} (skipped: a grey frame without boxes stands in)", err=True)
+                log.warn(f"{e} (skipped: a grey frame without boxes stands in)", all_ranks=True)
             self.bad.add(i)
             img = np.full((self.frame_size * 9 // 16, self.frame_size, 3), 114, np.uint8)
         item = resize_long(img, self.frame_size)

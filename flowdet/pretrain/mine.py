@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import click
 import cv2
 import numpy as np
 
+from flowdet.errors import DataError, InputError
 from flowdet.utils import atomic_write_bytes, atomic_write_json
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
@@ -59,14 +59,12 @@ def expand_sources(paths: list[str | Path]) -> list[Source]:
     for raw in paths:
         p = Path(raw)
         if not p.exists():
-            raise click.ClickException(f"{p}: no such video or folder")
+            raise DataError(f"{p}: no such video or folder")
         if not p.is_file() and not p.is_dir():
-            from flowdet.errors import DataError
-
             raise DataError("not a regular file or a folder (not opened)", path=p)
         if p.is_file():
             if p.suffix.lower() not in VIDEO_EXTS:
-                raise click.ClickException(f"{p}: not a video ({', '.join(VIDEO_EXTS)}) or a folder")
+                raise DataError(f"{p}: not a video ({', '.join(VIDEO_EXTS)}) or a folder")
             out.append(Source("video", p, str(p.resolve())))
             continue
         videos = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTS)
@@ -74,7 +72,7 @@ def expand_sources(paths: list[str | Path]) -> list[Source]:
         if _list_images(p):
             out.append(Source("images", p, str(p.resolve())))
         if not videos and not _list_images(p):
-            raise click.ClickException(f"{p}: folder holds no videos or images")
+            raise DataError(f"{p}: folder holds no videos or images")
     return out
 
 
@@ -137,11 +135,11 @@ class FrameSampler:
 
     def __init__(self, every: int | None = None, fps: float | None = None):
         if every is not None and fps is not None:
-            raise click.UsageError("give --every or --fps, not both")
+            raise InputError("give --every or --fps, not both")
         if every is not None and every < 1:
-            raise click.UsageError(f"--every must be >= 1, got {every}")
+            raise InputError(f"--every must be >= 1, got {every}")
         if fps is not None and fps <= 0:
-            raise click.UsageError(f"--fps must be > 0, got {fps}")
+            raise InputError(f"--fps must be > 0, got {fps}")
         self.every, self.target_fps, self.fps = every or 1, fps, 0.0
         self._next_t = 0.0
 
@@ -221,9 +219,9 @@ def mine(sources: list[str | Path], out: str | Path, every: int | None = None, f
     from tqdm import tqdm
 
     if dedupe < 0 or dedupe >= 1:
-        raise click.UsageError(f"--dedupe must be in [0, 1), got {dedupe}")
+        raise InputError(f"--dedupe must be in [0, 1), got {dedupe}")
     if max_frames is not None and max_frames < 1:
-        raise click.UsageError(f"--max-frames must be >= 1, got {max_frames}")
+        raise InputError(f"--max-frames must be >= 1, got {max_frames}")
     srcs = expand_sources(list(sources))
     from flowdet import validate
 

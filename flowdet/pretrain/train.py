@@ -17,19 +17,19 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
-import click
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from flowdet import __version__
+from flowdet import __version__, log
 from flowdet.config import save_config, to_dict
 from flowdet.engine import dist
 from flowdet.engine.checkpoint import (load_checkpoint, remove_stale_temps, rng_state, save_checkpoint, seed_everything,
                                        set_rng_state, unwrap)
 from flowdet.engine.logger import MetricsLog
 from flowdet.engine.schedule import WarmupCosine, param_groups, set_lr
+from flowdet.errors import DataError, FlowdetError, ModelFileError
 from flowdet.models import build_backbone
 from flowdet.pretrain.config import PretrainConfig, validate
 from flowdet.pretrain.crops import CenterPatchSampler, PatchGridSampler, ViewSampler
@@ -71,7 +71,7 @@ def build_datasets(cfg: PretrainConfig) -> tuple[Any, Any, dict]:
     coco = load_coco(d.ann, d.images or None, check_images=False)
     recs = [r for r in coco.records if r.width > 0 and r.height > 0]
     if len(recs) < 2:
-        raise click.ClickException(f"{d.ann}: center-loss needs at least 2 images (train + held-out)")
+        raise DataError(f"{d.ann}: center-loss needs at least 2 images (train + held-out)")
     # split BY IMAGE: no image contributes patches to both sides (the study split by patch)
     order = np.random.default_rng(seed).permutation(len(recs))
     n_val = min(len(recs) - 1, max(1, round(m.val_fraction * len(recs))))
@@ -91,13 +91,11 @@ def build_datasets(cfg: PretrainConfig) -> tuple[Any, Any, dict]:
         return sum(len(rel(recs[i])) for i in ids)
 
     if n_boxes(train_ids) == 0:
-        from flowdet.errors import DataError
-
         raise DataError(f"no (non-ignore) boxes in the {len(train_ids)} training images: center-loss learns "
                         "object vs background patches and needs labelled boxes", path=d.ann)
     if n_boxes(val_ids) == 0:
-        click.echo(f"warning: {d.ann}: the {len(val_ids)} held-out image(s) have no boxes; their accuracy "
-                   "measures background patches only", err=True)
+        log.warn(f"{d.ann}: the {len(val_ids)} held-out image(s) have no boxes; their accuracy "
+                 "measures background patches only")
     info = {"images_train": len(train_ids), "images_val": len(val_ids),
             "val_image_ids": [recs[i].image_id for i in val_ids]}
     return subset(train_ids, True, False), subset(val_ids, False, True), info
@@ -169,11 +167,11 @@ def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | No
     if t_cfg.resume:
         ckpt_path = out / "last.pt"
         if not ckpt_path.is_file():
-            raise click.ClickException(f"{ckpt_path}: nothing to resume (train.resume is set)")
+            raise ModelFileError(f"{ckpt_path}: nothing to resume (train.resume is set)")
         ckpt = load_checkpoint(ckpt_path, map_location="cpu")
         if ckpt.get("method") != cfg.method.name or ckpt.get("model_size") != cfg.model.size:
-            raise click.ClickException(f"{ckpt_path}: was {ckpt.get('method')}/{ckpt.get('model_size')}, "
-                                       f"config asks {cfg.method.name}/{cfg.model.size}")
+            raise ModelFileError(f"{ckpt_path}: was {ckpt.get('method')}/{ckpt.get('model_size')}, "
+                                 f"config asks {cfg.method.name}/{cfg.model.size}")
         try:
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
@@ -182,8 +180,6 @@ def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | No
             set_rng_state(states[rank] if ckpt.get("world_size") == world else states[0])
             start_epoch = int(ckpt["epoch"]) + 1
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
-            from flowdet.errors import ModelFileError
-
             first = (str(e).strip().splitlines() or [""])[0][:160]
             raise ModelFileError(f"not a resumable pretraining checkpoint ({type(e).__name__}: {first})",
                                  path=ckpt_path) from None
@@ -193,7 +189,7 @@ def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | No
     if dist.is_main():
         out.mkdir(parents=True, exist_ok=True)
         for f in remove_stale_temps(out, ("last.pt", "backbone.pt", "config.yaml", "summary.json", "split.json")):
-            click.echo(f"removed {f}, left by an interrupted checkpoint write", err=True)
+            log.info(f"removed {f}, left by an interrupted checkpoint write")
         save_config(cfg, out / "config.yaml")
         if "val_image_ids" in data_info:  # the by-image split, for the record
             atomic_write_json(out / "split.json", {"val_image_ids": data_info["val_image_ids"]})
@@ -219,8 +215,8 @@ def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | No
                 outs = ddp_model(_to(batch, device))
             loss = outs["loss"]
             if not torch.isfinite(loss):
-                raise click.ClickException(f"{cfg.method.name}: loss is {loss.item()} at epoch {epoch} step {step} "
-                                           f"(try a lower train.lr)")
+                raise FlowdetError(f"{cfg.method.name}: loss is {loss.item()} at epoch {epoch} step {step} "
+                                   f"(try a lower train.lr)")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if t_cfg.grad_clip > 0:

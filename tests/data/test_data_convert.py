@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import click
 import cv2
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ import yaml
 from flowdet.data.coco import load_coco
 from flowdet.data.voc import voc_to_coco, write_voc_xml
 from flowdet.data.yolo import coco_to_yolo, yolo_to_coco
+from flowdet.errors import DataError
 
 W, H = 100, 80
 
@@ -71,7 +71,7 @@ def test_voc_malformed_xml(voc):
     coco, report = voc_to_coco(voc / "annotations", voc / "images")  # the other files still convert
     assert report.images_skipped == 1 and "f0.xml: xml: invalid XML at line 1" in str(report.problems[0])
     assert len(coco["images"]) == report.images_total - 1
-    with pytest.raises(click.ClickException, match=r"f0.xml: xml: invalid XML at line 1"):
+    with pytest.raises(DataError, match=r"f0.xml: xml: invalid XML at line 1"):
         report.raise_if(True)  # --strict
 
 
@@ -139,5 +139,5 @@ def test_yolo_label_lines(tmp_path):
     assert coco["annotations"][1]["category_id"] == 2
     np.testing.assert_allclose(boxes[2], [85, 32, 15, 16])
     assert report.boxes_dropped == 3 and report.boxes_clipped == 1
-    with pytest.raises(click.ClickException, match="no 'train' split"):
+    with pytest.raises(DataError, match="no 'train' split"):
         yolo_to_coco(tmp_path / "data.yaml", "train")

@@ -4,13 +4,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import click
 import cv2
 import numpy as np
 import pytest
 
 from flowdet.data.coco import load_coco
 from flowdet.data.synth import SynthConfig, generate
+from flowdet.errors import InputError
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -81,5 +81,5 @@ def test_video_ground_truth_format(tmp_path):
 @pytest.mark.parametrize("field, value", [("min_size", 0.5), ("max_size", 500.0), ("num_images", -1),
                                           ("objects_per_image", (5, 2)), ("fps", 0.0)])
 def test_invalid_config_names_the_field(field, value):
-    with pytest.raises(click.ClickException, match=field):
+    with pytest.raises(InputError, match=field):
         SynthConfig(**{field: value}).validate()

@@ -43,8 +43,8 @@ def folder(tmp_path_factory) -> Path:
 
 
 def test_torch_predictor_implements_the_protocol(ckpt, folder):
-    from flowdet.detect.predict import TorchPredictor
-    from flowdet.predictor import load_predictor
+    from flowdet.detect.torch_predictor import TorchPredictor
+    from flowdet.runtime.predictor import load_predictor
 
     p = load_predictor(str(ckpt), img_size=128)
     assert isinstance(p, TorchPredictor) and p.names == ["bottle"] and p.img_size == (128, 128)

@@ -7,16 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from flowdet.cli import main  # noqa: E402
 from flowdet.config import load_config  # noqa: E402
+from flowdet.detect.backbone import load_backbone  # noqa: E402
 from flowdet.detect.config import DetectConfig  # noqa: E402
-from flowdet.detect.train import load_backbone, train  # noqa: E402
+from flowdet.detect.train import train  # noqa: E402
 from flowdet.engine.checkpoint import load_checkpoint  # noqa: E402
+from flowdet.errors import ModelFileError  # noqa: E402
 from flowdet.models import build_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -132,10 +133,10 @@ def test_load_backbone_reports_and_fails_loudly(tmp_path):
     assert report["loaded"] == len(model.backbone.state_dict()) and report["missing"] == []
     assert report["unexpected"] == ["projector.weight"] and report["method"] == "patch-contrast"
     assert torch.equal(model.backbone.stem.conv.conv.weight, expected)
-    with pytest.raises(click.ClickException, match="model size 'tiny'"):
+    with pytest.raises(ModelFileError, match="model size 'tiny'"):
         load_backbone(model, _backbone_artifact(tmp_path / "tiny.pt", "tiny"))
     torch.save({"model_size": "nano", "state_dict": {"foo": torch.zeros(1)}}, tmp_path / "nomatch.pt")
-    with pytest.raises(click.ClickException, match="no key matches"):
+    with pytest.raises(ModelFileError, match="no key matches"):
         load_backbone(model, tmp_path / "nomatch.pt")
 
 
@@ -204,6 +205,8 @@ def test_nano_overfits_eight_synthetic_images(tmp_path_factory):
     assert float(rows[-1]["loss"]) < 0.5 * float(rows[0]["loss"])
     assert int(rows[-1]["dropped_tiny"]) == 0
     # the defect CIoU corrects — positives whose predicted box misses its target — falls over training
+    # (measured against the first epochs' peak: the early mean also holds epochs where one lucky
+    # assignment leaves no miss at all, which made the mean-vs-mean check flip with torch versions)
     miss = [float(r["miss_share"]) for r in rows]
     early, late = miss[:10], miss[-10:]
-    assert max(early) > 0 and sum(late) / len(late) < sum(early) / len(early), miss
+    assert max(early) > 0 and sum(late) / len(late) < 0.5 * max(early), miss

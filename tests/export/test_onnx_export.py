@@ -29,8 +29,8 @@ def test_metadata_round_trip(nano_onnx, nano_ckpt):
     import torch
 
     from flowdet import __version__
-    from flowdet.export.metadata import ModelMeta
-    from flowdet.export.runtime import OnnxPredictor
+    from flowdet.runtime.metadata import ModelMeta
+    from flowdet.runtime.onnx_runtime import OnnxPredictor
 
     props = {p.key: p.value for p in onnx.load(str(nano_onnx)).metadata_props}
     meta = ModelMeta.from_props(props)
@@ -50,7 +50,7 @@ def test_parity_real_images(nano_ckpt, nano_onnx, grogol_val):
     """Raw outputs within tolerance and identical detections after NMS, on real frames when present."""
     from flowdet.detect.io import model_from_checkpoint
     from flowdet.export.parity import check_parity, load_images
-    from flowdet.export.runtime import OnnxPredictor
+    from flowdet.runtime.onnx_runtime import OnnxPredictor
 
     images, kind = load_images(grogol_val, 3)
     model, _ = model_from_checkpoint(nano_ckpt)
@@ -68,7 +68,7 @@ def test_onnx_predict_matches_torch_predict(nano_ckpt, nano_onnx, grogol_val):
     from flowdet.data.letterbox import preprocess_batch
     from flowdet.detect.io import model_from_checkpoint, torch_predict_arrays
     from flowdet.export.parity import load_images
-    from flowdet.export.runtime import OnnxPredictor
+    from flowdet.runtime.onnx_runtime import OnnxPredictor
     from flowdet.ops.postprocess import postprocess
 
     images, _ = load_images(grogol_val, 2)
@@ -88,7 +88,7 @@ def test_onnx_predict_matches_torch_predict(nano_ckpt, nano_onnx, grogol_val):
 def test_dynamic_batch_equals_single(nano_onnx):
     from flowdet.data.letterbox import preprocess_batch
     from flowdet.export.parity import synthetic_images
-    from flowdet.export.runtime import OnnxPredictor
+    from flowdet.runtime.onnx_runtime import OnnxPredictor
 
     pred = OnnxPredictor(nano_onnx, max_batch=2)  # 3 images → chunks of 2 + 1
     assert pred.dynamic_batch
@@ -104,7 +104,7 @@ def test_static_batch_half_and_simplify_note(nano_ckpt, tmp_path):
     """Static batch loops over images; --half keeps float32 I/O; --simplify degrades to a note."""
     from flowdet.export.onnx_export import export_onnx
     from flowdet.export.parity import synthetic_images
-    from flowdet.export.runtime import OnnxPredictor
+    from flowdet.runtime.onnx_runtime import OnnxPredictor
 
     lines: list[str] = []
     res = export_onnx(nano_ckpt, tmp_path / "h.onnx", half=True, simplify=True, log=lines.append)
@@ -118,13 +118,12 @@ def test_static_batch_half_and_simplify_note(nano_ckpt, tmp_path):
 
 
 def test_parity_failure_exits_and_writes_nothing(nano_ckpt, tmp_path, monkeypatch):
-    import click
-
+    from flowdet.errors import FlowdetError
     from flowdet.export import parity
     from flowdet.export.onnx_export import export_onnx
 
     monkeypatch.setitem(parity.TOLERANCES, "fp32", {"scores": 0.0, "boxes_raw": 0.0, "unmatched": 0.0})
-    with pytest.raises(click.ClickException, match="parity check failed"):
+    with pytest.raises(FlowdetError, match="parity check failed"):
         export_onnx(nano_ckpt, tmp_path / "m.onnx", log=lambda m: None)
     assert not list(tmp_path.iterdir())  # neither the model nor a temp file is left behind
 

@@ -74,9 +74,9 @@ def test_resolve_frames_sources(tmp_path):
     (tmp_path / "images").symlink_to(tmp_path / "d")
     got = resolve_frames([str(tmp_path / "d"), str(tmp_path / "list.txt"), str(tmp_path / "coco.json")])
     assert [p.name for p in got] == ["0.jpg", "1.jpg", "2.jpg"]  # duplicates (also via a symlink) once
-    import click
+    from flowdet.errors import DataError
 
-    with pytest.raises(click.ClickException):
+    with pytest.raises(DataError):
         resolve_frames([str(tmp_path / "nope")])
 
 

@@ -39,7 +39,7 @@ def test_artifacts_and_backbone_handoff(synth_frames, tmp_path, method):
     model = build_model("nano", 1)
     model.backbone.load_state_dict(art["state_dict"], strict=True)
     try:
-        from flowdet.detect.train import load_backbone
+        from flowdet.detect.backbone import load_backbone
     except ImportError:  # the detector side not present in this checkout
         return
     fresh = build_model("nano", 1)

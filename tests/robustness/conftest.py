@@ -66,9 +66,13 @@ def _one_thread():
 @pytest.fixture(scope="session")
 def ckpt64(tmp_path_factory) -> Path:
     """A random-init nano checkpoint at 64 px (tests/export's recipe, smaller)."""
-    from export.conftest import make_checkpoint
+    import importlib.util
 
-    return make_checkpoint(tmp_path_factory.mktemp("rob_ckpt") / "nano64.pt", img_size=64)
+    # the shared recipe of tests/conftest.py (a plain function, not a fixture), loaded by path
+    spec = importlib.util.spec_from_file_location("_flowdet_tests_conftest", Path(__file__).parents[1] / "conftest.py")
+    shared = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shared)
+    return shared.make_checkpoint(tmp_path_factory.mktemp("rob_ckpt") / "nano64.pt", img_size=64)
 
 
 @pytest.fixture(scope="session")

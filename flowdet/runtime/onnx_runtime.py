@@ -1,7 +1,7 @@
 """Torch-free ONNX Runtime predictor: the edge box's inference path.
 
 Imports only numpy, cv2 (through flowdet.data.letterbox), onnxruntime and flowdet's torch-free
-modules; ``tests/export/test_runtime.py`` proves it runs with torch unimportable. Everything the
+modules; ``tests/runtime/test_torch_free.py`` proves it imports with torch unimportable. Everything the
 predictor needs (class names, input size, letterbox contract) comes from the model's metadata.
 """
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import click
 import numpy as np
 import onnxruntime as ort
 
-from flowdet.export.backend import BatchedPredictor
-from flowdet.export.metadata import ModelMeta
+from flowdet.errors import InputError, ModelFileError
+from flowdet.runtime.backend import BatchedPredictor
+from flowdet.runtime.metadata import ModelMeta
 
 _SHORT = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 _ORT_DTYPE = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -32,7 +32,7 @@ def resolve_providers(providers: Sequence[str] | str | None) -> list[str]:
     for p in providers:
         name = _SHORT.get(p.lower(), p)
         if name not in available:
-            raise click.ClickException(
+            raise InputError(
                 f"onnxruntime provider '{p}' is not available in this build (available: {', '.join(available)})")
         out.append(name)
     if "CPUExecutionProvider" not in out:
@@ -54,7 +54,7 @@ def session_options(threads: int | None = None, spinning: bool = True) -> ort.Se
 
 
 class OnnxPredictor(BatchedPredictor):
-    """:class:`flowdet.predictor.Predictor` on ONNX Runtime.
+    """:class:`flowdet.runtime.predictor.Predictor` on ONNX Runtime.
 
     ``providers``: None/"auto" (CUDA if available, else CPU), or names ("cpu", "cuda", "tensorrt" or
     full EP names). ``threads``: intra-op threads (None = onnxruntime's default, all cores).
@@ -67,7 +67,7 @@ class OnnxPredictor(BatchedPredictor):
                  spinning: bool = True, max_batch: int = 8):
         self.path = Path(path)
         if not self.path.is_file():
-            raise click.ClickException(f"{self.path}: model not found")
+            raise ModelFileError(f"{self.path}: model not found")
         chosen = resolve_providers(providers)
         so = session_options(threads, spinning)
         try:
@@ -80,7 +80,7 @@ class OnnxPredictor(BatchedPredictor):
                     raise
         except Exception as e:  # onnxruntime raises its own exception types for bad files
             msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            raise click.ClickException(f"{self.path}: not a loadable ONNX model ({msg})") from None
+            raise ModelFileError(f"{self.path}: not a loadable ONNX model ({msg})") from None
         props = dict(self.session.get_modelmeta().custom_metadata_map)
         self.meta = ModelMeta.from_props(props, source=str(self.path))
         self.names, self.cat_ids = self.meta.names, self.meta.cat_ids
@@ -89,7 +89,7 @@ class OnnxPredictor(BatchedPredictor):
         self.input_name = inp.name
         self.output_names = [o.name for o in self.session.get_outputs()]
         if self.output_names[:2] != ["boxes", "scores"]:
-            raise click.ClickException(f"{self.path}: outputs are {self.output_names}, expected ['boxes', 'scores']")
+            raise ModelFileError(f"{self.path}: outputs are {self.output_names}, expected ['boxes', 'scores']")
         from flowdet import validate
 
         validate.onnx_io(self.session.get_inputs(), self.session.get_outputs(), self.meta, str(self.path))

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from flowdet.export.tiles import TiledPredictor, merge, tile_windows, weighted_box_fusion
+from flowdet.runtime.tiles import TiledPredictor, merge, tile_windows, weighted_box_fusion
 from flowdet.ops.postprocess import Detections
 
 
@@ -96,7 +96,7 @@ def test_cut_objects_dropped_at_inner_tile_edges():
 
 def test_tiles_batch_through_dynamic_onnx(nano_onnx):
     from flowdet.export.parity import synthetic_images
-    from flowdet.export.runtime import OnnxPredictor
+    from flowdet.runtime.onnx_runtime import OnnxPredictor
 
     p = OnnxPredictor(nano_onnx, threads=1, max_batch=4)
     runs = []
@@ -112,7 +112,7 @@ def test_tiles_batch_through_dynamic_onnx(nano_onnx):
 
 def test_tiled_predictor_keeps_the_models_category_ids(nano_onnx):
     """COCO results from a tiled run must name the model's category ids (regression: AP was 0)."""
-    from flowdet.export.runtime import OnnxPredictor
+    from flowdet.runtime.onnx_runtime import OnnxPredictor
 
     base = OnnxPredictor(nano_onnx)
     assert TiledPredictor(base, 160).cat_ids == base.cat_ids

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from cli_helpers import run_cli
 
-from flowdet.export.sources import SourceError
-from flowdet.export.stream import run_stream
+from flowdet.runtime.sources import SourceError
+from flowdet.runtime.stream import run_stream
 
 REPO = Path(__file__).resolve().parents[2]
 SUMMARY_KEYS = {"frames", "frames_read", "dropped", "reconnects", "detections", "det_per_frame", "fps", "seconds",

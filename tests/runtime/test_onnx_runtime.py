@@ -5,24 +5,13 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
-import click
 import numpy as np
 import pytest
+from no_torch import BLOCK_TORCH as _BLOCK_TORCH
+from no_torch import REPO
 
-REPO = Path(__file__).resolve().parents[2]
-
-# Blocks torch (and torchvision) at import time the way a torch-less edge box would.
-_BLOCK_TORCH = textwrap.dedent("""
-    import importlib.abc, sys
-    class _NoTorch(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith(("torch.", "torchvision")):
-                raise ModuleNotFoundError(f"No module named '{name}' (blocked by the test)")
-            return None
-    sys.meta_path.insert(0, _NoTorch())
-""")
+from flowdet.errors import InputError, MissingDependency, ModelFileError
 
 
 def test_runtime_runs_without_torch(nano_onnx, small_video, tmp_path):
@@ -34,10 +23,10 @@ def test_runtime_runs_without_torch(nano_onnx, small_video, tmp_path):
             raise SystemExit("torch import was not blocked")
         except ModuleNotFoundError:
             pass
-        from flowdet.predictor import load_predictor
-        from flowdet.export.runtime import OnnxPredictor
-        from flowdet.export.tiles import TiledPredictor
-        from flowdet.export.stream import run_stream
+        from flowdet.runtime.predictor import load_predictor
+        from flowdet.runtime.onnx_runtime import OnnxPredictor
+        from flowdet.runtime.tiles import TiledPredictor
+        from flowdet.runtime.stream import run_stream
         p = load_predictor({str(nano_onnx)!r}, threads=1)
         assert isinstance(p, OnnxPredictor), type(p)
         cap = cv2.VideoCapture({str(small_video)!r}); ok, img = cap.read(); assert ok
@@ -55,7 +44,7 @@ def test_runtime_runs_without_torch(nano_onnx, small_video, tmp_path):
 
 def test_cli_import_is_torch_free():
     r = subprocess.run([sys.executable, "-c", _BLOCK_TORCH + "import flowdet.cli, flowdet.commands.export, "
-                        "flowdet.export.stream, flowdet.export.tensorrt\nprint('ok')"],
+                        "flowdet.runtime.stream, flowdet.runtime.tensorrt, flowdet.export.tensorrt\nprint('ok')"],
                        capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
 
@@ -65,7 +54,7 @@ def test_predict_maps_to_original_pixels(nano_onnx):
     import cv2
 
     from flowdet.export.parity import synthetic_images
-    from flowdet.export.runtime import OnnxPredictor
+    from flowdet.runtime.onnx_runtime import OnnxPredictor
 
     p = OnnxPredictor(nano_onnx, threads=1)
     img = synthetic_images(1, (240, 320))[0]
@@ -79,7 +68,7 @@ def test_predict_maps_to_original_pixels(nano_onnx):
 
 
 def test_empty_batch_and_repr(nano_onnx):
-    from flowdet.export.runtime import OnnxPredictor
+    from flowdet.runtime.onnx_runtime import OnnxPredictor
 
     p = OnnxPredictor(nano_onnx, threads=1, spinning=False)
     assert p.predict([]) == []
@@ -88,40 +77,40 @@ def test_empty_batch_and_repr(nano_onnx):
 
 
 def test_unavailable_provider_is_a_user_error(nano_onnx):
-    from flowdet.export.runtime import OnnxPredictor, resolve_providers
+    from flowdet.runtime.onnx_runtime import OnnxPredictor, resolve_providers
 
     assert resolve_providers(None)[-1] == "CPUExecutionProvider"
     assert resolve_providers("cpu") == ["CPUExecutionProvider"]
     import onnxruntime as ort
 
     if "TensorrtExecutionProvider" not in ort.get_available_providers():
-        with pytest.raises(click.ClickException, match="'tensorrt' is not available"):
+        with pytest.raises(InputError, match="'tensorrt' is not available"):
             OnnxPredictor(nano_onnx, providers="tensorrt")
 
 
 def test_bad_files_are_user_errors(tmp_path, nano_onnx):
     import onnx
 
-    from flowdet.export.runtime import OnnxPredictor
+    from flowdet.runtime.onnx_runtime import OnnxPredictor
 
-    with pytest.raises(click.ClickException, match="model not found"):
+    with pytest.raises(ModelFileError, match="model not found"):
         OnnxPredictor(tmp_path / "missing.onnx")
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x00not onnx")
-    with pytest.raises(click.ClickException, match="not a loadable ONNX model"):
+    with pytest.raises(ModelFileError, match="not a loadable ONNX model"):
         OnnxPredictor(junk)
     m = onnx.load(str(nano_onnx))
     del m.metadata_props[:]
     bare = tmp_path / "bare.onnx"
     onnx.save(m, str(bare))
-    with pytest.raises(click.ClickException, match="no flowdet metadata"):
+    with pytest.raises(ModelFileError, match="no flowdet metadata"):
         OnnxPredictor(bare)
     entry = m.metadata_props.add()
     entry.key, entry.value = "names", "[not json"
     entry = m.metadata_props.add()
     entry.key, entry.value = "img_size", "[320, 320]"
     onnx.save(m, str(bare))
-    with pytest.raises(click.ClickException, match="'names' is not valid json"):
+    with pytest.raises(ModelFileError, match="'names' is not valid json"):
         OnnxPredictor(bare)
 
 
@@ -131,8 +120,8 @@ def test_engine_predictor_without_tensorrt(tmp_path):
         pytest.skip("tensorrt is installed here")
     except ImportError:
         pass
-    from flowdet.predictor import load_predictor
+    from flowdet.runtime.predictor import load_predictor
 
-    with pytest.raises(click.ClickException) as e:
+    with pytest.raises(MissingDependency) as e:
         load_predictor(str(tmp_path / "m.engine"))
     assert e.value.exit_code == 2 and "TensorRT" in e.value.message

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
+from flowdet.errors import ModelFileError
 
 FORMAT_VERSION = "1"
 LETTERBOX = {"align": "top-left", "pad": 114, "color": "BGR", "range": [0, 255], "layout": "NCHW", "dtype": "float32"}
@@ -67,7 +67,7 @@ class ModelMeta:
     def from_props(cls, props: dict[str, str], source: str = "model") -> "ModelMeta":
         """Parse ``metadata_props``; a missing or malformed field is a one-line user error."""
         if "names" not in props or "img_size" not in props:
-            raise click.ClickException(
+            raise ModelFileError(
                 f"{source}: no flowdet metadata (names/img_size) in the model; export it with `flowdet export`")
 
         def field_json(key: str, default: Any = None) -> Any:
@@ -76,12 +76,12 @@ class ModelMeta:
             try:
                 return json.loads(props[key])
             except json.JSONDecodeError:
-                raise click.ClickException(f"{source}: metadata field '{key}' is not valid json") from None
+                raise ModelFileError(f"{source}: metadata field '{key}' is not valid json") from None
 
         names = field_json("names")
         size = field_json("img_size")
         if not isinstance(names, list) or not (isinstance(size, list) and len(size) == 2):
-            raise click.ClickException(f"{source}: metadata fields 'names'/'img_size' are malformed")
+            raise ModelFileError(f"{source}: metadata fields 'names'/'img_size' are malformed")
         lb = field_json("letterbox", dict(LETTERBOX))
         from flowdet import validate
 
@@ -90,7 +90,7 @@ class ModelMeta:
                                                                   if k in props}}, source)
         if lb.get("align") != "top-left" or lb.get("color") != "BGR" or lb.get("pad", -1) != 114:
             # The runtime implements exactly one preprocessing; refuse a model that expects another.
-            raise click.ClickException(f"{source}: metadata field 'letterbox' = {lb} is not the flowdet contract")
+            raise ModelFileError(f"{source}: metadata field 'letterbox' = {lb} is not the flowdet contract")
         return cls(
             names=[str(n) for n in names],
             cat_ids=[int(c) for c in field_json("cat_ids", list(range(1, len(names) + 1)))],
@@ -120,9 +120,9 @@ def write_sidecar(engine: str | Path, meta: ModelMeta) -> Path:
 def read_sidecar(engine: str | Path) -> ModelMeta:
     p = sidecar_path(engine)
     if not p.is_file():
-        raise click.ClickException(f"{p}: engine metadata not found (written by `flowdet export --format engine`)")
+        raise ModelFileError(f"{p}: engine metadata not found (written by `flowdet export --format engine`)")
     try:
         props = json.loads(p.read_text())
     except json.JSONDecodeError:
-        raise click.ClickException(f"{p}: not valid json") from None
+        raise ModelFileError(f"{p}: not valid json") from None
     return ModelMeta.from_props({k: str(v) for k, v in props.items()}, source=str(p))

@@ -3,7 +3,7 @@
 At 640 px input a 1920×1080 frame is shrunk 3×, so a 12 px bottle becomes 4 px — below what the
 stride-8 head resolves. Tiles of ``tile`` px (native resolution when ``tile`` equals the model
 input) keep small objects at full size; the full frame keeps the large ones. Works for any
-:class:`flowdet.predictor.Predictor`: every crop of every image goes to one ``predict`` call, and the
+:class:`flowdet.runtime.predictor.Predictor`: every crop of every image goes to one ``predict`` call, and the
 backend batches them (OnnxPredictor with a dynamic batch axis runs chunks, a fixed-batch model loops).
 Torch-free.
 """
@@ -24,14 +24,17 @@ def _starts(length: int, tile: int, overlap: float) -> list[int]:
     return starts + [length - tile]  # the last tile is flush with the edge, never padded
 
 
-def tile_windows(height: int, width: int, tile: int, overlap: float = 0.2) -> list[tuple[int, int, int, int]]:
-    """Windows (x0, y0, x1, y1) of at most ``tile``×``tile`` covering the image with ≥ ``overlap``."""
-    if tile < 32:
+def tile_windows(height: int, width: int, tile: int | tuple[int, int],
+                 overlap: float = 0.2) -> list[tuple[int, int, int, int]]:
+    """Windows (x0, y0, x1, y1) of at most ``tile`` px (a side, or (H, W) for a rectangular model
+    input) covering the image with ≥ ``overlap``."""
+    th, tw = (tile, tile) if isinstance(tile, int) else (int(tile[0]), int(tile[1]))
+    if min(th, tw) < 32:
         raise ValueError(f"tile must be >= 32 px, got {tile}")
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
-    return [(x, y, min(x + tile, width), min(y + tile, height))
-            for y in _starts(height, tile, overlap) for x in _starts(width, tile, overlap)]
+    return [(x, y, min(x + tw, width), min(y + th, height))
+            for y in _starts(height, th, overlap) for x in _starts(width, tw, overlap)]
 
 
 def _edge_mask(boxes: np.ndarray, win: tuple[int, int, int, int], size: tuple[int, int], margin: float) -> np.ndarray:
@@ -109,12 +112,13 @@ class TiledPredictor:
     dropped (a cut-off object, seen whole by a neighbour or the full frame).
     """
 
-    def __init__(self, base, tile: int, overlap: float = 0.2, full_frame: bool = True, merge: str = "nms",
+    def __init__(self, base, tile: int | tuple[int, int], overlap: float = 0.2, full_frame: bool = True, merge: str = "nms",
                  merge_iou: float | None = None, edge_margin: float = 2.0):
         tile_windows(tile, tile, tile, overlap)  # validates tile / overlap early
         if merge not in ("nms", "wbf"):
             raise ValueError(f"merge method must be 'nms' or 'wbf', got {merge!r}")
-        self.base, self.tile, self.overlap = base, int(tile), float(overlap)
+        self.base, self.overlap = base, float(overlap)
+        self.tile = int(tile) if isinstance(tile, int) else (int(tile[0]), int(tile[1]))
         self.full_frame, self.merge, self.merge_iou, self.edge_margin = full_frame, merge, merge_iou, edge_margin
         self.names, self.img_size = base.names, base.img_size
         # results must carry the model's COCO category ids, not class indices (else AP is 0)

@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import click
 import cv2
 import numpy as np
 
-from flowdet.export.sources import Frame, FrameSource, SourceError, open_source
+from flowdet.errors import DataError, FlowdetError, MissingDependency
 from flowdet.ops.postprocess import Detections
+from flowdet.runtime.sources import Frame, FrameSource, SourceError, open_source
 
 
 class _End:
@@ -145,7 +145,7 @@ class _Writers:
             fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.out.suffix.lower() == ".avi" else "mp4v"))
             self.video = cv2.VideoWriter(str(self.out), fourcc, self.fps, self.size)
             if not self.video.isOpened():
-                raise click.ClickException(f"{self.out}: cannot open a video writer (use .mp4 or .avi)")
+                raise FlowdetError(f"{self.out}: cannot open a video writer (use .mp4 or .avi)")
         if (vis.shape[1], vis.shape[0]) != self.size:  # folders may mix sizes; a video cannot
             vis = cv2.resize(vis, self.size)
         self.video.write(vis)
@@ -171,10 +171,10 @@ def _load_model(model: Any, threads: int | None, spinning: bool) -> Any:
     if not isinstance(model, (str, Path)):
         return model  # any Predictor object
     if str(model).endswith(".onnx"):
-        from flowdet.export.runtime import OnnxPredictor
+        from flowdet.runtime.onnx_runtime import OnnxPredictor
 
         return OnnxPredictor(model, threads=threads, spinning=spinning)
-    from flowdet.predictor import load_predictor
+    from flowdet.runtime.predictor import load_predictor
 
     return load_predictor(str(model), threads=threads)
 
@@ -203,7 +203,7 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
             validate.writable_file(path, flag)
     predictor = _load_model(model, threads, spinning)
     if tile:
-        from flowdet.export.tiles import TiledPredictor
+        from flowdet.runtime.tiles import TiledPredictor
 
         predictor = TiledPredictor(predictor, tile, overlap, merge=merge)
     src = open_source(source) if isinstance(source, (str, int)) else source
@@ -211,11 +211,11 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
         try:
             cv2.namedWindow("flowdet", cv2.WINDOW_NORMAL)
         except cv2.error:
-            raise click.ClickException("--show needs an OpenCV build with a GUI (opencv-python, not -headless)") from None
+            raise MissingDependency("--show needs an OpenCV build with a GUI (opencv-python, not -headless)") from None
     try:
         src.open()
     except SourceError as e:
-        raise click.ClickException(str(e)) from None
+        raise DataError(str(e)) from None
 
     stop = threading.Event()
     # Live: one slot, replaced by newer frames. Files: ``queue_size`` frames plus room for the end marker.
@@ -225,7 +225,7 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
         writers = _Writers(out, jsonl, src.fps or 25.0, list(predictor.names))
     except OSError as e:
         src.close()
-        raise click.ClickException(f"{e.filename}: cannot write ({e.strerror})") from None
+        raise FlowdetError(f"{e.filename}: cannot write ({e.strerror})") from None
     latencies: list[float] = []
     infer: list[float] = []
     frames = detections = 0

@@ -1,7 +1,7 @@
 """Frame sources for ``flowdet stream``: video file, image folder, camera index, RTSP/HTTP URL.
 
 A source is opened, read frame by frame, closed — and, when live, reopened after a loss (see
-``flowdet.export.stream``, which owns the reconnect policy). Torch-free.
+``flowdet.runtime.stream``, which owns the reconnect policy). Torch-free.
 """
 from __future__ import annotations
 
@@ -10,16 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import click
 import cv2
 import numpy as np
+
+from flowdet.errors import DataError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
 
 class SourceError(Exception):
-    """The source cannot be opened (now)."""
+    """The source cannot be opened (now). Internal: the reader retries on it; ``run_stream`` turns a
+    failed first open into a :class:`flowdet.errors.DataError`."""
 
 
 @dataclass
@@ -171,4 +173,4 @@ def open_source(spec: str | int) -> FrameSource:
         return ImageFolderSource(p)
     if p.is_file():
         return VideoFileSource(p)
-    raise click.ClickException(f"{s}: source not found (expected a video file, image folder, camera index or rtsp/http URL)")
+    raise DataError(f"{s}: source not found (expected a video file, image folder, camera index or rtsp/http URL)")

@@ -1,0 +1,52 @@
+"""Load a pretrained ``backbone.pt`` (from `flowdet pretrain`) into a detector.
+
+Below both ``train.py`` (the stage) and ``trainer.py`` (the loop, which calls it), so neither has to
+import the other to reach it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from flowdet import log
+from flowdet.engine import dist
+from flowdet.errors import ModelFileError
+
+
+def load_backbone(model: nn.Module, path: str | Path) -> dict[str, Any]:
+    """Load a ``backbone.pt`` (from `flowdet pretrain`) into ``model.backbone``.
+
+    Returns {"path", "method", "loaded", "missing", "unexpected", "shape_mismatch"}. Raises
+    ModelFileError (exit 2 through the CLI) when the file is unreadable or not a backbone
+    artifact, the model size differs, or no key matches."""
+    from flowdet.engine.checkpoint import load_checkpoint
+
+    p = Path(path)
+    art = load_checkpoint(p)
+    if not isinstance(art, dict) or not isinstance(art.get("state_dict"), dict):
+        raise ModelFileError(f"{p}: not a flowdet backbone artifact (no 'state_dict'; made by `flowdet pretrain`)")
+    size = getattr(model, "size", None)
+    if art.get("model_size") is not None and size is not None and art["model_size"] != size:
+        raise ModelFileError(f"{p}: backbone is for model size '{art['model_size']}', "
+                             f"this model is '{size}' (set --size {art['model_size']})")
+    own = model.backbone.state_dict()
+    # Accept a full detector state_dict too: keys under "backbone." are the backbone's.
+    src = {k[len("backbone."):] if k.startswith("backbone.") else k: v for k, v in art["state_dict"].items()}
+    matched = {k: v for k, v in src.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    report = {
+        "path": str(p), "method": art.get("method"), "loaded": len(matched),
+        "missing": sorted(k for k in own if k not in matched),
+        "unexpected": sorted(k for k in src if k not in own),
+        "shape_mismatch": sorted(k for k in src if k in own and tuple(src[k].shape) != tuple(own[k].shape)),
+    }
+    if not matched:
+        raise ModelFileError(f"{p}: no key matches the {size} backbone "
+                             f"({len(report['unexpected'])} unexpected, {len(report['shape_mismatch'])} shape mismatches)")
+    model.backbone.load_state_dict(matched, strict=False)
+    if dist.is_main():
+        log.info(f"backbone: loaded {len(matched)}/{len(own)} tensors from {p} (method {report['method']}); "
+                 f"missing {len(report['missing'])}, unexpected {len(report['unexpected'])}, "
+                 f"shape mismatch {len(report['shape_mismatch'])}")
+    return report
