@@ -81,6 +81,9 @@ class AssignSection:
     cost: str = "iou"  # iou | nwd: geometry term of the cost, −log IoU or −log NWD (Wang et al. 2021)
     nwd_constant: float = 12.8  # C in NWD = exp(−W2 / C), px (the paper's value for AI-TOD)
     nwd_loss: float = 0.0  # weight of (1 − NWD) added to the box loss; 0 = off
+    # Objectness target of a positive: 1 (YOLOX) or the IoU of its prediction (IoU-aware, as VarifocalNet):
+    # tiny boxes' positives often have low IoU, and a hard 1 teaches confidence the box does not earn.
+    soft_obj: bool = False
 
 
 ASSIGN_COSTS = ("iou", "nwd")

@@ -49,6 +49,7 @@ class YOLOXLoss(nn.Module):
         center_radius, topk, min_box_side, min_k, assign_cost, nwd_constant: SimOTA parameters
             (see flowdet.detect.simota).
         nwd_weight: Weight of the NWD box term (flowdet.ops.nwd); 0 = off.
+        soft_obj: Objectness target of a positive = its IoU instead of 1.
 
     Raises:
         ValueError: On num_classes < 1, empty or non-positive strides, an unknown iou_loss, a
@@ -76,6 +77,7 @@ class YOLOXLoss(nn.Module):
         assign_cost: str = "iou",
         nwd_constant: float = 12.8,
         nwd_weight: float = 0.0,
+        soft_obj: bool = False,
     ):
         super().__init__()
         if num_classes < 1:
@@ -99,7 +101,7 @@ class YOLOXLoss(nn.Module):
         self.obj_weight, self.cls_weight, self.reg_weight, self.l1_weight = obj_weight, cls_weight, reg_weight, l1_weight
         self.center_radius, self.topk = center_radius, topk
         self.min_box_side, self.min_k, self.assign_cost, self.nwd_weight = min_box_side, min_k, assign_cost, nwd_weight
-        self.nwd_constant = nwd_constant
+        self.nwd_constant, self.soft_obj = nwd_constant, soft_obj
         self.box_loss = IoULoss(iou_loss, reduction="sum", fmt="cxcywh")
         self.nwd_loss = NWDLoss(nwd_constant, reduction="sum", fmt="cxcywh")
 
@@ -179,7 +181,10 @@ class YOLOXLoss(nn.Module):
         cls_target = F.one_hot(fg_cls, self.num_classes).float() * fg_iou[:, None]
 
         loss_iou = self.box_loss(fg_pred, fg_gt) / norm
-        loss_obj = F.binary_cross_entropy_with_logits(obj_logit, fg_mask.float(), reduction="sum") / norm
+        obj_target = fg_mask.float()
+        if self.soft_obj:  # IoU-aware objectness: a positive's target is its (detached) IoU
+            obj_target = obj_target.masked_scatter(fg_mask, fg_iou.to(obj_target.dtype))
+        loss_obj = F.binary_cross_entropy_with_logits(obj_logit, obj_target, reduction="sum") / norm
         loss_cls = F.binary_cross_entropy_with_logits(cls_logit[fg_mask], cls_target, reduction="sum") / norm
         if use_l1:
             fg_stride = strides[None].expand(batch, -1)[fg_mask][:, None]  # [F, 1]

@@ -95,7 +95,7 @@ class Trainer:
         g = cfg.assign
         self.loss_fn = YOLOXLoss(len(self.names), model.strides, t.iou_loss, center_radius=g.center_radius,
                                  topk=g.topk, min_box_side=g.min_box_side, min_k=g.min_k, assign_cost=g.cost,
-                                 nwd_constant=g.nwd_constant, nwd_weight=g.nwd_loss)
+                                 nwd_constant=g.nwd_constant, nwd_weight=g.nwd_loss, soft_obj=g.soft_obj)
         self.start_epoch, self.best_ap, self.best_epoch, self.last_metrics = 0, -1.0, -1, None
         if resume is not None:
             self._resume(resume)

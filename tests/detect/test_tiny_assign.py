@@ -153,3 +153,14 @@ def test_p2_checkpoint_exports_and_runs_in_the_runtime(tmp_path):
 
     pred = load_predictor(str(tmp_path / "p2.onnx"))
     assert len(pred.predict([np.full((100, 130, 3), 80, np.uint8)], conf=0.0)) == 1
+
+
+def test_soft_objectness_uses_the_iou_as_target():
+    from flowdet.detect.loss import YOLOXLoss
+
+    torch.manual_seed(1)
+    levels = [torch.randn(1, 6, 640 // s, 640 // s) for s in (8, 16, 32)]
+    targets = [torch.tensor([[0, 413.0, 413.0, 417.0, 417.0]])]
+    hard, soft = YOLOXLoss(1, min_k=3)(levels, targets), YOLOXLoss(1, min_k=3, soft_obj=True)(levels, targets)
+    # random predictions barely overlap a 4 px box: target ≈ 0 instead of 1 changes the objectness term
+    assert soft["obj"] != hard["obj"] and soft["iou"] == hard["iou"]

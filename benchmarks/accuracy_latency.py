@@ -1,0 +1,174 @@
+"""AP vs latency: every accuracy row with its ONNX latency at its own input size, one plot.
+
+Reads one or more ``results.json`` of ``benchmarks/accuracy.py`` (each row records its model size,
+input size and --set values), builds a random-init model of each flowdet row's architecture
+(latency does not depend on the weights) and the ultralytics rows' ONNX from their yaml (one
+class, via ``--ultra-python``), then times every model in the same run, **interleaved** (round k
+of every model before round k + 1 of any), batch 1, onnxruntime CPU, 1 and 2 threads, spinning
+off. Run it on a quiet box: the load average before and after is recorded.
+
+Writes OUT/latency.json, OUT/table.md (AP, AP50, APs, AR@1000, ms@1, ms@2 per row) and
+docs/img/accuracy_latency.png.
+
+    python benchmarks/accuracy_latency.py --results runs/bench/acc30-640/results.json \
+        --results runs/bench/acc30-960x544/results.json --ultra-python /path/to/bench/python \
+        --reference "yolo26n-nbs8=0.205,0.554,0.196,640" --out runs/bench/acc-lat
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def _flowdet_onnx(size: str, hw: tuple[int, int], p2: bool, path: Path) -> Path:
+    import torch
+
+    from flowdet.detect.io import minimal_checkpoint
+    from flowdet.export.onnx_export import export_onnx
+    from flowdet.models import build_model
+
+    if not path.exists():
+        torch.manual_seed(0)
+        ckpt = path.with_suffix(".pt")
+        torch.save(minimal_checkpoint(build_model(size, 1, p2=p2), ["debris"], hw), ckpt)
+        export_onnx(ckpt, path, parity=False, log=lambda m: None)
+    return path
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    inp = s.get_inputs()[0]
+    shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+    x = np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)
+    return lambda: s.run(None, {inp.name: x})
+
+
+def time_interleaved(models: dict[str, Path], threads: int, runs: int, warmup: int) -> dict[str, float]:
+    fns = {k: _session(p, threads) for k, p in models.items()}
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    ts: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(runs):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            ts[k].append((time.perf_counter() - t) * 1000)
+    return {k: round(statistics.median(v), 2) for k, v in ts.items()}
+
+
+def _row_arch(row: dict, budget: dict) -> tuple[str, tuple[int, int], bool]:
+    from flowdet.data.letterbox import parse_img_size
+
+    sets = row.get("sets", [])
+    size = row.get("size", "nano")
+    img = next((s.split("=", 1)[1] for s in reversed(sets) if s.startswith("train.img_size=")), budget.get("img_size", 640))
+    p2 = any(s in ("model.p2=true", "model.p2=True") for s in sets)
+    return size, parse_img_size(img), p2
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--results", action="append", default=[], help="results.json of benchmarks/accuracy.py (repeatable)")
+    ap.add_argument("--reference", action="append", default=[], metavar="NAME=AP,AP50,APs,IMG",
+                    help="an accuracy row measured elsewhere (e.g. an earlier session), timed here by its ONNX")
+    ap.add_argument("--ultra-python", default=None, help="interpreter with ultralytics, to export yolo rows")
+    ap.add_argument("--out", type=Path, default=Path("runs/bench/acc-lat"))
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--plot", type=Path, default=REPO / "docs" / "img" / "accuracy_latency.png")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    rows: dict[str, dict] = {}
+    models: dict[str, Path] = {}
+    for rp in args.results:
+        res = json.loads(Path(rp).read_text())
+        for name, row in res.get("rows", {}).items():
+            if name.startswith("eff-"):
+                continue
+            key = f"{name} @{res['budget'].get('img_size')}"
+            if name in ("yolov8n", "yolo26n"):
+                rows[key] = {**row, "arch": (name, int(str(res["budget"].get("img_size", 640)).split("x")[0]))}
+                continue
+            size, hw, p2 = _row_arch(row, res.get("budget", {}))
+            rows[key] = {**row, "arch": (size, hw, p2)}
+    for ref in args.reference:
+        name, _, vals = ref.partition("=")
+        ap_, ap50, aps, img = vals.split(",")
+        rows[name] = {"AP": float(ap_), "AP50": float(ap50), "APs": float(aps), "reference": True,
+                      "arch": (name.split("-")[0], int(img)) if name.startswith("yolo") else None}
+    for key, row in rows.items():
+        arch = row.get("arch")
+        if arch is None:
+            continue
+        if len(arch) == 2:  # ultralytics
+            if not args.ultra_python:
+                print(f"skip latency of {key}: no --ultra-python", file=sys.stderr)
+                continue
+            sys.path.insert(0, str(HERE))
+            from speed import export_ultra
+
+            models[key] = export_ultra(args.ultra_python, arch[0], arch[1], args.out)
+        else:
+            size, hw, p2 = arch
+            models[key] = _flowdet_onnx(size, hw, p2, args.out / f"{size}{'-p2' if p2 else ''}-{hw[1]}x{hw[0]}.onnx")
+    load_before = os.getloadavg()[0]
+    lat = {f"ms_{t}t": time_interleaved(models, int(t), args.runs, args.warmup) for t in args.threads.split(",")}
+    load_after = os.getloadavg()[0]
+    out = {"rows": {k: {kk: vv for kk, vv in v.items() if kk != "arch"} for k, v in rows.items()},
+           "latency": lat, "load": [load_before, load_after], "runs": args.runs}
+    (args.out / "latency.json").write_text(json.dumps(out, indent=1))
+    cols = list(lat)
+    md = "| row | AP | AP50 | APs | AR@1000 | " + " | ".join(c.replace("ms_", "ms, ").replace("t", " thr") for c in cols) + " |\n"
+    md += "|---" * (5 + len(cols)) + "|\n"
+    for k, r in rows.items():
+        ar = r.get("AR1000")
+        md += (f"| {k}{' (earlier run)' if r.get('reference') else ''} | {r['AP']:.3f} | {r['AP50']:.3f} | {r['APs']:.3f} | "
+               f"{'—' if ar is None else f'{ar:.3f}'} | " + " | ".join(str(lat[c].get(k, '—')) for c in cols) + " |\n")
+    md += f"\nload average before/after timing: {load_before:.2f} / {load_after:.2f}; medians of {args.runs} interleaved runs\n"
+    (args.out / "table.md").write_text(md)
+    print(md)
+    _plot(rows, lat[cols[0]], args.plot, cols[0])
+
+
+def _plot(rows: dict, lat: dict, path: Path, col: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for k, r in rows.items():
+        if k not in lat:
+            continue
+        c = "tab:red" if k.startswith("yolo") else "tab:blue"
+        ax.scatter(lat[k], r["AP"], color=c)
+        ax.annotate(k, (lat[k], r["AP"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    ax.set_xlabel(f"ONNX Runtime CPU latency, batch 1, {col.split('_')[1].replace('t', '')} thread(s) [ms]")
+    ax.set_ylabel("AP on Grogol val (bridge 3)")
+    ax.set_title("accuracy vs latency (blue: flowdet, red: ultralytics)", fontsize=9)
+    ax.grid(alpha=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
