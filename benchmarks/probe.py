@@ -52,12 +52,13 @@ def grid_cells(img, frame_size: int = 640):
 
 
 def load_cells(paths: list[Path]):
-    import cv2
     import numpy as np
+
+    from flowdet.data.imread import read_image
 
     xs, ys = [], []
     for p in paths:
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        img = read_image(p)  # flowdet's safe reader: a bad file is one clear error
         for k, cell in enumerate(grid_cells(img)):
             xs.append(cell)
             ys.append(k)
@@ -123,6 +124,7 @@ def main() -> None:
     import torch
 
     from flowdet.config import load_config
+    from flowdet.engine.checkpoint import load_checkpoint
     from flowdet.models import build_backbone
     from flowdet.pretrain.config import PretrainConfig
     from flowdet.pretrain.mine import mine
@@ -174,7 +176,7 @@ def main() -> None:
             if "val_acc" in summ:
                 info["fg_bg_val_acc"] = summ["val_acc"]
             backbone = build_backbone(args.size)
-            backbone.load_state_dict(torch.load(summ["backbone"], weights_only=False)["state_dict"])
+            backbone.load_state_dict(load_checkpoint(summ["backbone"])["state_dict"])  # weights_only=True
         ftr = features(backbone, xtr, calib=xtr)
         fte = features(backbone, xte)
         res = {**linear_probe(ftr, ytr, fte, yte), **info, "seconds": round(time.perf_counter() - t0, 1)}

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
+from flowdet.data.imread import try_read_image
 
 DEFAULT_VAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "grogol" / "val.json"
 KEYS = ("AP", "AP50", "AP75", "APs", "APm", "AR100", "ARs", "AR1000")
@@ -26,9 +26,9 @@ def run(predictor, coco: dict, root: Path, conf: float, iou: float) -> tuple[lis
     results, seconds = [], 0.0
     cat_ids = getattr(predictor, "cat_ids", None)
     for im in coco["images"]:
-        img = cv2.imread(str(root / im["file_name"]), cv2.IMREAD_COLOR)
+        img, why = try_read_image(root / im["file_name"])
         if img is None:
-            raise SystemExit(f"{root / im['file_name']}: cannot read image")
+            raise SystemExit(f"{root / im['file_name']}: {why}")
         t = time.perf_counter()
         det = predictor.predict([img], conf=conf, iou=iou)[0]
         seconds += time.perf_counter() - t

@@ -83,6 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     except FlowdetError as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(e.exit_code)
+    except OSError as e:  # a read-only or full disk, a vanished file: one line naming the file
+        where = f"{e.filename}: " if e.filename else ""
+        click.echo(f"Error: {where}{e.strerror or e}", err=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

@@ -7,6 +7,7 @@ Unknown keys are an error that names the key and the file it came from.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from pathlib import Path
 from typing import Any, Iterable, TypeVar
@@ -63,16 +64,19 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         try:
             f = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
-        if f != int(f):
+        if not math.isfinite(f) or f != int(f):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return int(f)
     if typ is float:
         try:
-            return float(value)
-        except (TypeError, ValueError):
+            f = float(value)
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not math.isfinite(f):  # nan/inf poison every later comparison
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return f
     if typ is str:
         return "" if value is None else str(value)
     return value
@@ -118,6 +122,10 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
             raise ConfigError(f"{path}: config file not found")
         try:
             data = yaml.safe_load(p.read_text()) or {}
+        except RecursionError:
+            raise ConfigError(f"{p}: YAML nested too deeply") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{p}: cannot read ({getattr(e, 'strerror', None) or e})") from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = f" line {mark.line + 1}" if mark else ""

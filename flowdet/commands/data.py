@@ -67,8 +67,10 @@ def convert_voc(ann_dir: str, images_dir: str, out: str, labels: str | None, str
     Example:
       flowdet convert voc Annotations/ --images JPEGImages/ --out train.json --labels labels.txt
     """
+    from flowdet import validate
     from flowdet.data.voc import read_labels, voc_to_coco
 
+    validate.writable_file(out)
     names = read_labels(labels) if labels else None
     coco, report = voc_to_coco(ann_dir, images_dir, names, progress=True)
     _write_converted(coco, report, out, strict,
@@ -100,8 +102,10 @@ def convert_yolo(data_yaml: str, split: str, out: str, strict: bool) -> None:
     Example:
       flowdet convert yolo datasets/flow/data.yaml --split val --out val.json
     """
+    from flowdet import validate
     from flowdet.data.yolo import yolo_to_coco
 
+    validate.writable_file(out)
     coco, root, report = yolo_to_coco(data_yaml, split, progress=True)
     _write_converted(coco, report, out, strict, f"images root (use as --images): {root}")
 
@@ -132,7 +136,8 @@ def convert_coco2yolo(ann_file: str, images_dir: str | None, out_dir: str, split
     yaml_path, report = coco_to_yolo(ann_file, images_dir, out_dir, split, copy=copy, progress=True)
     _show_problems(report)
     report.raise_if(strict)
-    click.echo(f"wrote {yaml_path} ({report.images_total - report.images_skipped} images in split '{split}')")
+    n = getattr(report, "images_written", report.images_total - report.images_skipped)
+    click.echo(f"wrote {yaml_path} ({n} of {report.images_total} images in split '{split}')")
 
 
 # --------------------------------------------------------------------------------------------- data

@@ -78,6 +78,10 @@ def stream(model: str, source: str, out: str | None, jsonl: str | None, show: bo
     for key in ("out", "jsonl"):
         if s[key]:
             click.echo(f"wrote {s[key]}")
+    if s.get("skipped"):
+        log.warn(f"skipped {s['skipped']} unreadable image(s) of {source}")
+    if s.get("warning"):
+        log.warn(f"{source}: {s['warning']}")
     if s["stopped_by"] == "source_lost":
         raise SourceLost(f"{source}: source lost, gave up after {retries} reconnect attempts")
     if s["stopped_by"] == "interrupt":

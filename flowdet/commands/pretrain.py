@@ -44,6 +44,10 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality) -> None:
                        f"dropped {r['dropped']} as duplicates{extra}")
             if r.get("warning"):
                 log.warn(f"{r['source']}: {r['warning']}")
+            if r.get("unreadable"):
+                bad = r["unreadable"]
+                log.warn(f"{r['source']}: skipped {len(bad)} unreadable image(s): "
+                         f"{', '.join(bad[:5])}{' …' if len(bad) > 5 else ''}")
     click.echo(f"kept {s['kept']}, dropped {s['dropped']} (near-duplicates), {s['frames_in_manifest']} frames in "
                f"{s['manifest']} [{s['decoded_per_s']:.0f} frames/s decoded]")
     if s["errors"] and not any(r["status"] != "error" for r in s["sources"]):

@@ -11,8 +11,9 @@ the image and its boxes are **skipped**; a missing size is read from the decoded
 known ``image_id``/``category_id`` and 4 finite numbers with w, h > 0 (else **dropped**), is
 **clipped** when it sticks out, and a duplicated annotation id drops the later one.
 
-``check_images=False`` checks existence only (cv2 has no header-only read; decoding costs ~10–30 ms
-per 1080p JPEG): training startup uses it, ``flowdet data check`` always decodes.
+``check_images=False`` reads headers only (:mod:`flowdet.data.imread`: regular file, size, pixel cap,
+truncation; ~0.3 ms vs 10–30 ms to decode a 1080p JPEG): train, eval and ``data stats`` use it, so
+they catch a json size that differs from the file too; ``data check`` and ``coco2yolo`` decode.
 
 ``iscrowd``/``ignore``/``difficult`` truthy → kept with ``ignore=True`` (a don't-care region): left
 out of training targets, written as ``iscrowd=1`` by :meth:`CocoDataset.coco` so COCOeval agrees.
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from flowdet.data.validation import Problem, ValidationReport  # noqa: F401  (re-exported)
+from flowdet.data.imread import probe as probe_image
 from flowdet.errors import DataError
 
 # Boxes exceeding the image by less than this (float noise in x+w) are clipped without a report.
@@ -118,6 +120,12 @@ def read_json(path: str | Path) -> Any:
         raise DataError(f"{p}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
     except UnicodeDecodeError as e:
         raise DataError(f"{p}: not UTF-8 text (byte {e.start})") from None
+    except RecursionError:
+        raise DataError("JSON nested too deeply to be an annotation file", path=p) from None
+    except ValueError as e:  # e.g. an integer literal longer than Python's 4300-digit limit
+        raise DataError(f"invalid JSON ({str(e)[:120]})", path=p) from None
+    except OSError as e:
+        raise DataError(f"cannot read ({e.strerror or e})", path=p) from None
 
 
 def split_video_frame(file_name: str) -> tuple[str, int | None]:
@@ -157,44 +165,23 @@ def _positive_int(v: Any) -> int | None:
     return None
 
 
-def probe_image(path: Path, is_video: bool, decode: bool) -> tuple[str | None, tuple[int, int] | None, int]:
-    """(error or None, (width, height) when decoded, frame count for videos (-1 unknown))."""
-    if not path.is_file():
-        return ("video file not found" if is_video else "image file not found"), None, -1
-    if not decode:
-        return None, None, -1
-    import cv2
-
-    if is_video:  # header only: size and frame count (decoding every frame would be far too slow)
-        cap = cv2.VideoCapture(str(path))
-        try:
-            if not cap.isOpened():
-                return "video does not open", None, -1
-            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-            size = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        finally:
-            cap.release()
-        return None, size, n
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        return "image does not decode (corrupt or unsupported format)", None, -1
-    return None, (img.shape[1], img.shape[0]), -1
-
-
 def load_image(record: ImageRecord) -> np.ndarray:
-    """The record's pixels as HxWx3 uint8 BGR (seeks the frame for video records)."""
-    import cv2
+    """The record's pixels as HxWx3 uint8 BGR (seeks the frame for video records); an unreadable
+    file is a :class:`flowdet.data.imread.ImageReadError` naming it."""
+    from flowdet.data.imread import ImageReadError, is_regular_file, read_image
 
     if record.frame_index is None:
-        img = cv2.imread(str(record.file), cv2.IMREAD_COLOR)
-    else:
-        cap = cv2.VideoCapture(str(record.file))
-        cap.set(cv2.CAP_PROP_POS_FRAMES, record.frame_index)
-        ok, img = cap.read()
-        cap.release()
-        img = img if ok else None
-    if img is None:
-        raise DataError(f"{record.file}: cannot read image (frame {record.frame_index})")
+        return read_image(record.file)
+    import cv2
+
+    if not is_regular_file(record.file):
+        raise ImageReadError("video file not found or not a regular file", record.file)
+    cap = cv2.VideoCapture(str(record.file))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, record.frame_index)
+    ok, img = cap.read()
+    cap.release()
+    if not ok or img is None:
+        raise ImageReadError(f"cannot read frame {record.frame_index}", record.file)
     return img
 
 
@@ -222,8 +209,14 @@ def _clean_categories(data: dict, src: str, report: ValidationReport) -> tuple[l
     return ids, [by_id[i] for i in ids]
 
 
+def inside(root: Path, file_name: str) -> bool:
+    """Whether ``root / file_name`` stays inside ``root`` lexically (no absolute path, no ``..`` out)."""
+    base = os.path.abspath(root)
+    return os.path.commonpath([base, os.path.abspath(os.path.join(base, file_name))]) == base
+
+
 def _clean_images(data: dict, src: str, images_dir: Path, report: ValidationReport,
-                  check_images: bool, workers: int, progress: bool) -> dict[int, dict]:
+                  check_images: bool, workers: int, progress: bool, inside_only: bool = False) -> dict[int, dict]:
     """image id → {"file_name", "file", "frame", "width", "height"} of the usable images."""
     imgs = data.get("images")
     if not isinstance(imgs, list):
@@ -242,6 +235,10 @@ def _clean_images(data: dict, src: str, images_dir: Path, report: ValidationRepo
             continue
         if im["id"] in kept:
             report.add(src, f"{where}.id", "duplicate image id (skipped)")
+            continue
+        if inside_only and not inside(images_dir, name):
+            report.add(src, f"{where}.file_name", f"{name!r} is outside the images folder {images_dir} "
+                                                  "(not read, copied or linked; skipped)")
             continue
         base, frame = split_video_frame(name)
         if frame is not None and (images_dir / name).is_file():
@@ -306,15 +303,17 @@ def clip_xywh(bbox: Any, width: float, height: float) -> tuple[list[float] | Non
 
 
 def validate_coco_dict(data: Any, src: str, images_dir: Path, check_images: bool = True,
-                       workers: int = 4, progress: bool = False) -> tuple[list[ImageRecord], list[int], list[str], ValidationReport]:
+                       workers: int = 4, progress: bool = False,
+                       inside_only: bool = False) -> tuple[list[ImageRecord], list[int], list[str], ValidationReport]:
     """Validate a parsed COCO dict. Records keep **float64** boxes (converters need exact values);
-    :func:`load_coco` casts them to float32."""
+    :func:`load_coco` casts them to float32. ``inside_only``: an image whose ``file_name`` leaves
+    ``images_dir`` (absolute, ``../``) is skipped unread (``convert coco2yolo``, which copies files)."""
     report = ValidationReport(src)
     if not isinstance(data, dict):
         raise DataError(f"{src}: top level must be a JSON object with 'images' and 'categories'")
     cat_ids, names = _clean_categories(data, src, report)
     cat_index = {c: i for i, c in enumerate(cat_ids)}
-    images = _clean_images(data, src, images_dir, report, check_images, workers, progress)
+    images = _clean_images(data, src, images_dir, report, check_images, workers, progress, inside_only)
 
     anns = data.get("annotations", [])
     if not isinstance(anns, list):
@@ -382,7 +381,7 @@ def load_coco(ann_path: str | Path, images_dir: str | Path | None = None, strict
               check_images: bool = True, workers: int | None = None, progress: bool = False) -> CocoDataset:
     """Read and validate a COCO json. ``images_dir`` defaults to :func:`default_images_dir`.
 
-    ``check_images=True`` decodes every image (true size check); False checks existence only.
+    ``check_images=True`` decodes every image; False reads headers only (size, cap, truncation).
     ``strict=True`` raises a one-line DataError on the first problem (after validating all).
     Problems are otherwise listed in ``dataset.report`` and the clean records are returned.
     """

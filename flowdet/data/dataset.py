@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from flowdet.data.coco import ImageRecord, load_image
+from flowdet.data.imread import ImageReadError
 from flowdet.data.transforms import AugmentConfig, Augmenter, Sample
 
 Key = tuple[int, int, int, int]  # (index, epoch, h, w)
@@ -39,14 +40,19 @@ class DetectionDataset(Dataset):
         self.img_size, self.aug, self.seed, self.epochs, self.augment = hw, aug, seed, epochs, augment
         self.augmenter = Augmenter(aug, self.load, len(self.records))
         # Decoded up front so forked workers share the pages copy-on-write.
-        self._cache = [load_image(r) for r in self.records] if cache else None
+        self._cache = [_load_or_none(r) for r in self.records] if cache else None
 
     def __len__(self) -> int:
         return len(self.records)
 
     def load(self, i: int) -> Sample:
         r = self.records[i]
-        img = self._cache[i] if self._cache is not None else load_image(r)
+        try:
+            img = self._cache[i] if self._cache is not None else load_image(r)
+        except ImageReadError as e:  # one bad file must not end a long run: a blank stands in, counted
+            return _unreadable_sample(r, e)
+        if img is None:  # cached as unreadable
+            return _unreadable_sample(r, None)
         keep = ~r.ignore if r.ignore.shape[0] == r.boxes.shape[0] else slice(None)
         return Sample(img, r.boxes[keep].astype(np.float32), r.classes[keep].astype(np.int64))
 
@@ -60,11 +66,39 @@ class DetectionDataset(Dataset):
         return res.img, target.astype(np.float32), res.dropped_tiny, res.dropped_out
 
 
+# Unreadable images met by this process since its last batch: ``collate`` runs in the process (main
+# or DataLoader worker) that just built the batch's samples, so it hands the count on in ``info``.
+_unreadable = {"count": 0, "warned": set()}
+
+
+def _unreadable_sample(r: ImageRecord, e: Exception | None) -> Sample:
+    _unreadable["count"] += 1
+    if e is not None and str(r.file) not in _unreadable["warned"]:  # once per file and process, not once per epoch
+        _unreadable["warned"].add(str(r.file))
+        from flowdet import log
+
+        log.warn(f"{e} (skipped: a blank image without boxes stands in)", all_ranks=True)
+    blank = np.full((max(1, r.height), max(1, r.width), 3), 114, np.uint8)
+    return Sample(blank, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
+
+
+def _load_or_none(r: ImageRecord) -> np.ndarray | None:
+    try:
+        return load_image(r)
+    except ImageReadError as e:
+        _unreadable_sample(r, e)  # warns once
+        _unreadable["count"] -= 1  # counted when used, in a batch
+        return None
+
+
 def collate(batch: list[tuple[np.ndarray, np.ndarray, int, int]]) -> tuple[torch.Tensor, list[torch.Tensor], dict]:
-    """→ images [B, 3, H, W] float32 0–255 BGR, targets list of [M, 5], {"dropped_tiny", "dropped_out"}."""
+    """→ images [B, 3, H, W] float32 0–255 BGR, targets list of [M, 5], {"dropped_tiny", "dropped_out",
+    "unreadable" (images this batch could not read; blanks stood in)}."""
     imgs = torch.from_numpy(np.stack([b[0] for b in batch])).permute(0, 3, 1, 2).float().contiguous()
     targets = [torch.from_numpy(b[1]) for b in batch]
-    info = {"dropped_tiny": sum(b[2] for b in batch), "dropped_out": sum(b[3] for b in batch)}
+    info = {"dropped_tiny": sum(b[2] for b in batch), "dropped_out": sum(b[3] for b in batch),
+            "unreadable": _unreadable["count"]}
+    _unreadable["count"] = 0
     return imgs, targets, info
 
 

@@ -70,8 +70,9 @@ def dataset_stats(ann_path: str | Path, images_dir: str | Path | None = None, im
     if out_dir is not None:
         from flowdet.utils import atomic_write_json
 
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        from flowdet import validate
+
+        out = validate.writable_dir(out_dir)
         stats["histogram_png"] = str(plot_size_histogram(np.sqrt(area), np.sqrt(area_resized), stats["img_size"],
                                                          out / "box_sizes.png", title=Path(ann_path).name))
         atomic_write_json(out / "stats.json", stats, indent=2)

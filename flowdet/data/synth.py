@@ -46,7 +46,9 @@ def generate(out_dir: str | Path, cfg: SynthConfig, progress: bool = False) -> d
     t0 = time.perf_counter()
     out = Path(out_dir)
     images_dir = out / "images"
-    images_dir.mkdir(parents=True, exist_ok=True)
+    from flowdet import validate
+
+    validate.writable_dir(images_dir, "OUT_DIR")
     images, anns = [], []
     indices: Any = range(cfg.num_images)
     if progress:

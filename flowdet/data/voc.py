@@ -11,7 +11,8 @@ Conventions (documented choices):
   flowdet's eval (``CocoDataset.coco()``) scores them as don't-care, as VOC's own metric does.
   Scoring the raw json with pycocotools would count them as ordinary boxes. Converting to YOLO
   drops them (ultralytics has no ignore flag; its own VOC script drops difficult objects too).
-- A missing or zero ``<size>`` is read from the image file. A missing ``<filename>`` (or one that
+- A missing or zero ``<size>`` is read from the image file; a ``<size>`` that differs from the file
+  skips the image (its boxes are in another image's pixels). A missing ``<filename>`` (or one that
   does not exist) falls back to the xml's stem with a common image extension.
 - Category ids are 1..C in the order of ``labels.txt`` (one name per line) when given, else in
   sorted order of the names found. An object whose name is not in ``labels.txt`` is dropped.
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from flowdet.data.coco import ValidationReport
-from flowdet.errors import DataError
+from flowdet.errors import DataError, FlowdetError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".JPG", ".JPEG", ".PNG")
 
@@ -58,8 +59,8 @@ def _number(node: ET.Element | None, tag: str) -> float | None:
 
 
 def _find_image(images_dir: Path, xml_path: Path, filename: str | None) -> Path | None:
-    if filename and (images_dir / filename).is_file():
-        return images_dir / filename
+    if filename and (images_dir / filename).exists() and not (images_dir / filename).is_dir():
+        return images_dir / filename  # a FIFO/device is returned, for the reader to refuse by name
     stems = [Path(filename).stem] if filename else []
     for stem in stems + [xml_path.stem]:
         for ext in IMAGE_EXTS:
@@ -74,14 +75,18 @@ def parse_voc_xml(xml_path: Path) -> ET.Element:
     except ET.ParseError as e:
         line, col = e.position
         raise DataError(f"{xml_path}: invalid XML at line {line} column {col + 1}") from None
+    except (RecursionError, OSError, ValueError) as e:  # nested too deep, unreadable, bad encoding
+        what = "XML nested too deeply" if isinstance(e, RecursionError) else f"unreadable XML ({str(e)[:100]})"
+        raise DataError(what, path=xml_path) from None
 
 
 def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] | None = None,
                 progress: bool = False) -> tuple[dict[str, Any], ValidationReport]:
     """Every ``*.xml`` under ``ann_dir`` (sorted, recursive) → (COCO dict, report).
 
-    COCO ``file_name`` is relative to ``images_dir``. A bad xml file is a one-line DataError;
-    problems inside files (missing image, bad box, unknown name) are reported and skipped.
+    COCO ``file_name`` is relative to ``images_dir``. A broken xml, a missing/unreadable image or an
+    xml ``<size>`` that differs from the image file skips that file (reported); problems inside files
+    (bad box, unknown name) are reported and dropped. ``--strict`` turns any problem into exit 2.
     """
     ann_dir, images_dir = Path(ann_dir), Path(images_dir)
     if not ann_dir.is_dir():
@@ -92,7 +97,17 @@ def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] |
     if not xml_files:
         raise DataError(f"{ann_dir}: no .xml files")
     report = ValidationReport(str(ann_dir))
-    roots: list[tuple[Path, ET.Element]] = [(x, parse_voc_xml(x)) for x in xml_files]
+    roots: list[tuple[Path, ET.Element]] = []
+    for x in xml_files:  # one broken xml does not end the conversion (--strict makes it fail)
+        try:
+            roots.append((x, parse_voc_xml(x)))
+        except FlowdetError as e:
+            msg = e.message[len(f"{x}: "):] if e.message.startswith(f"{x}: ") else e.message
+            report.add(x, "xml", f"{msg} (skipped)")
+            report.images_total += 1
+            report.images_skipped += 1
+    if not roots:
+        raise DataError(f"none of the {len(xml_files)} .xml files parses ({report.problems[0]})", path=ann_dir)
     if labels is None:
         found = {(_text(o, "name") or "") for _, r in roots for o in r.iter("object")}
         labels = sorted(n for n in found if n)
@@ -116,17 +131,20 @@ def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] |
             continue
         size = root.find("size")
         w, h = _number(size, "width"), _number(size, "height")
-        if not w or not h or w <= 0 or h <= 0:
-            import cv2
-
-            img = cv2.imread(str(img_path), cv2.IMREAD_COLOR)
-            if img is None:
-                report.add(img_path, "image", "does not decode and <size> is missing (skipped)")
-                report.images_skipped += 1
-                report.boxes_total += len(objects)
-                report.boxes_in_skipped_images += len(objects)
-                continue
-            h, w = img.shape[:2]
+        real, why = _real_size(img_path)
+        problem = None
+        if real is None:
+            problem = (img_path, "image", f"{why} (skipped)")
+        elif not w or not h or not (math.isfinite(w) and math.isfinite(h)) or w <= 0 or h <= 0:
+            w, h = real  # a missing or zero <size>: the image's own
+        elif (int(w), int(h)) != real:
+            problem = (xml_path, "size", f"<size> says {w:g}x{h:g} but {img_path.name} is {real[0]}x{real[1]} (skipped)")
+        if problem is not None:
+            report.add(*problem)
+            report.images_skipped += 1
+            report.boxes_total += len(objects)
+            report.boxes_in_skipped_images += len(objects)
+            continue
         image_id = len(images) + 1
         images.append({"id": image_id, "file_name": img_path.relative_to(images_dir).as_posix(),
                        "width": int(w), "height": int(h)})
@@ -140,6 +158,21 @@ def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] |
     categories = [{"id": i, "name": n} for n, i in cat_of.items()]
     return {"info": {"description": f"converted from Pascal VOC {ann_dir.name}"}, "images": images,
             "annotations": anns, "categories": categories}, report
+
+
+def _real_size(img_path: Path) -> tuple[tuple[int, int] | None, str | None]:
+    """((width, height) of the image file, None) from its header (decoded when the header is not
+    parsed), or (None, why it is unusable)."""
+    from flowdet.data.imread import ImageReadError, image_size, read_image
+
+    try:
+        size = image_size(img_path)
+        if size is None:
+            img = read_image(img_path)
+            size = (img.shape[1], img.shape[0])
+        return size, None
+    except ImageReadError as e:
+        return None, e.reason
 
 
 def _object_to_ann(obj: ET.Element, xml_path: Path, where: str, cat_of: dict[str, int], w: float, h: float,

@@ -31,6 +31,7 @@ import numpy as np
 import yaml
 
 from flowdet.data.coco import ValidationReport, default_images_dir, read_json, validate_coco_dict
+from flowdet.data.imread import try_read_image
 from flowdet.errors import DataError
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -41,6 +42,10 @@ def _load_data_yaml(path: Path) -> dict[str, Any]:
         raise DataError(f"{path}: data yaml not found")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise DataError("YAML nested too deeply to be a data yaml", path=path) from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"not UTF-8 text (byte {e.start})", path=path) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -96,8 +101,6 @@ def label_path_for(image: Path) -> Path:
 def yolo_to_coco(data_yaml: str | Path, split: str = "train",
                  progress: bool = False) -> tuple[dict[str, Any], Path, ValidationReport]:
     """→ (COCO dict, images root its ``file_name``s are relative to, report)."""
-    import cv2
-
     path = Path(data_yaml)
     data = _load_data_yaml(path)
     names = _names(data, path)
@@ -117,9 +120,9 @@ def yolo_to_coco(data_yaml: str | Path, split: str = "train",
         iterator = tqdm(files, desc="yolo → coco", unit="img", leave=False, disable=None)
     for f in iterator:
         report.images_total += 1
-        img = cv2.imread(str(f), cv2.IMREAD_COLOR) if f.is_file() else None
+        img, why = try_read_image(f)
         if img is None:
-            report.add(f, "image", ("image file not found" if not f.is_file() else "image does not decode") + " (skipped)")
+            report.add(f, "image", f"{why} (skipped)")
             report.images_skipped += 1
             continue
         h, w = img.shape[:2]
@@ -195,19 +198,34 @@ def coco_to_yolo(ann_path: str | Path, images_dir: str | Path | None, out_dir: s
     ann_path, out = Path(ann_path), Path(out_dir)
     coco = read_json(ann_path)
     root = Path(images_dir) if images_dir is not None else default_images_dir(ann_path, coco)
-    records, _, names, report = validate_coco_dict(coco, str(ann_path), root, check_images=False)
+    # Decoded, not just headers: the labels are normalised by the image size, so it must be the real one.
+    # file_names leaving --images ("/etc/passwd", "../../x") are skipped unread: never linked or copied
+    records, _, names, report = validate_coco_dict(coco, str(ann_path), root, check_images=True, inside_only=True)
     img_out, lbl_out = out / "images" / split, out / "labels" / split
+    from flowdet import validate
+
+    validate.writable_dir(out)
+    root_abs = os.path.abspath(root)
+    written: dict[str, int] = {}  # output path (case-folded) → image id that took it
     iterator: Any = records
     if progress:
         from tqdm import tqdm
 
         iterator = tqdm(records, desc="coco → yolo", unit="img", leave=False, disable=None)
+    kept = 0
     for r in iterator:
+        where = f"images (id={r.image_id})"
         if r.frame_index is not None:
-            report.add(ann_path, f"images (id={r.image_id})", "video frames cannot be linked as images (skipped)")
+            report.add(ann_path, where, "video frames cannot be linked as images (skipped)")
             continue
-        rel = Path(r.file_name)
-        rel = Path(rel.name) if rel.is_absolute() or ".." in rel.parts else rel
+        src = os.path.abspath(r.file)
+        rel = Path(os.path.relpath(src, root_abs))
+        key = rel.as_posix().lower()
+        if key in written:
+            report.add(ann_path, f"{where}.file_name", f"{r.file_name!r} maps to {rel.as_posix()}, already written for "
+                                                       f"image id {written[key]} (skipped)")
+            continue
+        written[key] = r.image_id
         dst = img_out / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         if dst.is_symlink() or dst.exists():
@@ -224,6 +242,8 @@ def coco_to_yolo(ann_path: str | Path, images_dir: str | Path | None, out_dir: s
         lbl = (lbl_out / rel).with_suffix(".txt")
         lbl.parent.mkdir(parents=True, exist_ok=True)
         lbl.write_text("".join(ln + "\n" for ln in lines), encoding="utf-8")
+        kept += 1
+    report.images_written = kept
 
     yaml_path = out / "data.yaml"
     data: dict[str, Any] = {}

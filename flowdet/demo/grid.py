@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from flowdet.data.imread import try_read_image
 from flowdet.runtime.predictor import Predictor
 
 
@@ -19,8 +20,8 @@ def prediction_grid(predictor: Predictor, ann_path: Path, images_dir: Path, out_
         by_img.setdefault(a["image_id"], []).append(a["bbox"])
     tiles = []
     for im in gt["images"][:n]:
-        img = cv2.imread(str(Path(images_dir) / im["file_name"]))
-        if img is None:
+        img, _ = try_read_image(Path(images_dir) / im["file_name"])
+        if img is None:  # unreadable: the grid shows the others
             continue
         det = predictor.predict([img], conf=conf)[0]
         thick = max(1, round(img.shape[1] / 640))

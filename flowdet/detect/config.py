@@ -170,6 +170,14 @@ def validate(cfg: DetectConfig) -> DetectConfig:
          and (not a.multiscale or a.multiscale[0] <= a.multiscale[1]),
          f"augment.multiscale: expected [] or [min, max] multiples of 32, got {a.multiscale}"),
         (a.multiscale_every >= 1, f"augment.multiscale_every: must be >= 1, got {a.multiscale_every}"),
+        (0 <= t.lr <= 10, f"train.lr: must be in [0, 10] (0 = lr_per_img x batch), got {t.lr}"),
+        (0 < t.lr_per_img <= 1, f"train.lr_per_img: must be in (0, 1], got {t.lr_per_img}"),
+        (0 <= t.momentum < 1, f"train.momentum: must be in [0, 1), got {t.momentum}"),
+        (t.weight_decay >= 0 and t.warmup_lr >= 0 and t.grad_clip >= 0,
+         "train.weight_decay/warmup_lr/grad_clip: must be >= 0"),
+        (0 <= t.min_lr_ratio <= 1, f"train.min_lr_ratio: must be in [0, 1], got {t.min_lr_ratio}"),
+        (0 <= cfg.eval.conf <= 1 and 0 <= cfg.eval.iou <= 1, "eval.conf/eval.iou: must be in [0, 1]"),
+        (cfg.eval.batch >= 1, f"eval.batch: must be >= 1, got {cfg.eval.batch}"),
     ]
     for ok, msg in checks:
         if not ok:

@@ -25,12 +25,23 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
 
     With ``out_dir``: writes detections.json (unless ``json_path`` says where), metrics.json and
     pr_curve.png there. ``ann`` may be an already loaded CocoDataset (the trainer passes its own)."""
+    import dataclasses
+
     from tqdm import tqdm
 
+    from flowdet import validate
+    from flowdet.data.imread import ImageReadError, SkipLog
     from flowdet.metrics.coco_eval import coco_evaluate, format_table, pr_curve_png, pr_curves
     from flowdet.utils import atomic_write_json
 
+    validate.predict_args(conf, iou, batch)
+    for target, flag in ((out_dir, "--out"), (json_path, "--json")):
+        if target is not None:
+            (validate.writable_dir if flag == "--out" else validate.writable_file)(target, flag)
     ds = ann if isinstance(ann, CocoDataset) else load_coco(ann, images, check_images=False)
+    if ds.report.problems and verbose:
+        # what the loader left out is not scored: say so (and how much), never silently
+        log.warn(f"{ds.report.summary()} (`flowdet data check` lists them)")
     if not ds.records:
         raise DataError(f"{ds.ann_path}: no usable images to evaluate")
     n_cls = len(predictor.names)
@@ -41,23 +52,41 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
     results: list[dict] = []
     n_det, t_pred = 0, 0.0
     recs = ds.records
+    skipped = SkipLog(show=10 if verbose else 0)
+    scored = []
     bar = tqdm(total=len(recs), desc="eval", unit="img", disable=not progress, leave=False)
-    for s in range(0, len(recs), max(1, batch)):
-        chunk = recs[s:s + batch]
-        imgs = [load_image(r) for r in chunk]
-        t0 = time.perf_counter()
-        dets = predictor.predict(imgs, conf=conf, iou=iou)
-        t_pred += time.perf_counter() - t0
-        for r, d in zip(chunk, dets):
-            results.extend(d.to_coco(r.image_id, cat_ids))
-            n_det += len(d)
-        bar.update(len(chunk))
+    for s in range(0, len(recs), batch):
+        chunk, imgs = [], []
+        for r in recs[s:s + batch]:
+            try:
+                imgs.append(load_image(r))
+                chunk.append(r)
+            except ImageReadError as e:  # one bad file does not end the run; it is left out of the score
+                skipped.add(e.path, e.reason)
+        if chunk:
+            t0 = time.perf_counter()
+            dets = predictor.predict(imgs, conf=conf, iou=iou)
+            t_pred += time.perf_counter() - t0
+            for r, d in zip(chunk, dets):
+                results.extend(d.to_coco(r.image_id, cat_ids))
+                n_det += len(d)
+            scored += chunk
+        bar.update(len(recs[s:s + batch]))
     bar.close()
+    if not scored:
+        raise DataError(f"none of the {len(recs)} images could be read ({skipped.summary()})", path=ds.ann_path)
+    if skipped:
+        if verbose:
+            log.warn(f"{skipped.summary()}; they are not scored")
+        ds = dataclasses.replace(ds, records=scored)
+    recs = scored
     stats, E = coco_evaluate(ds.coco(), results, return_eval=True)
-    stats = {**stats, "images": len(recs), "detections": n_det, "ms_per_image": 1000 * t_pred / len(recs)}
+    stats = {**stats, "images": len(recs), "detections": n_det, "ms_per_image": 1000 * t_pred / len(recs),
+             "images_unreadable": len(skipped), "images_skipped": ds.report.images_skipped,
+             "problems": len(ds.report.problems)}
     if verbose:
         log.result(format_table(stats))
-        log.result(f"{len(recs)} images, {n_det} detections (conf ≥ {conf}, NMS IoU {iou}), "
+        log.result(f"{len(recs)} images scored, {n_det} detections (conf ≥ {conf}, NMS IoU {iou}), "
                    f"{stats['ms_per_image']:.1f} ms/image (batch {batch}, incl. pre/postprocess)")
     if out_dir is not None or json_path is not None:
         out = Path(out_dir) if out_dir is not None else Path(json_path).parent

@@ -28,16 +28,44 @@ def model_from_checkpoint(path: str | Path, use_ema: bool = True, map_location: 
     ckpt = load_checkpoint(path, map_location)
     if "model_cfg" not in ckpt or "model" not in ckpt:
         raise ModelFileError(f"{path}: not a flowdet detector checkpoint (no 'model_cfg'/'model')")
-    cfg = ckpt["model_cfg"]
+    cfg = _checked_meta(ckpt, path)
     model = build_model(cfg["size"], int(cfg["num_classes"]), p2=bool(cfg.get("p2", False)))
-    state = ckpt["ema"]["ema"] if (use_ema and ckpt.get("ema")) else ckpt["model"]
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(ckpt["ema"]["ema"] if (use_ema and ckpt.get("ema")) else ckpt["model"])
+    except (RuntimeError, TypeError, AttributeError, KeyError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise ModelFileError(f"weights do not fit a {cfg['size']} model with {cfg['num_classes']} classes ({first})",
+                             path=path) from None
     model.eval()
     meta = {k: v for k, v in ckpt.items() if k not in ("model", "ema", "optimizer", "scaler", "rng")}
     meta.setdefault("names", [f"class{i}" for i in range(model.num_classes)])
     meta.setdefault("cat_ids", list(range(1, model.num_classes + 1)))
     meta.setdefault("img_size", [640, 640])
     return model, meta
+
+
+def _checked_meta(ckpt: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """``model_cfg`` after checking it and the metadata inference relies on (names, cat_ids, img_size)."""
+    from flowdet.models import MODEL_SIZES
+
+    cfg = ckpt["model_cfg"]
+    if not isinstance(cfg, dict) or cfg.get("size") not in MODEL_SIZES:
+        raise ModelFileError(f"model_cfg.size must be one of {', '.join(MODEL_SIZES)}, got "
+                             f"{cfg.get('size') if isinstance(cfg, dict) else cfg!r}", path=path)
+    n = cfg.get("num_classes")
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 10000:
+        raise ModelFileError(f"model_cfg.num_classes must be an integer in [1, 10000], got {n!r}", path=path)
+    names, cat_ids, size = ckpt.get("names"), ckpt.get("cat_ids"), ckpt.get("img_size")
+    if names is not None and not (isinstance(names, (list, tuple)) and len(names) == n
+                                  and all(isinstance(x, str) for x in names)):
+        raise ModelFileError(f"'names' must be a list of {n} strings, got {names!r}"[:200], path=path)
+    if cat_ids is not None and not (isinstance(cat_ids, (list, tuple)) and len(cat_ids) == n
+                                    and all(isinstance(x, int) and not isinstance(x, bool) for x in cat_ids)):
+        raise ModelFileError(f"'cat_ids' must be a list of {n} integers, got {cat_ids!r}"[:200], path=path)
+    if size is not None and not (isinstance(size, (list, tuple)) and len(size) == 2
+                                 and all(isinstance(x, int) and not isinstance(x, bool) for x in size)):
+        raise ModelFileError(f"'img_size' must be [H, W] integers, got {size!r}"[:200], path=path)
+    return cfg
 
 
 def minimal_checkpoint(model: YOLOX, names: list[str], img_size: tuple[int, int], cat_ids: list[int] | None = None) -> dict[str, Any]:

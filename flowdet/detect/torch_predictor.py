@@ -39,7 +39,9 @@ class TorchPredictor:
         self.model = model.to(self.device).eval()
         self.names = list(names) if names is not None else [f"class{i}" for i in range(model.num_classes)]
         self.cat_ids = list(cat_ids) if cat_ids is not None else list(range(1, len(self.names) + 1))
-        self.img_size: tuple[int, int] = parse_img_size(img_size) if img_size else trained
+        # the checkpoint's own size is checked too: the file may come from anywhere
+        self.img_size: tuple[int, int] = parse_img_size(img_size if img_size else list(trained),
+                                                        "--img-size" if img_size else f"{path}: img_size")
         self.max_det = max_det
 
     @classmethod

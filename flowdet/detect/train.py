@@ -48,9 +48,11 @@ def train(cfg: DetectConfig, on_epoch_end: Callable[[int, dict], None] | None = 
     ``origin`` (e.g. "recipe 'nano' (no --config)") heads the one-line recipe summary printed at start."""
     from flowdet.detect.trainer import Trainer
 
+    from flowdet import validate as checks
     from flowdet.detect.config import resolve_schedule
 
     validate(cfg)
+    checks.writable_dir(cfg.out, "out")  # before the data is read: a wrong --out costs nothing
     cfg, notes = resolve_schedule(cfg)
     device = dist.init_from_env(cfg.train.device)
     if dist.is_main():

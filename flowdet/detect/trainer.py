@@ -22,7 +22,8 @@ from flowdet.detect.backbone import load_backbone
 from flowdet.detect.config import DetectConfig, input_hw
 from flowdet.detect.loss import BUCKET_NAMES, YOLOXLoss
 from flowdet.engine import dist
-from flowdet.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
+from flowdet.engine.checkpoint import (load_checkpoint, remove_stale_temps, rng_state, save_checkpoint, set_rng_state,
+                                       unwrap)
 from flowdet.engine.ema import ModelEMA
 from flowdet.engine.logger import MetricsLog
 from flowdet.engine.schedule import WarmupCosine, param_groups, set_lr
@@ -110,6 +111,9 @@ class Trainer:
             log.warn(f"{ds.report.summary()} (`flowdet data check` lists them)")
         if not ds.records:
             raise DataError(f"{ann}: no usable images")
+        if not any(len(r.boxes) for r in ds.records):
+            log.warn(f"{ann}: no annotations in {len(ds.records)} usable images; the model can only learn "
+                     "to detect nothing (every anchor is background)")
         return ds
 
     # --- checkpoints -------------------------------------------------------------------------
@@ -136,12 +140,17 @@ class Trainer:
                 or bool(ck.get("model_cfg", {}).get("p2", False)) != self.cfg.model.p2):
             raise ModelFileError(f"{path}: model size {ck.get('model_cfg')} differs from model.size "
                                  f"'{self.cfg.model.size}'")
-        unwrap(self.model).load_state_dict(ck["model"])
-        if self.ema is not None and ck.get("ema"):
-            self.ema.load_state_dict(ck["ema"])
-        self.optimizer.load_state_dict(ck["optimizer"])
-        if ck.get("scaler"):
-            self.scaler.load_state_dict(ck["scaler"])
+        try:
+            unwrap(self.model).load_state_dict(ck["model"])
+            if self.ema is not None and ck.get("ema"):
+                self.ema.load_state_dict(ck["ema"])
+            self.optimizer.load_state_dict(ck["optimizer"])
+            if ck.get("scaler"):
+                self.scaler.load_state_dict(ck["scaler"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            first = (str(e).strip().splitlines() or [""])[0][:160]
+            raise ModelFileError(f"weights/optimizer do not fit this run ({type(e).__name__}: {first})",
+                                 path=path) from None
         ipe = ck.get("scheduler", {}).get("iters_per_epoch", self.ipe)
         if ipe != self.ipe:
             log.warn(f"{path} had {ipe} iterations/epoch, now {self.ipe} (batch or world size changed)")
@@ -156,6 +165,8 @@ class Trainer:
         cfg, t = self.cfg, self.cfg.train
         if dist.is_main():
             self.out.mkdir(parents=True, exist_ok=True)
+            for f in remove_stale_temps(self.out, ("last.pt", "best.pt", "config.yaml", "metrics.json")):
+                echo(f"removed {f}, left by an interrupted checkpoint write")
             save_config(cfg, self.out / "config.yaml")
         if getattr(self, "_rng", None) is not None:
             set_rng_state(self._rng)
@@ -202,6 +213,7 @@ class Trainer:
                    disable=not (t.progress and dist.is_main()), dynamic_ncols=True, mininterval=1.0)
         start = time.perf_counter()
         lr = self.schedule(epoch * self.ipe)
+        unreadable = 0
         for i, (imgs, targets, info) in enumerate(bar):
             lr = self.schedule(epoch * self.ipe + i)
             set_lr(opt, lr)
@@ -229,6 +241,7 @@ class Trainer:
                                                          info["dropped_tiny"], info["dropped_out"], imgs.shape[0]]
             sums += torch.tensor(vals, dtype=torch.float64)
             buckets += torch.stack([out["bucket_gt"], out["bucket_fg"]])
+            unreadable += int(info.get("unreadable", 0))
             n = i + 1
             ips = sums[-1].item() * self.world / max(time.perf_counter() - start, 1e-9)
             bar.set_postfix_str(f"loss {sums[4] / n:.3f} iou {sums[0] / n:.3f} obj {sums[1] / n:.3f} "
@@ -246,6 +259,10 @@ class Trainer:
                **{f"pos_per_box_{k}": (buckets[1, j] / buckets[0, j]).item() if buckets[0, j] > 0 else float("nan")
                   for j, k in enumerate(BUCKET_NAMES)},
                "img_s": sums[-1].item() / max(elapsed, 1e-9), "time_s": elapsed}
+        if unreadable:
+            row["unreadable"] = unreadable
+            log.warn(f"epoch {epoch + 1}: {unreadable} image read(s) failed; blank images without boxes "
+                     "stood in (see the warnings above for the files)")
         if not math.isfinite(row["loss"]):
             log.warn(f"epoch {epoch + 1} mean loss is {row['loss']}")
         echo(f"epoch {epoch + 1}/{t.epochs}: loss {row['loss']:.4f} (iou {row['iou']:.3f} obj {row['obj']:.3f} "
@@ -268,6 +285,8 @@ class Trainer:
         stats = evaluate(pred, self.val_set, batch=e.batch, conf=e.conf, iou=e.iou, progress=False, verbose=False)
         self.last_metrics = stats
         echo(format_table(stats))
+        if stats.get("images_unreadable"):
+            log.warn(f"{stats['images_unreadable']} validation image(s) could not be read and were not scored")
         return stats
 
     def finish(self) -> dict[str, Any]:

@@ -128,6 +128,11 @@ def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, in
     if not 11 <= opset <= max_opset:
         raise InputError(f"--opset {opset}: this torch exports opsets 11–{max_opset}")
     out = Path(out)
+    from flowdet import validate
+
+    validate.writable_file(out)  # before the export work: a wrong --out costs nothing
+    if out.exists():
+        log(f"note: {out} exists and will be replaced (only once the new model passes its checks)")
     model, ckpt_meta = model_from_checkpoint(ckpt, use_ema=use_ema)
     size = _img_size(img_size, ckpt_meta["img_size"])
     model = model.float().eval().fuse()

@@ -90,7 +90,7 @@ def load_images(source: str | Path | None, n: int = 4) -> tuple[list[np.ndarray]
         try:
             coco = json.loads(p.read_text())
             files = [im["file_name"] for im in coco["images"][:n]]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        except (OSError, ValueError, RecursionError, KeyError, TypeError) as e:
             raise DataError(f"{p}: not a COCO json with 'images' ({type(e).__name__})") from None
         root = p.parent / "images" if (p.parent / "images").is_dir() else p.parent
         paths = [root / f for f in files]
@@ -98,12 +98,14 @@ def load_images(source: str | Path | None, n: int = 4) -> tuple[list[np.ndarray]
         paths = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTS)[:n]
     else:
         paths = [p]
+    from flowdet.data.imread import ImageReadError, read_image
+
     images = []
     for q in paths:
-        im = cv2.imread(str(q), cv2.IMREAD_COLOR)
-        if im is None:
-            raise DataError(f"{q}: image not found or unreadable")
-        images.append(im)
+        try:
+            images.append(read_image(q))
+        except ImageReadError as e:
+            raise ImageReadError(f"{e.reason} (a --parity-data image)", q) from None
     if not images:
         raise DataError(f"{p}: no images found for the parity check")
     return images, "real"

@@ -153,6 +153,12 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
     need(t.batch >= 2, "train.batch", "must be ≥ 2 (batch statistics and in-batch negatives)")
     need(t.optimizer in ("adamw", "sgd"), "train.optimizer", "adamw or sgd")
     need(t.lr > 0, "train.lr", "must be > 0")
+    need(t.lr <= 10 and t.weight_decay >= 0 and t.warmup_epochs >= 0 and t.grad_clip >= 0, "train.lr",
+         "lr must be <= 10; weight_decay, warmup_epochs, grad_clip >= 0")
+    need(0 <= t.min_lr_ratio <= 1, "train.min_lr_ratio", "must be in [0, 1]")
+    need(t.threads >= 0 and t.max_steps >= 0 and d.num_workers >= 0, "train.threads",
+         "train.threads, train.max_steps and data.num_workers must be >= 0")
+    need(d.frame_size <= 8192 and m.crop <= 8192, "data.frame_size", "frame_size and method.crop must be <= 8192")
     if m.name == "center-loss":
         need(bool(d.ann), "data.ann", "center-loss needs a labelled COCO json (--ann)")
     else:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from flowdet import log
 from flowdet.errors import DataError
 from flowdet.pretrain.mine import IMAGE_EXTS, MANIFEST, read_manifest
 
@@ -52,10 +53,23 @@ def resolve_frames(sources: list[str]) -> list[Path]:
             uniq.append(f)
     if not uniq:
         raise DataError(f"{', '.join(sources)}: no frames found")
-    missing = [f for f in uniq if not f.is_file()]
+    missing = [f for f in uniq if not f.exists()]
     if missing:
         raise DataError(f"{missing[0]}: frame listed but missing ({len(missing)} missing in all)")
-    return uniq
+    from flowdet.data.imread import ImageReadError, SkipLog, image_size
+
+    skipped, usable = SkipLog("frame"), []
+    for f in uniq:  # header check (no decoding): FIFOs, truncated files, over the pixel cap
+        try:
+            image_size(f)
+            usable.append(f)
+        except ImageReadError as e:
+            skipped.add(f, e.reason)
+    if skipped:
+        log.warn(skipped.summary())
+    if not usable:
+        raise DataError(f"no readable frames ({skipped.summary()})", path=", ".join(sources))
+    return usable
 
 
 def _coco_images(path: Path) -> list[Path]:
@@ -80,10 +94,9 @@ def resize_long(img: np.ndarray, frame_size: int) -> tuple[np.ndarray, float]:
 
 def _decode(item: Any) -> np.ndarray:
     if isinstance(item, Path):
-        img = cv2.imread(str(item), cv2.IMREAD_COLOR)
-        if img is None:
-            raise DataError(f"{item}: cannot decode image")
-        return img
+        from flowdet.data.imread import read_image
+
+        return read_image(item)
     from flowdet.data.coco import load_image  # an ImageRecord (also video-frame records)
 
     return load_image(item)
@@ -96,6 +109,7 @@ class FrameStore:
     def __init__(self, items: list[Any], frame_size: int, cache: bool = True):
         self.items, self.frame_size, self.cache = list(items), frame_size, cache
         self._mem: dict[int, tuple[np.ndarray, float]] = {}
+        self.bad: set[int] = set()  # indices this process could not read (a grey frame stood in)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -103,7 +117,16 @@ class FrameStore:
     def get(self, i: int) -> tuple[np.ndarray, float]:
         if i in self._mem:
             return self._mem[i]
-        item = resize_long(_decode(self.items[i]), self.frame_size)
+        from flowdet.data.imread import ImageReadError
+
+        try:
+            img = _decode(self.items[i])
+        except ImageReadError as e:  # one bad file must not end the run: a grey frame stands in
+            if i not in self.bad:
+                log.warn(f"{e} (skipped: a grey frame without boxes stands in)", all_ranks=True)
+            self.bad.add(i)
+            img = np.full((self.frame_size * 9 // 16, self.frame_size, 3), 114, np.uint8)
+        item = resize_long(img, self.frame_size)
         if self.cache:
             self._mem[i] = item
         return item
@@ -145,6 +168,8 @@ class BoxPatchDataset(Dataset):
         img, _ = self.store.get(i % len(self.store))
         h, w = img.shape[:2]
         boxes = self.rel_boxes[i % len(self.store)] * np.array([w, h, w, h], np.float32)
+        if i % len(self.store) in self.store.bad:
+            boxes = boxes[:0]  # the grey stand-in has no objects
         return self.sampler(img, boxes, np.random.default_rng((self.seed, 0 if self.fixed else epoch, i)))
 
 

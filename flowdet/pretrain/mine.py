@@ -60,6 +60,8 @@ def expand_sources(paths: list[str | Path]) -> list[Source]:
         p = Path(raw)
         if not p.exists():
             raise DataError(f"{p}: no such video or folder")
+        if not p.is_file() and not p.is_dir():
+            raise DataError("not a regular file or a folder (not opened)", path=p)
         if p.is_file():
             if p.suffix.lower() not in VIDEO_EXTS:
                 raise DataError(f"{p}: not a video ({', '.join(VIDEO_EXTS)}) or a folder")
@@ -75,7 +77,8 @@ def expand_sources(paths: list[str | Path]) -> list[Source]:
 
 
 def _list_images(folder: Path) -> list[Path]:
-    return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+    # not is_file(): a FIFO or device named x.jpg is listed, then refused (and counted) by the reader
+    return sorted(f for f in folder.iterdir() if not f.is_dir() and f.suffix.lower() in IMAGE_EXTS)
 
 
 def thumbnail(frame: np.ndarray) -> np.ndarray:
@@ -220,8 +223,9 @@ def mine(sources: list[str | Path], out: str | Path, every: int | None = None, f
     if max_frames is not None and max_frames < 1:
         raise InputError(f"--max-frames must be >= 1, got {max_frames}")
     srcs = expand_sources(list(sources))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    from flowdet import validate
+
+    out = validate.writable_dir(out)
     params = {"every": every, "fps": fps, "max_frames": max_frames, "dedupe": dedupe}
     state_path = out / STATE
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
@@ -287,10 +291,15 @@ def _mine_source(src: Source, out: Path, manifest: Manifest, sampler: FrameSampl
                 raise OSError(f"JPEG encoding failed at frame {idx}")
             data = buf.tobytes()
             rel = Path("frames") / src.slug / f"{idx:06d}.jpg"
-            atomic_write_bytes(out / rel, data)  # the file first, then the line that points to it
-            manifest.append({"source": src.key, "frame": idx, "time": None if t is None else round(t, 4),
-                             "hash": dhash(frame), "sha1": hashlib.sha1(data).hexdigest(), "path": rel.as_posix(),
-                             "width": int(frame.shape[1]), "height": int(frame.shape[0])})
+            try:  # a write error ends the run (every source would hit it); a read error ends only its source
+                atomic_write_bytes(out / rel, data)  # the file first, then the line that points to it
+                manifest.append({"source": src.key, "frame": idx, "time": None if t is None else round(t, 4),
+                                 "hash": dhash(frame), "sha1": hashlib.sha1(data).hexdigest(),
+                                 "path": rel.as_posix(), "width": int(frame.shape[1]), "height": int(frame.shape[0])})
+            except OSError as e:
+                from flowdet.errors import DataError
+
+                raise DataError(f"cannot write ({e.strerror or e})", path=e.filename or out / rel) from None
             last_sig = sig
             n_have += 1
             row["kept"] += 1
@@ -306,8 +315,10 @@ def _iter_images(folder: Path, keep: FrameSampler, row: dict) -> Iterator[tuple[
         if not keep(idx, None):
             yield idx, None, None
             continue
-        img = cv2.imread(str(f), cv2.IMREAD_COLOR)
-        if img is None:  # one bad file does not stop the folder
+        from flowdet.data.imread import try_read_image
+
+        img, why = try_read_image(f)
+        if img is None:  # one bad file does not stop the folder; it is counted and named
             row.setdefault("unreadable", []).append(f.name)
             yield idx, None, None
             continue

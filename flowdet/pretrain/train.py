@@ -22,11 +22,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from flowdet import __version__
+from flowdet import __version__, log
 from flowdet.config import save_config, to_dict
 from flowdet.engine import dist
-from flowdet.engine.checkpoint import (load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state,
-                                       unwrap)
+from flowdet.engine.checkpoint import (load_checkpoint, remove_stale_temps, rng_state, save_checkpoint, seed_everything,
+                                       set_rng_state, unwrap)
 from flowdet.engine.logger import MetricsLog
 from flowdet.engine.schedule import WarmupCosine, param_groups, set_lr
 from flowdet.errors import DataError, FlowdetError, ModelFileError
@@ -87,6 +87,15 @@ def build_datasets(cfg: PretrainConfig) -> tuple[Any, Any, dict]:
         return BoxPatchDataset(store, [rel(recs[i]) for i in ids], sampler, seed + (7919 if fixed else 0), fixed,
                                1 if fixed else d.samples_per_frame)
 
+    def n_boxes(ids: list[int]) -> int:
+        return sum(len(rel(recs[i])) for i in ids)
+
+    if n_boxes(train_ids) == 0:
+        raise DataError(f"no (non-ignore) boxes in the {len(train_ids)} training images: center-loss learns "
+                        "object vs background patches and needs labelled boxes", path=d.ann)
+    if n_boxes(val_ids) == 0:
+        log.warn(f"{d.ann}: the {len(val_ids)} held-out image(s) have no boxes; their accuracy "
+                 "measures background patches only")
     info = {"images_train": len(train_ids), "images_val": len(val_ids),
             "val_image_ids": [recs[i].image_id for i in val_ids]}
     return subset(train_ids, True, False), subset(val_ids, False, True), info
@@ -133,6 +142,9 @@ def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | No
     if t_cfg.threads > 0:
         torch.set_num_threads(t_cfg.threads)
     out = Path(t_cfg.out)
+    from flowdet import validate as checks
+
+    checks.writable_dir(out, "train.out")  # before any data is read: a wrong --out costs nothing
     device = dist.init_from_env(t_cfg.device)
     rank, world = dist.rank(), dist.world_size()
     seed_everything(t_cfg.seed)
@@ -160,17 +172,24 @@ def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | No
         if ckpt.get("method") != cfg.method.name or ckpt.get("model_size") != cfg.model.size:
             raise ModelFileError(f"{ckpt_path}: was {ckpt.get('method')}/{ckpt.get('model_size')}, "
                                  f"config asks {cfg.method.name}/{cfg.model.size}")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
-        states = ckpt["rng"]
-        set_rng_state(states[rank] if ckpt.get("world_size") == world else states[0])
-        start_epoch = int(ckpt["epoch"]) + 1
+        try:
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scaler.load_state_dict(ckpt["scaler"])
+            states = ckpt["rng"]
+            set_rng_state(states[rank] if ckpt.get("world_size") == world else states[0])
+            start_epoch = int(ckpt["epoch"]) + 1
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+            first = (str(e).strip().splitlines() or [""])[0][:160]
+            raise ModelFileError(f"not a resumable pretraining checkpoint ({type(e).__name__}: {first})",
+                                 path=ckpt_path) from None
     elif dist.is_main():
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.csv").unlink(missing_ok=True)
     if dist.is_main():
         out.mkdir(parents=True, exist_ok=True)
+        for f in remove_stale_temps(out, ("last.pt", "backbone.pt", "config.yaml", "summary.json", "split.json")):
+            log.info(f"removed {f}, left by an interrupted checkpoint write")
         save_config(cfg, out / "config.yaml")
         if "val_image_ids" in data_info:  # the by-image split, for the record
             atomic_write_json(out / "split.json", {"val_image_ids": data_info["val_image_ids"]})

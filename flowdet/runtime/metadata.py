@@ -83,7 +83,12 @@ class ModelMeta:
         if not isinstance(names, list) or not (isinstance(size, list) and len(size) == 2):
             raise ModelFileError(f"{source}: metadata fields 'names'/'img_size' are malformed")
         lb = field_json("letterbox", dict(LETTERBOX))
-        if lb.get("align") != "top-left" or lb.get("color") != "BGR" or int(lb.get("pad", -1)) != 114:
+        from flowdet import validate
+
+        validate.model_meta({"names": names, "img_size": size, "cat_ids": field_json("cat_ids"), "letterbox": lb,
+                             "strides": field_json("strides"), **{k: props[k] for k in ("dynamic_batch", "precision")
+                                                                  if k in props}}, source)
+        if lb.get("align") != "top-left" or lb.get("color") != "BGR" or lb.get("pad", -1) != 114:
             # The runtime implements exactly one preprocessing; refuse a model that expects another.
             raise ModelFileError(f"{source}: metadata field 'letterbox' = {lb} is not the flowdet contract")
         return cls(

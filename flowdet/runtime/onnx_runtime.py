@@ -71,13 +71,16 @@ class OnnxPredictor(BatchedPredictor):
         chosen = resolve_providers(providers)
         so = session_options(threads, spinning)
         try:
-            self.session = ort.InferenceSession(str(self.path), so, providers=chosen)
+            try:
+                self.session = ort.InferenceSession(str(self.path), so, providers=chosen)
+            except Exception:
+                if chosen != ["CPUExecutionProvider"] and providers in (None, "auto"):
+                    self.session = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
+                else:
+                    raise
         except Exception as e:  # onnxruntime raises its own exception types for bad files
-            if chosen != ["CPUExecutionProvider"] and providers in (None, "auto"):
-                self.session = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
-            else:
-                msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-                raise ModelFileError(f"{self.path}: not a loadable ONNX model ({msg})") from None
+            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise ModelFileError(f"{self.path}: not a loadable ONNX model ({msg})") from None
         props = dict(self.session.get_modelmeta().custom_metadata_map)
         self.meta = ModelMeta.from_props(props, source=str(self.path))
         self.names, self.cat_ids = self.meta.names, self.meta.cat_ids
@@ -87,6 +90,9 @@ class OnnxPredictor(BatchedPredictor):
         self.output_names = [o.name for o in self.session.get_outputs()]
         if self.output_names[:2] != ["boxes", "scores"]:
             raise ModelFileError(f"{self.path}: outputs are {self.output_names}, expected ['boxes', 'scores']")
+        from flowdet import validate
+
+        validate.onnx_io(self.session.get_inputs(), self.session.get_outputs(), self.meta, str(self.path))
         self.input_dtype = _ORT_DTYPE.get(inp.type, np.float32)
         # A symbolic (str/None) batch dimension means any batch size; an int is a fixed batch.
         self.fixed_batch: int | None = inp.shape[0] if isinstance(inp.shape[0], int) else None

@@ -27,6 +27,9 @@ def load_predictor(path: str, img_size: int | str | tuple[int, int] | None = Non
 
     ``img_size`` (640, "960x544" = W×H, or (H, W)) sets a .pt's input size; an exported model's size
     is fixed at export, so a different one is refused rather than silently ignored."""
+    from flowdet import validate
+
+    validate.threads(threads)
     if str(path).endswith((".onnx", ".engine")):
         if str(path).endswith(".onnx"):
             from flowdet.runtime.onnx_runtime import OnnxPredictor

@@ -69,6 +69,8 @@ class VideoFileSource:
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and fps > 0 else None
         self.frames = 0
+        n = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.expected: int | None = n if n > 0 else None  # a hint only: the decoder decides where it ends
 
     def read(self) -> tuple[np.ndarray, float | None, str | None] | None:
         ok, img = self.cap.read() if self.cap is not None else (False, None)
@@ -95,6 +97,9 @@ class ImageFolderSource:
         self.pos = 0
 
     def open(self) -> None:
+        from flowdet.data.imread import SkipLog
+
+        self.skipped = SkipLog()  # unreadable files: warned about, counted, left out
         if self.path.is_dir():
             self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
         else:
@@ -107,9 +112,12 @@ class ImageFolderSource:
         while self.pos < len(self.files):
             p = self.files[self.pos]
             self.pos += 1
-            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            from flowdet.data.imread import try_read_image
+
+            img, why = try_read_image(p)  # never blocks on a FIFO, never raises on a corrupt file
             if img is not None:
                 return img, None, p.name
+            self.skipped.add(p, why)
         return None
 
     def close(self) -> None:

@@ -194,8 +194,13 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
     Summary keys: frames, frames_read, dropped, reconnects, detections, det_per_frame, fps, seconds,
     latency_ms {p50, p95}, infer_ms {p50, p95}, stopped_by ("end", "max_frames", "interrupt",
     "source_lost"), source, live, out, jsonl."""
+    from flowdet import validate
     from flowdet.data.draw import draw_detections
 
+    validate.predict_args(conf, iou, None, threads)
+    for path, flag in ((out, "--out"), (jsonl, "--jsonl")):
+        if path:  # before the model loads: a read-only folder is one line, not a wrong codec hint
+            validate.writable_file(path, flag)
     predictor = _load_model(model, threads, spinning)
     if tile:
         from flowdet.runtime.tiles import TiledPredictor
@@ -297,7 +302,11 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
         raise error
     summary = stats(final=True)
     summary.update({"stopped_by": stopped_by, "source": src.description, "live": src.live,
-                    "out": str(out) if out else None, "jsonl": str(jsonl) if jsonl else None})
+                    "out": str(out) if out else None, "jsonl": str(jsonl) if jsonl else None,
+                    "skipped": len(getattr(src, "skipped", ()))})
+    expected = getattr(src, "expected", None)
+    if stopped_by == "end" and expected and reader.read < expected:  # as `flowdet mine` says it
+        summary["warning"] = f"decoded {reader.read} of {expected} frames the header announces (truncated?)"
     if tile:
         summary["tile"] = {"size": tile, "overlap": overlap, "merge": merge}
     return summary

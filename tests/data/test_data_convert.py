@@ -68,8 +68,11 @@ def test_voc_labels_and_missing_image(voc):
 
 def test_voc_malformed_xml(voc):
     (voc / "annotations" / "f0.xml").write_text("<annotation><object></annotation>")
-    with pytest.raises(DataError, match=r"f0.xml: invalid XML at line 1"):
-        voc_to_coco(voc / "annotations", voc / "images")
+    coco, report = voc_to_coco(voc / "annotations", voc / "images")  # the other files still convert
+    assert report.images_skipped == 1 and "f0.xml: xml: invalid XML at line 1" in str(report.problems[0])
+    assert len(coco["images"]) == report.images_total - 1
+    with pytest.raises(DataError, match=r"f0.xml: xml: invalid XML at line 1"):
+        report.raise_if(True)  # --strict
 
 
 def test_round_trip_voc_coco_yolo_coco(voc, tmp_path):

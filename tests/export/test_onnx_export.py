@@ -34,7 +34,7 @@ def test_metadata_round_trip(nano_onnx, nano_ckpt):
 
     props = {p.key: p.value for p in onnx.load(str(nano_onnx)).metadata_props}
     meta = ModelMeta.from_props(props)
-    ckpt = torch.load(nano_ckpt, weights_only=False)
+    ckpt = torch.load(nano_ckpt, weights_only=True)
     assert meta.names == ckpt["names"] == ["plastic"]
     assert meta.cat_ids == [1] and meta.img_size == (IMG, IMG) and meta.strides == [8, 16, 32]
     assert meta.model_size == "nano" and meta.dynamic_batch and meta.precision == "fp32"

@@ -30,7 +30,7 @@ def test_artifacts_and_backbone_handoff(synth_frames, tmp_path, method):
     for name in ("backbone.pt", "last.pt", "metrics.csv", "loss.png", "config.yaml", "summary.json"):
         assert (tmp_path / name).is_file(), name
     assert s["backbone"] == str(tmp_path / "backbone.pt") and s["final_loss"] == pytest.approx(s["final_loss"])
-    art = torch.load(tmp_path / "backbone.pt", weights_only=False)
+    art = torch.load(tmp_path / "backbone.pt", weights_only=True)
     assert set(art) == {"model_size", "state_dict", "method", "config", "flowdet_version"}
     assert art["method"] == method and art["model_size"] == "nano"
     from flowdet.models import build_backbone, build_model
@@ -61,8 +61,8 @@ def test_exact_resume_after_interrupt(synth_frames, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         pretrain(_frames_cfg("self-emd", synth_frames, tmp_path / "b", **kw), on_epoch_end=stop)
     s = pretrain(_frames_cfg("self-emd", synth_frames, tmp_path / "b", **kw, **{"train.resume": True}))
-    a = torch.load(tmp_path / "a" / "last.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "b" / "last.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["model"]
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     rows = (tmp_path / "b" / "metrics.csv").read_text().splitlines()
@@ -133,6 +133,6 @@ def test_torchrun_ddp_gloo(synth_frames, tmp_path):
            "--set", "data.frame_size=320", "--set", "train.threads=1"]
     r = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
-    ck = torch.load(out / "last.pt", weights_only=False)
+    ck = torch.load(out / "last.pt", weights_only=True)
     assert ck["world_size"] == 2 and len(ck["rng"]) == 2
     assert (out / "backbone.pt").is_file()

@@ -1,0 +1,352 @@
+"""The one safe image reader: every flowdet stage that opens an image file goes through here.
+
+``cv2.imread`` alone trusts the file: a header claiming 65000×65000 raises ``cv2.error`` (or, below
+OpenCV's own 1-gigapixel limit, allocates gigabytes), a FIFO named ``a.jpg`` blocks forever, and a
+truncated JPEG decodes "successfully" with its lower part grey. :func:`read_image` checks, in order
+and before decoding anything:
+
+1. the path is a **regular file** (``os.stat``, which never blocks on a FIFO or a device);
+2. the **header** (PNG IHDR, JPEG SOF + EXIF orientation, BMP, WebP, TIFF) gives width × height,
+   which must be at most :func:`max_pixels` (default 64 MP; ``FLOWDET_MAX_PIXELS`` or the
+   ``max_pixels`` argument change it);
+3. a JPEG has its **end-of-image marker** after the first scan and a PNG its ``IEND`` chunk
+   (else it is truncated: the decoder would return a partial image);
+
+then decodes with ``cv2.imread`` (decoder exceptions caught; ``None`` → "does not decode").
+Every failure is an :class:`ImageReadError` (a :class:`flowdet.errors.DataError`) whose
+``reason`` is one short phrase, so callers can skip and count (:class:`SkipLog`).
+:func:`image_size` runs steps 1–3 only (a few small reads per file): what the COCO loader uses to
+check ``width``/``height`` without decoding. Torch-free (numpy + cv2).
+"""
+from __future__ import annotations
+
+import os
+import stat
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from flowdet.errors import DataError, InputError
+
+MAX_PIXELS_ENV = "FLOWDET_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 64_000_000
+_TAIL = 65536  # bytes at the end of a file searched for the end marker before a full scan
+
+
+class ImageReadError(DataError):
+    """An image file that cannot be used; ``reason`` is a short phrase ("truncated JPEG", …)."""
+
+    def __init__(self, reason: str, path: str | Path):
+        self.reason = reason
+        super().__init__(reason, path=path)
+
+
+def max_pixels(value: int | None = None) -> int:
+    """The pixel cap: ``value`` when given, else ``$FLOWDET_MAX_PIXELS``, else 64 MP."""
+    if value is not None:
+        return int(value)
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        v = int(float(raw))
+    except (ValueError, OverflowError):
+        raise InputError(f"expected a number of pixels like 64000000, got {raw!r}", field=MAX_PIXELS_ENV) from None
+    if v < 1:
+        raise InputError(f"must be >= 1, got {raw!r}", field=MAX_PIXELS_ENV)
+    return v
+
+
+def is_regular_file(path: str | Path) -> bool:
+    """True for a regular file (or a link to one); never opens the path, so never blocks."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass
+class Header:
+    format: str                 # "jpeg", "png", "bmp", "webp", "tiff" or "unknown"
+    size: tuple[int, int] | None  # (width, height) as decoded (EXIF rotation applied), None if unknown
+    complete: bool = True       # False: the end marker is missing (truncated file)
+
+
+# ------------------------------------------------------------------------------------ headers
+
+def _u16(b: bytes, big: bool) -> int:
+    return struct.unpack(">H" if big else "<H", b)[0]
+
+
+def _u32(b: bytes, big: bool) -> int:
+    return struct.unpack(">I" if big else "<I", b)[0]
+
+
+def _tiff_tags(buf: bytes, wanted: set[int]) -> dict[int, int]:
+    """First-IFD SHORT/LONG tags of a TIFF structure (a .tif file or a JPEG's EXIF block)."""
+    if len(buf) < 8 or buf[:4] not in (b"II*\x00", b"MM\x00*"):
+        return {}
+    big = buf[:2] == b"MM"
+    off = _u32(buf[4:8], big)
+    if off + 2 > len(buf):
+        return {}
+    n = _u16(buf[off:off + 2], big)
+    out = {}
+    for k in range(min(n, 512)):
+        e = off + 2 + 12 * k
+        if e + 12 > len(buf):
+            break
+        tag, typ = _u16(buf[e:e + 2], big), _u16(buf[e + 2:e + 4], big)
+        if tag in wanted:
+            if typ == 3:
+                out[tag] = _u16(buf[e + 8:e + 10], big)
+            elif typ == 4:
+                out[tag] = _u32(buf[e + 8:e + 12], big)
+    return out
+
+
+def _find_after(f: BinaryIO, start: int, size: int, marker: bytes) -> bool:
+    """Whether ``marker`` occurs at or after ``start``: the file's tail first, then a full scan."""
+    tail_start = max(start, size - _TAIL)
+    f.seek(tail_start)
+    if marker in f.read():
+        return True
+    if tail_start == start:
+        return False
+    f.seek(start)
+    chunk, carry = 1 << 20, b""
+    while True:
+        block = f.read(chunk)
+        if not block:
+            return False
+        if marker in carry + block:
+            return True
+        carry = block[-(len(marker) - 1):]
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg(f: BinaryIO, size: int) -> Header:
+    f.seek(2)
+    dims, orientation, sos = None, 1, None
+    while True:
+        b = f.read(1)
+        while b == b"\xff":  # fill bytes
+            b = f.read(1)
+        if not b:
+            break
+        m = b[0]
+        if m in (0x01, *range(0xD0, 0xD8)):  # standalone markers
+            b = f.read(1)
+            if b != b"\xff":
+                break
+            continue
+        if m == 0xD9:
+            break
+        ln = f.read(2)
+        if len(ln) < 2:
+            break
+        n = _u16(ln, True)
+        if n < 2:
+            break
+        pos = f.tell()
+        if m == 0xDA:
+            sos = pos + n - 2
+            break
+        if m in _SOF:
+            seg = f.read(5)
+            if len(seg) == 5:
+                dims = (_u16(seg[3:5], True), _u16(seg[1:3], True))  # (width, height)
+        elif m == 0xE1 and orientation == 1:
+            seg = f.read(min(n - 2, 65533))
+            if seg.startswith(b"Exif\x00\x00"):
+                orientation = _tiff_tags(seg[6:], {0x0112}).get(0x0112, 1)
+        f.seek(pos + n - 2)
+        b = f.read(1)
+        if b != b"\xff":
+            break
+    if dims is None or 0 in dims:
+        return Header("jpeg", None, sos is not None)
+    if orientation in (5, 6, 7, 8):  # cv2.imread applies the EXIF rotation: the decoded size is transposed
+        dims = (dims[1], dims[0])
+    complete = sos is not None and _find_after(f, sos, size, b"\xff\xd9")
+    return Header("jpeg", dims, complete)
+
+
+def _png(f: BinaryIO, size: int, head: bytes) -> Header:
+    if len(head) < 24 or head[12:16] != b"IHDR":
+        return Header("png", None, False)
+    dims = (_u32(head[16:20], True), _u32(head[20:24], True))
+    return Header("png", dims, _find_after(f, 8, size, b"IEND"))
+
+
+def _bmp(head: bytes) -> Header:
+    if len(head) < 26:
+        return Header("bmp", None)
+    hsize = _u32(head[14:18], False)
+    if hsize == 12:
+        return Header("bmp", (_u16(head[18:20], False), _u16(head[20:22], False)))
+    w, h = struct.unpack("<ii", head[18:26])
+    return Header("bmp", (abs(w), abs(h)))
+
+
+def _webp(head: bytes) -> Header:
+    kind = head[12:16]
+    if kind == b"VP8 " and len(head) >= 30:
+        return Header("webp", (_u16(head[26:28], False) & 0x3FFF, _u16(head[28:30], False) & 0x3FFF))
+    if kind == b"VP8L" and len(head) >= 25:
+        bits = _u32(head[21:25], False)
+        return Header("webp", ((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1))
+    if kind == b"VP8X" and len(head) >= 30:
+        return Header("webp", (int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1))
+    return Header("webp", None)
+
+
+def read_header(path: str | Path) -> Header:
+    """Format, decoded size and completeness from the file's bytes (no decoding). Raises
+    :class:`ImageReadError` for a missing or non-regular file; unknown formats give ``size=None``."""
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise ImageReadError("image file not found", p) from None
+    except OSError as e:
+        raise ImageReadError(f"cannot read ({e.strerror})", p) from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else ("a folder" if stat.S_ISDIR(st.st_mode) else "a device or socket")
+        raise ImageReadError(f"not a regular file ({kind}; not opened)", p)
+    if st.st_size == 0:
+        raise ImageReadError("empty file", p)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(64)
+            if head[:3] == b"\xff\xd8\xff":
+                return _jpeg(f, st.st_size)
+            if head[:8] == b"\x89PNG\r\n\x1a\n":
+                return _png(f, st.st_size, head)
+            if head[:2] == b"BM":
+                return _bmp(head)
+            if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+                return _webp(head)
+            if head[:4] in (b"II*\x00", b"MM\x00*"):
+                f.seek(0)
+                tags = _tiff_tags(f.read(1 << 16), {256, 257})
+                return Header("tiff", (tags[256], tags[257]) if {256, 257} <= tags.keys() else None)
+            return Header("unknown", None)
+    except OSError as e:
+        raise ImageReadError(f"cannot read ({e.strerror or e})", p) from None
+
+
+def _check_size(p: Path, size: tuple[int, int] | None, cap: int) -> None:
+    if size is not None and size[0] * size[1] > cap:
+        raise ImageReadError(f"image is {size[0]}x{size[1]} ({size[0] * size[1] / 1e6:.0f} MP), over the "
+                             f"{cap / 1e6:g} MP limit (raise it with {MAX_PIXELS_ENV})", p)
+
+
+def image_size(path: str | Path, limit: int | None = None) -> tuple[int, int] | None:
+    """(width, height) as :func:`read_image` would decode it, from the header only; ``None`` for a
+    format whose header is not parsed here. Raises :class:`ImageReadError` exactly where
+    :func:`read_image` would refuse without decoding (not a file, over the cap, truncated)."""
+    p = Path(path)
+    h = read_header(p)
+    if h.format in ("jpeg", "png") and h.size is None and not h.complete:
+        raise ImageReadError(f"corrupt {h.format.upper()} header", p)
+    _check_size(p, h.size, max_pixels(limit))
+    if not h.complete:
+        raise ImageReadError(f"truncated {h.format.upper()} (no end marker; it would decode only partly)", p)
+    return h.size
+
+
+def read_image(path: str | Path, limit: int | None = None, flags: int | None = None) -> np.ndarray:
+    """HxWx3 uint8 BGR pixels of an image file, or :class:`ImageReadError` (never ``cv2.error``,
+    never a partial decode of a truncated JPEG/PNG, never a blocking read)."""
+    import cv2
+
+    p = Path(path)
+    image_size(p, limit)
+    try:
+        img = cv2.imread(str(p), cv2.IMREAD_COLOR if flags is None else flags)
+    except cv2.error as e:
+        msg = " ".join(str(e).split())[-120:]
+        raise ImageReadError(f"does not decode ({msg})", p) from None
+    if img is None:
+        raise ImageReadError("does not decode (corrupt or unsupported format)", p)
+    cap = max_pixels(limit)
+    if img.shape[0] * img.shape[1] > cap:  # a format whose header is not parsed above
+        _check_size(p, (img.shape[1], img.shape[0]), cap)
+    return img
+
+
+def try_read_image(path: str | Path, limit: int | None = None) -> tuple[np.ndarray | None, str | None]:
+    """(image, None) or (None, reason)."""
+    try:
+        return read_image(path, limit), None
+    except ImageReadError as e:
+        return None, e.reason
+
+
+def probe(path: Path, is_video: bool, decode: bool) -> tuple[str | None, tuple[int, int] | None, int]:
+    """(error or None, (width, height) when known, frame count for videos (-1 unknown)).
+
+    Images: ``decode=False`` reads the header only (:func:`flowdet.data.imread.image_size`: regular
+    file, size, pixel cap, truncation), ``decode=True`` decodes as well. Videos: ``decode=False``
+    checks that a regular file exists."""
+    if is_video:
+        if not path.exists():
+            return "video file not found", None, -1
+        if not is_regular_file(path):
+            return "video is not a regular file (not opened)", None, -1
+        if not decode:
+            return None, None, -1
+        import cv2
+
+        # header only: size and frame count (decoding every frame would be far too slow)
+        cap = cv2.VideoCapture(str(path))
+        try:
+            if not cap.isOpened():
+                return "video does not open", None, -1
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            size = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        finally:
+            cap.release()
+        return None, size, n
+    try:
+        if decode:
+            img = read_image(path)
+            return None, (img.shape[1], img.shape[0]), -1
+        size = image_size(path)
+        if size is None:  # a format whose header imread does not parse: decode to know
+            img = read_image(path)
+            size = (img.shape[1], img.shape[0])
+        return None, size, -1
+    except ImageReadError as e:
+        return e.reason, None, -1
+
+
+@dataclass
+class SkipLog:
+    """Files skipped by a long job, with why: one warning line per file as it happens (up to
+    ``show``), and a one-line total (:meth:`summary`) at the end."""
+
+    what: str = "image"
+    show: int = 10
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, path: str | Path, reason: str, echo: bool = True) -> None:
+        self.skipped.append((str(path), reason))
+        if echo and len(self.skipped) <= self.show:
+            from flowdet import log
+
+            log.warn(f"{path}: {reason} (skipped)")
+
+    def __len__(self) -> int:
+        return len(self.skipped)
+
+    def summary(self) -> str:
+        n = len(self.skipped)
+        return f"skipped {n} unreadable {self.what}{'s' if n != 1 else ''}" + (
+            f" (first: {self.skipped[0][0]}: {self.skipped[0][1]})" if n else "")

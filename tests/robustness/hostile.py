@@ -1,0 +1,136 @@
+"""Generators of hostile inputs for the robustness suite. Everything is made here, in a tmp folder,
+from a few bytes: no real data is copied. Each function writes one file and returns its path."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def image(path: Path, w: int = 96, h: int = 64, seed: int = 0) -> Path:
+    """A small valid noise image (format from the suffix)."""
+    rng = np.random.default_rng(seed)
+    img = rng.integers(40, 200, (h, w, 3), dtype=np.uint8)
+    cv2.rectangle(img, (10, 10), (30, 25), (255, 255, 255), -1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), img)
+    return path
+
+
+def _jpeg_bytes(w: int = 96, h: int = 64) -> bytes:
+    img = np.random.default_rng(1).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    ok, buf = cv2.imencode(".jpg", img)
+    assert ok
+    return buf.tobytes()
+
+
+def huge_jpeg(path: Path, w: int = 65000, h: int = 65000) -> Path:
+    """A real small JPEG whose SOF header claims w × h (cv2.imread raises cv2.error on it)."""
+    b = bytearray(_jpeg_bytes())
+    i = b.find(b"\xff\xc0")
+    b[i + 5:i + 9] = struct.pack(">HH", h, w)
+    path.write_bytes(bytes(b))
+    return path
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png_with(path: Path, w: int, h: int, idat: bytes) -> Path:
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b""))
+    return path
+
+
+def huge_png(path: Path, side: int = 20000) -> Path:
+    """A 400-byte PNG whose IHDR says side × side (decoding it would take 2.4 GB and 13 s)."""
+    return png_with(path, side, side, zlib.compress(b"\x00" * 256))
+
+
+def corrupt_png(path: Path) -> Path:
+    """Header and end marker intact, pixel data garbage: only decoding finds it."""
+    return png_with(path, 96, 64, b"this is not zlib data" * 8)
+
+
+def truncated_jpeg(path: Path) -> Path:
+    """The first half of a JPEG: cv2 would return it half grey, without an error."""
+    b = _jpeg_bytes()
+    path.write_bytes(b[: len(b) // 2])
+    return path
+
+
+def garbage(path: Path, n: int = 300) -> Path:
+    path.write_bytes(np.random.default_rng(7).integers(0, 256, n, dtype=np.uint8).tobytes())
+    return path
+
+
+def fifo(path: Path) -> Path:
+    """A named pipe: opening it for reading blocks until a writer comes (never here)."""
+    os.mkfifo(path)
+    return path
+
+
+def deep_json(path: Path, depth: int = 200_000) -> Path:
+    path.write_text("[" * depth + "]" * depth)
+    return path
+
+
+class _Marker:
+    """Unpickling this creates ``self.path`` (a harmless stand-in for a shell command)."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def malicious_pt(path: Path, marker: Path, raw: bool = False) -> Path:
+    """A .pt whose unpickling would run code (create ``marker``): a torch zip file, or with ``raw``
+    a bare pickle (torch's legacy format). It looks like a checkpoint from the outside."""
+    payload = {"model_cfg": {"size": "nano", "num_classes": 1}, "model": {}, "state_dict": {},
+               "epoch": 0, "rng": _Marker(marker), "config": {"out": str(path.parent)}}
+    if raw:
+        path.write_bytes(pickle.dumps(payload, protocol=2))
+    else:
+        import torch
+
+        torch.save(payload, path)
+    assert not marker.exists()
+    return path
+
+
+def coco(root: Path, n: int = 4, w: int = 96, h: int = 64, boxes: bool = True, name: str = "ann.json",
+         images: list[str] | None = None) -> Path:
+    """``root/images/im{i}.jpg`` + ``root/<name>`` (one box per image unless ``boxes`` is False)."""
+    files = images or [f"im{i}.jpg" for i in range(n)]
+    for i, f in enumerate(files):
+        if not (root / "images" / f).exists():
+            image(root / "images" / f, w, h, seed=i)
+    data = {"images": [{"id": i + 1, "file_name": f, "width": w, "height": h} for i, f in enumerate(files)],
+            "annotations": [{"id": i + 1, "image_id": i + 1, "category_id": 1, "bbox": [10, 10, 21, 16],
+                             "area": 336, "iscrowd": 0} for i in range(len(files))] if boxes else [],
+            "categories": [{"id": 1, "name": "bottle"}]}
+    (root / name).write_text(json.dumps(data))
+    return root / name
+
+
+def truncated_video(path: Path, frames: int = 40, keep: float = 0.4) -> Path:
+    """An MJPG .avi whose header announces ``frames`` but whose data stops after ~``keep`` of them."""
+    tmp = path.with_name("full_" + path.name)
+    vw = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        vw.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    vw.release()
+    b = tmp.read_bytes()
+    path.write_bytes(b[: int(len(b) * keep)])
+    tmp.unlink()
+    return path
