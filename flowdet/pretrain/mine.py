@@ -67,7 +67,14 @@ def expand_sources(paths: list[str | Path]) -> list[Source]:
                 raise DataError(f"{p}: not a video ({', '.join(VIDEO_EXTS)}) or a folder")
             out.append(Source("video", p, str(p.resolve())))
             continue
-        videos = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTS)
+        named = [f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTS and not f.is_dir()]
+        videos = sorted(f for f in named if f.is_file())
+        odd = sorted(set(named) - set(videos))
+        if odd:  # FIFOs/devices named x.mp4: never opened (a read would block), but said
+            from flowdet import log
+
+            log.warn(f"skipped {len(odd)} video name(s) that are not regular files (not opened): "
+                     + ", ".join(str(f) for f in odd[:3]) + (" …" if len(odd) > 3 else ""))
         out += [Source("video", v, str(v.resolve())) for v in videos]
         if _list_images(p):
             out.append(Source("images", p, str(p.resolve())))

@@ -151,3 +151,12 @@ def test_exif_rotation_is_the_decoded_size(tmp_path):
     (tmp_path / "rot.jpg").write_bytes(jpg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpg[2:])
     h, w = read_image(tmp_path / "rot.jpg").shape[:2]
     assert image_size(tmp_path / "rot.jpg") == (w, h) == cv2.imread(str(tmp_path / "rot.jpg")).shape[1::-1]
+
+
+def test_mine_says_it_skipped_a_fifo_named_like_a_video(cli, tmp_path):
+    src = tmp_path / "src"
+    for i in range(2):
+        hostile.image(src / f"ok{i}.jpg", seed=i)
+    hostile.fifo(src / "camera.mp4")
+    res = cli("mine", src, "--out", tmp_path / "frames").ok()
+    assert "not regular files" in res.err and "camera.mp4" in res.err
