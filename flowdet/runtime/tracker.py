@@ -110,6 +110,23 @@ def _buffer(boxes: np.ndarray, b: float) -> np.ndarray:
     return np.concatenate([boxes[:, :2] - pad, boxes[:, 2:] + pad], axis=1)
 
 
+def _buffered_iou(a: np.ndarray, b: np.ndarray, buf: np.ndarray) -> np.ndarray:
+    """IoU [len(a), len(b)] after enlarging both boxes of pair (i, j) by ``buf[i]`` × their size per side
+    (at least 1 px when ``buf[i] > 0``)."""
+    fa = buf[:, None, None]                                            # [A, 1, 1]
+    wa = a[:, None, 2:] - a[:, None, :2]                               # [A, 1, 2]
+    wb = b[None, :, 2:] - b[None, :, :2]                               # [1, B, 2]
+    on = (fa > 0).astype(np.float64)
+    pa = np.maximum(wa * fa, on)                                       # [A, 1, 2]
+    pb = np.maximum(wb * fa, on)                                       # [A, B, 2]
+    a1, a2 = a[:, None, :2] - pa, a[:, None, 2:] + pa
+    b1, b2 = b[None, :, :2] - pb, b[None, :, 2:] + pb
+    inter = np.clip(np.minimum(a2, b2) - np.maximum(a1, b1), 0, None).prod(-1)
+    area_a = (a2 - a1).prod(-1)
+    area_b = (b2 - b1).prod(-1)
+    return inter / np.maximum(area_a + area_b - inter, 1e-9)
+
+
 # --- Kalman filter ---------------------------------------------------------------------------------
 
 
@@ -208,6 +225,7 @@ class TrackerConfig:
     tentative_max_miss: int = 1    # misses a tentative track survives (hysteresis on birth)
     max_lost: int = 30             # frames a confirmed track survives unmatched (death)
     buffer: float = 0.3            # box enlargement for matching, × box size per side
+    tentative_buffer: float = 2.0  # for tentative and lost tracks: their motion is not known (yet / any more)
     trail: int = 30
 
     def validate(self) -> None:
@@ -258,8 +276,14 @@ class ByteTracker:
         if not tracks or len(boxes) == 0:
             return []
         tb = _xywh_to_xyxy(np.stack([t.kf.x[:4] for t in tracks]))
-        b = self.cfg.buffer
-        cost = 1.0 - box_iou(_buffer(tb, b), _buffer(boxes, b))
+        b, tb_ = self.cfg.buffer, self.cfg.tentative_buffer
+        # Confirmed tracks: the motion model knows where they go. New tracks (velocity 0) and lost
+        # ones (drifting prediction) search wider, growing with the frames missed.
+        per = np.array([b if t.state == CONFIRMED and t.misses == 0 else
+                        (tb_ if t.state == TENTATIVE else min(tb_, b * (1 + t.misses))) for t in tracks])
+        if b <= 0:
+            per[:] = 0.0
+        cost = 1.0 - _buffered_iou(tb, boxes, per)
         return linear_assignment(cost, thresh)
 
     def _hit(self, t: Track, box: np.ndarray, score: float, cls: int) -> None:
