@@ -124,3 +124,25 @@ def test_sources_yaml(tmp_path, videos):
 def test_bad_count_line_is_one_error(videos, tmp_path):
     with pytest.raises(InputError, match="--count-line"):
         run_multistream(SquareFinder(), [str(videos[2])], tmp_path / "o", count_line="1,2,3")
+
+
+def test_cli_several_files_with_the_onnx_model(nano_onnx, small_video, tmp_path, capsys):
+    from cli_helpers import run_cli
+
+    from flowdet.cli import main
+
+    code = 0
+    try:
+        main(["stream", "--model", str(nano_onnx), str(small_video), str(small_video), "--out-dir", str(tmp_path / "o"),
+              "--max-frames", "6", "--threads", "1", "--count-line", "0,120,320,120", "--video"])
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out = capsys.readouterr().out
+    assert code == 0 and "total: 12 frames" in out
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert set(s["sources"]) == {"synthetic", "synthetic_1"} and s["stopped_by"] == "max_frames"
+    assert all((tmp_path / "o" / n / "annotated.mp4").exists() for n in s["sources"])
+    code, err = run_cli(capsys, "stream", "--model", str(nano_onnx), str(small_video), "--count-line", "1,2,x,4")
+    assert code == 2 and "--count-line" in err and len(err.strip().splitlines()) == 1
+    code, err = run_cli(capsys, "stream", "--model", str(nano_onnx))
+    assert code == 2 and "SOURCE" in err
