@@ -116,3 +116,5 @@ def test_assignment_backends_agree():
     greedy = linear_assignment(cost, 0.5, method="greedy")
     assert len({r for r, _ in greedy}) == len(greedy) and all(cost[p] <= 0.5 for p in greedy)
     assert linear_assignment(np.zeros((0, 3)), 0.5) == []
+    pytest.importorskip("lap")
+    assert sorted(linear_assignment(cost, 0.5, method="lap")) == sorted(ref)   # both optimal, unique here
