@@ -64,6 +64,8 @@ class FakeLive:
         self.n_objects, self.period, self.never_opens = n_objects, period, never_opens
         self.k = 0
         self.is_down = threading.Event()
+        self.stall = threading.Event()       # set: read() blocks (a camera that hangs, not closes)
+        self.released = threading.Event()
         self.opened = False
         self.opens = 0
         self.next_t = 0.0
@@ -82,6 +84,8 @@ class FakeLive:
         self.next_t = time.perf_counter()
 
     def read(self):
+        if self.stall.is_set():
+            self.released.wait(60)
         if self.is_down.is_set() or not self.opened:
             return None
         delay = self.next_t - time.perf_counter()

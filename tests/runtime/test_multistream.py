@@ -111,6 +111,35 @@ def test_live_source_down_and_back_does_not_stall_the_other(tmp_path):
     assert b.opens >= 2
 
 
+def test_a_hanging_source_is_stalled_and_does_not_block_the_other(tmp_path):
+    a, b = FakeLive("cam-a"), FakeLive("cam-b")
+    stop = threading.Event()
+    res = {}
+    th = threading.Thread(target=lambda: res.update(run_multistream(
+        SquareFinder(), [SourceSpec("a", a), SourceSpec("b", b)], tmp_path / "o", status_every_s=0.1,
+        stall_s=0.5, stop_event=stop)))
+    th.start()
+    try:
+        end = time.monotonic() + 60
+        seen = False
+        while time.monotonic() < end and not seen:
+            try:
+                st = json.loads((tmp_path / "o" / "status.json").read_text())["sources"]
+            except (OSError, ValueError):
+                st = {}
+            if st and st["b"]["frames"] > 5 and not b.stall.is_set():
+                b.stall.set()
+                fa = st["a"]["frames"]
+            seen = bool(st) and b.stall.is_set() and st["b"]["state"] == "stalled" and st["a"]["frames"] > fa + 25
+            time.sleep(0.05)
+        assert seen, f"status {st}"
+    finally:
+        b.released.set()
+        stop.set()
+        th.join(30)
+    assert res["sources"]["a"]["state"] == "connected"
+
+
 def test_sources_yaml(tmp_path, videos):
     y = tmp_path / "s.yaml"
     y.write_text(f"sources:\n  - name: bridge\n    path: {videos[2]}\n  - url: rtsp://127.0.0.1:1/x\n  - {videos[2]}\n")
