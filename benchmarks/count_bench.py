@@ -6,7 +6,7 @@ recall, IDF1, HOTA and count error per minute for flowdet's ByteTracker vs SORT'
     and on the ground truth of a ``flowdet synth --video`` video (``--video-dir``).
 (b) end to end: ``--model model.onnx`` on the synthetic video (detector + tracker).
 (c) every 4th frame only, for (a)'s noisy input and (b).
-Also: tracker cost per frame at 50 objects (process CPU time, so a loaded box does not inflate it).
+Also: tracker cost per frame at 50 objects (CPU time of the tracking thread, `time.thread_time`, so a loaded box inflates it less than wall time).
 
     python benchmarks/count_bench.py --video-dir runs/synth_video [--model runs/demo/model.onnx] \
         [--json runs/bench/count.json]
@@ -53,9 +53,9 @@ def run_tracker(tracker: ByteTracker, dets: list, fps: float, stride: int = 1) -
     cpu = 0.0
     for k in range(0, len(dets), stride):
         b, s = dets[k]
-        t0 = time.process_time()
+        t0 = time.thread_time()
         ts = tracker.update(b, s)
-        cpu += time.process_time() - t0
+        cpu += time.thread_time() - t0
         out.append((np.array([t.id for t in ts], np.int64), np.array([t.box for t in ts]).reshape(-1, 4)))
         hist.append([(t.uid, t.box) for t in tracker.tracks if t.updated])
         times += [k / fps] * len(tracker.newly_confirmed)
@@ -86,7 +86,7 @@ def score(gt: list, res: dict, fps: float, stride: int, min_gt_frames: int) -> d
 
 
 def cost_at(n_objects: int, frames: int = 300) -> float:
-    """CPU ms per update with ``n_objects`` tracked objects (plus 5% false boxes, 10% low-score)."""
+    """CPU ms (thread time) per update with ``n_objects`` tracked objects (plus 5% false boxes, 10% low-score)."""
     rng = np.random.default_rng(0)
     pos = rng.uniform(0, 1000, (n_objects, 2))
     vel = rng.uniform(-3, 3, (n_objects, 2))
@@ -99,10 +99,10 @@ def cost_at(n_objects: int, frames: int = 300) -> float:
         fb = rng.uniform(0, 1000, (max(1, n_objects // 20), 2))
         b = np.concatenate([b, np.concatenate([fb, fb + 10], 1)])
         s = np.concatenate([s, np.full(len(fb), 0.55)])
-        t0 = time.process_time()
+        t0 = time.thread_time()
         tr.update(b, s)
         if k >= 20:
-            cpu += time.process_time() - t0
+            cpu += time.thread_time() - t0
     return 1000 * cpu / (frames - 20)
 
 
