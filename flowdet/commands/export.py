@@ -48,26 +48,77 @@ class SourceLost(FlowdetError):
 
 @click.command("stream")
 @click.option("--model", required=True, type=click.Path(exists=True, dir_okay=False), help="model.onnx (or .engine / .pt).")
-@click.argument("source")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Annotated video (.mp4 or .avi).")
-@click.option("--jsonl", type=click.Path(dir_okay=False), default=None, help="Detections, one json line per frame.")
-@click.option("--show", is_flag=True, help="Show the annotated frames in a window (needs a GUI OpenCV).")
+@click.argument("sources", nargs=-1)
+@click.option("--sources", "sources_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="YAML list of sources with names (sources: [{name: bridge, url: rtsp://…}, …]).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Annotated video (.mp4 or .avi), one source.")
+@click.option("--jsonl", type=click.Path(dir_okay=False), default=None, help="Detections, one json line per frame (one source).")
+@click.option("--out-dir", type=click.Path(file_okay=False), default=None,
+              help="Track and count: per-source jsonl (with track ids), counts.csv, status.json, summary.json here "
+                   "[default with several sources or --count-line: runs/stream].")
+@click.option("--video", "write_video", is_flag=True, help="With --out-dir: an annotated mp4 per source (ids, trails).")
+@click.option("--count-line", default=None, help="Also count tracks crossing this line: x1,y1,x2,y2 in frame pixels.")
+@click.option("--interval", type=click.FloatRange(min=1.0), default=60.0, show_default=True,
+              help="Counts per this many seconds in counts.csv.")
+@click.option("--status-every", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+              help="Seconds between health lines / status.json refreshes.")
+@click.option("--duration", type=click.FloatRange(min=0.1), default=None, help="Stop after this many seconds (live sources).")
+@click.option("--show", is_flag=True, help="Show the annotated frames in a window (needs a GUI OpenCV; one source).")
 @click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True)
 @click.option("--iou", type=click.FloatRange(0, 1), default=0.65, show_default=True)
-@click.option("--tile", type=click.IntRange(32), default=None, help="Sliced inference: tile side in pixels (+ full frame).")
+@click.option("--tile", type=click.IntRange(32), default=None, help="Sliced inference: tile side in pixels (+ full frame; one source).")
 @click.option("--overlap", type=click.FloatRange(0, 0.95), default=0.2, show_default=True, help="Tile overlap fraction.")
 @click.option("--merge", type=click.Choice(["nms", "wbf"]), default="nms", show_default=True, help="How tile detections merge.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="onnxruntime intra-op threads [default: all cores].")
 @click.option("--spinning", is_flag=True, help="Let onnxruntime threads spin (off: it steals the decoder's core).")
-@click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many frames.")
-@click.option("--retries", type=click.IntRange(0), default=5, show_default=True, help="Reconnect attempts for a lost live source.")
-def stream(model: str, source: str, out: str | None, jsonl: str | None, show: bool, conf: float, iou: float,
-           tile: int | None, overlap: float, merge: str, threads: int | None, spinning: bool, max_frames: int | None,
-           retries: int) -> None:
-    """Detect on SOURCE: a video file, an image folder, a camera index (0) or an rtsp/http URL.
+@click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many frames (per source).")
+@click.option("--retries", type=click.IntRange(0), default=5, show_default=True,
+              help="Reconnect attempts for a lost live source (one source: then exit 3; several: then 'failed', still retried).")
+def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: str | None, jsonl: str | None,
+           out_dir: str | None, write_video: bool, count_line: str | None, interval: float, status_every: float,
+           duration: float | None, show: bool, conf: float, iou: float, tile: int | None, overlap: float, merge: str,
+           threads: int | None, spinning: bool, max_frames: int | None, retries: int) -> None:
+    """Detect on SOURCES: video files, image folders, camera indexes (0) or rtsp/http URLs.
 
-    Prints running fps / latency / drops, then a summary. Ctrl-C stops cleanly (video and jsonl are
-    flushed; exit 130). A live source lost for good exits 3."""
+    One SOURCE (no --out-dir / --count-line): per-frame boxes as before; prints running fps / latency /
+    drops, then a summary; a live source lost for good exits 3.
+
+    Several SOURCES (or --sources, --out-dir, --count-line): a reader thread per source, one batched
+    inference loop, a tracker per source; counts of confirmed tracks per --interval (and line
+    crossings) in OUT_DIR/counts.csv; per-source health (connected / reconnecting / failed / stalled,
+    fps, latency, dropped) in the log and OUT_DIR/status.json. A failing source never stops the others
+    and is retried until it comes back. Ctrl-C stops cleanly (exit 130)."""
+    from flowdet.errors import InputError
+
+    if not sources and not sources_file:
+        raise InputError("give at least one SOURCE or --sources FILE")
+    multi = len(sources) > 1 or bool(sources_file) or bool(out_dir) or count_line is not None
+    if not multi:
+        _stream_one(model, sources[0], out, jsonl, show, conf, iou, tile, overlap, merge, threads, spinning,
+                    max_frames, retries)
+        return
+    from flowdet.runtime.counting import parse_count_line
+    from flowdet.runtime.multistream import SourceSpec, format_source_table, load_sources_yaml, run_multistream
+
+    line = parse_count_line(count_line)  # a malformed line is one error, before anything opens
+    for flag, val in (("--out", out), ("--jsonl", jsonl), ("--show", show), ("--tile", tile)):
+        if val:
+            raise InputError(f"{flag} is for one source without counting; with several sources use --out-dir "
+                             f"(and --video)", field=flag)
+    specs = [SourceSpec("", s) for s in sources] + (load_sources_yaml(sources_file) if sources_file else [])
+    s = run_multistream(model, specs, out_dir or "runs/stream", conf=conf, iou=iou, threads=threads,
+                        spinning=spinning, video=write_video, count_line=line, interval_s=interval, retries=retries,
+                        max_frames=max_frames, max_seconds=duration, status_every_s=status_every)
+    for row in format_source_table(s):
+        click.echo(row)
+    click.echo(f"wrote {s['counts_csv']}, {s['status']} and per-source detections.jsonl under {s['out_dir']}")
+    if s["stopped_by"] == "interrupt":
+        sys.exit(130)
+
+
+def _stream_one(model: str, source: str, out: str | None, jsonl: str | None, show: bool, conf: float, iou: float,
+                tile: int | None, overlap: float, merge: str, threads: int | None, spinning: bool,
+                max_frames: int | None, retries: int) -> None:
     from flowdet.runtime.stream import format_stats, run_stream
 
     s = run_stream(model, source, out=out, jsonl=jsonl, show=show, conf=conf, iou=iou, tile=tile, overlap=overlap,

@@ -1,0 +1,496 @@
+"""Many sources in one process: a reader thread per source, one inference loop batching the newest
+frame of every source that has one, a tracker + counter per source, per-source health. Torch-free.
+
+- **Readers** (:class:`SourceReader`): live sources keep only their newest frame (older ones are
+  dropped and counted); a lost or unreachable live source is reopened with exponential backoff,
+  *forever* — its state goes ``connecting → connected → reconnecting → failed`` (``failed`` after
+  ``retries`` consecutive failed attempts; it is still retried every ``max_backoff_s``) and back to
+  ``connected`` when it returns. A read that blocks only blocks that source's thread. Files are read
+  frame by frame (nothing dropped); an unreadable file is ``failed`` and the others go on.
+- **Inference** (the calling thread): each round takes at most one frame per source, runs one batched
+  ``predict`` and then, per source: tracker → counter → jsonl line (with track ids) → annotated video
+  (ids and short trails). A source with nothing new is skipped, never waited for.
+- **Health**: every ``status_every_s`` the state, fps, latency p50/p95, dropped, reconnects and counts
+  of every source are logged and written to ``status.json`` (atomically), and a source connected but
+  silent for ``stall_s`` is shown as ``stalled``.
+- **Counts**: ``counts.csv`` (``time, source, count, cumulative`` [+ crossings]) gets a row per source
+  per closed interval; the summary (``summary.json``) has each source's totals.
+
+Outputs under ``out_dir``: ``<name>/detections.jsonl``, ``<name>/annotated.mp4`` (``video=True``),
+``counts.csv``, ``status.json``, ``summary.json``.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import re
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from flowdet import log
+from flowdet.errors import DataError, FlowdetError, InputError
+from flowdet.ops.postprocess import Detections
+from flowdet.runtime.counting import Counter, CountsCSV, parse_count_line
+from flowdet.runtime.sources import Frame, FrameSource, SourceError, open_source
+from flowdet.runtime.tracker import ByteTracker, Track, TrackerConfig
+from flowdet.utils import atomic_write_json
+
+CONNECTING, CONNECTED, RECONNECTING, FAILED, STALLED, ENDED = (
+    "connecting", "connected", "reconnecting", "failed", "stalled", "ended")
+
+
+@dataclass
+class SourceSpec:
+    name: str
+    source: str | int | FrameSource
+
+
+def load_sources_yaml(path: str | Path) -> list[SourceSpec]:
+    """A sources file: ``sources: [{name: bridge, url: rtsp://…}, {name: pier, path: pier.mp4}, …]`` (or
+    the bare list; ``source`` is accepted for ``url``/``path``)."""
+    import yaml
+
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise DataError(f"cannot read ({e.strerror})", path=p) from None
+    except yaml.YAMLError as e:
+        raise DataError(f"not valid YAML ({str(e).splitlines()[0]})", path=p) from None
+    items = doc.get("sources") if isinstance(doc, dict) else doc
+    if not isinstance(items, list) or not items:
+        raise DataError("expected a non-empty list under 'sources'", path=p, field="sources")
+    out = []
+    for i, it in enumerate(items):
+        if isinstance(it, (str, int)):
+            out.append(SourceSpec("", it))
+            continue
+        if not isinstance(it, dict):
+            raise DataError(f"entry {i}: expected a mapping with url/path (and name)", path=p, field="sources")
+        src = it.get("url", it.get("path", it.get("source")))
+        if src is None:
+            raise DataError(f"entry {i}: no url, path or source", path=p, field="sources")
+        out.append(SourceSpec(str(it.get("name", "")), src))
+    return name_sources(out)
+
+
+def name_sources(specs: list[SourceSpec]) -> list[SourceSpec]:
+    """Fill empty names (file stem, else ``cam<i>``) and make names unique and path-safe."""
+    seen: dict[str, int] = {}
+    out = []
+    for i, s in enumerate(specs):
+        name = s.name
+        if not name:
+            src = s.source if isinstance(s.source, (str, int)) else getattr(s.source, "description", f"src{i}")
+            p = Path(str(src))
+            name = p.stem if isinstance(src, str) and p.exists() else f"cam{i}"
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or f"src{i}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        else:
+            seen[name] = 0
+        out.append(SourceSpec(name, s.source))
+    return out
+
+
+class SourceReader(threading.Thread):
+    """One source's thread: open (with backoff), read, hand the frame over; never raises."""
+
+    def __init__(self, name: str, source: FrameSource, ready: threading.Event, stop: threading.Event,
+                 retries: int = 5, backoff_s: float = 0.5, max_backoff_s: float = 8.0, file_queue: int = 2):
+        super().__init__(name=f"flowdet-reader-{name}", daemon=True)
+        self.src_name, self.source, self.ready, self.stop = name, source, ready, stop
+        self.live = bool(source.live)
+        self.q: queue.Queue = queue.Queue(maxsize=1 if self.live else max(1, file_queue))
+        self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
+        self.state = CONNECTING
+        self.error: str | None = None
+        self.read = self.dropped = self.reconnects = self.failures = self.opens = 0
+        self.last_frame_t: float | None = None
+        self.done = False             # no more frames will come (file ended / failed, or stopped)
+        self.lock = threading.Lock()
+
+    def _open(self) -> bool:
+        try:
+            self.source.open()
+        except SourceError as e:
+            self.error = str(e)
+            return False
+        except Exception as e:  # a broken backend is one source's problem, not the run's
+            self.error = f"{type(e).__name__}: {e}"
+            return False
+        if self.opens:
+            self.reconnects += 1
+        self.opens += 1
+        self.failures = 0
+        self.error = None
+        self.state = CONNECTED
+        return True
+
+    def _put(self, fr: Frame) -> None:
+        if self.live:
+            while True:
+                try:
+                    self.q.put_nowait(fr)
+                    break
+                except queue.Full:
+                    try:
+                        self.q.get_nowait()
+                        with self.lock:
+                            self.dropped += 1
+                    except queue.Empty:
+                        pass
+        else:
+            while not self.stop.is_set():
+                try:
+                    self.q.put(fr, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+        self.ready.set()
+
+    def take(self) -> Frame | None:
+        try:
+            return self.q.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _wait_backoff(self) -> bool:
+        """Sleep before the next attempt; False when stopped meanwhile."""
+        delay = min(self.backoff_s * (2 ** max(0, self.failures - 1)), self.max_backoff_s)
+        return not self.stop.wait(delay)
+
+    def run(self) -> None:
+        opened = False
+        try:
+            while not self.stop.is_set():
+                if not opened:
+                    opened = self._open()
+                    if not opened:
+                        if not self.live:
+                            self.state = FAILED
+                            return
+                        self.failures += 1
+                        self.state = FAILED if self.failures > self.retries else RECONNECTING
+                        if not self._wait_backoff():
+                            return
+                        continue
+                got = self.source.read()
+                if got is None:
+                    self.source.close()
+                    opened = False
+                    if not self.live:
+                        self.state = ENDED
+                        return
+                    self.state = RECONNECTING
+                    self.error = "stream lost"
+                    self.failures += 1
+                    if not self._wait_backoff():
+                        return
+                    continue
+                img, t, name = got
+                now = time.perf_counter()
+                self._put(Frame(self.read, t, now, img, name))
+                self.read += 1
+                self.last_frame_t = now
+        except BaseException as e:  # noqa: BLE001 — report, never take the run down
+            self.state, self.error = FAILED, f"{type(e).__name__}: {e}"
+        finally:
+            self.done = True
+            self.ready.set()
+            try:
+                self.source.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _pct(values: Any) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None}
+    a = np.asarray(list(values)) * 1000.0
+    return {"p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2)}
+
+
+def draw_tracks(img: np.ndarray, tracks: list[Track], line: tuple[float, float, float, float] | None,
+                label: str) -> np.ndarray:
+    """Boxes with track ids, short trails, the count line and a count label."""
+    vis = img.copy()
+    if line is not None:
+        cv2.line(vis, (int(line[0]), int(line[1])), (int(line[2]), int(line[3])), (0, 255, 255), 2)
+    for t in tracks:
+        c = (int(37 * t.id % 255), int(17 * t.id % 255 + 80) % 255, int(97 * t.id % 255))
+        x1, y1, x2, y2 = (int(round(v)) for v in t.box)
+        cv2.rectangle(vis, (x1, y1), (x2, y2), c, 1)
+        cv2.putText(vis, str(t.id), (x1, max(10, y1 - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, c, 1, cv2.LINE_AA)
+        if len(t.trail) > 1:
+            pts = np.array(t.trail, np.int32).reshape(-1, 1, 2)
+            cv2.polylines(vis, [pts], False, c, 1, cv2.LINE_AA)
+    cv2.putText(vis, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 2, cv2.LINE_AA)
+    cv2.putText(vis, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    return vis
+
+
+@dataclass
+class _Lane:
+    """Everything the inference loop keeps for one source."""
+
+    name: str
+    reader: SourceReader
+    tracker: ByteTracker
+    counter: Counter
+    out_dir: Path
+    jsonl: Any = None
+    video: Any = None
+    video_size: tuple[int, int] | None = None
+    frames: int = 0
+    detections: int = 0
+    latency: deque = field(default_factory=lambda: deque(maxlen=2000))
+    done_times: deque = field(default_factory=lambda: deque(maxlen=4000))
+    all_latency: list = field(default_factory=list)
+    first_t: float | None = None
+    last_t: float | None = None
+
+    def fps(self, window_s: float = 5.0) -> float:
+        now = time.perf_counter()
+        recent = [t for t in self.done_times if now - t <= window_s]
+        if len(recent) < 2:
+            return 0.0
+        span = max(now - recent[0], 1e-6)
+        return round(len(recent) / span, 2)
+
+    def state(self, stall_s: float) -> str:
+        r = self.reader
+        if r.state == CONNECTED and r.live and r.last_frame_t is not None and \
+                time.perf_counter() - r.last_frame_t > stall_s:
+            return STALLED
+        return r.state
+
+
+def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: str | Path,
+                    conf: float = 0.25, iou: float = 0.65, threads: int | None = None, spinning: bool = False,
+                    video: bool = False, count_line: str | tuple | None = None, interval_s: float = 60.0,
+                    tracker: TrackerConfig | None = None, retries: int = 5, backoff_s: float = 0.5,
+                    max_backoff_s: float = 8.0, max_frames: int | None = None, max_seconds: float | None = None,
+                    status_every_s: float = 2.0, stall_s: float = 5.0, max_batch: int | None = None,
+                    progress: Callable[[dict[str, Any]], None] | None = None,
+                    stop_event: threading.Event | None = None) -> dict[str, Any]:
+    """Detect, track and count on every source at once; return the summary (also ``summary.json``).
+
+    ``sources``: SOURCE strings or :class:`SourceSpec` (name + source). ``max_frames``: per source.
+    ``max_seconds``: wall-clock limit (live runs otherwise go until Ctrl-C or ``stop_event``).
+    Ends when every source is done (files ended/failed), at a limit, or on Ctrl-C / ``stop_event``.
+    """
+    from flowdet.runtime.stream import _load_model
+
+    line = parse_count_line(count_line) if count_line is not None and not isinstance(count_line, tuple) else count_line
+    if interval_s <= 0:
+        raise InputError(f"interval must be > 0 s, got {interval_s}", field="--interval")
+    specs = name_sources([s if isinstance(s, SourceSpec) else SourceSpec("", s) for s in sources])
+    if not specs:
+        raise InputError("no sources given")
+    opened = [(s, s.source if not isinstance(s.source, (str, int)) else open_source(s.source)) for s in specs]
+    predictor = _load_model(model, threads, spinning)
+    tcfg = tracker or TrackerConfig()
+    det_conf = min(conf, tcfg.low_thresh)   # the tracker's second stage wants the low-score boxes too
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        csv_out = CountsCSV(out / "counts.csv", line=line is not None)
+    except OSError as e:
+        raise FlowdetError(f"cannot write ({e.strerror})", path=out) from None
+
+    stop = stop_event or threading.Event()
+    ready = threading.Event()
+    lanes: list[_Lane] = []
+    for spec, src in opened:
+        r = SourceReader(spec.name, src, ready, stop, retries=retries, backoff_s=backoff_s,
+                         max_backoff_s=max_backoff_s)
+        d = out / spec.name
+        d.mkdir(parents=True, exist_ok=True)
+        lane = _Lane(spec.name, r, ByteTracker(TrackerConfig(**vars(tcfg))),
+                     Counter(source=spec.name, interval_s=interval_s, line=line, live=r.live), d)
+        lane.jsonl = open(d / "detections.jsonl", "w", buffering=1)
+        lanes.append(lane)
+
+    interrupted = {"n": 0}
+
+    def on_sigint(signum: int, _frame: Any) -> None:
+        interrupted["n"] += 1
+        if interrupted["n"] > 1:
+            raise KeyboardInterrupt
+        stop.set()
+
+    old_handler = None
+    if threading.current_thread() is threading.main_thread():
+        old_handler = signal.signal(signal.SIGINT, on_sigint)
+
+    t0 = time.perf_counter()
+    last_status = t0
+    stopped_by = "end"
+    infer_times: deque = deque(maxlen=2000)
+    batches = 0
+
+    def source_status(ln: _Lane) -> dict[str, Any]:
+        r = ln.reader
+        age = None if r.last_frame_t is None else round(time.perf_counter() - r.last_frame_t, 2)
+        return {"state": ln.state(stall_s), "live": r.live, "source": r.source.description, "frames": ln.frames,
+                "frames_read": r.read, "fps": ln.fps(), "latency_ms": _pct(ln.latency), "dropped": r.dropped,
+                "reconnects": r.reconnects, "last_frame_age_s": age, "count": ln.counter.total,
+                **({"crossings": ln.counter.crossings} if line is not None else {}),
+                "error": r.error}
+
+    def write_status() -> dict[str, Any]:
+        st = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "uptime_s": round(time.perf_counter() - t0, 1),
+              "infer_ms": _pct(infer_times), "sources": {ln.name: source_status(ln) for ln in lanes}}
+        atomic_write_json(out / "status.json", st, indent=1)
+        return st
+
+    for ln in lanes:
+        ln.reader.start()
+    try:
+        while True:
+            if interrupted["n"]:
+                stopped_by = "interrupt"
+                break
+            if stop.is_set():
+                stopped_by = "stopped"
+                break
+            now = time.perf_counter()
+            if max_seconds is not None and now - t0 >= max_seconds:
+                stopped_by = "max_seconds"
+                break
+            if now - last_status >= status_every_s:
+                last_status = now
+                st = write_status()
+                for name, s in st["sources"].items():
+                    lat = s["latency_ms"]["p50"]
+                    log.info(f"{name}: {s['state']} | {s['fps']:.1f} fps | latency p50 "
+                             f"{'-' if lat is None else f'{lat:.0f} ms'} | dropped {s['dropped']} | "
+                             f"reconnects {s['reconnects']} | count {s['count']}"
+                             + (f" | {s['error']}" if s["error"] and s["state"] != CONNECTED else ""))
+                if progress:
+                    progress(st)
+            ready.clear()
+            batch: list[tuple[_Lane, Frame]] = []
+            for ln in lanes:
+                if max_frames is not None and ln.frames >= max_frames:
+                    continue
+                fr = ln.reader.take()
+                if fr is not None:
+                    batch.append((ln, fr))
+            if not batch:
+                if all((ln.reader.done and ln.reader.q.empty()) or (max_frames is not None and ln.frames >= max_frames)
+                       for ln in lanes):
+                    stopped_by = "max_frames" if max_frames is not None and all(
+                        ln.frames >= max_frames for ln in lanes) else "end"
+                    break
+                ready.wait(0.05)
+                continue
+            ti = time.perf_counter()
+            dets: list[Detections] = []
+            step = max_batch or len(batch)
+            for i in range(0, len(batch), step):
+                dets += predictor.predict([fr.image for _, fr in batch[i:i + step]], conf=det_conf, iou=iou)
+            infer_times.append(time.perf_counter() - ti)
+            batches += 1
+            for (ln, fr), det in zip(batch, dets):
+                _process(ln, fr, det, conf, line, video, predictor, csv_out)
+    except KeyboardInterrupt:
+        stopped_by = "interrupt"
+    finally:
+        stop.set()
+        for ln in lanes:
+            ln.reader.join(timeout=3.0)
+        for ln in lanes:
+            csv_out.write(ln.counter.rows(ln.counter.finish()))
+            if ln.jsonl is not None:
+                ln.jsonl.close()
+            if ln.video is not None:
+                ln.video.release()
+        csv_out.close()
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+    final = write_status()
+    elapsed = time.perf_counter() - t0
+    per = {}
+    for ln in lanes:
+        s = final["sources"][ln.name]
+        span = (ln.last_t - ln.first_t) if ln.first_t is not None and ln.last_t is not None else 0.0
+        s.update({"fps": round((ln.frames - 1) / span, 2) if ln.frames > 1 and span > 0 else 0.0,
+                  "latency_ms": _pct(ln.all_latency), "detections": ln.detections,
+                  "counts": ln.counter.summary(), "jsonl": str(ln.out_dir / "detections.jsonl"),
+                  "video": str(ln.out_dir / "annotated.mp4") if video and ln.frames else None})
+        per[ln.name] = s
+    total_frames = sum(ln.frames for ln in lanes)
+    summary = {"sources": per, "frames": total_frames, "seconds": round(elapsed, 3),
+               "fps": round(total_frames / elapsed, 2) if elapsed > 0 else 0.0,
+               "count": sum(ln.counter.total for ln in lanes), "batches": batches,
+               "infer_ms": _pct(infer_times), "stopped_by": stopped_by, "out_dir": str(out),
+               "counts_csv": str(out / "counts.csv"), "status": str(out / "status.json")}
+    if line is not None:
+        summary["crossings"] = sum(ln.counter.crossings for ln in lanes)
+    atomic_write_json(out / "summary.json", summary, indent=1)
+    return summary
+
+
+def _process(ln: _Lane, fr: Frame, det: Detections, conf: float, line: Any, video: bool, predictor: Any,
+             csv_out: CountsCSV) -> None:
+    tracks = ln.tracker.update(det.boxes, det.scores, det.class_ids)
+    t = fr.time if fr.time is not None else (fr.index / (ln.reader.source.fps or 25.0))
+    csv_out.write(ln.counter.rows(ln.counter.update(t, ln.tracker.newly_confirmed, tracks)))
+    keep = det.scores >= conf
+    rec: dict[str, Any] = {"frame": fr.index, "time": None if fr.time is None else round(fr.time, 4)}
+    if fr.name:
+        rec["file"] = fr.name
+    rec.update({"boxes": [[round(float(v), 2) for v in b] for b in det.boxes[keep]],
+                "scores": [round(float(s), 4) for s in det.scores[keep]],
+                "class_ids": [int(c) for c in det.class_ids[keep]],
+                "tracks": [[t_.id] + [round(float(v), 2) for v in t_.box] for t_ in tracks],
+                "count": ln.counter.total})
+    ln.jsonl.write(json.dumps(rec) + "\n")
+    if video:
+        label = f"{ln.name}: {ln.counter.total}" + (f" | line {ln.counter.crossings}" if line is not None else "")
+        vis = draw_tracks(fr.image, tracks, line, label)
+        if ln.video is None:
+            h, w = vis.shape[:2]
+            ln.video_size = (w, h)
+            ln.video = cv2.VideoWriter(str(ln.out_dir / "annotated.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
+                                       ln.reader.source.fps or 25.0, ln.video_size)
+        if (vis.shape[1], vis.shape[0]) != ln.video_size:
+            vis = cv2.resize(vis, ln.video_size)
+        ln.video.write(vis)
+    now = time.perf_counter()
+    lat = now - fr.capture
+    ln.latency.append(lat)
+    ln.all_latency.append(lat)
+    ln.done_times.append(now)
+    ln.first_t = now if ln.first_t is None else ln.first_t
+    ln.last_t = now
+    ln.frames += 1
+    ln.detections += int(keep.sum())
+
+
+def format_source_table(summary: dict[str, Any]) -> list[str]:
+    """Summary lines: one per source, then the total."""
+    lines = []
+    for name, s in summary["sources"].items():
+        lat = s["latency_ms"]
+        c = s["counts"]
+        lines.append(f"{name}: {s['state']} | frames {s['frames']} | {s['fps']:.1f} fps | latency p50 "
+                     f"{lat['p50'] if lat['p50'] is not None else '-'} ms p95 {lat['p95'] if lat['p95'] is not None else '-'} ms"
+                     f" | dropped {s['dropped']} | reconnects {s['reconnects']} | count {c['count']}"
+                     + (f" | crossings {c['crossings']}" if "crossings" in c else ""))
+    lines.append(f"total: {summary['frames']} frames | {summary['fps']:.1f} fps | count {summary['count']}"
+                 + (f" | crossings {summary['crossings']}" if "crossings" in summary else "")
+                 + f" | {summary['seconds']:.1f} s | stopped by {summary['stopped_by']}")
+    return lines

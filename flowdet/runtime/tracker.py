@@ -1,0 +1,383 @@
+"""ByteTrack-style multi-object tracker in original-frame pixels (numpy; torch-free).
+
+Per frame (``ByteTracker.update``):
+
+1. Every track's constant-velocity Kalman filter predicts its box.
+2. High-score detections (``score >= high_thresh``) are matched to confirmed and lost tracks.
+3. Low-score detections (``low_thresh <= score < high_thresh``) are matched to the confirmed
+   tracks still unmatched (ByteTrack's second stage: an occluded / dipping object keeps its id).
+4. Tentative tracks are matched to the high-score detections left.
+5. Birth with hysteresis: an unmatched high detection (``score >= new_track_thresh``) starts a
+   tentative track, confirmed after ``n_init`` hits; a tentative track missed more than
+   ``tentative_max_miss`` frames in a row is dropped. Death: a confirmed track unmatched for
+   more than ``max_lost`` frames is removed (until then it is *lost* and can be re-found).
+
+Matching cost is ``1 - IoU`` of boxes enlarged by ``buffer`` × their size on each side (buffered
+IoU): floating debris is a few pixels wide, and two 6-px boxes 4 px apart have IoU 0 although
+they are the same object one frame later. The assignment uses ``lap`` when installed, else
+``scipy.optimize.linear_sum_assignment``, else a greedy numpy matching (equivalent in practice
+for well-separated objects); see :func:`linear_assignment`.
+
+A track counts once (``flowdet.runtime.counting``) when it becomes *confirmed*: unconfirmed
+tracks never reach a counter, so a flickering false box is not an object.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from flowdet.errors import InputError
+
+# --- assignment ------------------------------------------------------------------------------------
+
+
+def _greedy(cost: np.ndarray, thresh: float) -> list[tuple[int, int]]:
+    rows, cols = np.nonzero(cost <= thresh)
+    order = np.argsort(cost[rows, cols], kind="stable")
+    used_r: set[int] = set()
+    used_c: set[int] = set()
+    out = []
+    for k in order:
+        r, c = int(rows[k]), int(cols[k])
+        if r not in used_r and c not in used_c:
+            used_r.add(r)
+            used_c.add(c)
+            out.append((r, c))
+    return out
+
+
+def _backend() -> str:
+    try:
+        import lap  # noqa: F401
+
+        return "lap"
+    except ImportError:
+        pass
+    try:
+        from scipy.optimize import linear_sum_assignment  # noqa: F401
+
+        return "scipy"
+    except ImportError:
+        return "greedy"
+
+
+ASSIGNMENT = _backend()
+
+
+def linear_assignment(cost: np.ndarray, thresh: float, method: str | None = None) -> list[tuple[int, int]]:
+    """Minimum-cost matching of rows to columns, keeping only pairs with ``cost <= thresh``.
+
+    ``method``: "lap", "scipy", "greedy" or None (the best installed, :data:`ASSIGNMENT`)."""
+    if cost.size == 0:
+        return []
+    method = method or ASSIGNMENT
+    if method == "lap":
+        import lap
+
+        _, x, _ = lap.lapjv(cost, extend_cost=True, cost_limit=thresh)
+        return [(i, int(j)) for i, j in enumerate(x) if j >= 0]
+    if method == "scipy":
+        from scipy.optimize import linear_sum_assignment as lsa
+
+        c = np.where(cost <= thresh, cost, thresh + 1e4)
+        r, k = lsa(c)
+        return [(int(i), int(j)) for i, j in zip(r, k) if cost[i, j] <= thresh]
+    return _greedy(cost, thresh)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix [len(a), len(b)] of xyxy boxes."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float64)
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def _buffer(boxes: np.ndarray, b: float) -> np.ndarray:
+    if b <= 0 or len(boxes) == 0:
+        return boxes
+    wh = boxes[:, 2:] - boxes[:, :2]
+    pad = np.maximum(wh * b, 1.0)
+    return np.concatenate([boxes[:, :2] - pad, boxes[:, 2:] + pad], axis=1)
+
+
+def _buffered_iou(a: np.ndarray, b: np.ndarray, buf: np.ndarray) -> np.ndarray:
+    """IoU [len(a), len(b)] after enlarging both boxes of pair (i, j) by ``buf[i]`` × their size per side
+    (at least 1 px when ``buf[i] > 0``)."""
+    fa = buf[:, None, None]                                            # [A, 1, 1]
+    wa = a[:, None, 2:] - a[:, None, :2]                               # [A, 1, 2]
+    wb = b[None, :, 2:] - b[None, :, :2]                               # [1, B, 2]
+    on = (fa > 0).astype(np.float64)
+    pa = np.maximum(wa * fa, on)                                       # [A, 1, 2]
+    pb = np.maximum(wb * fa, on)                                       # [A, B, 2]
+    a1, a2 = a[:, None, :2] - pa, a[:, None, 2:] + pa
+    b1, b2 = b[None, :, :2] - pb, b[None, :, 2:] + pb
+    inter = np.clip(np.minimum(a2, b2) - np.maximum(a1, b1), 0, None).prod(-1)
+    area_a = (a2 - a1).prod(-1)
+    area_b = (b2 - b1).prod(-1)
+    return inter / np.maximum(area_a + area_b - inter, 1e-9)
+
+
+# --- Kalman filter ---------------------------------------------------------------------------------
+
+
+class KalmanBox:
+    """Constant-velocity Kalman filter on (cx, cy, w, h); noise proportional to the box size with a
+    floor of ``min_size`` px, so tiny boxes are not over-trusted. The tracker predicts and updates
+    all its filters at once (:func:`kf_predict`, :func:`kf_update`); a single filter is a batch of one."""
+
+    def __init__(self, box: np.ndarray, min_size: float = 4.0):
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        w, h = max(box[2] - box[0], 1e-3), max(box[3] - box[1], 1e-3)
+        self.x = np.array([cx, cy, w, h, 0, 0, 0, 0], np.float64)
+        s = max(w, h, min_size)
+        self.P = np.diag(np.square(np.array([0.1] * 4 + [0.625] * 4) * s))
+
+    def box(self) -> np.ndarray:
+        return _xywh_to_xyxy(self.x[None, :4])[0]
+
+
+MIN_SIZE = 4.0
+_F = np.eye(8)
+_F[:4, 4:] = np.eye(4)
+
+
+def _xywh_to_xyxy(x: np.ndarray) -> np.ndarray:
+    return np.concatenate([x[:, :2] - x[:, 2:4] / 2, x[:, :2] + x[:, 2:4] / 2], axis=1)
+
+
+def _scale(X: np.ndarray) -> np.ndarray:
+    return np.maximum(np.maximum(X[:, 2], X[:, 3]), MIN_SIZE)
+
+
+def kf_predict(X: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Batched predict: X [N, 8], P [N, 8, 8]."""
+    s = _scale(X)
+    q = np.square(np.array([0.05] * 4 + [0.0125] * 4)[None, :] * s[:, None])
+    X = X @ _F.T
+    X[:, 2:4] = np.maximum(X[:, 2:4], 1e-3)
+    P = _F @ P @ _F.T
+    P[:, np.arange(8), np.arange(8)] += q
+    return X, P
+
+
+def kf_update(X: np.ndarray, P: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Batched update with xyxy measurements [N, 4]."""
+    z = np.concatenate([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]], axis=1)
+    s = _scale(X)
+    S = P[:, :4, :4].copy()
+    S[:, np.arange(4), np.arange(4)] += np.square(0.05 * s)[:, None]
+    PHt = P[:, :, :4]                                          # P Hᵀ  [N, 8, 4]
+    K = np.linalg.solve(S, PHt.transpose(0, 2, 1)).transpose(0, 2, 1)   # [N, 8, 4]
+    X = X + (K @ (z - X[:, :4])[:, :, None])[:, :, 0]
+    P = P - K @ P[:, :4, :]
+    return X, P
+
+
+# --- tracks ----------------------------------------------------------------------------------------
+
+TENTATIVE, CONFIRMED, LOST = "tentative", "confirmed", "lost"
+
+
+@dataclass
+class Track:
+    """One tracked object. ``box``: the matched detection's box this frame (else the prediction);
+    ``id``: 0 while tentative, then a positive id assigned at confirmation (ids are never reused);
+    ``trail``: the last centres (original pixels), for drawing; ``first_center``: where it was born."""
+
+    kf: KalmanBox
+    box: np.ndarray
+    score: float
+    class_id: int
+    uid: int                      # internal, assigned at birth
+    id: int = 0
+    state: str = TENTATIVE
+    hits: int = 1
+    misses: int = 0
+    age: int = 1
+    first_center: tuple[float, float] = (0.0, 0.0)
+    trail: deque = field(default_factory=lambda: deque(maxlen=30))
+    updated: bool = True          # matched in the latest frame
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return float((self.box[0] + self.box[2]) / 2), float((self.box[1] + self.box[3]) / 2)
+
+
+@dataclass
+class TrackerConfig:
+    high_thresh: float = 0.5
+    low_thresh: float = 0.1
+    new_track_thresh: float = 0.6
+    match_thresh: float = 0.8      # max cost (1 - buffered IoU) of a first-stage match
+    low_match_thresh: float = 0.5  # second stage (low-score detections)
+    tentative_match_thresh: float = 0.7
+    n_init: int = 4                # hits to confirm (and count)
+    tentative_max_miss: int = 1    # misses a tentative track survives (hysteresis on birth)
+    max_lost: int = 30             # frames a confirmed track survives unmatched (death)
+    buffer: float = 0.3            # box enlargement for matching, × box size per side
+    tentative_buffer: float = 2.0  # for tentative and lost tracks: their motion is not known (yet / any more)
+    trail: int = 30
+
+    def validate(self) -> None:
+        if not 0 <= self.low_thresh <= self.high_thresh <= 1:
+            raise InputError(f"tracker thresholds need 0 <= low ({self.low_thresh}) <= high ({self.high_thresh}) <= 1")
+        if self.n_init < 1 or self.max_lost < 0 or self.tentative_max_miss < 0:
+            raise InputError("tracker: n_init >= 1, max_lost >= 0 and tentative_max_miss >= 0 are required")
+
+
+class ByteTracker:
+    """Online tracker; feed it every processed frame of one source, in order.
+
+    >>> tr = ByteTracker()
+    >>> tracks = tr.update(boxes, scores, class_ids)   # confirmed tracks matched this frame
+    >>> tr.newly_confirmed                             # tracks confirmed by this frame (count them)
+    """
+
+    def __init__(self, config: TrackerConfig | None = None, two_stage: bool = True, **overrides):
+        cfg = config or TrackerConfig()
+        for k, v in overrides.items():
+            if not hasattr(cfg, k):
+                raise InputError(f"tracker: unknown option {k!r}")
+            setattr(cfg, k, v)
+        cfg.validate()
+        self.cfg, self.two_stage = cfg, two_stage
+        self.tracks: list[Track] = []
+        self.frame = 0
+        self._uid = 0
+        self._next_id = 1
+        self.newly_confirmed: list[Track] = []
+        self.removed: list[Track] = []
+        self.graveyard: list[Track] = []   # every removed confirmed track (id > 0), for offline scoring
+
+    @classmethod
+    def sort_baseline(cls) -> "ByteTracker":
+        """SORT's configuration of the same code (the comparison baseline): one association stage on
+        detections above 0.5, plain IoU >= 0.3, confirmed after 3 hits, dropped after 1 miss."""
+        return cls(TrackerConfig(high_thresh=0.5, low_thresh=0.5, new_track_thresh=0.5, match_thresh=0.7,
+                                 tentative_match_thresh=0.7, n_init=3, tentative_max_miss=0, max_lost=1,
+                                 buffer=0.0), two_stage=False)
+
+    @property
+    def confirmed_count(self) -> int:
+        """Ids handed out so far = objects counted."""
+        return self._next_id - 1
+
+    def _match(self, tracks: list[Track], boxes: np.ndarray, thresh: float) -> list[tuple[int, int]]:
+        if not tracks or len(boxes) == 0:
+            return []
+        tb = _xywh_to_xyxy(np.stack([t.kf.x[:4] for t in tracks]))
+        b, tb_ = self.cfg.buffer, self.cfg.tentative_buffer
+        # Confirmed tracks: the motion model knows where they go. New tracks (velocity 0) and lost
+        # ones (drifting prediction) search wider, growing with the frames missed.
+        per = np.array([b if t.state == CONFIRMED and t.misses == 0 else
+                        (tb_ if t.state == TENTATIVE else min(tb_, b * (1 + t.misses))) for t in tracks])
+        if b <= 0:
+            per[:] = 0.0
+        cost = 1.0 - _buffered_iou(tb, boxes, per)
+        return linear_assignment(cost, thresh)
+
+    def _hit(self, t: Track, box: np.ndarray, score: float, cls: int) -> None:
+        self._pending.append((t, box))
+        t.box, t.score, t.class_id = box.astype(np.float64), float(score), int(cls)
+        t.hits += 1
+        t.misses = 0
+        t.updated = True
+        t.trail.append(t.center)
+        if t.state == LOST:
+            t.state = CONFIRMED
+        elif t.state == TENTATIVE and t.hits >= self.cfg.n_init:
+            self._confirm(t)
+
+    def _confirm(self, t: Track) -> None:
+        t.state = CONFIRMED
+        t.id = self._next_id
+        self._next_id += 1
+        self.newly_confirmed.append(t)
+
+    def update(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None = None) -> list[Track]:
+        """One frame's detections (xyxy, original pixels) → the confirmed tracks matched in it."""
+        cfg = self.cfg
+        self.frame += 1
+        self.newly_confirmed = []
+        self.removed = []
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        scores = np.asarray(scores, np.float64).reshape(-1)
+        cls = np.zeros(len(scores), np.int64) if class_ids is None else np.asarray(class_ids).reshape(-1)
+        self._pending: list[tuple[Track, np.ndarray]] = []
+        if self.tracks:
+            X, P = kf_predict(np.stack([t.kf.x for t in self.tracks]), np.stack([t.kf.P for t in self.tracks]))
+            for k, t in enumerate(self.tracks):
+                t.kf.x, t.kf.P = X[k], P[k]
+                t.updated = False
+                t.age += 1
+        high = np.nonzero(scores >= cfg.high_thresh)[0]
+        low = np.nonzero((scores >= cfg.low_thresh) & (scores < cfg.high_thresh))[0] if self.two_stage else \
+            np.zeros(0, np.int64)
+
+        pool = [t for t in self.tracks if t.state in (CONFIRMED, LOST)]
+        tentative = [t for t in self.tracks if t.state == TENTATIVE]
+        # Stage 1: high detections ↔ confirmed + lost tracks.
+        m1 = self._match(pool, boxes[high], cfg.match_thresh)
+        for ti, di in m1:
+            d = high[di]
+            self._hit(pool[ti], boxes[d], scores[d], cls[d])
+        used_high = {high[di] for _, di in m1}
+        left_high = np.array([d for d in high if d not in used_high], np.int64)
+        # Stage 2: low detections ↔ confirmed tracks (not lost) left unmatched.
+        rest = [t for t in pool if not t.updated and t.state == CONFIRMED]
+        if len(low):
+            for ti, di in self._match(rest, boxes[low], cfg.low_match_thresh):
+                d = low[di]
+                self._hit(rest[ti], boxes[d], scores[d], cls[d])
+        # Stage 3: tentative tracks ↔ remaining high detections.
+        m3 = self._match(tentative, boxes[left_high], cfg.tentative_match_thresh)
+        for ti, di in m3:
+            d = left_high[di]
+            self._hit(tentative[ti], boxes[d], scores[d], cls[d])
+        used3 = {left_high[di] for _, di in m3}
+        if self._pending:
+            ts = [t for t, _ in self._pending]
+            X, P = kf_update(np.stack([t.kf.x for t in ts]), np.stack([t.kf.P for t in ts]),
+                             np.stack([b for _, b in self._pending]))
+            for k, t in enumerate(ts):
+                t.kf.x, t.kf.P = X[k], P[k]
+        # Births.
+        for d in left_high:
+            if d in used3 or scores[d] < cfg.new_track_thresh:
+                continue
+            self._uid += 1
+            t = Track(KalmanBox(boxes[d]), boxes[d].astype(np.float64), float(scores[d]), int(cls[d]), self._uid,
+                      trail=deque(maxlen=cfg.trail))
+            t.first_center = t.center
+            t.trail.append(t.center)
+            self.tracks.append(t)
+            if cfg.n_init <= 1:
+                self._confirm(t)
+        # Misses and deaths.
+        keep = []
+        for t in self.tracks:
+            if not t.updated:
+                t.misses += 1
+                t.box = t.kf.box()  # the prediction (drawn/reported only once matched again)
+                if t.state == TENTATIVE and t.misses > cfg.tentative_max_miss:
+                    self.removed.append(t)
+                    continue
+                if t.state in (CONFIRMED, LOST):
+                    t.state = LOST
+                    if t.misses > cfg.max_lost:
+                        self.removed.append(t)
+                        continue
+            keep.append(t)
+        self.tracks = keep
+        self.graveyard.extend(t for t in self.removed if t.id > 0)
+        return [t for t in self.tracks if t.state == CONFIRMED and t.updated]
