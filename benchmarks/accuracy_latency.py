@@ -87,6 +87,8 @@ def main() -> None:
     ap.add_argument("--results", action="append", default=[], help="results.json of benchmarks/accuracy.py (repeatable)")
     ap.add_argument("--reference", action="append", default=[], metavar="NAME=AP,AP50,APs,IMG",
                     help="an accuracy row measured elsewhere (e.g. an earlier session), timed here by its ONNX")
+    ap.add_argument("--arch", action="append", default=[], metavar="NAME=SIZE:IMG[:p2]",
+                    help="time an architecture with no accuracy row (e.g. 'nano-d@960x544=nano-d:960x544')")
     ap.add_argument("--ultra-python", default=None, help="interpreter with ultralytics, to export yolo rows")
     ap.add_argument("--out", type=Path, default=Path("runs/bench/acc-lat"))
     ap.add_argument("--threads", default="1,2")
@@ -114,6 +116,12 @@ def main() -> None:
         ap_, ap50, aps, img = vals.split(",")
         rows[name] = {"AP": float(ap_), "AP50": float(ap50), "APs": float(aps), "reference": True,
                       "arch": (name.split("-")[0], int(img)) if name.startswith("yolo") else None}
+    for spec in args.arch:
+        from flowdet.data.letterbox import parse_img_size
+
+        name, _, a = spec.partition("=")
+        parts = a.split(":")
+        rows[name] = {"arch": (parts[0], parse_img_size(parts[1]), len(parts) > 2 and parts[2] == "p2")}
     for key, row in rows.items():
         arch = row.get("arch")
         if arch is None:
@@ -140,8 +148,9 @@ def main() -> None:
     md += "|---" * (5 + len(cols)) + "|\n"
     for k, r in rows.items():
         ar = r.get("AR1000")
-        md += (f"| {k}{' (earlier run)' if r.get('reference') else ''} | {r['AP']:.3f} | {r['AP50']:.3f} | {r['APs']:.3f} | "
-               f"{'—' if ar is None else f'{ar:.3f}'} | " + " | ".join(str(lat[c].get(k, '—')) for c in cols) + " |\n")
+        f3 = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+        md += (f"| {k}{' (earlier run)' if r.get('reference') else ''} | {f3(r.get('AP'))} | {f3(r.get('AP50'))} | "
+               f"{f3(r.get('APs'))} | {f3(ar)} | " + " | ".join(str(lat[c].get(k, '—')) for c in cols) + " |\n")
     md += f"\nload average before/after timing: {load_before:.2f} / {load_after:.2f}; medians of {args.runs} interleaved runs\n"
     (args.out / "table.md").write_text(md)
     print(md)
@@ -156,7 +165,7 @@ def _plot(rows: dict, lat: dict, path: Path, col: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for k, r in rows.items():
-        if k not in lat:
+        if k not in lat or r.get("AP") is None:
             continue
         c = "tab:red" if k.startswith("yolo") else "tab:blue"
         ax.scatter(lat[k], r["AP"], color=c)
