@@ -28,12 +28,14 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / .engine); --ckpt
               help="Continue exactly from a checkpoint (alone: <out>/last.pt). Without --config the "
                    "checkpoint's own config is used.")
 @click.option("--device", help="auto | cpu | cuda | cuda:N (train.device).")
+@click.option("--exist-ok", is_flag=True,
+              help="Write into --out even if it holds a run (default: a used folder becomes <out>2, <out>3, …).")
 @click.option("--eval-interval", type=int, help="Evaluate every N epochs (train.eval_interval).")
 @click.option("--workers", type=int, help="DataLoader workers per process (train.workers).")
 @click.option("--seed", type=int, help="train.seed")
 @config_options
 def train(data, images, val, val_images, out, size, epochs, batch, img_size, iou_loss, backbone, resume,
-          device, eval_interval, workers, seed, config, sets) -> None:
+          device, exist_ok, eval_interval, workers, seed, config, sets) -> None:
     """Fine-tune a YOLOX detector on a COCO dataset.
 
     \b
@@ -65,11 +67,29 @@ def train(data, images, val, val_images, out, size, epochs, batch, img_size, iou
 
         cfg, recipe = load_detect_config(config, overrides)
         origin = f"recipe '{recipe}' (no --config)" if recipe else (f"config {config}" if config else "defaults")
+        cfg = _new_run_dir(cfg, exist_ok)
     from flowdet.detect.train import train as run_train
 
     summary = run_train(cfg, origin=origin if resume is None else f"resumed from {cfg.train.resume}")
     if summary.get("best") and os.environ.get("RANK", "0") == "0":
         click.echo(f"best: {summary['best']} (AP {summary['best_ap']:.4f}, epoch {summary['best_epoch'] + 1})")
+
+
+def _new_run_dir(cfg, exist_ok: bool):
+    """A used run folder becomes <out>2, <out>3, … (ultralytics), said in one line at start.
+
+    Under torchrun every rank decides here, before any rank creates the folder: rank 0 makes it
+    only after the DDP wrap, a collective every rank must reach first, so all ranks agree."""
+    import dataclasses
+
+    from flowdet import log
+    from flowdet.runs import increment_path
+
+    run_dir = increment_path(cfg.out, exist_ok)
+    if str(run_dir) != str(cfg.out):
+        log.info(f"{cfg.out} holds an earlier run: this run goes to {run_dir} (--exist-ok to reuse {cfg.out})")
+        cfg = dataclasses.replace(cfg, out=str(run_dir))
+    return cfg  # the trainer's start line names the folder either way
 
 
 def _resume_file(resume: str, out: str | None, config: str | None, overrides: list[str]) -> Path:
@@ -113,7 +133,9 @@ def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, dev
 @click.command("predict")
 @click.argument("source", type=click.Path())
 @click.option("--model", "--ckpt", "model", required=True, type=click.Path(dir_okay=False), help=_MODEL_HELP)
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--out", default="runs/predict", show_default=True, type=click.Path(file_okay=False),
+              help="Output folder; a used one becomes <out>2, <out>3, … unless --exist-ok.")
+@click.option("--exist-ok", is_flag=True, help="Write into --out even if it holds earlier results.")
 @click.option("--conf", type=float, default=0.25, show_default=True, help="Score threshold.")
 @click.option("--iou", type=float, default=0.65, show_default=True, help="NMS IoU threshold.")
 @click.option("--img-size", help="Input size for .pt, 640 or 960x544 (W×H) (default: the training size); "
@@ -122,15 +144,29 @@ def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, dev
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda | auto (.pt only).")
 @click.option("--threads", type=int, help="CPU threads for ONNX Runtime.")
 @click.option("--no-draw", is_flag=True, help="Skip the annotated images (json outputs only).")
-def predict(source, model, out, conf, iou, img_size, batch, device, threads, no_draw) -> None:
+def predict(source, model, out, exist_ok, conf, iou, img_size, batch, device, threads, no_draw) -> None:
     """Detect objects in an image or a folder: annotated images, results.json, detections.jsonl."""
     from flowdet.detect.predict import predict_source
     from flowdet.runtime.predictor import load_predictor
 
     _check_model_path(model)
     pred = load_predictor(model, img_size=img_size, device=device, threads=threads)
+    out = _fresh_out(out, exist_ok)
     summary = predict_source(pred, source, out, conf=conf, iou=iou, batch=batch, draw=not no_draw)
     click.echo(json.dumps(summary))
+
+
+def _fresh_out(out: str, exist_ok: bool) -> str:
+    """Never mix a new prediction with an old one's drawings: a used folder becomes <out>2, …"""
+    from flowdet import log
+    from flowdet.runs import increment_path, is_used
+
+    new = increment_path(out, exist_ok)
+    if str(new) != str(out):
+        log.info(f"{out} holds earlier results: writing to {new} (--exist-ok to write into {out})")
+    elif is_used(new):
+        log.warn(f"{new} holds earlier results; files this run does not rewrite stay beside the new ones")
+    return str(new)
 
 
 def _check_model_path(path: str) -> None:

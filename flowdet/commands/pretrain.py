@@ -22,7 +22,8 @@ _METHODS = ["patch-contrast", "center-loss", "self-emd", "byol"]
               help="Drop a frame whose 32×18 grayscale thumbnail differs from the last kept one by at most "
                    "this mean absolute difference (0–1); 0 keeps every sampled frame.")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality.")
-def mine(sources, out, every, fps, max_frames, dedupe, quality) -> None:
+@click.option("--exist-ok", is_flag=True, help="Add to an --out mined with other --every/--fps/--dedupe.")
+def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok) -> None:
     """Extract de-duplicated frames from videos (mp4/avi/mov/mkv) or image folders.
 
     \b
@@ -32,7 +33,8 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality) -> None:
     """
     from flowdet.pretrain.mine import mine as run_mine
 
-    s = run_mine(list(sources), out, every=every, fps=fps, max_frames=max_frames, dedupe=dedupe, quality=quality)
+    s = run_mine(list(sources), out, every=every, fps=fps, max_frames=max_frames, dedupe=dedupe, quality=quality,
+                 exist_ok=exist_ok)
     for r in s["sources"]:
         if r["status"] == "error":
             log.info(f"skipped {r['source']}: {r['error']}")

@@ -129,3 +129,14 @@ def test_predict_and_eval_paths_are_torch_free():
             "flowdet.data.transforms, flowdet.data.draw; print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "False"
+
+
+def test_predict_into_a_used_folder_never_mixes_with_old_drawings(ckpt, folder, tmp_path, capsys):
+    out = tmp_path / "preds"
+    main(["predict", str(folder), "--model", str(ckpt), "--out", str(out)])
+    main(["predict", str(folder / "im1.png"), "--model", str(ckpt), "--out", str(out)])
+    assert "writing to" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "preds2").glob("*.png")) == ["im1.png"]
+    assert len((out / "detections.jsonl").read_text().splitlines()) == 2  # the first run untouched
+    main(["predict", str(folder / "im1.png"), "--model", str(ckpt), "--out", str(out), "--exist-ok"])
+    assert "holds earlier results" in capsys.readouterr().err and not (tmp_path / "preds3").exists()

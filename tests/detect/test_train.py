@@ -210,3 +210,17 @@ def test_nano_overfits_eight_synthetic_images(tmp_path_factory):
     miss = [float(r["miss_share"]) for r in rows]
     early, late = miss[:10], miss[-10:]
     assert max(early) > 0 and sum(late) / len(late) < 0.5 * max(early), miss
+
+
+def test_second_run_into_the_same_out_gets_a_new_folder(tiny_set, tmp_path, capsys):
+    # Before: the second run replaced best.pt of the first. Now runs/x → runs/x2, unless --exist-ok.
+    args = ["train", "--data", f"{tiny_set}/annotations.json", "--images", f"{tiny_set}/images",
+            "--out", str(tmp_path / "x"), "--epochs", "1", "--img-size", "64", "--workers", "0",
+            "--set", "train.progress=false"]
+    main(args)
+    first = (tmp_path / "x" / "best.pt").read_bytes()
+    main(args)
+    assert "this run goes to" in capsys.readouterr().err
+    assert (tmp_path / "x2" / "best.pt").is_file() and (tmp_path / "x" / "best.pt").read_bytes() == first
+    main([*args, "--exist-ok"])
+    assert not (tmp_path / "x3").exists()
