@@ -78,8 +78,8 @@ def train(data, images, val, val_images, out, size, epochs, batch, img_size, iou
 def _new_run_dir(cfg, exist_ok: bool):
     """A used run folder becomes <out>2, <out>3, … (ultralytics), said in one line at start.
 
-    Under torchrun every rank decides here, before any rank creates the folder: rank 0 makes it
-    only after the DDP wrap, a collective every rank must reach first, so all ranks agree."""
+    Under torchrun every rank decides here, before init_process_group (a rendezvous of all ranks);
+    rank 0 creates the folder only after it, so all ranks agree on the name."""
     import dataclasses
 
     from flowdet import log

@@ -68,8 +68,11 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok) -> Non
 @click.option("--device", help="auto | cpu | cuda | cuda:N (train.device).")
 @click.option("--resume", is_flag=True, default=False,
               help="Continue exactly from <out>/last.pt (without --config, <out>/config.yaml is the base).")
+@click.option("--exist-ok", is_flag=True,
+              help="Write into --out even if it holds a run (default: a used folder becomes <out>2, <out>3, …).")
 @config_options
-def pretrain(method, frames, ann, images, size, out, epochs, batch, crop, device, resume, config, sets) -> None:
+def pretrain(method, frames, ann, images, size, out, epochs, batch, crop, device, resume, exist_ok, config,
+             sets) -> None:
     """Self-supervised (or fg/bg supervised) pretraining of the detector's backbone → backbone.pt.
 
     \b
@@ -101,6 +104,18 @@ def pretrain(method, frames, ann, images, size, out, epochs, batch, crop, device
             raise click.ClickException(f"{saved}: not found — nothing to resume in {out}")
         base = str(saved)
     cfg = load_config(PretrainConfig, base, overrides)
+    if not resume:
+        import dataclasses
+
+        from flowdet.runs import increment_path
+
+        # Every torchrun rank decides here, before init_process_group (a rendezvous of all ranks);
+        # rank 0 creates the folder only after it, so all ranks agree on the name.
+        run_dir = increment_path(cfg.train.out, exist_ok)
+        if str(run_dir) != str(cfg.train.out):
+            log.info(f"{cfg.train.out} holds an earlier run: this run goes to {run_dir} "
+                     f"(--exist-ok to reuse {cfg.train.out})")
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, out=str(run_dir)))
     from flowdet.pretrain.train import pretrain as run_pretrain
 
     s = run_pretrain(cfg)

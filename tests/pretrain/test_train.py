@@ -136,3 +136,13 @@ def test_torchrun_ddp_gloo(synth_frames, tmp_path):
     ck = torch.load(out / "last.pt", weights_only=False)
     assert ck["world_size"] == 2 and len(ck["rng"]) == 2
     assert (out / "backbone.pt").is_file()
+
+
+def test_pretrain_into_a_used_folder_goes_to_a_new_one(tmp_path, capsys):
+    from cli_helpers import run_cli
+
+    (tmp_path / "ssl").mkdir()
+    (tmp_path / "ssl" / "backbone.pt").write_bytes(b"earlier run")
+    code, err = run_cli(capsys, "pretrain", "--method", "byol", "--frames", str(tmp_path / "missing"),
+                        "--out", str(tmp_path / "ssl"))
+    assert code == 2 and f"this run goes to {tmp_path / 'ssl2'}" in err
