@@ -13,9 +13,11 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / .engine); --ckpt
 
 
 @click.command("train")
-@click.option("--data", "data", type=click.Path(dir_okay=False), help="Training COCO json (data.train).")
+@click.option("--data", "data", type=click.Path(),
+              help="Training set (data.train): COCO json, YOLO data.yaml (its val split validates), VOC "
+                   "folder or YOLO folder export with classes.txt; converted once, cached.")
 @click.option("--images", type=click.Path(file_okay=False), help="Training image folder (data.images).")
-@click.option("--val", type=click.Path(dir_okay=False), help="Validation COCO json (data.val).")
+@click.option("--val", type=click.Path(), help="Validation set, any format --data takes (data.val).")
 @click.option("--val-images", type=click.Path(file_okay=False), help="Validation image folder (default: --images).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder: last.pt, best.pt, metrics.csv, loss.png.")
 @click.option("--size", type=click.Choice(["nano", "nano-d", "tiny", "s", "m"]), help="Model size (model.size).")
@@ -107,7 +109,8 @@ def _resume_file(resume: str, out: str | None, config: str | None, overrides: li
 
 @click.command("eval")
 @click.option("--ckpt", "--model", "model", required=True, type=click.Path(dir_okay=False), help=_MODEL_HELP)
-@click.option("--ann", required=True, type=click.Path(dir_okay=False), help="Ground-truth COCO json.")
+@click.option("--ann", required=True, type=click.Path(),
+              help="Ground truth: COCO json, YOLO data.yaml (its val split), VOC folder or YOLO folder export.")
 @click.option("--images", type=click.Path(file_okay=False), help="Image folder (default: next to --ann).")
 @click.option("--img-size", help="Input size for .pt, 640 or 960x544 (W×H) (default: the training size); "
                                 "an exported model's size is fixed.")

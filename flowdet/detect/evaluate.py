@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from flowdet import log
-from flowdet.data.coco import CocoDataset, load_coco, load_image
+from flowdet.data.coco import CocoDataset, load_image
+from flowdet.data.formats import load_dataset
 from flowdet.errors import DataError, InputError
 from flowdet.runtime.predictor import Predictor
 
@@ -30,7 +31,7 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
     from flowdet.metrics.coco_eval import coco_evaluate, format_table, pr_curve_png, pr_curves
     from flowdet.utils import atomic_write_json
 
-    ds = ann if isinstance(ann, CocoDataset) else load_coco(ann, images, check_images=False)
+    ds = ann if isinstance(ann, CocoDataset) else load_dataset(ann, images, split="val", check_images=False)
     if not ds.records:
         raise DataError(f"{ds.ann_path}: no usable images to evaluate")
     n_cls = len(predictor.names)

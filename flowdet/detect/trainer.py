@@ -16,7 +16,7 @@ from torch import nn
 
 from flowdet import __version__, log
 from flowdet.config import save_config, to_dict
-from flowdet.data.coco import CocoDataset, load_coco
+from flowdet.data.coco import CocoDataset
 from flowdet.data.dataset import DetectionDataset, build_loader
 from flowdet.detect.backbone import load_backbone
 from flowdet.detect.config import DetectConfig, input_hw
@@ -47,11 +47,15 @@ class Trainer:
         self.rank, self.world = dist.rank(), dist.world_size()
         torch.manual_seed(t.seed)  # weight init; replaced by the checkpoint on resume
 
-        self.train_set = self._load(cfg.data.train, cfg.data.images)
+        from flowdet.data.formats import has_split
+
+        self.train_set = self._load(cfg.data.train, cfg.data.images, "train")
         self.names, self.cat_ids = self.train_set.names, self.train_set.cat_ids
         self.val_set: CocoDataset | None = None
-        if cfg.data.val:
-            self.val_set = self._load(cfg.data.val, cfg.data.val_images or cfg.data.images)
+        # A YOLO data.yaml carries its own val split: `--data data.yaml` alone validates on it (ultralytics).
+        val = cfg.data.val or (cfg.data.train if has_split(cfg.data.train, "val") else "")
+        if val:
+            self.val_set = self._load(val, cfg.data.val_images or (cfg.data.images if cfg.data.val else ""), "val")
             if self.val_set.cat_ids != self.cat_ids:
                 raise DataError(
                     f"{cfg.data.val}: categories {self.val_set.cat_ids} differ from the training set's {self.cat_ids}")
@@ -103,9 +107,11 @@ class Trainer:
                 model, device_ids=[device.index] if self.cuda else None)
         self.log = MetricsLog(self.out / "metrics.csv")
 
-    def _load(self, ann: str, images: str) -> CocoDataset:
+    def _load(self, ann: str, images: str, split: str) -> CocoDataset:
+        from flowdet.data.formats import load_dataset
+
         # Existence-only check at startup: `flowdet data check` decodes; a bad file fails when read.
-        ds = load_coco(ann, images or None, check_images=False)
+        ds = load_dataset(ann, images or None, split, check_images=False)
         if ds.report.problems:
             log.warn(f"{ds.report.summary()} (`flowdet data check` lists them)")
         if not ds.records:

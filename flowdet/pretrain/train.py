@@ -66,9 +66,9 @@ def build_datasets(cfg: PretrainConfig) -> tuple[Any, Any, dict]:
         sampler = PatchGridSampler(m, cfg.aug) if m.name == "patch-contrast" else ViewSampler(m, cfg.aug)
         store = FrameStore(paths, d.frame_size, d.cache)
         return FrameDataset(store, sampler, seed, d.samples_per_frame), None, {"frames": len(paths)}
-    from flowdet.data.coco import load_coco
+    from flowdet.data.formats import load_dataset
 
-    coco = load_coco(d.ann, d.images or None, check_images=False)
+    coco = load_dataset(d.ann, d.images or None, check_images=False)
     recs = [r for r in coco.records if r.width > 0 and r.height > 0]
     if len(recs) < 2:
         raise DataError(f"{d.ann}: center-loss needs at least 2 images (train + held-out)")

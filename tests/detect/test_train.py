@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -224,3 +225,15 @@ def test_second_run_into_the_same_out_gets_a_new_folder(tiny_set, tmp_path, caps
     assert (tmp_path / "x2" / "best.pt").is_file() and (tmp_path / "x" / "best.pt").read_bytes() == first
     main([*args, "--exist-ok"])
     assert not (tmp_path / "x3").exists()
+
+
+def test_train_takes_a_yolo_data_yaml_and_validates_on_its_val_split(tiny_set, tmp_path, capsys):
+    # Before: "invalid JSON at line 1 column 1".
+    from flowdet.data.yolo import coco_to_yolo
+
+    for split in ("train", "val"):
+        coco_to_yolo(tiny_set / "annotations.json", None, tmp_path / "yolo", split=split, copy=True)
+    main(["train", "--data", str(tmp_path / "yolo" / "data.yaml"), "--out", str(tmp_path / "r"), "--epochs", "1",
+          "--img-size", "64", "--workers", "0", "--set", "train.progress=false"])
+    assert "converted once" in capsys.readouterr().err
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["best_epoch"] == 0  # val split was used

@@ -1,0 +1,78 @@
+"""Own data in one step: a YOLO data.yaml, a VOC folder, a YOLO folder export (classes.txt) or a COCO
+json wherever a dataset is read; converted once and cached; `data check` finds images without --images."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cli_helpers import run_cli
+from flowdet.data.formats import load_dataset, resolve_dataset
+from flowdet.data.yolo import coco_to_yolo
+from flowdet.errors import DataError
+
+
+@pytest.fixture()
+def yolo_ds(synth_small, tmp_path) -> Path:
+    out = tmp_path / "yolo"
+    coco_to_yolo(synth_small / "annotations.json", None, out, split="train", copy=True)
+    coco_to_yolo(synth_small / "annotations.json", None, out, split="val", copy=True)
+    return out
+
+
+def test_data_yaml_is_read_everywhere_and_converted_once(yolo_ds, capsys):
+    # Before: `data check data.yaml` (and train --data data.yaml) failed with "invalid JSON at line 1".
+    code, err = run_cli(capsys, "data", "check", str(yolo_ds / "data.yaml"), "--no-decode")
+    assert code == 0 and "converted once" in err
+    code, err = run_cli(capsys, "data", "check", str(yolo_ds / "data.yaml"), "--no-decode")
+    assert code == 0 and "cached conversion" in err and "converted once" not in err
+    assert len(load_dataset(yolo_ds / "data.yaml", split="val").records) == 8
+    # An edited label file means a new conversion, not a stale cache.
+    lbl = next((yolo_ds / "labels" / "train").glob("*.txt"))
+    lbl.write_text("")
+    assert resolve_dataset(yolo_ds / "data.yaml") != resolve_dataset(yolo_ds / "data.yaml", "val")
+    with pytest.raises(DataError, match="no 'test' split"):
+        resolve_dataset(yolo_ds / "data.yaml", "test")
+
+
+def test_voc_folder_is_a_dataset(tmp_path):
+    (tmp_path / "voc" / "Annotations").mkdir(parents=True)
+    (tmp_path / "voc" / "JPEGImages").mkdir()
+    cv2.imwrite(str(tmp_path / "voc" / "JPEGImages" / "a.jpg"), np.full((80, 100, 3), 90, np.uint8))
+    (tmp_path / "voc" / "Annotations" / "a.xml").write_text(
+        "<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height></size>"
+        "<object><name>bottle</name><bndbox><xmin>10</xmin><ymin>10</ymin><xmax>30</xmax><ymax>25</ymax>"
+        "</bndbox></object></annotation>")
+    ds = load_dataset(tmp_path / "voc")
+    assert len(ds.records) == 1 and ds.names == ["bottle"] and len(ds.records[0].boxes) == 1
+
+
+def test_convert_yolo_reads_a_classes_txt_folder(synth_small, tmp_path, capsys):
+    # LabelImg / CVAT export: images with their .txt beside them and classes.txt, no data.yaml.
+    src = tmp_path / "labelimg"
+    src.mkdir()
+    yolo = tmp_path / "y"
+    coco_to_yolo(synth_small / "annotations.json", None, yolo, split="train", copy=True)
+    for img in (yolo / "images" / "train").iterdir():
+        shutil.copy(img, src / img.name)
+        shutil.copy(yolo / "labels" / "train" / (img.stem + ".txt"), src / (img.stem + ".txt"))
+    (src / "classes.txt").write_text("bottle\n")
+    code, _ = run_cli(capsys, "convert", "yolo", str(src), "--out", str(tmp_path / "elsewhere" / "y_train.json"))
+    assert code == 0
+    coco = json.loads((tmp_path / "elsewhere" / "y_train.json").read_text())
+    assert len(coco["images"]) == 8 and len(coco["annotations"]) > 0
+    # Before: `data check y_train.json` reported every image missing and exited 0.
+    code, err = run_cli(capsys, "data", "check", str(tmp_path / "elsewhere" / "y_train.json"))
+    assert code == 0 and "not found" not in err
+
+
+def test_data_check_exits_nonzero_when_nothing_is_usable(synth_small, tmp_path, capsys):
+    data = json.loads((synth_small / "annotations.json").read_text())
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "moved.json").write_text(json.dumps(data))
+    code, err = run_cli(capsys, "data", "check", str(tmp_path / "moved.json"), "--images", str(tmp_path / "imgs"))
+    assert code == 2 and "no usable image" in err
