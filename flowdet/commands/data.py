@@ -217,6 +217,28 @@ def data_check(ann_file: str, images_dir: str | None, strict: bool, no_decode: b
         raise click.ClickException(f"{ann_file}: {len(ds.report.problems)} problem(s) (--strict)")
 
 
+@data.command("split")
+@click.argument("ann_file", type=click.Path())
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Writes train.json, val.json.")
+@click.option("--val", default=0.2, show_default=True, type=float, help="Share of the groups for validation.")
+@click.option("--group-by", default="image", show_default=True,
+              help="image | folder | video (clip.mp4#N or name_000123.jpg → one scene) | a key of the image "
+                   "entries (video_id, location…): one group never lands on both sides.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed → same split.")
+def data_split(ann_file: str, out_dir: str, val: float, group_by: str, seed: int) -> None:
+    """Split a dataset (any format --data takes) into train.json and val.json.
+
+    \b
+    Example:
+      flowdet data split labels/data.yaml --out splits/ --group-by video --val 0.2
+    """
+    from flowdet.data.split import split_dataset
+
+    s = split_dataset(ann_file, out_dir, val=val, group_by=group_by, seed=seed)
+    click.echo(f"train: {s['train']['json']} ({s['train']['images']} images, {s['train']['groups']} groups); "
+               f"val: {s['val']['json']} ({s['val']['images']} images, {s['val']['groups']} groups)")
+
+
 # -------------------------------------------------------------------------------------------- synth
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

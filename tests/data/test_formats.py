@@ -76,3 +76,29 @@ def test_data_check_exits_nonzero_when_nothing_is_usable(synth_small, tmp_path, 
     (tmp_path / "moved.json").write_text(json.dumps(data))
     code, err = run_cli(capsys, "data", "check", str(tmp_path / "moved.json"), "--images", str(tmp_path / "imgs"))
     assert code == 2 and "no usable image" in err
+
+
+def test_data_split_groups_scenes_and_is_seeded(tmp_path, capsys):
+    from flowdet.utils import atomic_write_json
+
+    (tmp_path / "images").mkdir()
+    images, anns = [], []
+    for cam in range(5):
+        for f in range(4):
+            name = f"cam{cam}_{f:06d}.jpg"
+            cv2.imwrite(str(tmp_path / "images" / name), np.zeros((8, 8, 3), np.uint8))
+            images.append({"id": len(images) + 1, "file_name": name, "width": 8, "height": 8})
+            anns.append({"id": len(anns) + 1, "image_id": len(images), "category_id": 1, "bbox": [1, 1, 3, 3],
+                         "area": 9, "iscrowd": 0})
+    atomic_write_json(tmp_path / "all.json", {"images": images, "annotations": anns,
+                                              "categories": [{"id": 1, "name": "bottle"}]})
+    args = ["data", "split", str(tmp_path / "all.json"), "--group-by", "video", "--val", "0.4", "--seed", "1"]
+    assert run_cli(capsys, *args, "--out", str(tmp_path / "s"))[0] == 0
+    tr, va = (json.loads((tmp_path / "s" / f"{n}.json").read_text()) for n in ("train", "val"))
+    cams = [{im["file_name"][:4] for im in part["images"]} for part in (tr, va)]
+    assert not cams[0] & cams[1] and len(cams[1]) == 2 and len(tr["images"]) + len(va["images"]) == 20
+    assert all(a["image_id"] in {im["id"] for im in va["images"]} for a in va["annotations"])
+    assert run_cli(capsys, *args, "--out", str(tmp_path / "s2"))[0] == 0  # same seed, same split
+    assert (tmp_path / "s2" / "val.json").read_text() == (tmp_path / "s" / "val.json").read_text()
+    # The split files work from their own folder (images root recorded).
+    assert len(load_dataset(tmp_path / "s" / "val.json").records) == 8
