@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from flowdet.commands import config_options, overrides_from
+from flowdet.devices import DEVICE_HELP
 
 _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / .engine); --ckpt and --model are the same."
 
@@ -29,7 +30,7 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / .engine); --ckpt
 @click.option("--resume", is_flag=False, flag_value="auto", default=None, metavar="[PATH]",
               help="Continue exactly from a checkpoint (alone: <out>/last.pt). Without --config the "
                    "checkpoint's own config is used.")
-@click.option("--device", help="auto | cpu | cuda | cuda:N (train.device).")
+@click.option("--device", help=f"{DEVICE_HELP} (train.device; default auto).")
 @click.option("--exist-ok", is_flag=True,
               help="Write into --out even if it holds a run (default: a used folder becomes <out>2, <out>3, …).")
 @click.option("--eval-interval", type=int, help="Evaluate every N epochs (train.eval_interval).")
@@ -119,7 +120,7 @@ def _resume_file(resume: str, out: str | None, config: str | None, overrides: li
 @click.option("--batch", type=int, default=8, show_default=True)
 @click.option("--conf", type=float, default=0.001, show_default=True, help="Score threshold (YOLOX test: 0.001).")
 @click.option("--iou", type=float, default=0.65, show_default=True, help="NMS IoU threshold.")
-@click.option("--device", default="cpu", show_default=True, help="cpu | cuda | auto (.pt only).")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + "; an .onnx uses the CUDA provider.")
 @click.option("--threads", type=int, help="CPU threads for ONNX Runtime.")
 def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, device, threads) -> None:
     """COCO metrics (AP, AP50, APs…, AR@100/300/1000) of a checkpoint or an ONNX model."""
@@ -144,7 +145,7 @@ def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, dev
 @click.option("--img-size", help="Input size for .pt, 640 or 960x544 (W×H) (default: the training size); "
                                 "an exported model's size is fixed.")
 @click.option("--batch", type=int, default=1, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu | cuda | auto (.pt only).")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + "; an .onnx uses the CUDA provider.")
 @click.option("--threads", type=int, help="CPU threads for ONNX Runtime.")
 @click.option("--no-draw", is_flag=True, help="Skip the annotated images (json outputs only).")
 def predict(source, model, out, exist_ok, conf, iou, img_size, batch, device, threads, no_draw) -> None:

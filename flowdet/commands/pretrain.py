@@ -7,6 +7,7 @@ import click
 
 from flowdet import log
 from flowdet.commands import config_options, overrides_from
+from flowdet.devices import DEVICE_HELP
 
 _METHODS = ["patch-contrast", "center-loss", "self-emd", "byol"]
 
@@ -65,7 +66,7 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok) -> Non
 @click.option("--epochs", type=int, help="train.epochs")
 @click.option("--batch", type=int, help="Frames (images for center-loss) per step and process (train.batch).")
 @click.option("--crop", type=int, help="Network input side of each patch / view, multiple of 32 (method.crop).")
-@click.option("--device", help="auto | cpu | cuda | cuda:N (train.device).")
+@click.option("--device", help=f"{DEVICE_HELP} (train.device; default auto).")
 @click.option("--resume", is_flag=True, default=False,
               help="Continue exactly from <out>/last.pt (without --config, <out>/config.yaml is the base).")
 @click.option("--exist-ok", is_flag=True,
