@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("demo", "demo", "Run the whole pipeline on synthetic data and write a report."),
     "convert": ("data", "convert", "Convert annotations: VOC → COCO, YOLO → COCO, COCO → YOLO."),
     "data": ("data", "data", "Datasets: stats (sizes, histograms), check (validator), split (train/val by scene)."),
+    "cfg": ("cfg", "cfg", "Print every config key of train / pretrain with its default and help (a YAML)."),
     "synth": ("data", "synth", "Generate synthetic FloW-like water scenes (images, COCO json, video)."),
 }
 

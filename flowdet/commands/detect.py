@@ -10,6 +10,18 @@ import click
 from flowdet.commands import config_options, overrides_from
 from flowdet.devices import DEVICE_HELP
 
+def _d(key: str) -> str:
+    """' (key, default: X)' from the dataclass defaults with the nano recipe: --help states every default."""
+    from flowdet.cfgdoc import default_of
+    from flowdet.detect.recipes import load_detect_config
+
+    global _DEFAULTS
+    if _DEFAULTS is None:
+        _DEFAULTS = load_detect_config(None, [])[0]
+    return f" ({key}, default: {default_of(_DEFAULTS, key)})"
+
+
+_DEFAULTS = None
 _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / .engine); --ckpt and --model are the same."
 
 
@@ -17,33 +29,36 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / .engine); --ckpt
 @click.option("--data", "data", type=click.Path(),
               help="Training set (data.train): COCO json, YOLO data.yaml (its val split validates), VOC "
                    "folder or YOLO folder export with classes.txt; converted once, cached.")
-@click.option("--images", type=click.Path(file_okay=False), help="Training image folder (data.images).")
+@click.option("--images", type=click.Path(file_okay=False), help="Training image folder (data.images; default: next to the json, or recorded by the conversion).")
 @click.option("--val", type=click.Path(), help="Validation set, any format --data takes (data.val).")
-@click.option("--val-images", type=click.Path(file_okay=False), help="Validation image folder (default: --images).")
-@click.option("--out", type=click.Path(file_okay=False), help="Run folder: last.pt, best.pt, metrics.csv, loss.png.")
-@click.option("--size", type=click.Choice(["nano", "nano-d", "tiny", "s", "m"]), help="Model size (model.size).")
-@click.option("--epochs", type=int, help="train.epochs")
-@click.option("--batch", type=int, help="Total batch over all processes (train.batch).")
-@click.option("--img-size", help="Input size: 640 (square) or 960x544 (W×H), multiples of 32 (train.img_size).")
-@click.option("--iou-loss", type=click.Choice(["iou", "giou", "ciou"]), help="Box loss (train.iou_loss).")
-@click.option("--backbone", type=click.Path(dir_okay=False), help="Pretrained backbone.pt (model.backbone).")
+@click.option("--val-images", type=click.Path(file_okay=False), help="Validation image folder (default: --images, or next to the val json).")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder: last.pt, best.pt, metrics.csv, loss.png; a used one becomes <out>2, …" + _d("out"))
+@click.option("--size", type=click.Choice(["nano", "nano-d", "tiny", "s", "m"]), help="Model size" + _d("model.size"))
+@click.option("--epochs", type=int, help="Epochs" + _d("train.epochs"))
+@click.option("--batch", type=int, help="Total batch over all processes" + _d("train.batch"))
+@click.option("--lr", type=float, help="Learning rate; 0 = 0.01 up to batch 64, then linear" + _d("train.lr"))
+@click.option("--img-size", help="Input size: 640 (square) or 960x544 (W×H), multiples of 32" + _d("train.img_size"))
+@click.option("--iou-loss", type=click.Choice(["iou", "giou", "ciou"]), help="Box loss" + _d("train.iou_loss"))
+@click.option("--backbone", type=click.Path(dir_okay=False), help="Pretrained backbone.pt from `flowdet pretrain` (model.backbone; default: none).")
 @click.option("--resume", is_flag=False, flag_value="auto", default=None, metavar="[PATH]",
               help="Continue exactly from a checkpoint (alone: <out>/last.pt). Without --config the "
                    "checkpoint's own config is used.")
-@click.option("--device", help=f"{DEVICE_HELP} (train.device; default auto).")
+@click.option("--device", help=DEVICE_HELP + _d("train.device"))
 @click.option("--exist-ok", is_flag=True,
               help="Write into --out even if it holds a run (default: a used folder becomes <out>2, <out>3, …).")
-@click.option("--eval-interval", type=int, help="Evaluate every N epochs (train.eval_interval).")
-@click.option("--workers", type=int, help="DataLoader workers per process (train.workers).")
-@click.option("--seed", type=int, help="train.seed")
+@click.option("--eval-interval", type=int, help="Evaluate every N epochs" + _d("train.eval_interval"))
+@click.option("--workers", type=int, help="DataLoader workers per process" + _d("train.workers"))
+@click.option("--seed", type=int, help="Random seed" + _d("train.seed"))
 @config_options
-def train(data, images, val, val_images, out, size, epochs, batch, img_size, iou_loss, backbone, resume,
+def train(data, images, val, val_images, out, size, epochs, batch, lr, img_size, iou_loss, backbone, resume,
           device, exist_ok, eval_interval, workers, seed, config, sets) -> None:
     """Fine-tune a YOLOX detector on a COCO dataset.
 
     \b
     flowdet train --data train.json --images imgs/ --val val.json --out runs/x --size nano
+    flowdet train --data data.yaml --size nano --epochs 50   # YOLO data.yaml: its val split validates
     flowdet train --resume runs/x/last.pt          # continue an interrupted run exactly
+    flowdet cfg train                              # every config key, its default and help
     torchrun --nproc_per_node 2 -m flowdet train ...   # DDP (NCCL on GPU, gloo on CPU)
     """
     from flowdet.config import load_config
@@ -52,7 +67,7 @@ def train(data, images, val, val_images, out, size, epochs, batch, img_size, iou
     overrides = overrides_from(
         sets, data=("data.train", data), images=("data.images", images), val=("data.val", val),
         val_images=("data.val_images", val_images), out=("out", out), size=("model.size", size),
-        epochs=("train.epochs", epochs), batch=("train.batch", batch), img_size=("train.img_size", img_size),
+        epochs=("train.epochs", epochs), batch=("train.batch", batch), lr=("train.lr", lr), img_size=("train.img_size", img_size),
         iou_loss=("train.iou_loss", iou_loss), backbone=("model.backbone", backbone), device=("train.device", device),
         eval_interval=("train.eval_interval", eval_interval), workers=("train.workers", workers),
         seed=("train.seed", seed))
