@@ -204,7 +204,8 @@ class Trainer:
         sums = torch.zeros(len(LOSS_KEYS) + 6, dtype=torch.float64)  # losses, total, fg, miss, tiny, out, imgs
         buckets = torch.zeros(2, len(BUCKET_NAMES), dtype=torch.float64)  # boxes, positives per size bucket
         bar = tqdm(self.loader, total=self.ipe, desc=f"epoch {epoch + 1}/{t.epochs}", leave=False,
-                   disable=not (t.progress and dist.is_main()), dynamic_ncols=True, mininterval=1.0)
+                   # None: tqdm shows the bar on a terminal only; `train > log` gets the epoch line alone
+                   disable=None if (t.progress and dist.is_main()) else True, dynamic_ncols=True, mininterval=1.0)
         start = time.perf_counter()
         lr = self.schedule(epoch * self.ipe)
         for i, (imgs, targets, info) in enumerate(bar):
@@ -245,7 +246,8 @@ class Trainer:
             red = dist.all_reduce_mean(sums.to(self.device)).cpu()
             sums = torch.cat([red[:5], red[5:] * self.world])
             buckets = dist.all_reduce_mean(buckets.to(self.device)).cpu() * self.world
-        row = {"epoch": epoch, "lr": lr, "loss": sums[4].item(), **{k: sums[j].item() for j, k in enumerate(LOSS_KEYS)},
+        # 1-based like the console's "epoch 1/10" (and ultralytics' results.csv): one numbering
+        row = {"epoch": epoch + 1, "lr": lr, "loss": sums[4].item(), **{k: sums[j].item() for j, k in enumerate(LOSS_KEYS)},
                "miss_share": sums[6].item() / max(sums[5].item(), 1.0), "num_fg": sums[5].item() / max(sums[-1].item(), 1),
                "dropped_tiny": int(sums[7]), "dropped_out": int(sums[8]),
                **{f"pos_per_box_{k}": (buckets[1, j] / buckets[0, j]).item() if buckets[0, j] > 0 else float("nan")

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from flowdet import __version__
+from flowdet import __version__, log
 from flowdet.config import save_config, to_dict
 from flowdet.engine import dist
 from flowdet.engine.checkpoint import (load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state,
@@ -212,7 +212,7 @@ def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | No
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.4f}")
         bar.close()
-        row: dict[str, Any] = {"epoch": epoch}
+        row: dict[str, Any] = {"epoch": epoch + 1}  # 1-based, as the console line and the bar
         for k, v in sums.items():
             row[k] = float(dist.all_reduce_mean(torch.tensor(v / max(1, steps), device=device)))
         row["lr"] = optimizer.param_groups[0]["lr"]
@@ -230,6 +230,9 @@ def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | No
             metrics.append(row)
             metrics.plot(out / "loss.png", keys=[k for k in row if k in ("loss", "emd", "vector", "ce", "val_acc")],
                          title=f"pretrain {cfg.method.name}")
+            # One clean line per epoch (the bar is terminal-only): `pretrain > log` shows every epoch.
+            log.info(f"{cfg.method.name} epoch {epoch + 1}/{t_cfg.epochs}: " + " ".join(
+                f"{k} {v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)))
         last_row = row
         dist.barrier()
         if on_epoch_end is not None:

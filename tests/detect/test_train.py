@@ -85,7 +85,7 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(tiny_set, tmp_p
     for name in ("last.pt", "best.pt", "config.yaml", "metrics.csv", "loss.png", "metrics.json"):
         assert (run / name).is_file(), name
     rows = list(csv.DictReader((run / "metrics.csv").open()))
-    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert [r["epoch"] for r in rows] == ["1", "2"]
     for col in ("lr", "loss", "iou", "obj", "cls", "l1", "miss_share", "dropped_tiny", "img_s", "AP", "AP50", "APs"):
         assert col in rows[0], col
     assert float(rows[0]["l1"]) == 0.0 and float(rows[1]["l1"]) > 0.0  # L1 only in the no-aug epoch
@@ -217,8 +217,12 @@ def test_second_run_into_the_same_out_gets_a_new_folder(tiny_set, tmp_path, caps
     # Before: the second run replaced best.pt of the first. Now runs/x → runs/x2, unless --exist-ok.
     args = ["train", "--data", f"{tiny_set}/annotations.json", "--images", f"{tiny_set}/images",
             "--out", str(tmp_path / "x"), "--epochs", "1", "--img-size", "64", "--workers", "0",
-            "--set", "train.progress=false"]
+            "--set", "train.progress=true"]
     main(args)
+    err = capsys.readouterr().err
+    # stderr is not a terminal: one clean line per epoch, no \r bars; csv numbers epochs as the console
+    assert "epoch 1/1: loss" in err and "\r" not in err
+    assert (tmp_path / "x" / "metrics.csv").read_text().splitlines()[1].startswith("1,")
     first = (tmp_path / "x" / "best.pt").read_bytes()
     main(args)
     assert "this run goes to" in capsys.readouterr().err

@@ -112,9 +112,13 @@ def test_cli_run_and_resume(synth_frames, tmp_path, capsys):
     main(["pretrain", "--method", "byol", "--frames", str(synth_frames), "--size", "nano", "--out", str(out),
           "--epochs", "1", "--batch", "2", "--crop", "32", "--set", "train.max_steps=1", "--set", "train.threads=1",
           "--set", "data.frame_size=320", "--set", "method.small_views=0"])
-    assert "backbone:" in capsys.readouterr().out
+    cap = capsys.readouterr()
+    assert "backbone:" in cap.out
+    assert "byol epoch 1/1: loss" in cap.err and "\r" not in cap.err  # one clean line per epoch, no bar
     main(["pretrain", "--resume", "--out", str(out), "--epochs", "2"])  # config.yaml of the run is the base
     assert len((out / "metrics.csv").read_text().splitlines()) == 3
+    assert "byol epoch 2/2" in capsys.readouterr().err
+    assert [r.split(",")[0] for r in (out / "metrics.csv").read_text().splitlines()[1:]] == ["1", "2"]
 
 
 @pytest.mark.slow
