@@ -56,10 +56,21 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
     bar.close()
     stats, E = coco_evaluate(ds.coco(), results, return_eval=True)
     stats = {**stats, "images": len(recs), "detections": n_det, "ms_per_image": 1000 * t_pred / len(recs)}
+    from flowdet.metrics.prf import prf_png, prf_sweep
+
+    sweep = prf_sweep(recs, results, cat_ids)
+    # The threshold to deploy at: AP averages over all of them, a camera runs at one.
+    stats.update({"best_f1": sweep["best_f1"], "best_f1_conf": sweep["best_conf"], "precision_at_best":
+                  float(sweep["precision"][int(round(sweep["best_conf"] * 100))]), "recall_at_best":
+                  float(sweep["recall"][int(round(sweep["best_conf"] * 100))]), "tp_at_best": sweep["tp"],
+                  "fp_at_best": sweep["fp"], "fn_at_best": sweep["fn"]})
     if verbose:
         log.result(format_table(stats))
         log.result(f"{len(recs)} images, {n_det} detections (conf ≥ {conf}, NMS IoU {iou}), "
                    f"{stats['ms_per_image']:.1f} ms/image (batch {batch}, incl. pre/postprocess)")
+        log.result(f"best F1 {sweep['best_f1']:.3f} at conf {sweep['best_conf']:.2f} (IoU 0.5): precision "
+                   f"{stats['precision_at_best']:.3f}, recall {stats['recall_at_best']:.3f}, "
+                   f"TP {sweep['tp']} FP {sweep['fp']} FN {sweep['fn']}")
     if out_dir is not None or json_path is not None:
         out = Path(out_dir) if out_dir is not None else Path(json_path).parent
         det_path = Path(json_path) if json_path is not None else out / "detections.json"
@@ -69,6 +80,8 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
                 "metrics": stats, "ann": str(ds.ann_path), "conf": conf, "iou": iou,
                 "img_size": list(predictor.img_size), "pr": pr_curves(E)}, indent=2)
             pr_curve_png(E, out / "pr_curve.png", title=Path(str(ds.ann_path)).name)
+            prf_png(sweep, out / "prf_curve.png", title=f"{Path(str(ds.ann_path)).name}: P / R / F1 at IoU 0.5")
         stats["paths"] = {"detections": str(det_path), **({"metrics": str(out / "metrics.json"),
-                                                            "pr_curve": str(out / "pr_curve.png")} if out_dir else {})}
+                                                            "pr_curve": str(out / "pr_curve.png"),
+                                                            "prf_curve": str(out / "prf_curve.png")} if out_dir else {})}
     return stats

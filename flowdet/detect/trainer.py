@@ -24,7 +24,7 @@ from flowdet.detect.loss import BUCKET_NAMES, YOLOXLoss
 from flowdet.engine import dist
 from flowdet.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
 from flowdet.engine.ema import ModelEMA
-from flowdet.engine.logger import MetricsLog
+from flowdet.engine.logger import MetricsLog, plot_results
 from flowdet.engine.schedule import WarmupCosine, param_groups, set_lr
 from flowdet.errors import DataError, FlowdetError, ModelFileError
 from flowdet.models import build_model
@@ -184,6 +184,8 @@ class Trainer:
                 # Plotting costs ~0.1 s: every epoch only when epochs are long, else with each eval.
                 if evaluate_now or epoch == t.epochs - 1 or row["time_s"] > 10:
                     self.log.plot(self.out / "loss.png", keys=["loss", *LOSS_KEYS, "miss_share"], title=str(self.out))
+                    plot_results(self.log, self.out / "results.png", title=str(self.out),
+                                 keys=["loss", *LOSS_KEYS, "miss_share", "AP", "AP50", "APs", "lr"])
                 ck = self.state(epoch)
                 save_checkpoint(ck, self.out / "last.pt")
                 if evaluate_now and self.best_epoch == epoch:
@@ -292,7 +294,8 @@ class Trainer:
         summary = {"run_dir": str(self.out), "last": str(last), "best": str(best) if best.exists() else None,
                    "best_ap": self.best_ap, "best_epoch": self.best_epoch, "epochs": self.cfg.train.epochs,
                    "metrics": self.last_metrics, "metrics_csv": str(self.out / "metrics.csv"),
-                   "loss_png": str(self.out / "loss.png"), "backbone": self.backbone_report}
+                   "loss_png": str(self.out / "loss.png"), "results_png": str(self.out / "results.png"),
+                   "backbone": self.backbone_report}
         if self.best_epoch >= 0:
             echo(f"done: best AP {self.best_ap:.4f} at epoch {self.best_epoch + 1} → {best}")
         return summary

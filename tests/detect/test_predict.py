@@ -106,7 +106,8 @@ def test_eval_cli_over_the_predictor_interface(ckpt, tmp_path, capsys):
     assert "maxDets= 100" in text and "Reference study layout" in text
     m = json.loads((out / "metrics.json").read_text())
     assert {"AP", "AP50", "APs", "AR100", "AR1000"} <= set(m["metrics"])
-    assert (out / "pr_curve.png").stat().st_size > 0
+    assert (out / "pr_curve.png").stat().st_size > 0 and (out / "prf_curve.png").stat().st_size > 0
+    assert 0 <= m["metrics"]["best_f1_conf"] <= 1 and "best F1" in text
     dets = json.loads((out / "detections.json").read_text())
     assert dets and {r["image_id"] for r in dets} <= {1, 7} and {r["category_id"] for r in dets} == {3}
     assert all(r["score"] >= 0.001 for r in dets)

@@ -221,7 +221,7 @@ def test_second_run_into_the_same_out_gets_a_new_folder(tiny_set, tmp_path, caps
     main(args)
     err = capsys.readouterr().err
     # stderr is not a terminal: one clean line per epoch, no \r bars; csv numbers epochs as the console
-    assert "epoch 1/1: loss" in err and "\r" not in err
+    assert "epoch 1/1: loss" in err and "\r" not in err and (tmp_path / "x" / "results.png").is_file()
     assert (tmp_path / "x" / "metrics.csv").read_text().splitlines()[1].startswith("1,")
     first = (tmp_path / "x" / "best.pt").read_bytes()
     main(args)
