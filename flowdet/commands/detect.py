@@ -163,15 +163,22 @@ def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, dev
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + "; an .onnx uses the CUDA provider.")
 @click.option("--threads", type=int, help="CPU threads for ONNX Runtime.")
 @click.option("--no-draw", is_flag=True, help="Skip the annotated images (json outputs only).")
-def predict(source, model, out, exist_ok, conf, iou, img_size, batch, device, threads, no_draw) -> None:
-    """Detect objects in an image or a folder: annotated images, results.json, detections.jsonl."""
+@click.option("--recursive", is_flag=True, help="A folder SOURCE: its sub-folders too.")
+@click.option("--ann", type=click.Path(dir_okay=False),
+              help="COCO json of these images: results.json uses its image ids (score against your own labels).")
+@click.option("--save-txt", is_flag=True, help="Also write labels/<stem>.txt in YOLO format (class cx cy w h conf).")
+def predict(source, model, out, exist_ok, conf, iou, img_size, batch, device, threads, no_draw, recursive, ann,
+            save_txt) -> None:
+    """Detect objects in an image, a glob ("frames/*.jpg") or a folder: annotated images, results.json,
+    detections.jsonl. A video: use `flowdet stream`."""
     from flowdet.detect.predict import predict_source
     from flowdet.runtime.predictor import load_predictor
 
     _check_model_path(model)
     pred = load_predictor(model, img_size=img_size, device=device, threads=threads)
     out = _fresh_out(out, exist_ok)
-    summary = predict_source(pred, source, out, conf=conf, iou=iou, batch=batch, draw=not no_draw)
+    summary = predict_source(pred, source, out, conf=conf, iou=iou, batch=batch, draw=not no_draw,
+                             recursive=recursive, ann=ann, save_txt=save_txt)
     click.echo(json.dumps(summary))
 
 
