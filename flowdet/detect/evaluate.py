@@ -42,7 +42,8 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
     results: list[dict] = []
     n_det, t_pred = 0, 0.0
     recs = ds.records
-    bar = tqdm(total=len(recs), desc="eval", unit="img", disable=not progress, leave=False)
+    # disable=None: a bar on a terminal only, so `eval > log` holds no \r lines
+    bar = tqdm(total=len(recs), desc="eval", unit="img", disable=None if progress else True, leave=False)
     for s in range(0, len(recs), max(1, batch)):
         chunk = recs[s:s + batch]
         imgs = [load_image(r) for r in chunk]

@@ -113,7 +113,7 @@ def predict_source(predictor: Predictor, source: str | Path, out_dir: str | Path
     results: list[dict] = []
     n_det, k = 0, 0
     jsonl_tmp = out / ".detections.jsonl.tmp"
-    with jsonl_tmp.open("w") as jf, tqdm(total=len(files), desc="predict", unit="img", disable=not progress) as bar:
+    with jsonl_tmp.open("w") as jf, tqdm(total=len(files), desc="predict", unit="img", disable=None if progress else True) as bar:
         for chunk in _batches(files, max(1, batch)):
             dets = predictor.predict([im for _, im in chunk], conf=conf, iou=iou)
             for (f, img), d in zip(chunk, dets):
