@@ -41,3 +41,11 @@ def test_train_help_states_defaults_and_lr_is_a_flag(capsys):
     from flowdet.commands import overrides_from
 
     assert overrides_from((), lr=("train.lr", 0.02)) == ["train.lr=0.02"]
+
+
+def test_configs_name_no_machine_paths():
+    import re
+    from pathlib import Path
+
+    for f in (Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"):
+        assert not re.search(r"(^|[\s(:'\"])/(work|home|mnt|data|Users|tmp)/", f.read_text()), f.name
