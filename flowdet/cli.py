@@ -24,7 +24,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "stream": ("export", "stream", "Run an ONNX model on a video file, folder, camera or RTSP/HTTP stream."),
     "demo": ("demo", "demo", "Run the whole pipeline on synthetic data and write a report."),
     "convert": ("data", "convert", "Convert annotations: VOC → COCO, YOLO → COCO, COCO → YOLO."),
-    "data": ("data", "data", "Inspect a COCO dataset: stats (sizes, histograms) and check (validator)."),
+    "data": ("data", "data", "Datasets: stats (sizes, histograms), check (validator), split (train/val by scene)."),
+    "cfg": ("cfg", "cfg", "Print every config key of train / pretrain with its default and help (a YAML)."),
     "synth": ("data", "synth", "Generate synthetic FloW-like water scenes (images, COCO json, video)."),
 }
 

@@ -88,12 +88,12 @@ def _write_converted(coco: dict, report, out: str, strict: bool, detail: str) ->
 
 
 @convert.command("yolo")
-@click.argument("data_yaml", type=click.Path(dir_okay=False))
+@click.argument("data_yaml", type=click.Path())
 @click.option("--split", default="train", show_default=True, help="Split key of the yaml (train/val/test).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="COCO json to write.")
 @click.option("--strict", is_flag=True, help="Fail (exit 2) on any problem instead of skipping it.")
 def convert_yolo(data_yaml: str, split: str, out: str, strict: bool) -> None:
-    """Ultralytics YOLO dataset (data yaml) → COCO json.
+    """Ultralytics YOLO dataset (data yaml), or a LabelImg/CVAT folder with classes.txt → COCO json.
 
     file_name in the json is relative to the dataset root (the yaml's `path`), printed at the end:
     pass it as --images to other commands.
@@ -103,10 +103,14 @@ def convert_yolo(data_yaml: str, split: str, out: str, strict: bool) -> None:
       flowdet convert yolo datasets/flow/data.yaml --split val --out val.json
     """
     from flowdet import validate
-    from flowdet.data.yolo import yolo_to_coco
+    from flowdet.data.yolo import yolo_folder_to_coco, yolo_to_coco
 
     validate.writable_file(out)
-    coco, root, report = yolo_to_coco(data_yaml, split, progress=True)
+
+    if Path(data_yaml).is_dir():  # LabelImg / CVAT export: classes.txt (obj.names) + .txt beside each image
+        coco, root, report = yolo_folder_to_coco(data_yaml, progress=True)
+    else:
+        coco, root, report = yolo_to_coco(data_yaml, split, progress=True)
     _write_converted(coco, report, out, strict, f"images root (use as --images): {root}")
 
 
@@ -154,7 +158,7 @@ def data() -> None:
 
 
 @data.command("stats")
-@click.argument("ann_file", type=click.Path(dir_okay=False))
+@click.argument("ann_file", type=click.Path())
 @click.option("--images", "images_dir", default=None, type=click.Path(file_okay=False),
               help="Folder the json's file_names are relative to (default: next to the json).")
 @click.option("--img-size", default=640, show_default=True, type=click.IntRange(32, 8192),
@@ -191,7 +195,7 @@ def data_stats(ann_file: str, images_dir: str | None, img_size: int, out_dir: st
 
 
 @data.command("check")
-@click.argument("ann_file", type=click.Path(dir_okay=False))
+@click.argument("ann_file", type=click.Path())
 @click.option("--images", "images_dir", default=None, type=click.Path(file_okay=False),
               help="Folder the json's file_names are relative to (default: next to the json).")
 @click.option("--strict", is_flag=True, help="Exit 2 when there is any problem (default: warnings, exit 0).")
@@ -206,13 +210,39 @@ def data_check(ann_file: str, images_dir: str | None, strict: bool, no_decode: b
     Example:
       flowdet data check train.json --images imgs/ --strict
     """
-    from flowdet.data.coco import load_coco
 
-    ds = load_coco(ann_file, images_dir, strict=False, check_images=not no_decode, progress=True)
+    from flowdet.data.formats import load_dataset
+    from flowdet.errors import DataError
+
+    ds = load_dataset(ann_file, images_dir, strict=False, check_images=not no_decode, progress=True)
     _show_problems(ds.report, limit=None)
     click.echo(ds.report.summary())
+    if not ds.records:
+        raise DataError(f"no usable image (images looked for in {ds.images_dir}; pass --images)", path=ann_file)
     if strict and ds.report.problems:
         raise click.ClickException(f"{ann_file}: {len(ds.report.problems)} problem(s) (--strict)")
+
+
+@data.command("split")
+@click.argument("ann_file", type=click.Path())
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Writes train.json, val.json.")
+@click.option("--val", default=0.2, show_default=True, type=float, help="Share of the groups for validation.")
+@click.option("--group-by", default="image", show_default=True,
+              help="image | folder | video (clip.mp4#N or name_000123.jpg → one scene) | a key of the image "
+                   "entries (video_id, location…): one group never lands on both sides.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed → same split.")
+def data_split(ann_file: str, out_dir: str, val: float, group_by: str, seed: int) -> None:
+    """Split a dataset (any format --data takes) into train.json and val.json.
+
+    \b
+    Example:
+      flowdet data split labels/data.yaml --out splits/ --group-by video --val 0.2
+    """
+    from flowdet.data.split import split_dataset
+
+    s = split_dataset(ann_file, out_dir, val=val, group_by=group_by, seed=seed)
+    click.echo(f"train: {s['train']['json']} ({s['train']['images']} images, {s['train']['groups']} groups); "
+               f"val: {s['val']['json']} ({s['val']['images']} images, {s['val']['groups']} groups)")
 
 
 # -------------------------------------------------------------------------------------------- synth

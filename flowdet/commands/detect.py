@@ -8,38 +8,58 @@ from pathlib import Path
 import click
 
 from flowdet.commands import config_options, overrides_from
+from flowdet.devices import DEVICE_HELP
 
+def _d(key: str) -> str:
+    """' (key, default: X)' from the dataclass defaults with the nano recipe: --help states every default."""
+    from flowdet.cfgdoc import default_of
+    from flowdet.detect.recipes import load_detect_config
+
+    global _DEFAULTS
+    if _DEFAULTS is None:
+        _DEFAULTS = load_detect_config(None, [])[0]
+    return f" ({key}, default: {default_of(_DEFAULTS, key)})"
+
+
+_DEFAULTS = None
 _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / .engine); --ckpt and --model are the same."
 
 
 @click.command("train")
-@click.option("--data", "data", type=click.Path(dir_okay=False), help="Training COCO json (data.train).")
-@click.option("--images", type=click.Path(file_okay=False), help="Training image folder (data.images).")
-@click.option("--val", type=click.Path(dir_okay=False), help="Validation COCO json (data.val).")
-@click.option("--val-images", type=click.Path(file_okay=False), help="Validation image folder (default: --images).")
-@click.option("--out", type=click.Path(file_okay=False), help="Run folder: last.pt, best.pt, metrics.csv, loss.png.")
-@click.option("--size", type=click.Choice(["nano", "nano-d", "tiny", "s", "m"]), help="Model size (model.size).")
-@click.option("--epochs", type=int, help="train.epochs")
-@click.option("--batch", type=int, help="Total batch over all processes (train.batch).")
-@click.option("--img-size", help="Input size: 640 (square) or 960x544 (W×H), multiples of 32 (train.img_size).")
-@click.option("--p2", is_flag=True, default=None, help="Add a stride-4 level for objects under ~8 px (model.p2).")
-@click.option("--iou-loss", type=click.Choice(["iou", "giou", "ciou"]), help="Box loss (train.iou_loss).")
-@click.option("--backbone", type=click.Path(dir_okay=False), help="Pretrained backbone.pt (model.backbone).")
+@click.option("--data", "data", type=click.Path(),
+              help="Training set (data.train): COCO json, YOLO data.yaml (its val split validates), VOC "
+                   "folder or YOLO folder export with classes.txt; converted once, cached.")
+@click.option("--images", type=click.Path(file_okay=False), help="Training image folder (data.images; default: next to the json, or recorded by the conversion).")
+@click.option("--val", type=click.Path(), help="Validation set, any format --data takes (data.val).")
+@click.option("--val-images", type=click.Path(file_okay=False), help="Validation image folder (default: --images, or next to the val json).")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder: last.pt, best.pt, metrics.csv, loss.png; a used one becomes <out>2, …" + _d("out"))
+@click.option("--size", type=click.Choice(["nano", "nano-d", "tiny", "s", "m"]), help="Model size" + _d("model.size"))
+@click.option("--epochs", type=int, help="Epochs" + _d("train.epochs"))
+@click.option("--batch", type=int, help="Total batch over all processes" + _d("train.batch"))
+@click.option("--lr", type=float, help="Learning rate; 0 = 0.01 up to batch 64, then linear" + _d("train.lr"))
+@click.option("--img-size", help="Input size: 640 (square) or 960x544 (W×H), multiples of 32" + _d("train.img_size"))
+@click.option("--p2", is_flag=True, default=None, help="Add a stride-4 level for objects under ~8 px (model.p2; default: off).")
+@click.option("--iou-loss", type=click.Choice(["iou", "giou", "ciou"]), help="Box loss" + _d("train.iou_loss"))
+@click.option("--backbone", type=click.Path(dir_okay=False), help="Pretrained backbone.pt from `flowdet pretrain` (model.backbone; default: none).")
 @click.option("--resume", is_flag=False, flag_value="auto", default=None, metavar="[PATH]",
               help="Continue exactly from a checkpoint (alone: <out>/last.pt). Without --config the "
                    "checkpoint's own config is used.")
-@click.option("--device", help="auto | cpu | cuda | cuda:N (train.device).")
-@click.option("--eval-interval", type=int, help="Evaluate every N epochs (train.eval_interval).")
-@click.option("--workers", type=int, help="DataLoader workers per process (train.workers).")
-@click.option("--seed", type=int, help="train.seed")
+@click.option("--device", help=DEVICE_HELP + _d("train.device"))
+@click.option("--exist-ok", is_flag=True,
+              help="Write into --out even if it holds a run (default: a used folder becomes <out>2, <out>3, …).")
+@click.option("--eval-interval", type=int, help="Evaluate every N epochs" + _d("train.eval_interval"))
+@click.option("--workers", type=int, help="DataLoader workers per process" + _d("train.workers"))
+@click.option("--seed", type=int, help="Random seed" + _d("train.seed"))
 @config_options
-def train(data, images, val, val_images, out, size, epochs, batch, img_size, p2, iou_loss, backbone, resume,
-          device, eval_interval, workers, seed, config, sets) -> None:
+def train(data, images, val, val_images, out, size, epochs, batch, lr, img_size, p2, iou_loss, backbone, resume,
+          device, exist_ok, eval_interval, workers, seed, config, sets) -> None:
     """Fine-tune a YOLOX detector on a COCO dataset.
 
     \b
     flowdet train --data train.json --images imgs/ --val val.json --out runs/x --size nano
+    flowdet train --data data.yaml --size nano --epochs 50   # YOLO data.yaml: its val split validates
     flowdet train --resume runs/x/last.pt          # continue an interrupted run exactly
+    flowdet cfg train                              # every config key, its default and help
     torchrun --nproc_per_node 2 -m flowdet train ...   # DDP (NCCL on GPU, gloo on CPU)
     """
     from flowdet.config import load_config
@@ -48,7 +68,7 @@ def train(data, images, val, val_images, out, size, epochs, batch, img_size, p2,
     overrides = overrides_from(
         sets, data=("data.train", data), images=("data.images", images), val=("data.val", val),
         val_images=("data.val_images", val_images), out=("out", out), size=("model.size", size), p2=("model.p2", p2),
-        epochs=("train.epochs", epochs), batch=("train.batch", batch), img_size=("train.img_size", img_size),
+        epochs=("train.epochs", epochs), batch=("train.batch", batch), lr=("train.lr", lr), img_size=("train.img_size", img_size),
         iou_loss=("train.iou_loss", iou_loss), backbone=("model.backbone", backbone), device=("train.device", device),
         eval_interval=("train.eval_interval", eval_interval), workers=("train.workers", workers),
         seed=("train.seed", seed))
@@ -66,11 +86,29 @@ def train(data, images, val, val_images, out, size, epochs, batch, img_size, p2,
 
         cfg, recipe = load_detect_config(config, overrides)
         origin = f"recipe '{recipe}' (no --config)" if recipe else (f"config {config}" if config else "defaults")
+        cfg = _new_run_dir(cfg, exist_ok)
     from flowdet.detect.train import train as run_train
 
     summary = run_train(cfg, origin=origin if resume is None else f"resumed from {cfg.train.resume}")
     if summary.get("best") and os.environ.get("RANK", "0") == "0":
         click.echo(f"best: {summary['best']} (AP {summary['best_ap']:.4f}, epoch {summary['best_epoch'] + 1})")
+
+
+def _new_run_dir(cfg, exist_ok: bool):
+    """A used run folder becomes <out>2, <out>3, … (ultralytics), said in one line at start.
+
+    Under torchrun every rank decides here, before init_process_group (a rendezvous of all ranks);
+    rank 0 creates the folder only after it, so all ranks agree on the name."""
+    import dataclasses
+
+    from flowdet import log
+    from flowdet.runs import increment_path
+
+    run_dir = increment_path(cfg.out, exist_ok)
+    if str(run_dir) != str(cfg.out):
+        log.info(f"{cfg.out} holds an earlier run: this run goes to {run_dir} (--exist-ok to reuse {cfg.out})")
+        cfg = dataclasses.replace(cfg, out=str(run_dir))
+    return cfg  # the trainer's start line names the folder either way
 
 
 def _resume_file(resume: str, out: str | None, config: str | None, overrides: list[str]) -> Path:
@@ -88,7 +126,8 @@ def _resume_file(resume: str, out: str | None, config: str | None, overrides: li
 
 @click.command("eval")
 @click.option("--ckpt", "--model", "model", required=True, type=click.Path(dir_okay=False), help=_MODEL_HELP)
-@click.option("--ann", required=True, type=click.Path(dir_okay=False), help="Ground-truth COCO json.")
+@click.option("--ann", required=True, type=click.Path(),
+              help="Ground truth: COCO json, YOLO data.yaml (its val split), VOC folder or YOLO folder export.")
 @click.option("--images", type=click.Path(file_okay=False), help="Image folder (default: next to --ann).")
 @click.option("--img-size", help="Input size for .pt, 640 or 960x544 (W×H) (default: the training size); "
                                 "an exported model's size is fixed.")
@@ -97,7 +136,7 @@ def _resume_file(resume: str, out: str | None, config: str | None, overrides: li
 @click.option("--batch", type=int, default=8, show_default=True)
 @click.option("--conf", type=float, default=0.001, show_default=True, help="Score threshold (YOLOX test: 0.001).")
 @click.option("--iou", type=float, default=0.65, show_default=True, help="NMS IoU threshold.")
-@click.option("--device", default="cpu", show_default=True, help="cpu | cuda | auto (.pt only).")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + "; an .onnx uses the CUDA provider.")
 @click.option("--threads", type=int, help="CPU threads for ONNX Runtime.")
 def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, device, threads) -> None:
     """COCO metrics (AP, AP50, APs…, AR@100/300/1000) of a checkpoint or an ONNX model."""
@@ -114,24 +153,47 @@ def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, dev
 @click.command("predict")
 @click.argument("source", type=click.Path())
 @click.option("--model", "--ckpt", "model", required=True, type=click.Path(dir_okay=False), help=_MODEL_HELP)
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--out", default="runs/predict", show_default=True, type=click.Path(file_okay=False),
+              help="Output folder; a used one becomes <out>2, <out>3, … unless --exist-ok.")
+@click.option("--exist-ok", is_flag=True, help="Write into --out even if it holds earlier results.")
 @click.option("--conf", type=float, default=0.25, show_default=True, help="Score threshold.")
 @click.option("--iou", type=float, default=0.65, show_default=True, help="NMS IoU threshold.")
 @click.option("--img-size", help="Input size for .pt, 640 or 960x544 (W×H) (default: the training size); "
                                 "an exported model's size is fixed.")
 @click.option("--batch", type=int, default=1, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu | cuda | auto (.pt only).")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + "; an .onnx uses the CUDA provider.")
 @click.option("--threads", type=int, help="CPU threads for ONNX Runtime.")
 @click.option("--no-draw", is_flag=True, help="Skip the annotated images (json outputs only).")
-def predict(source, model, out, conf, iou, img_size, batch, device, threads, no_draw) -> None:
-    """Detect objects in an image or a folder: annotated images, results.json, detections.jsonl."""
+@click.option("--recursive", is_flag=True, help="A folder SOURCE: its sub-folders too.")
+@click.option("--ann", type=click.Path(dir_okay=False),
+              help="COCO json of these images: results.json uses its image ids (score against your own labels).")
+@click.option("--save-txt", is_flag=True, help="Also write labels/<stem>.txt in YOLO format (class cx cy w h conf).")
+def predict(source, model, out, exist_ok, conf, iou, img_size, batch, device, threads, no_draw, recursive, ann,
+            save_txt) -> None:
+    """Detect objects in an image, a glob ("frames/*.jpg") or a folder: annotated images, results.json,
+    detections.jsonl. A video: use `flowdet stream`."""
     from flowdet.detect.predict import predict_source
     from flowdet.runtime.predictor import load_predictor
 
     _check_model_path(model)
     pred = load_predictor(model, img_size=img_size, device=device, threads=threads)
-    summary = predict_source(pred, source, out, conf=conf, iou=iou, batch=batch, draw=not no_draw)
+    out = _fresh_out(out, exist_ok)
+    summary = predict_source(pred, source, out, conf=conf, iou=iou, batch=batch, draw=not no_draw,
+                             recursive=recursive, ann=ann, save_txt=save_txt)
     click.echo(json.dumps(summary))
+
+
+def _fresh_out(out: str, exist_ok: bool) -> str:
+    """Never mix a new prediction with an old one's drawings: a used folder becomes <out>2, …"""
+    from flowdet import log
+    from flowdet.runs import increment_path, is_used
+
+    new = increment_path(out, exist_ok)
+    if str(new) != str(out):
+        log.info(f"{out} holds earlier results: writing to {new} (--exist-ok to write into {out})")
+    elif is_used(new):
+        log.warn(f"{new} holds earlier results; files this run does not rewrite stay beside the new ones")
+    return str(new)
 
 
 def _check_model_path(path: str) -> None:

@@ -7,6 +7,7 @@ import click
 
 from flowdet import log
 from flowdet.commands import config_options, overrides_from
+from flowdet.devices import DEVICE_HELP
 
 _METHODS = ["patch-contrast", "center-loss", "self-emd", "byol"]
 
@@ -22,7 +23,8 @@ _METHODS = ["patch-contrast", "center-loss", "self-emd", "byol"]
               help="Drop a frame whose 32×18 grayscale thumbnail differs from the last kept one by at most "
                    "this mean absolute difference (0–1); 0 keeps every sampled frame.")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality.")
-def mine(sources, out, every, fps, max_frames, dedupe, quality) -> None:
+@click.option("--exist-ok", is_flag=True, help="Add to an --out mined with other --every/--fps/--dedupe.")
+def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok) -> None:
     """Extract de-duplicated frames from videos (mp4/avi/mov/mkv) or image folders.
 
     \b
@@ -32,7 +34,8 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality) -> None:
     """
     from flowdet.pretrain.mine import mine as run_mine
 
-    s = run_mine(list(sources), out, every=every, fps=fps, max_frames=max_frames, dedupe=dedupe, quality=quality)
+    s = run_mine(list(sources), out, every=every, fps=fps, max_frames=max_frames, dedupe=dedupe, quality=quality,
+                 exist_ok=exist_ok)
     for r in s["sources"]:
         if r["status"] == "error":
             log.info(f"skipped {r['source']}: {r['error']}")
@@ -67,11 +70,14 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality) -> None:
 @click.option("--epochs", type=int, help="train.epochs")
 @click.option("--batch", type=int, help="Frames (images for center-loss) per step and process (train.batch).")
 @click.option("--crop", type=int, help="Network input side of each patch / view, multiple of 32 (method.crop).")
-@click.option("--device", help="auto | cpu | cuda | cuda:N (train.device).")
+@click.option("--device", help=f"{DEVICE_HELP} (train.device; default auto).")
 @click.option("--resume", is_flag=True, default=False,
               help="Continue exactly from <out>/last.pt (without --config, <out>/config.yaml is the base).")
+@click.option("--exist-ok", is_flag=True,
+              help="Write into --out even if it holds a run (default: a used folder becomes <out>2, <out>3, …).")
 @config_options
-def pretrain(method, frames, ann, images, size, out, epochs, batch, crop, device, resume, config, sets) -> None:
+def pretrain(method, frames, ann, images, size, out, epochs, batch, crop, device, resume, exist_ok, config,
+             sets) -> None:
     """Self-supervised (or fg/bg supervised) pretraining of the detector's backbone → backbone.pt.
 
     \b
@@ -103,6 +109,18 @@ def pretrain(method, frames, ann, images, size, out, epochs, batch, crop, device
             raise click.ClickException(f"{saved}: not found — nothing to resume in {out}")
         base = str(saved)
     cfg = load_config(PretrainConfig, base, overrides)
+    if not resume:
+        import dataclasses
+
+        from flowdet.runs import increment_path
+
+        # Every torchrun rank decides here, before init_process_group (a rendezvous of all ranks);
+        # rank 0 creates the folder only after it, so all ranks agree on the name.
+        run_dir = increment_path(cfg.train.out, exist_ok)
+        if str(run_dir) != str(cfg.train.out):
+            log.info(f"{cfg.train.out} holds an earlier run: this run goes to {run_dir} "
+                     f"(--exist-ok to reuse {cfg.train.out})")
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, out=str(run_dir)))
     from flowdet.pretrain.train import pretrain as run_pretrain
 
     s = run_pretrain(cfg)

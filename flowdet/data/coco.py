@@ -142,6 +142,10 @@ def default_images_dir(ann_path: str | Path, data: Any = None) -> Path:
     in ``data`` (a video's frames live next to the json), else ``images/`` when it exists."""
     parent = Path(ann_path).resolve().parent
     candidates = [parent / "images", parent]
+    # flowdet's converters record ``info.images_dir``: their json often lives away from the images
+    info = data.get("info") if isinstance(data, dict) else None
+    if isinstance(info, dict) and isinstance(info.get("images_dir"), str) and info["images_dir"]:
+        candidates.insert(0, parent / info["images_dir"])  # an absolute path stays absolute under "/"
     first = None
     if isinstance(data, dict) and isinstance(data.get("images"), list) and data["images"]:
         entry = data["images"][0]

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from flowdet.data.coco import CocoDataset, load_coco
+from flowdet.data.coco import CocoDataset
+from flowdet.data.formats import load_dataset
 
 SMALL, MEDIUM = 32.0 ** 2, 96.0 ** 2
 
@@ -45,7 +46,7 @@ def dataset_stats(ann_path: str | Path, images_dir: str | Path | None = None, im
     *_share, sqrt_area_*}, resized (same, at img_size), img_size, histogram_png (path or None),
     problems (validation problem count).
     """
-    ds = dataset if dataset is not None else load_coco(ann_path, images_dir, check_images=False)
+    ds = dataset if dataset is not None else load_dataset(ann_path, images_dir, check_images=False)
     per_image = np.array([len(r.boxes) for r in ds.records], dtype=np.int64)
     boxes = [r.boxes.astype(np.float64) for r in ds.records]
     ratios = [letterbox_ratio(r.width, r.height, img_size) for r in ds.records]

@@ -156,7 +156,9 @@ def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] |
                 anns.append(ann)
                 report.boxes_kept += 1
     categories = [{"id": i, "name": n} for n, i in cat_of.items()]
-    return {"info": {"description": f"converted from Pascal VOC {ann_dir.name}"}, "images": images,
+    # images_dir: where file_names are relative to, so the json works without --images (coco.default_images_dir)
+    return {"info": {"description": f"converted from Pascal VOC {ann_dir.name}",
+                     "images_dir": str(images_dir.resolve())}, "images": images,
             "annotations": anns, "categories": categories}, report
 
 

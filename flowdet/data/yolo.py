@@ -111,6 +111,35 @@ def yolo_to_coco(data_yaml: str | Path, split: str = "train",
     files = _split_images(root, data[split], path, split)
     if not files:
         raise DataError(f"{path}: '{split}' has no images")
+    coco, report = _files_to_coco(files, names, root, path, progress)
+    coco["info"] = {"description": f"converted from YOLO {path.name} split {split}", "images_dir": str(root)}
+    return coco, root, report
+
+
+def yolo_folder_to_coco(folder: str | Path, progress: bool = False) -> tuple[dict[str, Any], Path, ValidationReport]:
+    """A LabelImg / CVAT "YOLO 1.1" export → (COCO dict, images root, report).
+
+    The folder holds ``classes.txt`` (LabelImg) or ``obj.names`` (CVAT), one class per line, and
+    images anywhere below it with their ``.txt`` beside them (or under a sibling ``labels/``)."""
+    root = Path(folder).resolve()
+    names_file = next((root / n for n in ("classes.txt", "obj.names") if (root / n).is_file()), None)
+    if names_file is None:
+        raise DataError(f"{root}: no classes.txt or obj.names (a YOLO folder export names its classes there)")
+    names = [ln.strip() for ln in names_file.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not names:
+        raise DataError(f"{names_file}: no class names")
+    files = sorted(f for f in root.rglob("*") if f.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise DataError(f"{root}: no images below this folder")
+    coco, report = _files_to_coco(files, names, root, names_file, progress)
+    coco["info"] = {"description": f"converted from YOLO folder {root.name}", "images_dir": str(root)}
+    return coco, root, report
+
+
+def _files_to_coco(files: list[Path], names: list[str], root: Path, path: Path,
+                   progress: bool) -> tuple[dict[str, Any], ValidationReport]:
+    import cv2
+
     report = ValidationReport(str(path))
     images, anns = [], []
     iterator: Any = files
@@ -136,6 +165,8 @@ def yolo_to_coco(data_yaml: str | Path, split: str = "train",
             rel = str(absolute)  # outside the root: keep absolute
         images.append({"id": image_id, "file_name": rel, "width": w, "height": h})
         lbl = label_path_for(f)
+        if not lbl.is_file():  # LabelImg / CVAT: the .txt beside the image
+            lbl = f.with_suffix(".txt")
         lines = lbl.read_text(encoding="utf-8").splitlines() if lbl.is_file() else []
         for n, line in enumerate(lines, start=1):
             if not line.strip():
@@ -148,8 +179,7 @@ def yolo_to_coco(data_yaml: str | Path, split: str = "train",
                              "bbox": xywh, "area": xywh[2] * xywh[3], "iscrowd": 0})
                 report.boxes_kept += 1
     cats = [{"id": i + 1, "name": n} for i, n in enumerate(names)]
-    return ({"info": {"description": f"converted from YOLO {path.name} split {split}"},
-             "images": images, "annotations": anns, "categories": cats}, root, report)
+    return {"images": images, "annotations": anns, "categories": cats}, report
 
 
 def _parse_label_line(line: str, num_classes: int, w: int, h: int, lbl: Path, n: int,

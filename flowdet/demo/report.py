@@ -26,8 +26,11 @@ METRIC_ROWS = [
     ("AR maxDets=1000", "AR1000"),
 ]
 
-SECTIONS = ["Metrics", "Stage times", "Loss curves", "Precision-recall", "Validation predictions",
-            "Box sizes", "Stream"]
+SECTIONS = ["Metrics", "Deployment threshold", "Stage times", "Loss curves", "Precision-recall",
+            "Validation predictions", "Box sizes", "Stream", "Run this on your own data"]
+# summary["metrics"] keys of the best-F1 threshold (flowdet.detect.evaluate, IoU 0.5)
+DEPLOY_ROWS = [("score threshold (best F1)", "best_f1_conf"), ("F1", "best_f1"), ("precision", "precision_at_best"),
+               ("recall", "recall_at_best"), ("TP", "tp_at_best"), ("FP", "fp_at_best"), ("FN (missed)", "fn_at_best")]
 
 
 def fmt(v: Any) -> str:
@@ -41,7 +44,8 @@ def fmt(v: Any) -> str:
             return "n/a"
         if v != 0 and abs(v) < 1e-3:
             return f"{v:.2e}"  # parity deltas etc. would print as 0.000
-        return f"{v:.3f}" if abs(v) < 1000 else f"{v:.0f}"
+        # seconds and rates read as 614.9, not 614.910; metrics (< 100) keep three decimals
+        return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}" if abs(v) < 1000 else f"{v:.0f}"
     return str(v)
 
 
@@ -73,6 +77,11 @@ def render_markdown(s: dict[str, Any]) -> str:
     L += _table(["metric", "value"], [[label, _metric(m.get(key, float("nan")))] for label, key in METRIC_ROWS])
     L += ["", f"Standard COCO: AP50 (maxDets=100) = {fmt(m.get('AP50', float('nan')))}, "
           f"APs = {fmt(m.get('APs', float('nan')))}.", ""]
+    L += ["## Deployment threshold", "", "AP averages over every score threshold; a camera runs at one. "
+          "At the threshold with the best F1 (IoU 0.5):", ""]
+    L += _table(["at the deployment threshold", "value"], [[label, m[key]] for label, key in DEPLOY_ROWS if key in m]
+                ) if any(key in m for _, key in DEPLOY_ROWS) else ["_(not measured in this run)_"]
+    L += [""]
     L += ["## Stage times", ""]
     st = s.get("stage_seconds", {})
     L += _table(["stage", "seconds"], [[k, v] for k, v in st.items()] + [["total", s.get("total_seconds", float("nan"))]])
@@ -99,6 +108,10 @@ def render_markdown(s: dict[str, Any]) -> str:
         L += ["", "ONNX export parity against PyTorch:", ""]
         L += _table(["export", "value"], [[k, v] for k, v in ex.items() if isinstance(v, (int, float, bool))])
     L += ["", f"Outputs: `{s.get('out_dir', '.')}`", ""]
+    L += ["## Run this on your own data", "", "Videos and a few hundred VOC or YOLO-labelled frames: "
+          "`docs/own-data.md` walks through split → mine → pretrain → train → eval → export → stream "
+          "with the same commands (`flowdet data split labels/ --out splits/ --group-by video`, "
+          "`flowdet train --data splits/train.json --val splits/val.json --img-size 1280x736`, …).", ""]
     return "\n".join(L)
 
 

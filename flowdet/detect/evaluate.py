@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from flowdet import log
-from flowdet.data.coco import CocoDataset, load_coco, load_image
+from flowdet.data.coco import CocoDataset, load_image
+from flowdet.data.formats import load_dataset
 from flowdet.errors import DataError, InputError
 from flowdet.runtime.predictor import Predictor
 
@@ -38,7 +39,7 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
     for target, flag in ((out_dir, "--out"), (json_path, "--json")):
         if target is not None:
             (validate.writable_dir if flag == "--out" else validate.writable_file)(target, flag)
-    ds = ann if isinstance(ann, CocoDataset) else load_coco(ann, images, check_images=False)
+    ds = ann if isinstance(ann, CocoDataset) else load_dataset(ann, images, split="val", check_images=False)
     if ds.report.problems and verbose:
         # what the loader left out is not scored: say so (and how much), never silently
         log.warn(f"{ds.report.summary()} (`flowdet data check` lists them)")
@@ -54,7 +55,7 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
     recs = ds.records
     skipped = SkipLog(show=10 if verbose else 0)
     scored = []
-    bar = tqdm(total=len(recs), desc="eval", unit="img", disable=not progress, leave=False)
+    bar = tqdm(total=len(recs), desc="eval", unit="img", disable=None if progress else True, leave=False)
     for s in range(0, len(recs), batch):
         chunk, imgs = [], []
         for r in recs[s:s + batch]:
@@ -84,10 +85,21 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
     stats = {**stats, "images": len(recs), "detections": n_det, "ms_per_image": 1000 * t_pred / len(recs),
              "images_unreadable": len(skipped), "images_skipped": ds.report.images_skipped,
              "problems": len(ds.report.problems)}
+    from flowdet.metrics.prf import prf_png, prf_sweep
+
+    sweep = prf_sweep(recs, results, cat_ids)
+    # The threshold to deploy at: AP averages over all of them, a camera runs at one.
+    stats.update({"best_f1": sweep["best_f1"], "best_f1_conf": sweep["best_conf"], "precision_at_best":
+                  float(sweep["precision"][int(round(sweep["best_conf"] * 100))]), "recall_at_best":
+                  float(sweep["recall"][int(round(sweep["best_conf"] * 100))]), "tp_at_best": sweep["tp"],
+                  "fp_at_best": sweep["fp"], "fn_at_best": sweep["fn"]})
     if verbose:
         log.result(format_table(stats))
         log.result(f"{len(recs)} images scored, {n_det} detections (conf ≥ {conf}, NMS IoU {iou}), "
                    f"{stats['ms_per_image']:.1f} ms/image (batch {batch}, incl. pre/postprocess)")
+        log.result(f"best F1 {sweep['best_f1']:.3f} at conf {sweep['best_conf']:.2f} (IoU 0.5): precision "
+                   f"{stats['precision_at_best']:.3f}, recall {stats['recall_at_best']:.3f}, "
+                   f"TP {sweep['tp']} FP {sweep['fp']} FN {sweep['fn']}")
     if out_dir is not None or json_path is not None:
         out = Path(out_dir) if out_dir is not None else Path(json_path).parent
         det_path = Path(json_path) if json_path is not None else out / "detections.json"
@@ -97,6 +109,8 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
                 "metrics": stats, "ann": str(ds.ann_path), "conf": conf, "iou": iou,
                 "img_size": list(predictor.img_size), "pr": pr_curves(E)}, indent=2)
             pr_curve_png(E, out / "pr_curve.png", title=Path(str(ds.ann_path)).name)
+            prf_png(sweep, out / "prf_curve.png", title=f"{Path(str(ds.ann_path)).name}: P / R / F1 at IoU 0.5")
         stats["paths"] = {"detections": str(det_path), **({"metrics": str(out / "metrics.json"),
-                                                            "pr_curve": str(out / "pr_curve.png")} if out_dir else {})}
+                                                            "pr_curve": str(out / "pr_curve.png"),
+                                                            "prf_curve": str(out / "prf_curve.png")} if out_dir else {})}
     return stats

@@ -21,17 +21,33 @@ from flowdet.runtime.predictor import Predictor
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def list_images(source: str | Path) -> list[Path]:
-    """An image file, or the images of a folder (sorted, not recursive)."""
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
+
+
+def list_images(source: str | Path, recursive: bool = False) -> list[Path]:
+    """An image file, a glob (``"frames/*.jpg"``, ``"**/*.png"``), or the images of a folder
+    (sorted; below it too with ``recursive``)."""
+    import glob
+
+    text = str(source)
+    if any(ch in text for ch in "*?[") and not Path(text).exists():
+        files = sorted(Path(f) for f in glob.glob(text, recursive=True) if Path(f).suffix.lower() in IMAGE_EXTS)
+        if not files:
+            raise DataError(f"{text}: the pattern matches no image ({', '.join(IMAGE_EXTS)})")
+        return files
     p = Path(source)
     if p.is_file():
+        if p.suffix.lower() in VIDEO_EXTS:
+            raise DataError(f"{p}: a video; run it as a stream: flowdet stream {p} --model MODEL --out DIR")
         if p.suffix.lower() not in IMAGE_EXTS:
             raise DataError(f"{p}: not an image ({', '.join(IMAGE_EXTS)})")
         return [p]
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+        found = p.rglob("*") if recursive else p.iterdir()
+        files = sorted(f for f in found if f.suffix.lower() in IMAGE_EXTS)
         if not files:
-            raise DataError(f"{p}: no images in this folder ({', '.join(IMAGE_EXTS)})")
+            hint = "" if recursive else "; --recursive looks in sub-folders too"
+            raise DataError(f"{p}: no images in this folder ({', '.join(IMAGE_EXTS)}){hint}")
         return files
     if p.exists():
         raise DataError("not a regular file or a folder (not opened)", path=p)
@@ -57,10 +73,38 @@ def _batches(files: list[Path], batch: int, skipped) -> Iterator[list[tuple[Path
         yield out
 
 
+def _image_ids(files: list[Path], ann: str | Path | None) -> list[int | str]:
+    """COCO ids from ``ann`` (matched by file name, so results score against the user's own ground
+    truth), else the file stem (an int when numeric, as ultralytics' save_json)."""
+    if ann is not None:
+        from flowdet.data.coco import read_json
+
+        data = read_json(ann)
+        by_name: dict[str, int] = {}
+        for im in data.get("images", []) if isinstance(data, dict) else []:
+            by_name.setdefault(Path(str(im.get("file_name", ""))).name, im.get("id"))
+        missing = [f.name for f in files if f.name not in by_name]
+        if missing:
+            raise DataError(f"{len(missing)} image(s) not in this json (first: {missing[0]})", path=ann)
+        return [by_name[f.name] for f in files]
+    return [int(f.stem) if f.stem.isdigit() else f.stem for f in files]
+
+
+def _yolo_lines(d, w: int, h: int) -> str:
+    lines = []
+    for (x1, y1, x2, y2), sc, c in zip(d.boxes, d.scores, d.class_ids):
+        lines.append(f"{int(c)} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} "
+                     f"{(y2 - y1) / h:.6f} {float(sc):.4f}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def predict_source(predictor: Predictor, source: str | Path, out_dir: str | Path, conf: float = 0.25,
-                   iou: float = 0.65, batch: int = 1, draw: bool = True, progress: bool = True) -> dict:
-    """Run on an image or folder. Writes ``out_dir``/{annotated images, results.json (COCO results,
-    image_id = 1-based file order, with "file_name"), detections.jsonl (one line per image)}.
+                   iou: float = 0.65, batch: int = 1, draw: bool = True, progress: bool = True,
+                   recursive: bool = False, ann: str | Path | None = None, save_txt: bool = False) -> dict:
+    """Run on an image, a glob or a folder. Writes ``out_dir``/{annotated images, results.json (COCO
+    results: image_id from ``ann`` or the file stem, category_id the COCO id, with "file_name"),
+    detections.jsonl (one line per image: boxes, scores, class_ids 0-based model indices,
+    category_ids as in results.json, names), labels/<stem>.txt with ``save_txt`` (YOLO: class cx cy w h conf)}.
 
     An unreadable image (corrupt, truncated, over the pixel cap, not a regular file) is skipped
     with a warning and counted ("skipped" in the summary); detections.jsonl is written line by line
@@ -73,37 +117,43 @@ def predict_source(predictor: Predictor, source: str | Path, out_dir: str | Path
     from flowdet.utils import atomic_write_json
 
     validate.predict_args(conf, iou, batch)
-    files = list_images(source)
+    files = list_images(source, recursive)
+    id_of = dict(zip(files, _image_ids(files, ann)))
     out = Path(out_dir)
     if draw and any(f.parent.resolve() == out.resolve() for f in files[:1]):
         raise InputError(f"{out}: --out is the source folder; drawings would overwrite the images")
     validate.writable_dir(out)
     cat_ids = getattr(predictor, "cat_ids", None) or list(range(1, len(predictor.names) + 1))
     results: list[dict] = []
-    n_det, image_id = 0, 0
+    n_det, done = 0, 0
     skipped = SkipLog()
     try:
         with (out / "detections.jsonl").open("w", buffering=1) as jf, \
-                tqdm(total=len(files), desc="predict", unit="img", disable=not progress) as bar:
+                tqdm(total=len(files), desc="predict", unit="img", disable=None if progress else True) as bar:
             for chunk in _batches(files, batch, skipped):
                 dets = predictor.predict([im for _, im in chunk], conf=conf, iou=iou)
                 for (f, img), d in zip(chunk, dets):
-                    image_id += 1
-                    for r in d.to_coco(image_id, cat_ids):
-                        results.append({**r, "file_name": f.name})
+                    done += 1
+                    for r in d.to_coco(0, cat_ids):  # to_coco wants an int; a file stem may be text
+                        results.append({**r, "image_id": id_of[f], "file_name": f.name})
                     n_det += len(d)
                     jf.write(json.dumps({
                         "file": str(f), "width": int(img.shape[1]), "height": int(img.shape[0]),
                         "boxes": [[round(float(v), 2) for v in b] for b in d.boxes],
                         "scores": [round(float(s), 4) for s in d.scores],
                         "class_ids": [int(c) for c in d.class_ids],
+                        "category_ids": [int(cat_ids[int(c)]) for c in d.class_ids],
+                        "names": [predictor.names[int(c)] for c in d.class_ids],
                     }) + "\n")
+                    if save_txt:
+                        (out / "labels").mkdir(exist_ok=True)
+                        (out / "labels" / f"{f.stem}.txt").write_text(_yolo_lines(d, img.shape[1], img.shape[0]))
                     if draw:
                         vis = draw_detections(img, d.boxes, d.scores, d.class_ids, predictor.names)
                         if not cv2.imwrite(str(out / f.name), vis):
                             raise DataError("cannot write the annotated image (disk full or not writable?)",
                                             path=out / f.name)
-                bar.update(image_id + len(skipped) - bar.n)
+                bar.update(done + len(skipped) - bar.n)
     except BaseException:
         with contextlib.suppress(OSError):  # what finished stays usable after a crash or Ctrl-C
             atomic_write_json(out / "results.json", results)
@@ -111,7 +161,7 @@ def predict_source(predictor: Predictor, source: str | Path, out_dir: str | Path
     atomic_write_json(out / "results.json", results)
     if skipped:
         log.warn(skipped.summary())
-        if not image_id:
+        if not done:
             raise DataError(f"none of the {len(files)} image(s) could be read ({skipped.summary()})", path=source)
-    return {"images": image_id, "skipped": len(skipped), "detections": n_det, "out": str(out),
+    return {"images": done, "skipped": len(skipped), "detections": n_det, "out": str(out),
             "results": str(out / "results.json"), "jsonl": str(out / "detections.jsonl")}

@@ -19,7 +19,7 @@ class TorchPredictor:
     """A trained checkpoint (EMA weights when present) behind the Predictor interface."""
 
     def __init__(self, path: str | Path | None = None, img_size: int | str | tuple[int, int] | None = None,
-                 device: str = "cpu",
+                 device: str = "auto",
                  *, model: Any = None, names: list[str] | None = None, cat_ids: list[int] | None = None,
                  max_det: int = 1000):
         import torch
@@ -34,8 +34,9 @@ class TorchPredictor:
             trained = tuple(int(v) for v in meta["img_size"])
         else:
             trained = (640, 640)
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                   ("cpu" if device == "auto" else device))
+        from flowdet.devices import torch_device
+
+        self.device = torch_device(device)
         self.model = model.to(self.device).eval()
         self.names = list(names) if names is not None else [f"class{i}" for i in range(model.num_classes)]
         self.cat_ids = list(cat_ids) if cat_ids is not None else list(range(1, len(self.names) + 1))
@@ -46,7 +47,7 @@ class TorchPredictor:
 
     @classmethod
     def from_model(cls, model: Any, names: list[str], cat_ids: list[int], img_size: int | tuple[int, int],
-                   device: str = "cpu") -> "TorchPredictor":
+                   device: str = "cpu") -> "TorchPredictor":  # the trainer passes its own device
         """Wrap an in-memory model (the trainer's EMA) without copying or fusing it."""
         return cls(None, img_size, device, model=model, names=names, cat_ids=cat_ids)
 

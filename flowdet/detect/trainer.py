@@ -16,7 +16,7 @@ from torch import nn
 
 from flowdet import __version__, log
 from flowdet.config import save_config, to_dict
-from flowdet.data.coco import CocoDataset, load_coco
+from flowdet.data.coco import CocoDataset
 from flowdet.data.dataset import DetectionDataset, build_loader
 from flowdet.detect.backbone import load_backbone
 from flowdet.detect.config import DetectConfig, input_hw
@@ -25,7 +25,7 @@ from flowdet.engine import dist
 from flowdet.engine.checkpoint import (load_checkpoint, remove_stale_temps, rng_state, save_checkpoint, set_rng_state,
                                        unwrap)
 from flowdet.engine.ema import ModelEMA
-from flowdet.engine.logger import MetricsLog
+from flowdet.engine.logger import MetricsLog, plot_results
 from flowdet.engine.schedule import WarmupCosine, param_groups, set_lr
 from flowdet.errors import DataError, FlowdetError, ModelFileError
 from flowdet.models import build_model
@@ -48,11 +48,15 @@ class Trainer:
         self.rank, self.world = dist.rank(), dist.world_size()
         torch.manual_seed(t.seed)  # weight init; replaced by the checkpoint on resume
 
-        self.train_set = self._load(cfg.data.train, cfg.data.images)
+        from flowdet.data.formats import has_split
+
+        self.train_set = self._load(cfg.data.train, cfg.data.images, "train")
         self.names, self.cat_ids = self.train_set.names, self.train_set.cat_ids
         self.val_set: CocoDataset | None = None
-        if cfg.data.val:
-            self.val_set = self._load(cfg.data.val, cfg.data.val_images or cfg.data.images)
+        # A YOLO data.yaml carries its own val split: `--data data.yaml` alone validates on it (ultralytics).
+        val = cfg.data.val or (cfg.data.train if has_split(cfg.data.train, "val") else "")
+        if val:
+            self.val_set = self._load(val, cfg.data.val_images or (cfg.data.images if cfg.data.val else ""), "val")
             if self.val_set.cat_ids != self.cat_ids:
                 raise DataError(
                     f"{cfg.data.val}: categories {self.val_set.cat_ids} differ from the training set's {self.cat_ids}")
@@ -104,9 +108,11 @@ class Trainer:
                 model, device_ids=[device.index] if self.cuda else None)
         self.log = MetricsLog(self.out / "metrics.csv")
 
-    def _load(self, ann: str, images: str) -> CocoDataset:
+    def _load(self, ann: str, images: str, split: str) -> CocoDataset:
+        from flowdet.data.formats import load_dataset
+
         # Existence-only check at startup: `flowdet data check` decodes; a bad file fails when read.
-        ds = load_coco(ann, images or None, check_images=False)
+        ds = load_dataset(ann, images or None, split, check_images=False)
         if ds.report.problems:
             log.warn(f"{ds.report.summary()} (`flowdet data check` lists them)")
         if not ds.records:
@@ -190,6 +196,8 @@ class Trainer:
                 # Plotting costs ~0.1 s: every epoch only when epochs are long, else with each eval.
                 if evaluate_now or epoch == t.epochs - 1 or row["time_s"] > 10:
                     self.log.plot(self.out / "loss.png", keys=["loss", *LOSS_KEYS, "miss_share"], title=str(self.out))
+                    plot_results(self.log, self.out / "results.png", title=str(self.out),
+                                 keys=["loss", *LOSS_KEYS, "miss_share", "AP", "AP50", "APs", "lr"])
                 ck = self.state(epoch)
                 save_checkpoint(ck, self.out / "last.pt")
                 if evaluate_now and self.best_epoch == epoch:
@@ -210,7 +218,8 @@ class Trainer:
         sums = torch.zeros(len(LOSS_KEYS) + 6, dtype=torch.float64)  # losses, total, fg, miss, tiny, out, imgs
         buckets = torch.zeros(2, len(BUCKET_NAMES), dtype=torch.float64)  # boxes, positives per size bucket
         bar = tqdm(self.loader, total=self.ipe, desc=f"epoch {epoch + 1}/{t.epochs}", leave=False,
-                   disable=not (t.progress and dist.is_main()), dynamic_ncols=True, mininterval=1.0)
+                   # None: tqdm shows the bar on a terminal only; `train > log` gets the epoch line alone
+                   disable=None if (t.progress and dist.is_main()) else True, dynamic_ncols=True, mininterval=1.0)
         start = time.perf_counter()
         lr = self.schedule(epoch * self.ipe)
         unreadable = 0
@@ -253,7 +262,8 @@ class Trainer:
             red = dist.all_reduce_mean(sums.to(self.device)).cpu()
             sums = torch.cat([red[:5], red[5:] * self.world])
             buckets = dist.all_reduce_mean(buckets.to(self.device)).cpu() * self.world
-        row = {"epoch": epoch, "lr": lr, "loss": sums[4].item(), **{k: sums[j].item() for j, k in enumerate(LOSS_KEYS)},
+        # 1-based like the console's "epoch 1/10" (and ultralytics' results.csv): one numbering
+        row = {"epoch": epoch + 1, "lr": lr, "loss": sums[4].item(), **{k: sums[j].item() for j, k in enumerate(LOSS_KEYS)},
                "miss_share": sums[6].item() / max(sums[5].item(), 1.0), "num_fg": sums[5].item() / max(sums[-1].item(), 1),
                "dropped_tiny": int(sums[7]), "dropped_out": int(sums[8]),
                **{f"pos_per_box_{k}": (buckets[1, j] / buckets[0, j]).item() if buckets[0, j] > 0 else float("nan")
@@ -304,7 +314,8 @@ class Trainer:
         summary = {"run_dir": str(self.out), "last": str(last), "best": str(best) if best.exists() else None,
                    "best_ap": self.best_ap, "best_epoch": self.best_epoch, "epochs": self.cfg.train.epochs,
                    "metrics": self.last_metrics, "metrics_csv": str(self.out / "metrics.csv"),
-                   "loss_png": str(self.out / "loss.png"), "backbone": self.backbone_report}
+                   "loss_png": str(self.out / "loss.png"), "results_png": str(self.out / "results.png"),
+                   "backbone": self.backbone_report}
         if self.best_epoch >= 0:
             echo(f"done: best AP {self.best_ap:.4f} at epoch {self.best_epoch + 1} → {best}")
         return summary

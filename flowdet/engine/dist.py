@@ -25,14 +25,14 @@ def is_main() -> bool:
 
 def init_from_env(device: str = "auto") -> torch.device:
     """Initialise the process group when launched by torchrun (WORLD_SIZE > 1); pick the device."""
-    want_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
+    from flowdet.devices import torch_device
+
+    dev = torch_device(device)  # checked first: a missing GPU is one line, not an NCCL traceback
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not is_distributed():
-        dist.init_process_group(backend="nccl" if want_cuda else "gloo")
-    if want_cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return torch.device("cuda", local)
-    return torch.device("cpu" if device == "auto" else device)
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    return dev
 
 
 def barrier() -> None:

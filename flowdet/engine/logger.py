@@ -1,4 +1,4 @@
-"""Per-epoch metrics.csv (appended, resume-safe) and a loss.png of its curves."""
+"""Per-epoch metrics.csv (appended, resume-safe), a loss.png of its curves and a results.png (a panel each)."""
 from __future__ import annotations
 
 import csv
@@ -53,6 +53,41 @@ class MetricsLog:
         fig.savefig(out, dpi=100)
         plt.close(fig)
         return Path(out)
+
+
+def plot_results(log: MetricsLog, out: str | Path, keys: list[str], title: str = "") -> Path | None:
+    """ultralytics-style results.png: one panel per column (each on its own axis, so a small loss
+    term is not flattened by a large one); evaluation columns (AP…) plot only the epochs that have them."""
+    rows = log.rows()
+    keys = [k for k in keys if rows and any(_is_num(r.get(k, "")) for r in rows)]
+    if not keys:
+        return None
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(5, len(keys))
+    nrows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.6 * nrows), squeeze=False)
+    for ax, k in zip(axes.flat, keys):
+        pts = [(int(r["epoch"]), float(r[k])) for r in rows if _is_num(r.get(k, "")) and not math.isnan(float(r[k]))]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, color="tab:blue")
+        ax.set_title(k, fontsize=10)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return Path(out)
 
 
 def _is_num(v: str) -> bool:

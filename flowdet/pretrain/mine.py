@@ -218,8 +218,11 @@ def read_manifest(path: str | Path) -> list[dict]:
 
 def mine(sources: list[str | Path], out: str | Path, every: int | None = None, fps: float | None = None,
          max_frames: int | None = None, dedupe: float = 0.01, quality: int = 95,
-         progress: bool | None = None) -> dict:
+         progress: bool | None = None, exist_ok: bool = False) -> dict:
     """Mine frames from videos / image folders into ``out`` (see module docstring).
+
+    A folder mined with other sampling (``every``/``fps``/``dedupe``) is refused unless ``exist_ok``:
+    frames sampled two ways in one manifest skew every later statistic without a trace.
 
     ``max_frames`` caps kept frames per source (frames kept by earlier runs count).
     Returns a summary: totals (kept, dropped, already, read), per-source rows, errors, throughput."""
@@ -236,6 +239,8 @@ def mine(sources: list[str | Path], out: str | Path, every: int | None = None, f
     params = {"every": every, "fps": fps, "max_frames": max_frames, "dedupe": dedupe}
     state_path = out / STATE
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    if not exist_ok:
+        _check_same_sampling(out, state, params)
     manifest = Manifest(out / MANIFEST)
     t0 = time.perf_counter()
     rows, errors = [], []
@@ -269,6 +274,20 @@ def mine(sources: list[str | Path], out: str | Path, every: int | None = None, f
     return {"out": str(out), "manifest": str(out / MANIFEST), "sources": rows, "errors": errors,
             "frames_in_manifest": manifest.count, **tot, "seconds": dt,
             "decoded_per_s": tot["read"] / dt if dt > 0 else 0.0, "written_per_s": tot["kept"] / dt if dt > 0 else 0.0}
+
+
+_SAMPLING = ("every", "fps", "dedupe")  # max_frames may grow between runs: that continues, it does not mix
+
+
+def _check_same_sampling(out: Path, state: dict, params: dict) -> None:
+    for key, rec in state.items():
+        old = rec.get("params") or {}
+        if any(old.get(k) != params[k] for k in _SAMPLING):
+            def fmt(d: dict) -> str:
+                return " ".join(f"--{k} {d.get(k)}" for k in _SAMPLING if d.get(k) is not None)
+            raise InputError(f"holds frames mined with {fmt(old) or 'the defaults'} (from {Path(key).name}); "
+                             f"mining with {fmt(params) or 'the defaults'} would mix two samplings in one "
+                             "manifest: use a new --out, or --exist-ok to add them anyway", path=out)
 
 
 def _mine_source(src: Source, out: Path, manifest: Manifest, sampler: FrameSampler, max_frames: int | None,

@@ -66,9 +66,9 @@ def build_datasets(cfg: PretrainConfig) -> tuple[Any, Any, dict]:
         sampler = PatchGridSampler(m, cfg.aug) if m.name == "patch-contrast" else ViewSampler(m, cfg.aug)
         store = FrameStore(paths, d.frame_size, d.cache)
         return FrameDataset(store, sampler, seed, d.samples_per_frame), None, {"frames": len(paths)}
-    from flowdet.data.coco import load_coco
+    from flowdet.data.formats import load_dataset
 
-    coco = load_coco(d.ann, d.images or None, check_images=False)
+    coco = load_dataset(d.ann, d.images or None, check_images=False)
     recs = [r for r in coco.records if r.width > 0 and r.height > 0]
     if len(recs) < 2:
         raise DataError(f"{d.ann}: center-loss needs at least 2 images (train + held-out)")
@@ -231,7 +231,7 @@ def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | No
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.4f}")
         bar.close()
-        row: dict[str, Any] = {"epoch": epoch}
+        row: dict[str, Any] = {"epoch": epoch + 1}  # 1-based, as the console line and the bar
         for k, v in sums.items():
             row[k] = float(dist.all_reduce_mean(torch.tensor(v / max(1, steps), device=device)))
         row["lr"] = optimizer.param_groups[0]["lr"]
@@ -249,6 +249,9 @@ def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | No
             metrics.append(row)
             metrics.plot(out / "loss.png", keys=[k for k in row if k in ("loss", "emd", "vector", "ce", "val_acc")],
                          title=f"pretrain {cfg.method.name}")
+            # One clean line per epoch (the bar is terminal-only): `pretrain > log` shows every epoch.
+            log.info(f"{cfg.method.name} epoch {epoch + 1}/{t_cfg.epochs}: " + " ".join(
+                f"{k} {v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)))
         last_row = row
         dist.barrier()
         if on_epoch_end is not None:

@@ -28,14 +28,20 @@ def resolve_providers(providers: Sequence[str] | str | None) -> list[str]:
         return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
     if isinstance(providers, str):
         providers = [p.strip() for p in providers.split(",") if p.strip()]
-    out = []
+    out: list = []
     for p in providers:
+        if isinstance(p, tuple):  # (name, options), e.g. ("CUDAExecutionProvider", {"device_id": 1})
+            if p[0] not in available:
+                raise InputError(f"onnxruntime provider '{p[0]}' is not available in this build "
+                                 f"(available: {', '.join(available)})")
+            out.append(p)
+            continue
         name = _SHORT.get(p.lower(), p)
         if name not in available:
             raise InputError(
                 f"onnxruntime provider '{p}' is not available in this build (available: {', '.join(available)})")
         out.append(name)
-    if "CPUExecutionProvider" not in out:
+    if "CPUExecutionProvider" not in [q[0] if isinstance(q, tuple) else q for q in out]:
         out.append("CPUExecutionProvider")  # fallback for nodes the accelerator EP cannot take
     return out
 

@@ -19,14 +19,17 @@ class Predictor(Protocol):
         ...
 
 
-def load_predictor(path: str, img_size: int | str | tuple[int, int] | None = None, device: str = "cpu",
+def load_predictor(path: str, img_size: int | str | tuple[int, int] | None = None, device: str = "auto",
                    threads: int | None = None) -> Predictor:
     """Pick the backend from the file: ``.onnx`` → ONNX Runtime (torch-free), ``.engine`` → TensorRT,
     anything else (``.pt``) → PyTorch. Backends are imported here, when asked for, so the runtime
     never imports torch unless given a PyTorch checkpoint (``flowdet.detect.torch_predictor``).
 
     ``img_size`` (640, "960x544" = W×H, or (H, W)) sets a .pt's input size; an exported model's size
-    is fixed at export, so a different one is refused rather than silently ignored."""
+    is fixed at export, so a different one is refused rather than silently ignored.
+
+    ``device`` (:mod:`flowdet.devices`: auto, cpu, cuda, cuda:N, N) applies to every backend: an
+    ONNX model asked for ``cuda`` gets the CUDA provider or a one-line error saying why not."""
     from flowdet import validate
 
     validate.threads(threads)
@@ -34,10 +37,19 @@ def load_predictor(path: str, img_size: int | str | tuple[int, int] | None = Non
         if str(path).endswith(".onnx"):
             from flowdet.runtime.onnx_runtime import OnnxPredictor
 
-            pred: Predictor = OnnxPredictor(path, threads=threads)
+            from flowdet.devices import onnx_providers
+
+            pred: Predictor = OnnxPredictor(path, providers=onnx_providers(device), threads=threads)
         else:
             from flowdet.runtime.tensorrt import TensorRTPredictor
 
+            from flowdet.devices import parse_device
+
+            if parse_device(device)[0] == "cpu":
+                from flowdet.errors import InputError
+
+                raise InputError("a TensorRT engine runs on the GPU only; use the .onnx for the CPU",
+                                 path=path, field="--device")
             pred = TensorRTPredictor(path)
         if img_size:
             from flowdet.data.letterbox import format_img_size, parse_img_size

@@ -71,3 +71,13 @@ def test_rerun_resumes_and_other_settings_refuse(quick_demo: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "flowdet", "demo", "--out", str(quick_demo), "--quick",
                         "--method", "patch-contrast"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--force" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_report_rounds_times_and_fills_the_deployment_table_from_the_summary():
+    from flowdet.demo.report import render_markdown
+
+    assert fmt(614.91) == "614.9" and fmt(0.4567) == "0.457" and fmt(12345.6) == "12346"
+    md = render_markdown({"metrics": {"best_f1_conf": 0.31, "best_f1": 0.62, "tp_at_best": 17, "fn_at_best": 4},
+                          "stage_seconds": {"train": 614.91}})
+    assert "| TP | 17 |" in md and "| score threshold (best F1) | 0.310 |" in md and "614.9 |" in md
+    assert "## Run this on your own data" in md and "docs/own-data.md" in md

@@ -68,7 +68,7 @@ def test_predict_cli_writes_drawings_results_and_jsonl(ckpt, folder, tmp_path, c
     assert set(lines[0]) >= {"file", "boxes", "scores", "class_ids", "width", "height"}
     assert len(lines[0]["boxes"]) == len(lines[0]["scores"]) == len(lines[0]["class_ids"])
     results = json.loads((out / "results.json").read_text())
-    assert len(results) == summary["detections"] and {r["image_id"] for r in results} <= {1, 2}
+    assert len(results) == summary["detections"] and {r["image_id"] for r in results} <= {"im0", "im1"}
     assert set(results[0]) >= {"image_id", "category_id", "bbox", "score", "file_name"}
 
 
@@ -106,7 +106,8 @@ def test_eval_cli_over_the_predictor_interface(ckpt, tmp_path, capsys):
     assert "maxDets= 100" in text and "Reference study layout" in text
     m = json.loads((out / "metrics.json").read_text())
     assert {"AP", "AP50", "APs", "AR100", "AR1000"} <= set(m["metrics"])
-    assert (out / "pr_curve.png").stat().st_size > 0
+    assert (out / "pr_curve.png").stat().st_size > 0 and (out / "prf_curve.png").stat().st_size > 0
+    assert 0 <= m["metrics"]["best_f1_conf"] <= 1 and "best F1" in text
     dets = json.loads((out / "detections.json").read_text())
     assert dets and {r["image_id"] for r in dets} <= {1, 7} and {r["category_id"] for r in dets} == {3}
     assert all(r["score"] >= 0.001 for r in dets)
@@ -129,3 +130,35 @@ def test_predict_and_eval_paths_are_torch_free():
             "flowdet.data.transforms, flowdet.data.draw; print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "False"
+
+
+def test_predict_into_a_used_folder_never_mixes_with_old_drawings(ckpt, folder, tmp_path, capsys):
+    out = tmp_path / "preds"
+    main(["predict", str(folder), "--model", str(ckpt), "--out", str(out)])
+    main(["predict", str(folder / "im1.png"), "--model", str(ckpt), "--out", str(out)])
+    assert "writing to" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "preds2").glob("*.png")) == ["im1.png"]
+    assert len((out / "detections.jsonl").read_text().splitlines()) == 2  # the first run untouched
+    main(["predict", str(folder / "im1.png"), "--model", str(ckpt), "--out", str(out), "--exist-ok"])
+    assert "holds earlier results" in capsys.readouterr().err and not (tmp_path / "preds3").exists()
+
+
+def test_predict_globs_recursive_ann_ids_save_txt_and_video_hint(ckpt, folder, tmp_path, capsys):
+    sub = tmp_path / "nested" / "deeper"
+    sub.mkdir(parents=True)
+    cv2.imwrite(str(sub / "7.png"), cv2.imread(str(folder / "im0.png")))
+    main(["predict", str(tmp_path / "nested"), "--model", str(ckpt), "--out", str(tmp_path / "r"), "--recursive",
+          "--save-txt", "--no-draw"])
+    assert (tmp_path / "r" / "labels" / "7.txt").is_file()
+    line = json.loads((tmp_path / "r" / "detections.jsonl").read_text().splitlines()[0])
+    assert line["names"] == ["bottle"] * len(line["boxes"]) and set(line["category_ids"]) <= {1}
+    # Before: image ids were file order; now the user's COCO ids (or the file stem).
+    ann = tmp_path / "gt.json"
+    ann.write_text(json.dumps({"images": [{"id": 41, "file_name": "im0.png"}, {"id": 42, "file_name": "im1.png"}]}))
+    main(["predict", str(folder / "im*.png"), "--model", str(ckpt), "--out", str(tmp_path / "g"), "--ann", str(ann),
+          "--no-draw", "--conf", "0.01"])
+    assert {r["image_id"] for r in json.loads((tmp_path / "g" / "results.json").read_text())} <= {41, 42}
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    with pytest.raises(SystemExit):
+        main(["predict", str(tmp_path / "clip.mp4"), "--model", str(ckpt), "--out", str(tmp_path / "v")])
+    assert "flowdet stream" in capsys.readouterr().err

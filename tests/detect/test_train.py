@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -84,7 +85,7 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(tiny_set, tmp_p
     for name in ("last.pt", "best.pt", "config.yaml", "metrics.csv", "loss.png", "metrics.json"):
         assert (run / name).is_file(), name
     rows = list(csv.DictReader((run / "metrics.csv").open()))
-    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert [r["epoch"] for r in rows] == ["1", "2"]
     for col in ("lr", "loss", "iou", "obj", "cls", "l1", "miss_share", "dropped_tiny", "img_s", "AP", "AP50", "APs"):
         assert col in rows[0], col
     assert float(rows[0]["l1"]) == 0.0 and float(rows[1]["l1"]) > 0.0  # L1 only in the no-aug epoch
@@ -210,3 +211,33 @@ def test_nano_overfits_eight_synthetic_images(tmp_path_factory):
     miss = [float(r["miss_share"]) for r in rows]
     early, late = miss[:10], miss[-10:]
     assert max(early) > 0 and sum(late) / len(late) < 0.5 * max(early), miss
+
+
+def test_second_run_into_the_same_out_gets_a_new_folder(tiny_set, tmp_path, capsys):
+    # Before: the second run replaced best.pt of the first. Now runs/x → runs/x2, unless --exist-ok.
+    args = ["train", "--data", f"{tiny_set}/annotations.json", "--images", f"{tiny_set}/images",
+            "--out", str(tmp_path / "x"), "--epochs", "1", "--img-size", "64", "--workers", "0",
+            "--set", "train.progress=true"]
+    main(args)
+    err = capsys.readouterr().err
+    # stderr is not a terminal: one clean line per epoch, no \r bars; csv numbers epochs as the console
+    assert "epoch 1/1: loss" in err and "\r" not in err and (tmp_path / "x" / "results.png").is_file()
+    assert (tmp_path / "x" / "metrics.csv").read_text().splitlines()[1].startswith("1,")
+    first = (tmp_path / "x" / "best.pt").read_bytes()
+    main(args)
+    assert "this run goes to" in capsys.readouterr().err
+    assert (tmp_path / "x2" / "best.pt").is_file() and (tmp_path / "x" / "best.pt").read_bytes() == first
+    main([*args, "--exist-ok"])
+    assert not (tmp_path / "x3").exists()
+
+
+def test_train_takes_a_yolo_data_yaml_and_validates_on_its_val_split(tiny_set, tmp_path, capsys):
+    # Before: "invalid JSON at line 1 column 1".
+    from flowdet.data.yolo import coco_to_yolo
+
+    for split in ("train", "val"):
+        coco_to_yolo(tiny_set / "annotations.json", None, tmp_path / "yolo", split=split, copy=True)
+    main(["train", "--data", str(tmp_path / "yolo" / "data.yaml"), "--out", str(tmp_path / "r"), "--epochs", "1",
+          "--img-size", "64", "--workers", "0", "--set", "train.progress=false"])
+    assert "converted once" in capsys.readouterr().err
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["best_epoch"] == 0  # val split was used

@@ -130,3 +130,17 @@ def test_cli_exit_codes(videos, tmp_path):
     assert e.value.code == 2
     main(["mine", str(videos["static"]), "--out", str(tmp_path / "o2")])
     assert len(_lines(tmp_path / "o2")) == 1
+
+
+def test_mining_again_with_other_sampling_is_refused_not_mixed(videos, tmp_path, capsys):
+    from cli_helpers import run_cli
+
+    out = tmp_path / "frames"
+    mine([videos["moving"]], out, progress=False)
+    before = len(_lines(out))
+    code, err = run_cli(capsys, "mine", str(videos["moving"]), "--out", str(out), "--fps", "2")
+    assert code == 2 and "would mix two samplings" in err and "--exist-ok" in err
+    assert len(_lines(out)) == before  # nothing appended
+    # The same sampling continues (resume), and --exist-ok adds deliberately.
+    assert run_cli(capsys, "mine", str(videos["moving"]), "--out", str(out))[0] == 0
+    assert run_cli(capsys, "mine", str(videos["moving"]), "--out", str(out), "--fps", "2", "--exist-ok")[0] == 0

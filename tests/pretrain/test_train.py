@@ -112,9 +112,13 @@ def test_cli_run_and_resume(synth_frames, tmp_path, capsys):
     main(["pretrain", "--method", "byol", "--frames", str(synth_frames), "--size", "nano", "--out", str(out),
           "--epochs", "1", "--batch", "2", "--crop", "32", "--set", "train.max_steps=1", "--set", "train.threads=1",
           "--set", "data.frame_size=320", "--set", "method.small_views=0"])
-    assert "backbone:" in capsys.readouterr().out
+    cap = capsys.readouterr()
+    assert "backbone:" in cap.out
+    assert "byol epoch 1/1: loss" in cap.err and "\r" not in cap.err  # one clean line per epoch, no bar
     main(["pretrain", "--resume", "--out", str(out), "--epochs", "2"])  # config.yaml of the run is the base
     assert len((out / "metrics.csv").read_text().splitlines()) == 3
+    assert "byol epoch 2/2" in capsys.readouterr().err
+    assert [r.split(",")[0] for r in (out / "metrics.csv").read_text().splitlines()[1:]] == ["1", "2"]
 
 
 @pytest.mark.slow
@@ -136,3 +140,13 @@ def test_torchrun_ddp_gloo(synth_frames, tmp_path):
     ck = torch.load(out / "last.pt", weights_only=True)
     assert ck["world_size"] == 2 and len(ck["rng"]) == 2
     assert (out / "backbone.pt").is_file()
+
+
+def test_pretrain_into_a_used_folder_goes_to_a_new_one(tmp_path, capsys):
+    from cli_helpers import run_cli
+
+    (tmp_path / "ssl").mkdir()
+    (tmp_path / "ssl" / "backbone.pt").write_bytes(b"earlier run")
+    code, err = run_cli(capsys, "pretrain", "--method", "byol", "--frames", str(tmp_path / "missing"),
+                        "--out", str(tmp_path / "ssl"))
+    assert code == 2 and f"this run goes to {tmp_path / 'ssl2'}" in err

@@ -1,0 +1,132 @@
+"""Any dataset a user has → the COCO json flowdet reads: a YOLO data.yaml, a YOLO folder export
+(classes.txt / obj.names), a VOC folder, or a COCO json (as is).
+
+Converted once and cached: the json lands in ``<dataset>/.flowdet/`` (or ``~/.cache/flowdet/`` when
+that folder is read-only), keyed by the source's path, split and a fingerprint of its label files
+(names, sizes, mtimes), so an edited label means a new conversion and an unchanged one none.
+Every command that reads a dataset goes through :func:`load_dataset` / :func:`resolve_dataset`.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from flowdet import log
+from flowdet.data.coco import CocoDataset, load_coco
+from flowdet.errors import DataError
+
+_LABEL_EXTS = {".txt", ".xml", ".yaml", ".yml", ".names"}
+_VOC_ANN, _VOC_IMG = ("Annotations", "annotations", "xml"), ("JPEGImages", "images", "Images")
+
+
+def describe_source(path: str | Path) -> str:
+    """"coco" | "yolo-yaml" | "yolo-folder" | "voc" — what :func:`resolve_dataset` would read."""
+    p = Path(path)
+    if p.is_dir():
+        if (p / "classes.txt").is_file() or (p / "obj.names").is_file():
+            return "yolo-folder"
+        if _voc_dirs(p) is not None:
+            return "voc"
+        raise DataError("a folder given as a dataset must be a VOC folder (Annotations/*.xml + JPEGImages/) "
+                        "or a YOLO export with classes.txt", path=p)
+    if p.suffix.lower() in (".yaml", ".yml"):
+        return "yolo-yaml"
+    return "coco"
+
+
+def _voc_dirs(p: Path) -> tuple[Path, Path] | None:
+    ann = next((p / a for a in _VOC_ANN if (p / a).is_dir() and any((p / a).rglob("*.xml"))), None)
+    if ann is None:
+        return (p, p) if any(p.glob("*.xml")) else None  # xml files beside the images
+    img = next((p / i for i in _VOC_IMG if (p / i).is_dir()), p)
+    return ann, img
+
+
+def _fingerprint(root: Path, extra: Path) -> str:
+    h = hashlib.sha1()
+    for f in sorted([*root.rglob("*"), extra]):
+        if f.suffix.lower() in _LABEL_EXTS and f.is_file() and ".flowdet" not in f.parts:
+            st = f.stat()
+            h.update(f"{f.relative_to(root) if f.is_relative_to(root) else f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:12]
+
+
+def _cache_file(src: Path, split: str, root: Path) -> Path:
+    key = hashlib.sha1(f"{src.resolve()}|{split}".encode()).hexdigest()[:8]
+    name = f"{src.stem or src.name}_{split}_{key}_{_fingerprint(root, src)}.json"
+    local = (src if src.is_dir() else src.parent) / ".flowdet"
+    try:
+        local.mkdir(exist_ok=True)
+        if os.access(local, os.W_OK):
+            return local / name
+    except OSError:
+        pass
+    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "flowdet"
+    home.mkdir(parents=True, exist_ok=True)
+    return home / name
+
+
+def resolve_dataset(path: str | Path, split: str = "train") -> Path:
+    """A COCO json for ``path``: the file itself, or its cached conversion (made when missing).
+
+    ``split`` picks the yaml's split (train/val/test); folders have one set and ignore it. The
+    converted json records its images root (``info.images_dir``), so no ``--images`` is needed."""
+    from flowdet.utils import atomic_write_json
+
+    p = Path(path)
+    kind = describe_source(p)
+    if kind == "coco":
+        return p
+    if not p.exists():
+        raise DataError("dataset not found", path=p)
+    if kind == "yolo-yaml":
+        from flowdet.data.yolo import _load_data_yaml
+
+        data = _load_data_yaml(p)
+        root = Path(str(data.get("path") or "."))
+        root = root if root.is_absolute() else p.parent / root
+        if split not in data:
+            raise DataError(f"no '{split}' split (has: {', '.join(k for k in ('train', 'val', 'test') if k in data)})",
+                            path=p)
+    else:
+        root, split = p, "all"
+    cache = _cache_file(p, split, root.resolve())
+    if cache.is_file():
+        log.info(f"{p}: {kind} dataset → {cache} (cached conversion)")
+        return cache
+    if kind == "yolo-yaml":
+        from flowdet.data.yolo import yolo_to_coco
+
+        coco, _, report = yolo_to_coco(p, split)
+    elif kind == "yolo-folder":
+        from flowdet.data.yolo import yolo_folder_to_coco
+
+        coco, _, report = yolo_folder_to_coco(p)
+    else:
+        from flowdet.data.voc import voc_to_coco
+
+        ann, img = _voc_dirs(p)  # type: ignore[misc]
+        coco, report = voc_to_coco(ann, img)
+    atomic_write_json(cache, coco)
+    problems = f", {len(report.problems)} problem(s) skipped (`flowdet data check {p}` lists them)" \
+        if report.problems else ""
+    log.info(f"{p}: {kind} dataset{'' if split == 'all' else ' split ' + split} converted once → {cache} "
+             f"({len(coco['images'])} images, {len(coco['annotations'])} boxes{problems})")
+    return cache
+
+
+def load_dataset(path: str | Path, images_dir: str | Path | None = None, split: str = "train",
+                 **kwargs) -> CocoDataset:
+    """:func:`flowdet.data.coco.load_coco` for any format :func:`resolve_dataset` reads."""
+    return load_coco(resolve_dataset(path, split), images_dir, **kwargs)
+
+
+def has_split(path: str | Path, split: str) -> bool:
+    """Whether a YOLO data.yaml names ``split`` (train falls back to its val split for validation)."""
+    p = Path(path)
+    if p.suffix.lower() not in (".yaml", ".yml") or not p.is_file():
+        return False
+    from flowdet.data.yolo import _load_data_yaml
+
+    return bool(_load_data_yaml(p).get(split))
