@@ -10,9 +10,15 @@ from pathlib import Path
 
 
 def is_used(path: str | Path) -> bool:
-    """A folder that exists and holds anything (an empty folder made by hand is free to use)."""
+    """A folder that exists and holds anything (an empty folder made by hand is free to use; so is
+    one holding only ``.*.tmp`` leftovers of a write killed before its first checkpoint landed —
+    the run that takes it removes them)."""
     p = Path(path)
-    return p.exists() and (not p.is_dir() or any(p.iterdir()))
+    if not p.exists():
+        return False
+    if not p.is_dir():
+        return True
+    return any(not (f.name.startswith(".") and f.name.endswith(".tmp")) for f in p.iterdir())
 
 
 def increment_path(path: str | Path, exist_ok: bool = False) -> Path:
