@@ -40,13 +40,14 @@ def dataset_stats(ann_path: str | Path, images_dir: str | Path | None = None, im
     """Statistics of a COCO dataset as a json-able dict; with ``out_dir`` also writes
     ``stats.json`` and ``box_sizes.png`` (sqrt(area) histograms, native vs letterboxed) there.
 
-    Images are checked for existence only (sizes come from the json); pass an already loaded
+    Images are decoded once to check them (sizes come from the json); pass an already loaded
     ``dataset`` to skip reading. Keys: images, images_without_boxes, boxes, ignored_boxes,
     classes {name: count}, boxes_per_image {mean, median, max}, native {small, medium, large,
     *_share, sqrt_area_*}, resized (same, at img_size), img_size, histogram_png (path or None),
     problems (validation problem count).
     """
-    ds = dataset if dataset is not None else load_dataset(ann_path, images_dir, check_images=False)
+    # decoded (not just headers): an image that does not decode must not be counted as fine
+    ds = dataset if dataset is not None else load_dataset(ann_path, images_dir, check_images=True)
     per_image = np.array([len(r.boxes) for r in ds.records], dtype=np.int64)
     boxes = [r.boxes.astype(np.float64) for r in ds.records]
     ratios = [letterbox_ratio(r.width, r.height, img_size) for r in ds.records]

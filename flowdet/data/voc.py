@@ -163,16 +163,13 @@ def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] |
 
 
 def _real_size(img_path: Path) -> tuple[tuple[int, int] | None, str | None]:
-    """((width, height) of the image file, None) from its header (decoded when the header is not
-    parsed), or (None, why it is unusable)."""
+    """((width, height) of the decoded image file, None), or (None, why it is unusable)."""
     from flowdet.data.imread import ImageReadError, image_size, read_image
 
     try:
-        size = image_size(img_path)
-        if size is None:
-            img = read_image(img_path)
-            size = (img.shape[1], img.shape[0])
-        return size, None
+        image_size(img_path)  # cheap refusals first (not a file, over the cap, truncated)
+        img = read_image(img_path)  # then decode: a header over garbage pixels is not a usable image
+        return (img.shape[1], img.shape[0]), None
     except ImageReadError as e:
         return None, e.reason
 

@@ -94,10 +94,10 @@ def test_data_check_stats_and_coco2yolo_count_them(cli, tmp_path):
         assert name in res.err and reason in res.err
     assert f"2/{len(names)} images" in res.out
     cli("data", "check", ann, "--strict").fails(str(ann))
-    # stats reads headers only: every kind but the decode-only one is found without decoding
+    # stats decodes too: the decode-only kind (a valid header over garbage pixels) is not counted as fine
     res = cli("data", "stats", ann, "--json").ok()
     stats = json.loads(res.out)
-    assert stats["images"] == 3 and stats["problems"] == len(HOSTILE) - 1
+    assert stats["images"] == 2 and stats["problems"] == len(HOSTILE)
     res = cli("convert", "coco2yolo", ann, "--out", tmp_path / "yolo").ok()  # coco2yolo decodes: all found
     assert f"2 of {len(names)} images" in res.out
     assert sorted(p.name for p in (tmp_path / "yolo" / "labels" / "train").iterdir()) == ["ok0.txt", "ok1.txt"]
@@ -121,8 +121,8 @@ def test_voc_and_yolo_converters_report_them(cli, tmp_path):
     for name in ["ok0.jpg", *HOSTILE]:
         write_voc_xml(anns / f"{Path(name).stem}.xml", name, 96, 64, [("bottle", [10, 10, 20, 15], False)])
     res = cli("convert", "voc", anns, "--images", imgs, "--out", tmp_path / "voc.json").ok()
-    # voc reads headers only (sizes): all but the decode-only kind are skipped, each named
-    assert "2 images" in res.out and res.err.count("(skipped)") == len(HOSTILE) - 1
+    # voc decodes each image (its real size): every hostile kind is skipped, each named
+    assert "1 images" in res.out and res.err.count("(skipped)") == len(HOSTILE)
     assert "fifo.jpg: image: not a regular file" in res.err
     (tmp_path / "data.yaml").write_text(f"path: {tmp_path}\ntrain: images\nnames: [bottle]\n")
     res = cli("convert", "yolo", tmp_path / "data.yaml", "--out", tmp_path / "y.json").ok()
