@@ -60,7 +60,9 @@ def test_unreachable_source_is_reported_and_retried_while_others_run(videos, tmp
                 cur = json.loads(st.read_text())["sources"]
             except ValueError:
                 cur = {}
-            if cur.get("good", {}).get("state") == "ended" and cur.get("dead", {}).get("state") == "failed":
+            # "ended" is the reader's word: wait until the last frame has been through inference too
+            good = cur.get("good", {})
+            if good.get("state") == "ended" and good.get("frames") == 110 and cur.get("dead", {}).get("state") == "failed":
                 break
         time.sleep(0.05)
     stop.set()
