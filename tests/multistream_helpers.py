@@ -2,6 +2,7 @@
 squares drifting through the frame, and a live source that can be taken down and brought back."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -98,3 +99,22 @@ class FakeLive:
 
     def close(self):
         self.opened = False
+
+
+def read_status(out_dir: Path) -> dict:
+    """The ``sources`` part of OUT/status.json, or {} while it is missing or being replaced."""
+    try:
+        return json.loads((Path(out_dir) / "status.json").read_text())["sources"]
+    except (OSError, ValueError):
+        return {}
+
+
+def wait_for_status(out_dir: Path, cond, limit: float = 60.0) -> tuple[dict, float]:
+    """Poll status.json until ``cond(sources)`` holds → (sources, monotonic time); AssertionError after ``limit`` s."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        s = read_status(out_dir)
+        if s and cond(s):
+            return s, time.monotonic()
+        time.sleep(0.05)
+    raise AssertionError(f"timed out; status {read_status(out_dir)}")

@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from multistream_helpers import FakeLive, SquareFinder, square_video
+from multistream_helpers import FakeLive, SquareFinder, read_status, square_video, wait_for_status
 
 from flowdet.errors import DataError, InputError
 from flowdet.runtime.multistream import SourceSpec, load_sources_yaml, run_multistream
@@ -84,19 +84,10 @@ def test_live_source_down_and_back_does_not_stall_the_other(tmp_path):
     th.start()
 
     def status():
-        try:
-            return json.loads((tmp_path / "o" / "status.json").read_text())["sources"]
-        except (OSError, ValueError):
-            return {}
+        return read_status(tmp_path / "o")
 
     def wait_for(cond, limit=60):
-        end = time.monotonic() + limit
-        while time.monotonic() < end:
-            s = status()
-            if s and cond(s):
-                return s
-            time.sleep(0.05)
-        raise AssertionError(f"timed out; status {status()}")
+        return wait_for_status(tmp_path / "o", cond, limit)[0]
 
     wait_for(lambda s: s["a"]["count"] >= 2 and s["b"]["count"] >= 2)
     b.down()

@@ -3,7 +3,6 @@ mid-run and restarted; the other keeps its frames flowing and its count, the kil
 counts again. Skips with a reason when gst-rtsp-server or ffmpeg is not installed."""
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import subprocess
@@ -12,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from multistream_helpers import SquareFinder, square_video
+from multistream_helpers import SquareFinder, square_video, wait_for_status
 
 from flowdet.runtime.multistream import SourceSpec, run_multistream
 from flowdet.runtime.sources import CaptureSource
@@ -75,20 +74,8 @@ def test_rtsp_kill_and_restart(h264_video, tmp_path, monkeypatch):
         stop_event=stop)))
     th.start()
 
-    def status():
-        try:
-            return json.loads((tmp_path / "o" / "status.json").read_text())["sources"]
-        except (OSError, ValueError):
-            return {}
-
     def wait_for(cond, limit=60.0):
-        end = time.monotonic() + limit
-        while time.monotonic() < end:
-            s = status()
-            if s and cond(s):
-                return s, time.monotonic()
-            time.sleep(0.05)
-        raise AssertionError(f"timed out; status {status()}")
+        return wait_for_status(tmp_path / "o", cond, limit)
 
     try:
         s0, t0 = wait_for(lambda s: s["a"]["count"] >= 2 and s["b"]["count"] >= 2)
