@@ -11,15 +11,12 @@ the image and its boxes are **skipped**; a missing size is read from the decoded
 known ``image_id``/``category_id`` and 4 finite numbers with w, h > 0 (else **dropped**), is
 **clipped** when it sticks out, and a duplicated annotation id drops the later one.
 
-``check_images=False`` reads headers only (:mod:`flowdet.data.imread`: regular file, size, pixel cap,
-truncation; ~0.3 ms vs 10–30 ms to decode a 1080p JPEG): train, eval and ``data stats`` use it, so
-they catch a json size that differs from the file too; ``data check`` and ``coco2yolo`` decode.
-
+``check_images=False`` reads headers only (:mod:`flowdet.data.imread`: file, size, pixel cap, truncation;
+~0.3 ms vs 10–30 ms to decode a 1080p JPEG; train and eval use it); ``data check``/``stats``/``coco2yolo`` decode.
 ``iscrowd``/``ignore``/``difficult`` truthy → kept with ``ignore=True`` (a don't-care region): left
 out of training targets, written as ``iscrowd=1`` by :meth:`CocoDataset.coco` so COCOeval agrees.
-The json is walked here rather than by ``pycocotools.coco.COCO``, whose index crashes on a malformed
-entry and silently keeps the last of duplicated ids; :meth:`CocoDataset.coco` gives the pycocotools
-``COCO`` of the *cleaned* data.
+The json is walked here, not by ``pycocotools.coco.COCO`` (it crashes on a malformed entry and keeps the
+last of duplicated ids); :meth:`CocoDataset.coco` gives the ``COCO`` of the *cleaned* data.
 Video frames: ``file_name`` ``"video.mp4#000123"`` (``flowdet synth --video``) is frame 123 of
 ``images_dir/video.mp4``; the record gets ``frame_index`` and :func:`load_image` seeks it."""
 from __future__ import annotations

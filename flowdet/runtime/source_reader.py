@@ -1,0 +1,183 @@
+"""Per-source input for :mod:`flowdet.runtime.multistream`: the source list (flags or a YAML with
+names) and the reader thread of one source — newest-frame-only for live sources, backoff reconnect
+forever, health state. Torch-free. Split from multistream.py so the inference loop reads on its own."""
+from __future__ import annotations
+
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from flowdet.errors import DataError
+from flowdet.runtime.sources import Frame, FrameSource, SourceError
+
+CONNECTING, CONNECTED, RECONNECTING, FAILED, STALLED, ENDED = (
+    "connecting", "connected", "reconnecting", "failed", "stalled", "ended")
+
+
+@dataclass
+class SourceSpec:
+    name: str
+    source: str | int | FrameSource
+
+
+def load_sources_yaml(path: str | Path) -> list[SourceSpec]:
+    """A sources file: ``sources: [{name: bridge, url: rtsp://…}, {name: pier, path: pier.mp4}, …]`` (or
+    the bare list; ``source`` is accepted for ``url``/``path``)."""
+    import yaml
+
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise DataError(f"cannot read ({e.strerror})", path=p) from None
+    except yaml.YAMLError as e:
+        raise DataError(f"not valid YAML ({str(e).splitlines()[0]})", path=p) from None
+    items = doc.get("sources") if isinstance(doc, dict) else doc
+    if not isinstance(items, list) or not items:
+        raise DataError("expected a non-empty list under 'sources'", path=p, field="sources")
+    out = []
+    for i, it in enumerate(items):
+        if isinstance(it, (str, int)):
+            out.append(SourceSpec("", it))
+            continue
+        if not isinstance(it, dict):
+            raise DataError(f"entry {i}: expected a mapping with url/path (and name)", path=p, field="sources")
+        src = it.get("url", it.get("path", it.get("source")))
+        if src is None:
+            raise DataError(f"entry {i}: no url, path or source", path=p, field="sources")
+        out.append(SourceSpec(str(it.get("name", "")), src))
+    return name_sources(out)
+
+
+def name_sources(specs: list[SourceSpec]) -> list[SourceSpec]:
+    """Fill empty names (file stem, else ``cam<i>``) and make names unique and path-safe."""
+    seen: dict[str, int] = {}
+    out = []
+    for i, s in enumerate(specs):
+        name = s.name
+        if not name:
+            src = s.source if isinstance(s.source, (str, int)) else getattr(s.source, "description", f"src{i}")
+            p = Path(str(src))
+            name = p.stem if isinstance(src, str) and p.exists() else f"cam{i}"
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or f"src{i}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        else:
+            seen[name] = 0
+        out.append(SourceSpec(name, s.source))
+    return out
+
+
+class SourceReader(threading.Thread):
+    """One source's thread: open (with backoff), read, hand the frame over; never raises."""
+
+    def __init__(self, name: str, source: FrameSource, ready: threading.Event, stop: threading.Event,
+                 retries: int = 5, backoff_s: float = 0.5, max_backoff_s: float = 8.0, file_queue: int = 2):
+        super().__init__(name=f"flowdet-reader-{name}", daemon=True)
+        self.src_name, self.source, self.ready, self.stop = name, source, ready, stop
+        self.live = bool(source.live)
+        self.q: queue.Queue = queue.Queue(maxsize=1 if self.live else max(1, file_queue))
+        self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
+        self.state = CONNECTING
+        self.error: str | None = None
+        self.read = self.dropped = self.reconnects = self.failures = self.opens = 0
+        self.last_frame_t: float | None = None
+        self.done = False             # no more frames will come (file ended / failed, or stopped)
+        self.lock = threading.Lock()
+
+    def _open(self) -> bool:
+        try:
+            self.source.open()
+        except SourceError as e:
+            self.error = str(e)
+            return False
+        except Exception as e:  # a broken backend is one source's problem, not the run's
+            self.error = f"{type(e).__name__}: {e}"
+            return False
+        if self.opens:
+            self.reconnects += 1
+        self.opens += 1
+        self.failures = 0
+        self.error = None
+        self.state = CONNECTED
+        return True
+
+    def _put(self, fr: Frame) -> None:
+        if self.live:
+            while True:
+                try:
+                    self.q.put_nowait(fr)
+                    break
+                except queue.Full:
+                    try:
+                        self.q.get_nowait()
+                        with self.lock:
+                            self.dropped += 1
+                    except queue.Empty:
+                        pass
+        else:
+            while not self.stop.is_set():
+                try:
+                    self.q.put(fr, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+        self.ready.set()
+
+    def take(self) -> Frame | None:
+        try:
+            return self.q.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _wait_backoff(self) -> bool:
+        """Sleep before the next attempt; False when stopped meanwhile."""
+        delay = min(self.backoff_s * (2 ** max(0, self.failures - 1)), self.max_backoff_s)
+        return not self.stop.wait(delay)
+
+    def run(self) -> None:
+        opened = False
+        try:
+            while not self.stop.is_set():
+                if not opened:
+                    opened = self._open()
+                    if not opened:
+                        if not self.live:
+                            self.state = FAILED
+                            return
+                        self.failures += 1
+                        self.state = FAILED if self.failures > self.retries else RECONNECTING
+                        if not self._wait_backoff():
+                            return
+                        continue
+                got = self.source.read()
+                if got is None:
+                    self.source.close()
+                    opened = False
+                    if not self.live:
+                        self.state = ENDED
+                        return
+                    self.state = RECONNECTING
+                    self.error = "stream lost"
+                    self.failures += 1
+                    if not self._wait_backoff():
+                        return
+                    continue
+                img, t, name = got
+                now = time.perf_counter()
+                self._put(Frame(self.read, t, now, img, name))
+                self.read += 1
+                self.last_frame_t = now
+        except BaseException as e:  # noqa: BLE001 — report, never take the run down
+            self.state, self.error = FAILED, f"{type(e).__name__}: {e}"
+        finally:
+            self.done = True
+            self.ready.set()
+            try:
+                self.source.close()
+            except Exception:  # noqa: BLE001
+                pass
