@@ -8,7 +8,8 @@ INT8 (NNCF) — latency at 1 and 2 threads (medians of interleaved runs), AP on 
 
 ``--model``: a flowdet ``.pt`` (exported to fp32 ONNX first) or a flowdet ``.onnx``; or any other
 ONNX with one image input (e.g. ultralytics' ``yolo26n.onnx``) with ``--raw``: latency and size
-only (no flowdet metadata, so no decode/AP; calibration still uses real frames, letterboxed).
+only (no flowdet metadata, so no decode/AP; calibration still uses real frames, letterboxed, as
+RGB 0–1 — ultralytics' input convention).
 Writes ``<out>/edge_backends.json`` and ``<out>/table.md``. ``--note loaded`` marks a run on a busy
 box (its latencies are not final; the AP and size columns do not depend on load).
 """
@@ -93,6 +94,8 @@ def build_models(args: argparse.Namespace, out: Path) -> dict[str, tuple[Path, s
     if args.rebuild or not (ort_int8.is_file() and ov_int8.is_file()):
         frames = load_calibration_frames(args.calib, args.calib_frames)
         batches = calibration_batches(frames, img_size)
+        if args.raw:  # ultralytics' input convention: RGB, 0–1
+            batches = [np.ascontiguousarray(b[:, ::-1] / 255.0, dtype=np.float32) for b in batches]
         _quiet_quantizers()
         info = {"calib_source": str(args.calib), "calib_frames": len(frames)}
         if args.raw:  # no flowdet metadata to copy; the quantizers only need the graph

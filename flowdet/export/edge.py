@@ -114,7 +114,7 @@ def export_edge(fp32_onnx: str | Path, out: str | Path, int8: bool = True, backe
         raise InputError(f"{out}: --out would overwrite the fp32 model it is measured against", field="--out")
     fp32 = OnnxPredictor(fp32_onnx, providers="cpu", threads=threads)
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
-    label = f"{backend} {'int8' if int8 else 'fp32'}" + (" (bf16)" if precision == "bf16" else "")
+    label = f"{backend} {'int8' if int8 else precision}" + (" (bf16 hint)" if int8 and precision == "bf16" else "")
     hint = {"runtime_precision": precision} if backend == "openvino" else {}
     try:
         if int8:

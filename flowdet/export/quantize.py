@@ -102,7 +102,11 @@ def quantize_openvino(fp32_onnx: str | Path, out_xml: str | Path, batches: list[
     """NNCF INT8 IR ``out_xml`` (+ ``.bin``) from ``fp32_onnx``, calibrated on ``batches``."""
     ov = require("openvino", "openvino")
     nncf = require("nncf", "openvino")
+    import logging
+
     from flowdet.runtime.openvino_runtime import read_props, write_props
+
+    nncf.set_log_level(logging.ERROR)  # NNCF logs every node it skips; our one summary line is enough
 
     out_xml = Path(out_xml)
     if out_xml.suffix != ".xml":

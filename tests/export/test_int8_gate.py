@@ -132,3 +132,18 @@ def test_backend_flag_errors(nano_onnx):
         load_predictor(str(nano_onnx), precision="bf16")
     with pytest.raises(InputError, match="--backend"):
         load_predictor(str(nano_onnx), backend="tflite")
+
+
+def test_stream_and_predict_on_openvino(nano_onnx, small_video, synth_small, tmp_path, capsys):
+    pytest.importorskip("openvino")
+    jsonl = tmp_path / "d.jsonl"
+    code, stderr = run_cli(capsys, "stream", str(small_video), "--model", str(nano_onnx), "--backend", "openvino",
+                           "--threads", "1", "--max-frames", "3", "--jsonl", str(jsonl), "--tile", "160")
+    assert code == 0, stderr
+    assert len(jsonl.read_text().splitlines()) == 3
+    code, stderr = run_cli(capsys, "predict", str(synth_small / "images"), "--model", str(nano_onnx), "--backend",
+                           "openvino", "--no-draw", "--out", str(tmp_path / "pred"))
+    assert code == 0, stderr
+    code, stderr = run_cli(capsys, "predict", str(synth_small / "images"), "--model", str(nano_onnx),
+                           "--precision", "bf16", "--out", str(tmp_path / "pred2"))
+    assert code == 2 and "--backend openvino" in stderr
