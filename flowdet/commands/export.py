@@ -58,7 +58,7 @@ def export(ckpt: str, fmt: str, out: str, img_size: str | None, dynamic_batch: b
     Exit code 2 when the parity check fails, the gate refuses, or the engine cannot be built here."""
     from flowdet.data.letterbox import format_img_size, parse_img_size
 
-    edge = int8 or backend == "openvino"
+    edge = int8 or backend == "openvino" or precision != "fp32"
     if edge:
         from flowdet.export.edge import check_edge_args, export_edge, fp32_sibling
 

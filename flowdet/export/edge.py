@@ -9,12 +9,13 @@ is not written.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from flowdet import log as _log
 from flowdet.errors import InputError
@@ -34,11 +35,19 @@ def fp32_sibling(out: str | Path) -> Path:
     return out.with_name(f"{out.stem}.fp32.onnx")
 
 
-def _quiet_quantizers() -> None:
-    # onnxruntime's quantizer and NNCF log every node to the root / nncf loggers; one summary line
-    # per step (ours) is what a user reads.
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
-    logging.getLogger("nncf").setLevel(logging.ERROR)
+@contextlib.contextmanager
+def quiet_quantizers() -> Iterator[None]:
+    """onnxruntime's quantizer logs advice to the root logger (and NNCF every node to its own); one
+    summary line per step (ours) is what a user reads. Levels are restored afterwards."""
+    root, nncf_log = logging.getLogger(), logging.getLogger("nncf")
+    before = root.level, nncf_log.level
+    root.setLevel(max(root.level, logging.ERROR))
+    nncf_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(before[0])
+        nncf_log.setLevel(before[1])
 
 
 def _write_candidate_props(path: Path, props: dict[str, str]) -> None:
@@ -121,10 +130,10 @@ def export_edge(fp32_onnx: str | Path, out: str | Path, int8: bool = True, backe
             frames = load_calibration_frames(calib, calib_frames)
             info = {"calib_source": str(calib), "calib_frames": len(frames)}
             log(f"int8: calibrating on {len(frames)} frame(s) of {calib}")
-            _quiet_quantizers()
             batches = calibration_batches(frames, fp32.img_size)
-            (quantize_onnxruntime if backend == "onnxruntime" else quantize_openvino)(fp32_onnx, tmp, batches,
-                                                                                     info, log=log)
+            with quiet_quantizers():
+                (quantize_onnxruntime if backend == "onnxruntime" else quantize_openvino)(fp32_onnx, tmp, batches,
+                                                                                         info, log=log)
         else:
             convert_openvino(fp32_onnx, tmp)
         if not int8 and precision == "fp32":  # a plain IR conversion: nothing faster claimed, no gate
