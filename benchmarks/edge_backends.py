@@ -38,7 +38,8 @@ class RawOnnx:
 
         from flowdet.runtime.onnx_runtime import session_options
 
-        self.session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(path), session_options(threads, spinning=False),
+                                            providers=["CPUExecutionProvider"])
         inp = self.session.get_inputs()[0]
         self.input_name, self.img_size = inp.name, tuple(int(v) for v in inp.shape[2:])
 
@@ -114,7 +115,8 @@ def load(variant: str, path: Path, precision: str, threads: int, raw: bool):
 
     if precision:
         return OpenVinoPredictor(path, precision=precision, threads=threads)
-    return OnnxPredictor(path, providers="cpu", threads=threads)
+    # No spinning: in an interleaved run a spinning onnxruntime worker would eat the next model's core.
+    return OnnxPredictor(path, providers="cpu", threads=threads, spinning=False)
 
 
 def main() -> None:
@@ -128,6 +130,7 @@ def main() -> None:
     ap.add_argument("--threads", default="1,2", help="comma list of thread counts")
     ap.add_argument("--runs", type=int, default=30, help="interleaved latency runs per variant and thread count")
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--ap-variants", default=None, help="score only these on --val [default: every variant]")
     ap.add_argument("--raw", action="store_true", help="not a flowdet model: latency and size only")
     ap.add_argument("--rebuild", action="store_true", help="re-quantize even if the INT8 models exist")
     ap.add_argument("--note", default="", help="e.g. 'loaded' when other jobs share the CPU")
@@ -144,7 +147,10 @@ def main() -> None:
     if args.val and not args.raw:
         from flowdet.detect.evaluate import evaluate
 
+        scored = args.ap_variants.split(",") if args.ap_variants else list(models)
         for v, (p, prec) in models.items():
+            if v not in scored:
+                continue
             t0 = time.perf_counter()
             stats = evaluate(load(v, p, prec, 2, False), args.val, args.images, batch=1, progress=False, verbose=False)
             rows[v].update(AP=round(stats["AP"], 4), AP50=round(stats["AP50"], 4), APs=round(stats["APs"], 4))

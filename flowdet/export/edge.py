@@ -121,7 +121,8 @@ def export_edge(fp32_onnx: str | Path, out: str | Path, int8: bool = True, backe
     fp32_onnx, out = Path(fp32_onnx), Path(out)
     if out.resolve() == fp32_onnx.resolve():
         raise InputError(f"{out}: --out would overwrite the fp32 model it is measured against", field="--out")
-    fp32 = OnnxPredictor(fp32_onnx, providers="cpu", threads=threads)
+    # spinning off: in interleaved runs a spinning worker would take the other model's core
+    fp32 = OnnxPredictor(fp32_onnx, providers="cpu", threads=threads, spinning=False)
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp{out.suffix}")
     label = f"{backend} {'int8' if int8 else precision}" + (" (bf16 hint)" if int8 and precision == "bf16" else "")
     hint = {"runtime_precision": precision} if backend == "openvino" else {}
@@ -146,7 +147,7 @@ def export_edge(fp32_onnx: str | Path, out: str | Path, int8: bool = True, backe
 
             cand = OpenVinoPredictor(tmp, precision=precision, threads=threads)
         else:
-            cand = OnnxPredictor(tmp, providers="cpu", threads=threads)
+            cand = OnnxPredictor(tmp, providers="cpu", threads=threads, spinning=False)
         res = run_gate(fp32, cand, label, val, images, max_ap_drop, min_speedup, threads, runs, log=log)
         res.forced = force and not res.passed
         gate_json = Path(str(out) + ".gate.json")

@@ -122,11 +122,13 @@ def quantize_openvino(fp32_onnx: str | Path, out_xml: str | Path, batches: list[
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise FlowdetError(f"NNCF quantization failed ({first})", path=fp32_onnx) from None
     n_fq = sum(op.get_type_name() == "FakeQuantize" for op in quantized.get_ordered_ops())
+    n_head = sum(op.get_type_name() == "Convolution" and bool(re.match(HEAD_PATTERN, op.get_friendly_name()))
+                 for op in model.get_ordered_ops())
     meta = {"method": "openvino-nncf", "preset": "mixed", "per_channel": True, "ops": ["Convolution", "MatMul"],
-            "fp32_pattern": HEAD_PATTERN, "fake_quantize_nodes": n_fq, **(info or {})}
+            "fp32_pattern": HEAD_PATTERN, "fp32_head_convs": n_head, "fake_quantize_nodes": n_fq, **(info or {})}
     write_props(quantized, {**props, "precision": "int8", "quantization": json.dumps(meta)})
     save_ir(quantized, out_xml)
-    log(f"int8 (OpenVINO NNCF): {n_fq} FakeQuantize nodes, head predictions kept fp32 → {out_xml}")
+    log(f"int8 (OpenVINO NNCF): {n_fq} FakeQuantize nodes, {n_head} head convs kept fp32 → {out_xml}")
     return out_xml
 
 

@@ -22,6 +22,7 @@ def pseudo_val(nano_onnx, synth_small, tmp_path_factory):
     from flowdet.runtime.onnx_runtime import OnnxPredictor
 
     coco = json.loads((synth_small / "annotations.json").read_text())
+    coco["images"] = coco["images"][:4]  # 4 scenes are enough to see an AP collapse; each costs 2 evals
     img_dir = synth_small / "images"
     pred = OnnxPredictor(nano_onnx, providers="cpu")
     anns = []
@@ -30,7 +31,7 @@ def pseudo_val(nano_onnx, synth_small, tmp_path_factory):
         for (x1, y1, x2, y2) in det.boxes.tolist():
             anns.append({"id": len(anns) + 1, "image_id": im["id"], "category_id": 1, "iscrowd": 0,
                          "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1)})
-    assert len(anns) > 20  # the fixture model has NMS work to do (tests/conftest.py)
+    assert len(anns) > 10  # the fixture model has NMS work to do (tests/conftest.py)
     out = tmp_path_factory.mktemp("pseudo") / "val.json"
     out.write_text(json.dumps({"images": coco["images"], "annotations": anns,
                                "categories": [{"id": 1, "name": "plastic"}]}))
