@@ -16,6 +16,41 @@ from typing import Any, Callable
 import click
 
 
+class HelpDefaults:
+    """``_d("train.epochs")`` → ``" (train.epochs, default: 300)"`` for a flag's help, so ``--help``
+    states every default from the config the command really starts from (never a copy of it).
+
+    ``base`` builds that config on first use (help strings are made when the command module is
+    imported, i.e. only when that verb runs). ``variants`` (name → config) add where a preset differs:
+    ``" (train.epochs, default: 10; with --method: self-emd 50, byol 50)"``."""
+
+    def __init__(self, base: Callable[[], Any], variants: Callable[[], dict[str, Any]] | None = None,
+                 variant_flag: str = "") -> None:
+        self._build_base, self._build_variants, self.variant_flag = base, variants, variant_flag
+        self._base: Any = None
+        self._variants: dict[str, Any] | None = None
+
+    def __call__(self, key: str) -> str:
+        from flowdet.cfgdoc import default_of
+
+        if self._base is None:
+            self._base = self._build_base()
+        value = default_of(self._base, key)
+        text = f"{key}, default: {_shown(value)}"
+        if self._build_variants is not None:
+            if self._variants is None:
+                self._variants = self._build_variants()
+            differ = [f"{name} {_shown(default_of(c, key))}" for name, c in self._variants.items()
+                      if default_of(c, key) != value]
+            if differ:
+                text += f"; with {self.variant_flag}: " + ", ".join(differ)
+        return f" ({text})"
+
+
+def _shown(v: Any) -> str:
+    return "none" if v in ("", [], ()) else _yaml_scalar(v)
+
+
 def config_options(f: Callable) -> Callable:
     f = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                      help="Override any config key, e.g. --set train.epochs=3 (repeatable).")(f)
