@@ -47,6 +47,25 @@ class HelpDefaults:
         return f" ({text})"
 
 
+def relaunch_on_gpus(device: str) -> None:
+    """``--device 0,1`` in a single process: run this same command under torchrun (one process per
+    GPU) and exit with its exit code; returns at once for one device, cpu/auto, or inside torchrun.
+
+    Call it once the config is resolved and checked (a bad flag is one line here, not one per
+    worker) and before anything is written (each worker decides the run folder itself)."""
+    import sys
+
+    from flowdet.engine.launch import ddp_devices, relaunch
+
+    ids = ddp_devices(device)
+    if ids is None:
+        return
+    argv = (click.get_current_context().find_root().obj or {}).get("argv")
+    if argv is None:  # called through click directly, not flowdet.cli.main: the command line is unknown
+        raise click.UsageError(f"--device {device}: run it as `torchrun --nproc_per_node {len(ids)} -m flowdet ...`")
+    sys.exit(relaunch(argv, ids, device))
+
+
 def _shown(v: Any) -> str:
     return "none" if v in ("", [], ()) else _yaml_scalar(v)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from flowdet.commands import HelpDefaults, config_options, overrides_from
+from flowdet.commands import HelpDefaults, config_options, overrides_from, relaunch_on_gpus
 from flowdet.devices import DEVICE_HELP
 
 
@@ -58,10 +58,11 @@ def train(data, images, val, val_images, out, size, epochs, batch, lr, img_size,
     flowdet train --data data.yaml --size nano --epochs 50   # YOLO data.yaml: its val split validates
     flowdet train --resume runs/x/last.pt          # continue an interrupted run exactly
     flowdet cfg train                              # every config key, its default and help
-    torchrun --nproc_per_node 2 -m flowdet train ...   # DDP (NCCL on GPU, gloo on CPU)
+    flowdet train ... --device 0,1                 # DDP: relaunches itself under torchrun, a process per GPU
+    torchrun --nproc_per_node 2 -m flowdet train ... --device cpu   # DDP by hand (gloo on CPU)
     """
     from flowdet.config import load_config
-    from flowdet.detect.config import DetectConfig
+    from flowdet.detect.config import DetectConfig, validate
 
     overrides = overrides_from(
         sets, data=("data.train", data), images=("data.images", images), val=("data.val", val),
@@ -84,6 +85,9 @@ def train(data, images, val, val_images, out, size, epochs, batch, lr, img_size,
 
         cfg, recipe = load_detect_config(config, overrides)
         origin = f"recipe '{recipe}' (no --config)" if recipe else (f"config {config}" if config else "defaults")
+    validate(cfg)
+    relaunch_on_gpus(cfg.train.device)  # --device 0,1: the same command under torchrun, its exit code
+    if resume is None:
         cfg = _new_run_dir(cfg, exist_ok)
     from flowdet.detect.train import train as run_train
 

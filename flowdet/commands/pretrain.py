@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from flowdet import log
-from flowdet.commands import HelpDefaults, config_options, overrides_from
+from flowdet.commands import HelpDefaults, config_options, overrides_from, relaunch_on_gpus
 from flowdet.devices import DEVICE_HELP
 
 _METHODS = ["patch-contrast", "center-loss", "self-emd", "byol"]
@@ -105,10 +105,10 @@ def pretrain(method, frames, ann, images, size, out, epochs, batch, crop, device
     flowdet pretrain --method center-loss --ann train.json --images imgs/ --out runs/cl
     flowdet train ... --backbone runs/ssl/backbone.pt
     flowdet cfg pretrain --method self-emd         # every config key, its default and help
-    torchrun --nproc_per_node 2 -m flowdet pretrain ...   # DDP (NCCL on GPU, gloo on CPU)
+    flowdet pretrain ... --device 0,1             # DDP: relaunches itself under torchrun, a process per GPU
     """
     from flowdet.config import load_config
-    from flowdet.pretrain.config import PretrainConfig
+    from flowdet.pretrain.config import PretrainConfig, validate
 
     overrides = overrides_from(
         sets, method=("method.name", method), frames=("data.frames", list(frames) if frames else None),
@@ -127,7 +127,8 @@ def pretrain(method, frames, ann, images, size, out, epochs, batch, crop, device
         if not saved.is_file():
             raise click.ClickException(f"{saved}: not found — nothing to resume in {out}")
         base = str(saved)
-    cfg = load_config(PretrainConfig, base, overrides)
+    cfg = validate(load_config(PretrainConfig, base, overrides))
+    relaunch_on_gpus(cfg.train.device)  # --device 0,1: the same command under torchrun, its exit code
     if not resume:
         import dataclasses
 
