@@ -63,6 +63,8 @@ def test_report_has_every_section_and_only_measured_numbers(quick_demo: Path) ->
     assert [r["epoch"] for r in summary["ap_per_epoch"]] == list(range(1, summary["train"]["epochs"] + 1, 1))
     assert sum(r["train"] for r in summary["sizes"]) == summary["dataset"]["boxes"]
     assert 0 <= summary["stream_frame"]["frame"] < summary["stream"]["frames"]
+    state = json.loads((quick_demo / "state.json").read_text())
+    assert summary["train"]["best_epoch"] == state["stages"]["train"]["best_epoch"] + 1  # 1-based like metrics.csv
     assert summary["grid"]["TP"] + summary["grid"]["FP"] >= 0 and summary["grid"]["images"] > 0
     assert (quick_demo / "annotated.mp4").stat().st_size > 0
     assert len((quick_demo / "detections.jsonl").read_text().splitlines()) == summary["stream"]["frames"]
