@@ -104,3 +104,20 @@ def test_two_devices_without_gpus_exit_2_in_one_line(synth_small, tmp_path, caps
         code, err = run_cli(capsys, *verb, "--out", str(tmp_path / verb[0]), "--device", "0,1")
         assert code == 2 and "asks for 2 GPUs but torch sees none" in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / verb[0]).exists()
+
+
+def test_a_relaunched_worker_takes_its_visible_gpu(monkeypatch):
+    # CUDA_VISIBLE_DEVICES=2,3 renumbers them 0,1: the worker of LOCAL_RANK 1 with --device 2,3 is cuda:1
+    import torch
+
+    from flowdet.devices import torch_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv(DDP_DEVICES_ENV, "2,3")
+    assert torch_device("2,3") == torch.device("cuda", 1)
+    monkeypatch.delenv(DDP_DEVICES_ENV)  # a hand-written torchrun keeps physical numbering: GPU 3, not there
+    with pytest.raises(InputError, match="no CUDA device 3"):
+        torch_device("2,3")
