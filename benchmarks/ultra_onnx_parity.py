@@ -44,7 +44,8 @@ def _ultra_step(args: argparse.Namespace) -> None:
         t0 = time.time()
         model.train(data=str(out / "yolo" / "data.yaml"), epochs=args.epochs, time=args.train_minutes / 60,
                     imgsz=args.imgsz, batch=args.batch, workers=0, device="cpu", amp=False, plots=False, val=False,
-                    pretrained=False, close_mosaic=2, warmup_epochs=1, seed=0, deterministic=False,
+                    pretrained=args.model if args.model.endswith(".pt") else False,  # .pt: continue from it
+                    close_mosaic=2, warmup_epochs=1, seed=0, deterministic=False,
                     nbs=args.batch, cache="ram",  # one optimizer step per batch: few images, few minutes
                     project=str(out), name="yolo_train", exist_ok=True, verbose=False)
         (out / "train_seconds.txt").write_text(f"{time.time() - t0:.0f}\n")
@@ -116,6 +117,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--train-images", type=int, default=300)
     ap.add_argument("--val-images-n", type=int, default=60)
+    ap.add_argument("--stream-conf", type=float, default=0.1, help="score threshold of the stream run")
     ap.add_argument("--size", default="480x270", help="synthetic frame size WxH")
     ap.add_argument("--min-size", type=float, default=12.0, help="synthetic object length range (px)")
     ap.add_argument("--max-size", type=float, default=36.0)
@@ -176,7 +178,7 @@ def main() -> None:
     code = BLOCK_TORCH + (
         "import sys\nfrom flowdet.cli import main\n"
         f"try:\n    main(['stream', {str(out / 'val' / 'video.mp4')!r}, '--model', {str(out / 'yolo26n_raw.onnx')!r},"
-        f" '--jsonl', {str(jsonl)!r}, '--conf', '0.25'])\nexcept SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
+        f" '--jsonl', {str(jsonl)!r}, '--conf', {str(args.stream_conf)!r}])\nexcept SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
         "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
         "print('TORCH_MODULES', bad)\nsys.exit(code)\n")
     r = _run([py, "-c", code], env=env, cwd=REPO)
