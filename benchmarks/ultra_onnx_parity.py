@@ -1,6 +1,6 @@
-"""Parity check: flowdet's torch-free runtime on ultralytics ONNX exports vs ultralytics' own predictions.
+r"""Parity check: flowdet's torch-free runtime on ultralytics ONNX exports vs ultralytics' own predictions.
 
-Trains YOLO26n (built from yolo26n.yaml, no pretrained weights) briefly on a small synthetic set
+Trains YOLO26n (built from yolo26n.yaml, no pretrained weights; or continues from --model x.pt) briefly on a small synthetic set
 (`flowdet synth`), exports it to ONNX twice (ultralytics 8.4.190 default = raw [1, 4+nc, N] with
 metadata end2end False; and nms=False = end-to-end [1, 300, 6]), then scores on the same val json
 with the same code (flowdet.metrics.coco_eval):
@@ -14,8 +14,14 @@ and runs `flowdet stream` on a synthetic video with the raw YOLO26n ONNX and tor
 Two interpreters: this script runs under flowdet's (pycocotools, onnxruntime) and calls itself
 under --ultra-python for the ultralytics steps (the `bench` environment).
 
-    nice -n 19 python benchmarks/ultra_onnx_parity.py --out runs/ultra_parity \
-        --ultra-python /work/ultra-venv/bin/python --train-minutes 9
+    nice -n 19 python benchmarks/ultra_onnx_parity.py --out runs/up1 --ultra-python /work/ultra-venv/bin/python \
+        --train-minutes 10 --imgsz 160 --batch 8 --size 320x180 --min-size 20 --max-size 48 --train-images 200 --val-images-n 50
+    # then continue from its weights (--model x.pt) into a fresh --out; docs/benchmarks.md has the two runs
+    nice -n 19 python benchmarks/ultra_onnx_parity.py --out runs/up2 --model runs/up1/yolo_train/weights/last.pt \
+        --train-minutes 27 --imgsz 160 --batch 8 --size 320x180 --min-size 20 --max-size 48 --train-images 200 --val-images-n 50
+
+Exit 0 and "PARITY OK" when both |ΔAP| ≤ 0.005, the input tensors are equal, the raw AP > 0.05 and
+the stream ran without torch. `--train-minutes` is wall-clock (ultralytics' `time=`).
 """
 from __future__ import annotations
 
