@@ -5,6 +5,8 @@
 - ``onnx_runtime.py``  :class:`OnnxPredictor` on ONNX Runtime (CPU / CUDA / TensorRT execution providers)
 - ``tensorrt.py``      :class:`TensorRTPredictor` on a serialized engine (needs ``tensorrt`` + ``cuda-python``)
 - ``metadata.py``      the model contract stored inside ``model.onnx`` (names, input size, letterbox)
+- ``layouts.py``       which graph it is (flowdet's own, or an ultralytics raw / end-to-end export) and its
+                       preprocessing and decoding, for every backend that reads an ONNX graph
 - ``sources.py``       frame sources: video file, image folder, camera index, RTSP/HTTP URL
 - ``stream.py``        the streaming loop (reader thread, latest-frame policy, reconnects, Ctrl-C)
 - ``tiles.py``         sliced inference for tiny objects (tiles + full frame, NMS / WBF merge)
