@@ -73,8 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     usage errors exit 2; Ctrl-C exits 130."""
     from flowdet.errors import FlowdetError
 
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=argv, prog_name="flowdet", standalone_mode=False)
+        # obj["argv"]: `train --device 0,1` relaunches this same command line under torchrun
+        cli.main(args=args, prog_name="flowdet", standalone_mode=False, obj={"argv": args})
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
         sys.exit(130)

@@ -10,7 +10,10 @@ import os
 
 from flowdet.errors import InputError
 
-DEVICE_HELP = "auto (GPU when there is one) | cpu | cuda | cuda:N | N | N,M (torchrun: one GPU per process)"
+DEVICE_HELP = "auto (GPU when there is one) | cpu | cuda | cuda:N | N | N,M (train/pretrain: one process per GPU)"
+# Set by flowdet.engine.launch for the torchrun it starts: CUDA_VISIBLE_DEVICES holds exactly these
+# GPUs, so a worker's --device 2,3 means visible device LOCAL_RANK (0, 1), not 2 and 3.
+DDP_DEVICES_ENV = "FLOWDET_DDP_DEVICES"
 
 
 def parse_device(device: str | int | None) -> tuple[str, list[int]]:
@@ -36,7 +39,8 @@ def torch_device(device: str | int | None):  # -> torch.device (torch imported h
     """The torch device for this process; one-line InputError when it is not on this machine.
 
     With several indices (``0,1``) each torchrun process takes the one at its LOCAL_RANK; a single
-    process uses the first and says how to use them all."""
+    process (the Python API: the CLI relaunches itself, see flowdet.engine.launch) uses the first and
+    says how to use them all."""
     import torch
 
     kind, ids = parse_device(device)
@@ -57,6 +61,8 @@ def torch_device(device: str | int | None):  # -> torch.device (torch imported h
         log.warn(f"--device {device}: one process uses one GPU ({ids[0]}); for all of them: "
                  f"torchrun --nproc_per_node {len(ids)} -m flowdet ... --device {device}")
         idx = ids[0]
+    elif os.environ.get(DDP_DEVICES_ENV) == ",".join(map(str, ids)):
+        idx = local % len(ids)  # our own relaunch: CUDA_VISIBLE_DEVICES already holds exactly these
     else:
         idx = ids[local % len(ids)]
     if idx >= have:

@@ -49,3 +49,26 @@ def test_configs_name_no_machine_paths():
 
     for f in (Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"):
         assert not re.search(r"(^|[\s(:'\"])/(work|home|mnt|data|Users|tmp)/", f.read_text()), f.name
+
+
+def _options_without_a_default(command) -> list[str]:
+    import click
+
+    skip = {"config", "sets", "help"}  # a file / overrides: nothing to default
+    return [p.name for p in command.params if isinstance(p, click.Option) and not p.is_flag
+            and p.name not in skip and "default:" not in (p.help or "")]
+
+
+def test_pretrain_help_states_every_default_and_the_presets_values(capsys):
+    # Before: `pretrain --help` showed no defaults (`--epochs INTEGER  train.epochs`).
+    from flowdet.commands.detect import train
+    from flowdet.commands.pretrain import pretrain
+    from flowdet.pretrain.config import PretrainConfig, method_defaults
+
+    assert _options_without_a_default(pretrain) == [] and _options_without_a_default(train) == []
+    text = " ".join(_out(capsys, "pretrain", "--help").split())  # undo click's line wrapping
+    base = PretrainConfig()
+    assert f"(train.epochs, default: {base.train.epochs}; with --method:" in text
+    assert f"self-emd {method_defaults('self-emd').train.epochs}" in text  # read from the preset, not copied
+    assert f"(method.crop, default: {base.method.crop}; with --method:" in text
+    assert "(train.out, default: runs/pretrain)" in text and "(train.device, default: auto)" in text

@@ -16,6 +16,60 @@ from typing import Any, Callable
 import click
 
 
+class HelpDefaults:
+    """``_d("train.epochs")`` → ``" (train.epochs, default: 300)"`` for a flag's help, so ``--help``
+    states every default from the config the command really starts from (never a copy of it).
+
+    ``base`` builds that config on first use (help strings are made when the command module is
+    imported, i.e. only when that verb runs). ``variants`` (name → config) add where a preset differs:
+    ``" (train.epochs, default: 10; with --method: self-emd 50, byol 50)"``."""
+
+    def __init__(self, base: Callable[[], Any], variants: Callable[[], dict[str, Any]] | None = None,
+                 variant_flag: str = "") -> None:
+        self._build_base, self._build_variants, self.variant_flag = base, variants, variant_flag
+        self._base: Any = None
+        self._variants: dict[str, Any] | None = None
+
+    def __call__(self, key: str) -> str:
+        from flowdet.cfgdoc import default_of
+
+        if self._base is None:
+            self._base = self._build_base()
+        value = default_of(self._base, key)
+        text = f"{key}, default: {_shown(value)}"
+        if self._build_variants is not None:
+            if self._variants is None:
+                self._variants = self._build_variants()
+            differ = [f"{name} {_shown(default_of(c, key))}" for name, c in self._variants.items()
+                      if default_of(c, key) != value]
+            if differ:
+                text += f"; with {self.variant_flag}: " + ", ".join(differ)
+        return f" ({text})"
+
+
+def relaunch_on_gpus(device: str) -> None:
+    """``--device 0,1`` in a single process: run this same command under torchrun (one process per
+    GPU) and exit with its exit code; returns at once for one device, cpu/auto, or inside torchrun.
+
+    Call it once the config is resolved and checked (a bad flag is one line here, not one per
+    worker) and before anything is written (each worker decides the run folder itself)."""
+    import sys
+
+    from flowdet.engine.launch import ddp_devices, relaunch
+
+    ids = ddp_devices(device)
+    if ids is None:
+        return
+    argv = (click.get_current_context().find_root().obj or {}).get("argv")
+    if argv is None:  # called through click directly, not flowdet.cli.main: the command line is unknown
+        raise click.UsageError(f"--device {device}: run it as `torchrun --nproc_per_node {len(ids)} -m flowdet ...`")
+    sys.exit(relaunch(argv, ids, device))
+
+
+def _shown(v: Any) -> str:
+    return "none" if v in ("", [], ()) else _yaml_scalar(v)
+
+
 def config_options(f: Callable) -> Callable:
     f = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                      help="Override any config key, e.g. --set train.epochs=3 (repeatable).")(f)

@@ -28,10 +28,8 @@ def cfg(stage: str, size: str, method: str) -> None:
         config, _ = load_detect_config(None, [f"model.size={size}"])
         head = f"# flowdet train defaults for --size {size} (recipe applied); override with --set key=value"
     else:
-        from flowdet.config import CONFIG_DIR, load_config
-        from flowdet.pretrain.config import PretrainConfig
+        from flowdet.pretrain.config import method_defaults
 
-        preset = CONFIG_DIR / f"pretrain_{method.replace('-', '_')}.yaml"
-        config = load_config(PretrainConfig, str(preset) if preset.is_file() else None, [f"method.name={method}"])
+        config = method_defaults(method)
         head = f"# flowdet pretrain defaults for --method {method}; override with --set key=value"
     click.echo(head + "\n" + as_yaml(config), nl=False)

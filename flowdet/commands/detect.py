@@ -7,30 +7,28 @@ from pathlib import Path
 
 import click
 
-from flowdet.commands import backend_options, config_options, overrides_from
+from flowdet.commands import HelpDefaults, backend_options, config_options, overrides_from, relaunch_on_gpus
 from flowdet.devices import DEVICE_HELP
 
-def _d(key: str) -> str:
-    """' (key, default: X)' from the dataclass defaults with the nano recipe: --help states every default."""
-    from flowdet.cfgdoc import default_of
+
+def _detect_defaults():
     from flowdet.detect.recipes import load_detect_config
 
-    global _DEFAULTS
-    if _DEFAULTS is None:
-        _DEFAULTS = load_detect_config(None, [])[0]
-    return f" ({key}, default: {default_of(_DEFAULTS, key)})"
+    return load_detect_config(None, [])[0]  # the dataclass defaults with the nano recipe
 
 
-_DEFAULTS = None
+_d = HelpDefaults(_detect_defaults)
 _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / OpenVINO .xml / .engine); --ckpt and --model are the same."
 
 
 @click.command("train")
 @click.option("--data", "data", type=click.Path(),
               help="Training set (data.train): COCO json, YOLO data.yaml (its val split validates), VOC "
-                   "folder or YOLO folder export with classes.txt; converted once, cached.")
+                   "folder or YOLO folder export with classes.txt; converted once, cached (default: none, "
+                   "required unless --config or --resume gives it).")
 @click.option("--images", type=click.Path(file_okay=False), help="Training image folder (data.images; default: next to the json, or recorded by the conversion).")
-@click.option("--val", type=click.Path(), help="Validation set, any format --data takes (data.val).")
+@click.option("--val", type=click.Path(), help="Validation set, any format --data takes (data.val; default: a data.yaml's "
+                                                "val split, else none: no evaluation, best.pt = last epoch).")
 @click.option("--val-images", type=click.Path(file_okay=False), help="Validation image folder (default: --images, or next to the val json).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder: last.pt, best.pt, metrics.csv, loss.png; a used one becomes <out>2, …" + _d("out"))
 @click.option("--size", type=click.Choice(["nano", "nano-d", "tiny", "s", "m"]), help="Model size" + _d("model.size"))
@@ -43,7 +41,7 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / OpenVINO .xml / 
 @click.option("--backbone", type=click.Path(dir_okay=False), help="Pretrained backbone.pt from `flowdet pretrain` (model.backbone; default: none).")
 @click.option("--resume", is_flag=False, flag_value="auto", default=None, metavar="[PATH]",
               help="Continue exactly from a checkpoint (alone: <out>/last.pt). Without --config the "
-                   "checkpoint's own config is used.")
+                   "checkpoint's own config is used (default: off, a new run).")
 @click.option("--device", help=DEVICE_HELP + _d("train.device"))
 @click.option("--exist-ok", is_flag=True,
               help="Write into --out even if it holds a run (default: a used folder becomes <out>2, <out>3, …).")
@@ -60,10 +58,11 @@ def train(data, images, val, val_images, out, size, epochs, batch, lr, img_size,
     flowdet train --data data.yaml --size nano --epochs 50   # YOLO data.yaml: its val split validates
     flowdet train --resume runs/x/last.pt          # continue an interrupted run exactly
     flowdet cfg train                              # every config key, its default and help
-    torchrun --nproc_per_node 2 -m flowdet train ...   # DDP (NCCL on GPU, gloo on CPU)
+    flowdet train ... --device 0,1                 # DDP: relaunches itself under torchrun, a process per GPU
+    torchrun --nproc_per_node 2 -m flowdet train ... --device cpu   # DDP by hand (gloo on CPU)
     """
     from flowdet.config import load_config
-    from flowdet.detect.config import DetectConfig
+    from flowdet.detect.config import DetectConfig, validate
 
     overrides = overrides_from(
         sets, data=("data.train", data), images=("data.images", images), val=("data.val", val),
@@ -86,6 +85,9 @@ def train(data, images, val, val_images, out, size, epochs, batch, lr, img_size,
 
         cfg, recipe = load_detect_config(config, overrides)
         origin = f"recipe '{recipe}' (no --config)" if recipe else (f"config {config}" if config else "defaults")
+    validate(cfg)
+    relaunch_on_gpus(cfg.train.device)  # --device 0,1: the same command under torchrun, its exit code
+    if resume is None:
         cfg = _new_run_dir(cfg, exist_ok)
     from flowdet.detect.train import train as run_train
 

@@ -6,10 +6,27 @@ from pathlib import Path
 import click
 
 from flowdet import log
-from flowdet.commands import config_options, overrides_from
+from flowdet.commands import HelpDefaults, config_options, overrides_from, relaunch_on_gpus
 from flowdet.devices import DEVICE_HELP
 
 _METHODS = ["patch-contrast", "center-loss", "self-emd", "byol"]
+
+
+def _no_method_defaults():
+    from flowdet.config import load_config
+    from flowdet.pretrain.config import PretrainConfig
+
+    return load_config(PretrainConfig, None, [])  # no --method, no --config: the dataclass defaults
+
+
+def _method_defaults() -> dict:
+    from flowdet.pretrain.config import method_defaults
+
+    return {m: method_defaults(m) for m in _METHODS}
+
+
+# --help states each default, and where a --method preset changes it, the preset's value
+_d = HelpDefaults(_no_method_defaults, _method_defaults, "--method")
 
 
 @click.command("mine")
@@ -59,18 +76,20 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok) -> Non
 
 @click.command("pretrain")
 @click.option("--method", type=click.Choice(_METHODS),
-              help="method.name; without --config its preset configs/pretrain_<method>.yaml is the base.")
+              help="Without --config its preset configs/pretrain_<method>.yaml is the base"
+                   " (method.name, default: patch-contrast on the dataclass defaults, no preset).")
 @click.option("--frames", multiple=True, type=click.Path(),
-              help="Frames: folder, manifest.jsonl, .txt list or COCO json (images only); repeatable (data.frames).")
-@click.option("--ann", type=click.Path(dir_okay=False), help="center-loss: labelled COCO json (data.ann).")
-@click.option("--images", type=click.Path(file_okay=False), help="center-loss: its image folder (data.images).")
-@click.option("--size", type=click.Choice(["nano", "nano-d", "tiny", "s", "m"]), help="Backbone size (model.size).")
+              help="Frames: folder, manifest.jsonl, .txt list or COCO json (images only); repeatable" + _d("data.frames"))
+@click.option("--ann", type=click.Path(dir_okay=False), help="center-loss: labelled COCO json" + _d("data.ann"))
+@click.option("--images", type=click.Path(file_okay=False),
+              help="center-loss: its image folder (data.images, default: next to the json).")
+@click.option("--size", type=click.Choice(["nano", "nano-d", "tiny", "s", "m"]), help="Backbone size" + _d("model.size"))
 @click.option("--out", type=click.Path(file_okay=False),
-              help="Run folder: backbone.pt, last.pt, metrics.csv (train.out).")
-@click.option("--epochs", type=int, help="train.epochs")
-@click.option("--batch", type=int, help="Frames (images for center-loss) per step and process (train.batch).")
-@click.option("--crop", type=int, help="Network input side of each patch / view, multiple of 32 (method.crop).")
-@click.option("--device", help=f"{DEVICE_HELP} (train.device; default auto).")
+              help="Run folder: backbone.pt, last.pt, metrics.csv; a used one becomes <out>2, …" + _d("train.out"))
+@click.option("--epochs", type=int, help="Epochs" + _d("train.epochs"))
+@click.option("--batch", type=int, help="Frames (images for center-loss) per step and process" + _d("train.batch"))
+@click.option("--crop", type=int, help="Network input side of each patch / view, multiple of 32" + _d("method.crop"))
+@click.option("--device", help=DEVICE_HELP + _d("train.device"))
 @click.option("--resume", is_flag=True, default=False,
               help="Continue exactly from <out>/last.pt (without --config, <out>/config.yaml is the base).")
 @click.option("--exist-ok", is_flag=True,
@@ -85,10 +104,11 @@ def pretrain(method, frames, ann, images, size, out, epochs, batch, crop, device
     flowdet pretrain --method patch-contrast --frames frames/ --set method.loss=infonce --out runs/pc
     flowdet pretrain --method center-loss --ann train.json --images imgs/ --out runs/cl
     flowdet train ... --backbone runs/ssl/backbone.pt
-    torchrun --nproc_per_node 2 -m flowdet pretrain ...   # DDP (NCCL on GPU, gloo on CPU)
+    flowdet cfg pretrain --method self-emd         # every config key, its default and help
+    flowdet pretrain ... --device 0,1             # DDP: relaunches itself under torchrun, a process per GPU
     """
     from flowdet.config import load_config
-    from flowdet.pretrain.config import PretrainConfig
+    from flowdet.pretrain.config import PretrainConfig, validate
 
     overrides = overrides_from(
         sets, method=("method.name", method), frames=("data.frames", list(frames) if frames else None),
@@ -97,10 +117,9 @@ def pretrain(method, frames, ann, images, size, out, epochs, batch, crop, device
         device=("train.device", device), resume=("train.resume", True if resume else None))
     base = config
     if config is None and method is not None and not resume:
-        from flowdet.config import CONFIG_DIR
+        from flowdet.pretrain.config import method_preset
 
-        preset = CONFIG_DIR / f"pretrain_{method.replace('-', '_')}.yaml"
-        base = str(preset) if preset.is_file() else None  # each method's tuned defaults
+        base = method_preset(method)  # each method's tuned defaults
     if resume and config is None:
         if out is None:
             raise click.UsageError("--resume needs --out (the run folder holding last.pt) or --config")
@@ -108,7 +127,8 @@ def pretrain(method, frames, ann, images, size, out, epochs, batch, crop, device
         if not saved.is_file():
             raise click.ClickException(f"{saved}: not found — nothing to resume in {out}")
         base = str(saved)
-    cfg = load_config(PretrainConfig, base, overrides)
+    cfg = validate(load_config(PretrainConfig, base, overrides))
+    relaunch_on_gpus(cfg.train.device)  # --device 0,1: the same command under torchrun, its exit code
     if not resume:
         import dataclasses
 

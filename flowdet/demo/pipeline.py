@@ -162,7 +162,7 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
                 f"data.val={val_dir / 'annotations.json'}", f"data.val_images={val_dir / 'images'}", "data.cache=true",
                 "model.size=nano", f"model.backbone={pre['backbone']}", f"train.epochs={plan.epochs}",
                 f"train.batch={plan.batch}", f"train.img_size={plan.img_size}", "train.iou_loss=ciou",
-                f"train.seed={seed}", f"train.device={device}", f"train.eval_interval={max(1, plan.epochs // 4)}",
+                f"train.seed={seed}", f"train.device={device}", f"train.eval_interval={_eval_interval(plan)}",
                 "train.warmup_epochs=1", "train.workers=0", f"augment.no_aug_epochs={plan.no_aug_epochs}",
                 # short-schedule recipe (see docs/benchmarks.md): higher lr, BN statistics that keep up
                 # with the weights, gentle augmentation on tiny objects
@@ -206,11 +206,12 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
     def report_stage() -> dict[str, Any]:
         from flowdet.data.stats import dataset_stats
         from flowdet.demo.grid import prediction_grid
-        from flowdet.demo.report import write_report
+        from flowdet.demo.sections import ap_per_epoch, plot_ap_per_epoch, size_rows, stream_frame
         from flowdet.runtime.onnx_runtime import OnnxPredictor
 
         assets: dict[str, str] = {}
         st = dataset_stats(train_dir / "annotations.json", train_dir / "images", img_size=plan.img_size, out_dir=out)
+        st_val = dataset_stats(val_dir / "annotations.json", val_dir / "images", img_size=plan.img_size)
         hist = st.get("histogram_png")
         if hist:
             assets["box_hist"] = _rel(hist, out)
@@ -218,9 +219,18 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
                        ("pr_curve", out / "eval" / "pr_curve.png")):
             if p.exists():
                 assets[key] = _rel(p, out)
-        assets["pred_grid"] = _rel(prediction_grid(OnnxPredictor(str(out / "model.onnx")), val_dir / "annotations.json",
-                                                   val_dir / "images", out / "predictions.png", conf=0.3), out)
-        return {"assets": assets, "dataset": _flat_stats(st)}
+        grid = prediction_grid(OnnxPredictor(str(out / "model.onnx")), val_dir / "annotations.json",
+                               val_dir / "images", out / "predictions.png", conf=0.3)
+        assets["pred_grid"] = _rel(grid.pop("path"), out)
+        evals = ap_per_epoch(runs / "train" / "metrics.csv")
+        ap_png = plot_ap_per_epoch(evals, out / "ap_per_epoch.png")
+        if ap_png:
+            assets["ap_per_epoch"] = _rel(ap_png, out)
+        frame = stream_frame(syn["video_path"], syn["video"]["video_annotations"], out / "detections.jsonl",
+                             out / "stream_frame.png")
+        assets["stream_frame"] = _rel(frame.pop("path"), out)
+        return {"assets": assets, "dataset": _flat_stats(st), "sizes": size_rows(st, st_val, ev), "ap_per_epoch": evals,
+                "grid": grid, "stream_frame": frame}
 
     rep = stage(8, "report", "report.md / report.html / summary.json", report_stage)
     from flowdet.demo.report import write_report
@@ -231,17 +241,25 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
         "flowdet_version": __version__, "out_dir": str(out),
         "metrics": {k: v for k, v in ev.items() if isinstance(v, (int, float))},
         "stage_seconds": times, "total_seconds": round(sum(times.values()), 2),
-        "train": {k: tr[k] for k in ("best_ap", "best_epoch", "epochs", "miss_share_first", "miss_share_last")
-                  if k in tr},
+        # best_epoch 1-based, like metrics.csv, the console and the AP-per-epoch table (the trainer's is 0-based)
+        "train": {**{k: tr[k] for k in ("best_ap", "epochs", "miss_share_first", "miss_share_last") if k in tr},
+                  **({"best_epoch": tr["best_epoch"] + 1} if isinstance(tr.get("best_epoch"), int) else {})},
         "pretrain": {k: v for k, v in pre.items() if isinstance(v, (int, float))},
         "mine": {k: mined[k] for k in ("kept", "dropped", "read") if k in mined},
         "export": {k: v for k, v in ex.items() if isinstance(v, (int, float, bool))},
-        "stream": {k: v for k, v in so.items() if isinstance(v, (int, float))}, "dataset": rep["dataset"], "assets": rep["assets"], "grid_conf": 0.3,
+        "stream": {k: v for k, v in so.items() if isinstance(v, (int, float))}, "dataset": rep["dataset"],
+        "assets": rep["assets"], "grid_conf": 0.3, "eval_interval": _eval_interval(plan),
+        **{k: rep[k] for k in ("sizes", "ap_per_epoch", "grid", "stream_frame") if k in rep},
         "wall_seconds_this_invocation": round(time.perf_counter() - t_start, 2),
     }
     _, md, _ = write_report(summary, out)
     log.heading(f"report: {md}  (also report.html, summary.json)", style="green")
     return summary
+
+
+def _eval_interval(plan: DemoPlan) -> int:
+    """About six evaluations over training (each ~1–3 s on the demo's val set): the AP-per-epoch curve."""
+    return max(1, plan.epochs // 6)
 
 
 def _scalars(d: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +272,7 @@ def _flat_stats(st: dict[str, Any]) -> dict[str, Any]:
     for k, v in st.items():
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             out[k] = v
-        elif isinstance(v, dict):
+        elif isinstance(v, dict) and k not in ("native", "resized"):  # size buckets: the report's size table
             for k2, v2 in v.items():
                 if isinstance(v2, (int, float)) and not isinstance(v2, bool):
                     out[f"{k}.{k2}"] = v2

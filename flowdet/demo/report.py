@@ -18,16 +18,18 @@ METRIC_ROWS = [
     ("AP @[.5:.95] maxDets=100", "AP"),
     ("AP50 maxDets=1000", "AP50_1000"),
     ("AP75 maxDets=1000", "AP75_1000"),
-    ("APs maxDets=1000", "APs_1000"),
-    ("APm maxDets=1000", "APm_1000"),
-    ("APl maxDets=1000", "APl_1000"),
     ("AR maxDets=100", "AR100"),
     ("AR maxDets=300", "AR300"),
     ("AR maxDets=1000", "AR1000"),
 ]
 
-SECTIONS = ["Metrics", "Deployment threshold", "Stage times", "Loss curves", "Precision-recall",
+SECTIONS = ["Metrics", "Deployment threshold", "AP per epoch", "Stage times", "Loss curves", "Precision-recall",
             "Validation predictions", "Box sizes", "Stream", "Run this on your own data"]
+# the one size table (flowdet.demo.sections.size_rows): header → key of a summary["sizes"] row
+SIZE_COLUMNS = [("size (box area)", "size"), ("train labels", "train"), ("share", "train_share"),
+                ("train labels at input", "train_at_input"), ("share at input", "train_at_input_share"),
+                ("val labels", "val"), ("val AP maxDets=1000", "AP"), ("val AR maxDets=1000", "AR")]
+OUTCOMES = "green: TP (a prediction matching a label, IoU ≥ 0.5), red: FP (matching none), orange: missed label"
 # summary["metrics"] keys of the best-F1 threshold (flowdet.detect.evaluate, IoU 0.5)
 DEPLOY_ROWS = [("score threshold (best F1)", "best_f1_conf"), ("F1", "best_f1"), ("precision", "precision_at_best"),
                ("recall", "recall_at_best"), ("TP", "tp_at_best"), ("FP", "fp_at_best"), ("FN (missed)", "fn_at_best")]
@@ -76,12 +78,13 @@ def render_markdown(s: dict[str, Any]) -> str:
     # pycocotools reports -1 where no ground truth falls in a size range (e.g. no large objects)
     L += _table(["metric", "value"], [[label, _metric(m.get(key, float("nan")))] for label, key in METRIC_ROWS])
     L += ["", f"Standard COCO: AP50 (maxDets=100) = {fmt(m.get('AP50', float('nan')))}, "
-          f"APs = {fmt(m.get('APs', float('nan')))}.", ""]
+          f"APs = {fmt(m.get('APs', float('nan')))}. AP and AR per object size: the Box sizes table.", ""]
     L += ["## Deployment threshold", "", "AP averages over every score threshold; a camera runs at one. "
           "At the threshold with the best F1 (IoU 0.5):", ""]
     L += _table(["at the deployment threshold", "value"], [[label, m[key]] for label, key in DEPLOY_ROWS if key in m]
                 ) if any(key in m for _, key in DEPLOY_ROWS) else ["_(not measured in this run)_"]
     L += [""]
+    L += _ap_per_epoch(s)
     L += ["## Stage times", ""]
     st = s.get("stage_seconds", {})
     L += _table(["stage", "seconds"], [[k, v] for k, v in st.items()] + [["total", s.get("total_seconds", float("nan"))]])
@@ -92,17 +95,34 @@ def render_markdown(s: dict[str, Any]) -> str:
         L += _table(["training", "value"], [[k, v] for k, v in tr.items() if isinstance(v, (int, float))])
         L += [""]
     L += ["## Precision-recall", "", _img(a.get("pr_curve"), "precision-recall curve"), ""]
-    L += ["## Validation predictions", "", "Green: ground truth. Red: predictions (score ≥ "
-          f"{fmt(s.get('grid_conf', 0.3))}).", "", _img(a.get("pred_grid"), "validation predictions"), ""]
-    L += ["## Box sizes", ""]
+    g = s.get("grid", {})
+    L += ["## Validation predictions", "", f"Predictions at score ≥ {fmt(g.get('conf', s.get('grid_conf', 0.3)))} "
+          f"on the first validation images; {OUTCOMES}; the number on a box is its score.", ""]
+    if g:
+        L += _table(["on these images", "value"], [["images", g.get("images")], ["TP", g.get("TP")], ["FP", g.get("FP")],
+                                                   ["missed labels", g.get("miss")]]) + [""]
+    L += [_img(a.get("pred_grid"), "validation predictions"), ""]
+    L += ["## Box sizes", "", "COCO size buckets by box area in pixels: training labels as labelled and after the "
+          f"letterbox to the {s.get('img_size')} px input, validation labels and the validation AP / AR per bucket.", ""]
+    sizes = s.get("sizes", [])
+    if sizes:
+        L += _table([h for h, _ in SIZE_COLUMNS], [[_metric(r.get(k)) if k in ("AP", "AR") else r.get(k)
+                                                    for _, k in SIZE_COLUMNS] for r in sizes])
+    else:
+        L += ["_(not measured in this run)_"]
     ds = s.get("dataset", {})
     if ds:
+        L += ["", "Training set:", ""]
         L += _table(["dataset", "value"], [[k, v] for k, v in ds.items() if isinstance(v, (int, float))])
-        L += [""]
-    L += [_img(a.get("box_hist"), "box-size histogram"), ""]
+    L += ["", _img(a.get("box_hist"), "box-size histogram"), ""]
     L += ["## Stream", "", "The synthetic video streamed through the ONNX runtime (torch-free path).", ""]
     so = s.get("stream", {})
     L += _table(["stream", "value"], [[k, v] for k, v in so.items() if isinstance(v, (int, float))])
+    fr = s.get("stream_frame")
+    if fr:
+        L += ["", f"Frame {fr.get('frame')} (t = {fmt(fr.get('time'))} s) of the stream, its detections from "
+              f"`detections.jsonl` against the video's labels ({OUTCOMES}): {fr.get('TP')} TP, {fr.get('FP')} FP, "
+              f"{fr.get('miss')} missed.", "", _img(a.get("stream_frame"), "a frame of the stream")]
     ex = s.get("export", {})
     if ex:
         L += ["", "ONNX export parity against PyTorch:", ""]
@@ -113,6 +133,17 @@ def render_markdown(s: dict[str, Any]) -> str:
           "with the same commands (`flowdet data split labels/ --out splits/ --group-by video`, "
           "`flowdet train --data splits/train.json --val splits/val.json --img-size 1280x736`, …).", ""]
     return "\n".join(L)
+
+
+def _ap_per_epoch(s: dict[str, Any]) -> list[str]:
+    rows = s.get("ap_per_epoch", [])
+    L = ["## AP per epoch", ""]
+    if not rows:
+        return L + ["_(no evaluation logged in this run's metrics.csv)_", ""]
+    L += [f"Validation AP at each evaluation during training (every {s.get('eval_interval', '?')} epoch(s), "
+          "maxDets=100; read from the run's `metrics.csv`).", ""]
+    L += _table(["epoch", "AP", "AP50", "APs"], [[r.get("epoch"), r.get("AP"), r.get("AP50"), r.get("APs")] for r in rows])
+    return L + ["", _img(s.get("assets", {}).get("ap_per_epoch"), "AP per epoch"), ""]
 
 
 def _md_to_html(md: str, base: Path) -> str:

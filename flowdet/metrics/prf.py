@@ -15,6 +15,34 @@ import numpy as np
 from flowdet.ops.boxes import box_iou
 
 
+FP, TP, IGNORED = 0, 1, -1  # greedy_match's status of a detection
+
+
+def greedy_match(boxes: np.ndarray, scores: np.ndarray, gt: np.ndarray, gt_ignore: np.ndarray | None = None,
+                 iou_thr: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """The one matching rule (this sweep, the demo's TP/FP/miss drawings): detections by falling
+    score, each to the unmatched ground-truth box of best IoU ≥ ``iou_thr``; a match on an ignore box
+    is neither TP nor FP. Boxes xyxy. → (status per detection in the given order: TP / FP / IGNORED,
+    matched mask over ``gt``: False on a non-ignored box = a miss)."""
+    gt = np.asarray(gt, np.float32).reshape(-1, 4)
+    gign = np.zeros(len(gt), bool) if gt_ignore is None else np.asarray(gt_ignore, bool)
+    status = np.full(len(boxes), FP, np.int64)
+    used = np.zeros(len(gt), bool)
+    if not len(gt) or not len(boxes):
+        return status, used
+    ious_all = box_iou(np.asarray(boxes, np.float32).reshape(-1, 4), gt)
+    for i in np.argsort(-np.asarray(scores), kind="stable"):
+        ious = ious_all[i].copy()
+        ious[used & ~gign] = -1
+        j = int(ious.argmax())
+        if ious[j] >= iou_thr:
+            if gign[j]:
+                status[i] = IGNORED
+            else:
+                used[j], status[i] = True, TP
+    return status, used
+
+
 def prf_sweep(records: list[Any], results: list[dict], cat_ids: list[int], iou_thr: float = 0.5) -> dict[str, Any]:
     """→ {"conf", "precision", "recall", "f1" (arrays over 101 thresholds 0..1), "best_f1",
     "best_conf", "tp", "fp", "fn" at best_conf, "gt"}. ``results``: COCO result dicts."""
@@ -28,24 +56,15 @@ def prf_sweep(records: list[Any], results: list[dict], cat_ids: list[int], iou_t
         keep = ~rec.ignore
         n_gt += int(keep.sum())
         for c in np.unique(np.concatenate([rec.classes, [cls_of.get(r["category_id"], -1) for r in by_img.get(rec.image_id, [])]])):
-            dets = sorted((r for r in by_img.get(rec.image_id, []) if cls_of.get(r["category_id"]) == c),
-                          key=lambda r: -r["score"])
+            dets = [r for r in by_img.get(rec.image_id, []) if cls_of.get(r["category_id"]) == c]
+            boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (d["bbox"] for d in dets)], np.float32)
             gmask = rec.classes == c
-            gt, gign = rec.boxes[gmask], rec.ignore[gmask]
-            used = np.zeros(len(gt), bool)
-            for d in dets:
-                x, y, w, h = d["bbox"]
-                hit = False
-                if len(gt):
-                    ious = box_iou(np.array([[x, y, x + w, y + h]], np.float32), gt.astype(np.float32))[0]
-                    ious[used & ~gign] = -1
-                    j = int(ious.argmax())
-                    if ious[j] >= iou_thr:
-                        if gign[j]:
-                            continue  # matched a don't-care box: neither TP nor FP
-                        used[j], hit = True, True
-                scores.append(float(d["score"]))
-                tps.append(hit)
+            status, _ = greedy_match(boxes.reshape(-1, 4), np.array([d["score"] for d in dets], np.float64),
+                                     rec.boxes[gmask], rec.ignore[gmask], iou_thr)
+            for d, st in zip(dets, status):
+                if st != IGNORED:
+                    scores.append(float(d["score"]))
+                    tps.append(st == TP)
     s, t = np.asarray(scores), np.asarray(tps, bool)
     conf = np.linspace(0, 1, 101)
     tp = np.array([(t & (s >= c)).sum() for c in conf], float)

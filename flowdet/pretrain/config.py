@@ -116,6 +116,21 @@ class PretrainConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+def method_preset(method: str) -> str | None:
+    """configs/pretrain_<method>.yaml (each method's tuned defaults), or None when there is none."""
+    from flowdet.config import CONFIG_DIR
+
+    preset = CONFIG_DIR / f"pretrain_{method.replace('-', '_')}.yaml"
+    return str(preset) if preset.is_file() else None
+
+
+def method_defaults(method: str) -> PretrainConfig:
+    """What `flowdet pretrain --method X` starts from without --config: its preset over the defaults."""
+    from flowdet.config import load_config
+
+    return load_config(PretrainConfig, method_preset(method), [f"method.name={method}"])
+
+
 def validate(cfg: PretrainConfig) -> PretrainConfig:
     """Cross-field checks; each error names the key."""
     m, t, d = cfg.method, cfg.train, cfg.data

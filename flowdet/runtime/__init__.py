@@ -6,6 +6,8 @@
 - ``openvino_runtime.py``  :class:`OpenVinoPredictor` on OpenVINO (CPU, fp32 / bf16; .onnx or IR .xml; optional extra)
 - ``tensorrt.py``      :class:`TensorRTPredictor` on a serialized engine (needs ``tensorrt`` + ``cuda-python``)
 - ``metadata.py``      the model contract stored inside ``model.onnx`` (names, input size, letterbox)
+- ``layouts.py``       which graph it is (flowdet's own, or an ultralytics raw / end-to-end export) and its
+                       preprocessing and decoding, for every backend that reads an ONNX graph
 - ``sources.py``       frame sources: video file, image folder, camera index, RTSP/HTTP URL
 - ``stream.py``        the streaming loop (reader thread, latest-frame policy, reconnects, Ctrl-C)
 - ``tiles.py``         sliced inference for tiny objects (tiles + full frame, NMS / WBF merge)

@@ -3,6 +3,8 @@
 Imports only numpy, cv2 (through flowdet.data.letterbox), onnxruntime and flowdet's torch-free
 modules; ``tests/runtime/test_torch_free.py`` proves it imports with torch unimportable. Everything the
 predictor needs (class names, input size, letterbox contract) comes from the model's metadata.
+Besides flowdet's own exports it runs ultralytics detect exports (raw ``[1, 4+nc, N]`` and
+end-to-end ``[1, N, 6]``), recognised by :func:`flowdet.runtime.layouts.detect_layout`.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import onnxruntime as ort
 
 from flowdet.errors import InputError, ModelFileError
 from flowdet.runtime.backend import BatchedPredictor
-from flowdet.runtime.metadata import ModelMeta
+from flowdet.runtime.layouts import FLOWDET, detect_layout
 
 _SHORT = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 _ORT_DTYPE = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -88,17 +90,25 @@ class OnnxPredictor(BatchedPredictor):
             msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
             raise ModelFileError(f"{self.path}: not a loadable ONNX model ({msg})") from None
         props = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.meta = ModelMeta.from_props(props, source=str(self.path))
+        inp = self.session.get_inputs()[0]
+        outputs = self.session.get_outputs()
+        found = detect_layout({o.name: list(o.shape or []) for o in outputs}, props, str(self.path),
+                              input_shape=inp.shape)
+        self.meta = found.meta
         self.names, self.cat_ids = self.meta.names, self.meta.cat_ids
         self.img_size: tuple[int, int] = self.meta.img_size
-        inp = self.session.get_inputs()[0]
         self.input_name = inp.name
-        self.output_names = [o.name for o in self.session.get_outputs()]
-        if self.output_names[:2] != ["boxes", "scores"]:
-            raise ModelFileError(f"{self.path}: outputs are {self.output_names}, expected ['boxes', 'scores']")
-        from flowdet import validate
+        self.output_names = [o.name for o in outputs]
+        if found.kind == FLOWDET:  # layout None: flowdet's own decoding in BatchedPredictor
+            if self.output_names[:2] != ["boxes", "scores"]:
+                raise ModelFileError(f"{self.path}: outputs are {self.output_names}, expected ['boxes', 'scores']")
+            from flowdet import validate
 
-        validate.onnx_io(self.session.get_inputs(), self.session.get_outputs(), self.meta, str(self.path))
+            validate.onnx_io(self.session.get_inputs(), outputs, self.meta, str(self.path))
+            self.run_outputs = self.output_names[:2]
+        else:
+            self.layout = found
+            self.run_outputs = [found.output]
         self.input_dtype = _ORT_DTYPE.get(inp.type, np.float32)
         # A symbolic (str/None) batch dimension means any batch size; an int is a fixed batch.
         self.fixed_batch: int | None = inp.shape[0] if isinstance(inp.shape[0], int) else None
@@ -109,10 +119,10 @@ class OnnxPredictor(BatchedPredictor):
     def dynamic_batch(self) -> bool:
         return self.fixed_batch is None
 
-    def _run(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        b, s = self.session.run(self.output_names[:2], {self.input_name: chunk.astype(self.input_dtype, copy=False)})
-        return b, s
+    def _run(self, chunk: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(self.session.run(self.run_outputs, {self.input_name: chunk.astype(self.input_dtype, copy=False)}))
 
     def __repr__(self) -> str:
-        return (f"OnnxPredictor({self.path.name}, size={self.meta.model_size}, img_size={self.img_size}, "
+        kind = f"layout={self.layout.kind}, " if self.layout else ""
+        return (f"OnnxPredictor({self.path.name}, {kind}size={self.meta.model_size}, img_size={self.img_size}, "
                 f"batch={'dynamic' if self.dynamic_batch else self.fixed_batch}, providers={self.providers})")

@@ -101,12 +101,16 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(tiny_set, tmp_p
 def test_ddp_two_gloo_processes_write_last_pt_once(tiny_set, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "flowdet",
-           "train", "--data", f"{tiny_set}/annotations.json", "--images", f"{tiny_set}/images",
-           "--val", f"{tiny_set}/annotations.json", "--out", str(out), "--epochs", "1", "--batch", "4",
-           "--img-size", "128", "--workers", "0", "--device", "cpu", "--set", "train.progress=false"]
-    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    argv = ["train", "--data", f"{tiny_set}/annotations.json", "--images", f"{tiny_set}/images",
+            "--val", f"{tiny_set}/annotations.json", "--out", str(out), "--epochs", "1", "--batch", "4",
+            "--img-size", "128", "--workers", "0", "--device", "cpu", "--set", "train.progress=false"]
+    # The torchrun that `train --device 0,1` starts (flowdet.engine.launch: same command line, a free
+    # port, CUDA_VISIBLE_DEVICES, exit code back), told that 2 GPUs exist; the workers run on gloo.
+    launcher = (f"import sys; from flowdet.engine.launch import relaunch; "
+                f"sys.exit(relaunch({argv!r}, [0, 1], '0,1', have=2))")
+    r = subprocess.run([sys.executable, "-c", launcher], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert "relaunching as one process per GPU: CUDA_VISIBLE_DEVICES=0,1" in r.stderr
     assert r.stderr.count("training nano on 4 images") == 1  # only rank 0 prints
     assert "(2 proc)" in r.stderr
     ck = load_checkpoint(out / "last.pt")
