@@ -12,7 +12,7 @@ from flowdet.errors import MissingDependency
 # Which optional extra provides which module: the one-line hint a user sees instead of a traceback.
 _EXTRA_OF = {
     "torch": "train", "pycocotools": "train", "onnx": "train", "matplotlib": "train", "scipy": "train",
-    "ultralytics": "bench", "tensorrt": "trt",
+    "ultralytics": "bench", "tensorrt": "trt", "openvino": "openvino", "nncf": "openvino",
 }
 
 

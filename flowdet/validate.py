@@ -167,7 +167,7 @@ def model_meta(fields: dict[str, Any], source: str) -> None:
     lb = fields.get("letterbox")
     if lb is not None and not isinstance(lb, dict):
         raise bad("letterbox", "a json object")
-    for key, choices in (("dynamic_batch", ("true", "false")), ("precision", ("fp32", "fp16"))):
+    for key, choices in (("dynamic_batch", ("true", "false")), ("precision", ("fp32", "fp16", "int8"))):
         if key in fields and fields[key] not in choices:
             raise bad(key, " or ".join(repr(c) for c in choices))
 

@@ -78,6 +78,17 @@ def config_options(f: Callable) -> Callable:
     return f
 
 
+BACKEND_HELP = "Runtime: onnxruntime, or openvino (the same .onnx or its IR .xml; pip install 'flowdet[openvino]')."
+PRECISION_HELP = "OpenVINO inference precision: fp32, or bf16 where the CPU has it [default: fp32 / the model's]."
+
+
+def backend_options(f):
+    """``--backend`` / ``--precision``, the same on predict, eval and stream."""
+    f = click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None, help=PRECISION_HELP)(f)
+    return click.option("--backend", type=click.Choice(["onnxruntime", "openvino"]), default=None,
+                        help=BACKEND_HELP + " [default: onnxruntime for .onnx, openvino for .xml]")(f)
+
+
 def overrides_from(sets: tuple[str, ...], **flag_to_key: tuple[str, Any]) -> list[str]:
     """Explicit flags first (only those given), then --set, so --set wins on conflict.
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from flowdet.commands import HelpDefaults, config_options, overrides_from, relaunch_on_gpus
+from flowdet.commands import HelpDefaults, backend_options, config_options, overrides_from, relaunch_on_gpus
 from flowdet.devices import DEVICE_HELP
 
 
@@ -18,7 +18,7 @@ def _detect_defaults():
 
 
 _d = HelpDefaults(_detect_defaults)
-_MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / .engine); --ckpt and --model are the same."
+_MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / OpenVINO .xml / .engine); --ckpt and --model are the same."
 
 
 @click.command("train")
@@ -139,14 +139,17 @@ def _resume_file(resume: str, out: str | None, config: str | None, overrides: li
 @click.option("--conf", type=float, default=0.001, show_default=True, help="Score threshold (YOLOX test: 0.001).")
 @click.option("--iou", type=float, default=0.65, show_default=True, help="NMS IoU threshold.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + "; an .onnx uses the CUDA provider.")
-@click.option("--threads", type=int, help="CPU threads for ONNX Runtime.")
-def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, device, threads) -> None:
+@click.option("--threads", type=int, help="CPU threads for ONNX Runtime / OpenVINO.")
+@backend_options
+def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, device, threads, backend,
+             precision) -> None:
     """COCO metrics (AP, AP50, APs…, AR@100/300/1000) of a checkpoint or an ONNX model."""
     from flowdet.detect.evaluate import evaluate as run_eval
     from flowdet.runtime.predictor import load_predictor
 
     _check_model_path(model)
-    pred = load_predictor(model, img_size=img_size, device=device, threads=threads)
+    pred = load_predictor(model, img_size=img_size, device=device, threads=threads, backend=backend,
+                          precision=precision)
     stats = run_eval(pred, ann, images, batch=batch, conf=conf, iou=iou, out_dir=out, json_path=json_path)
     if "paths" in stats:
         click.echo("wrote " + ", ".join(stats["paths"].values()))
@@ -164,21 +167,23 @@ def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, dev
                                 "an exported model's size is fixed.")
 @click.option("--batch", type=int, default=1, show_default=True)
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + "; an .onnx uses the CUDA provider.")
-@click.option("--threads", type=int, help="CPU threads for ONNX Runtime.")
+@click.option("--threads", type=int, help="CPU threads for ONNX Runtime / OpenVINO.")
+@backend_options
 @click.option("--no-draw", is_flag=True, help="Skip the annotated images (json outputs only).")
 @click.option("--recursive", is_flag=True, help="A folder SOURCE: its sub-folders too.")
 @click.option("--ann", type=click.Path(dir_okay=False),
               help="COCO json of these images: results.json uses its image ids (score against your own labels).")
 @click.option("--save-txt", is_flag=True, help="Also write labels/<stem>.txt in YOLO format (class cx cy w h conf).")
-def predict(source, model, out, exist_ok, conf, iou, img_size, batch, device, threads, no_draw, recursive, ann,
-            save_txt) -> None:
+def predict(source, model, out, exist_ok, conf, iou, img_size, batch, device, threads, backend, precision, no_draw,
+            recursive, ann, save_txt) -> None:
     """Detect objects in an image, a glob ("frames/*.jpg") or a folder: annotated images, results.json,
     detections.jsonl. A video: use `flowdet stream`."""
     from flowdet.detect.predict import predict_source
     from flowdet.runtime.predictor import load_predictor
 
     _check_model_path(model)
-    pred = load_predictor(model, img_size=img_size, device=device, threads=threads)
+    pred = load_predictor(model, img_size=img_size, device=device, threads=threads, backend=backend,
+                          precision=precision)
     out = _fresh_out(out, exist_ok)
     summary = predict_source(pred, source, out, conf=conf, iou=iou, batch=batch, draw=not no_draw,
                              recursive=recursive, ann=ann, save_txt=save_txt)
@@ -202,5 +207,5 @@ def _check_model_path(path: str) -> None:
     p = Path(path)
     if not p.is_file():
         raise click.ClickException(f"{p}: model file not found")
-    if p.suffix not in (".pt", ".pth", ".onnx", ".engine"):
-        raise click.ClickException(f"{p}: unknown model type '{p.suffix}' (expected .pt, .onnx or .engine)")
+    if p.suffix not in (".pt", ".pth", ".onnx", ".engine", ".xml"):
+        raise click.ClickException(f"{p}: unknown model type '{p.suffix}' (expected .pt, .onnx, .xml or .engine)")

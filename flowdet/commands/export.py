@@ -6,14 +6,17 @@ import sys
 import click
 
 from flowdet import log
+from flowdet.commands import backend_options
 from flowdet.errors import FlowdetError
 
 
 @click.command("export")
-@click.option("--ckpt", required=True, type=click.Path(dir_okay=False), help="Detector checkpoint (best.pt / last.pt).")
+@click.option("--ckpt", required=True, type=click.Path(dir_okay=False),
+              help="Detector checkpoint (best.pt / last.pt); with --int8 / --backend openvino also an fp32 .onnx.")
 @click.option("--format", "fmt", type=click.Choice(["onnx", "engine"]), default="onnx", show_default=True,
               help="onnx, or a TensorRT engine (needs tensorrt and an NVIDIA GPU).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output model.onnx / model.engine.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Output model.onnx / model.engine (--backend openvino: model.xml).")
 @click.option("--img-size", default=None, help="Input size, 640 or 960x544 (W×H), multiples of 32 [default: the checkpoint's].")
 @click.option("--dynamic-batch", is_flag=True, help="Symbolic batch axis (tiles of a frame run as one batch).")
 @click.option("--opset", type=int, default=17, show_default=True)
@@ -23,20 +26,63 @@ from flowdet.errors import FlowdetError
 @click.option("--parity-data", type=click.Path(exists=True), default=None,
               help="COCO json, image folder or image for the parity check [default: synthetic frames].")
 @click.option("--no-ema", is_flag=True, help="Export the raw weights instead of the EMA weights.")
+@click.option("--int8", is_flag=True, help="Static INT8 (per-channel, Conv/Gemm/MatMul; head predictions fp32), gated.")
+@click.option("--calib", type=click.Path(exists=True), default=None,
+              help="--int8 calibration frames: image / mined-frames folder, video, or a COCO json (train split, never val).")
+@click.option("--calib-frames", type=click.IntRange(1), default=64, show_default=True, help="Frames spread over --calib.")
+@click.option("--backend", type=click.Choice(["onnxruntime", "openvino"]), default="onnxruntime", show_default=True,
+              help="Who quantizes / runs the candidate: onnxruntime (QDQ .onnx) or openvino (NNCF, IR .xml).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="--backend openvino: inference precision stored in the IR; bf16 is gated like --int8.")
+@click.option("--val", type=click.Path(exists=True), default=None, help="Gate: val COCO json the candidate is scored on.")
+@click.option("--images", type=click.Path(file_okay=False), default=None, help="Gate: --val's image folder [default: next to it].")
+@click.option("--max-ap-drop", type=click.FloatRange(0), default=1.0, show_default=True, help="Gate: AP points the candidate may lose.")
+@click.option("--min-speedup", type=click.FloatRange(0), default=1.3, show_default=True,
+              help="Gate: fp32 latency / candidate latency at least this.")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="Gate: CPU threads of both models.")
+@click.option("--gate-runs", type=click.IntRange(5), default=30, show_default=True, help="Gate: interleaved latency runs.")
+@click.option("--force", is_flag=True, help="Keep the candidate even when the gate refuses it (the result is still recorded).")
 def export(ckpt: str, fmt: str, out: str, img_size: str | None, dynamic_batch: bool, opset: int, simplify: bool,
-           half: bool, no_parity: bool, parity_data: str | None, no_ema: bool) -> None:
+           half: bool, no_parity: bool, parity_data: str | None, no_ema: bool, int8: bool, calib: str | None,
+           calib_frames: int, backend: str, precision: str, val: str | None, images: str | None,
+           max_ap_drop: float, min_speedup: float, threads: int, gate_runs: int, force: bool) -> None:
     """Export a checkpoint: decoded outputs (boxes xyxy, scores), metadata inside, parity-checked.
 
-    Exit code 2 when the parity check fails or the engine cannot be built here."""
-    from flowdet.data.letterbox import format_img_size, parse_img_size
-    from flowdet.export.onnx_export import export as run_export
+    \b
+    --int8 / --backend openvino [--precision bf16]: a faster CPU model from the fp32 ONNX, measured
+    against it on --val and on this CPU; refused (exit 2, one line with both numbers, nothing
+    written) when AP drops more than --max-ap-drop points or the speed-up is under --min-speedup.
+    flowdet export --ckpt best.pt --out m.int8.onnx --int8 --calib train.json --val val.json
+    flowdet export --ckpt best.pt --out m.int8.xml --int8 --backend openvino --calib frames/ --val val.json
 
-    res = run_export(ckpt, out, fmt=fmt, img_size=parse_img_size(img_size) if img_size else None, dynamic_batch=dynamic_batch, opset=opset,
-                     simplify=simplify, half=half, parity=not no_parity, parity_data=parity_data,
-                     use_ema=not no_ema, log=log.info)
-    m = res.meta
-    click.echo(f"wrote {res.path} ({m.model_size}, {format_img_size(m.img_size)}, {m.precision}, "
-               f"batch {'dynamic' if m.dynamic_batch else 1}, classes {m.names}) in {res.seconds:.1f} s")
+    Exit code 2 when the parity check fails, the gate refuses, or the engine cannot be built here."""
+    from flowdet.data.letterbox import format_img_size, parse_img_size
+
+    edge = int8 or backend == "openvino" or precision != "fp32"
+    if edge:
+        from flowdet.export.edge import check_edge_args, export_edge, fp32_sibling
+
+        check_edge_args(out, int8, backend, precision, calib, val, force)  # before the torch export
+        if fmt != "onnx":
+            raise click.UsageError("--int8 / --backend openvino start from --format onnx")
+    if edge and ckpt.endswith(".onnx"):
+        fp32_path = ckpt
+    else:
+        from flowdet.export.onnx_export import export as run_export
+
+        res = run_export(ckpt, fp32_sibling(out) if edge else out, fmt=fmt,
+                         img_size=parse_img_size(img_size) if img_size else None, dynamic_batch=dynamic_batch,
+                         opset=opset, simplify=simplify, half=half, parity=not no_parity, parity_data=parity_data,
+                         use_ema=not no_ema, log=log.info)
+        m = res.meta
+        click.echo(f"wrote {res.path} ({m.model_size}, {format_img_size(m.img_size)}, {m.precision}, "
+                   f"batch {'dynamic' if m.dynamic_batch else 1}, classes {m.names}) in {res.seconds:.1f} s")
+        fp32_path = str(res.path)
+    if edge:
+        r = export_edge(fp32_path, out, int8=int8, backend=backend, precision=precision, calib=calib,
+                        calib_frames=calib_frames, val=val, images=images, max_ap_drop=max_ap_drop,
+                        min_speedup=min_speedup, force=force, threads=threads, runs=gate_runs, log=log.info)
+        click.echo(f"wrote {r.path}" + (f" (gate: {r.gate.line()})" if r.gate else ""))
 
 
 class SourceLost(FlowdetError):
@@ -47,7 +93,7 @@ class SourceLost(FlowdetError):
 
 
 @click.command("stream")
-@click.option("--model", required=True, type=click.Path(exists=True, dir_okay=False), help="model.onnx (or .engine / .pt).")
+@click.option("--model", required=True, type=click.Path(exists=True, dir_okay=False), help="model.onnx (or OpenVINO .xml / .engine / .pt).")
 @click.argument("sources", nargs=-1)
 @click.option("--sources", "sources_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="YAML list of sources with names (sources: [{name: bridge, url: rtsp://…}, …]).")
@@ -71,13 +117,15 @@ class SourceLost(FlowdetError):
 @click.option("--merge", type=click.Choice(["nms", "wbf"]), default="nms", show_default=True, help="How tile detections merge.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="onnxruntime intra-op threads [default: all cores].")
 @click.option("--spinning", is_flag=True, help="Let onnxruntime threads spin (off: it steals the decoder's core).")
+@backend_options
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many frames (per source).")
 @click.option("--retries", type=click.IntRange(0), default=5, show_default=True,
               help="Reconnect attempts for a lost live source (one source: then exit 3; several: then 'failed', still retried).")
 def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: str | None, jsonl: str | None,
            out_dir: str | None, write_video: bool, count_line: str | None, interval: float, status_every: float,
            duration: float | None, show: bool, conf: float, iou: float, tile: int | None, overlap: float, merge: str,
-           threads: int | None, spinning: bool, max_frames: int | None, retries: int) -> None:
+           threads: int | None, spinning: bool, max_frames: int | None, retries: int, backend: str | None,
+           precision: str | None) -> None:
     """Detect on SOURCES: video files, image folders, camera indexes (0) or rtsp/http URLs.
 
     One SOURCE (no --out-dir / --count-line): per-frame boxes as before; prints running fps / latency /
@@ -95,7 +143,7 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
     multi = len(sources) > 1 or bool(sources_file) or bool(out_dir) or count_line is not None
     if not multi:
         _stream_one(model, sources[0], out, jsonl, show, conf, iou, tile, overlap, merge, threads, spinning,
-                    max_frames, retries)
+                    max_frames, retries, backend, precision)
         return
     from flowdet.runtime.counting import parse_count_line
     from flowdet.runtime.multistream import SourceSpec, format_source_table, load_sources_yaml, run_multistream
@@ -108,7 +156,8 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
     specs = [SourceSpec("", s) for s in sources] + (load_sources_yaml(sources_file) if sources_file else [])
     s = run_multistream(model, specs, out_dir or "runs/stream", conf=conf, iou=iou, threads=threads,
                         spinning=spinning, video=write_video, count_line=line, interval_s=interval, retries=retries,
-                        max_frames=max_frames, max_seconds=duration, status_every_s=status_every)
+                        max_frames=max_frames, max_seconds=duration, status_every_s=status_every,
+                        backend=backend, precision=precision)
     for row in format_source_table(s):
         click.echo(row)
     click.echo(f"wrote {s['counts_csv']}, {s['status']} and per-source detections.jsonl under {s['out_dir']}")
@@ -118,11 +167,13 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
 
 def _stream_one(model: str, source: str, out: str | None, jsonl: str | None, show: bool, conf: float, iou: float,
                 tile: int | None, overlap: float, merge: str, threads: int | None, spinning: bool,
-                max_frames: int | None, retries: int) -> None:
+                max_frames: int | None, retries: int, backend: str | None = None,
+                precision: str | None = None) -> None:
     from flowdet.runtime.stream import format_stats, run_stream
 
     s = run_stream(model, source, out=out, jsonl=jsonl, show=show, conf=conf, iou=iou, tile=tile, overlap=overlap,
                    merge=merge, threads=threads, spinning=spinning, max_frames=max_frames, retries=retries,
+                   backend=backend, precision=precision,
                    progress=lambda st: log.info(format_stats(st)))  # progress: stderr; summary: stdout
     click.echo(f"summary: {format_stats(s)} | infer p50 {s['infer_ms']['p50']:.1f} ms | {s['seconds']:.1f} s "
                f"| stopped by {s['stopped_by']}")

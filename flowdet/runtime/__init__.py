@@ -3,6 +3,7 @@
 - ``predictor.py``     the :class:`Predictor` protocol and :func:`load_predictor` (picks the backend by suffix)
 - ``backend.py``       what every deployed backend shares: batch chunking, letterbox in, NMS/rescale out
 - ``onnx_runtime.py``  :class:`OnnxPredictor` on ONNX Runtime (CPU / CUDA / TensorRT execution providers)
+- ``openvino_runtime.py``  :class:`OpenVinoPredictor` on OpenVINO (CPU, fp32 / bf16; .onnx or IR .xml; optional extra)
 - ``tensorrt.py``      :class:`TensorRTPredictor` on a serialized engine (needs ``tensorrt`` + ``cuda-python``)
 - ``metadata.py``      the model contract stored inside ``model.onnx`` (names, input size, letterbox)
 - ``layouts.py``       which graph it is (flowdet's own, or an ultralytics raw / end-to-end export) and its

@@ -113,7 +113,8 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
                     max_backoff_s: float = 8.0, max_frames: int | None = None, max_seconds: float | None = None,
                     status_every_s: float = 2.0, stall_s: float = 5.0, max_batch: int | None = None,
                     progress: Callable[[dict[str, Any]], None] | None = None,
-                    stop_event: threading.Event | None = None) -> dict[str, Any]:
+                    stop_event: threading.Event | None = None, backend: str | None = None,
+                    precision: str | None = None) -> dict[str, Any]:
     """Detect, track and count on every source at once; return the summary (also ``summary.json``).
 
     ``sources``: SOURCE strings or :class:`SourceSpec` (name + source). ``max_frames``: per source.
@@ -129,7 +130,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     if not specs:
         raise InputError("no sources given")
     opened = [(s, s.source if not isinstance(s.source, (str, int)) else open_source(s.source)) for s in specs]
-    predictor = _load_model(model, threads, spinning)
+    predictor = _load_model(model, threads, spinning, backend, precision)
     tcfg = tracker or TrackerConfig()
     det_conf = min(conf, tcfg.low_thresh)   # the tracker's second stage wants the low-score boxes too
     out = Path(out_dir)

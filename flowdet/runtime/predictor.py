@@ -1,4 +1,4 @@
-"""The one predictor interface that every backend implements (PyTorch, ONNX Runtime, TensorRT),
+"""The one predictor interface that every backend implements (PyTorch, ONNX Runtime, OpenVINO, TensorRT),
 and ``load_predictor``, which picks the backend from the model file."""
 from __future__ import annotations
 
@@ -19,41 +19,71 @@ class Predictor(Protocol):
         ...
 
 
+BACKENDS = ("onnxruntime", "openvino")
+
+
 def load_predictor(path: str, img_size: int | str | tuple[int, int] | None = None, device: str = "auto",
-                   threads: int | None = None) -> Predictor:
-    """Pick the backend from the file: ``.onnx`` → ONNX Runtime (torch-free), ``.engine`` → TensorRT,
-    anything else (``.pt``) → PyTorch. Backends are imported here, when asked for, so the runtime
-    never imports torch unless given a PyTorch checkpoint (``flowdet.detect.torch_predictor``).
+                   threads: int | None = None, backend: str | None = None, precision: str | None = None,
+                   spinning: bool = True) -> Predictor:
+    """Pick the backend from the file: ``.onnx`` → ONNX Runtime (torch-free), ``.xml`` (OpenVINO IR)
+    → OpenVINO, ``.engine`` → TensorRT, anything else (``.pt``) → PyTorch. Backends are imported
+    here, when asked for, so the runtime never imports torch unless given a PyTorch checkpoint
+    (``flowdet.detect.torch_predictor``).
+
+    ``backend``: "onnxruntime" or "openvino" for an ``.onnx`` (None = onnxruntime; an ``.xml`` is
+    OpenVINO only). ``precision``: OpenVINO's inference precision, "fp32" or "bf16" (None = the model's
+    ``runtime_precision`` metadata, else fp32);
+    onnxruntime runs what the file holds, so a precision other than fp32 there is refused.
 
     ``img_size`` (640, "960x544" = W×H, or (H, W)) sets a .pt's input size; an exported model's size
     is fixed at export, so a different one is refused rather than silently ignored.
 
     ``device`` (:mod:`flowdet.devices`: auto, cpu, cuda, cuda:N, N) applies to every backend: an
-    ONNX model asked for ``cuda`` gets the CUDA provider or a one-line error saying why not."""
+    ONNX model asked for ``cuda`` gets the CUDA provider or a one-line error saying why not
+    (OpenVINO here runs on the CPU only)."""
     from flowdet import validate
+    from flowdet.errors import InputError
 
     validate.threads(threads)
-    if str(path).endswith((".onnx", ".engine")):
-        if str(path).endswith(".onnx"):
+    p = str(path)
+    if backend is not None and backend not in BACKENDS:
+        raise InputError(f"--backend {backend}: choose {' or '.join(BACKENDS)}", field="--backend")
+    if p.endswith(".xml"):
+        backend = backend or "openvino"
+    if backend is not None and not p.endswith((".onnx", ".xml")):
+        raise InputError(f"--backend {backend} runs an exported .onnx (or OpenVINO .xml), not {p}",
+                         path=path, field="--backend")
+    if p.endswith(".xml") and backend != "openvino":
+        raise InputError("an OpenVINO IR (.xml) runs on --backend openvino only", path=path, field="--backend")
+    if precision not in (None, "fp32") and backend != "openvino":
+        raise InputError(f"--precision {precision} is an OpenVINO option (add --backend openvino); onnxruntime "
+                         "runs the precision the file holds", field="--precision")
+    if p.endswith((".onnx", ".engine", ".xml")):
+        if backend == "openvino":
+            from flowdet.devices import parse_device
+
+            if parse_device(device)[0] not in ("cpu", "auto"):
+                raise InputError("--backend openvino runs on the CPU here; use --device cpu", field="--device")
+            from flowdet.runtime.openvino_runtime import OpenVinoPredictor
+
+            pred: Predictor = OpenVinoPredictor(path, precision=precision, threads=threads)
+        elif p.endswith(".onnx"):
             from flowdet.runtime.onnx_runtime import OnnxPredictor
 
             from flowdet.devices import onnx_providers
 
-            pred: Predictor = OnnxPredictor(path, providers=onnx_providers(device), threads=threads)
+            pred = OnnxPredictor(path, providers=onnx_providers(device), threads=threads, spinning=spinning)
         else:
             from flowdet.runtime.tensorrt import TensorRTPredictor
 
             from flowdet.devices import parse_device
 
             if parse_device(device)[0] == "cpu":
-                from flowdet.errors import InputError
-
                 raise InputError("a TensorRT engine runs on the GPU only; use the .onnx for the CPU",
                                  path=path, field="--device")
             pred = TensorRTPredictor(path)
         if img_size:
             from flowdet.data.letterbox import format_img_size, parse_img_size
-            from flowdet.errors import InputError
 
             want = parse_img_size(img_size)
             if tuple(want) != tuple(pred.img_size):

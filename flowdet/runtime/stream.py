@@ -167,16 +167,13 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2)}
 
 
-def _load_model(model: Any, threads: int | None, spinning: bool) -> Any:
+def _load_model(model: Any, threads: int | None, spinning: bool, backend: str | None = None,
+                precision: str | None = None) -> Any:
     if not isinstance(model, (str, Path)):
         return model  # any Predictor object
-    if str(model).endswith(".onnx"):
-        from flowdet.runtime.onnx_runtime import OnnxPredictor
-
-        return OnnxPredictor(model, threads=threads, spinning=spinning)
     from flowdet.runtime.predictor import load_predictor
 
-    return load_predictor(str(model), threads=threads)
+    return load_predictor(str(model), threads=threads, backend=backend, precision=precision, spinning=spinning)
 
 
 def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | None = None,
@@ -184,11 +181,13 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
                tile: int | None = None, overlap: float = 0.2, merge: str = "nms", threads: int | None = None,
                spinning: bool = False, max_frames: int | None = None, retries: int = 5, backoff_s: float = 0.5,
                queue_size: int = 1, log_every_s: float = 2.0,
-               progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+               progress: Callable[[dict[str, Any]], None] | None = None, backend: str | None = None,
+               precision: str | None = None) -> dict[str, Any]:
     """Detect on every (file/folder) or the latest (live) frame of ``source``; return the summary.
 
     ``model``: a .onnx/.engine/.pt path or any Predictor. ``source``: a SOURCE string (video file,
-    image folder, camera index, rtsp/http URL) or a FrameSource object. ``spinning``: onnxruntime
+    image folder, camera index, rtsp/http URL) or a FrameSource object. ``backend`` / ``precision``:
+    see :func:`flowdet.runtime.predictor.load_predictor`. ``spinning``: onnxruntime
     thread spinning (off by default: it steals the decoder's core). ``progress`` is called every
     ``log_every_s`` seconds with the running stats (same keys as the summary's first ten).
     Summary keys: frames, frames_read, dropped, reconnects, detections, det_per_frame, fps, seconds,
@@ -201,7 +200,7 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
     for path, flag in ((out, "--out"), (jsonl, "--jsonl")):
         if path:  # before the model loads: a read-only folder is one line, not a wrong codec hint
             validate.writable_file(path, flag)
-    predictor = _load_model(model, threads, spinning)
+    predictor = _load_model(model, threads, spinning, backend, precision)
     if tile:
         from flowdet.runtime.tiles import TiledPredictor
 

@@ -1,0 +1,158 @@
+"""Static INT8 quantization of an exported fp32 ``model.onnx``, calibrated on real frames.
+
+Two ways, both per-channel weights and Conv/Gemm/MatMul only (depthwise included):
+
+- ``onnxruntime``: QDQ format (``onnxruntime.quantization.quantize_static``, U8 activations, S8
+  weights — the VNNI kernels' layout), written as ``.onnx`` that plain onnxruntime runs;
+- ``openvino``: NNCF post-training quantization of the OpenVINO model read from the ONNX, written
+  as an IR ``.xml`` + ``.bin`` (needs the ``openvino`` extra).
+
+Kept in fp32 either way: the box/score prediction convs of the head (``reg_preds``, ``obj_preds``,
+``cls_preds``: a few 1×1 convs, cheap, and where quantization error turns straight into box
+pixels and scores) and everything after them (grid decode, exp, sigmoid — not Conv, so never
+quantized). The calibration frames go through the runtime's own letterbox.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from flowdet import log as _log
+from flowdet.errors import FlowdetError, InputError
+from flowdet.utils import require
+
+QUANT_OPS = ["Conv", "Gemm", "MatMul"]
+# The head's final prediction convs, by the names the TorchScript exporter gives them.
+HEAD_PATTERN = r".*/head/(reg_preds|obj_preds|cls_preds)\.\d+/.*"
+METHODS = ("onnxruntime", "openvino")
+
+
+def fp32_head_nodes(onnx_path: str | Path) -> list[str]:
+    """Names of the Conv nodes kept in fp32 (the head's box / objectness / class predictions)."""
+    onnx = require("onnx")
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    return [n.name for n in graph.node if n.op_type == "Conv" and re.match(HEAD_PATTERN, n.name)]
+
+
+def _set_props(proto, props: dict[str, str]) -> None:
+    have = {p.key: p for p in proto.metadata_props}
+    for k, v in props.items():
+        if k in have:
+            have[k].value = str(v)
+        else:
+            e = proto.metadata_props.add()
+            e.key, e.value = k, str(v)
+
+
+def quantize_onnxruntime(fp32_onnx: str | Path, out: str | Path, batches: list[np.ndarray],
+                         info: dict | None = None, log: Callable[[str], None] = _log.info) -> Path:
+    """QDQ INT8 ``out`` from ``fp32_onnx``, calibrated (MinMax) on ``batches`` ([1, 3, H, W] float32)."""
+    onnx = require("onnx")
+    q = require("onnxruntime.quantization", "train")
+    fp32_onnx, out = Path(fp32_onnx), Path(out)
+    keep = fp32_head_nodes(fp32_onnx)
+    input_name = onnx.load(str(fp32_onnx), load_external_data=False).graph.input[0].name
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(batches)
+
+        def get_next(self):  # noqa: ANN201 (onnxruntime's interface)
+            b = next(self._it, None)
+            return None if b is None else {input_name: b}
+
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.onnx")
+    try:
+        q.quantize_static(str(fp32_onnx), str(tmp), Reader(), quant_format=q.QuantFormat.QDQ,
+                          op_types_to_quantize=QUANT_OPS, per_channel=True, activation_type=q.QuantType.QUInt8,
+                          weight_type=q.QuantType.QInt8, nodes_to_exclude=keep,
+                          calibrate_method=q.CalibrationMethod.MinMax)
+        proto = onnx.load(str(tmp))
+        n_q = sum(n.op_type == "QuantizeLinear" for n in proto.graph.node)
+        meta = {"method": "onnxruntime-qdq", "format": "QDQ U8S8", "per_channel": True, "ops": QUANT_OPS,
+                "calibration": "minmax", "fp32_nodes": keep, "quantize_nodes": n_q, **(info or {})}
+        _set_props(proto, {"precision": "int8", "quantization": json.dumps(meta)})
+        onnx.save(proto, str(tmp))
+        os.replace(tmp, out)
+    except FlowdetError:
+        raise
+    except Exception as e:  # onnxruntime's quantizer raises plain exceptions with long texts
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise FlowdetError(f"onnxruntime quantization failed ({first})", path=fp32_onnx) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    log(f"int8 (onnxruntime QDQ): {n_q} quantize nodes, {len(keep)} head convs kept fp32 → {out}")
+    return out
+
+
+def _ignored_types(model) -> list[str]:
+    """Every op type of the model that is not a Conv/MatMul: NNCF would otherwise also quantize
+    inputs of Add / Multiply / Concat / pooling (its CPU config), which the brief keeps fp32."""
+    keep = {"Convolution", "GroupConvolution", "MatMul", "Parameter", "Result", "Constant"}
+    return sorted({op.get_type_name() for op in model.get_ordered_ops()} - keep)
+
+
+def quantize_openvino(fp32_onnx: str | Path, out_xml: str | Path, batches: list[np.ndarray],
+                      info: dict | None = None, log: Callable[[str], None] = _log.info) -> Path:
+    """NNCF INT8 IR ``out_xml`` (+ ``.bin``) from ``fp32_onnx``, calibrated on ``batches``."""
+    ov = require("openvino", "openvino")
+    nncf = require("nncf", "openvino")
+    import logging
+
+    from flowdet.runtime.openvino_runtime import read_props, write_props
+
+    nncf.set_log_level(logging.ERROR)  # NNCF logs every node it skips; our one summary line is enough
+
+    out_xml = Path(out_xml)
+    if out_xml.suffix != ".xml":
+        raise InputError(f"{out_xml}: an OpenVINO model is an IR, name it .xml", field="--out")
+    model = ov.Core().read_model(str(fp32_onnx))
+    props = read_props(model)
+    scope = nncf.IgnoredScope(patterns=[HEAD_PATTERN], types=_ignored_types(model), validate=False)
+    try:
+        quantized = nncf.quantize(model, nncf.Dataset(batches), preset=nncf.QuantizationPreset.MIXED,
+                                  target_device=nncf.TargetDevice.CPU, subset_size=len(batches),
+                                  ignored_scope=scope)
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise FlowdetError(f"NNCF quantization failed ({first})", path=fp32_onnx) from None
+    n_fq = sum(op.get_type_name() == "FakeQuantize" for op in quantized.get_ordered_ops())
+    n_head = sum(op.get_type_name() == "Convolution" and bool(re.match(HEAD_PATTERN, op.get_friendly_name()))
+                 for op in model.get_ordered_ops())
+    meta = {"method": "openvino-nncf", "preset": "mixed", "per_channel": True, "ops": ["Convolution", "MatMul"],
+            "fp32_pattern": HEAD_PATTERN, "fp32_head_convs": n_head, "fake_quantize_nodes": n_fq, **(info or {})}
+    write_props(quantized, {**props, "precision": "int8", "quantization": json.dumps(meta)})
+    save_ir(quantized, out_xml)
+    log(f"int8 (OpenVINO NNCF): {n_fq} FakeQuantize nodes, {n_head} head convs kept fp32 → {out_xml}")
+    return out_xml
+
+
+def save_ir(model, out_xml: Path) -> None:
+    """Write ``out_xml`` + ``.bin`` atomically enough: both under temporary names, then renamed."""
+    ov = require("openvino", "openvino")
+    out_xml = Path(out_xml)
+    out_xml.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_xml.with_name(f".{out_xml.stem}.{os.getpid()}.tmp.xml")
+    try:
+        ov.save_model(model, str(tmp), compress_to_fp16=False)
+        os.replace(tmp.with_suffix(".bin"), out_xml.with_suffix(".bin"))
+        os.replace(tmp, out_xml)
+    finally:
+        tmp.unlink(missing_ok=True)
+        tmp.with_suffix(".bin").unlink(missing_ok=True)
+
+
+def convert_openvino(fp32_onnx: str | Path, out_xml: str | Path, extra_props: dict[str, str] | None = None) -> Path:
+    """The fp32 ONNX as an OpenVINO IR (same weights, metadata kept, plus ``extra_props``)."""
+    ov = require("openvino", "openvino")
+    from flowdet.runtime.openvino_runtime import read_props, write_props
+
+    model = ov.Core().read_model(str(fp32_onnx))
+    write_props(model, {**read_props(model), **(extra_props or {})})
+    save_ir(model, Path(out_xml))
+    return Path(out_xml)
