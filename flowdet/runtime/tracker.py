@@ -173,9 +173,10 @@ class TrackerConfig:
     buffer: float = 0.3            # box enlargement for matching, × box size per side
     tentative_buffer: float = 2.0  # for tentative and lost tracks: their motion is not known (yet / any more)
     trail: int = 30
-    # Common motion from the tracks: before association, shift every prediction by the median offset
-    # between the confirmed tracks' predictions and their (wide-matched) detections, when at least this
-    # many agree (0 = off). A camera pan or the current moves all debris alike; see docs/counting.md.
+    # Common motion from the tracks, when frames were skipped (dt > 1): before association, shift every
+    # prediction by the median offset between the confirmed tracks' predictions and their (wide-matched)
+    # detections, when at least this many match and agree (0 = off). A camera pan or the current moves
+    # all debris alike; see docs/counting.md.
     common_motion_min: int = 2
 
     def validate(self) -> None:
@@ -300,7 +301,8 @@ class ByteTracker:
         low = np.nonzero((scores >= cfg.low_thresh) & (scores < cfg.high_thresh))[0] if self.two_stage else \
             np.zeros(0, np.int64)
 
-        shift = self._common_shift(boxes[high]) if self.tracks else None
+        # Only across skipped frames: frame to frame the motion model alone keeps up (and it costs a matching).
+        shift = self._common_shift(boxes[high]) if self.tracks and dt > 1 else None
         if shift is not None:
             for t in self.tracks:
                 t.kf.x[:2] += shift

@@ -102,3 +102,17 @@ def _ids(use_gmc: bool) -> int:
 
 def test_known_pan_at_stride_4_keeps_the_ids():
     assert _ids(use_gmc=True) == 8      # one id per object through every pan
+
+
+@pytest.mark.parametrize("common_motion_min, ok", [(2, True), (0, False)])
+def test_common_motion_from_the_tracks_keeps_ids_through_a_pan(common_motion_min, ok):
+    """No frames: 12 static objects whose boxes all jump with a camera pan (every 4th frame); the median
+    shift of the tracks keeps one id each, without it they break."""
+    rng = np.random.default_rng(0)
+    objs = rng.uniform(40, 600, (12, 2))
+    tr = ByteTracker(common_motion_min=common_motion_min)
+    for j in range(40):
+        k = 4 * j
+        c = objs + [30 * np.sin(k / 9.0), 10 * np.cos(k / 7.0)] + rng.normal(0, 0.3, objs.shape)
+        tr.update(np.concatenate([c - 5, c + 5], 1), np.full(12, 0.9), dt=4)
+    assert (tr.confirmed_count == 12) == ok
