@@ -27,6 +27,9 @@ class KalmanBox:
 
 MIN_SIZE = 4.0
 _Q_POS, _Q_VEL = 0.05, 0.0125   # process noise per frame, × box size
+_Q1 = np.array([_Q_POS] * 4 + [_Q_VEL] * 4)
+_F1 = np.eye(8)
+_F1[:4, 4:] = np.eye(4)
 
 
 def _xywh_to_xyxy(x: np.ndarray) -> np.ndarray:
@@ -45,6 +48,12 @@ def kf_predict(X: np.ndarray, P: np.ndarray, dt: float = 1.0) -> tuple[np.ndarra
     S₁ = Σk = dt(dt−1)/2, S₂ = Σk² = (dt−1)dt(2dt−1)/6."""
     dt = max(float(dt), 1.0)
     s = _scale(X)
+    if dt == 1.0:   # the common case, kept lean: the tracker predicts every track every frame
+        X = X @ _F1.T
+        X[:, 2:4] = np.maximum(X[:, 2:4], 1e-3)
+        P = _F1 @ P @ _F1.T
+        P[:, np.arange(8), np.arange(8)] += np.square(_Q1[None, :] * s[:, None])
+        return X, P
     qp = np.square(_Q_POS * s)[:, None] * np.ones(4)        # [N, 4]
     qv = np.square(_Q_VEL * s)[:, None] * np.ones(4)
     s1, s2 = dt * (dt - 1) / 2, (dt - 1) * dt * (2 * dt - 1) / 6
