@@ -73,7 +73,7 @@ class SourceLost(FlowdetError):
 @click.option("--spinning", is_flag=True, help="Let onnxruntime threads spin (off: it steals the decoder's core).")
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many frames (per source).")
 @click.option("--gmc", is_flag=True, help="Camera-motion compensation for the tracker: global motion from sparse "
-              "optical flow between processed frames (~2–4 ms/frame at 320 px; docs/counting.md).")
+              "optical flow between processed frames (3–5 ms/frame at 320 px; off: on open water it measured worse, docs/counting.md).")
 @click.option("--retries", type=click.IntRange(0), default=5, show_default=True,
               help="Reconnect attempts for a lost live source (one source: then exit 3; several: then 'failed', still retried).")
 def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: str | None, jsonl: str | None,
