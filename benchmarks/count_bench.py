@@ -5,7 +5,9 @@ recall, IDF1, HOTA and count error per minute for flowdet's ByteTracker vs SORT'
     boxes; on the ``moving_objects`` simulation (many objects, debris drifting past a bridge camera)
     and on the ground truth of a ``flowdet synth --video`` video (``--video-dir``).
 (b) end to end: ``--model model.onnx`` on the synthetic video (detector + tracker).
-(c) every 4th frame only, for (a)'s noisy input and (b).
+(c) every 4th frame only (Kalman frame gap dt = 4), for (a) and (b); on the synthetic video also with
+    camera-motion compensation from the frames (``/gmc``, flowdet.runtime.gmc) and without the tracker's
+    common-motion shift (``byte-nocm``).
 Also: tracker cost per frame at 50 objects (CPU time of the tracking thread, `time.thread_time`, so a loaded box inflates it less than wall time).
 
     python benchmarks/count_bench.py --video-dir runs/synth_video [--model runs/demo/model.onnx] \
@@ -47,14 +49,35 @@ def load_video_gt(video_dir: Path) -> tuple[list, float, Path]:
     return frames, float(d["info"]["fps"]), video_dir / d["info"]["video"]
 
 
-def run_tracker(tracker: ByteTracker, dets: list, fps: float, stride: int = 1) -> dict:
-    """Track every ``stride``-th frame; outputs aligned to those frames."""
+def video_warps(video: Path, stride: int) -> tuple[list, float]:
+    """Camera motion (flowdet.runtime.gmc) between every ``stride``-th frame; and its CPU ms per frame."""
+    import cv2
+
+    from flowdet.runtime.gmc import CameraMotion
+
+    cap, cm, warps, cpu, k = cv2.VideoCapture(str(video)), CameraMotion(), [], 0.0, 0
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        if k % stride == 0:
+            t0 = time.thread_time()
+            warps.append(cm.update(img))
+            cpu += time.thread_time() - t0
+        k += 1
+    cap.release()
+    return warps, 1000 * cpu / max(1, len(warps))
+
+
+def run_tracker(tracker: ByteTracker, dets: list, fps: float, stride: int = 1, warps: list | None = None) -> dict:
+    """Track every ``stride``-th frame (Kalman frame gap dt = stride, as the runtime does; ``warps``: the
+    camera motion per processed frame); outputs aligned to those frames."""
     out, hist, times = [], [], []
     cpu = 0.0
-    for k in range(0, len(dets), stride):
+    for j, k in enumerate(range(0, len(dets), stride)):
         b, s = dets[k]
         t0 = time.thread_time()
-        ts = tracker.update(b, s)
+        ts = tracker.update(b, s, dt=stride, warp=None if warps is None else warps[j])
         cpu += time.thread_time() - t0
         out.append((np.array([t.id for t in ts], np.int64), np.array([t.box for t in ts]).reshape(-1, 4)))
         hist.append([(t.uid, t.box) for t in tracker.tracks if t.updated])
@@ -139,23 +162,36 @@ def main() -> None:
     if args.video_dir:
         gt_v, fps_v, video = load_video_gt(args.video_dir)
         inputs["synth_video_gt"] = (gt_v, fps_v)
+    warps = {}
+    if video is not None:
+        for stride in (1, 4):
+            warps[stride], ms = video_warps(video, stride)
+            results[f"gmc_ms_per_frame/every{stride}"] = round(ms, 3)
+            print(f"camera motion (gmc) cost, every {stride}: {ms:.2f} ms/frame (CPU)", flush=True)
+    no_cm = lambda: ByteTracker(common_motion_min=0)  # noqa: E731  (the tracker without the common-motion shift)
     for name, (gt, fps) in inputs.items():
         for case, kw in [("clean", dict(jitter=0.02)), ("noisy", dict(jitter=0.05, drop=0.3, false_rate=0.05))]:
             dets = corrupt(gt, seed=2, **kw)
-            for tname, make in [("byte", ByteTracker), ("sort", ByteTracker.sort_baseline)]:
-                strides = (1, 4) if case == "noisy" and tname == "byte" else (1,)
-                for stride in strides:
-                    key = f"a/{name}/{case}/{tname}" + (f"/every{stride}" if stride > 1 else "")
-                    results[key] = score(gt, run_tracker(make(), dets, fps, stride), fps, stride, n_init)
-                    print(key, json.dumps(results[key]), flush=True)
+            rows = [("byte", ByteTracker, 1, False), ("sort", ByteTracker.sort_baseline, 1, False),
+                    ("byte", ByteTracker, 4, False), ("byte-nocm", no_cm, 4, False)]
+            if name == "synth_video_gt":
+                rows += [("byte", ByteTracker, 1, True), ("byte", ByteTracker, 4, True), ("byte-nocm", no_cm, 4, True)]
+            for tname, make, stride, gmc in rows:
+                key = f"a/{name}/{case}/{tname}" + (f"/every{stride}" if stride > 1 else "") + ("/gmc" if gmc else "")
+                res = run_tracker(make(), dets, fps, stride, warps[stride] if gmc else None)
+                results[key] = score(gt, res, fps, stride, n_init)
+                print(key, json.dumps(results[key]), flush=True)
     if args.model and video is not None:
         gt_v, fps_v = inputs["synth_video_gt"]
         dets = detect_video(args.model, video, args.threads)
-        for stride in (1, 4):
-            for tname, make in [("byte", ByteTracker), ("sort", ByteTracker.sort_baseline)]:
-                key = f"b/{tname}" + (f"/every{stride}" if stride > 1 else "")
-                results[key] = score(gt_v, run_tracker(make(), dets, fps_v, stride), fps_v, stride, n_init)
-                print(key, json.dumps(results[key]), flush=True)
+        for tname, make, stride, gmc in [("byte", ByteTracker, 1, False), ("sort", ByteTracker.sort_baseline, 1, False),
+                                         ("byte", ByteTracker, 4, False), ("sort", ByteTracker.sort_baseline, 4, False),
+                                         ("byte-nocm", no_cm, 4, False), ("byte", ByteTracker, 1, True),
+                                         ("byte", ByteTracker, 4, True)]:
+            key = f"b/{tname}" + (f"/every{stride}" if stride > 1 else "") + ("/gmc" if gmc else "")
+            res = run_tracker(make(), dets, fps_v, stride, warps[stride] if gmc else None)
+            results[key] = score(gt_v, res, fps_v, stride, n_init)
+            print(key, json.dumps(results[key]), flush=True)
     for n in (10, 50, 100):
         results[f"cost_ms/{n}_objects"] = round(cost_at(n), 3)
         print(f"tracker cost at {n} objects: {results[f'cost_ms/{n}_objects']} ms/frame (CPU)", flush=True)

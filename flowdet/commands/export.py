@@ -119,17 +119,20 @@ class SourceLost(FlowdetError):
 @click.option("--spinning", is_flag=True, help="Let onnxruntime threads spin (off: it steals the decoder's core).")
 @backend_options
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many frames (per source).")
+@click.option("--gmc", is_flag=True, help="Camera-motion compensation for the tracker: global motion from sparse "
+              "optical flow between processed frames (3–5 ms/frame at 320 px; off: on open water it measured worse, docs/counting.md).")
 @click.option("--retries", type=click.IntRange(0), default=5, show_default=True,
               help="Reconnect attempts for a lost live source (one source: then exit 3; several: then 'failed', still retried).")
 def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: str | None, jsonl: str | None,
            out_dir: str | None, write_video: bool, count_line: str | None, interval: float, status_every: float,
            duration: float | None, show: bool, conf: float, iou: float, tile: int | None, overlap: float, merge: str,
-           threads: int | None, spinning: bool, max_frames: int | None, retries: int, backend: str | None,
+           threads: int | None, spinning: bool, max_frames: int | None, gmc: bool, retries: int, backend: str | None,
            precision: str | None) -> None:
     """Detect on SOURCES: video files, image folders, camera indexes (0) or rtsp/http URLs.
 
-    One SOURCE (no --out-dir / --count-line): per-frame boxes as before; prints running fps / latency /
-    drops, then a summary; a live source lost for good exits 3.
+    One SOURCE (no --out-dir / --count-line): per-frame boxes and confirmed track ids (+ the running
+    count) in --jsonl; prints running fps / latency / drops, then a summary; a live source lost for
+    good exits 3.
 
     Several SOURCES (or --sources, --out-dir, --count-line): a reader thread per source, one batched
     inference loop, a tracker per source; counts of confirmed tracks per --interval (and line
@@ -143,7 +146,7 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
     multi = len(sources) > 1 or bool(sources_file) or bool(out_dir) or count_line is not None
     if not multi:
         _stream_one(model, sources[0], out, jsonl, show, conf, iou, tile, overlap, merge, threads, spinning,
-                    max_frames, retries, backend, precision)
+                    max_frames, retries, backend, precision, gmc)
         return
     from flowdet.runtime.counting import parse_count_line
     from flowdet.runtime.multistream import SourceSpec, format_source_table, load_sources_yaml, run_multistream
@@ -157,7 +160,7 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
     s = run_multistream(model, specs, out_dir or "runs/stream", conf=conf, iou=iou, threads=threads,
                         spinning=spinning, video=write_video, count_line=line, interval_s=interval, retries=retries,
                         max_frames=max_frames, max_seconds=duration, status_every_s=status_every,
-                        backend=backend, precision=precision)
+                        backend=backend, precision=precision, gmc=gmc)
     for row in format_source_table(s):
         click.echo(row)
     click.echo(f"wrote {s['counts_csv']}, {s['status']} and per-source detections.jsonl under {s['out_dir']}")
@@ -168,15 +171,15 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
 def _stream_one(model: str, source: str, out: str | None, jsonl: str | None, show: bool, conf: float, iou: float,
                 tile: int | None, overlap: float, merge: str, threads: int | None, spinning: bool,
                 max_frames: int | None, retries: int, backend: str | None = None,
-                precision: str | None = None) -> None:
+                precision: str | None = None, gmc: bool = False) -> None:
     from flowdet.runtime.stream import format_stats, run_stream
 
     s = run_stream(model, source, out=out, jsonl=jsonl, show=show, conf=conf, iou=iou, tile=tile, overlap=overlap,
                    merge=merge, threads=threads, spinning=spinning, max_frames=max_frames, retries=retries,
-                   backend=backend, precision=precision,
+                   backend=backend, precision=precision, gmc=gmc,
                    progress=lambda st: log.info(format_stats(st)))  # progress: stderr; summary: stdout
     click.echo(f"summary: {format_stats(s)} | infer p50 {s['infer_ms']['p50']:.1f} ms | {s['seconds']:.1f} s "
-               f"| stopped by {s['stopped_by']}")
+               f"| count {s['count']} | stopped by {s['stopped_by']}")
     for key in ("out", "jsonl"):
         if s[key]:
             click.echo(f"wrote {s[key]}")

@@ -36,12 +36,13 @@ import numpy as np
 from flowdet import log
 from flowdet.errors import FlowdetError, InputError
 from flowdet.ops.postprocess import Detections
-from flowdet.runtime.counting import Counter, CountsCSV, parse_count_line
+from flowdet.runtime.counting import CountsCSV, parse_count_line
 # load_sources_yaml and SourceSpec are re-exported: `flowdet stream --sources` and callers import them here
 from flowdet.runtime.source_reader import (CONNECTED, STALLED, SourceReader, SourceSpec,  # noqa: F401
                                            load_sources_yaml, name_sources)
 from flowdet.runtime.sources import Frame, open_source
-from flowdet.runtime.tracker import ByteTracker, Track, TrackerConfig
+from flowdet.runtime.source_tracking import SourceTracking
+from flowdet.runtime.tracker import Track, TrackerConfig
 from flowdet.utils import atomic_write_json
 
 def _pct(values: Any) -> dict[str, float | None]:
@@ -76,8 +77,7 @@ class _Lane:
 
     name: str
     reader: SourceReader
-    tracker: ByteTracker
-    counter: Counter
+    track: SourceTracking
     out_dir: Path
     jsonl: Any = None
     video: Any = None
@@ -109,7 +109,7 @@ class _Lane:
 def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: str | Path,
                     conf: float = 0.25, iou: float = 0.65, threads: int | None = None, spinning: bool = False,
                     video: bool = False, count_line: str | tuple | None = None, interval_s: float = 60.0,
-                    tracker: TrackerConfig | None = None, retries: int = 5, backoff_s: float = 0.5,
+                    tracker: TrackerConfig | None = None, gmc: bool = False, retries: int = 5, backoff_s: float = 0.5,
                     max_backoff_s: float = 8.0, max_frames: int | None = None, max_seconds: float | None = None,
                     status_every_s: float = 2.0, stall_s: float = 5.0, max_batch: int | None = None,
                     progress: Callable[[dict[str, Any]], None] | None = None,
@@ -118,6 +118,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     """Detect, track and count on every source at once; return the summary (also ``summary.json``).
 
     ``sources``: SOURCE strings or :class:`SourceSpec` (name + source). ``max_frames``: per source.
+    ``gmc``: camera-motion compensation from the frames (:mod:`flowdet.runtime.gmc`).
     ``max_seconds``: wall-clock limit (live runs otherwise go until Ctrl-C or ``stop_event``).
     Ends when every source is done (files ended/failed), at a limit, or on Ctrl-C / ``stop_event``.
     """
@@ -148,8 +149,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
                          max_backoff_s=max_backoff_s)
         d = out / spec.name
         d.mkdir(parents=True, exist_ok=True)
-        lane = _Lane(spec.name, r, ByteTracker(TrackerConfig(**vars(tcfg))),
-                     Counter(source=spec.name, interval_s=interval_s, line=line, live=r.live), d)
+        lane = _Lane(spec.name, r, SourceTracking(spec.name, tcfg, interval_s, line, r.live, gmc=gmc), d)
         lane.jsonl = open(d / "detections.jsonl", "w", buffering=1)
         lanes.append(lane)
 
@@ -176,8 +176,8 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         age = None if r.last_frame_t is None else round(time.perf_counter() - r.last_frame_t, 2)
         return {"state": ln.state(stall_s), "live": r.live, "source": r.source.description, "frames": ln.frames,
                 "frames_read": r.read, "fps": ln.fps(), "latency_ms": _pct(ln.latency), "dropped": r.dropped,
-                "reconnects": r.reconnects, "last_frame_age_s": age, "count": ln.counter.total,
-                **({"crossings": ln.counter.crossings} if line is not None else {}),
+                "reconnects": r.reconnects, "last_frame_age_s": age, "count": ln.track.counter.total,
+                **({"crossings": ln.track.counter.crossings} if line is not None else {}),
                 "error": r.error}
 
     def write_status() -> dict[str, Any]:
@@ -244,7 +244,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         for ln in lanes:
             ln.reader.join(timeout=3.0)
         for ln in lanes:
-            csv_out.write(ln.counter.rows(ln.counter.finish()))
+            csv_out.write(ln.track.counter.rows(ln.track.counter.finish()))
             if ln.jsonl is not None:
                 ln.jsonl.close()
             if ln.video is not None:
@@ -260,38 +260,29 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         span = (ln.last_t - ln.first_t) if ln.first_t is not None and ln.last_t is not None else 0.0
         s.update({"fps": round((ln.frames - 1) / span, 2) if ln.frames > 1 and span > 0 else 0.0,
                   "latency_ms": _pct(ln.all_latency), "detections": ln.detections,
-                  "counts": ln.counter.summary(), "jsonl": str(ln.out_dir / "detections.jsonl"),
+                  "counts": ln.track.counter.summary(), "jsonl": str(ln.out_dir / "detections.jsonl"),
                   "video": str(ln.out_dir / "annotated.mp4") if video and ln.frames else None})
         per[ln.name] = s
     total_frames = sum(ln.frames for ln in lanes)
     summary = {"sources": per, "frames": total_frames, "seconds": round(elapsed, 3),
                "fps": round(total_frames / elapsed, 2) if elapsed > 0 else 0.0,
-               "count": sum(ln.counter.total for ln in lanes), "batches": batches,
+               "count": sum(ln.track.counter.total for ln in lanes), "batches": batches,
                "infer_ms": _pct(infer_times), "stopped_by": stopped_by, "out_dir": str(out),
                "counts_csv": str(out / "counts.csv"), "status": str(out / "status.json")}
     if line is not None:
-        summary["crossings"] = sum(ln.counter.crossings for ln in lanes)
+        summary["crossings"] = sum(ln.track.counter.crossings for ln in lanes)
     atomic_write_json(out / "summary.json", summary, indent=1)
     return summary
 
 
 def _process(ln: _Lane, fr: Frame, det: Detections, conf: float, line: Any, video: bool, predictor: Any,
              csv_out: CountsCSV) -> None:
-    tracks = ln.tracker.update(det.boxes, det.scores, det.class_ids)
-    t = fr.time if fr.time is not None else (fr.index / (ln.reader.source.fps or 25.0))
-    csv_out.write(ln.counter.rows(ln.counter.update(t, ln.tracker.newly_confirmed, tracks)))
+    csv_out.write(ln.track.counter.rows(ln.track.step(fr, det, ln.reader.source.fps)))
+    tracks = ln.track.tracks
     keep = det.scores >= conf
-    rec: dict[str, Any] = {"frame": fr.index, "time": None if fr.time is None else round(fr.time, 4)}
-    if fr.name:
-        rec["file"] = fr.name
-    rec.update({"boxes": [[round(float(v), 2) for v in b] for b in det.boxes[keep]],
-                "scores": [round(float(s), 4) for s in det.scores[keep]],
-                "class_ids": [int(c) for c in det.class_ids[keep]],
-                "tracks": [[t_.id] + [round(float(v), 2) for v in t_.box] for t_ in tracks],
-                "count": ln.counter.total})
-    ln.jsonl.write(json.dumps(rec) + "\n")
+    ln.jsonl.write(json.dumps(ln.track.record(fr, det, conf)) + "\n")
     if video:
-        label = f"{ln.name}: {ln.counter.total}" + (f" | line {ln.counter.crossings}" if line is not None else "")
+        label = f"{ln.name}: {ln.track.counter.total}" + (f" | line {ln.track.counter.crossings}" if line is not None else "")
         vis = draw_tracks(fr.image, tracks, line, label)
         if ln.video is None:
             h, w = vis.shape[:2]

@@ -127,14 +127,16 @@ class _Writers:
         if self.out:
             self.out.parent.mkdir(parents=True, exist_ok=True)
 
-    def write(self, frame: Frame, det: Detections, draw: Callable) -> np.ndarray | None:
+    def write(self, frame: Frame, det: Detections, draw: Callable, rec: dict[str, Any] | None = None) -> np.ndarray | None:
+        """``rec``: the jsonl line (with tracks, from SourceTracking.record); None → boxes only."""
         if self.jsonl is not None:
-            rec: dict[str, Any] = {"frame": frame.index, "time": None if frame.time is None else round(frame.time, 4)}
-            if frame.name:
-                rec["file"] = frame.name
-            rec.update({"boxes": [[round(float(v), 2) for v in b] for b in det.boxes],
-                        "scores": [round(float(s), 4) for s in det.scores],
-                        "class_ids": [int(c) for c in det.class_ids]})
+            if rec is None:
+                rec = {"frame": frame.index, "time": None if frame.time is None else round(frame.time, 4)}
+                if frame.name:
+                    rec["file"] = frame.name
+                rec.update({"boxes": [[round(float(v), 2) for v in b] for b in det.boxes],
+                            "scores": [round(float(s), 4) for s in det.scores],
+                            "class_ids": [int(c) for c in det.class_ids]})
             self.jsonl.write(json.dumps(rec) + "\n")
         if self.out is None:
             return None
@@ -182,7 +184,8 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
                spinning: bool = False, max_frames: int | None = None, retries: int = 5, backoff_s: float = 0.5,
                queue_size: int = 1, log_every_s: float = 2.0,
                progress: Callable[[dict[str, Any]], None] | None = None, backend: str | None = None,
-               precision: str | None = None) -> dict[str, Any]:
+               precision: str | None = None, track: bool = True, tracker: Any = None,
+               gmc: bool = False) -> dict[str, Any]:
     """Detect on every (file/folder) or the latest (live) frame of ``source``; return the summary.
 
     ``model``: a .onnx/.engine/.pt path or any Predictor. ``source``: a SOURCE string (video file,
@@ -192,7 +195,10 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
     ``log_every_s`` seconds with the running stats (same keys as the summary's first ten).
     Summary keys: frames, frames_read, dropped, reconnects, detections, det_per_frame, fps, seconds,
     latency_ms {p50, p95}, infer_ms {p50, p95}, stopped_by ("end", "max_frames", "interrupt",
-    "source_lost"), source, live, out, jsonl."""
+    "source_lost"), source, live, out, jsonl (+ count with ``track``).
+    ``track``: a tracker per run (the multi-source path's :class:`SourceTracking`): the jsonl gets
+    ``tracks`` ([id, x1, y1, x2, y2], confirmed only) and the running ``count``; ``tracker``: a
+    TrackerConfig; ``gmc``: camera-motion compensation (:mod:`flowdet.runtime.gmc`)."""
     from flowdet import validate
     from flowdet.data.draw import draw_detections
 
@@ -206,6 +212,13 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
 
         predictor = TiledPredictor(predictor, tile, overlap, merge=merge)
     src = open_source(source) if isinstance(source, (str, int)) else source
+    tracking = None
+    det_conf = conf
+    if track:
+        from flowdet.runtime.source_tracking import SourceTracking
+
+        tracking = SourceTracking("", tracker, live=bool(src.live), gmc=gmc)
+        det_conf = min(conf, tracking.tracker.cfg.low_thresh)  # the second stage wants the low-score boxes
     if show:
         try:
             cv2.namedWindow("flowdet", cv2.WINDOW_NORMAL)
@@ -272,9 +285,15 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
                     stopped_by = "interrupt" if interrupted["n"] else "end"
                 break
             ti = time.perf_counter()
-            det = predictor.predict([item.image], conf=conf, iou=iou)[0]
+            det = predictor.predict([item.image], conf=det_conf, iou=iou)[0]
             infer.append(time.perf_counter() - ti)
-            vis = writers.write(item, det, draw_detections)
+            rec = None
+            if tracking is not None:
+                tracking.step(item, det, src.fps)
+                rec = tracking.record(item, det, conf)
+                k = det.scores >= conf
+                det = Detections(det.boxes[k], det.scores[k], det.class_ids[k])
+            vis = writers.write(item, det, draw_detections, rec)
             latencies.append(time.perf_counter() - item.capture)
             frames += 1
             detections += len(det)
@@ -303,6 +322,8 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
     summary.update({"stopped_by": stopped_by, "source": src.description, "live": src.live,
                     "out": str(out) if out else None, "jsonl": str(jsonl) if jsonl else None,
                     "skipped": len(getattr(src, "skipped", ()))})
+    if tracking is not None:
+        summary["count"] = tracking.counter.total
     expected = getattr(src, "expected", None)
     if stopped_by == "end" and expected and reader.read < expected:  # as `flowdet mine` says it
         summary["warning"] = f"decoded {reader.read} of {expected} frames the header announces (truncated?)"

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flowdet.errors import InputError
+from flowdet.runtime.gmc import warp_states
+from flowdet.runtime.kalman import KalmanBox, _xywh_to_xyxy, kf_predict, kf_update  # noqa: F401 (re-exported)
 
 # --- assignment ------------------------------------------------------------------------------------
 
@@ -127,62 +129,6 @@ def _buffered_iou(a: np.ndarray, b: np.ndarray, buf: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a + area_b - inter, 1e-9)
 
 
-# --- Kalman filter ---------------------------------------------------------------------------------
-
-
-class KalmanBox:
-    """Constant-velocity Kalman filter on (cx, cy, w, h); noise proportional to the box size with a
-    floor of ``min_size`` px, so tiny boxes are not over-trusted. The tracker predicts and updates
-    all its filters at once (:func:`kf_predict`, :func:`kf_update`); a single filter is a batch of one."""
-
-    def __init__(self, box: np.ndarray, min_size: float = 4.0):
-        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        w, h = max(box[2] - box[0], 1e-3), max(box[3] - box[1], 1e-3)
-        self.x = np.array([cx, cy, w, h, 0, 0, 0, 0], np.float64)
-        s = max(w, h, min_size)
-        self.P = np.diag(np.square(np.array([0.1] * 4 + [0.625] * 4) * s))
-
-    def box(self) -> np.ndarray:
-        return _xywh_to_xyxy(self.x[None, :4])[0]
-
-
-MIN_SIZE = 4.0
-_F = np.eye(8)
-_F[:4, 4:] = np.eye(4)
-
-
-def _xywh_to_xyxy(x: np.ndarray) -> np.ndarray:
-    return np.concatenate([x[:, :2] - x[:, 2:4] / 2, x[:, :2] + x[:, 2:4] / 2], axis=1)
-
-
-def _scale(X: np.ndarray) -> np.ndarray:
-    return np.maximum(np.maximum(X[:, 2], X[:, 3]), MIN_SIZE)
-
-
-def kf_predict(X: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Batched predict: X [N, 8], P [N, 8, 8]."""
-    s = _scale(X)
-    q = np.square(np.array([0.05] * 4 + [0.0125] * 4)[None, :] * s[:, None])
-    X = X @ _F.T
-    X[:, 2:4] = np.maximum(X[:, 2:4], 1e-3)
-    P = _F @ P @ _F.T
-    P[:, np.arange(8), np.arange(8)] += q
-    return X, P
-
-
-def kf_update(X: np.ndarray, P: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Batched update with xyxy measurements [N, 4]."""
-    z = np.concatenate([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]], axis=1)
-    s = _scale(X)
-    S = P[:, :4, :4].copy()
-    S[:, np.arange(4), np.arange(4)] += np.square(0.05 * s)[:, None]
-    PHt = P[:, :, :4]                                          # P Hᵀ  [N, 8, 4]
-    K = np.linalg.solve(S, PHt.transpose(0, 2, 1)).transpose(0, 2, 1)   # [N, 8, 4]
-    X = X + (K @ (z - X[:, :4])[:, :, None])[:, :, 0]
-    P = P - K @ P[:, :4, :]
-    return X, P
-
-
 # --- tracks ----------------------------------------------------------------------------------------
 
 TENTATIVE, CONFIRMED, LOST = "tentative", "confirmed", "lost"
@@ -227,6 +173,11 @@ class TrackerConfig:
     buffer: float = 0.3            # box enlargement for matching, × box size per side
     tentative_buffer: float = 2.0  # for tentative and lost tracks: their motion is not known (yet / any more)
     trail: int = 30
+    # Common motion from the tracks, when frames were skipped (dt > 1): before association, shift every
+    # prediction by the median offset between the confirmed tracks' predictions and their (wide-matched)
+    # detections, when at least this many match and agree (0 = off). A camera pan or the current moves
+    # all debris alike; see docs/counting.md.
+    common_motion_min: int = 2
 
     def validate(self) -> None:
         if not 0 <= self.low_thresh <= self.high_thresh <= 1:
@@ -272,6 +223,25 @@ class ByteTracker:
         """Ids handed out so far = objects counted."""
         return self._next_id - 1
 
+    def _common_shift(self, boxes: np.ndarray) -> np.ndarray | None:
+        """Median (dx, dy) from confirmed tracks' predicted centres to their detections, matched with the
+        wide (tentative) buffer; None when fewer than ``common_motion_min`` tracks match."""
+        n = self.cfg.common_motion_min
+        act = [t for t in self.tracks if t.state == CONFIRMED and t.misses == 0]
+        if n <= 0 or len(act) < n or len(boxes) < n:
+            return None
+        tb = _xywh_to_xyxy(np.stack([t.kf.x[:4] for t in act]))
+        per = np.full(len(act), self.cfg.tentative_buffer)
+        pairs = linear_assignment(1.0 - _buffered_iou(tb, boxes, per), self.cfg.match_thresh)
+        if len(pairs) < n:
+            return None
+        i, j = np.array(pairs).T
+        d = (boxes[j, :2] + boxes[j, 2:]) / 2 - (tb[i, :2] + tb[i, 2:]) / 2
+        med = np.median(d, axis=0)
+        # Only a motion the tracks share: debris drifting every which way has no common shift.
+        spread = float(np.median(np.linalg.norm(d - med, axis=1)))
+        return med if spread <= 0.5 * float(np.linalg.norm(med)) else None
+
     def _match(self, tracks: list[Track], boxes: np.ndarray, thresh: float) -> list[tuple[int, int]]:
         if not tracks or len(boxes) == 0:
             return []
@@ -304,8 +274,13 @@ class ByteTracker:
         self._next_id += 1
         self.newly_confirmed.append(t)
 
-    def update(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None = None) -> list[Track]:
-        """One frame's detections (xyxy, original pixels) → the confirmed tracks matched in it."""
+    def update(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None = None,
+               dt: float = 1.0, warp: np.ndarray | None = None) -> list[Track]:
+        """One frame's detections (xyxy, original pixels) → the confirmed tracks matched in it.
+
+        ``dt``: source frames since the previous update (frames skipped + 1); ``warp``: the 2×3 camera
+        motion from the previous processed frame to this one (:class:`flowdet.runtime.gmc.CameraMotion`),
+        applied to the predicted states before association."""
         cfg = self.cfg
         self.frame += 1
         self.newly_confirmed = []
@@ -315,7 +290,9 @@ class ByteTracker:
         cls = np.zeros(len(scores), np.int64) if class_ids is None else np.asarray(class_ids).reshape(-1)
         self._pending: list[tuple[Track, np.ndarray]] = []
         if self.tracks:
-            X, P = kf_predict(np.stack([t.kf.x for t in self.tracks]), np.stack([t.kf.P for t in self.tracks]))
+            X, P = kf_predict(np.stack([t.kf.x for t in self.tracks]), np.stack([t.kf.P for t in self.tracks]), dt)
+            if warp is not None:
+                X, P = warp_states(X, P, np.asarray(warp, np.float64))
             for k, t in enumerate(self.tracks):
                 t.kf.x, t.kf.P = X[k], P[k]
                 t.updated = False
@@ -324,6 +301,11 @@ class ByteTracker:
         low = np.nonzero((scores >= cfg.low_thresh) & (scores < cfg.high_thresh))[0] if self.two_stage else \
             np.zeros(0, np.int64)
 
+        # Only across skipped frames: frame to frame the motion model alone keeps up (and it costs a matching).
+        shift = self._common_shift(boxes[high]) if self.tracks and dt > 1 else None
+        if shift is not None:
+            for t in self.tracks:
+                t.kf.x[:2] += shift
         pool = [t for t in self.tracks if t.state in (CONFIRMED, LOST)]
         tentative = [t for t in self.tracks if t.state == TENTATIVE]
         # Stage 1: high detections ↔ confirmed + lost tracks.
@@ -368,6 +350,9 @@ class ByteTracker:
         for t in self.tracks:
             if not t.updated:
                 t.misses += 1
+                # Unmatched: keep its size as it is. A size rate extrapolated over the frames it stays
+                # lost (× dt when frames are skipped) collapses a small box to nothing, and it is lost for good.
+                t.kf.x[6:8] = 0.0
                 t.box = t.kf.box()  # the prediction (drawn/reported only once matched again)
                 if t.state == TENTATIVE and t.misses > cfg.tentative_max_miss:
                     self.removed.append(t)

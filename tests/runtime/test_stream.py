@@ -242,3 +242,32 @@ def test_cli_show_on_headless_opencv_exits_2(nano_onnx, small_video, capsys):
         pass
     code, err = run_cli(capsys, "stream", "--model", str(nano_onnx), str(small_video), "--show")
     assert code == 2 and "--show" in err and len(err.strip().splitlines()) == 1
+
+
+class _OneMovingBox:
+    """A Predictor stand-in: one box moving 2 px per frame, and a low-score box (kept out of the jsonl)."""
+
+    names = ["bottle"]
+
+    def __init__(self):
+        self.k = 0
+
+    def predict(self, images, conf=0.25, iou=0.65):
+        from flowdet.ops.postprocess import Detections
+
+        out = []
+        for _ in images:
+            x = 20.0 + 2 * self.k
+            self.k += 1
+            out.append(Detections(np.array([[x, 50, x + 12, 60], [200, 100, 210, 110]], np.float32),
+                                  np.array([0.9, 0.15], np.float32), np.zeros(2, np.int64)))
+        return out
+
+
+def test_single_source_jsonl_has_track_ids_and_count(small_video, tmp_path):
+    s = run_stream(_OneMovingBox(), str(small_video), jsonl=tmp_path / "d.jsonl", conf=0.3, max_frames=12)
+    lines = _read_jsonl(tmp_path / "d.jsonl")
+    assert s["count"] == 1 and s["detections"] == 12          # the 0.15 box is tracked-for, not reported
+    assert all(len(r["boxes"]) == 1 for r in lines)
+    assert [r["tracks"][0][0] if r["tracks"] else 0 for r in lines] == [0, 0, 0] + [1] * 9   # confirmed at hit 4
+    assert lines[-1]["count"] == 1 and lines[5]["tracks"][0][1] == pytest.approx(30.0, abs=0.5)
