@@ -9,7 +9,7 @@ from flowdet import log
 from flowdet.commands import config_options, overrides_from
 from flowdet.devices import DEVICE_HELP
 
-_METHODS = ["patch-contrast", "center-loss", "self-emd", "byol"]
+_METHODS = ["patch-contrast", "center-loss", "self-emd", "byol", "insloc"]
 
 
 @click.command("mine")
@@ -62,6 +62,11 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok) -> Non
               help="method.name; without --config its preset configs/pretrain_<method>.yaml is the base.")
 @click.option("--frames", multiple=True, type=click.Path(),
               help="Frames: folder, manifest.jsonl, .txt list or COCO json (images only); repeatable (data.frames).")
+@click.option("--exclude", multiple=True, type=click.Path(),
+              help="Val/test set (COCO json, folder, list) no frame may be: a frame with the same pixels, or the "
+                   "same picture at another size, stops the run (data.exclude; repeatable).")
+@click.option("--drop-excluded", is_flag=True, default=None,
+              help="Leave such frames out (with a warning) instead of stopping (data.exclude_action=drop).")
 @click.option("--ann", type=click.Path(dir_okay=False), help="center-loss: labelled COCO json (data.ann).")
 @click.option("--images", type=click.Path(file_okay=False), help="center-loss: its image folder (data.images).")
 @click.option("--size", type=click.Choice(["nano", "nano-d", "tiny", "s", "m"]), help="Backbone size (model.size).")
@@ -76,12 +81,13 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok) -> Non
 @click.option("--exist-ok", is_flag=True,
               help="Write into --out even if it holds a run (default: a used folder becomes <out>2, <out>3, …).")
 @config_options
-def pretrain(method, frames, ann, images, size, out, epochs, batch, crop, device, resume, exist_ok, config,
+def pretrain(method, frames, exclude, drop_excluded, ann, images, size, out, epochs, batch, crop, device, resume, exist_ok, config,
              sets) -> None:
     """Self-supervised (or fg/bg supervised) pretraining of the detector's backbone → backbone.pt.
 
     \b
-    flowdet pretrain --method self-emd --frames frames/ --size nano --out runs/ssl
+    flowdet pretrain --method self-emd --frames frames/ --exclude val.json --size nano --out runs/ssl
+    flowdet pretrain --method insloc --frames frames/ --exclude val.json --out runs/insloc
     flowdet pretrain --method patch-contrast --frames frames/ --set method.loss=infonce --out runs/pc
     flowdet pretrain --method center-loss --ann train.json --images imgs/ --out runs/cl
     flowdet train ... --backbone runs/ssl/backbone.pt
@@ -92,6 +98,8 @@ def pretrain(method, frames, ann, images, size, out, epochs, batch, crop, device
 
     overrides = overrides_from(
         sets, method=("method.name", method), frames=("data.frames", list(frames) if frames else None),
+        exclude=("data.exclude", list(exclude) if exclude else None),
+        drop=("data.exclude_action", "drop" if drop_excluded else None),
         ann=("data.ann", ann), images=("data.images", images), size=("model.size", size), out=("train.out", out),
         epochs=("train.epochs", epochs), batch=("train.batch", batch), crop=("method.crop", crop),
         device=("train.device", device), resume=("train.resume", True if resume else None))
