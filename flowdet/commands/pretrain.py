@@ -24,18 +24,20 @@ _METHODS = ["patch-contrast", "center-loss", "self-emd", "byol", "insloc"]
                    "this mean absolute difference (0–1); 0 keeps every sampled frame.")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality.")
 @click.option("--exist-ok", is_flag=True, help="Add to an --out mined with other --every/--fps/--dedupe.")
-def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok) -> None:
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Decode this many videos at once, one per process (same manifest as 1 worker).")
+def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok, workers) -> None:
     """Extract de-duplicated frames from videos (mp4/avi/mov/mkv) or image folders.
 
     \b
-    flowdet mine river.mp4 more_videos/ --out frames/ --fps 2
+    flowdet mine river.mp4 more_videos/ --out frames/ --fps 2 --workers 4
     Re-running continues where it stopped (frames already in manifest.jsonl are skipped);
     an unreadable or truncated video is reported and the others continue.
     """
     from flowdet.pretrain.mine import mine as run_mine
 
     s = run_mine(list(sources), out, every=every, fps=fps, max_frames=max_frames, dedupe=dedupe, quality=quality,
-                 exist_ok=exist_ok)
+                 exist_ok=exist_ok, workers=workers)
     for r in s["sources"]:
         if r["status"] == "error":
             log.info(f"skipped {r['source']}: {r['error']}")
@@ -52,7 +54,7 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok) -> Non
                 log.warn(f"{r['source']}: skipped {len(bad)} unreadable image(s): "
                          f"{', '.join(bad[:5])}{' …' if len(bad) > 5 else ''}")
     click.echo(f"kept {s['kept']}, dropped {s['dropped']} (near-duplicates), {s['frames_in_manifest']} frames in "
-               f"{s['manifest']} [{s['decoded_per_s']:.0f} frames/s decoded]")
+               f"{s['manifest']} [{s['decoded_per_s']:.0f} frames/s decoded, {s['workers']} worker(s)]")
     if s["errors"] and not any(r["status"] != "error" for r in s["sources"]):
         raise click.ClickException("no source could be read")
 
