@@ -149,14 +149,14 @@ def test_bad_input_is_one_line_exit_2(synth_small, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     base = ["efficiency", "--data", ann, "--val", ann, "--out", str(tmp_path / "e")]
-    cases = {
-        "no frames found": [*base, "--frames", str(empty)],
-        "outside (0, 1]": [*base, "--frames", str(synth_small / "images"), "--fractions", "0.1,1.5"],
-        "outside (0, 1]": [*base, "--fractions", "0"],
+    cases = [
+        ("no frames found", [*base, "--frames", str(empty)]),
+        ("1.5 is outside (0, 1]", [*base, "--frames", str(synth_small / "images"), "--fractions", "0.1,1.5"]),
+        ("0 is outside (0, 1]", [*base, "--fractions", "0"]),
         # val = the training set here: every frame (the training images) is a val image
-        "all 8 pretraining frames are images of the excluded set": base,
-    }
-    for want, argv in cases.items():
+        ("all 8 pretraining frames are images of the excluded set", base),
+    ]
+    for want, argv in cases:
         code, err = run_cli(capsys, *argv)
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and want in lines[0], (argv, err)
