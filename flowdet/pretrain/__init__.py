@@ -17,6 +17,6 @@
 - ``efficiency_report.py`` its table, plot and verdict (judged against the seed spread)
 - ``train.py``           the shared loop: ``pretrain(cfg) -> summary``
 
-Nothing here is imported by ``flowdet --help``; ``mine``, ``leakage``, ``composite`` and ``efficiency``
-never import torch.
+Nothing here is imported by ``flowdet --help``; ``mine`` and ``composite`` never import torch (``leakage``
+and ``efficiency`` do only through ``frames.py``'s frame lists).
 """
