@@ -10,8 +10,9 @@ mined from ../shared/data/video — never on val images. center-loss uses the tr
 supervised pretraining, as in the reference study).
 
 Label efficiency (--fractions): 10/25/50/100 % of train images (seeded subsets), scratch vs
---efficiency-method, each at the same number of iterations as the full-data row (epochs / fraction);
-plot written to docs/img/label_efficiency.png.
+--efficiency-method, each at the same number of iterations as the full-data row (epochs / fraction):
+the grid of `flowdet efficiency` (flowdet.pretrain.efficiency), run into OUT/efficiency with this
+script's budget and the main table's pretrained backbone; plot copied to docs/img/label_efficiency.png.
 
 Each row is its own subprocess of the real CLI (`python -m flowdet ...`), so a row is exactly what a
 user runs; results go to OUT/results.json and are resumed (a finished row is not re-run).
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import time
@@ -44,16 +44,6 @@ def run(cmd: list[str], log: Path) -> float:
     if r.returncode != 0:
         sys.exit(f"command failed (rc {r.returncode}); see {log}:\n" + "\n".join(log.read_text().splitlines()[-15:]))
     return time.time() - t0
-
-
-def subset(train_json: Path, frac: float, seed: int, out: Path) -> Path:
-    d = json.loads(train_json.read_text())
-    ids = sorted(im["id"] for im in d["images"])
-    keep = set(random.Random(seed).sample(ids, max(1, round(len(ids) * frac))))
-    d["images"] = [im for im in d["images"] if im["id"] in keep]
-    d["annotations"] = [a for a in d["annotations"] if a["image_id"] in keep]
-    out.write_text(json.dumps(d))
-    return out
 
 
 def flowdet_gflops(size: str, img: str) -> float:
@@ -99,11 +89,13 @@ def main() -> None:
                          "run it by listing NAME in --rows")
     ap.add_argument("--fractions", default="", help="e.g. 0.1,0.25,0.5,1.0 for the label-efficiency curve")
     ap.add_argument("--efficiency-method", default="self-emd")
+    ap.add_argument("--efficiency-seeds", default=None, help="seeds of the label-efficiency grid (default: --seed)")
     ap.add_argument("--efficiency-kinds", default="scratch,method",
                     help="which curves to run now: scratch, method or both (two lanes can split them)")
     ap.add_argument("--ultra-python", default=sys.executable, help="interpreter with ultralytics (the bench extra)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    args.efficiency_seeds = args.efficiency_seeds or str(args.seed)
     from flowdet.data.letterbox import parse_img_size
 
     data, out = Path(args.data), Path(args.out).resolve()
@@ -147,6 +139,7 @@ def main() -> None:
             if not (frames / "manifest.jsonl").exists():
                 run(py + ["mine", args.video, "--out", str(frames), "--every", "3"], out / "mine.log")
             src = ["--frames", str(frames), "--frames", str(train_json)]
+        src += ["--exclude", str(val_json)]  # the leakage guard: no val image among the pretraining frames
         t = run(py + ["pretrain", "--method", method, *src, "--size", args.size, "--out", str(bb.parent),
                       "--epochs", str(args.pretrain_epochs), "--device", args.device,
                       *sum((["--set", s] for s in args.pretrain_set), [])], out / f"ssl-{method}.log")
@@ -154,25 +147,20 @@ def main() -> None:
         save()
         return bb
 
-    def detector(name: str, iou: str, backbone: Path | None, train: Path, frac: float = 1.0,
-                 extra: list[str] | None = None) -> None:
-        """One flowdet row. With ``frac`` < 1 (label efficiency) every epoch count is divided by frac, so
-        each point of the curve gets the same number of iterations: the curve measures labels, not compute."""
+    def detector(name: str, iou: str, backbone: Path | None, train: Path, extra: list[str] | None = None) -> None:
+        """One flowdet row of the main table (full data; the label-efficiency grid is
+        ``flowdet.pretrain.efficiency``, the code behind `flowdet efficiency`)."""
         if name in results.get("rows", {}):
             return
         run_dir = out / name
-        epochs, no_aug = round(args.epochs / frac), round(args.no_aug_epochs / frac)
+        epochs, no_aug = args.epochs, args.no_aug_epochs
         sets = list(args.train_set) + list(extra or [])
         size = next((x.split("=", 1)[1] for x in reversed(sets) if x.startswith("model.size=")), args.size)
-        if frac < 1:
-            warm = [float(x.split("=", 1)[1]) for x in sets if x.startswith("train.warmup_epochs=")]
-            if warm:
-                sets.append(f"train.warmup_epochs={warm[-1] / frac:g}")
         cmd = py + ["train", "--data", str(train), "--images", str(images), "--val", str(val_json),
                     "--size", args.size, "--epochs", str(epochs), "--img-size", str(args.img_size),
                     "--batch", str(args.batch), "--iou-loss", iou, "--out", str(run_dir), "--workers", str(args.workers),
                     "--eval-interval", str(max(1, epochs)), "--device", args.device, "--seed", str(args.seed),
-                    *(["--set", f"augment.no_aug_epochs={no_aug}"] if pass_no_aug or frac < 1 else []),
+                    *(["--set", f"augment.no_aug_epochs={no_aug}"] if pass_no_aug else []),
                     *sum((["--set", x] for x in sets), [])]
         if backbone:
             cmd += ["--backbone", str(backbone)]
@@ -223,19 +211,28 @@ def main() -> None:
         else:
             detector(row, "ciou", pretrained(row), train_json)
 
-    if args.fractions:
-        for frac in [float(f) for f in args.fractions.split(",")]:
-            sub = subset(train_json, frac, args.seed, out / f"train_{frac:g}.json") if frac < 1 else train_json
-            kinds = {"scratch": "scratch", "method": args.efficiency_method}
-            for kind in (kinds[k] for k in args.efficiency_kinds.split(",")):
-                name = f"eff-{kind}-{frac:g}"
-                if frac >= 1:  # the full-data rows of the main table
-                    src = "scratch-ciou" if kind == "scratch" else kind
-                    if src in results.get("rows", {}):
-                        results.setdefault("rows", {})[name] = results["rows"][src]
-                        continue
-                detector(name, "ciou", None if kind == "scratch" else pretrained(kind), sub, frac)
-        plot_efficiency(results, args.efficiency_method, REPO / "docs" / "img" / "label_efficiency.png")
+    if args.fractions:  # the label-efficiency grid: the same code as `flowdet efficiency`
+        from flowdet.pretrain.efficiency import EfficiencySpec, parse_fractions, run_efficiency
+
+        method = args.efficiency_method
+        warm = [float(x.split("=", 1)[1]) for x in args.train_set if x.startswith("train.warmup_epochs=")]
+        kinds = {"scratch": "scratch", "method": "pretrained"}
+        spec = EfficiencySpec(
+            data=str(train_json), val=str(val_json), images=str(images), fractions=parse_fractions(args.fractions),
+            method=method, seeds=[int(x) for x in args.efficiency_seeds.split(",")],
+            kinds=[kinds[k] for k in args.efficiency_kinds.split(",") if k],
+            epochs=args.epochs, no_aug_epochs=args.no_aug_epochs if pass_no_aug else -1,
+            warmup_epochs=warm[-1] if warm else -1, pretrain_epochs=args.pretrain_epochs,
+            backbone=str(pretrained(method)) if "method" in args.efficiency_kinds else "", size=args.size,
+            img_size=str(args.img_size), batch=args.batch, workers=args.workers, device=args.device,
+            train_sets=list(args.train_set), out=str(out / "efficiency"))
+        eff = run_efficiency(spec)
+        import shutil
+
+        (REPO / "docs" / "img").mkdir(parents=True, exist_ok=True)
+        shutil.copy(eff["plot"], REPO / "docs" / "img" / "label_efficiency.png")
+        print(eff["table"])
+        print(eff["verdict"])
     save()
     (out / "table.md").write_text(markdown_table(results))
     print(markdown_table(results))
@@ -259,30 +256,6 @@ def markdown_table(results: dict) -> str:
                 f"{r['APm']:.3f} | {r['AR100']:.3f} | {r.get('AR1000', float('nan')):.3f} | {f'{p:.0f}' if p else '—'} | {r['train_s']:.0f} | "
                 f"{r['params'] / 1e6:.2f} M | {r['gflops']:.2f} |\n")
     return out
-
-
-def plot_efficiency(results: dict, method: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = results.get("rows", {})
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for kind, label in (("scratch", "from scratch"), (method, f"{method} pretraining")):
-        pts = sorted((float(k.rsplit("-", 1)[1]), v["AP50"]) for k, v in rows.items() if k.startswith(f"eff-{kind}-"))
-        if pts:
-            ax.plot([p[0] * 100 for p in pts], [p[1] for p in pts], marker="o", label=label)
-    b = results.get("budget", {})
-    ax.set_title(f"one seed per point; every point {b.get('epochs')} full-data epochs of iterations at {b.get('img_size')} px",
-                 fontsize=9)
-    ax.set_xlabel("% of training labels")
-    ax.set_ylabel("AP50 on val (location 3)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

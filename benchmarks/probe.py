@@ -32,6 +32,7 @@ VARIANTS = {  # name → (preset under configs/, extra overrides)
     "center-loss": ("pretrain_center_loss", []),
     "byol": ("pretrain_byol", []),
     "self-emd": ("pretrain_self_emd", []),
+    "insloc": ("pretrain_insloc", []),
 }
 CELL_W, CELL_H = 160, 96  # a 640×360 frame's 213×120 cells, resized to multiples of 32
 

@@ -16,7 +16,8 @@ from flowdet import __version__
 # verb → (module under flowdet.commands, attribute, one-line help shown by `flowdet --help`)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "mine": ("pretrain", "mine", "Extract de-duplicated frames from unlabeled videos (resumable)."),
-    "pretrain": ("pretrain", "pretrain", "Self-supervised backbone pretraining: patch-contrast, center-loss, self-emd."),
+    "pretrain": ("pretrain", "pretrain", "Self-supervised backbone pretraining: patch-contrast, center-loss, self-emd, byol, insloc."),
+    "efficiency": ("efficiency", "efficiency", "Label efficiency: scratch vs pretrained at fractions of the labels (resumable)."),
     "train": ("detect", "train", "Fine-tune a YOLOX detector (CIoU-corrected SimOTA)."),
     "eval": ("detect", "evaluate", "COCO metrics (AP, APs/m/l, AR@100/300/1000) for a checkpoint or ONNX model."),
     "predict": ("detect", "predict", "Detect objects in an image or a folder (PyTorch .pt or ONNX .onnx)."),

@@ -9,7 +9,7 @@ from flowdet import log
 from flowdet.commands import HelpDefaults, config_options, overrides_from, relaunch_on_gpus
 from flowdet.devices import DEVICE_HELP
 
-_METHODS = ["patch-contrast", "center-loss", "self-emd", "byol"]
+_METHODS = ["patch-contrast", "center-loss", "self-emd", "byol", "insloc"]
 
 
 def _no_method_defaults():
@@ -41,18 +41,20 @@ _d = HelpDefaults(_no_method_defaults, _method_defaults, "--method")
                    "this mean absolute difference (0–1); 0 keeps every sampled frame.")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality.")
 @click.option("--exist-ok", is_flag=True, help="Add to an --out mined with other --every/--fps/--dedupe.")
-def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok) -> None:
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Decode this many videos at once, one per process (same manifest as 1 worker).")
+def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok, workers) -> None:
     """Extract de-duplicated frames from videos (mp4/avi/mov/mkv) or image folders.
 
     \b
-    flowdet mine river.mp4 more_videos/ --out frames/ --fps 2
+    flowdet mine river.mp4 more_videos/ --out frames/ --fps 2 --workers 4
     Re-running continues where it stopped (frames already in manifest.jsonl are skipped);
     an unreadable or truncated video is reported and the others continue.
     """
     from flowdet.pretrain.mine import mine as run_mine
 
     s = run_mine(list(sources), out, every=every, fps=fps, max_frames=max_frames, dedupe=dedupe, quality=quality,
-                 exist_ok=exist_ok)
+                 exist_ok=exist_ok, workers=workers)
     for r in s["sources"]:
         if r["status"] == "error":
             log.info(f"skipped {r['source']}: {r['error']}")
@@ -69,7 +71,7 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok) -> Non
                 log.warn(f"{r['source']}: skipped {len(bad)} unreadable image(s): "
                          f"{', '.join(bad[:5])}{' …' if len(bad) > 5 else ''}")
     click.echo(f"kept {s['kept']}, dropped {s['dropped']} (near-duplicates), {s['frames_in_manifest']} frames in "
-               f"{s['manifest']} [{s['decoded_per_s']:.0f} frames/s decoded]")
+               f"{s['manifest']} [{s['decoded_per_s']:.0f} frames/s decoded, {s['workers']} worker(s)]")
     if s["errors"] and not any(r["status"] != "error" for r in s["sources"]):
         raise click.ClickException("no source could be read")
 
@@ -80,6 +82,11 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok) -> Non
                    " (method.name, default: patch-contrast on the dataclass defaults, no preset).")
 @click.option("--frames", multiple=True, type=click.Path(),
               help="Frames: folder, manifest.jsonl, .txt list or COCO json (images only); repeatable" + _d("data.frames"))
+@click.option("--exclude", multiple=True, type=click.Path(),
+              help="Val/test set (COCO json, folder, list) no frame may be: a frame with the same pixels, or the "
+                   "same picture at another size, stops the run (data.exclude; repeatable).")
+@click.option("--drop-excluded", is_flag=True, default=None,
+              help="Leave such frames out (with a warning) instead of stopping (data.exclude_action=drop).")
 @click.option("--ann", type=click.Path(dir_okay=False), help="center-loss: labelled COCO json" + _d("data.ann"))
 @click.option("--images", type=click.Path(file_okay=False),
               help="center-loss: its image folder (data.images, default: next to the json).")
@@ -95,12 +102,13 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok) -> Non
 @click.option("--exist-ok", is_flag=True,
               help="Write into --out even if it holds a run (default: a used folder becomes <out>2, <out>3, …).")
 @config_options
-def pretrain(method, frames, ann, images, size, out, epochs, batch, crop, device, resume, exist_ok, config,
+def pretrain(method, frames, exclude, drop_excluded, ann, images, size, out, epochs, batch, crop, device, resume, exist_ok, config,
              sets) -> None:
     """Self-supervised (or fg/bg supervised) pretraining of the detector's backbone → backbone.pt.
 
     \b
-    flowdet pretrain --method self-emd --frames frames/ --size nano --out runs/ssl
+    flowdet pretrain --method self-emd --frames frames/ --exclude val.json --size nano --out runs/ssl
+    flowdet pretrain --method insloc --frames frames/ --exclude val.json --out runs/insloc
     flowdet pretrain --method patch-contrast --frames frames/ --set method.loss=infonce --out runs/pc
     flowdet pretrain --method center-loss --ann train.json --images imgs/ --out runs/cl
     flowdet train ... --backbone runs/ssl/backbone.pt
@@ -112,6 +120,8 @@ def pretrain(method, frames, ann, images, size, out, epochs, batch, crop, device
 
     overrides = overrides_from(
         sets, method=("method.name", method), frames=("data.frames", list(frames) if frames else None),
+        exclude=("data.exclude", list(exclude) if exclude else None),
+        drop=("data.exclude_action", "drop" if drop_excluded else None),
         ann=("data.ann", ann), images=("data.images", images), size=("model.size", size), out=("train.out", out),
         epochs=("train.epochs", epochs), batch=("train.batch", batch), crop=("method.crop", crop),
         device=("train.device", device), resume=("train.resume", True if resume else None))

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from flowdet.config import ConfigError
 
-METHODS = ("patch-contrast", "center-loss", "self-emd", "byol")
+METHODS = ("patch-contrast", "center-loss", "self-emd", "byol", "insloc")
+EXCLUDE_ACTIONS = ("refuse", "drop")
 PATCH_LOSSES = ("cosine", "infonce")
 LEVELS = ("dark3", "dark4", "dark5")
 
@@ -30,6 +31,9 @@ class DataConfig:
     cache: bool = True  # keep resized frames in memory (≈0.7 MB per 640×360 frame)
     num_workers: int = 0  # DataLoader workers
     samples_per_frame: int = 1  # dataset length = frames (images for center-loss) × this: more steps per epoch
+    exclude: list[str] = field(default_factory=list)  # val/test sets (COCO json, folders, lists): no frame may be one of them
+    exclude_action: str = "refuse"  # refuse: stop (exit 2) if any frame is an excluded image; drop: leave those out
+    exclude_near: bool = True  # also catch near-duplicates (the same picture at another size / JPEG quality)
 
 
 @dataclass
@@ -48,7 +52,7 @@ class AugConfig:
 class MethodConfig:
     """All method knobs; each is read only by the methods named in its comment."""
 
-    name: str = "patch-contrast"  # patch-contrast | center-loss | self-emd | byol
+    name: str = "patch-contrast"  # patch-contrast | center-loss | self-emd | byol | insloc
     crop: int = 64  # [all] side in px of each network input crop
     patch: int = 64  # [patch-contrast, center-loss] patch side in frame px (detector scale)
     # embedding head [patch-contrast, center-loss]: dark5 → conv3×3 ×3 → adaptive avg-pool → flatten
@@ -57,7 +61,7 @@ class MethodConfig:
     embed_pool: int = 2  # embedding dim = embed_channels · embed_pool²
     # patch-contrast
     loss: str = "cosine"  # cosine: −cos(a,p) + cos(a,n) (the study); infonce: temperature-scaled
-    temperature: float = 0.1  # infonce only
+    temperature: float = 0.1  # [patch-contrast infonce, insloc] InfoNCE temperature
     positives: int = 4  # edge neighbours of the anchor used as positives (1–4)
     negatives: int = 4  # distant patches of the same frame (other frames in the batch add more)
     min_neg_dist: float = 2.0  # a same-frame negative's centre is ≥ this many patch sides from the anchor
@@ -86,6 +90,15 @@ class MethodConfig:
     sinkhorn_eps: float = 0.05
     sinkhorn_iters: int = 10
     weight_eps: float = 1e-3  # [self-emd] added to the normalised marginal weights
+    # insloc (instance localization): `instances` crops of a frame pasted into two other frames' windows
+    # (side `crop`, detector scale) at `paste_scale` px, RoIAlign-pooled from `roi_levels`, InfoNCE (`temperature`)
+    instances: int = 4  # [insloc] pasted crops per composite (each one a positive pair; the rest of the batch negatives)
+    paste_scale: list[float] = field(default_factory=lambda: [8.0, 32.0])  # [insloc] pasted side in detector px (log-uniform)
+    paste_aspect: float = 1.5  # [insloc] max aspect ratio of a pasted crop (w/h in [1/a, a])
+    source_scale: list[float] = field(default_factory=lambda: [1.0, 3.0])  # [insloc] crop side in the source frame / pasted side
+    box_jitter: float = 0.1  # [insloc] RoI corners moved by up to this × box side (InsLoc's box augmentation)
+    roi_levels: list[str] = field(default_factory=lambda: ["dark3", "dark4"])  # [insloc] maps the boxes are pooled from
+    roi_size: int = 2  # [insloc] RoIAlign output bins per side
 
 
 @dataclass
@@ -160,6 +173,20 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
     need(0 <= m.momentum < 1, "method.momentum", "must be in [0, 1)")
     need(bool(m.levels) and all(lv in LEVELS for lv in m.levels), "method.levels", f"choose from {', '.join(LEVELS)}")
     need(m.grid >= 2, "method.grid", "must be ≥ 2")
+    need(m.instances >= 1, "method.instances", "must be ≥ 1")
+    need(len(m.paste_scale) == 2 and 4 <= m.paste_scale[0] <= m.paste_scale[1], "method.paste_scale",
+         f"needs [lo, hi] with 4 ≤ lo ≤ hi, got {m.paste_scale}")
+    if m.name == "insloc":
+        need(m.paste_scale[1] * m.paste_aspect ** 0.5 <= m.crop / 2, "method.paste_scale",
+             f"a pasted crop must fit twice into the {m.crop} px composite: hi · √paste_aspect ≤ method.crop / 2")
+    need(m.paste_aspect >= 1, "method.paste_aspect", "must be ≥ 1")
+    need(len(m.source_scale) == 2 and 0 < m.source_scale[0] <= m.source_scale[1], "method.source_scale",
+         "needs [lo, hi]")
+    need(0 <= m.box_jitter < 0.5, "method.box_jitter", "must be in [0, 0.5)")
+    need(bool(m.roi_levels) and all(lv in LEVELS for lv in m.roi_levels), "method.roi_levels",
+         f"choose from {', '.join(LEVELS)}")
+    need(m.roi_size >= 1, "method.roi_size", "must be ≥ 1")
+    need(d.exclude_action in EXCLUDE_ACTIONS, "data.exclude_action", f"choose from {', '.join(EXCLUDE_ACTIONS)}")
     need(0 < m.spc_min < 1, "method.spc_min", "must be in (0, 1)")
     need(m.sinkhorn_eps > 0 and m.sinkhorn_iters >= 1, "method.sinkhorn_eps", "eps > 0 and iters ≥ 1")
     need(d.frame_size >= 64, "data.frame_size", "must be ≥ 64")

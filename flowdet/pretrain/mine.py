@@ -218,13 +218,14 @@ def read_manifest(path: str | Path) -> list[dict]:
 
 def mine(sources: list[str | Path], out: str | Path, every: int | None = None, fps: float | None = None,
          max_frames: int | None = None, dedupe: float = 0.01, quality: int = 95,
-         progress: bool | None = None, exist_ok: bool = False) -> dict:
+         progress: bool | None = None, exist_ok: bool = False, workers: int = 1) -> dict:
     """Mine frames from videos / image folders into ``out`` (see module docstring).
 
     A folder mined with other sampling (``every``/``fps``/``dedupe``) is refused unless ``exist_ok``:
     frames sampled two ways in one manifest skew every later statistic without a trace.
 
-    ``max_frames`` caps kept frames per source (frames kept by earlier runs count).
+    ``max_frames`` caps kept frames per source (frames kept by earlier runs count). ``workers`` > 1
+    decodes that many sources at once, one per process (``mine_parallel.py``); the manifest is the same.
     Returns a summary: totals (kept, dropped, already, read), per-source rows, errors, throughput."""
     from tqdm import tqdm
 
@@ -232,6 +233,8 @@ def mine(sources: list[str | Path], out: str | Path, every: int | None = None, f
         raise InputError(f"--dedupe must be in [0, 1), got {dedupe}")
     if max_frames is not None and max_frames < 1:
         raise InputError(f"--max-frames must be >= 1, got {max_frames}")
+    if workers < 1:
+        raise InputError(f"--workers must be >= 1, got {workers}")
     srcs = expand_sources(list(sources))
     from flowdet import validate
 
@@ -242,20 +245,33 @@ def mine(sources: list[str | Path], out: str | Path, every: int | None = None, f
     if not exist_ok:
         _check_same_sampling(out, state, params)
     manifest = Manifest(out / MANIFEST)
+    from flowdet.pretrain.mine_parallel import merge_leftover_parts, mine_parallel
+
+    merge_leftover_parts(out, manifest)
     t0 = time.perf_counter()
     rows, errors = [], []
     try:
+        todo = []
         for src in srcs:
             prev = state.get(src.key, {})
             if prev.get("done") and prev.get("params") == params:
                 rows.append({"source": src.key, "status": "done-before", "read": 0, "kept": 0, "dropped": 0,
                              "already": len(manifest.seen.get(src.key, ())), "error": None})
-                continue
-            total = video_frame_count(src.path) if src.kind == "video" else len(_list_images(src.path))
-            bar = tqdm(total=total, desc=src.path.name, unit="frame", leave=False,
-                       disable=None if progress is None else not progress)
-            row = _mine_source(src, out, manifest, FrameSampler(every, fps), max_frames, dedupe, quality, bar)
-            bar.close()
+            else:
+                todo.append(src)
+
+        def sequential():
+            for src in todo:
+                bar = tqdm(total=_total(src), desc=src.path.name, unit="frame", leave=False,
+                           disable=None if progress is None else not progress)
+                row = _mine_source(src, out, manifest, FrameSampler(every, fps), max_frames, dedupe, quality, bar)
+                bar.close()
+                yield src, row
+
+        done = (mine_parallel(todo, out, manifest, _mine_part, (every, fps, max_frames, dedupe, quality), workers)
+                if workers > 1 and len(todo) > 1 else sequential())
+        for src, row in done:
+            total = _total(src)
             stopped_early = max_frames is not None and len(manifest.seen.get(src.key, ())) >= max_frames
             if row["status"] == "ok" and total and row["read"] < total and not stopped_early:
                 # metadata is only a hint: the decoder decides, but a shortfall is worth a word
@@ -273,7 +289,32 @@ def mine(sources: list[str | Path], out: str | Path, every: int | None = None, f
     tot = {k: sum(r[k] for r in rows) for k in ("read", "kept", "dropped", "already")}
     return {"out": str(out), "manifest": str(out / MANIFEST), "sources": rows, "errors": errors,
             "frames_in_manifest": manifest.count, **tot, "seconds": dt,
-            "decoded_per_s": tot["read"] / dt if dt > 0 else 0.0, "written_per_s": tot["kept"] / dt if dt > 0 else 0.0}
+            "workers": workers, "decoded_per_s": tot["read"] / dt if dt > 0 else 0.0, "written_per_s": tot["kept"] / dt if dt > 0 else 0.0}
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _mine_part(src: Source, out: str, already: list[int], every, fps, max_frames, dedupe: float, quality: int) -> dict:
+    """One source in a worker process: manifest lines go to ``parts/<slug>.jsonl`` (see mine_parallel.py)."""
+    from flowdet.pretrain.mine_parallel import PARTS
+
+    (Path(out) / PARTS).mkdir(exist_ok=True)
+    part = Manifest(Path(out) / PARTS / f"{src.slug}.jsonl")
+    part.seen.setdefault(src.key, set()).update(already)  # frames the main manifest holds already
+    try:
+        return _mine_source(src, Path(out), part, FrameSampler(every, fps), max_frames, dedupe, quality, _NoBar())
+    finally:
+        part.close()
+
+
+def _total(src: Source) -> int | None:
+    return video_frame_count(src.path) if src.kind == "video" else len(_list_images(src.path))
 
 
 _SAMPLING = ("every", "fps", "dedupe")  # max_frames may grow between runs: that continues, it does not mix

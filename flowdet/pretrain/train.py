@@ -53,6 +53,10 @@ def build_method(cfg: PretrainConfig, backbone: nn.Module | None = None) -> nn.M
         from flowdet.pretrain.self_emd import SelfEMD
 
         return SelfEMD(backbone, cfg.method)
+    if name == "insloc":
+        from flowdet.pretrain.insloc import InsLoc
+
+        return InsLoc(backbone, cfg.method)
     from flowdet.pretrain.byol import BYOL
 
     return BYOL(backbone, cfg.method)
@@ -62,9 +66,17 @@ def build_datasets(cfg: PretrainConfig) -> tuple[Any, Any, dict]:
     """(train dataset, held-out dataset or None, data info for the summary)."""
     m, d, seed = cfg.method, cfg.data, cfg.train.seed
     if m.name != "center-loss":
-        paths = resolve_frames(d.frames)
-        sampler = PatchGridSampler(m, cfg.aug) if m.name == "patch-contrast" else ViewSampler(m, cfg.aug)
+        from flowdet.pretrain.leakage import guard_frames
+
+        paths = guard_frames(resolve_frames(d.frames), d.exclude, d.exclude_action, d.exclude_near)
         store = FrameStore(paths, d.frame_size, d.cache)
+        if m.name == "insloc":
+            from flowdet.pretrain.composite import CompositeSampler
+            from flowdet.pretrain.insloc import CompositeDataset
+
+            ds = CompositeDataset(store, CompositeSampler(m, cfg.aug), seed, d.samples_per_frame)
+            return ds, None, {"frames": len(paths)}
+        sampler = PatchGridSampler(m, cfg.aug) if m.name == "patch-contrast" else ViewSampler(m, cfg.aug)
         return FrameDataset(store, sampler, seed, d.samples_per_frame), None, {"frames": len(paths)}
     from flowdet.data.formats import load_dataset
 
@@ -247,7 +259,7 @@ def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | No
                             out / "last.pt")
             save_checkpoint(backbone_payload(model, cfg), out / "backbone.pt")
             metrics.append(row)
-            metrics.plot(out / "loss.png", keys=[k for k in row if k in ("loss", "emd", "vector", "ce", "val_acc")],
+            metrics.plot(out / "loss.png", keys=[k for k in row if k in ("loss", "emd", "vector", "ce", "val_acc", "acc")],
                          title=f"pretrain {cfg.method.name}")
             # One clean line per epoch (the bar is terminal-only): `pretrain > log` shows every epoch.
             log.info(f"{cfg.method.name} epoch {epoch + 1}/{t_cfg.epochs}: " + " ".join(
