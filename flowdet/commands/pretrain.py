@@ -84,7 +84,7 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok, worker
               help="Frames: folder, manifest.jsonl, .txt list or COCO json (images only); repeatable" + _d("data.frames"))
 @click.option("--exclude", multiple=True, type=click.Path(),
               help="Val/test set (COCO json, folder, list) no frame may be: a frame with the same pixels, or the "
-                   "same picture at another size, stops the run (data.exclude; repeatable).")
+                   "same picture at another size, stops the run (data.exclude, default: none; repeatable).")
 @click.option("--drop-excluded", is_flag=True, default=None,
               help="Leave such frames out (with a warning) instead of stopping (data.exclude_action=drop).")
 @click.option("--ann", type=click.Path(dir_okay=False), help="center-loss: labelled COCO json" + _d("data.ann"))

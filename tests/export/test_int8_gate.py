@@ -8,12 +8,28 @@ as an AP drop. ``--min-speedup 0`` keeps timing out of every assert.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 
 import cv2
 import numpy as np
 import pytest
 from cli_helpers import run_cli
+
+
+def _ran_in_child(name: str) -> bool:
+    """Run test ``name`` in a fresh interpreter and report whether the parent should stop here.
+
+    OpenVINO loads its own threading runtime (TBB) next to torch's OpenMP; in one long pytest process
+    that made later, unrelated torch tests segfault at random. The child holds OpenVINO alone."""
+    if os.environ.get("FLOWDET_OPENVINO_CHILD"):
+        return False
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{__file__}::{name}"],
+                       env={**os.environ, "FLOWDET_OPENVINO_CHILD": "1"}, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +122,11 @@ def test_openvino_missing_is_one_line(nano_onnx, monkeypatch):
         load_predictor(str(nano_onnx), backend="openvino")
 
 
-def test_openvino_matches_onnxruntime(nano_onnx, tmp_path):
+def test_openvino_matches_onnxruntime(request, tmp_path):
     pytest.importorskip("openvino")
+    if _ran_in_child("test_openvino_matches_onnxruntime"):
+        return
+    nano_onnx = request.getfixturevalue("nano_onnx")
     from flowdet.export.parity import synthetic_images
     from flowdet.export.quantize import convert_openvino
     from flowdet.runtime.predictor import load_predictor
@@ -135,8 +154,11 @@ def test_backend_flag_errors(nano_onnx):
         load_predictor(str(nano_onnx), backend="tflite")
 
 
-def test_stream_and_predict_on_openvino(nano_onnx, small_video, synth_small, tmp_path, capsys):
+def test_stream_and_predict_on_openvino(request, tmp_path, capsys):
     pytest.importorskip("openvino")
+    if _ran_in_child("test_stream_and_predict_on_openvino"):
+        return
+    nano_onnx, small_video, synth_small = (request.getfixturevalue(n) for n in ("nano_onnx", "small_video", "synth_small"))
     jsonl = tmp_path / "d.jsonl"
     code, stderr = run_cli(capsys, "stream", str(small_video), "--model", str(nano_onnx), "--backend", "openvino",
                            "--threads", "1", "--max-frames", "3", "--jsonl", str(jsonl), "--tile", "160")
