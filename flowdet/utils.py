@@ -61,3 +61,16 @@ def atomic_write_json(path: Path, obj: Any, indent: int | None = None) -> None:
     import json
 
     atomic_write_text(path, json.dumps(obj, indent=indent))
+
+
+def save_plot(fig: Any, ax: Any, out: str | Path) -> Path:
+    """The tail every line plot shares: light grid, small legend, tight layout, 100 dpi PNG, figure closed
+    (an open figure per epoch would leak memory over a long run)."""
+    import matplotlib.pyplot as plt
+
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return Path(out)

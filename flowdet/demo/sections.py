@@ -20,6 +20,7 @@ import numpy as np
 from flowdet.demo.draw import draw_outcomes, legend_strip
 from flowdet.errors import FlowdetError
 from flowdet.ops.boxes import xywh_to_xyxy
+from flowdet.utils import save_plot
 
 EVAL_KEYS = ("AP", "AP50", "APs")  # what the trainer logs at each evaluation
 SIZE_BUCKETS = [("small", "< 32² px", "APs_1000", "ARs_1000"), ("medium", "32²–96² px", "APm_1000", "ARm_1000"),
@@ -57,12 +58,7 @@ def plot_ap_per_epoch(rows: list[dict[str, float]], out: str | Path) -> Path | N
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation")
     ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return Path(out)
+    return save_plot(fig, ax, out)
 
 
 def stream_frame(video: str | Path, video_ann: str | Path, detections: str | Path, out: str | Path,

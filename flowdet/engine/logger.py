@@ -4,6 +4,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from flowdet.utils import save_plot
+
 
 class MetricsLog:
     def __init__(self, path: str | Path):
@@ -47,12 +49,7 @@ class MetricsLog:
             ax.plot(ep, ys, marker="o", ms=3, label=k)
         ax.set_xlabel("epoch")
         ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out, dpi=100)
-        plt.close(fig)
-        return Path(out)
+        return save_plot(fig, ax, out)
 
 
 def plot_results(log: MetricsLog, out: str | Path, keys: list[str], title: str = "") -> Path | None:

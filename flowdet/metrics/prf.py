@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from flowdet.ops.boxes import box_iou
+from flowdet.utils import save_plot
 
 
 FP, TP, IGNORED = 0, 1, -1  # greedy_match's status of a detection
@@ -93,9 +94,4 @@ def prf_png(sweep: dict[str, Any], out: str | Path, title: str = "") -> Path:
     ax.set_xlabel("score threshold (conf)")
     ax.set_ylim(0, 1.02)
     ax.set_title(title or "precision / recall / F1 at IoU 0.5")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return Path(out)
+    return save_plot(fig, ax, out)
