@@ -189,7 +189,8 @@ def main() -> None:
              "--val-json", str(val_json), "--val-images", str(images), "--model", f"{name}.yaml",
              "--epochs", str(args.epochs), "--imgsz", str(max(parse_img_size(args.img_size))), "--batch", str(args.batch),
              "--close-mosaic", str(args.no_aug_epochs), "--workers", str(args.workers),
-             "--device", "cpu" if args.device in ("auto", "cpu") else args.device, "--out", str(udir),
+             "--device", "cpu" if args.device in ("auto", "cpu") else args.device, "--seed", str(args.seed),
+             "--out", str(udir),
              *sum((["--train-arg", a] for a in args.ultra_arg), [])],
             out / f"{name}.log")
         s = json.loads((udir / "summary.json").read_text())

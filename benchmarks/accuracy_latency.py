@@ -86,7 +86,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", action="append", default=[], help="results.json of benchmarks/accuracy.py (repeatable)")
     ap.add_argument("--reference", action="append", default=[], metavar="NAME=AP,AP50,APs,IMG",
-                    help="an accuracy row measured elsewhere (e.g. an earlier session), timed here by its ONNX")
+                    help="an accuracy row measured elsewhere (e.g. an earlier session), timed here by its ONNX; "
+                         "IMG is the side for a yolo* row, SIZE:WxH[:p2] for a flowdet row")
     ap.add_argument("--arch", action="append", default=[], metavar="NAME=SIZE:IMG[:p2]",
                     help="time an architecture with no accuracy row (e.g. 'nano-d@960x544=nano-d:960x544')")
     ap.add_argument("--ultra-python", default=None, help="interpreter with ultralytics, to export yolo rows")
@@ -114,8 +115,14 @@ def main() -> None:
     for ref in args.reference:
         name, _, vals = ref.partition("=")
         ap_, ap50, aps, img = vals.split(",")
-        rows[name] = {"AP": float(ap_), "AP50": float(ap50), "APs": float(aps), "reference": True,
-                      "arch": (name.split("-")[0], int(img)) if name.startswith("yolo") else None}
+        if ":" in img:  # a flowdet row: SIZE:IMG[:p2]
+            from flowdet.data.letterbox import parse_img_size
+
+            parts = img.split(":")
+            arch = (parts[0], parse_img_size(parts[1]), len(parts) > 2 and parts[2] == "p2")
+        else:
+            arch = (name.split("-")[0], int(img)) if name.startswith("yolo") else None
+        rows[name] = {"AP": float(ap_), "AP50": float(ap50), "APs": float(aps), "reference": True, "arch": arch}
     for spec in args.arch:
         from flowdet.data.letterbox import parse_img_size
 
