@@ -53,7 +53,7 @@ class TrainSection:
     ema: bool = True
     ema_decay: float = 0.9998
     amp: bool = True  # CUDA only
-    channels_last: bool = True  # CUDA only
+    channels_last: bool = True  # NHWC memory format for the model and batches (CUDA and CPU)
     grad_clip: float = 0.0  # max grad norm; 0 = off
     # BatchNorm running-stat momentum. YOLOX's 0.03 suits long runs; in short fine-tunes the running
     # stats lag the weights and eval-mode accuracy suffers (raise to ~0.1–0.3 there).
