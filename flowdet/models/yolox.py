@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from flowdet.models.blocks import BaseConv
+from flowdet.models.blocks import BaseConv, Focus
 from flowdet.models.darknet import CSPDarknet
 from flowdet.models.head import YOLOXHead, decode_boxes, flatten_levels, make_grids
 from flowdet.models.pafpn import PAFPN
@@ -76,6 +76,9 @@ class YOLOX(nn.Module):
         for m in self.modules():
             if isinstance(m, BaseConv):
                 m.fuse()
+        for m in self.modules():
+            if isinstance(m, Focus):
+                m.fold()  # the stem as one stride-2 conv: same outputs, no space-to-depth copy
         return self
 
 

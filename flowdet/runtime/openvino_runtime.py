@@ -20,7 +20,7 @@ import numpy as np
 
 from flowdet.errors import InputError, ModelFileError
 from flowdet.runtime.backend import BatchedPredictor
-from flowdet.runtime.metadata import ModelMeta
+from flowdet.runtime.layouts import FLOWDET, detect_layout
 
 PRECISIONS = ("fp32", "bf16")
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
@@ -84,7 +84,11 @@ class OpenVinoPredictor(BatchedPredictor):
             msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             raise ModelFileError(f"{self.path}: not a loadable ONNX/IR model ({msg})") from None
         self.props = read_props(model)
-        self.meta = ModelMeta.from_props(self.props, source=str(self.path))
+        in_port, out_ports = _Port(model.inputs[0]), [_Port(p) for p in model.outputs]
+        # flowdet's own graph, or an ultralytics export (raw [B, 4+nc, N] / end-to-end [B, N, 6])
+        found = detect_layout({o.name: list(o.shape or []) for o in out_ports}, self.props, str(self.path),
+                              input_shape=in_port.shape)
+        self.meta = found.meta
         self.names, self.cat_ids = self.meta.names, self.meta.cat_ids
         self.img_size: tuple[int, int] = self.meta.img_size
         if precision is None:
@@ -95,11 +99,15 @@ class OpenVinoPredictor(BatchedPredictor):
         elif precision == "bf16" and not bf16_supported(core):
             raise InputError("--precision bf16: this CPU has no native bf16 (AVX-512 BF16 / AMX); use fp32",
                              field="--precision")
-        out_names = [o.get_any_name() for o in model.outputs]
-        if out_names[:2] != ["boxes", "scores"]:
-            raise ModelFileError(f"{self.path}: outputs are {out_names}, expected ['boxes', 'scores']")
-        validate.onnx_io([_Port(p) for p in model.inputs], [_Port(p) for p in model.outputs], self.meta,
-                         str(self.path))
+        if found.kind == FLOWDET:  # layout None: flowdet's own decoding in BatchedPredictor
+            out_names = [o.name for o in out_ports]
+            if out_names[:2] != ["boxes", "scores"]:
+                raise ModelFileError(f"{self.path}: outputs are {out_names}, expected ['boxes', 'scores']")
+            validate.onnx_io([in_port] + [_Port(p) for p in model.inputs[1:]], out_ports, self.meta, str(self.path))
+            self.run_outputs = ["boxes", "scores"]
+        else:
+            self.layout = found
+            self.run_outputs = [found.output]
         batch_dim = model.inputs[0].get_partial_shape()[0]
         self.fixed_batch: int | None = batch_dim.get_length() if batch_dim.is_static else None
         self.max_batch = self.fixed_batch or max(1, int(max_batch))
@@ -121,10 +129,11 @@ class OpenVinoPredictor(BatchedPredictor):
 
     def _run(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         res = self.request.infer({0: np.ascontiguousarray(chunk, dtype=np.float32)})
-        return res[self.compiled.output("boxes")], res[self.compiled.output("scores")]
+        return tuple(res[self.compiled.output(name)] for name in self.run_outputs)
 
     def __repr__(self) -> str:
-        return (f"OpenVinoPredictor({self.path.name}, size={self.meta.model_size}, img_size={self.img_size}, "
+        kind = f"layout={self.layout.kind}, " if self.layout else ""
+        return (f"OpenVinoPredictor({self.path.name}, {kind}size={self.meta.model_size}, img_size={self.img_size}, "
                 f"batch={'dynamic' if self.dynamic_batch else self.fixed_batch}, {self.device} {self.precision}, "
                 f"threads={self.threads or 'default'})")
 

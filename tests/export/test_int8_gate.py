@@ -8,28 +8,17 @@ as an AP drop. ``--min-speedup 0`` keeps timing out of every assert.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 
 import cv2
 import numpy as np
 import pytest
 from cli_helpers import run_cli
+from openvino_child import ran_in_child
 
 
 def _ran_in_child(name: str) -> bool:
-    """Run test ``name`` in a fresh interpreter and report whether the parent should stop here.
-
-    OpenVINO loads its own threading runtime (TBB) next to torch's OpenMP; in one long pytest process
-    that made later, unrelated torch tests segfault at random. The child holds OpenVINO alone."""
-    if os.environ.get("FLOWDET_OPENVINO_CHILD"):
-        return False
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{__file__}::{name}"],
-                       env={**os.environ, "FLOWDET_OPENVINO_CHILD": "1"}, capture_output=True, text=True,
-                       timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
-    return True
+    return ran_in_child(__file__, name)
 
 
 @pytest.fixture(scope="module")

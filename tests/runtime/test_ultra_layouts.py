@@ -204,3 +204,23 @@ def test_flowdet_layout_is_still_the_default(nano_onnx):
     p = OnnxPredictor(nano_onnx, threads=1)
     assert p.layout is None and p.run_outputs == ["boxes", "scores"]
     assert detect_layout({"boxes": [1, 10, 4], "scores": [1, 10, 1]}, p.meta.to_props(), "m").kind == FLOWDET
+
+
+def test_ultralytics_layouts_on_openvino(request, graphs):
+    """`--backend openvino` reads the same two layouts and decodes them as onnxruntime does."""
+    pytest.importorskip("openvino")
+    from openvino_child import ran_in_child
+
+    if ran_in_child(__file__, "test_ultralytics_layouts_on_openvino"):
+        return
+    from flowdet.runtime import load_predictor
+
+    for kind, path in graphs.items():
+        ref = load_predictor(str(path), threads=1).predict([red()], conf=0.001)[0]
+        ov = load_predictor(str(path), backend="openvino", threads=1)
+        assert ov.layout.kind == kind and "layout=" in repr(ov)
+        got = ov.predict([red()], conf=0.001)[0]
+        assert len(got) == len(ref) >= 3
+        np.testing.assert_allclose(got.scores, ref.scores, atol=1e-6)
+        np.testing.assert_allclose(got.boxes, ref.boxes, atol=1e-3)
+        assert got.class_ids.tolist() == ref.class_ids.tolist()
