@@ -82,6 +82,14 @@ def _row_arch(row: dict, budget: dict) -> tuple[str, tuple[int, int], bool]:
     return size, parse_img_size(img), p2
 
 
+def _flowdet_arch(spec: str) -> tuple[str, tuple[int, int], bool]:
+    """'SIZE:IMG[:p2]' (e.g. 'nano-d:832x480') → (size, (h, w), p2)."""
+    from flowdet.data.letterbox import parse_img_size
+
+    parts = spec.split(":")
+    return parts[0], parse_img_size(parts[1]), len(parts) > 2 and parts[2] == "p2"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", action="append", default=[], help="results.json of benchmarks/accuracy.py (repeatable)")
@@ -116,19 +124,13 @@ def main() -> None:
         name, _, vals = ref.partition("=")
         ap_, ap50, aps, img = vals.split(",")
         if ":" in img:  # a flowdet row: SIZE:IMG[:p2]
-            from flowdet.data.letterbox import parse_img_size
-
-            parts = img.split(":")
-            arch = (parts[0], parse_img_size(parts[1]), len(parts) > 2 and parts[2] == "p2")
+            arch = _flowdet_arch(img)
         else:
             arch = (name.split("-")[0], int(img)) if name.startswith("yolo") else None
         rows[name] = {"AP": float(ap_), "AP50": float(ap50), "APs": float(aps), "reference": True, "arch": arch}
     for spec in args.arch:
-        from flowdet.data.letterbox import parse_img_size
-
         name, _, a = spec.partition("=")
-        parts = a.split(":")
-        rows[name] = {"arch": (parts[0], parse_img_size(parts[1]), len(parts) > 2 and parts[2] == "p2")}
+        rows[name] = {"arch": _flowdet_arch(a)}
     for key, row in rows.items():
         arch = row.get("arch")
         if arch is None:

@@ -122,7 +122,7 @@ class Focus(nn.Module):
         c_in = conv.in_channels // 4
         big = nn.Conv2d(c_in, conv.out_channels, 2 * k, 2, 2 * p, bias=conv.bias is not None).to(conv.weight.device)
         w = conv.weight.reshape(conv.out_channels, 4, c_in, k, k)  # groups in forward's order: tl, bl, tr, br
-        big.weight.zero_()
+        # the four (ry, rx) strided slices together cover every tap of the 2k×2k kernel
         for g, (ry, rx) in enumerate(((0, 0), (1, 0), (0, 1), (1, 1))):
             big.weight[:, :, ry::2, rx::2] = w[:, g]
         if conv.bias is not None:

@@ -84,10 +84,10 @@ class OpenVinoPredictor(BatchedPredictor):
             msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             raise ModelFileError(f"{self.path}: not a loadable ONNX/IR model ({msg})") from None
         self.props = read_props(model)
-        in_port, out_ports = _Port(model.inputs[0]), [_Port(p) for p in model.outputs]
+        in_ports, out_ports = [_Port(p) for p in model.inputs], [_Port(p) for p in model.outputs]
         # flowdet's own graph, or an ultralytics export (raw [B, 4+nc, N] / end-to-end [B, N, 6])
         found = detect_layout({o.name: list(o.shape or []) for o in out_ports}, self.props, str(self.path),
-                              input_shape=in_port.shape)
+                              input_shape=in_ports[0].shape)
         self.meta = found.meta
         self.names, self.cat_ids = self.meta.names, self.meta.cat_ids
         self.img_size: tuple[int, int] = self.meta.img_size
@@ -103,7 +103,7 @@ class OpenVinoPredictor(BatchedPredictor):
             out_names = [o.name for o in out_ports]
             if out_names[:2] != ["boxes", "scores"]:
                 raise ModelFileError(f"{self.path}: outputs are {out_names}, expected ['boxes', 'scores']")
-            validate.onnx_io([in_port] + [_Port(p) for p in model.inputs[1:]], out_ports, self.meta, str(self.path))
+            validate.onnx_io(in_ports, out_ports, self.meta, str(self.path))
             self.run_outputs = ["boxes", "scores"]
         else:
             self.layout = found
