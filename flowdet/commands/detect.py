@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from flowdet.commands import HelpDefaults, backend_options, config_options, overrides_from, relaunch_on_gpus
+from flowdet.detect.config import MODEL_SIZE_NAMES
 from flowdet.devices import DEVICE_HELP
 
 
@@ -31,7 +32,7 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / OpenVINO .xml / 
                                                 "val split, else none: no evaluation, best.pt = last epoch).")
 @click.option("--val-images", type=click.Path(file_okay=False), help="Validation image folder (default: --images, or next to the val json).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder: last.pt, best.pt, metrics.csv, loss.png; a used one becomes <out>2, …" + _d("out"))
-@click.option("--size", type=click.Choice(["nano", "nano-d", "tiny", "s", "m"]), help="Model size" + _d("model.size"))
+@click.option("--size", type=click.Choice(MODEL_SIZE_NAMES), help="Model size" + _d("model.size"))
 @click.option("--epochs", type=int, help="Epochs" + _d("train.epochs"))
 @click.option("--batch", type=int, help="Total batch over all processes" + _d("train.batch"))
 @click.option("--lr", type=float, help="Learning rate; 0 = 0.01 up to batch 64, then linear" + _d("train.lr"))

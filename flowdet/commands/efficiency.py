@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from flowdet.detect.config import MODEL_SIZE_NAMES
 from flowdet.devices import DEVICE_HELP
 
 _METHODS = ["patch-contrast", "center-loss", "self-emd", "byol", "insloc"]
@@ -37,7 +38,7 @@ def _ints(text: str, flag: str) -> list[int]:
 @click.option("--train-frames/--no-train-frames", default=True, show_default=True,
               help="Also pretrain on the training images (their labels unused).")
 @click.option("--exclude", multiple=True, type=click.Path(), help="Sets no pretraining frame may be (default: --val).")
-@click.option("--size", type=click.Choice(["nano", "nano-d", "tiny", "s", "m"]), default="nano", show_default=True)
+@click.option("--size", type=click.Choice(MODEL_SIZE_NAMES), default="nano", show_default=True)
 @click.option("--img-size", default="640", show_default=True, help="Detector input: 640 or 960x544 (W×H).")
 @click.option("--batch", type=int, default=8, show_default=True)
 @click.option("--workers", type=int, default=0, show_default=True, help="DataLoader workers per training run.")

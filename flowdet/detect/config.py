@@ -7,6 +7,8 @@ from flowdet.config import ConfigError
 from flowdet.data.transforms import AugmentConfig
 
 IOU_LOSSES = ("iou", "giou", "ciou")
+# The model sizes of flowdet.models.MODEL_SIZES, here without torch so the CLI can list them.
+MODEL_SIZE_NAMES = ("nano", "nano-d", "nano-dh", "tiny", "s", "m")
 OPTIMIZERS = ("sgd", "adamw")
 
 
