@@ -33,7 +33,25 @@ def _field_types(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
+class _OverrideText(str):
+    """A ``--set`` value as typed, with its YAML reading in ``.parsed``. A str field takes the text
+    itself: YAML reads ``0x544`` as the integer 1348 and ``1e3`` as 1000.0, which would turn
+    ``--img-size 0x544`` into a confusing '1348' instead of an error about a zero side."""
+
+    parsed: Any
+
+
+def _override_value(raw: str, parsed: Any) -> Any:
+    if isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
+        text = _OverrideText(raw)
+        text.parsed = parsed
+        return text
+    return parsed
+
+
 def _coerce(value: Any, typ: Any, where: str) -> Any:
+    if isinstance(value, _OverrideText):
+        value = str(value) if typ is str else value.parsed
     origin = typing.get_origin(typ)
     args = typing.get_args(typ)
     if dataclasses.is_dataclass(typ):
@@ -105,7 +123,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {item!r}: expected section.key=value")
     key, raw = item.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = _override_value(raw.strip(), yaml.safe_load(raw)) if raw != "" else ""
     except yaml.YAMLError:
         value = raw
     return key.strip().split("."), value

@@ -35,6 +35,15 @@ def test_cli_malformed_img_size_is_one_line_exit_2(bad, tmp_path, capsys):
         main(["train", "--data", str(tmp_path / "none.json"), "--img-size", bad, "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and len(err.splitlines()) == 1 and "img_size" in err, err
+    assert f"'{bad}'" in err, err  # the text as typed: YAML would read 0x544 as hex 1348
+
+
+def test_set_keeps_the_typed_text_for_a_str_field_and_reads_numbers_for_numeric_ones():
+    from flowdet.config import apply_overrides
+    from flowdet.detect.config import DetectConfig
+
+    cfg = apply_overrides(DetectConfig(), ["train.img_size=0x544", "train.epochs=12", "train.lr=1e-3"])
+    assert cfg.train.img_size == "0x544" and cfg.train.epochs == 12 and cfg.train.lr == 0.001
 
 
 @pytest.fixture(scope="module")
