@@ -8,7 +8,7 @@ from flowdet.data.transforms import AugmentConfig
 
 IOU_LOSSES = ("iou", "giou", "ciou")
 # The model sizes of flowdet.models.MODEL_SIZES, here without torch so the CLI can list them.
-MODEL_SIZE_NAMES = ("nano", "nano-d", "nano-dh", "tiny", "s", "m")
+MODEL_SIZE_NAMES = ("nano", "nano-d", "nano-dh", "nano-dl", "tiny", "s", "m")
 OPTIMIZERS = ("sgd", "adamw")
 
 

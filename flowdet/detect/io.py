@@ -3,7 +3,7 @@
 A checkpoint is a dict with at least:
     "model":      state_dict of flowdet.models.YOLOX (the raw, trained weights)
     "ema":        {"ema": state_dict, "updates": int} or None
-    "model_cfg":  {"size": "nano"|"nano-d"|"nano-dh"|"tiny"|"s"|"m", "num_classes": int, "p2": bool (absent = False)}
+    "model_cfg":  {"size": "nano"|"nano-d"|"nano-dh"|"nano-dl"|"tiny"|"s"|"m", "num_classes": int, "p2": bool (absent = False)}
     "names":      list of class names (index = class id; COCO category ids in "cat_ids")
     "cat_ids":    list of COCO category ids, same order as names
     "img_size":   [H, W] the training input size

@@ -15,10 +15,13 @@ from flowdet.models.blocks import BaseConv, conv_kxk
 
 class YOLOXHead(nn.Module):
     def __init__(self, num_classes: int, width: float, in_channels: tuple[int, int, int],
-                 strides: tuple[int, ...] = (8, 16, 32), depthwise: bool = False, prior_prob: float = 0.01):
+                 strides: tuple[int, ...] = (8, 16, 32), depthwise: bool = False, prior_prob: float = 0.01,
+                 branch_convs: int = 2):
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if branch_convs < 1:
+            raise ValueError(f"branch_convs must be >= 1, got {branch_convs}")
         Conv = conv_kxk(depthwise)
         hid = int(256 * width)
         self.num_classes, self.strides = num_classes, tuple(strides)
@@ -26,8 +29,8 @@ class YOLOXHead(nn.Module):
         self.cls_preds, self.reg_preds, self.obj_preds = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for c in in_channels:
             self.stems.append(BaseConv(c, hid, 1, 1))
-            self.cls_convs.append(nn.Sequential(Conv(hid, hid, 3, 1), Conv(hid, hid, 3, 1)))
-            self.reg_convs.append(nn.Sequential(Conv(hid, hid, 3, 1), Conv(hid, hid, 3, 1)))
+            self.cls_convs.append(nn.Sequential(*[Conv(hid, hid, 3, 1) for _ in range(branch_convs)]))
+            self.reg_convs.append(nn.Sequential(*[Conv(hid, hid, 3, 1) for _ in range(branch_convs)]))
             self.cls_preds.append(nn.Conv2d(hid, num_classes, 1))
             self.reg_preds.append(nn.Conv2d(hid, 4, 1))
             self.obj_preds.append(nn.Conv2d(hid, 1, 1))

@@ -11,7 +11,7 @@ from flowdet.models import build_model
 from flowdet.models.blocks import Focus
 
 
-@pytest.mark.parametrize("size,hw", [("nano", (64, 96)), ("nano-d", (96, 64)), ("nano-dh", (64, 64))])
+@pytest.mark.parametrize("size,hw", [("nano", (64, 96)), ("nano-d", (96, 64)), ("nano-dh", (64, 64)), ("nano-dl", (64, 64))])
 def test_fuse_and_focus_fold_are_exact(size, hw):
     torch.manual_seed(0)
     model = build_model(size, 2).eval()

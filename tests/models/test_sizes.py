@@ -20,3 +20,9 @@ def test_nano_dh_is_nano_d_with_a_depthwise_head():
     dense, dh, nano = build_model("nano-d"), build_model("nano-dh"), build_model("nano")
     assert _params(dh.backbone) == _params(dense.backbone) and _params(dh.neck) == _params(dense.neck)
     assert _params(dh.head) == _params(nano.head) < _params(dense.head)
+
+
+def test_nano_dl_has_one_conv_per_head_branch():
+    lite, dense = build_model("nano-dl"), build_model("nano-d")
+    assert all(len(b) == 1 for b in list(lite.head.cls_convs) + list(lite.head.reg_convs))
+    assert _params(lite.backbone) == _params(dense.backbone) and _params(lite.head) < _params(dense.head)
