@@ -96,7 +96,7 @@ class Trainer:
                                              momentum=t.momentum, nesterov=t.nesterov)
         self.schedule = WarmupCosine(self.base_lr, t.epochs * self.ipe, round(t.warmup_epochs * self.ipe),
                                      min(cfg.augment.no_aug_epochs, t.epochs) * self.ipe, t.min_lr_ratio, t.warmup_lr)
-        self.ema = ModelEMA(model, t.ema_decay) if t.ema else None
+        self.ema = ModelEMA(model, t.ema_decay, tau=t.ema_tau) if t.ema else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         g = cfg.assign
         self.loss_fn = YOLOXLoss(len(self.names), model.strides, t.iou_loss, center_radius=g.center_radius,
