@@ -26,7 +26,9 @@ _SMALL = {
 _LARGE = {
     "augment": {"mosaic_prob": 1.0, "mixup_prob": 1.0, "scale": [0.1, 2.0], "degrees": 10.0, "shear": 2.0},
 }
-SIZE_RECIPES: dict[str, dict[str, Any]] = {"nano": _SMALL, "nano-d": _SMALL, "nano-dh": _SMALL, "nano-dl": _SMALL, "tiny": _SMALL, "s": _LARGE, "m": _LARGE}
+SIZE_RECIPES: dict[str, dict[str, Any]] = {
+    "nano": _SMALL, "nano-d": _SMALL, "nano-dh": _SMALL, "nano-dl": _SMALL, "tiny": _SMALL, "s": _LARGE, "m": _LARGE,
+}
 
 
 def recipe_for(size: str) -> dict[str, Any]:

@@ -32,9 +32,9 @@ MODEL_SIZES = {
     "nano-d": ModelSize(0.33, 0.25, False),
     # nano-d with nano's depthwise head: the four 3×3 head convs per level were ~19% of nano-d's CPU
     # latency at stride 8 alone; depthwise there buys ~1.3× the input pixels at the same latency.
-    "nano-dh": ModelSize(0.33, 0.25, False, True),
+    "nano-dh": ModelSize(0.33, 0.25, False, head_depthwise=True),
     # nano-d with one 3×3 conv per head branch instead of two: halves the head's cost at every level.
-    "nano-dl": ModelSize(0.33, 0.25, False, None, 1),
+    "nano-dl": ModelSize(0.33, 0.25, False, head_branch_convs=1),
     "tiny": ModelSize(0.33, 0.375, False),
     "s": ModelSize(0.33, 0.50, False),
     "m": ModelSize(0.67, 0.75, False),
