@@ -8,9 +8,15 @@ Per frame (``ByteTracker.update``):
    tracks still unmatched (ByteTrack's second stage: an occluded / dipping object keeps its id).
 4. Tentative tracks are matched to the high-score detections left.
 5. Birth with hysteresis: an unmatched high detection (``score >= new_track_thresh``) starts a
-   tentative track, confirmed after ``n_init`` hits; a tentative track missed more than
-   ``tentative_max_miss`` frames in a row is dropped. Death: a confirmed track unmatched for
-   more than ``max_lost`` frames is removed (until then it is *lost* and can be re-found).
+   tentative track, confirmed after ``n_init`` frames of evidence and at least 3 hits (two points
+   always fit a velocity, a third checks it); a tentative track
+   missed more than ``tentative_max_miss`` frames in a row is dropped. Death: a confirmed track
+   unmatched for more than ``max_lost`` frames is removed (until then it is *lost* and can be re-found).
+
+Every frame count is in *source* frames, so the tracker means the same time when frames are skipped
+(``update(..., dt=4)``: every 4th frame, or a live source that dropped frames): a hit closing a gap
+of ``dt`` frames is ``dt`` frames of evidence, and the miss limits become ``ceil(limit / dt)`` updates.
+At ``dt = 1`` this is the plain frame-count behaviour.
 
 Matching cost is ``1 - IoU`` of boxes enlarged by ``buffer`` × their size on each side (buffered
 IoU): floating debris is a few pixels wide, and two 6-px boxes 4 px apart have IoU 0 although
@@ -148,6 +154,7 @@ class Track:
     id: int = 0
     state: str = TENTATIVE
     hits: int = 1
+    span: float = 1.0             # source frames of evidence: each hit adds the frame gap (dt) it closed
     misses: int = 0
     age: int = 1
     first_center: tuple[float, float] = (0.0, 0.0)
@@ -167,8 +174,8 @@ class TrackerConfig:
     match_thresh: float = 0.8      # max cost (1 - buffered IoU) of a first-stage match
     low_match_thresh: float = 0.5  # second stage (low-score detections)
     tentative_match_thresh: float = 0.7
-    n_init: int = 4                # hits to confirm (and count)
-    tentative_max_miss: int = 1    # misses a tentative track survives (hysteresis on birth)
+    n_init: int = 4                # source frames of evidence to confirm (and count); and >= 3 hits
+    tentative_max_miss: int = 1    # missed frames a tentative track survives (hysteresis on birth)
     max_lost: int = 30             # frames a confirmed track survives unmatched (death)
     buffer: float = 0.3            # box enlargement for matching, × box size per side
     tentative_buffer: float = 2.0  # for tentative and lost tracks: their motion is not known (yet / any more)
@@ -247,10 +254,12 @@ class ByteTracker:
             return []
         tb = _xywh_to_xyxy(np.stack([t.kf.x[:4] for t in tracks]))
         b, tb_ = self.cfg.buffer, self.cfg.tentative_buffer
-        # Confirmed tracks: the motion model knows where they go. New tracks (velocity 0) and lost
-        # ones (drifting prediction) search wider, growing with the frames missed.
-        per = np.array([b if t.state == CONFIRMED and t.misses == 0 else
-                        (tb_ if t.state == TENTATIVE else min(tb_, b * (1 + t.misses))) for t in tracks])
+        # Confirmed tracks: the motion model knows where they go; its error grows with the source frames
+        # it extrapolates over since the track was last seen (skipped and missed frames): the allowance
+        # grows as √dt × (1 + misses), a random walk's spread, capped at the tentative one. New tracks
+        # (velocity 0) search wide.
+        per = np.array([tb_ if t.state == TENTATIVE else min(tb_, b * np.sqrt(self._dt) * (1 + t.misses))
+                        for t in tracks])
         if b <= 0:
             per[:] = 0.0
         cost = 1.0 - _buffered_iou(tb, boxes, per)
@@ -260,12 +269,13 @@ class ByteTracker:
         self._pending.append((t, box))
         t.box, t.score, t.class_id = box.astype(np.float64), float(score), int(cls)
         t.hits += 1
+        t.span += self._dt
         t.misses = 0
         t.updated = True
         t.trail.append(t.center)
         if t.state == LOST:
             t.state = CONFIRMED
-        elif t.state == TENTATIVE and t.hits >= self.cfg.n_init:
+        elif t.state == TENTATIVE and t.span >= self.cfg.n_init and t.hits >= min(3, self.cfg.n_init):
             self._confirm(t)
 
     def _confirm(self, t: Track) -> None:
@@ -285,6 +295,11 @@ class ByteTracker:
         self.frame += 1
         self.newly_confirmed = []
         self.removed = []
+        self._dt = max(1.0, float(dt))
+        # The hysteresis is in source frames, so it means the same time when frames are skipped: n_init
+        # frames of evidence (with at least 2 hits), and misses limits converted to updates at this gap.
+        tent_miss = int(np.ceil(cfg.tentative_max_miss / self._dt))
+        max_lost = int(np.ceil(cfg.max_lost / self._dt))
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         scores = np.asarray(scores, np.float64).reshape(-1)
         cls = np.zeros(len(scores), np.int64) if class_ids is None else np.asarray(class_ids).reshape(-1)
@@ -354,12 +369,12 @@ class ByteTracker:
                 # lost (× dt when frames are skipped) collapses a small box to nothing, and it is lost for good.
                 t.kf.x[6:8] = 0.0
                 t.box = t.kf.box()  # the prediction (drawn/reported only once matched again)
-                if t.state == TENTATIVE and t.misses > cfg.tentative_max_miss:
+                if t.state == TENTATIVE and t.misses > tent_miss:
                     self.removed.append(t)
                     continue
                 if t.state in (CONFIRMED, LOST):
                     t.state = LOST
-                    if t.misses > cfg.max_lost:
+                    if t.misses > max_lost:
                         self.removed.append(t)
                         continue
             keep.append(t)

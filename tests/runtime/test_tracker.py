@@ -118,3 +118,37 @@ def test_assignment_backends_agree():
     assert linear_assignment(np.zeros((0, 3)), 0.5) == []
     pytest.importorskip("lap")
     assert sorted(linear_assignment(cost, 0.5, method="lap")) == sorted(ref)   # both optimal, unique here
+
+
+def test_frame_counts_are_source_frames_when_frames_are_skipped():
+    """n_init and max_lost mean source frames: every 4th frame, 3 hits spanning 9 frames confirm
+    (every frame needs 4), and a lost track dies after ceil(max_lost / 4) updates, not max_lost."""
+    box = np.array([[100, 100, 108, 106]], float)
+    every = ByteTracker(n_init=4)
+    for k in range(3):
+        ts = every.update(box + 2 * k, [0.9])
+    assert ts == [] and every.confirmed_count == 0           # 3 frames of evidence < 4
+    skip = ByteTracker(n_init=4, max_lost=30)
+    for k in range(3):                                        # the same object, every 4th frame
+        ts = skip.update(box + 8 * k, [0.9], dt=4)
+    assert [t.id for t in ts] == [1] and len(skip.newly_confirmed) == 1
+    for _ in range(8):                                        # 8 × 4 = 32 frames unmatched > 30 ...
+        skip.update(np.zeros((0, 4)), [], dt=4)
+    assert len(skip.tracks) == 1 and skip.tracks[0].state == "lost"   # ... but only after the 9th update
+    skip.update(np.zeros((0, 4)), [], dt=4)
+    assert skip.tracks == [] and skip.confirmed_count == 1
+
+
+@pytest.mark.parametrize("noisy", [False, True])
+def test_every_4th_frame_keeps_the_count(gt, noisy):
+    """Skipping frames (dt = 4) changes the count little: the hysteresis is in time, and the match
+    allowance grows with the frames extrapolated over (frame counts in updates: -13 % with noise)."""
+    kw = dict(jitter=0.05, drop=0.3, false_rate=0.05, seed=2) if noisy else dict(jitter=0.02, seed=1)
+    dets = corrupt(gt, **kw)
+    counts = []
+    for stride in (1, 4):
+        tr = ByteTracker()
+        for k in range(0, len(dets), stride):
+            tr.update(*dets[k], dt=stride)
+        counts.append(tr.confirmed_count)
+    assert abs(counts[1] / counts[0] - 1) <= (0.08 if noisy else 0.05), counts
