@@ -36,6 +36,7 @@ def sh(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> None
 def export_ultra(py: str, name: str, img: int, out: Path) -> Path:
     """ultralytics model from yaml with one class (as trained here) → ONNX (opset 17, static
     1×3×img×img, no simplifier: offline)."""
+    out = Path(out).resolve()  # the exporter runs with cwd=out: a relative OUT would be looked up inside itself
     path = out / f"{name}.onnx"
     if not path.exists():
         code = (f"import os, shutil, yaml; os.environ['YOLO_OFFLINE']='1'\n"

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from flowdet.runtime.tracker import box_iou, linear_assignment
+from flowdet.runtime.assignment import box_iou, linear_assignment
 
 FrameTracks = tuple[np.ndarray, np.ndarray]
 

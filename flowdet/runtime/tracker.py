@@ -20,9 +20,8 @@ At ``dt = 1`` this is the plain frame-count behaviour.
 
 Matching cost is ``1 - IoU`` of boxes enlarged by ``buffer`` × their size on each side (buffered
 IoU): floating debris is a few pixels wide, and two 6-px boxes 4 px apart have IoU 0 although
-they are the same object one frame later. The assignment uses ``lap`` when installed, else
-``scipy.optimize.linear_sum_assignment``, else a greedy numpy matching (equivalent in practice
-for well-separated objects); see :func:`linear_assignment`.
+they are the same object one frame later. The cost and the assignment (``lap``, else scipy, else
+greedy) are in :mod:`flowdet.runtime.assignment`.
 
 A track counts once (``flowdet.runtime.counting``) when it becomes *confirmed*: unconfirmed
 tracks never reach a counter, so a flickering false box is not an object.
@@ -35,105 +34,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flowdet.errors import InputError
+from flowdet.runtime.assignment import (ASSIGNMENT, _buffered_iou, box_iou,  # noqa: F401 (re-exported)
+                                        linear_assignment)
 from flowdet.runtime.gmc import warp_states
 from flowdet.runtime.kalman import KalmanBox, _xywh_to_xyxy, kf_predict, kf_update  # noqa: F401 (re-exported)
-
-# --- assignment ------------------------------------------------------------------------------------
-
-
-def _greedy(cost: np.ndarray, thresh: float) -> list[tuple[int, int]]:
-    rows, cols = np.nonzero(cost <= thresh)
-    order = np.argsort(cost[rows, cols], kind="stable")
-    used_r: set[int] = set()
-    used_c: set[int] = set()
-    out = []
-    for k in order:
-        r, c = int(rows[k]), int(cols[k])
-        if r not in used_r and c not in used_c:
-            used_r.add(r)
-            used_c.add(c)
-            out.append((r, c))
-    return out
-
-
-def _backend() -> str:
-    try:
-        import lap  # noqa: F401
-
-        return "lap"
-    except ImportError:
-        pass
-    try:
-        from scipy.optimize import linear_sum_assignment  # noqa: F401
-
-        return "scipy"
-    except ImportError:
-        return "greedy"
-
-
-ASSIGNMENT = _backend()
-
-
-def linear_assignment(cost: np.ndarray, thresh: float, method: str | None = None) -> list[tuple[int, int]]:
-    """Minimum-cost matching of rows to columns, keeping only pairs with ``cost <= thresh``.
-
-    ``method``: "lap", "scipy", "greedy" or None (the best installed, :data:`ASSIGNMENT`)."""
-    if cost.size == 0:
-        return []
-    method = method or ASSIGNMENT
-    if method == "lap":
-        import lap
-
-        _, x, _ = lap.lapjv(cost, extend_cost=True, cost_limit=thresh)
-        return [(i, int(j)) for i, j in enumerate(x) if j >= 0]
-    if method == "scipy":
-        from scipy.optimize import linear_sum_assignment as lsa
-
-        c = np.where(cost <= thresh, cost, thresh + 1e4)
-        r, k = lsa(c)
-        return [(int(i), int(j)) for i, j in zip(r, k) if cost[i, j] <= thresh]
-    return _greedy(cost, thresh)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix [len(a), len(b)] of xyxy boxes."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), np.float64)
-    a = a.astype(np.float64)
-    b = b.astype(np.float64)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
-def _buffer(boxes: np.ndarray, b: float) -> np.ndarray:
-    if b <= 0 or len(boxes) == 0:
-        return boxes
-    wh = boxes[:, 2:] - boxes[:, :2]
-    pad = np.maximum(wh * b, 1.0)
-    return np.concatenate([boxes[:, :2] - pad, boxes[:, 2:] + pad], axis=1)
-
-
-def _buffered_iou(a: np.ndarray, b: np.ndarray, buf: np.ndarray) -> np.ndarray:
-    """IoU [len(a), len(b)] after enlarging both boxes of pair (i, j) by ``buf[i]`` × their size per side
-    (at least 1 px when ``buf[i] > 0``)."""
-    fa = buf[:, None, None]                                            # [A, 1, 1]
-    wa = a[:, None, 2:] - a[:, None, :2]                               # [A, 1, 2]
-    wb = b[None, :, 2:] - b[None, :, :2]                               # [1, B, 2]
-    on = (fa > 0).astype(np.float64)
-    pa = np.maximum(wa * fa, on)                                       # [A, 1, 2]
-    pb = np.maximum(wb * fa, on)                                       # [A, B, 2]
-    a1, a2 = a[:, None, :2] - pa, a[:, None, 2:] + pa
-    b1, b2 = b[None, :, :2] - pb, b[None, :, 2:] + pb
-    inter = np.clip(np.minimum(a2, b2) - np.maximum(a1, b1), 0, None).prod(-1)
-    area_a = (a2 - a1).prod(-1)
-    area_b = (b2 - b1).prod(-1)
-    return inter / np.maximum(area_a + area_b - inter, 1e-9)
-
 
 # --- tracks ----------------------------------------------------------------------------------------
 
@@ -160,6 +64,7 @@ class Track:
     first_center: tuple[float, float] = (0.0, 0.0)
     trail: deque = field(default_factory=lambda: deque(maxlen=30))
     updated: bool = True          # matched in the latest frame
+    row: int = -1                 # its row in the tracker's state batch during an update
 
     @property
     def center(self) -> tuple[float, float]:
@@ -237,7 +142,7 @@ class ByteTracker:
         act = [t for t in self.tracks if t.state == CONFIRMED and t.misses == 0]
         if n <= 0 or len(act) < n or len(boxes) < n:
             return None
-        tb = _xywh_to_xyxy(np.stack([t.kf.x[:4] for t in act]))
+        tb = self._pred_boxes(act)
         per = np.full(len(act), self.cfg.tentative_buffer)
         pairs = linear_assignment(1.0 - _buffered_iou(tb, boxes, per), self.cfg.match_thresh)
         if len(pairs) < n:
@@ -249,10 +154,29 @@ class ByteTracker:
         spread = float(np.median(np.linalg.norm(d - med, axis=1)))
         return med if spread <= 0.5 * float(np.linalg.norm(med)) else None
 
+    def _gather(self) -> tuple[np.ndarray, np.ndarray]:
+        """The states of ``self.tracks`` as a batch: rows of the previous update's batch (their filters are
+        views of it) plus the tracks born since (row -1)."""
+        rows = np.array([t.row for t in self.tracks], np.int64)
+        old = rows >= 0
+        if old.all():
+            return self._X[rows], self._P[rows]
+        new = np.nonzero(~old)[0]
+        X, P = np.empty((len(rows), 8)), np.empty((len(rows), 8, 8))
+        if old.any():
+            X[old], P[old] = self._X[rows[old]], self._P[rows[old]]
+        X[new] = np.stack([self.tracks[k].kf.x for k in new])
+        P[new] = np.stack([self.tracks[k].kf.P for k in new])
+        return X, P
+
+    def _pred_boxes(self, tracks: list[Track]) -> np.ndarray:
+        """Predicted xyxy boxes of tracks present at the start of this update (rows of its state batch)."""
+        return _xywh_to_xyxy(self._X[[t.row for t in tracks], :4])
+
     def _match(self, tracks: list[Track], boxes: np.ndarray, thresh: float) -> list[tuple[int, int]]:
         if not tracks or len(boxes) == 0:
             return []
-        tb = _xywh_to_xyxy(np.stack([t.kf.x[:4] for t in tracks]))
+        tb = self._pred_boxes(tracks)
         b, tb_ = self.cfg.buffer, self.cfg.tentative_buffer
         # Confirmed tracks: the motion model knows where they go; its error grows with the source frames
         # it extrapolates over since the track was last seen (skipped and missed frames): the allowance
@@ -265,14 +189,17 @@ class ByteTracker:
         cost = 1.0 - _buffered_iou(tb, boxes, per)
         return linear_assignment(cost, thresh)
 
-    def _hit(self, t: Track, box: np.ndarray, score: float, cls: int) -> None:
-        self._pending.append((t, box))
-        t.box, t.score, t.class_id = box.astype(np.float64), float(score), int(cls)
+    def _hit(self, t: Track, d: int) -> None:
+        """Track ``t`` matched detection ``d`` of this update (the per-detection values are precomputed
+        Python lists: per-element numpy scalars cost more than the rest of the hit)."""
+        f = self._frame
+        self._pending.append((t, d))
+        t.box, t.score, t.class_id = f["boxes"][d], f["scores"][d], f["cls"][d]
         t.hits += 1
         t.span += self._dt
         t.misses = 0
         t.updated = True
-        t.trail.append(t.center)
+        t.trail.append(f["centers"][d])
         if t.state == LOST:
             t.state = CONFIRMED
         elif t.state == TENTATIVE and t.span >= self.cfg.n_init and t.hits >= min(3, self.cfg.n_init):
@@ -300,16 +227,20 @@ class ByteTracker:
         # frames of evidence (with at least 2 hits), and misses limits converted to updates at this gap.
         tent_miss = int(np.ceil(cfg.tentative_max_miss / self._dt))
         max_lost = int(np.ceil(cfg.max_lost / self._dt))
-        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        boxes = np.array(boxes, np.float64).reshape(-1, 4)   # a copy: tracks keep rows of it as their box
         scores = np.asarray(scores, np.float64).reshape(-1)
         cls = np.zeros(len(scores), np.int64) if class_ids is None else np.asarray(class_ids).reshape(-1)
-        self._pending: list[tuple[Track, np.ndarray]] = []
+        self._frame = {"boxes": boxes, "scores": scores.tolist(), "cls": [int(c) for c in cls.tolist()],
+                       "centers": [tuple(c) for c in ((boxes[:, :2] + boxes[:, 2:]) / 2).tolist()]}
+        self._pending: list[tuple[Track, int]] = []
         if self.tracks:
-            X, P = kf_predict(np.stack([t.kf.x for t in self.tracks]), np.stack([t.kf.P for t in self.tracks]), dt)
+            X, P = kf_predict(*self._gather(), dt)
             if warp is not None:
                 X, P = warp_states(X, P, np.asarray(warp, np.float64))
+            self._X, self._P = X, P    # this update's state batch; each filter's x, P are views of a row
             for k, t in enumerate(self.tracks):
                 t.kf.x, t.kf.P = X[k], P[k]
+                t.row = k
                 t.updated = False
                 t.age += 1
         high = np.nonzero(scores >= cfg.high_thresh)[0]
@@ -319,39 +250,37 @@ class ByteTracker:
         # Only across skipped frames: frame to frame the motion model alone keeps up (and it costs a matching).
         shift = self._common_shift(boxes[high]) if self.tracks and dt > 1 else None
         if shift is not None:
-            for t in self.tracks:
-                t.kf.x[:2] += shift
+            self._X[:, :2] += shift
         pool = [t for t in self.tracks if t.state in (CONFIRMED, LOST)]
         tentative = [t for t in self.tracks if t.state == TENTATIVE]
         # Stage 1: high detections ↔ confirmed + lost tracks.
         m1 = self._match(pool, boxes[high], cfg.match_thresh)
         for ti, di in m1:
             d = high[di]
-            self._hit(pool[ti], boxes[d], scores[d], cls[d])
-        used_high = {high[di] for _, di in m1}
-        left_high = np.array([d for d in high if d not in used_high], np.int64)
+            self._hit(pool[ti], d)
+        free = np.ones(len(high), bool)
+        free[[di for _, di in m1]] = False
+        left_high = high[free]
         # Stage 2: low detections ↔ confirmed tracks (not lost) left unmatched.
         rest = [t for t in pool if not t.updated and t.state == CONFIRMED]
         if len(low):
             for ti, di in self._match(rest, boxes[low], cfg.low_match_thresh):
                 d = low[di]
-                self._hit(rest[ti], boxes[d], scores[d], cls[d])
+                self._hit(rest[ti], d)
         # Stage 3: tentative tracks ↔ remaining high detections.
         m3 = self._match(tentative, boxes[left_high], cfg.tentative_match_thresh)
         for ti, di in m3:
             d = left_high[di]
-            self._hit(tentative[ti], boxes[d], scores[d], cls[d])
-        used3 = {left_high[di] for _, di in m3}
+            self._hit(tentative[ti], d)
+        born = np.ones(len(left_high), bool)
+        born[[di for _, di in m3]] = False
+        born &= scores[left_high] >= cfg.new_track_thresh
         if self._pending:
-            ts = [t for t, _ in self._pending]
-            X, P = kf_update(np.stack([t.kf.x for t in ts]), np.stack([t.kf.P for t in ts]),
-                             np.stack([b for _, b in self._pending]))
-            for k, t in enumerate(ts):
-                t.kf.x, t.kf.P = X[k], P[k]
+            rows = [t.row for t, _ in self._pending]
+            self._X[rows], self._P[rows] = kf_update(self._X[rows], self._P[rows],
+                                                     boxes[[d for _, d in self._pending]])
         # Births.
-        for d in left_high:
-            if d in used3 or scores[d] < cfg.new_track_thresh:
-                continue
+        for d in left_high[born]:
             self._uid += 1
             t = Track(KalmanBox(boxes[d]), boxes[d].astype(np.float64), float(scores[d]), int(cls[d]), self._uid,
                       trail=deque(maxlen=cfg.trail))

@@ -1,0 +1,54 @@
+"""The tracker's fast paths equal the plain formulas: the Kalman gain as a division when the
+coordinates never mixed (no camera warp) vs a batched solve, and the per-axis buffered IoU vs the
+IoU of explicitly enlarged boxes."""
+from __future__ import annotations
+
+import numpy as np
+
+from flowdet.runtime.assignment import _buffered_iou, box_iou
+from flowdet.runtime.gmc import warp_states
+from flowdet.runtime.kalman import KalmanBox, kf_predict, kf_update
+
+
+def _solve_update(X, P, boxes):
+    z = np.concatenate([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]], axis=1)
+    s = np.maximum(np.maximum(X[:, 2], X[:, 3]), 4.0)
+    S = P[:, :4, :4] + np.eye(4)[None] * np.square(0.05 * s)[:, None, None]
+    K = np.linalg.solve(S, P[:, :, :4].transpose(0, 2, 1)).transpose(0, 2, 1)
+    return X + (K @ (z - X[:, :4])[:, :, None])[:, :, 0], P - K @ P[:, :4, :]
+
+
+def test_diagonal_gain_equals_the_solve_with_and_without_a_warp():
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0, 500, (20, 2))
+    boxes = np.concatenate([b, b + rng.uniform(3, 40, (20, 2))], 1)
+    X = np.stack([KalmanBox(x).x for x in boxes])
+    P = np.stack([KalmanBox(x).P for x in boxes])
+    X, P = kf_predict(X, P, 3)
+    assert np.count_nonzero(P[:, :4, :4] - P[:, :4, :4] * np.eye(4)) == 0     # diagonal: the fast path
+    meas = boxes + rng.normal(0, 1, boxes.shape)
+    for got, want in zip(kf_update(X, P, meas), _solve_update(X, P, meas)):
+        assert np.allclose(got, want, rtol=1e-10, atol=1e-10)
+    warp = np.array([[np.cos(0.1), -np.sin(0.1), 5.0], [np.sin(0.1), np.cos(0.1), -3.0]])
+    Xw, Pw = warp_states(X, P, warp)                                           # x and y now mix
+    assert np.count_nonzero(Pw[:, :4, :4] - Pw[:, :4, :4] * np.eye(4)) > 0
+    for got, want in zip(kf_update(Xw, Pw, meas), _solve_update(Xw, Pw, meas)):
+        assert np.allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_buffered_iou_is_the_iou_of_enlarged_boxes():
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0, 100, (15, 2))
+    a = np.concatenate([a, a + rng.uniform(0.5, 20, (15, 2))], 1)
+    b = rng.uniform(0, 100, (9, 2))
+    b = np.concatenate([b, b + rng.uniform(0.5, 20, (9, 2))], 1)
+    buf = rng.choice([0.0, 0.3, 0.6, 2.0], 15)
+    got = _buffered_iou(a, b, buf)
+    for i in range(len(a)):
+        f = buf[i]
+
+        def grow(x):
+            pad = np.maximum((x[:, 2:] - x[:, :2]) * f, 1.0 if f > 0 else 0.0)
+            return np.concatenate([x[:, :2] - pad, x[:, 2:] + pad], 1)
+
+        assert np.allclose(got[i], box_iou(grow(a[i:i + 1]), grow(b))[0], atol=1e-12)
