@@ -104,7 +104,13 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--plot", type=Path, default=REPO / "docs" / "img" / "accuracy_latency.png")
+    ap.add_argument("--plot-only", action="store_true", help="redraw the plot from OUT/latency.json (no timing)")
     args = ap.parse_args()
+    if args.plot_only:
+        saved = json.loads((args.out / "latency.json").read_text())
+        col = next(iter(saved["latency"]))
+        _plot(saved["rows"], saved["latency"][col], args.plot, col)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
 
     rows: dict[str, dict] = {}
@@ -172,20 +178,24 @@ def _plot(rows: dict, lat: dict, path: Path, col: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for k, r in rows.items():
-        if k not in lat or r.get("AP") is None:
-            continue
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    pts = sorted(((lat[k], r["AP"], k) for k, r in rows.items() if k in lat and r.get("AP") is not None),
+                 key=lambda p: -p[1])
+    placed: list[tuple[float, float]] = []
+    for x, y, k in pts:
         c = "tab:red" if k.startswith("yolo") else "tab:blue"
-        ax.scatter(lat[k], r["AP"], color=c)
-        ax.annotate(k, (lat[k], r["AP"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        ax.scatter(x, y, color=c)
+        # A label near an earlier one (close in both AP and ms) goes below its point instead.
+        crowded = any(abs(y - py) < 0.006 and abs(x - px) < 8 for px, py in placed)
+        placed.append((x, y))
+        ax.annotate(k.split(" @")[0], (x, y), fontsize=7, xytext=(4, -9 if crowded else 3), textcoords="offset points")
     ax.set_xlabel(f"ONNX Runtime CPU latency, batch 1, {col.split('_')[1].replace('t', '')} thread(s) [ms]")
     ax.set_ylabel("AP on Grogol val (bridge 3)")
     ax.set_title("accuracy vs latency (blue: flowdet, red: ultralytics)", fontsize=9)
     ax.grid(alpha=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
 if __name__ == "__main__":
