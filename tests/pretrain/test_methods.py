@@ -79,15 +79,42 @@ def _losses(cfg, steps: int, lr: float = 2e-3) -> list[float]:
     return out
 
 
+def _held_out(cfg, steps: int, lr: float) -> tuple[float, float]:
+    """Mean loss on 4 fixed batches (augmentations the training never sees) before and after ``steps``
+    steps: far less noisy than comparing training batches, whose loss varies with their content."""
+    torch.manual_seed(0)
+    ds, _, _ = build_datasets(cfg)
+    model = build_method(cfg)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    n, b = len(ds), cfg.train.batch
+    probe = [default_collate([ds[(10_000 + j, (j * b + k) % n)] for k in range(b)]) for j in range(4)]
+
+    def held() -> float:
+        with torch.no_grad():
+            torch.manual_seed(1)
+            return float(np.mean([model(p)["loss"].item() for p in probe]))
+
+    before = held()
+    for s in range(steps):
+        loss = model(default_collate([ds[(s, (s * b + k) % n)] for k in range(b)]))["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return before, held()
+
+
 def _decreases(losses: list[float], k: int = 6) -> bool:
     return float(np.mean(losses[-k:])) < float(np.mean(losses[:k]))
 
 
 @pytest.mark.parametrize("loss", ["cosine", "infonce"])
 def test_patch_contrast_loss_decreases(smooth_frames, loss):
+    # Temperature 0.5: at 0.2 InfoNCE sits at chance for ~50 steps before it learns (CPU-dependent luck
+    # decided the old training-loss comparison); the held-out loss drops ~0.13 (InfoNCE) / 0.15 (cosine).
     cfg = tiny_cfg(**{"method.name": "patch-contrast", "method.loss": loss, "data.frames": f"[{smooth_frames}]",
-                      "method.crop": 32, "method.patch": 48, "method.temperature": 0.2, "train.batch": 8})
-    assert _decreases(_losses(cfg, 40, lr=1e-3), k=10)
+                      "method.crop": 32, "method.patch": 48, "method.temperature": 0.5, "train.batch": 8})
+    before, after = _held_out(cfg, 40, lr=1e-3)
+    assert after < before - 0.05, (before, after)
 
 
 def test_self_emd_loss_decreases(synth_frames):
