@@ -224,7 +224,7 @@ class ByteTracker:
         self.removed = []
         self._dt = max(1.0, float(dt))
         # The hysteresis is in source frames, so it means the same time when frames are skipped: n_init
-        # frames of evidence (with at least 2 hits), and misses limits converted to updates at this gap.
+        # frames of evidence (with at least 3 hits), and the miss limits converted to updates at this gap.
         tent_miss = int(np.ceil(cfg.tentative_max_miss / self._dt))
         max_lost = int(np.ceil(cfg.max_lost / self._dt))
         boxes = np.array(boxes, np.float64).reshape(-1, 4)   # a copy: tracks keep rows of it as their box
