@@ -85,14 +85,15 @@ def _buffered_iou(a: np.ndarray, b: np.ndarray, buf: np.ndarray) -> np.ndarray:
     clip(min(ha + hb − |ca − cb|, 2·min(ha, hb)), 0) — [A, B] arrays only, no [A, B, 2] temporaries."""
     fa = buf[:, None]                                                  # [A, 1]
     on = (fa > 0).astype(np.float64)
-    inter = area_b = None
-    for k in (0, 1):
+
+    def axis(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Overlap [A, B] and enlarged sides [A, 1], [A, B] along x (k = 0) or y (k = 1)."""
         wa, wb = a[:, k + 2] - a[:, k], b[:, k + 2] - b[:, k]           # [A], [B]
-        ha = (wa[:, None] / 2 + np.maximum(wa[:, None] * fa, on))       # [A, 1]
+        ha = wa[:, None] / 2 + np.maximum(wa[:, None] * fa, on)         # [A, 1]
         hb = wb[None, :] / 2 + np.maximum(wb[None, :] * fa, on)         # [A, B]
         dc = np.abs((a[:, k] + a[:, k + 2])[:, None] - (b[:, k] + b[:, k + 2])[None, :]) / 2
-        ov = np.clip(np.minimum(ha + hb - dc, 2 * np.minimum(ha, hb)), 0, None)
-        inter = ov if inter is None else inter * ov
-        area_b = 2 * hb if area_b is None else area_b * (2 * hb)
-        area_a = 2 * ha if k == 0 else area_a * (2 * ha)
-    return inter / np.maximum(area_a + area_b - inter, 1e-9)
+        return np.clip(np.minimum(ha + hb - dc, 2 * np.minimum(ha, hb)), 0, None), 2 * ha, 2 * hb
+
+    (ox, sax, sbx), (oy, say, sby) = axis(0), axis(1)
+    inter = ox * oy
+    return inter / np.maximum(sax * say + sbx * sby - inter, 1e-9)

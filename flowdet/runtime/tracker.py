@@ -182,8 +182,8 @@ class ByteTracker:
         # it extrapolates over since the track was last seen (skipped and missed frames): the allowance
         # grows as √dt × (1 + misses), a random walk's spread, capped at the tentative one. New tracks
         # (velocity 0) search wide.
-        per = np.array([tb_ if t.state == TENTATIVE else min(tb_, b * np.sqrt(self._dt) * (1 + t.misses))
-                        for t in tracks])
+        grow = b * np.sqrt(self._dt)
+        per = np.array([tb_ if t.state == TENTATIVE else min(tb_, grow * (1 + t.misses)) for t in tracks])
         if b <= 0:
             per[:] = 0.0
         cost = 1.0 - _buffered_iou(tb, boxes, per)

@@ -60,12 +60,22 @@ def test_center_loss_value_and_wen_update():
     assert torch.allclose(loss.centers, torch.tensor([[2 / 3, 0, 0], [0, 0.5, 0]]))  # no update in eval
 
 
-def _losses(cfg, steps: int, lr: float = 2e-3) -> list[float]:
+def _train(cfg, steps: int, lr: float, probes: int = 0) -> tuple[list[float], list[float]]:
+    """``steps`` AdamW steps of the method; returns the training losses and, with ``probes`` > 0, the
+    mean loss on that many fixed batches (augmentations the training never sees) before and after."""
     torch.manual_seed(0)
     ds, _, _ = build_datasets(cfg)
     model = build_method(cfg)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     out, n, b = [], len(ds), cfg.train.batch
+    probe = [default_collate([ds[(10_000 + j, (j * b + k) % n)] for k in range(b)]) for j in range(probes)]
+
+    def held() -> float:
+        with torch.no_grad():
+            torch.manual_seed(1)
+            return float(np.mean([model(p)["loss"].item() for p in probe]))
+
+    held_out = [held()] if probes else []
     for s in range(steps):
         batch = default_collate([ds[(s, (s * b + k) % n)] for k in range(b)])
         loss = model(batch)["loss"]
@@ -76,31 +86,18 @@ def _losses(cfg, steps: int, lr: float = 2e-3) -> list[float]:
             model.after_step(s + 1, steps)
         out.append(loss.item())
     assert np.isfinite(out).all()
-    return out
+    return out, held_out + ([held()] if probes else [])
+
+
+def _losses(cfg, steps: int, lr: float = 2e-3) -> list[float]:
+    return _train(cfg, steps, lr)[0]
 
 
 def _held_out(cfg, steps: int, lr: float) -> tuple[float, float]:
-    """Mean loss on 4 fixed batches (augmentations the training never sees) before and after ``steps``
-    steps: far less noisy than comparing training batches, whose loss varies with their content."""
-    torch.manual_seed(0)
-    ds, _, _ = build_datasets(cfg)
-    model = build_method(cfg)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
-    n, b = len(ds), cfg.train.batch
-    probe = [default_collate([ds[(10_000 + j, (j * b + k) % n)] for k in range(b)]) for j in range(4)]
-
-    def held() -> float:
-        with torch.no_grad():
-            torch.manual_seed(1)
-            return float(np.mean([model(p)["loss"].item() for p in probe]))
-
-    before = held()
-    for s in range(steps):
-        loss = model(default_collate([ds[(s, (s * b + k) % n)] for k in range(b)]))["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return before, held()
+    """Held-out loss before and after training: far less noisy than comparing training batches,
+    whose loss varies with their content."""
+    before, after = _train(cfg, steps, lr, probes=4)[1]
+    return before, after
 
 
 def _decreases(losses: list[float], k: int = 6) -> bool:
