@@ -44,10 +44,30 @@ ASSIGNMENT = _backend()
 def linear_assignment(cost: np.ndarray, thresh: float, method: str | None = None) -> list[tuple[int, int]]:
     """Minimum-cost matching of rows to columns, keeping only pairs with ``cost <= thresh``.
 
-    ``method``: "lap", "scipy", "greedy" or None (the best installed, :data:`ASSIGNMENT`)."""
+    ``method``: "lap", "scipy", "greedy" or None (the best installed, :data:`ASSIGNMENT`).
+
+    A row whose only feasible column (``cost <= thresh``) has no other feasible row is matched to it
+    directly: no other pair competes for either, and matching (cost <= thresh) is never worse than
+    leaving both unmatched. Well-separated objects are nearly all such pairs, so only the ambiguous
+    rows and columns reach the solver."""
     if cost.size == 0:
         return []
-    method = method or ASSIGNMENT
+    feasible = cost <= thresh
+    per_row, per_col = feasible.sum(1), feasible.sum(0)
+    col_of = feasible.argmax(1)
+    alone = (per_row == 1) & (per_col[col_of] == 1)
+    pairs = [(int(i), int(col_of[i])) for i in np.nonzero(alone)[0]]
+    rows = np.nonzero((per_row > 0) & ~alone)[0]
+    if len(rows) == 0:
+        return pairs
+    taken = np.zeros(cost.shape[1], bool)
+    taken[col_of[alone]] = True
+    cols = np.nonzero((per_col > 0) & ~taken)[0]
+    sub = cost[np.ix_(rows, cols)]
+    return pairs + [(int(rows[i]), int(cols[j])) for i, j in _solve(sub, thresh, method or ASSIGNMENT)]
+
+
+def _solve(cost: np.ndarray, thresh: float, method: str) -> list[tuple[int, int]]:
     if method == "lap":
         import lap
 
@@ -81,19 +101,25 @@ def _buffered_iou(a: np.ndarray, b: np.ndarray, buf: np.ndarray) -> np.ndarray:
     """IoU [len(a), len(b)] after enlarging both boxes of pair (i, j) by ``buf[i]`` × their size per side
     (at least 1 px when ``buf[i] > 0``).
 
-    Per axis on centres and half-sizes: the overlap of [ca ± ha] and [cb ± hb] is
-    clip(min(ha + hb − |ca − cb|, 2·min(ha, hb)), 0) — [A, B] arrays only, no [A, B, 2] temporaries."""
-    fa = buf[:, None]                                                  # [A, 1]
-    on = (fa > 0).astype(np.float64)
-
-    def axis(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Overlap [A, B] and enlarged sides [A, 1], [A, B] along x (k = 0) or y (k = 1)."""
-        wa, wb = a[:, k + 2] - a[:, k], b[:, k + 2] - b[:, k]           # [A], [B]
-        ha = wa[:, None] / 2 + np.maximum(wa[:, None] * fa, on)         # [A, 1]
-        hb = wb[None, :] / 2 + np.maximum(wb[None, :] * fa, on)         # [A, B]
-        dc = np.abs((a[:, k] + a[:, k + 2])[:, None] - (b[:, k] + b[:, k + 2])[None, :]) / 2
-        return np.clip(np.minimum(ha + hb - dc, 2 * np.minimum(ha, hb)), 0, None), 2 * ha, 2 * hb
-
-    (ox, sax, sbx), (oy, say, sby) = axis(0), axis(1)
-    inter = ox * oy
-    return inter / np.maximum(sax * say + sbx * sby - inter, 1e-9)
+    The enlargement of ``b`` depends on the row only through ``buf[i]``, and a tracker has a few distinct
+    buffers (confirmed / tentative / missed k frames): per distinct value, enlarge both sets once and take
+    the plain IoU of the [A_k, B] block from 1-D coordinate arrays (``ufunc.outer``: the fastest
+    broadcast numpy has at tracker sizes)."""
+    out = np.empty((len(a), len(b)), np.float64)
+    if len(a) == 0 or len(b) == 0:
+        return out
+    values = sorted(set(np.asarray(buf, np.float64).tolist()))
+    for f in values:
+        rows = slice(None) if len(values) == 1 else np.nonzero(buf == f)[0]
+        floor = 1.0 if f > 0 else 0.0
+        ab, bb = a[rows].T, b.T                                       # [4, A_k], [4, B]
+        pa = np.maximum((ab[2:] - ab[:2]) * f, floor)                  # [2, A_k]: pad per side
+        pb = np.maximum((bb[2:] - bb[:2]) * f, floor)
+        a1, a2, b1, b2 = ab[:2] - pa, ab[2:] + pa, bb[:2] - pb, bb[2:] + pb
+        ox = np.minimum.outer(a2[0], b2[0]) - np.maximum.outer(a1[0], b1[0])
+        oy = np.minimum.outer(a2[1], b2[1]) - np.maximum.outer(a1[1], b1[1])
+        inter = np.maximum(ox, 0.0, out=ox)
+        inter *= np.maximum(oy, 0.0, out=oy)                           # [A_k, B]
+        union = np.add.outer(np.prod(a2 - a1, axis=0), np.prod(b2 - b1, axis=0)) - inter
+        out[rows] = inter / np.maximum(union, 1e-9, out=union)
+    return out

@@ -1,11 +1,12 @@
 """The tracker's fast paths equal the plain formulas: the Kalman gain as a division when the
-coordinates never mixed (no camera warp) vs a batched solve, and the per-axis buffered IoU vs the
-IoU of explicitly enlarged boxes."""
+coordinates never mixed (no camera warp) vs a batched solve, the per-buffer buffered IoU vs the
+IoU of explicitly enlarged boxes, and the assignment with isolated pairs split off vs the solver on
+the whole matrix."""
 from __future__ import annotations
 
 import numpy as np
 
-from flowdet.runtime.assignment import _buffered_iou, box_iou
+from flowdet.runtime.assignment import ASSIGNMENT, _buffered_iou, _solve, box_iou, linear_assignment
 from flowdet.runtime.gmc import warp_states
 from flowdet.runtime.kalman import KalmanBox, kf_predict, kf_update
 
@@ -52,3 +53,19 @@ def test_buffered_iou_is_the_iou_of_enlarged_boxes():
             return np.concatenate([x[:, :2] - pad, x[:, 2:] + pad], 1)
 
         assert np.allclose(got[i], box_iou(grow(a[i:i + 1]), grow(b))[0], atol=1e-12)
+
+
+def test_assignment_matches_isolated_pairs_directly_and_solves_the_rest_as_before():
+    """Splitting off the rows whose one feasible column nobody else wants changes no matching: the same
+    pairs as the solver on the whole matrix, for every backend, on sparse and dense costs."""
+    rng = np.random.default_rng(2)
+    backends = ["scipy", "greedy"] + (["lap"] if ASSIGNMENT == "lap" else [])
+    for trial in range(40):
+        n, m = rng.integers(1, 30, 2)
+        cost = rng.random((n, m))
+        cost[rng.random((n, m)) < (0.9 if trial % 2 else 0.3)] = 5.0          # mostly infeasible or dense
+        for method in backends:
+            assert sorted(linear_assignment(cost, 0.6, method)) == sorted(_solve(cost, 0.6, method)), (trial, method)
+    cost = np.full((4, 4), 9.0)
+    cost[0, 1], cost[2, 3] = 0.2, 0.1                                        # two isolated pairs only
+    assert sorted(linear_assignment(cost, 0.5)) == [(0, 1), (2, 3)]
