@@ -56,7 +56,8 @@ def linear_assignment(cost: np.ndarray, thresh: float, method: str | None = None
     per_row, per_col = feasible.sum(1), feasible.sum(0)
     col_of = feasible.argmax(1)
     alone = (per_row == 1) & (per_col[col_of] == 1)
-    pairs = [(int(i), int(col_of[i])) for i in np.nonzero(alone)[0]]
+    lone = np.nonzero(alone)[0]
+    pairs = list(zip(lone.tolist(), col_of[lone].tolist()))
     rows = np.nonzero((per_row > 0) & ~alone)[0]
     if len(rows) == 0:
         return pairs

@@ -44,7 +44,7 @@ from flowdet.runtime.kalman import KalmanBox, _xywh_to_xyxy, kf_predict, kf_upda
 TENTATIVE, CONFIRMED, LOST = "tentative", "confirmed", "lost"
 
 
-@dataclass
+@dataclass(slots=True)   # slots: the tracker reads and writes these per track per frame
 class Track:
     """One tracked object. ``box``: the matched detection's box this frame (else the prediction);
     ``id``: 0 while tentative, then a positive id assigned at confirmation (ids are never reused);
@@ -182,10 +182,11 @@ class ByteTracker:
         # it extrapolates over since the track was last seen (skipped and missed frames): the allowance
         # grows as √dt × (1 + misses), a random walk's spread, capped at the tentative one. New tracks
         # (velocity 0) search wide.
-        grow = b * np.sqrt(self._dt)
-        per = np.array([tb_ if t.state == TENTATIVE else min(tb_, grow * (1 + t.misses)) for t in tracks])
         if b <= 0:
-            per[:] = 0.0
+            per = np.zeros(len(tracks))
+        else:
+            misses = np.array([-1 if t.state == TENTATIVE else t.misses for t in tracks], np.float64)
+            per = np.where(misses < 0, tb_, np.minimum(tb_, b * np.sqrt(self._dt) * (1 + misses)))
         cost = 1.0 - _buffered_iou(tb, boxes, per)
         return linear_assignment(cost, thresh)
 
@@ -255,23 +256,23 @@ class ByteTracker:
         tentative = [t for t in self.tracks if t.state == TENTATIVE]
         # Stage 1: high detections ↔ confirmed + lost tracks.
         m1 = self._match(pool, boxes[high], cfg.match_thresh)
+        high_i = high.tolist()    # Python ints: numpy scalars cost more per hit than the hit itself
         for ti, di in m1:
-            d = high[di]
-            self._hit(pool[ti], d)
+            self._hit(pool[ti], high_i[di])
         free = np.ones(len(high), bool)
         free[[di for _, di in m1]] = False
         left_high = high[free]
         # Stage 2: low detections ↔ confirmed tracks (not lost) left unmatched.
         rest = [t for t in pool if not t.updated and t.state == CONFIRMED]
         if len(low):
+            low_i = low.tolist()
             for ti, di in self._match(rest, boxes[low], cfg.low_match_thresh):
-                d = low[di]
-                self._hit(rest[ti], d)
+                self._hit(rest[ti], low_i[di])
         # Stage 3: tentative tracks ↔ remaining high detections.
         m3 = self._match(tentative, boxes[left_high], cfg.tentative_match_thresh)
+        left_i = left_high.tolist()
         for ti, di in m3:
-            d = left_high[di]
-            self._hit(tentative[ti], d)
+            self._hit(tentative[ti], left_i[di])
         born = np.ones(len(left_high), bool)
         born[[di for _, di in m3]] = False
         born &= scores[left_high] >= cfg.new_track_thresh
