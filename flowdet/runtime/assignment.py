@@ -62,7 +62,7 @@ def linear_assignment(cost: np.ndarray, thresh: float, method: str | None = None
     if len(rows) == 0:
         return pairs
     taken = np.zeros(cost.shape[1], bool)
-    taken[col_of[alone]] = True
+    taken[col_of[lone]] = True
     cols = np.nonzero((per_col > 0) & ~taken)[0]
     sub = cost[np.ix_(rows, cols)]
     return pairs + [(int(rows[i]), int(cols[j])) for i, j in _solve(sub, thresh, method or ASSIGNMENT)]
@@ -109,7 +109,8 @@ def _buffered_iou(a: np.ndarray, b: np.ndarray, buf: np.ndarray) -> np.ndarray:
     out = np.empty((len(a), len(b)), np.float64)
     if len(a) == 0 or len(b) == 0:
         return out
-    values = sorted(set(np.asarray(buf, np.float64).tolist()))
+    buf = np.asarray(buf, np.float64)
+    values = sorted(set(buf.tolist()))
     for f in values:
         rows = slice(None) if len(values) == 1 else np.nonzero(buf == f)[0]
         floor = 1.0 if f > 0 else 0.0

@@ -190,6 +190,12 @@ class ByteTracker:
         cost = 1.0 - _buffered_iou(tb, boxes, per)
         return linear_assignment(cost, thresh)
 
+    def _hit_pairs(self, tracks: list[Track], pairs: list[tuple[int, int]], dets: np.ndarray) -> None:
+        """One stage's matches: (index into ``tracks``, index into ``dets``, which holds detection indices)."""
+        d = dets.tolist()   # Python ints: numpy scalars cost more per hit than the hit itself
+        for ti, di in pairs:
+            self._hit(tracks[ti], d[di])
+
     def _hit(self, t: Track, d: int) -> None:
         """Track ``t`` matched detection ``d`` of this update (the per-detection values are precomputed
         Python lists: per-element numpy scalars cost more than the rest of the hit)."""
@@ -256,23 +262,17 @@ class ByteTracker:
         tentative = [t for t in self.tracks if t.state == TENTATIVE]
         # Stage 1: high detections ↔ confirmed + lost tracks.
         m1 = self._match(pool, boxes[high], cfg.match_thresh)
-        high_i = high.tolist()    # Python ints: numpy scalars cost more per hit than the hit itself
-        for ti, di in m1:
-            self._hit(pool[ti], high_i[di])
+        self._hit_pairs(pool, m1, high)
         free = np.ones(len(high), bool)
         free[[di for _, di in m1]] = False
         left_high = high[free]
         # Stage 2: low detections ↔ confirmed tracks (not lost) left unmatched.
         rest = [t for t in pool if not t.updated and t.state == CONFIRMED]
         if len(low):
-            low_i = low.tolist()
-            for ti, di in self._match(rest, boxes[low], cfg.low_match_thresh):
-                self._hit(rest[ti], low_i[di])
+            self._hit_pairs(rest, self._match(rest, boxes[low], cfg.low_match_thresh), low)
         # Stage 3: tentative tracks ↔ remaining high detections.
         m3 = self._match(tentative, boxes[left_high], cfg.tentative_match_thresh)
-        left_i = left_high.tolist()
-        for ti, di in m3:
-            self._hit(tentative[ti], left_i[di])
+        self._hit_pairs(tentative, m3, left_high)
         born = np.ones(len(left_high), bool)
         born[[di for _, di in m3]] = False
         born &= scores[left_high] >= cfg.new_track_thresh
