@@ -33,8 +33,10 @@ from flowdet.metrics.tracking import count_decomposition, count_error_per_interv
 from flowdet.runtime.track_sim import corrupt, moving_objects  # noqa: E402
 from flowdet.runtime.tracker import ASSIGNMENT, ByteTracker  # noqa: E402
 
+SIM_SIZE = (640, 360)   # moving_objects' and corrupt's default frame
 
-def load_video_gt(video_dir: Path) -> tuple[list, float, Path]:
+
+def load_video_gt(video_dir: Path) -> tuple[list, float, Path, tuple[int, int]]:
     d = json.loads((video_dir / "video_annotations.json").read_text())
     by_img: dict[int, list] = {im["id"]: [] for im in d["images"]}
     for a in d["annotations"]:
@@ -46,7 +48,8 @@ def load_video_gt(video_dir: Path) -> tuple[list, float, Path]:
         boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
                           for a in anns], np.float64).reshape(-1, 4)
         frames.append((ids, boxes))
-    return frames, float(d["info"]["fps"]), video_dir / d["info"]["video"]
+    im0 = d["images"][0]
+    return frames, float(d["info"]["fps"]), video_dir / d["info"]["video"], (int(im0["width"]), int(im0["height"]))
 
 
 def video_warps(video: Path, stride: int) -> tuple[list, float]:
@@ -69,15 +72,17 @@ def video_warps(video: Path, stride: int) -> tuple[list, float]:
     return warps, 1000 * cpu / max(1, len(warps))
 
 
-def run_tracker(tracker: ByteTracker, dets: list, fps: float, stride: int = 1, warps: list | None = None) -> dict:
+def run_tracker(tracker: ByteTracker, dets: list, fps: float, stride: int = 1, warps: list | None = None,
+                frame_size: tuple[int, int] | None = SIM_SIZE) -> dict:
     """Track every ``stride``-th frame (Kalman frame gap dt = stride, as the runtime does; ``warps``: the
-    camera motion per processed frame); outputs aligned to those frames."""
+    camera motion per processed frame; ``frame_size``: (width, height), as the runtime passes it);
+    outputs aligned to those frames."""
     out, hist, times = [], [], []
     cpu = 0.0
     for j, k in enumerate(range(0, len(dets), stride)):
         b, s = dets[k]
         t0 = time.thread_time()
-        ts = tracker.update(b, s, dt=stride, warp=None if warps is None else warps[j])
+        ts = tracker.update(b, s, dt=stride, warp=None if warps is None else warps[j], frame_size=frame_size)
         cpu += time.thread_time() - t0
         out.append((np.array([t.id for t in ts], np.int64), np.array([t.box for t in ts]).reshape(-1, 4)))
         hist.append([(t.uid, t.box) for t in tracker.tracks if t.updated])
@@ -157,11 +162,11 @@ def main() -> None:
     args = ap.parse_args()
     n_init = ByteTracker().cfg.n_init
     results: dict = {"assignment": ASSIGNMENT, "n_init": n_init}
-    inputs = {"sim": (moving_objects(args.sim_frames, seed=1), 10.0)}
+    inputs = {"sim": (moving_objects(args.sim_frames, seed=1), 10.0, SIM_SIZE)}
     video = None
     if args.video_dir:
-        gt_v, fps_v, video = load_video_gt(args.video_dir)
-        inputs["synth_video_gt"] = (gt_v, fps_v)
+        gt_v, fps_v, video, size_v = load_video_gt(args.video_dir)
+        inputs["synth_video_gt"] = (gt_v, fps_v, size_v)
     warps = {}
     if video is not None:
         for stride in (1, 4):
@@ -169,27 +174,27 @@ def main() -> None:
             results[f"gmc_ms_per_frame/every{stride}"] = round(ms, 3)
             print(f"camera motion (gmc) cost, every {stride}: {ms:.2f} ms/frame (CPU)", flush=True)
     no_cm = lambda: ByteTracker(common_motion_min=0)  # noqa: E731  (the tracker without the common-motion shift)
-    for name, (gt, fps) in inputs.items():
+    for name, (gt, fps, size) in inputs.items():
         for case, kw in [("clean", dict(jitter=0.02)), ("noisy", dict(jitter=0.05, drop=0.3, false_rate=0.05))]:
-            dets = corrupt(gt, seed=2, **kw)
+            dets = corrupt(gt, seed=2, width=size[0], height=size[1], **kw)
             rows = [("byte", ByteTracker, 1, False), ("sort", ByteTracker.sort_baseline, 1, False),
                     ("byte", ByteTracker, 4, False), ("byte-nocm", no_cm, 4, False)]
             if name == "synth_video_gt":
                 rows += [("byte", ByteTracker, 1, True), ("byte", ByteTracker, 4, True), ("byte-nocm", no_cm, 4, True)]
             for tname, make, stride, gmc in rows:
                 key = f"a/{name}/{case}/{tname}" + (f"/every{stride}" if stride > 1 else "") + ("/gmc" if gmc else "")
-                res = run_tracker(make(), dets, fps, stride, warps[stride] if gmc else None)
+                res = run_tracker(make(), dets, fps, stride, warps[stride] if gmc else None, size)
                 results[key] = score(gt, res, fps, stride, n_init)
                 print(key, json.dumps(results[key]), flush=True)
     if args.model and video is not None:
-        gt_v, fps_v = inputs["synth_video_gt"]
+        gt_v, fps_v, size_v = inputs["synth_video_gt"]
         dets = detect_video(args.model, video, args.threads)
         for tname, make, stride, gmc in [("byte", ByteTracker, 1, False), ("sort", ByteTracker.sort_baseline, 1, False),
                                          ("byte", ByteTracker, 4, False), ("sort", ByteTracker.sort_baseline, 4, False),
                                          ("byte-nocm", no_cm, 4, False), ("byte", ByteTracker, 1, True),
                                          ("byte", ByteTracker, 4, True)]:
             key = f"b/{tname}" + (f"/every{stride}" if stride > 1 else "") + ("/gmc" if gmc else "")
-            res = run_tracker(make(), dets, fps_v, stride, warps[stride] if gmc else None)
+            res = run_tracker(make(), dets, fps_v, stride, warps[stride] if gmc else None, size_v)
             results[key] = score(gt_v, res, fps_v, stride, n_init)
             print(key, json.dumps(results[key]), flush=True)
     for n in (10, 50, 100):

@@ -34,7 +34,8 @@ class SourceTracking:
         dt = fr.index - self.last_index if self.last_index is not None and fr.index > self.last_index else 1
         self.last_index = fr.index
         warp = self.gmc.update(fr.image) if self.gmc is not None else None
-        self.tracks = self.tracker.update(det.boxes, det.scores, det.class_ids, dt=dt, warp=warp)
+        self.tracks = self.tracker.update(det.boxes, det.scores, det.class_ids, dt=dt, warp=warp,
+                                          frame_size=(fr.image.shape[1], fr.image.shape[0]))
         t = fr.time if fr.time is not None else fr.index / (fps or 25.0)
         return self.counter.update(t, self.tracker.newly_confirmed, self.tracks)
 

@@ -12,6 +12,10 @@ Per frame (``ByteTracker.update``):
    always fit a velocity, a third checks it); a tentative track
    missed more than ``tentative_max_miss`` frames in a row is dropped. Death: a confirmed track
    unmatched for more than ``max_lost`` frames is removed (until then it is *lost* and can be re-found).
+6. Given the frame size, a lost track whose prediction leaves the view is *parked* on the border where it
+   left (position clamped, velocity zeroed): nothing is seen past the border to extrapolate, and a camera
+   yaw or pan brings the object back in where it went out, within the lost track's wide allowance (on a
+   dense synthetic video this removed 8 of 9 double counts of re-entering objects; docs/counting.md).
 
 Every frame count is in *source* frames, so the tracker means the same time when frames are skipped
 (``update(..., dt=4)``: every 4th frame, or a live source that dropped frames): a hit closing a gap
@@ -96,6 +100,16 @@ class TrackerConfig:
             raise InputError(f"tracker thresholds need 0 <= low ({self.low_thresh}) <= high ({self.high_thresh}) <= 1")
         if self.n_init < 1 or self.max_lost < 0 or self.tentative_max_miss < 0:
             raise InputError("tracker: n_init >= 1, max_lost >= 0 and tentative_max_miss >= 0 are required")
+
+
+def _park(x: np.ndarray, frame_size: tuple[int, int]) -> None:
+    """A lost track's state (cx, cy, w, h, vx, vy, ...) whose centre is outside the view: clamp the centre
+    onto the border and stop it, in place."""
+    w, h = float(frame_size[0]), float(frame_size[1])
+    if 0.0 <= x[0] <= w and 0.0 <= x[1] <= h:
+        return
+    x[0], x[1] = min(max(x[0], 0.0), w), min(max(x[1], 0.0), h)
+    x[4:6] = 0.0
 
 
 class ByteTracker:
@@ -219,12 +233,14 @@ class ByteTracker:
         self.newly_confirmed.append(t)
 
     def update(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None = None,
-               dt: float = 1.0, warp: np.ndarray | None = None) -> list[Track]:
+               dt: float = 1.0, warp: np.ndarray | None = None,
+               frame_size: tuple[int, int] | None = None) -> list[Track]:
         """One frame's detections (xyxy, original pixels) → the confirmed tracks matched in it.
 
         ``dt``: source frames since the previous update (frames skipped + 1); ``warp``: the 2×3 camera
         motion from the previous processed frame to this one (:class:`flowdet.runtime.gmc.CameraMotion`),
-        applied to the predicted states before association."""
+        applied to the predicted states before association; ``frame_size``: (width, height) of the
+        frame, to park lost tracks that left the view (step 6 above; None: not parked)."""
         cfg = self.cfg
         self.frame += 1
         self.newly_confirmed = []
@@ -307,6 +323,8 @@ class ByteTracker:
                     if t.misses > max_lost:
                         self.removed.append(t)
                         continue
+                    if frame_size is not None:
+                        _park(t.kf.x, frame_size)
             keep.append(t)
         self.tracks = keep
         self.graveyard.extend(t for t in self.removed if t.id > 0)

@@ -152,3 +152,27 @@ def test_every_4th_frame_keeps_the_count(gt, noisy):
             tr.update(*dets[k], dt=stride)
         counts.append(tr.confirmed_count)
     assert abs(counts[1] / counts[0] - 1) <= (0.08 if noisy else 0.05), counts
+
+
+def test_a_track_that_leaves_the_view_is_parked_and_found_again_where_it_comes_back():
+    # A camera yaw carries an object out past the right border and brings it back 2 s later; labels are
+    # clipped to the frame. Without the frame size the lost track keeps flying outwards and the
+    # returning object is counted a second time.
+    w, h = 200, 100
+    frames = []
+    x = 150.0
+    for k in range(70):
+        x += 3.0 if k < 30 else -3.0
+        b = np.array([[x, 40.0, x + 10.0, 46.0]])
+        b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, w)
+        frames.append(b[b[:, 2] - b[:, 0] >= 1.0])
+    assert sum(len(b) == 0 for b in frames) >= 15     # really out of view for a while
+
+    def counted(frame_size):
+        tr = ByteTracker()
+        for b in frames:
+            tr.update(b, np.full(len(b), 0.9), frame_size=frame_size)
+        return tr.confirmed_count
+
+    assert counted(None) == 2
+    assert counted((w, h)) == 1
