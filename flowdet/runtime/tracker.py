@@ -17,6 +17,11 @@ Per frame (``ByteTracker.update``):
    yaw or pan brings the object back in where it went out, within the lost track's wide allowance (on a
    dense synthetic video this removed 8 of 9 double counts of re-entering objects; docs/counting.md).
 
+No birth on a tracked object: a detection left unmatched that lies mostly inside a box matched this frame,
+or holds one mostly inside it (intersection > ``birth_overlap_max`` of the smaller box), starts no track.
+In crowded water the detector also boxes part of an object, or an object with its neighbour or wake;
+those second boxes persist and were confirmed as false tracks (docs/counting.md).
+
 Every frame count is in *source* frames, so the tracker means the same time when frames are skipped
 (``update(..., dt=4)``: every 4th frame, or a live source that dropped frames): a hit closing a gap
 of ``dt`` frames is ``dt`` frames of evidence, and the miss limits become ``ceil(limit / dt)`` updates.
@@ -89,6 +94,9 @@ class TrackerConfig:
     buffer: float = 0.3            # box enlargement for matching, × box size per side
     tentative_buffer: float = 2.0  # for tentative and lost tracks: their motion is not known (yet / any more)
     trail: int = 30
+    # A left-over detection whose intersection with a box matched this frame exceeds this share of the
+    # smaller of the two boxes starts no track (a part / superset box of a tracked object; 1 = off).
+    birth_overlap_max: float = 0.6
     # Common motion from the tracks, when frames were skipped (dt > 1): before association, shift every
     # prediction by the median offset between the confirmed tracks' predictions and their (wide-matched)
     # detections, when at least this many match and agree (0 = off). A camera pan or the current moves
@@ -96,10 +104,21 @@ class TrackerConfig:
     common_motion_min: int = 2
 
     def validate(self) -> None:
+        if not 0 < self.birth_overlap_max <= 1:
+            raise InputError(f"tracker: birth_overlap_max must be in (0, 1], got {self.birth_overlap_max}")
         if not 0 <= self.low_thresh <= self.high_thresh <= 1:
             raise InputError(f"tracker thresholds need 0 <= low ({self.low_thresh}) <= high ({self.high_thresh}) <= 1")
         if self.n_init < 1 or self.max_lost < 0 or self.tentative_max_miss < 0:
             raise InputError("tracker: n_init >= 1, max_lost >= 0 and tentative_max_miss >= 0 are required")
+
+
+def _overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[A, B] intersection area / the smaller box's area, xyxy boxes a [A, 4], b [B, 4]."""
+    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / np.maximum(np.minimum(area(a)[:, None], area(b)[None, :]), 1e-9)
 
 
 def _park(x: np.ndarray, frame_size: tuple[int, int]) -> None:
@@ -142,7 +161,7 @@ class ByteTracker:
         detections above 0.5, plain IoU >= 0.3, confirmed after 3 hits, dropped after 1 miss."""
         return cls(TrackerConfig(high_thresh=0.5, low_thresh=0.5, new_track_thresh=0.5, match_thresh=0.7,
                                  tentative_match_thresh=0.7, n_init=3, tentative_max_miss=0, max_lost=1,
-                                 buffer=0.0), two_stage=False)
+                                 buffer=0.0, birth_overlap_max=1.0), two_stage=False)
 
     @property
     def confirmed_count(self) -> int:
@@ -203,6 +222,22 @@ class ByteTracker:
             per = np.where(misses < 0, tb_, np.minimum(tb_, b * np.sqrt(self._dt) * (1 + misses)))
         cost = 1.0 - _buffered_iou(tb, boxes, per)
         return linear_assignment(cost, thresh)
+
+    def _births_apart(self, boxes: np.ndarray, scores: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        """Which candidate births (detection indices ``cand``) are not a part / superset box of a box matched
+        this frame, nor of a higher-scored candidate (two nested boxes appearing together: one track)."""
+        lim = self.cfg.birth_overlap_max
+        keep = np.ones(len(cand), bool)
+        if self._pending:
+            keep = _overlap_of_smaller(boxes[cand], boxes[[d for _, d in self._pending]]).max(1) <= lim
+        if keep.sum() > 1:
+            idx = np.nonzero(keep)[0]
+            idx = idx[np.argsort(-scores[cand[idx]], kind="stable")]
+            nested = _overlap_of_smaller(boxes[cand[idx]], boxes[cand[idx]]) > lim
+            for r in range(1, len(idx)):   # greedy by score, as NMS; few births per frame
+                if nested[r, :r][keep[idx[:r]]].any():
+                    keep[idx[r]] = False
+        return keep
 
     def _hit_pairs(self, tracks: list[Track], pairs: list[tuple[int, int]], dets: np.ndarray) -> None:
         """One stage's matches: (index into ``tracks``, index into ``dets``, which holds detection indices)."""
@@ -292,6 +327,8 @@ class ByteTracker:
         born = np.ones(len(left_high), bool)
         born[[di for _, di in m3]] = False
         born &= scores[left_high] >= cfg.new_track_thresh
+        if cfg.birth_overlap_max < 1 and born.any():
+            born[np.nonzero(born)[0][~self._births_apart(boxes, scores, left_high[born])]] = False
         if self._pending:
             rows = [t.row for t, _ in self._pending]
             self._X[rows], self._P[rows] = kf_update(self._X[rows], self._P[rows],

@@ -176,3 +176,24 @@ def test_a_track_that_leaves_the_view_is_parked_and_found_again_where_it_comes_b
 
     assert counted(None) == 2
     assert counted((w, h)) == 1
+
+
+def test_no_track_is_born_on_a_box_that_holds_or_lies_inside_a_tracked_one():
+    # Each frame the detector boxes a drifting object twice: the object itself and the object with
+    # its wake (a box 2x as long holding it). Two neighbours that merely touch are still two objects.
+    def run(**cfg):
+        tr = ByteTracker(**cfg)
+        for k in range(40):
+            x = 50.0 + 2 * k
+            obj = [x, 50, x + 10, 58]
+            boxes = [obj, [x, 50, x + 22, 60], [x + 9, 80, x + 19, 88], [x + 18, 80, x + 28, 88]]
+            tr.update(np.array(boxes, float), np.array([0.9, 0.8, 0.9, 0.9]))
+        return tr.confirmed_count
+
+    assert run(birth_overlap_max=1.0) == 4   # off: the wake box is a track of its own
+    assert run() == 3                         # the object, and both touching neighbours
+
+
+def test_birth_overlap_max_is_validated():
+    with pytest.raises(InputError, match="birth_overlap_max"):
+        ByteTracker(birth_overlap_max=0)
