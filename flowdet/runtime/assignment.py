@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from flowdet.ops.boxes import box_iou  # noqa: F401 (re-exported: the tracker's and the metrics' IoU)
+
 
 def _greedy(cost: np.ndarray, thresh: float) -> list[tuple[int, int]]:
     rows, cols = np.nonzero(cost <= thresh)
@@ -81,21 +83,6 @@ def _solve(cost: np.ndarray, thresh: float, method: str) -> list[tuple[int, int]
         r, k = lsa(c)
         return [(int(i), int(j)) for i, j in zip(r, k) if cost[i, j] <= thresh]
     return _greedy(cost, thresh)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix [len(a), len(b)] of xyxy boxes."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), np.float64)
-    a = a.astype(np.float64)
-    b = b.astype(np.float64)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def _buffered_iou(a: np.ndarray, b: np.ndarray, buf: np.ndarray) -> np.ndarray:

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flowdet.errors import InputError
+from flowdet.ops.boxes import box_overlap_of_smaller
 from flowdet.runtime.assignment import (ASSIGNMENT, _buffered_iou, box_iou,  # noqa: F401 (re-exported)
                                         linear_assignment)
 from flowdet.runtime.gmc import warp_states
@@ -110,15 +111,6 @@ class TrackerConfig:
             raise InputError(f"tracker thresholds need 0 <= low ({self.low_thresh}) <= high ({self.high_thresh}) <= 1")
         if self.n_init < 1 or self.max_lost < 0 or self.tentative_max_miss < 0:
             raise InputError("tracker: n_init >= 1, max_lost >= 0 and tentative_max_miss >= 0 are required")
-
-
-def _overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[A, B] intersection area / the smaller box's area, xyxy boxes a [A, 4], b [B, 4]."""
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / np.maximum(np.minimum(area(a)[:, None], area(b)[None, :]), 1e-9)
 
 
 def _park(x: np.ndarray, frame_size: tuple[int, int]) -> None:
@@ -227,13 +219,12 @@ class ByteTracker:
         """Which candidate births (detection indices ``cand``) are not a part / superset box of a box matched
         this frame, nor of a higher-scored candidate (two nested boxes appearing together: one track)."""
         lim = self.cfg.birth_overlap_max
-        keep = np.ones(len(cand), bool)
-        if self._pending:
-            keep = _overlap_of_smaller(boxes[cand], boxes[[d for _, d in self._pending]]).max(1) <= lim
+        tracked = boxes[[d for _, d in self._pending]]
+        keep = (box_overlap_of_smaller(boxes[cand], tracked) <= lim).all(1)
         if keep.sum() > 1:
             idx = np.nonzero(keep)[0]
             idx = idx[np.argsort(-scores[cand[idx]], kind="stable")]
-            nested = _overlap_of_smaller(boxes[cand[idx]], boxes[cand[idx]]) > lim
+            nested = box_overlap_of_smaller(boxes[cand[idx]], boxes[cand[idx]]) > lim
             for r in range(1, len(idx)):   # greedy by score, as NMS; few births per frame
                 if nested[r, :r][keep[idx[:r]]].any():
                     keep[idx[r]] = False
