@@ -283,7 +283,12 @@ class ByteTracker:
                        "centers": [tuple(c) for c in ((boxes[:, :2] + boxes[:, 2:]) / 2).tolist()]}
         self._pending: list[tuple[Track, int]] = []
         if self.tracks:
-            X, P = kf_predict(*self._gather(), dt)
+            X, P = self._gather()
+            if dt > 1:
+                # Across skipped frames the size is held: a tiny object's size rate is mostly noise (and
+                # rotation), and extrapolated × dt it shrinks the box until its detection no longer matches.
+                X[:, 6:8] = 0.0
+            X, P = kf_predict(X, P, dt)
             if warp is not None:
                 X, P = warp_states(X, P, np.asarray(warp, np.float64))
             self._X, self._P = X, P    # this update's state batch; each filter's x, P are views of a row

@@ -197,3 +197,16 @@ def test_no_track_is_born_on_a_box_that_holds_or_lies_inside_a_tracked_one():
 def test_birth_overlap_max_is_validated():
     with pytest.raises(InputError, match="birth_overlap_max"):
         ByteTracker(birth_overlap_max=0)
+
+
+def test_size_is_held_across_skipped_frames():
+    # Every 4th frame of a small bottle turning on the water: its box narrows over three updates (seen
+    # end-on), then it shows its full length again. Extrapolating the narrowing × 4 frames shrank the
+    # prediction until the full-length box no longer matched it: a second count.
+    widths = [14, 14, 14, 14, 12, 10, 8, 16, 16, 16, 16]
+    heights = [10, 10, 10, 10, 9, 8, 7, 12, 12, 12, 12]
+    tr = ByteTracker()
+    for k, (w, h) in enumerate(zip(widths, heights)):
+        cx, cy = 100.0 + 4 * k, 60.0
+        tr.update(np.array([[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]]), [0.9], dt=4)
+    assert tr.confirmed_count == 1
