@@ -2,7 +2,8 @@
 
 Per frame (``ByteTracker.update``):
 
-1. Every track's constant-velocity Kalman filter predicts its box.
+1. Every track's constant-velocity Kalman filter predicts its box (across skipped frames, ``dt > 1``,
+   with its size held: a small object's size rate is mostly noise and rotation).
 2. High-score detections (``score >= high_thresh``) are matched to confirmed and lost tracks.
 3. Low-score detections (``low_thresh <= score < high_thresh``) are matched to the confirmed
    tracks still unmatched (ByteTrack's second stage: an occluded / dipping object keeps its id).
