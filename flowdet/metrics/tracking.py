@@ -22,7 +22,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from flowdet.runtime.assignment import box_iou, linear_assignment
+from flowdet.ops.boxes import box_iou
+from flowdet.runtime.assignment import linear_assignment
 
 FrameTracks = tuple[np.ndarray, np.ndarray]
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowdet.ops.boxes import box_iou  # noqa: F401 (re-exported: the tracker's and the metrics' IoU)
-
 
 def _greedy(cost: np.ndarray, thresh: float) -> list[tuple[int, int]]:
     rows, cols = np.nonzero(cost <= thresh)

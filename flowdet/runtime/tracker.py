@@ -45,7 +45,7 @@ import numpy as np
 
 from flowdet.errors import InputError
 from flowdet.ops.boxes import box_overlap_of_smaller
-from flowdet.runtime.assignment import (ASSIGNMENT, _buffered_iou, box_iou,  # noqa: F401 (re-exported)
+from flowdet.runtime.assignment import (ASSIGNMENT, _buffered_iou,  # noqa: F401 (re-exported)
                                         linear_assignment)
 from flowdet.runtime.gmc import warp_states
 from flowdet.runtime.kalman import KalmanBox, _xywh_to_xyxy, kf_predict, kf_update  # noqa: F401 (re-exported)
