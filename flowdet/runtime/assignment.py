@@ -110,3 +110,17 @@ def _buffered_iou(a: np.ndarray, b: np.ndarray, buf: np.ndarray) -> np.ndarray:
         union = np.add.outer(np.prod(a2 - a1, axis=0), np.prod(b2 - b1, axis=0)) - inter
         out[rows] = inter / np.maximum(union, 1e-9, out=union)
     return out
+
+
+def centre_gate_cost(pred: np.ndarray, last: np.ndarray, radius: np.ndarray, boxes: np.ndarray,
+                     area_ratio: float = 3.0) -> np.ndarray:
+    """Cost [T, D] of re-finding T unmatched tracks among D detections by centre distance: the distance
+    from a detection's centre to the nearer of the track's predicted centre (``pred`` [T, 4] as cx, cy,
+    w, h) and its last matched centre (``last`` [T, 2]), divided by ``radius`` [T] (px). A pair whose
+    areas differ by more than ``area_ratio``× costs 2 (never matched at a threshold of 1)."""
+    zc = (boxes[:, :2] + boxes[:, 2:]) / 2                                         # [D, 2]
+    d_pred = np.hypot(np.subtract.outer(pred[:, 0], zc[:, 0]), np.subtract.outer(pred[:, 1], zc[:, 1]))
+    d_last = np.hypot(np.subtract.outer(last[:, 0], zc[:, 0]), np.subtract.outer(last[:, 1], zc[:, 1]))
+    ratio = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)[None, :] / np.maximum(pred[:, 2:3] * pred[:, 3:4], 1e-6)
+    cost = np.minimum(d_pred, d_last) / np.maximum(radius, 1e-6)[:, None]
+    return np.where((ratio <= area_ratio) & (ratio >= 1.0 / area_ratio), cost, 2.0)

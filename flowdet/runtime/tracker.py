@@ -8,10 +8,17 @@ Per frame (``ByteTracker.update``):
 3. Low-score detections (``low_thresh <= score < high_thresh``) are matched to the confirmed
    tracks still unmatched (ByteTrack's second stage: an occluded / dipping object keeps its id).
 4. Tentative tracks are matched to the high-score detections left.
+   Across skipped frames (``dt > 1``) the confirmed and lost tracks still unmatched then get a second
+   chance at the detections that would start tracks: within ``recover_radius`` × √(source frames since
+   last matched) × their longer side of their predicted or last matched centre (a similar area). A small
+   object's velocity, estimated from a few far-apart noisy boxes, can put the prediction several of its
+   own widths off after 8–16 frames unseen, and the object was counted again (docs/counting.md).
 5. Birth with hysteresis: an unmatched high detection (``score >= new_track_thresh``) starts a
    tentative track, confirmed after ``n_init`` frames of evidence and at least 3 hits (two points
    always fit a velocity, a third checks it); a tentative track
-   missed more than ``tentative_max_miss`` frames in a row is dropped. Death: a confirmed track
+   missed more than ``tentative_max_miss`` frames in a row is dropped. Across skipped frames, a tentative
+   track with 2 hits spanning ``n_init`` frames whose prediction leaves the view is confirmed then: its
+   third hit could never come (``exit_confirm``; every frame, it had been confirmed). Death: a confirmed track
    unmatched for more than ``max_lost`` frames is removed (until then it is *lost* and can be re-found).
 6. Given the frame size, a lost track whose prediction leaves the view is *parked* on the border where it
    left (position clamped, velocity zeroed): nothing is seen past the border to extrapolate, and a camera
@@ -46,7 +53,7 @@ import numpy as np
 from flowdet.errors import InputError
 from flowdet.ops.boxes import box_overlap_of_smaller
 from flowdet.runtime.assignment import (ASSIGNMENT, _buffered_iou,  # noqa: F401 (re-exported)
-                                        linear_assignment)
+                                        centre_gate_cost, linear_assignment)
 from flowdet.runtime.gmc import warp_states
 from flowdet.runtime.kalman import KalmanBox, _xywh_to_xyxy, kf_predict, kf_update  # noqa: F401 (re-exported)
 
@@ -104,22 +111,34 @@ class TrackerConfig:
     # detections, when at least this many match and agree (0 = off). A camera pan or the current moves
     # all debris alike; see docs/counting.md.
     common_motion_min: int = 2
+    # Across skipped frames (dt > 1): unmatched confirmed / lost tracks re-find a would-be birth within this
+    # × √(frames since last matched) × their longer side of their predicted or last centre (0 = off).
+    recover_radius: float = 0.5
+    # Across skipped frames: a tentative track with 2 hits over n_init frames that leaves the view counts.
+    exit_confirm: bool = True
 
     def validate(self) -> None:
         if not 0 < self.birth_overlap_max <= 1:
             raise InputError(f"tracker: birth_overlap_max must be in (0, 1], got {self.birth_overlap_max}")
         if not 0 <= self.low_thresh <= self.high_thresh <= 1:
             raise InputError(f"tracker thresholds need 0 <= low ({self.low_thresh}) <= high ({self.high_thresh}) <= 1")
+        if self.recover_radius < 0:
+            raise InputError(f"tracker: recover_radius must be >= 0, got {self.recover_radius}")
         if self.n_init < 1 or self.max_lost < 0 or self.tentative_max_miss < 0:
             raise InputError("tracker: n_init >= 1, max_lost >= 0 and tentative_max_miss >= 0 are required")
+
+
+def _inside(x: np.ndarray, frame_size: tuple[int, int]) -> bool:
+    """Whether the centre of state ``x`` (cx, cy, ...) is inside a (width, height) frame."""
+    return 0.0 <= x[0] <= float(frame_size[0]) and 0.0 <= x[1] <= float(frame_size[1])
 
 
 def _park(x: np.ndarray, frame_size: tuple[int, int]) -> None:
     """A lost track's state (cx, cy, w, h, vx, vy, ...) whose centre is outside the view: clamp the centre
     onto the border and stop it, in place."""
-    w, h = float(frame_size[0]), float(frame_size[1])
-    if 0.0 <= x[0] <= w and 0.0 <= x[1] <= h:
+    if _inside(x, frame_size):
         return
+    w, h = float(frame_size[0]), float(frame_size[1])
     x[0], x[1] = min(max(x[0], 0.0), w), min(max(x[1], 0.0), h)
     x[4:6] = 0.0
 
@@ -154,7 +173,8 @@ class ByteTracker:
         detections above 0.5, plain IoU >= 0.3, confirmed after 3 hits, dropped after 1 miss."""
         return cls(TrackerConfig(high_thresh=0.5, low_thresh=0.5, new_track_thresh=0.5, match_thresh=0.7,
                                  tentative_match_thresh=0.7, n_init=3, tentative_max_miss=0, max_lost=1,
-                                 buffer=0.0, birth_overlap_max=1.0), two_stage=False)
+                                 buffer=0.0, birth_overlap_max=1.0, recover_radius=0.0, exit_confirm=False),
+                   two_stage=False)
 
     @property
     def confirmed_count(self) -> int:
@@ -215,6 +235,22 @@ class ByteTracker:
             per = np.where(misses < 0, tb_, np.minimum(tb_, b * np.sqrt(self._dt) * (1 + misses)))
         cost = 1.0 - _buffered_iou(tb, boxes, per)
         return linear_assignment(cost, thresh)
+
+    def _recover(self, pool: list[Track], boxes: np.ndarray, cand: np.ndarray) -> list[int]:
+        """Stage 4, across skipped frames: the confirmed / lost tracks of ``pool`` still unmatched take
+        would-be births (detection indices ``cand``) near their predicted or last matched centre; returns the
+        indices into ``cand`` taken."""
+        unmatched = [t for t in pool if not t.updated]
+        if not unmatched or len(cand) == 0:
+            return []
+        X = self._X[[t.row for t in unmatched]]
+        # The search radius grows like a random walk's spread with the source frames since last matched.
+        frames = np.array([t.misses + 1 for t in unmatched], np.float64) * self._dt
+        radius = self.cfg.recover_radius * np.sqrt(frames) * np.maximum(np.maximum(X[:, 2], X[:, 3]), 4.0)
+        last = np.array([t.trail[-1] for t in unmatched], np.float64)
+        pairs = linear_assignment(centre_gate_cost(X[:, :4], last, radius, boxes[cand]), 1.0)
+        self._hit_pairs(unmatched, pairs, cand)
+        return [di for _, di in pairs]
 
     def _births_apart(self, boxes: np.ndarray, scores: np.ndarray, cand: np.ndarray) -> np.ndarray:
         """Which candidate births (detection indices ``cand``) are not a part / superset box of a box matched
@@ -323,6 +359,11 @@ class ByteTracker:
         self._hit_pairs(tentative, m3, left_high)
         born = np.ones(len(left_high), bool)
         born[[di for _, di in m3]] = False
+        if cfg.recover_radius > 0 and self._dt > 1 and born.any():
+            # Stage 4 only across skipped frames: frame to frame stage 1's allowance keeps up, and a wider
+            # search there took new objects' births (every-frame misses up on the dense videos).
+            idx = np.nonzero(born)[0]   # every high detection left, as stage 1 offers lost tracks
+            born[idx[self._recover(pool, boxes, left_high[idx])]] = False
         born &= scores[left_high] >= cfg.new_track_thresh
         if cfg.birth_overlap_max < 1 and born.any():
             born[np.nonzero(born)[0][~self._births_apart(boxes, scores, left_high[born])]] = False
@@ -349,6 +390,9 @@ class ByteTracker:
                 # lost (× dt when frames are skipped) collapses a small box to nothing, and it is lost for good.
                 t.kf.x[6:8] = 0.0
                 t.box = t.kf.box()  # the prediction (drawn/reported only once matched again)
+                if (t.state == TENTATIVE and cfg.exit_confirm and self._dt > 1 and frame_size is not None
+                        and t.hits >= 2 and t.span >= cfg.n_init and not _inside(t.kf.x, frame_size)):
+                    self._confirm(t)   # left the view before its third hit could come
                 if t.state == TENTATIVE and t.misses > tent_miss:
                     self.removed.append(t)
                     continue

@@ -210,3 +210,40 @@ def test_size_is_held_across_skipped_frames():
         cx, cy = 100.0 + 4 * k, 60.0
         tr.update(np.array([[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]]), [0.9], dt=4)
     assert tr.confirmed_count == 1
+
+
+def test_a_lost_track_re_finds_its_object_across_skipped_frames():
+    # Every 4th frame of a thin 4x12 px object drifting right at 1.5 px/frame; then it is missed twice while
+    # the camera's yaw turns it back, and it reappears 2 px from where it was last seen, 12 frames later:
+    # ~20 px behind the constant-velocity prediction (5 of its widths), so stage 1's buffered IoU has no
+    # overlap, and a new track was born and counted a second time.
+    def run(**cfg):
+        tr = ByteTracker(**cfg)
+        xs = [100.0 + 6 * k for k in range(6)] + [None, None] + [128.0 - 6 * k for k in range(6)]
+        for x in xs:
+            b = np.zeros((0, 4)) if x is None else np.array([[x - 2, 50.0, x + 2, 62.0]])
+            tr.update(b, np.full(len(b), 0.9), dt=4)
+        return tr.confirmed_count
+
+    assert run(recover_radius=0.0) == 2
+    assert run() == 1
+
+
+def test_a_two_hit_track_that_leaves_the_view_between_skipped_frames_counts():
+    # Every 4th frame an object crossing the left border is seen twice (5 frames of evidence, >= n_init) and
+    # then is out of view: a third hit can never come. Every frame it would have been confirmed.
+    def run(end_cx, **cfg):
+        tr = ByteTracker(**cfg)
+        for cx in (end_cx + 20.0, end_cx, None, None):
+            b = np.zeros((0, 4)) if cx is None else np.array([[cx - 5, 40.0, cx + 5, 48.0]])
+            tr.update(b, np.full(len(b), 0.9), dt=4, frame_size=(200, 100))
+        return tr.confirmed_count
+
+    assert run(10.0) == 1                       # heading out at 5 px/frame: predicted at x < 0 next
+    assert run(10.0, exit_confirm=False) == 0
+    assert run(120.0) == 0                      # two hits that vanish inside the view: not an object yet
+
+
+def test_recover_radius_is_validated():
+    with pytest.raises(InputError, match="recover_radius"):
+        ByteTracker(recover_radius=-1)
