@@ -111,13 +111,15 @@ class Counter:
         closed = self._advance(_time.time() if t is None else t)
         cur = self.current
         assert cur is not None
+        newly_confirmed = list(newly_confirmed)
         for tr in newly_confirmed:
             if tr.id > 0 and tr.id not in self._seen:
                 self._seen.add(tr.id)
                 self.total += 1
                 cur.count += 1
         if self.line is not None:
-            for tr in active:
+            # A track confirmed as it left the view (between skipped frames) is not among the matched ones.
+            for tr in [*active, *newly_confirmed]:
                 if tr.id <= 0 or tr.id in self._crossed:
                     continue
                 d = segments_cross(self.line, tr.first_center, tr.center)

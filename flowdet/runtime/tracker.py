@@ -247,7 +247,8 @@ class ByteTracker:
         # The search radius grows like a random walk's spread with the source frames since last matched.
         frames = np.array([t.misses + 1 for t in unmatched], np.float64) * self._dt
         radius = self.cfg.recover_radius * np.sqrt(frames) * np.maximum(np.maximum(X[:, 2], X[:, 3]), 4.0)
-        last = np.array([t.trail[-1] for t in unmatched], np.float64)
+        # The last matched centre (trail holds the matched centres; with trail=0 it is empty: the prediction).
+        last = np.array([t.trail[-1] if t.trail else (x[0], x[1]) for t, x in zip(unmatched, X)], np.float64)
         pairs = linear_assignment(centre_gate_cost(X[:, :4], last, radius, boxes[cand]), 1.0)
         self._hit_pairs(unmatched, pairs, cand)
         return [di for _, di in pairs]

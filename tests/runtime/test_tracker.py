@@ -242,6 +242,13 @@ def test_a_two_hit_track_that_leaves_the_view_between_skipped_frames_counts():
     assert run(10.0) == 1                       # heading out at 5 px/frame: predicted at x < 0 next
     assert run(10.0, exit_confirm=False) == 0
     assert run(120.0) == 0                      # two hits that vanish inside the view: not an object yet
+    # With a count line it crossed on its way out, the crossing is counted too.
+    tr, counter = ByteTracker(), Counter(source="cam", line=parse_count_line("20,0,20,100"))
+    for k, cx in enumerate((30.0, 10.0, None)):
+        b = np.zeros((0, 4)) if cx is None else np.array([[cx - 5, 40.0, cx + 5, 48.0]])
+        ts = tr.update(b, np.full(len(b), 0.9), dt=4, frame_size=(200, 100))
+        counter.update(4.0 * k, tr.newly_confirmed, ts)
+    assert counter.total == 1 and counter.crossings == 1
 
 
 def test_recover_radius_is_validated():
