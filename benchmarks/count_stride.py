@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,13 +32,8 @@ COLS = ("count", "correct", "redundant", "false", "missed")
 
 
 def _parse_options(text: str) -> dict:
-    out = {}
-    for item in filter(None, text.split(",")):
-        k, v = item.split("=", 1)
-        out[k] = {"true": True, "false": False}.get(v.lower(), None)
-        if out[k] is None:
-            out[k] = float(v) if "." in v or "e" in v else int(v)
-    return out
+    """``"recover_radius=0,exit_confirm=false"`` → tracker options (values as YAML scalars)."""
+    return {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in text.split(",") if item)}
 
 
 def both_strides(dets: list, gt: list, fps: float, size: tuple[int, int], options: dict, n_init: int) -> dict:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from flowdet.errors import FlowdetError, InputError
-from flowdet.runtime.tracker import Track
+from flowdet.runtime.track import Track
 
 CSV_FIELDS = ["time", "source", "count", "cumulative"]
 LINE_FIELDS = ["crossings", "crossings_cumulative"]

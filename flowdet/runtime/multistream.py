@@ -42,7 +42,7 @@ from flowdet.runtime.source_reader import (CONNECTED, STALLED, SourceReader, Sou
                                            load_sources_yaml, name_sources)
 from flowdet.runtime.sources import Frame, open_source
 from flowdet.runtime.source_tracking import SourceTracking
-from flowdet.runtime.tracker import Track, TrackerConfig
+from flowdet.runtime.track import Track, TrackerConfig
 from flowdet.utils import atomic_write_json
 
 def _pct(values: Any) -> dict[str, float | None]:

@@ -9,7 +9,8 @@ from flowdet.ops.postprocess import Detections
 from flowdet.runtime.counting import Counter, Interval
 from flowdet.runtime.gmc import CameraMotion, GMCConfig
 from flowdet.runtime.sources import Frame
-from flowdet.runtime.tracker import ByteTracker, Track, TrackerConfig
+from flowdet.runtime.track import Track, TrackerConfig
+from flowdet.runtime.tracker import ByteTracker
 
 
 class SourceTracking:
