@@ -82,6 +82,11 @@ def main() -> None:
                          "train.lr=0.01 train.bn_momentum=0.1 train.min_lr_ratio=0.5)")
     ap.add_argument("--ultra-arg", action="append", default=[], metavar="KEY=VALUE",
                     help="extra ultralytics train() argument for the ultralytics rows (e.g. nbs=8)")
+    ap.add_argument("--ultra-imgsz", type=int, default=None,
+                    help="ultralytics training imgsz (default: the longer side of --img-size)")
+    ap.add_argument("--ultra-score-imgsz", default="",
+                    help="also score the ultralytics rows at these sizes (rect, as ultralytics predicts): rows "
+                         "NAME-sSIZE, e.g. 640,832,960 — each family at its own best input")
     ap.add_argument("--rows", default=",".join(FLOWDET_ROWS + ULTRA_ROWS))
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=KEY=VAL;KEY=VAL",
                     help="an extra flowdet scratch-CIoU row NAME with its own --set values (e.g. "
@@ -185,9 +190,11 @@ def main() -> None:
         if not (ydir / "data.yaml").exists():
             run(py + ["convert", "coco2yolo", str(train_json), "--images", str(images), "--out", str(ydir)], out / "coco2yolo.log")
         udir = out / name
+        imgsz = args.ultra_imgsz or max(parse_img_size(args.img_size))
         run([args.ultra_python, str(REPO / "benchmarks" / "ultra_baseline.py"), "--yolo-dir", str(ydir),
              "--val-json", str(val_json), "--val-images", str(images), "--model", f"{name}.yaml",
-             "--epochs", str(args.epochs), "--imgsz", str(max(parse_img_size(args.img_size))), "--batch", str(args.batch),
+             "--epochs", str(args.epochs), "--imgsz", str(imgsz), "--batch", str(args.batch),
+             "--score-imgsz", args.ultra_score_imgsz,
              "--close-mosaic", str(args.no_aug_epochs), "--workers", str(args.workers),
              "--device", "cpu" if args.device in ("auto", "cpu") else args.device, "--seed", str(args.seed),
              "--out", str(udir),
@@ -196,9 +203,13 @@ def main() -> None:
         s = json.loads((udir / "summary.json").read_text())
         from flowdet.metrics.coco_eval import coco_evaluate
 
-        stats = coco_evaluate(str(val_json), json.loads((udir / "detections.json").read_text()))
-        results.setdefault("rows", {})[name] = {**{k: stats[k] for k in STAT_KEYS},
-                                                 "train_s": s["train_s"], "params": s["params"], "gflops": s["gflops"]}
+        scored = {imgsz: str(udir / "detections.json"), **{int(k): v for k, v in s.get("detections_at", {}).items()}}
+        for size, det in sorted(scored.items()):
+            stats = coco_evaluate(str(val_json), json.loads(Path(det).read_text()))
+            row = name if size == imgsz else f"{name}-s{size}"
+            results.setdefault("rows", {})[row] = {**{k: stats[k] for k in STAT_KEYS}, "train_imgsz": imgsz,
+                                                    "score_imgsz": size, "train_s": s["train_s"],
+                                                    "params": s["params"], "gflops": s["gflops"]}
         save()
 
     for row in [r for r in args.rows.split(",") if r]:

@@ -41,6 +41,9 @@ def main() -> None:
                     help="torch CPU threads (0 = torch's default); ultralytics otherwise picks its own")
     ap.add_argument("--train-arg", action="append", default=[], metavar="KEY=VALUE",
                     help="extra ultralytics train() argument, e.g. nbs=8 (one optimizer step per batch)")
+    ap.add_argument("--score-imgsz", default="",
+                    help="also score at these sizes (comma list; rect letterbox, as ultralytics predicts): "
+                         "detections_<imgsz>.json each; the training --imgsz is always scored (detections.json)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -68,18 +71,14 @@ def main() -> None:
     params = sum(p.numel() for p in model.model.parameters())
 
     gt = json.loads(Path(args.val_json).read_text())
-    cat_id = gt["categories"][0]["id"]
-    results = []
     t1 = time.time()
-    for im in gt["images"]:
-        path = str(Path(args.val_images) / im["file_name"])
-        r = model.predict(path, imgsz=args.imgsz, conf=0.001, iou=0.65, max_det=1000, verbose=False, device=args.device)[0]
-        b = r.boxes
-        for (x1, y1, x2, y2), s, c in zip(b.xyxy.tolist(), b.conf.tolist(), b.cls.tolist()):
-            results.append({"image_id": im["id"], "category_id": gt["categories"][int(c)]["id"] if int(c) < len(gt["categories"]) else cat_id,
-                            "bbox": [x1, y1, x2 - x1, y2 - y1], "score": s})
+    (out / "detections.json").write_text(json.dumps(predict_coco(model, gt, args.val_images, args.imgsz, args.device)))
     pred_s = time.time() - t1
-    (out / "detections.json").write_text(json.dumps(results))
+    scored = {}
+    for size in sorted({int(v) for v in args.score_imgsz.split(",") if v.strip()} - {args.imgsz}):
+        path = out / f"detections_{size}.json"
+        path.write_text(json.dumps(predict_coco(model, gt, args.val_images, size, args.device)))
+        scored[size] = str(path)
     try:
         from ultralytics.utils.torch_utils import get_flops
         gflops = float(get_flops(model.model, args.imgsz))
@@ -88,9 +87,24 @@ def main() -> None:
     summary = {"model": args.model, "params": params, "gflops": gflops, "train_s": train_s,
                "predict_s": pred_s, "epochs": args.epochs, "warmup_epochs": args.warmup_epochs, "train_args": extra,
                "imgsz": args.imgsz, "batch": args.batch,
-               "detections": str(out / "detections.json")}
+               "detections": str(out / "detections.json"), "detections_at": scored}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary))
+
+
+def predict_coco(model, gt: dict, images: str, imgsz: int, device: str) -> list[dict]:
+    """ultralytics' own predictions (rect letterbox at ``imgsz``, the longer side) as COCO results."""
+    cat_id = gt["categories"][0]["id"]
+    results = []
+    for im in gt["images"]:
+        path = str(Path(images) / im["file_name"])
+        r = model.predict(path, imgsz=imgsz, conf=0.001, iou=0.65, max_det=1000, verbose=False, device=device)[0]
+        b = r.boxes
+        for (x1, y1, x2, y2), s, c in zip(b.xyxy.tolist(), b.conf.tolist(), b.cls.tolist()):
+            results.append({"image_id": im["id"],
+                            "category_id": gt["categories"][int(c)]["id"] if int(c) < len(gt["categories"]) else cat_id,
+                            "bbox": [x1, y1, x2 - x1, y2 - y1], "score": s})
+    return results
 
 
 if __name__ == "__main__":

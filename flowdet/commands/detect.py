@@ -32,11 +32,13 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / OpenVINO .xml / 
                                                 "val split, else none: no evaluation, best.pt = last epoch).")
 @click.option("--val-images", type=click.Path(file_okay=False), help="Validation image folder (default: --images, or next to the val json).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder: last.pt, best.pt, metrics.csv, loss.png; a used one becomes <out>2, …" + _d("out"))
-@click.option("--size", type=click.Choice(MODEL_SIZE_NAMES), help="Model size" + _d("model.size"))
+@click.option("--size", type=click.Choice(("auto", *MODEL_SIZE_NAMES)),
+              help="Model size; auto = nano-d (or the --backbone's size)" + _d("model.size"))
 @click.option("--epochs", type=int, help="Epochs" + _d("train.epochs"))
 @click.option("--batch", type=int, help="Total batch over all processes" + _d("train.batch"))
 @click.option("--lr", type=float, help="Learning rate; 0 = 0.01 up to batch 64, then linear" + _d("train.lr"))
-@click.option("--img-size", help="Input size: 640 (square) or 960x544 (W×H), multiples of 32" + _d("train.img_size"))
+@click.option("--img-size", help="Input size: 640 (square) or 960x544 (W×H), multiples of 32; auto = the frames' "
+                                "aspect at the model's pixel budget (832x480 on 16:9 with nano-d)" + _d("train.img_size"))
 @click.option("--p2", is_flag=True, default=None, help="Add a stride-4 level for objects under ~8 px (model.p2; default: off).")
 @click.option("--iou-loss", type=click.Choice(["iou", "giou", "ciou"]), help="Box loss" + _d("train.iou_loss"))
 @click.option("--backbone", type=click.Path(dir_okay=False), help="Pretrained backbone.pt from `flowdet pretrain` (model.backbone; default: none).")

@@ -15,6 +15,15 @@ from flowdet.engine import dist
 from flowdet.errors import ModelFileError
 
 
+def backbone_size(path: str | Path) -> str | None:
+    """The model size a ``backbone.pt`` was pretrained for (None when it does not say)."""
+    from flowdet.engine.checkpoint import load_checkpoint
+
+    art = load_checkpoint(Path(path))
+    size = art.get("model_size") if isinstance(art, dict) else None
+    return size if isinstance(size, str) else None
+
+
 def load_backbone(model: nn.Module, path: str | Path) -> dict[str, Any]:
     """Load a ``backbone.pt`` (from `flowdet pretrain`) into ``model.backbone``.
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from flowdet.config import ConfigError
 from flowdet.data.transforms import AugmentConfig
 
+AUTO = "auto"  # model.size / train.img_size chosen from the training data (flowdet.detect.auto_input)
 IOU_LOSSES = ("iou", "giou", "ciou")
 # The model sizes of flowdet.models.MODEL_SIZES, here without torch so the CLI can list them.
 MODEL_SIZE_NAMES = ("nano", "nano-d", "nano-dh", "nano-dl", "tiny", "s", "m")
@@ -23,7 +24,8 @@ class DataSection:
 
 @dataclass
 class ModelSection:
-    size: str = "nano"
+    # auto: nano-d, or the --backbone's own size (flowdet.detect.auto_input has the measured rule)
+    size: str = "auto"
     backbone: str = ""  # backbone.pt from `flowdet pretrain`
     # Add a stride-4 level (P2): objects under ~8 px get anchors at their own scale; costs FLOPs
     # (the stride-4 head runs on H/4 × W/4 cells) — docs/benchmarks.md has the latency.
@@ -34,9 +36,10 @@ class ModelSection:
 class TrainSection:
     epochs: int = 300
     batch: int = 8  # total over all DDP ranks
-    # Input size: 640 (square) or "960x544" (W×H, multiples of 32). A 16:9 frame letterboxed to a
-    # square spends 44% of the compute on padding; 960x544 shows objects 1.5× larger for 1.28× the FLOPs.
-    img_size: str = "640"
+    # Input size: auto, 640 (square) or "960x544" (W×H, multiples of 32). auto = the training frames'
+    # own aspect at the size's measured pixel budget (832x480 for 16:9 with nano-d; flowdet.detect.auto_input).
+    # A 16:9 frame letterboxed to a square spends 44% of the compute on padding.
+    img_size: str = "auto"
     # sgd: YOLOX's (nesterov, momentum below). adamw (betas = (momentum, 0.999)): ultralytics' choice
     # for short runs, at lr ≈ 0.002; on Grogol at 6 epochs it scored below sgd lr 0.01 (docs/benchmarks.md).
     optimizer: str = "sgd"
@@ -149,7 +152,8 @@ def validate(cfg: DetectConfig) -> DetectConfig:
     t, a = cfg.train, cfg.augment
     checks = [
         (bool(cfg.data.train), "data.train: a training COCO json is required (--data)"),
-        (cfg.model.size in MODEL_SIZES, f"model.size: '{cfg.model.size}' is not one of {', '.join(MODEL_SIZES)}"),
+        (cfg.model.size in MODEL_SIZES or cfg.model.size == AUTO,
+         f"model.size: '{cfg.model.size}' is not one of auto, {', '.join(MODEL_SIZES)}"),
         (t.epochs >= 1, f"train.epochs: must be >= 1, got {t.epochs}"),
         (t.ema_tau > 0, f"train.ema_tau: must be > 0, got {t.ema_tau}"),
         (t.batch >= 1, f"train.batch: must be >= 1, got {t.batch}"),
@@ -190,12 +194,15 @@ def validate(cfg: DetectConfig) -> DetectConfig:
     for ok, msg in checks:
         if not ok:
             raise ConfigError(msg)
-    input_hw(cfg)  # raises InputError naming train.img_size
+    if str(cfg.train.img_size).strip().lower() != AUTO:
+        input_hw(cfg)  # raises InputError naming train.img_size
     return cfg
 
 
 def input_hw(cfg: DetectConfig) -> tuple[int, int]:
-    """The training input size (H, W) from ``train.img_size``."""
+    """The training input size (H, W) from ``train.img_size`` (made concrete first if it was auto)."""
     from flowdet.data.letterbox import parse_img_size
 
+    if str(cfg.train.img_size).strip().lower() == AUTO:
+        raise ConfigError("train.img_size: 'auto' is resolved from the training data first (flowdet.detect.auto_input)")
     return parse_img_size(cfg.train.img_size, "train.img_size")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from flowdet.config import apply_overrides, load_config, merge
-from flowdet.detect.config import DetectConfig
+from flowdet.detect.config import AUTO, DetectConfig
 
 # Small models (depthwise nano, and the dense "nano-d"/tiny): no mixup, mild scale, no rotation/shear.
 _SMALL = {
@@ -42,7 +42,17 @@ def load_detect_config(config: str | None, overrides: Iterable[str]) -> tuple[De
     overrides = list(overrides)
     if config:
         return load_config(DetectConfig, config, overrides), None
-    size = load_config(DetectConfig, None, overrides).model.size  # the size the user asked for
+    asked = load_config(DetectConfig, None, overrides).model
+    size = asked.size  # the size the user asked for
+    if size == AUTO and asked.backbone:  # a pretrained backbone fixes the size: take its own
+        from flowdet.detect.backbone import backbone_size
+
+        size = backbone_size(asked.backbone) or AUTO
+        overrides = overrides + ([f"model.size={size}"] if size != AUTO else [])
+    if size == AUTO:
+        from flowdet.detect.auto_input import AUTO_MODEL_SIZE
+
+        size = AUTO_MODEL_SIZE  # the size auto picks from the data (flowdet.detect.auto_input)
     recipe = recipe_for(size)
     base = merge(DetectConfig(), recipe, f"recipe '{size}'") if recipe else DetectConfig()
     return apply_overrides(base, overrides), (size if recipe else None)

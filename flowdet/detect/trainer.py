@@ -53,6 +53,7 @@ class Trainer:
         from flowdet.data.formats import has_split
 
         self.train_set = self._load(cfg.data.train, cfg.data.images, "train")
+        cfg = self.cfg = self._concrete_size(cfg)
         self.names, self.cat_ids = self.train_set.names, self.train_set.cat_ids
         self.val_set: CocoDataset | None = None
         # A YOLO data.yaml carries its own val split: `--data data.yaml` alone validates on it (ultralytics).
@@ -109,6 +110,19 @@ class Trainer:
             self.model = nn.parallel.DistributedDataParallel(
                 model, device_ids=[device.index] if self.cuda else None)
         self.log = MetricsLog(self.out / "metrics.csv")
+
+    def _concrete_size(self, cfg: DetectConfig) -> DetectConfig:
+        """model.size / train.img_size 'auto' → chosen from the training records, said in one line with
+        the reason (recorded in config.yaml and the checkpoints); explicit values pass through."""
+        from flowdet.detect import auto_input
+
+        auto = auto_input.is_auto(cfg)
+        cfg, choice = auto_input.resolve(cfg, self.train_set.records)
+        if auto:
+            echo(f"auto: {choice.reason} (--size / --img-size to choose)")
+        for note in choice.notes:
+            echo(f"note: {note}")
+        return cfg
 
     def _load(self, ann: str, images: str, split: str) -> CocoDataset:
         from flowdet.data.formats import load_dataset
@@ -181,7 +195,7 @@ class Trainer:
         from flowdet.detect.recipes import describe
 
         echo(f"{self.origin}: {describe(cfg)}")
-        echo(f"training {cfg.model.size} on {len(self.dataset)} images, {len(self.names)} class(es), "
+        echo(f"training {cfg.model.size} at {self.hw[1]}x{self.hw[0]} on {len(self.dataset)} images, {len(self.names)} class(es), "
              f"{t.epochs} epochs × {self.ipe} it (warm-up {t.warmup_epochs:g}, no-aug {cfg.augment.no_aug_epochs}), "
              f"batch {t.batch} ({self.world} proc), lr {self.base_lr:.4g}, "
              f"device {self.device}{', amp' if self.amp else ''} → {self.out}")

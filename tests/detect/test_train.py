@@ -103,7 +103,7 @@ def test_ddp_two_gloo_processes_write_last_pt_once(tiny_set, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     argv = ["train", "--data", f"{tiny_set}/annotations.json", "--images", f"{tiny_set}/images",
             "--val", f"{tiny_set}/annotations.json", "--out", str(out), "--epochs", "1", "--batch", "4",
-            "--img-size", "128", "--workers", "0", "--device", "cpu", "--set", "train.progress=false"]
+            "--size", "nano", "--img-size", "128", "--workers", "0", "--device", "cpu", "--set", "train.progress=false"]
     # The torchrun that `train --device 0,1` starts (flowdet.engine.launch: same command line, a free
     # port, CUDA_VISIBLE_DEVICES, exit code back), told that 2 GPUs exist; the workers run on gloo.
     launcher = (f"import sys; from flowdet.engine.launch import relaunch; "
@@ -111,7 +111,7 @@ def test_ddp_two_gloo_processes_write_last_pt_once(tiny_set, tmp_path):
     r = subprocess.run([sys.executable, "-c", launcher], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "relaunching as one process per GPU: CUDA_VISIBLE_DEVICES=0,1" in r.stderr
-    assert r.stderr.count("training nano on 4 images") == 1  # only rank 0 prints
+    assert r.stderr.count("training nano at 128x128 on 4 images") == 1  # only rank 0 prints
     assert "(2 proc)" in r.stderr
     ck = load_checkpoint(out / "last.pt")
     assert ck["epoch"] == 0 and ck["scheduler"]["iters_per_epoch"] == 1  # 4 images / (2 ranks × 2)
