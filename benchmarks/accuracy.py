@@ -61,6 +61,13 @@ def flowdet_gflops(size: str, img: str) -> float:
     return fc.get_total_flops() / 1e9  # FLOPs = 2·MACs, the same convention as ultralytics GFLOPs
 
 
+def rect_hw(h: int, w: int, imgsz: int, stride: int = 32) -> list[int]:
+    """The input ultralytics predicts an h×w frame with at ``imgsz`` (rect letterbox: the longer side
+    at imgsz, the other padded up to the stride) — what its ONNX must be timed at."""
+    r = imgsz / max(h, w)
+    return [-(-round(h * r) // stride) * stride, -(-round(w * r) // stride) * stride]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(DATA / "grogol-960"), help="folder with train.json, val.json, images/")
@@ -204,11 +211,14 @@ def main() -> None:
         from flowdet.metrics.coco_eval import coco_evaluate
 
         scored = {imgsz: str(udir / "detections.json"), **{int(k): v for k, v in s.get("detections_at", {}).items()}}
+        first = json.loads(val_json.read_text())["images"][0]
+        fw, fh = int(first["width"]), int(first["height"])
         for size, det in sorted(scored.items()):
             stats = coco_evaluate(str(val_json), json.loads(Path(det).read_text()))
             row = name if size == imgsz else f"{name}-s{size}"
             results.setdefault("rows", {})[row] = {**{k: stats[k] for k in STAT_KEYS}, "train_imgsz": imgsz,
-                                                    "score_imgsz": size, "train_s": s["train_s"],
+                                                    "score_imgsz": size, "score_hw": rect_hw(fh, fw, size),
+                                                    "train_s": s["train_s"],
                                                     "params": s["params"], "gflops": s["gflops"]}
         save()
 

@@ -109,7 +109,7 @@ def main() -> None:
     if args.plot_only:
         saved = json.loads((args.out / "latency.json").read_text())
         col = next(iter(saved["latency"]))
-        _plot(saved["rows"], saved["latency"][col], args.plot, col)
+        _plot(saved["rows"], saved["latency"][col], args.plot, col, saved.get("cpu", ""))
         return
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -121,8 +121,12 @@ def main() -> None:
             if name.startswith("eff-"):
                 continue
             key = f"{name} @{res['budget'].get('img_size')}"
-            if name in ("yolov8n", "yolo26n"):
-                rows[key] = {**row, "arch": (name, int(str(res["budget"].get("img_size", 640)).split("x")[0]))}
+            if name.startswith(("yolov8n", "yolo26n")):
+                if row.get("score_hw"):  # scored at a rect input (benchmarks/accuracy.py --ultra-score-imgsz)
+                    hw = tuple(row["score_hw"])
+                    rows[name] = {**row, "arch": (family(name), hw[0] if hw[0] == hw[1] else hw)}
+                else:
+                    rows[key] = {**row, "arch": (name, int(str(res["budget"].get("img_size", 640)).split("x")[0]))}
                 continue
             size, hw, p2 = _row_arch(row, res.get("budget", {}))
             rows[key] = {**row, "arch": (size, hw, p2)}
@@ -131,8 +135,13 @@ def main() -> None:
         ap_, ap50, aps, img = vals.split(",")
         if ":" in img:  # a flowdet row: SIZE:IMG[:p2]
             arch = _flowdet_arch(img)
+        elif name.startswith("yolo"):  # SIDE (square) or WxH (rect, as ultralytics predicts 16:9 frames)
+            from flowdet.data.letterbox import parse_img_size
+
+            hw = parse_img_size(img)
+            arch = (name.split("-")[0], hw[0] if hw[0] == hw[1] else hw)
         else:
-            arch = (name.split("-")[0], int(img)) if name.startswith("yolo") else None
+            arch = None
         rows[name] = {"AP": float(ap_), "AP50": float(ap50), "APs": float(aps), "reference": True, "arch": arch}
     for spec in args.arch:
         name, _, a = spec.partition("=")
@@ -152,11 +161,15 @@ def main() -> None:
         else:
             size, hw, p2 = arch
             models[key] = _flowdet_onnx(size, hw, p2, args.out / f"{size}{'-p2' if p2 else ''}-{hw[1]}x{hw[0]}.onnx")
+    from flowdet.export.gate import cpu_flags, describe_cpu
+
+    cpu = describe_cpu(cpu_flags())
+    print(f"CPU: {cpu}", flush=True)
     load_before = os.getloadavg()[0]
     lat = {f"ms_{t}t": time_interleaved(models, int(t), args.runs, args.warmup) for t in args.threads.split(",")}
     load_after = os.getloadavg()[0]
     out = {"rows": {k: {kk: vv for kk, vv in v.items() if kk != "arch"} for k, v in rows.items()},
-           "latency": lat, "load": [load_before, load_after], "runs": args.runs}
+           "latency": lat, "load": [load_before, load_after], "runs": args.runs, "cpu": cpu}
     (args.out / "latency.json").write_text(json.dumps(out, indent=1))
     cols = list(lat)
     md = "| row | AP | AP50 | APs | AR@1000 | " + " | ".join(c.replace("ms_", "ms, ").replace("t", " thr") for c in cols) + " |\n"
@@ -166,13 +179,35 @@ def main() -> None:
         f3 = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
         md += (f"| {k}{' (earlier run)' if r.get('reference') else ''} | {f3(r.get('AP'))} | {f3(r.get('AP50'))} | "
                f"{f3(r.get('APs'))} | {f3(ar)} | " + " | ".join(str(lat[c].get(k, '—')) for c in cols) + " |\n")
-    md += f"\nload average before/after timing: {load_before:.2f} / {load_after:.2f}; medians of {args.runs} interleaved runs\n"
+    md += (f"\nCPU: {cpu}; load average before/after timing: {load_before:.2f} / {load_after:.2f}; "
+           f"medians of {args.runs} interleaved runs\n")
     (args.out / "table.md").write_text(md)
     print(md)
-    _plot(rows, lat[cols[0]], args.plot, cols[0])
+    _plot(rows, lat[cols[0]], args.plot, cols[0], cpu)
 
 
-def _plot(rows: dict, lat: dict, path: Path, col: str) -> None:
+def family(name: str) -> str:
+    """The curve a row belongs to: 'yolo26n', 'yolov8n' or 'flowdet'."""
+    for fam in ("yolo26n", "yolov8n"):
+        if name.startswith(fam):
+            return fam
+    return "flowdet"
+
+
+FAMILY_COLOURS = {"flowdet": "tab:blue", "yolo26n": "tab:red", "yolov8n": "tab:orange"}
+
+
+def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points no other point beats on both latency (lower) and AP (higher), by latency."""
+    front, best = [], -1.0
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if y > best:
+            front.append((x, y))
+            best = y
+    return front
+
+
+def _plot(rows: dict, lat: dict, path: Path, col: str, cpu: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -181,9 +216,13 @@ def _plot(rows: dict, lat: dict, path: Path, col: str) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     pts = sorted(((lat[k], r["AP"], k) for k, r in rows.items() if k in lat and r.get("AP") is not None),
                  key=lambda p: -p[1])
+    for fam, colour in FAMILY_COLOURS.items():  # one Pareto curve per family over its sizes and inputs
+        front = pareto([(x, y) for x, y, k in pts if family(k) == fam])
+        if len(front) > 1:
+            ax.plot(*zip(*front), color=colour, alpha=0.5, lw=1.2, label=f"{fam} (Pareto front)")
     placed: list[tuple[float, float]] = []
     for x, y, k in pts:
-        c = "tab:red" if k.startswith("yolo") else "tab:blue"
+        c = FAMILY_COLOURS[family(k)]
         ax.scatter(x, y, color=c)
         # A label near an earlier one (close in both AP and ms) goes below its point instead.
         crowded = any(abs(y - py) < 0.006 and abs(x - px) < 8 for px, py in placed)
@@ -191,7 +230,9 @@ def _plot(rows: dict, lat: dict, path: Path, col: str) -> None:
         ax.annotate(k.split(" @")[0], (x, y), fontsize=7, xytext=(4, -9 if crowded else 3), textcoords="offset points")
     ax.set_xlabel(f"ONNX Runtime CPU latency, batch 1, {col.split('_')[1].replace('t', '')} thread(s) [ms]")
     ax.set_ylabel("AP on Grogol val (bridge 3)")
-    ax.set_title("accuracy vs latency (blue: flowdet, red: ultralytics)", fontsize=9)
+    ax.set_title("AP vs latency, each family over its input sizes" + (f"\n{cpu}" if cpu else ""), fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

@@ -33,11 +33,12 @@ def sh(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> None
         sys.exit(f"failed (rc {r.returncode}): {' '.join(cmd)}")
 
 
-def export_ultra(py: str, name: str, img: int, out: Path) -> Path:
+def export_ultra(py: str, name: str, img: int | tuple[int, int], out: Path) -> Path:
     """ultralytics model from yaml with one class (as trained here) → ONNX (opset 17, static
-    1×3×img×img, no simplifier: offline)."""
+    1×3×img×img, or 1×3×H×W for img = (H, W): the rect input ultralytics predicts with; no simplifier)."""
     out = Path(out).resolve()  # the exporter runs with cwd=out: a relative OUT would be looked up inside itself
-    path = out / f"{name}.onnx"
+    path = out / (f"{name}.onnx" if isinstance(img, int) else f"{name}-{img[1]}x{img[0]}.onnx")
+    img = img if isinstance(img, int) else list(img)
     if not path.exists():
         code = (f"import os, shutil, yaml; os.environ['YOLO_OFFLINE']='1'\n"
                 f"from ultralytics import YOLO\nfrom ultralytics.nn.tasks import yaml_model_load\n"

@@ -38,8 +38,10 @@ def _ints(text: str, flag: str) -> list[int]:
 @click.option("--train-frames/--no-train-frames", default=True, show_default=True,
               help="Also pretrain on the training images (their labels unused).")
 @click.option("--exclude", multiple=True, type=click.Path(), help="Sets no pretraining frame may be (default: --val).")
-@click.option("--size", type=click.Choice(MODEL_SIZE_NAMES), default="nano", show_default=True)
-@click.option("--img-size", default="640", show_default=True, help="Detector input: 640 or 960x544 (W×H).")
+@click.option("--size", type=click.Choice(MODEL_SIZE_NAMES), default="nano-d", show_default=True,
+              help="Backbone and detector size (train's auto choice).")
+@click.option("--img-size", default="auto", show_default=True,
+              help="Detector input: auto (the frames' aspect at the size's pixel budget, as train), 640 or 960x544 (W×H).")
 @click.option("--batch", type=int, default=8, show_default=True)
 @click.option("--workers", type=int, default=0, show_default=True, help="DataLoader workers per training run.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)

@@ -20,12 +20,13 @@ import numpy as np
 from flowdet import log as _log
 from flowdet.errors import FlowdetError
 
-_FLAGS = {"vnni": ("avx512_vnni", "avx_vnni"), "bf16": ("avx512_bf16", "amx_bf16"),
-          "amx": ("amx_tile", "amx_int8", "amx_bf16"), "avx512": ("avx512f",)}
+_FLAGS = {"avx2": ("avx2",), "avx512": ("avx512f",), "vnni": ("avx512_vnni", "avx_vnni"),
+          "bf16": ("avx512_bf16", "amx_bf16"), "amx": ("amx_tile", "amx_int8", "amx_bf16"),
+          "neon": ("asimd", "neon")}
 
 
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, Any]:
-    """{"model": …, "vnni": bool, "bf16": bool, "amx": bool, "avx512": bool} from /proc/cpuinfo
+    """{"model": …, "avx2", "avx512", "vnni", "bf16", "amx", "neon": bool} from /proc/cpuinfo
     (all False and model = the platform's name where it cannot be read, e.g. macOS)."""
     try:
         text = Path(cpuinfo).read_text(errors="replace")
@@ -37,13 +38,22 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, Any]:
         key, _, value = line.partition(":")
         if key.strip() == "flags" and not flags:
             flags = set(value.split())
-        elif key.strip() == "model name" and model == platform.machine():
+        elif key.strip() in ("model name", "Model name") and model == platform.machine():
             model = value.strip()
     return {"model": model, **{k: any(f in flags for f in names) for k, names in _FLAGS.items()}}
 
 
-def format_flags(flags: dict[str, Any]) -> str:
-    return " ".join(f"{k.upper()}={'yes' if flags.get(k) else 'no'}" for k in ("vnni", "bf16", "amx"))
+def format_flags(flags: dict[str, Any], keys: tuple[str, ...] = ("vnni", "bf16", "amx")) -> str:
+    return " ".join(f"{k.upper()}={'yes' if flags.get(k) else 'no'}" for k in keys)
+
+
+def describe_cpu(flags: dict[str, Any] | None = None) -> str:
+    """'<model>, N cores: AVX2=yes AVX512=… VNNI=… BF16=… AMX=…' — printed with every latency table,
+    since latency ratios between models depend on the ISA (dense vs depthwise convs, INT8 without VNNI)."""
+    import os
+
+    f = flags or cpu_flags()
+    return f"{f['model']}, {os.cpu_count()} cores: " + format_flags(f, ("avx2", "avx512", "vnni", "bf16", "amx", "neon"))
 
 
 @dataclass

@@ -59,8 +59,8 @@ class EfficiencySpec:
     backbone: str = ""  # an existing backbone.pt: skip pretraining
     train_images_as_frames: bool = True  # pretrain on the training images too (their labels unused)
     exclude: list[str] | None = None  # None = [val]; no pretraining frame may be one of these images
-    size: str = "nano"
-    img_size: str = "640"
+    size: str = "nano-d"  # train's auto size (flowdet.detect.auto_input)
+    img_size: str = "auto"  # train's auto input; eval then uses the checkpoint's own
     batch: int = 8
     workers: int = 0
     device: str = "auto"
@@ -214,7 +214,8 @@ class _Grid:
             self._resumable(fresh, resume, run_dir, self.out / f"{name}.train.log")
             (run_dir / "train.done").write_text("ok\n")
         self.run(["eval", "--ckpt", str(run_dir / "last.pt"), "--ann", s.val, "--images", s.val_images or images,
-                  "--img-size", str(s.img_size), "--out", str(run_dir / "eval")], self.out / f"{name}.eval.log")
+                  *([] if str(s.img_size) == "auto" else ["--img-size", str(s.img_size)]),
+                  "--out", str(run_dir / "eval")], self.out / f"{name}.eval.log")
         stats = json.loads((run_dir / "eval" / "metrics.json").read_text())
         stats = stats.get("metrics", stats)
         n_img = n_img or _image_count(train_json)

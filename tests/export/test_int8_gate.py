@@ -97,8 +97,15 @@ def test_cpu_flags_from_cpuinfo(tmp_path):
     from flowdet.export.gate import cpu_flags
 
     f = tmp_path / "cpuinfo"
-    f.write_text("processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu avx512f avx512_vnni amx_tile\n")
-    assert cpu_flags(f) == {"model": "Test CPU", "vnni": True, "bf16": False, "amx": True, "avx512": True}
+    f.write_text("processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu avx2 avx512f avx512_vnni amx_tile\n")
+    assert cpu_flags(f) == {"model": "Test CPU", "avx2": True, "vnni": True, "bf16": False, "amx": True,
+                            "avx512": True, "neon": False}
+    # AVX2 alone (an AMD EPYC without AVX-512): the latency tables must say so
+    f.write_text("model name\t: AMD EPYC\nflags\t\t: fpu sse4_2 avx2 fma\n")
+    from flowdet.export.gate import describe_cpu
+
+    line = describe_cpu(cpu_flags(f))
+    assert line.startswith("AMD EPYC") and "AVX2=yes AVX512=no VNNI=no BF16=no AMX=no" in line
     assert cpu_flags(tmp_path / "absent")["vnni"] is False
 
 
