@@ -58,15 +58,21 @@ def main() -> None:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     data_yaml = Path(args.yolo_dir).resolve() / "data.yaml"
-    model = YOLO(args.model)
     extra = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.train_arg)}
     t0 = time.time()
-    model.train(data=str(data_yaml), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
-                workers=args.workers, device=args.device, seed=args.seed, deterministic=False,
-                amp=False, plots=False, val=False, pretrained=False, close_mosaic=args.close_mosaic,
-                warmup_epochs=args.warmup_epochs, cache="ram",  # flowdet rows cache decoded images too
-                project=str(out), name="train", exist_ok=True, verbose=False, **extra)
-    train_s = time.time() - t0
+    last = out / "train" / "weights" / "last.pt"
+    if last.is_file():  # an interrupted row (a 30-epoch YOLO26n at 832 is ~3 h on one core): continue it
+        print(f"resuming {last}", flush=True)
+        model = YOLO(str(last))
+        model.train(resume=True)
+    else:
+        model = YOLO(args.model)
+        model.train(data=str(data_yaml), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
+                    workers=args.workers, device=args.device, seed=args.seed, deterministic=False,
+                    amp=False, plots=False, val=False, pretrained=False, close_mosaic=args.close_mosaic,
+                    warmup_epochs=args.warmup_epochs, cache="ram",  # flowdet rows cache decoded images too
+                    project=str(out), name="train", exist_ok=True, verbose=False, **extra)
+    train_s = time.time() - t0  # of this process: a resumed row counts only its own part
     # After training: YOLO(yaml) builds the 80-class head; the trained model has nc = 1, like flowdet's rows.
     params = sum(p.numel() for p in model.model.parameters())
 
