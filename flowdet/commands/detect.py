@@ -143,8 +143,11 @@ def _resume_file(resume: str, out: str | None, config: str | None, overrides: li
 @click.option("--iou", type=float, default=0.65, show_default=True, help="NMS IoU threshold.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + "; an .onnx uses the CUDA provider.")
 @click.option("--threads", type=int, help="CPU threads for ONNX Runtime / OpenVINO.")
+@click.option("--dont-care", type=click.Choice(["iscrowd", "training"]), default="iscrowd", show_default=True,
+              help="Ground-truth boxes scored as don't-care regions: iscrowd (as pycocotools) or training "
+                   "(also those marked ignore / difficult, which training leaves out).")
 @backend_options
-def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, device, threads, backend,
+def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, device, threads, dont_care, backend,
              precision) -> None:
     """COCO metrics (AP, AP50, APs…, AR@100/300/1000) of a checkpoint or an ONNX model."""
     from flowdet.detect.evaluate import evaluate as run_eval
@@ -153,7 +156,8 @@ def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, dev
     _check_model_path(model)
     pred = load_predictor(model, img_size=img_size, device=device, threads=threads, backend=backend,
                           precision=precision)
-    stats = run_eval(pred, ann, images, batch=batch, conf=conf, iou=iou, out_dir=out, json_path=json_path)
+    stats = run_eval(pred, ann, images, batch=batch, conf=conf, iou=iou, out_dir=out, json_path=json_path,
+                     dont_care=dont_care)
     if "paths" in stats:
         click.echo("wrote " + ", ".join(stats["paths"].values()))
 

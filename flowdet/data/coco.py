@@ -14,7 +14,10 @@ known ``image_id``/``category_id`` and 4 finite numbers with w, h > 0 (else **dr
 ``check_images=False`` reads headers only (:mod:`flowdet.data.imread`: file, size, pixel cap, truncation;
 ~0.3 ms vs 10–30 ms to decode a 1080p JPEG; train and eval use it); ``data check``/``stats``/``coco2yolo`` decode.
 ``iscrowd``/``ignore``/``difficult`` truthy → kept with ``ignore=True`` (a don't-care region): left
-out of training targets, written as ``iscrowd=1`` by :meth:`CocoDataset.coco` so COCOeval agrees.
+out of training targets. Evaluation follows pycocotools on the same json (:meth:`CocoDataset.coco`):
+only ``iscrowd`` makes a don't-care (crowd) region, and each box's ``area`` (which picks its
+small/medium/large range) is the json's ``area``, w·h of its bbox where absent; ``dont_care="training"``
+scores the ``ignore``/``difficult`` boxes as crowd too, as training treats them.
 The json is walked here, not by ``pycocotools.coco.COCO`` (it crashes on a malformed entry and keeps the
 last of duplicated ids); :meth:`CocoDataset.coco` gives the ``COCO`` of the *cleaned* data.
 Video frames: ``file_name`` ``"video.mp4#000123"`` (``flowdet synth --video``) is frame 123 of
@@ -39,6 +42,9 @@ from flowdet.errors import DataError
 
 # Boxes exceeding the image by less than this (float noise in x+w) are clipped without a report.
 CLIP_TOLERANCE_PX = 0.01
+# Which boxes evaluation treats as don't-care (crowd) regions: "iscrowd" — the json's iscrowd only, as
+# pycocotools does (default); "training" — iscrowd, ignore or difficult, the boxes training leaves out.
+DONT_CARE_RULES = ("iscrowd", "training")
 
 
 @dataclass
@@ -55,6 +61,22 @@ class ImageRecord:
     ignore: np.ndarray         # [M] bool, iscrowd/ignore/difficult boxes (don't-care regions)
     ann_ids: np.ndarray        # [M] int64, the COCO annotation ids
     frame_index: int | None = None  # frame number when file_name is "video.mp4#000123"
+    crowd: np.ndarray | None = None  # [M] bool, the json's iscrowd (None: taken as ``ignore``)
+    area: np.ndarray | None = None   # [M] float64, the json's area, else w·h of its bbox (None: w·h of boxes)
+
+    def dont_care(self, rule: str = "iscrowd") -> np.ndarray:
+        """[M] bool: the boxes evaluation scores as don't-care (crowd) regions under ``rule``
+        (see :data:`DONT_CARE_RULES`)."""
+        if rule not in DONT_CARE_RULES:
+            raise ValueError(f"dont_care must be one of {', '.join(DONT_CARE_RULES)}, not {rule!r}")
+        return self.ignore if rule == "training" or self.crowd is None else self.crowd
+
+    def areas(self) -> np.ndarray:
+        """[M] float64: the area COCO evaluation bins each box by (small / medium / large)."""
+        if self.area is not None:
+            return self.area
+        b = self.boxes.astype(np.float64)
+        return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
 
 
 @dataclass
@@ -71,26 +93,29 @@ class CocoDataset:
     def num_classes(self) -> int:
         return len(self.cat_ids)
 
-    def to_coco_dict(self) -> dict[str, Any]:
+    def to_coco_dict(self, dont_care: str = "iscrowd") -> dict[str, Any]:
         """The cleaned dataset as a COCO dict (clipped boxes, skipped images/boxes removed).
 
-        ``ignore`` boxes are written with ``"iscrowd": 1``: COCOeval then treats them as don't-care
-        regions (matched detections are neither TP nor FP, unmatched ones are not misses) — the
-        same meaning training gives them."""
+        As pycocotools reads the original json: each box keeps the json's ``area`` and ``"iscrowd": 1``
+        marks the don't-care regions of ``dont_care`` (:data:`DONT_CARE_RULES`; matched detections
+        are neither TP nor FP, unmatched ones are not misses). A training-ignored box keeps its
+        ``"ignore": 1``, a key COCOeval does not read."""
         images, anns = [], []
         for r in self.records:
             images.append({"id": r.image_id, "file_name": r.file_name, "width": r.width, "height": r.height})
-            for b, c, ig, aid in zip(r.boxes.astype(np.float64), r.classes, r.ignore, r.ann_ids):
+            rows = zip(r.boxes.astype(np.float64), r.classes, r.ignore, r.dont_care(dont_care), r.areas(), r.ann_ids)
+            for b, c, ig, crowd, area, aid in rows:
                 w, h = float(b[2] - b[0]), float(b[3] - b[1])
                 anns.append({"id": int(aid), "image_id": r.image_id, "category_id": self.cat_ids[int(c)],
-                             "bbox": [float(b[0]), float(b[1]), w, h], "area": w * h,
-                             "iscrowd": int(bool(ig)), **({"ignore": 1} if ig else {})})
+                             "bbox": [float(b[0]), float(b[1]), w, h], "area": float(area),
+                             "iscrowd": int(bool(crowd)), **({"ignore": 1} if ig else {})})
         cats = [{"id": i, "name": n} for i, n in zip(self.cat_ids, self.names)]
         return {"info": self.info, "images": images, "annotations": anns, "categories": cats}
 
-    def coco(self) -> Any:
-        """A pycocotools ``COCO`` of the cleaned dataset (for COCOeval)."""
-        return coco_from_dict(self.to_coco_dict())
+    def coco(self, dont_care: str = "iscrowd") -> Any:
+        """A pycocotools ``COCO`` of the cleaned dataset (for COCOeval; ``dont_care``: see
+        :meth:`to_coco_dict`)."""
+        return coco_from_dict(self.to_coco_dict(dont_care))
 
 
 def coco_from_dict(data: dict[str, Any]) -> Any:
@@ -291,6 +316,21 @@ def _bbox_problem(bbox: Any) -> str | None:
     return None
 
 
+def _json_area(ann: dict, src: str, where: str, report: ValidationReport) -> float:
+    """The annotation's ``area`` as pycocotools uses it (it bins boxes small / medium / large); w·h of
+    its (unclipped) bbox when absent, or when not a finite number >= 0 (reported)."""
+    w, h = float(ann["bbox"][2]), float(ann["bbox"][3])
+    area = ann.get("area")
+    if area is None:
+        return w * h
+    if isinstance(area, (int, float)) and not isinstance(area, bool):
+        value = float(area) if abs(area) < 1e300 else math.inf   # a 5000-digit int overflows float()
+        if math.isfinite(value) and value >= 0:
+            return value
+    report.add(src, f"{where}.area", f"{str(area)[:40]!r} is not a number >= 0 (w·h of the bbox used)")
+    return w * h
+
+
 def clip_xywh(bbox: Any, width: float, height: float) -> tuple[list[float] | None, bool]:
     """COCO [x, y, w, h] → (xyxy clipped to the image or None when nothing is left, whether it
     moved by more than CLIP_TOLERANCE_PX)."""
@@ -362,7 +402,8 @@ def validate_coco_dict(data: Any, src: str, images_dir: Path, check_images: bool
             report.add(src, f"{where}.bbox", f"sticks out of the {img['width']}x{img['height']} image (clipped)")
             report.boxes_clipped += 1
         ignore = any(bool(a.get(k)) for k in ("iscrowd", "ignore", "difficult"))
-        per_image[a["image_id"]].append((clipped, cat_index[a["category_id"]], ignore, aid))
+        crowd, area = bool(a.get("iscrowd")), _json_area(a, src, where, report)
+        per_image[a["image_id"]].append((clipped, cat_index[a["category_id"]], ignore, aid, crowd, area))
 
     records = []
     for img_id, img in images.items():
@@ -373,7 +414,9 @@ def validate_coco_dict(data: Any, src: str, images_dir: Path, check_images: bool
             classes=np.array([r[1] for r in rows], dtype=np.int64),
             ignore=np.array([r[2] for r in rows], dtype=bool),
             ann_ids=np.array([r[3] for r in rows], dtype=np.int64),
-            frame_index=img["frame"]))
+            frame_index=img["frame"],
+            crowd=np.array([r[4] for r in rows], dtype=bool),
+            area=np.array([r[5] for r in rows], dtype=np.float64)))
         report.boxes_kept += len(rows)
     return records, cat_ids, names, report
 

@@ -7,9 +7,9 @@ Conventions (documented choices):
   is ``xmin = x + 1``, ``xmax = x + w``.
 - ``<difficult>1</difficult>`` objects are kept with ``"iscrowd": 0`` and ``"difficult": 1`` (the
   json stays a faithful copy; ``iscrowd`` means "a crowd of objects", which they are not).
-  :func:`flowdet.data.coco.load_coco` marks them ``ignore=True``: training leaves them out and
-  flowdet's eval (``CocoDataset.coco()``) scores them as don't-care, as VOC's own metric does.
-  Scoring the raw json with pycocotools would count them as ordinary boxes. Converting to YOLO
+  :func:`flowdet.data.coco.load_coco` marks them ``ignore=True``: training leaves them out. flowdet's
+  eval scores them as pycocotools scores the json, as ordinary boxes; ``eval --dont-care training``
+  (``CocoDataset.coco("training")``) scores them as don't-care, as VOC's own metric does. Converting to YOLO
   drops them (ultralytics has no ignore flag; its own VOC script drops difficult objects too).
 - A missing or zero ``<size>`` is read from the image file; a ``<size>`` that differs from the file
   skips the image (its boxes are in another image's pixels). A missing ``<filename>`` (or one that

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from flowdet import log
-from flowdet.data.coco import CocoDataset, load_image
+from flowdet.data.coco import DONT_CARE_RULES, CocoDataset, load_image
 from flowdet.data.formats import load_dataset
 from flowdet.errors import DataError, InputError
 from flowdet.runtime.predictor import Predictor
@@ -20,9 +20,14 @@ from flowdet.runtime.predictor import Predictor
 
 def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | Path | None = None,
              batch: int = 8, conf: float = 0.001, iou: float = 0.65, out_dir: str | Path | None = None,
-             json_path: str | Path | None = None, progress: bool = True, verbose: bool = True) -> dict[str, Any]:
+             json_path: str | Path | None = None, progress: bool = True, verbose: bool = True,
+             dont_care: str = "iscrowd") -> dict[str, Any]:
     """Predict every image of ``ann`` and return the COCO stats (AP, AP50, …, AR1000; see
     flowdet.metrics.coco_eval.METRICS) plus "images", "detections", "ms_per_image".
+
+    The ground truth is scored as pycocotools scores its json (areas from the json, only ``iscrowd``
+    boxes are don't-care); ``dont_care="training"`` makes ``ignore``/``difficult`` boxes don't-care
+    too (flowdet.data.coco.DONT_CARE_RULES).
 
     With ``out_dir``: writes detections.json (unless ``json_path`` says where), metrics.json and
     pr_curve.png there. ``ann`` may be an already loaded CocoDataset (the trainer passes its own)."""
@@ -36,6 +41,8 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
     from flowdet.utils import atomic_write_json
 
     validate.predict_args(conf, iou, batch)
+    if dont_care not in DONT_CARE_RULES:
+        raise InputError(f"--dont-care must be one of {', '.join(DONT_CARE_RULES)}, not {dont_care!r}")
     for target, flag in ((out_dir, "--out"), (json_path, "--json")):
         if target is not None:
             (validate.writable_dir if flag == "--out" else validate.writable_file)(target, flag)
@@ -81,13 +88,13 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
             log.warn(f"{skipped.summary()}; they are not scored")
         ds = dataclasses.replace(ds, records=scored)
     recs = scored
-    stats, E = coco_evaluate(ds.coco(), results, return_eval=True)
+    stats, E = coco_evaluate(ds.coco(dont_care), results, return_eval=True)
     stats = {**stats, "images": len(recs), "detections": n_det, "ms_per_image": 1000 * t_pred / len(recs),
              "images_unreadable": len(skipped), "images_skipped": ds.report.images_skipped,
              "problems": len(ds.report.problems)}
     from flowdet.metrics.prf import prf_png, prf_sweep
 
-    sweep = prf_sweep(recs, results, cat_ids)
+    sweep = prf_sweep(recs, results, cat_ids, dont_care=dont_care)
     # The threshold to deploy at: AP averages over all of them, a camera runs at one.
     stats.update({"best_f1": sweep["best_f1"], "best_f1_conf": sweep["best_conf"], "precision_at_best":
                   float(sweep["precision"][int(round(sweep["best_conf"] * 100))]), "recall_at_best":

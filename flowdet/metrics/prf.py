@@ -44,9 +44,11 @@ def greedy_match(boxes: np.ndarray, scores: np.ndarray, gt: np.ndarray, gt_ignor
     return status, used
 
 
-def prf_sweep(records: list[Any], results: list[dict], cat_ids: list[int], iou_thr: float = 0.5) -> dict[str, Any]:
+def prf_sweep(records: list[Any], results: list[dict], cat_ids: list[int], iou_thr: float = 0.5,
+              dont_care: str = "iscrowd") -> dict[str, Any]:
     """→ {"conf", "precision", "recall", "f1" (arrays over 101 thresholds 0..1), "best_f1",
-    "best_conf", "tp", "fp", "fn" at best_conf, "gt"}. ``results``: COCO result dicts."""
+    "best_conf", "tp", "fp", "fn" at best_conf, "gt"}. ``results``: COCO result dicts; ``dont_care``:
+    which boxes are don't-care regions, as in the COCO evaluation (``ImageRecord.dont_care``)."""
     cls_of = {c: i for i, c in enumerate(cat_ids)}
     by_img: dict[int, list[dict]] = {}
     for r in results:
@@ -54,14 +56,15 @@ def prf_sweep(records: list[Any], results: list[dict], cat_ids: list[int], iou_t
     scores, tps = [], []
     n_gt = 0
     for rec in records:
-        keep = ~rec.ignore
+        ignore = rec.dont_care(dont_care)
+        keep = ~ignore
         n_gt += int(keep.sum())
         for c in np.unique(np.concatenate([rec.classes, [cls_of.get(r["category_id"], -1) for r in by_img.get(rec.image_id, [])]])):
             dets = [r for r in by_img.get(rec.image_id, []) if cls_of.get(r["category_id"]) == c]
             boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (d["bbox"] for d in dets)], np.float32)
             gmask = rec.classes == c
             status, _ = greedy_match(boxes.reshape(-1, 4), np.array([d["score"] for d in dets], np.float64),
-                                     rec.boxes[gmask], rec.ignore[gmask], iou_thr)
+                                     rec.boxes[gmask], ignore[gmask], iou_thr)
             for d, st in zip(dets, status):
                 if st != IGNORED:
                     scores.append(float(d["score"]))

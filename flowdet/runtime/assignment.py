@@ -1,7 +1,8 @@
 """Matching for the tracker (numpy; torch-free): buffered IoU cost and minimum-cost assignment.
 
-The assignment uses ``lap`` when installed, else ``scipy.optimize.linear_sum_assignment``, else a
-greedy numpy matching (equivalent in practice for well-separated objects); see :func:`linear_assignment`.
+The assignment uses ``lap`` when installed, else ``scipy.optimize.linear_sum_assignment`` (both exact:
+the same optimum), else a greedy numpy matching (an approximation, equal in practice for well-separated
+objects); see :func:`linear_assignment`.
 """
 from __future__ import annotations
 
@@ -44,7 +45,12 @@ ASSIGNMENT = _backend()
 def linear_assignment(cost: np.ndarray, thresh: float, method: str | None = None) -> list[tuple[int, int]]:
     """Minimum-cost matching of rows to columns, keeping only pairs with ``cost <= thresh``.
 
-    ``method``: "lap", "scipy", "greedy" or None (the best installed, :data:`ASSIGNMENT`).
+    Rows and columns may stay unmatched: the matching maximises the total gain ``sum(thresh - cost)``
+    over its pairs (``lap.lapjv``'s ``cost_limit``: an unmatched row and column cost ``thresh`` between
+    them), so one good pair is preferred to two poor ones whose gains add up to less. ``method``: "lap"
+    or "scipy" (exact, the same optimum up to ties), "greedy" (cheapest feasible pair first: at least half
+    the optimal gain, in practice much closer; see docs/counting.md), or None (the best installed,
+    :data:`ASSIGNMENT`).
 
     A row whose only feasible column (``cost <= thresh``) has no other feasible row is matched to it
     directly: no other pair competes for either, and matching (cost <= thresh) is never worse than
@@ -77,9 +83,13 @@ def _solve(cost: np.ndarray, thresh: float, method: str) -> list[tuple[int, int]
     if method == "scipy":
         from scipy.optimize import linear_sum_assignment as lsa
 
-        c = np.where(cost <= thresh, cost, thresh + 1e4)
-        r, k = lsa(c)
-        return [(int(i), int(j)) for i, j in zip(r, k) if cost[i, j] <= thresh]
+        # Maximum total gain, unmatched allowed: infeasible pairs gain 0, so any full assignment that
+        # scipy returns, less its infeasible pairs, is an optimal partial one. (A large finite cost for
+        # infeasible pairs instead would make scipy maximise the number of feasible pairs first.)
+        feasible = cost <= thresh
+        gain = np.where(feasible, thresh - np.where(feasible, cost, thresh), 0.0)
+        r, k = lsa(gain, maximize=True)
+        return [(int(i), int(j)) for i, j in zip(r, k) if feasible[i, j]]
     return _greedy(cost, thresh)
 
 

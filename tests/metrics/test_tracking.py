@@ -45,3 +45,17 @@ def test_false_and_missed():
 def test_count_error_per_interval():
     r = count_error_per_interval([1, 61, 62], [2, 3, 65], interval_s=60, duration_s=120)
     assert r["gt_per_interval"] == [1, 2] and r["pred_per_interval"] == [2, 1] and r["mae_per_interval"] == 1.0
+
+
+def test_greedy_fallback_says_so_once(monkeypatch, capsys):
+    """Without lap or scipy the scores use the greedy matching, an approximation: one warning says so."""
+    import flowdet.metrics.tracking as T
+    import flowdet.runtime.assignment as A
+
+    monkeypatch.setattr(A, "ASSIGNMENT", "greedy")
+    monkeypatch.setattr(T, "_greedy_warned", False)
+    gt = _seq(lambda k: [1, 2])
+    idf1(gt, gt)
+    hota(gt, gt)
+    err = capsys.readouterr().err
+    assert err.count("greedy matching") == 1 and "pip install lap" in err
