@@ -16,6 +16,7 @@ import numpy as np
 
 from flowdet.data.letterbox import preprocess_batch
 from flowdet.errors import DataError, InputError
+from flowdet.paths import within
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".ts")
@@ -35,7 +36,8 @@ def _coco_paths(p: Path) -> list[Path]:
     except (OSError, ValueError, RecursionError, KeyError, TypeError) as e:
         raise DataError(f"not a COCO json with 'images' ({type(e).__name__})", path=p, field="--calib") from None
     root = p.parent / "images" if (p.parent / "images").is_dir() else p.parent
-    return [root / f for f in files]
+    # names leading out of the json's folder (absolute, ../, a symlink out) are never read
+    return [f for f in (within(root, n) if isinstance(n, str) else None for n in files) if f is not None]
 
 
 def _video_frames(p: Path, n: int) -> list[np.ndarray]:

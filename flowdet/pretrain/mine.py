@@ -31,6 +31,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from flowdet import log
 from flowdet.errors import DataError, InputError
 from flowdet.utils import atomic_write_bytes, atomic_write_json
 
@@ -203,16 +204,28 @@ class Manifest:
 
 
 def read_manifest(path: str | Path) -> list[dict]:
-    """Records of a manifest, ``path`` made absolute (relative to the manifest's folder)."""
+    """Records of a manifest, ``path`` made absolute (relative to the manifest's folder). A line
+    whose file is not inside the manifest's folder (absolute, ``../``, a symlink pointing out:
+    :func:`flowdet.paths.within`) is left out unread, and counted in one warning."""
+    from flowdet.paths import file_root, within
+
     path = Path(path)
-    out = []
+    root = file_root(path)[0]
+    out, outside = [], 0
     for line in path.read_text().splitlines():
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
             continue  # a torn last line from an interrupted run
-        rec["path"] = str((path.parent / rec["path"]).resolve())
+        name = rec.get("path") if isinstance(rec, dict) else None
+        frame = within(root, path.parent / name) if isinstance(name, str) and name else None
+        if frame is None:
+            outside += 1
+            continue
+        rec["path"] = str(frame.resolve())
         out.append(rec)
+    if outside:
+        log.warn(f"{path}: {outside} line(s) name no file inside {root} (not read; skipped)")
     return out
 
 
