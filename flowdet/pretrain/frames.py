@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from flowdet import log
 from flowdet.errors import DataError
-from flowdet.paths import file_root, is_inside
+from flowdet.paths import file_root, keep_inside
 from flowdet.pretrain.mine import IMAGE_EXTS, MANIFEST, read_manifest
 
 
@@ -36,12 +36,12 @@ def resolve_frames(sources: list[str]) -> list[Path]:
                 out += [Path(r["path"]) for r in read_manifest(p / MANIFEST)]
             else:
                 found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
-                out += _inside(p, found, p)
+                out += keep_inside(p, found)
         elif p.name.endswith(".jsonl"):
             out += [Path(r["path"]) for r in read_manifest(p)]
         elif p.suffix.lower() == ".txt":
             lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-            out += [f.resolve() for f in _inside(file_root(p)[0], [p.parent / ln for ln in lines], p)]
+            out += [f.resolve() for f in keep_inside(file_root(p)[0], [p.parent / ln for ln in lines], p)]
         elif p.suffix.lower() == ".json":
             out += _coco_images(p)
         elif p.suffix.lower() in IMAGE_EXTS:
@@ -74,15 +74,6 @@ def resolve_frames(sources: list[str]) -> list[Path]:
     return usable
 
 
-def _inside(root: Path, files: list[Path], source: Path) -> list[Path]:
-    """``files`` that are inside ``root`` (:func:`flowdet.paths.is_inside`: an absolute or ``../``
-    line, a symlink pointing out are left out unread); the others are counted in one warning."""
-    kept = [f for f in files if is_inside(root, f)]
-    if len(kept) < len(files):
-        log.warn(f"{source}: {len(files) - len(kept)} frame(s) not inside {root} (not read; skipped)")
-    return kept
-
-
 def _coco_images(path: Path) -> list[Path]:
     from flowdet.data.coco import default_images_dir, read_json
 
@@ -92,7 +83,7 @@ def _coco_images(path: Path) -> list[Path]:
     root = default_images_dir(path, data)
     names = [im.get("file_name") for im in data["images"] if isinstance(im, dict)]
     names = [n for n in names if isinstance(n, str) and n and "#" not in n]  # video frames: not frames here
-    return _inside(root, [root / n for n in names], path)
+    return keep_inside(root, [root / n for n in names], path)
 
 
 def resize_long(img: np.ndarray, frame_size: int) -> tuple[np.ndarray, float]:

@@ -271,3 +271,26 @@ def test_every_error_line_is_cut(cli, tmp_path):
     ann.write_text(json.dumps(data))
     res = cli("data", "check", ann)  # every problem line too (a warning)
     assert res.code == 2 and max(len(ln) for ln in res.err.splitlines()) < MAX_ERROR_LINE
+
+
+def test_a_folder_given_as_a_source_is_read_without_its_links_out(tmp_path, secret, capsys):
+    """predict/stream/mine/export --calib/--parity-data on a folder: the folder is the root; a
+    symlink in it pointing out is left out unread, said in one warning."""
+    from flowdet.detect.predict import list_images
+    from flowdet.export.parity import load_images
+    from flowdet.pretrain.mine import mine
+    from flowdet.runtime.sources import ImageFolderSource
+
+    folder = tmp_path / "imgs"
+    good = hostile.image(folder / "a.jpg")
+    os.symlink(secret, folder / "link.jpg")
+    os.symlink(secret, folder / "link.mp4")
+    assert list_images(folder) == list_images(folder, recursive=True) == [good]
+    src = ImageFolderSource(folder)
+    src.open()
+    assert src.files == [good]
+    assert len(load_images(folder, n=4)[0]) == 1
+    s = mine([folder], tmp_path / "mined", dedupe=0, progress=False)
+    assert (s["kept"], s["frames_in_manifest"]) == (1, 1)
+    _nothing_of(secret, tmp_path / "mined")
+    assert "lead out of" in capsys.readouterr().err
