@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     flowdet's own errors (:class:`flowdet.errors.FlowdetError`, ``ConfigError`` included) exit with
     their ``exit_code`` (2 unless a subclass says otherwise, e.g. a lost stream source: 3); click's
     usage errors exit 2; Ctrl-C exits 130."""
-    from flowdet.errors import FlowdetError
+    from flowdet.errors import FlowdetError, one_line
 
     args = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -82,14 +82,15 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("interrupted", err=True)
         sys.exit(130)
     except click.ClickException as e:
+        e.message = one_line(e.message)  # a hostile value is never echoed whole
         e.show()
         sys.exit(e.exit_code if e.exit_code != 1 else 2)
     except FlowdetError as e:
-        click.echo(f"Error: {e}", err=True)
+        click.echo(one_line(f"Error: {e}"), err=True)
         sys.exit(e.exit_code)
     except OSError as e:  # a read-only or full disk, a vanished file: one line naming the file
         where = f"{e.filename}: " if e.filename else ""
-        click.echo(f"Error: {where}{e.strerror or e}", err=True)
+        click.echo(one_line(f"Error: {where}{e.strerror or e}"), err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

@@ -14,6 +14,7 @@ from typing import Any, Iterable, TypeVar
 
 import yaml
 
+from flowdet import safe_yaml
 from flowdet.errors import InputError
 
 T = TypeVar("T")
@@ -64,8 +65,13 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], where)
     if origin in (list, tuple):
-        if isinstance(value, str):
-            value = yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
+        if isinstance(value, str) and value.strip().startswith("["):
+            try:
+                value = safe_yaml.loads(value)
+            except (yaml.YAMLError, RecursionError):
+                raise ConfigError(f"{where}: not a YAML list: {value!r}") from None
+        elif isinstance(value, str):
+            value = [v for v in value.split(",") if v]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         inner = args[0] if args else Any
@@ -123,8 +129,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {item!r}: expected section.key=value")
     key, raw = item.split("=", 1)
     try:
-        value = _override_value(raw.strip(), yaml.safe_load(raw)) if raw != "" else ""
-    except yaml.YAMLError:
+        value = _override_value(raw.strip(), safe_yaml.loads(raw)) if raw != "" else ""
+    except (yaml.YAMLError, RecursionError):  # the text as typed (a glob "*.jpg" is an alias to YAML)
         value = raw
     return key.strip().split("."), value
 
@@ -138,16 +144,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
             p = CONFIG_DIR / f"{path}.yaml"
         if not p.exists():
             raise ConfigError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except RecursionError:
-            raise ConfigError(f"{p}: YAML nested too deeply") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{p}: cannot read ({getattr(e, 'strerror', None) or e})") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            line = f" line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{p}:{line} invalid YAML ({getattr(e, 'problem', e)})") from None
+        data = safe_yaml.read(p, ConfigError, "config file") or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: top level must be a mapping")
         cfg = merge(cfg, data, str(p))

@@ -11,6 +11,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+MAX_LINE = 500  # characters of one error or problem line: a hostile value is never echoed whole
+
+
+def one_line(text: str, limit: int = MAX_LINE) -> str:
+    """``text`` on one line of at most ``limit`` characters: newlines become spaces and a longer
+    text keeps its head and its tail around a '…' (a path's start and a problem's "(skipped)" both
+    survive). Every error line the CLI prints and every validation problem goes through it."""
+    text = str(text)
+    if len(text) <= limit:
+        return " ".join(text.splitlines())
+    tail = limit // 3  # cut before flattening: a 50 MB text is not copied whole
+    return " ".join(text[: limit - tail - 1].splitlines()) + "…" + " ".join(text[-tail:].splitlines())
+
 
 class FlowdetError(Exception):
     """A user-facing error: one line that names the file (and the field) it is about.

@@ -2,7 +2,10 @@
 tests/export and tests/runtime). Tests run on CPU with few threads so a 2-core CI box is not oversubscribed."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -11,6 +14,10 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # steadier than 2 on a shared 2-core box
 os.environ.setdefault("MPLBACKEND", "Agg")
+# flowdet.paths records the images root of each json it writes there: a fresh one per test run,
+# never the developer's own (~/.local/state/flowdet)
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="flowdet-test-state-")
+atexit.register(shutil.rmtree, os.environ["XDG_STATE_HOME"], True)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"

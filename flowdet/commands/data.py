@@ -73,17 +73,20 @@ def convert_voc(ann_dir: str, images_dir: str, out: str, labels: str | None, str
     validate.writable_file(out)
     names = read_labels(labels) if labels else None
     coco, report = voc_to_coco(ann_dir, images_dir, names, progress=True)
-    _write_converted(coco, report, out, strict,
+    _write_converted(coco, report, out, strict, images_dir,
                      f"classes {[c['name'] for c in coco['categories']]} ({len(report.problems)} problem(s))")
 
 
-def _write_converted(coco: dict, report, out: str, strict: bool, detail: str) -> None:
-    """Shared tail of every converter: list problems, honour --strict, write atomically, summarise."""
+def _write_converted(coco: dict, report, out: str, strict: bool, images_root, detail: str) -> None:
+    """Shared tail of every converter: list problems, honour --strict, write atomically (recording
+    the images folder the user named as the json's root: flowdet.paths.remember_root), summarise."""
+    from flowdet.paths import remember_root
     from flowdet.utils import atomic_write_json
 
     _show_problems(report)
     report.raise_if(strict)
     atomic_write_json(Path(out), coco)
+    remember_root(out, images_root)
     click.echo(f"wrote {out}: {len(coco['images'])} images, {len(coco['annotations'])} boxes; {detail}")
 
 
@@ -111,7 +114,7 @@ def convert_yolo(data_yaml: str, split: str, out: str, strict: bool) -> None:
         coco, root, report = yolo_folder_to_coco(data_yaml, progress=True)
     else:
         coco, root, report = yolo_to_coco(data_yaml, split, progress=True)
-    _write_converted(coco, report, out, strict, f"images root (use as --images): {root}")
+    _write_converted(coco, report, out, strict, root, f"images root (use as --images): {root}")
 
 
 @convert.command("coco2yolo")
@@ -119,14 +122,15 @@ def convert_yolo(data_yaml: str, split: str, out: str, strict: bool) -> None:
 @click.option("--images", "images_dir", default=None, type=click.Path(file_okay=False),
               help="Folder the json's file_names are relative to (default: next to the json).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Dataset folder to write.")
-@click.option("--split", default="train", show_default=True, help="Split name: images/<split>, labels/<split>.")
-@click.option("--copy", is_flag=True, help="Copy images instead of symlinking them.")
+@click.option("--split", default="train", show_default=True,
+              help="Split name (a plain name): images/<split>, labels/<split>.")
+@click.option("--copy", is_flag=True, help="Copy images instead of hard-linking them.")
 @click.option("--strict", is_flag=True, help="Fail (exit 2) on any problem instead of skipping it.")
 def convert_coco2yolo(ann_file: str, images_dir: str | None, out_dir: str, split: str, copy: bool, strict: bool) -> None:
     """COCO json → ultralytics YOLO dataset.
 
-    Writes OUT/images/<split>/ (symlinks, or copies with --copy), OUT/labels/<split>/*.txt and
-    OUT/data.yaml. Run once per split into the same --out to build train + val (data.yaml is merged).
+    Writes OUT/images/<split>/ (hard links; copies with --copy or across filesystems), OUT/labels/<split>/*.txt
+    and OUT/data.yaml. Run once per split into the same --out to build train + val (data.yaml is merged).
     Crowd/difficult (ignore) boxes are left out.
 
     \b

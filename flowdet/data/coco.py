@@ -6,7 +6,8 @@ class mapping, and a :class:`ValidationReport` listing every problem found.
 
 What the validator checks (each problem is recorded): the json parses and has ``images`` and a
 non-empty ``categories`` (else a one-line :class:`flowdet.errors.DataError` with line/column); each image has a
-unique integer ``id`` and a ``file_name`` that exists, decodes and matches ``width``/``height`` (else
+unique integer ``id`` and a ``file_name`` inside the images folder (:func:`flowdet.paths.within`:
+no absolute, ``../`` or symlinked way out) that exists, decodes and matches ``width``/``height`` (else
 the image and its boxes are **skipped**; a missing size is read from the decoded file); each box has a
 known ``image_id``/``category_id`` and 4 finite numbers with w, h > 0 (else **dropped**), is
 **clipped** when it sticks out, and a duplicated annotation id drops the later one.
@@ -36,9 +37,11 @@ from typing import Any
 
 import numpy as np
 
-from flowdet.data.validation import Problem, ValidationReport  # noqa: F401  (re-exported)
+from flowdet import log
+from flowdet.data.validation import Problem, ValidationReport, class_name_problem  # noqa: F401  (re-exported)
 from flowdet.data.imread import probe as probe_image
 from flowdet.errors import DataError
+from flowdet.paths import OUTSIDE, file_root, within
 
 # Boxes exceeding the image by less than this (float noise in x+w) are clipped without a report.
 CLIP_TOLERANCE_PX = 0.01
@@ -161,20 +164,29 @@ def split_video_frame(file_name: str) -> tuple[str, int | None]:
 def default_images_dir(ann_path: str | Path, data: Any = None) -> Path:
     """Where ``file_name``s are relative to when no folder is given: ``<json dir>/images`` (the
     ``flowdet synth`` layout) or the json's own folder — whichever holds the first image listed
-    in ``data`` (a video's frames live next to the json), else ``images/`` when it exists."""
+    in ``data`` (a video's frames live next to the json), else ``images/`` when it exists.
+
+    The json's ``info.images_dir`` (flowdet's converters and ``data split`` record it) comes first
+    when :func:`flowdet.paths.file_root` follows it: inside the json's folder, or the folder flowdet
+    wrote this json for. Anything else is a redirect by the file itself, not followed (one warning)."""
     parent = Path(ann_path).resolve().parent
-    candidates = [parent / "images", parent]
-    # flowdet's converters record ``info.images_dir``: their json often lives away from the images
+    # images/ is a candidate only while it stays inside (a symlink out of the json's folder is not)
+    candidates = [parent] if within(parent, "images") is None else [parent / "images", parent]
     info = data.get("info") if isinstance(data, dict) else None
-    if isinstance(info, dict) and isinstance(info.get("images_dir"), str) and info["images_dir"]:
-        candidates.insert(0, parent / info["images_dir"])  # an absolute path stays absolute under "/"
+    redirect = info.get("images_dir") if isinstance(info, dict) else None
+    if isinstance(redirect, str) and redirect:
+        root, why = file_root(ann_path, redirect)
+        if why is None:
+            candidates.insert(0, root)
+        else:
+            log.warn(f"{ann_path}: info.images_dir {why}")
     first = None
     if isinstance(data, dict) and isinstance(data.get("images"), list) and data["images"]:
         entry = data["images"][0]
         first = entry.get("file_name") if isinstance(entry, dict) else None
     if isinstance(first, str) and first:
         for c in candidates:
-            if (c / first).exists() or (c / split_video_frame(first)[0]).exists():
+            if any(f is not None and f.exists() for f in (within(c, first), within(c, split_video_frame(first)[0]))):
                 return c
     return candidates[0] if candidates[0].is_dir() else parent
 
@@ -228,6 +240,9 @@ def _clean_categories(data: dict, src: str, report: ValidationReport) -> tuple[l
         if not isinstance(name, str) or not name:
             report.add(src, f"{where}.name", "missing name (using the id)")
             name = str(c["id"])
+        elif (why := class_name_problem(name)) is not None:
+            report.add(src, f"{where}.name", f"{why} (using the id)")
+            name = str(c["id"])
         by_id[c["id"]] = name
     if not by_id:
         raise DataError(f"{src}: 'categories' has no valid entry")
@@ -235,15 +250,11 @@ def _clean_categories(data: dict, src: str, report: ValidationReport) -> tuple[l
     return ids, [by_id[i] for i in ids]
 
 
-def inside(root: Path, file_name: str) -> bool:
-    """Whether ``root / file_name`` stays inside ``root`` lexically (no absolute path, no ``..`` out)."""
-    base = os.path.abspath(root)
-    return os.path.commonpath([base, os.path.abspath(os.path.join(base, file_name))]) == base
-
-
 def _clean_images(data: dict, src: str, images_dir: Path, report: ValidationReport,
-                  check_images: bool, workers: int, progress: bool, inside_only: bool = False) -> dict[int, dict]:
-    """image id → {"file_name", "file", "frame", "width", "height"} of the usable images."""
+                  check_images: bool, workers: int, progress: bool) -> dict[int, dict]:
+    """image id → {"file_name", "file", "frame", "width", "height"} of the usable images. A
+    ``file_name`` that leads out of ``images_dir`` (absolute, ``../``, a symlink pointing out) is
+    skipped unread (:func:`flowdet.paths.within`)."""
     imgs = data.get("images")
     if not isinstance(imgs, list):
         raise DataError(f"{src}: 'images' must be a list")
@@ -262,14 +273,15 @@ def _clean_images(data: dict, src: str, images_dir: Path, report: ValidationRepo
         if im["id"] in kept:
             report.add(src, f"{where}.id", "duplicate image id (skipped)")
             continue
-        if inside_only and not inside(images_dir, name):
-            report.add(src, f"{where}.file_name", f"{name!r} is outside the images folder {images_dir} "
-                                                  "(not read, copied or linked; skipped)")
-            continue
         base, frame = split_video_frame(name)
-        if frame is not None and (images_dir / name).is_file():
+        whole = within(images_dir, name) if frame is not None else None
+        if whole is not None and whole.is_file():
             base, frame = name, None  # a real file that happens to contain '#'
-        kept[im["id"]] = {"file_name": name, "file": images_dir / base, "frame": frame, "where": where,
+        file = within(images_dir, base)
+        if file is None:
+            report.add(src, f"{where}.file_name", f"{name!r} is " + OUTSIDE.format(what="images folder", root=images_dir))
+            continue
+        kept[im["id"]] = {"file_name": name, "file": file, "frame": frame, "where": where,
                           "width": _positive_int(im.get("width")), "height": _positive_int(im.get("height"))}
 
     # One probe per distinct file (all frames of a video share one), decoded in threads:
@@ -344,17 +356,16 @@ def clip_xywh(bbox: Any, width: float, height: float) -> tuple[list[float] | Non
 
 
 def validate_coco_dict(data: Any, src: str, images_dir: Path, check_images: bool = True,
-                       workers: int = 4, progress: bool = False,
-                       inside_only: bool = False) -> tuple[list[ImageRecord], list[int], list[str], ValidationReport]:
+                       workers: int = 4, progress: bool = False) -> tuple[list[ImageRecord], list[int], list[str], ValidationReport]:
     """Validate a parsed COCO dict. Records keep **float64** boxes (converters need exact values);
-    :func:`load_coco` casts them to float32. ``inside_only``: an image whose ``file_name`` leaves
-    ``images_dir`` (absolute, ``../``) is skipped unread (``convert coco2yolo``, which copies files)."""
+    :func:`load_coco` casts them to float32. An image whose ``file_name`` leaves ``images_dir``
+    (absolute, ``../``, a symlink pointing out) is skipped unread."""
     report = ValidationReport(src)
     if not isinstance(data, dict):
         raise DataError(f"{src}: top level must be a JSON object with 'images' and 'categories'")
     cat_ids, names = _clean_categories(data, src, report)
     cat_index = {c: i for i, c in enumerate(cat_ids)}
-    images = _clean_images(data, src, images_dir, report, check_images, workers, progress, inside_only)
+    images = _clean_images(data, src, images_dir, report, check_images, workers, progress)
 
     anns = data.get("annotations", [])
     if not isinstance(anns, list):

@@ -72,29 +72,38 @@ def resolve_dataset(path: str | Path, split: str = "train") -> Path:
 
     ``split`` picks the yaml's split (train/val/test); folders have one set and ignore it. The
     converted json records its images root (``info.images_dir``), so no ``--images`` is needed."""
+    return resolve_with_root(path, split)[0]
+
+
+def resolve_with_root(path: str | Path, split: str = "train") -> tuple[Path, Path | None]:
+    """(:func:`resolve_dataset`'s json, the images root its file_names are relative to — the
+    dataset root the user named — or None for a COCO json, whose root comes from the json)."""
+    from flowdet.paths import remember_root
     from flowdet.utils import atomic_write_json
 
     p = Path(path)
     kind = describe_source(p)
     if kind == "coco":
-        return p
+        return p, None
     if not p.exists():
         raise DataError("dataset not found", path=p)
     if kind == "yolo-yaml":
-        from flowdet.data.yolo import _load_data_yaml
+        from flowdet.data.yolo import _load_data_yaml, dataset_root
 
         data = _load_data_yaml(p)
-        root = Path(str(data.get("path") or "."))
-        root = root if root.is_absolute() else p.parent / root
+        root = dataset_root(p, data)
         if split not in data:
             raise DataError(f"no '{split}' split (has: {', '.join(k for k in ('train', 'val', 'test') if k in data)})",
                             path=p)
+    elif kind == "voc":
+        root, split = _voc_dirs(p)[1], "all"  # type: ignore[index]
     else:
         root, split = p, "all"
-    cache = _cache_file(p, split, root.resolve())
+    root = root.resolve()
+    cache = _cache_file(p, split, p.resolve() if kind == "voc" else root)
     if cache.is_file():
         log.info(f"{p}: {kind} dataset → {cache} (cached conversion)")
-        return cache
+        return cache, root
     if kind == "yolo-yaml":
         from flowdet.data.yolo import yolo_to_coco
 
@@ -109,17 +118,19 @@ def resolve_dataset(path: str | Path, split: str = "train") -> Path:
         ann, img = _voc_dirs(p)  # type: ignore[misc]
         coco, report = voc_to_coco(ann, img)
     atomic_write_json(cache, coco)
+    remember_root(cache, root)
     problems = f", {len(report.problems)} problem(s) skipped (`flowdet data check {p}` lists them)" \
         if report.problems else ""
     log.info(f"{p}: {kind} dataset{'' if split == 'all' else ' split ' + split} converted once → {cache} "
              f"({len(coco['images'])} images, {len(coco['annotations'])} boxes{problems})")
-    return cache
+    return cache, root
 
 
 def load_dataset(path: str | Path, images_dir: str | Path | None = None, split: str = "train",
                  **kwargs) -> CocoDataset:
     """:func:`flowdet.data.coco.load_coco` for any format :func:`resolve_dataset` reads."""
-    return load_coco(resolve_dataset(path, split), images_dir, **kwargs)
+    ann, root = resolve_with_root(path, split)
+    return load_coco(ann, images_dir if images_dir is not None else root, **kwargs)
 
 
 def has_split(path: str | Path, split: str) -> bool:

@@ -45,12 +45,13 @@ def split_dataset(ann: str | Path, out_dir: str | Path, val: float = 0.2, group_
     """Write ``out_dir``/train.json and val.json (a share ``val`` of the groups, at least one each side).
 
     Both json files record the images root (``info.images_dir``), so they work from ``out_dir``."""
-    from flowdet.data.formats import resolve_dataset
+    from flowdet.data.formats import resolve_with_root
+    from flowdet.paths import remember_root
     from flowdet.utils import atomic_write_json
 
     if not 0 < val < 1:
         raise InputError(f"must be in (0, 1), got {val}", field="--val")
-    src = resolve_dataset(ann)
+    src, known_root = resolve_with_root(ann)
     data = read_json(src)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DataError("not a COCO json (no 'images' list)", path=src)
@@ -64,7 +65,8 @@ def split_dataset(ann: str | Path, out_dir: str | Path, val: float = 0.2, group_
     n_val = min(len(keys) - 1, max(1, round(val * len(keys))))
     val_keys = set(keys[:n_val])
     info = dict(data.get("info") or {})
-    info["images_dir"] = str(default_images_dir(src, data).resolve())
+    root = (known_root or default_images_dir(src, data)).resolve()
+    info["images_dir"] = str(root)
     out = Path(out_dir)
     summary: dict[str, Any] = {"group_by": group_by, "groups": len(keys), "seed": seed}
     for name, chosen in (("train", [k for k in keys if k not in val_keys]), ("val", sorted(val_keys))):
@@ -74,6 +76,7 @@ def split_dataset(ann: str | Path, out_dir: str | Path, val: float = 0.2, group_
         part = {**data, "info": {**info, "split": f"{name} of {Path(ann).name} by {group_by}, seed {seed}"},
                 "images": sorted(images, key=lambda im: im["id"]), "annotations": anns}
         atomic_write_json(out / f"{name}.json", part)
+        remember_root(out / f"{name}.json", root)  # the json may point there (flowdet.paths.file_root)
         summary[name] = {"json": str(out / f"{name}.json"), "images": len(images), "boxes": len(anns),
                          "groups": len(chosen)}
     log.info(f"split {len(data['images'])} images in {len(keys)} group(s) by {group_by} (seed {seed}): "

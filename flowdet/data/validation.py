@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flowdet.errors import DataError
+from flowdet.errors import DataError, one_line
 
 
 @dataclass
@@ -18,7 +18,7 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.field}: {self.message}"
+        return one_line(f"{self.file}: {self.field}: {self.message}")
 
 
 @dataclass
@@ -59,3 +59,22 @@ class ValidationReport:
             raise DataError(
                 f"{len(self.problems)} problem(s) (strict), first: {self.problems[0]}; "
                 "run `flowdet data check` to list all")
+
+
+MAX_CLASS_NAME = 100  # characters: a class name is a word or two, not a payload
+
+
+def class_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a class name (None when it can): a string or an integer, not empty,
+    at most :data:`MAX_CLASS_NAME` characters, nothing unprintable (a newline would break every
+    table, data.yaml and label file it is written into)."""
+    if isinstance(name, bool) or not isinstance(name, (str, int)):
+        return f"a class name must be text, got {type(name).__name__}"
+    text = str(name)
+    if not text.strip():
+        return "empty class name"
+    if len(text) > MAX_CLASS_NAME:
+        return f"class name longer than {MAX_CLASS_NAME} characters"
+    if not text.isprintable():
+        return f"class name {text!r} has unprintable characters"
+    return None

@@ -13,7 +13,9 @@ Conventions (documented choices):
   drops them (ultralytics has no ignore flag; its own VOC script drops difficult objects too).
 - A missing or zero ``<size>`` is read from the image file; a ``<size>`` that differs from the file
   skips the image (its boxes are in another image's pixels). A missing ``<filename>`` (or one that
-  does not exist) falls back to the xml's stem with a common image extension.
+  does not exist) falls back to the xml's stem with a common image extension. A ``<filename>``
+  that leads out of the images folder (absolute, ``../``, a symlink pointing out) is never read:
+  the fallback is looked for inside, else the image is skipped (:mod:`flowdet.paths`).
 - Category ids are 1..C in the order of ``labels.txt`` (one name per line) when given, else in
   sorted order of the names found. An object whose name is not in ``labels.txt`` is dropped.
 - Boxes are validated like COCO ones: non-finite or empty → dropped, outside the image → clipped.
@@ -21,12 +23,15 @@ Conventions (documented choices):
 from __future__ import annotations
 
 import math
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from flowdet.data.coco import ValidationReport
+from flowdet.data.validation import class_name_problem
 from flowdet.errors import DataError, FlowdetError
+from flowdet.paths import OUTSIDE, is_inside, real, within
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".JPG", ".JPEG", ".PNG")
 
@@ -59,13 +64,17 @@ def _number(node: ET.Element | None, tag: str) -> float | None:
 
 
 def _find_image(images_dir: Path, xml_path: Path, filename: str | None) -> Path | None:
-    if filename and (images_dir / filename).exists() and not (images_dir / filename).is_dir():
-        return images_dir / filename  # a FIFO/device is returned, for the reader to refuse by name
+    """The image of an xml inside ``images_dir`` (:func:`flowdet.paths.within`: ``<filename>`` may
+    not lead out of it, through ``../``, an absolute path or a symlink), else None."""
+    named = within(images_dir, filename) if filename else None
+    if named is not None and named.exists() and not named.is_dir():
+        return named  # a FIFO/device is returned, for the reader to refuse by name
     stems = [Path(filename).stem] if filename else []
     for stem in stems + [xml_path.stem]:
         for ext in IMAGE_EXTS:
-            if (images_dir / f"{stem}{ext}").is_file():
-                return images_dir / f"{stem}{ext}"
+            found = within(images_dir, f"{stem}{ext}")
+            if found is not None and found.is_file():
+                return found
     return None
 
 
@@ -93,10 +102,15 @@ def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] |
         raise DataError(f"{ann_dir}: annotation folder not found")
     if not images_dir.is_dir():
         raise DataError(f"{images_dir}: images folder not found")
-    xml_files = sorted(ann_dir.rglob("*.xml"))
-    if not xml_files:
+    listed = sorted(ann_dir.rglob("*.xml"))
+    if not listed:
         raise DataError(f"{ann_dir}: no .xml files")
     report = ValidationReport(str(ann_dir))
+    xml_files = [x for x in listed if is_inside(ann_dir, x)]
+    for x in sorted(set(listed) - set(xml_files)):  # a symlinked xml pointing out of the folder
+        report.add(x, "xml", OUTSIDE.format(what="annotation folder", root=ann_dir))
+        report.images_total += 1
+        report.images_skipped += 1
     roots: list[tuple[Path, ET.Element]] = []
     for x in xml_files:  # one broken xml does not end the conversion (--strict makes it fail)
         try:
@@ -110,7 +124,7 @@ def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] |
         raise DataError(f"none of the {len(xml_files)} .xml files parses ({report.problems[0]})", path=ann_dir)
     if labels is None:
         found = {(_text(o, "name") or "") for _, r in roots for o in r.iter("object")}
-        labels = sorted(n for n in found if n)
+        labels = sorted(n for n in found if n and class_name_problem(n) is None)  # others: dropped, not a class
     cat_of = {name: i + 1 for i, name in enumerate(labels)}
 
     images, anns = [], []
@@ -124,7 +138,10 @@ def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] |
         objects = root.findall("object")
         img_path = _find_image(images_dir, xml_path, _text(root, "filename"))
         if img_path is None:
-            report.add(xml_path, "filename", f"image {_text(root, 'filename')!r} not found in {images_dir} (skipped)")
+            name = _text(root, "filename")
+            why = "is " + OUTSIDE.format(what="images folder", root=images_dir) if name and within(images_dir, name) is None \
+                else f"not found in {images_dir} (skipped)"
+            report.add(xml_path, "filename", f"image {name!r} {why}")
             report.images_skipped += 1
             report.boxes_total += len(objects)
             report.boxes_in_skipped_images += len(objects)
@@ -146,7 +163,7 @@ def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] |
             report.boxes_in_skipped_images += len(objects)
             continue
         image_id = len(images) + 1
-        images.append({"id": image_id, "file_name": img_path.relative_to(images_dir).as_posix(),
+        images.append({"id": image_id, "file_name": _relative(img_path, images_dir),
                        "width": int(w), "height": int(h)})
         for k, obj in enumerate(objects):
             report.boxes_total += 1
@@ -160,6 +177,18 @@ def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] |
     return {"info": {"description": f"converted from Pascal VOC {ann_dir.name}",
                      "images_dir": str(images_dir.resolve())}, "images": images,
             "annotations": anns, "categories": categories}, report
+
+
+def _relative(img_path: Path, images_dir: Path) -> str:
+    """The json's file_name of an image found inside ``images_dir``: its name there, or (an absolute
+    or ``..`` <filename> that still lands inside) the resolved path relative to the resolved folder."""
+    try:
+        rel = img_path.relative_to(images_dir)
+        if ".." not in rel.parts:
+            return rel.as_posix()
+    except ValueError:
+        pass
+    return Path(os.path.relpath(real(img_path), real(images_dir))).as_posix()
 
 
 def _real_size(img_path: Path) -> tuple[tuple[int, int] | None, str | None]:

@@ -12,7 +12,8 @@ Conversions:
 - :func:`yolo_to_coco`: class index k → category id k + 1; COCO ``file_name`` is relative to the
   dataset root (``path``), which is therefore the ``--images`` folder for the json. Image sizes come
   from decoding each image (needed to de-normalise).
-- :func:`coco_to_yolo`: writes ``out/images/<split>/…`` (symlinks by default, or copies),
+- :func:`coco_to_yolo`: writes ``out/images/<split>/…`` (hard links by default — a copy where
+  linking is not possible — or copies),
   ``out/labels/<split>/….txt`` and ``out/data.yaml`` (merged with an existing one, so running it
   for train then val builds one dataset; ``val`` defaults to the first split written). Classes are
   the contiguous indices of :class:`flowdet.data.coco.CocoDataset`; ``ignore`` (crowd/difficult)
@@ -30,26 +31,18 @@ from typing import Any
 import numpy as np
 import yaml
 
+from flowdet import safe_yaml
 from flowdet.data.coco import ValidationReport, default_images_dir, read_json, validate_coco_dict
 from flowdet.data.imread import try_read_image
+from flowdet.data.validation import class_name_problem
 from flowdet.errors import DataError
+from flowdet.paths import OUTSIDE, file_root, is_inside, plain_name, real, within
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def _load_data_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise DataError(f"{path}: data yaml not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except RecursionError:
-        raise DataError("YAML nested too deeply to be a data yaml", path=path) from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"not UTF-8 text (byte {e.start})", path=path) from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise DataError(f"{path}:{where} invalid YAML") from None
+    data = safe_yaml.read(path, DataError, "data yaml")
     if not isinstance(data, dict):
         raise DataError(f"{path}: top level must be a mapping")
     return data
@@ -64,27 +57,57 @@ def _names(data: dict, path: Path) -> list[str]:
             raise DataError(f"{path}: 'names' keys must be class indices") from None
         if keys != list(range(len(keys))):
             raise DataError(f"{path}: 'names' indices must be 0..N-1")
-        return [str(names[k] if k in names else names[str(k)]) for k in keys]
-    if isinstance(names, list) and names:
-        return [str(n) for n in names]
-    raise DataError(f"{path}: 'names' missing (a list or an index → name mapping)")
+        values = [names[k] if k in names else names[str(k)] for k in keys]
+    elif isinstance(names, list) and names:
+        values = names
+    else:
+        raise DataError(f"{path}: 'names' missing (a list or an index → name mapping)")
+    for i, n in enumerate(values):
+        if (why := class_name_problem(n)) is not None:
+            raise DataError(f"class {i}: {why}", path=path, field="names")
+    return [str(n) for n in values]
 
 
-def _split_images(root: Path, spec: Any, path: Path, split: str) -> list[Path]:
+def dataset_root(path: Path, data: dict) -> Path:
+    """The data.yaml's dataset root: its ``path`` (relative to the yaml's folder), which must stay
+    inside that folder (:func:`flowdet.paths.file_root`), else a one-line error."""
+    value = data.get("path")
+    if value is not None and not isinstance(value, (str, int, float)):
+        raise DataError("must be a folder name", path=path, field="path")
+    root, why = file_root(path, str(value) if value not in (None, "") else None,
+                          hint="put the data.yaml in the dataset folder")
+    if why is not None:
+        raise DataError(why, path=path, field="path")
+    return root
+
+
+def _split_images(root: Path, spec: Any, path: Path, split: str,
+                  report: ValidationReport) -> list[Path]:
+    """Image files of one split entry (folders, .txt lists); every file, list and folder must stay
+    inside ``root`` — a list line or a linked file that leads out is a counted skip, never read."""
     specs = spec if isinstance(spec, list) else [spec]
     files: list[Path] = []
     for s in specs:
-        p = Path(str(s))
-        p = p if p.is_absolute() else root / p
+        p = within(root, str(s)) if isinstance(s, (str, int, float)) else None
+        if p is None:
+            raise DataError(f"{s!r} is outside the dataset root {root}", path=path, field=split)
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS)
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS)
         elif p.is_file() and p.suffix == ".txt":
-            for line in p.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    f = Path(line.strip())
-                    files.append(f if f.is_absolute() else p.parent / f)  # as ultralytics: ./x is next to the list
+            found = []
+            for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+                if not line.strip():
+                    continue
+                f = p.parent / line.strip()  # as ultralytics: ./x is next to the list (an absolute line stays)
+                if is_inside(root, f):
+                    found.append(f)
+                else:
+                    report.add(p, f"line {n}", f"{line.strip()!r} is " + OUTSIDE.format(what="dataset root", root=root))
+                    report.images_total += 1
+                    report.images_skipped += 1
         else:
             raise DataError(f"{path}: '{split}' → {p} is neither an images folder nor a .txt list")
+        files += found
     return files
 
 
@@ -104,14 +127,14 @@ def yolo_to_coco(data_yaml: str | Path, split: str = "train",
     path = Path(data_yaml)
     data = _load_data_yaml(path)
     names = _names(data, path)
-    root = Path(str(data.get("path") or "."))
-    root = (root if root.is_absolute() else path.parent / root).resolve()
+    root = Path(real(dataset_root(path, data)))
     if split not in data or data[split] in (None, ""):
         raise DataError(f"{path}: no '{split}' split")
-    files = _split_images(root, data[split], path, split)
+    report = ValidationReport(str(path))
+    files = _split_images(root, data[split], path, split, report)
     if not files:
-        raise DataError(f"{path}: '{split}' has no images")
-    coco, report = _files_to_coco(files, names, root, path, progress)
+        raise DataError(f"{path}: '{split}' has no images" + (f" inside {root}" if report.problems else ""))
+    coco, report = _files_to_coco(files, names, root, path, progress, report)
     coco["info"] = {"description": f"converted from YOLO {path.name} split {split}", "images_dir": str(root)}
     return coco, root, report
 
@@ -125,9 +148,14 @@ def yolo_folder_to_coco(folder: str | Path, progress: bool = False) -> tuple[dic
     names_file = next((root / n for n in ("classes.txt", "obj.names") if (root / n).is_file()), None)
     if names_file is None:
         raise DataError(f"{root}: no classes.txt or obj.names (a YOLO folder export names its classes there)")
+    if not is_inside(root, names_file):
+        raise DataError("is a link out of the folder (not read)", path=names_file)
     names = [ln.strip() for ln in names_file.read_text(encoding="utf-8").splitlines() if ln.strip()]
     if not names:
         raise DataError(f"{names_file}: no class names")
+    for i, n in enumerate(names):
+        if (why := class_name_problem(n)) is not None:
+            raise DataError(f"line {i + 1}: {why}", path=names_file)
     files = sorted(f for f in root.rglob("*") if f.suffix.lower() in IMAGE_EXTS)
     if not files:
         raise DataError(f"{root}: no images below this folder")
@@ -136,11 +164,9 @@ def yolo_folder_to_coco(folder: str | Path, progress: bool = False) -> tuple[dic
     return coco, root, report
 
 
-def _files_to_coco(files: list[Path], names: list[str], root: Path, path: Path,
-                   progress: bool) -> tuple[dict[str, Any], ValidationReport]:
-    import cv2
-
-    report = ValidationReport(str(path))
+def _files_to_coco(files: list[Path], names: list[str], root: Path, path: Path, progress: bool,
+                   report: ValidationReport | None = None) -> tuple[dict[str, Any], ValidationReport]:
+    report = report if report is not None else ValidationReport(str(path))
     images, anns = [], []
     iterator: Any = files
     if progress:
@@ -149,6 +175,14 @@ def _files_to_coco(files: list[Path], names: list[str], root: Path, path: Path,
         iterator = tqdm(files, desc="yolo → coco", unit="img", leave=False, disable=None)
     for f in iterator:
         report.images_total += 1
+        lbl = label_path_for(f)
+        if not lbl.is_file():  # LabelImg / CVAT: the .txt beside the image
+            lbl = f.with_suffix(".txt")
+        outside = next((q for q in (f, lbl) if not is_inside(root, q)), None)
+        if outside is not None:  # a symlinked image or label file that points out of the dataset
+            report.add(outside, "image" if outside == f else "labels", OUTSIDE.format(what="dataset root", root=root))
+            report.images_skipped += 1
+            continue
         img, why = try_read_image(f)
         if img is None:
             report.add(f, "image", f"{why} (skipped)")
@@ -156,17 +190,13 @@ def _files_to_coco(files: list[Path], names: list[str], root: Path, path: Path,
             continue
         h, w = img.shape[:2]
         image_id = len(images) + 1
-        # Not resolve(): images are often symlinks (coco2yolo makes them) and the json should name
-        # the dataset's own path, not the link target.
+        # Not resolve(): a symlink inside the dataset should keep the dataset's own name in the json.
         absolute = Path(os.path.abspath(f))
         try:
             rel = absolute.relative_to(root).as_posix()
         except ValueError:
             rel = str(absolute)  # outside the root: keep absolute
         images.append({"id": image_id, "file_name": rel, "width": w, "height": h})
-        lbl = label_path_for(f)
-        if not lbl.is_file():  # LabelImg / CVAT: the .txt beside the image
-            lbl = f.with_suffix(".txt")
         lines = lbl.read_text(encoding="utf-8").splitlines() if lbl.is_file() else []
         for n, line in enumerate(lines, start=1):
             if not line.strip():
@@ -222,20 +252,38 @@ def _parse_label_line(line: str, num_classes: int, w: int, h: int, lbl: Path, n:
     return int(cls_f), [cx1, cy1, cx2 - cx1, cy2 - cy1]
 
 
+def _link_or_copy(src: str, dst: Path, copy: bool) -> None:
+    """A hard link (no extra disk; the dataset holds the file itself, so reading it back stays
+    inside it — a symlink out would be refused by the path rule), else a copy (another filesystem,
+    or linking not allowed)."""
+    if dst.is_symlink() or dst.exists():
+        dst.unlink()
+    if not copy:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dst)
+
+
 def coco_to_yolo(ann_path: str | Path, images_dir: str | Path | None, out_dir: str | Path, split: str = "train",
                  copy: bool = False, progress: bool = False) -> tuple[Path, ValidationReport]:
-    """COCO json → ultralytics dataset under ``out_dir``; returns (data.yaml path, report)."""
+    """COCO json → ultralytics dataset under ``out_dir``; returns (data.yaml path, report).
+
+    ``split`` is a plain name (no separators or ``..``): every file written lands under ``out_dir``."""
+    split = plain_name(split, "--split")
     ann_path, out = Path(ann_path), Path(out_dir)
     coco = read_json(ann_path)
     root = Path(images_dir) if images_dir is not None else default_images_dir(ann_path, coco)
     # Decoded, not just headers: the labels are normalised by the image size, so it must be the real one.
-    # file_names leaving --images ("/etc/passwd", "../../x") are skipped unread: never linked or copied
-    records, _, names, report = validate_coco_dict(coco, str(ann_path), root, check_images=True, inside_only=True)
+    # file_names leaving the images folder ("/etc/passwd", "../../x", a symlink out) are skipped unread
+    records, _, names, report = validate_coco_dict(coco, str(ann_path), root, check_images=True)
     img_out, lbl_out = out / "images" / split, out / "labels" / split
     from flowdet import validate
 
     validate.writable_dir(out)
-    root_abs = os.path.abspath(root)
+    root_real = real(root)
     written: dict[str, int] = {}  # output path (case-folded) → image id that took it
     iterator: Any = records
     if progress:
@@ -248,37 +296,40 @@ def coco_to_yolo(ann_path: str | Path, images_dir: str | Path | None, out_dir: s
         if r.frame_index is not None:
             report.add(ann_path, where, "video frames cannot be linked as images (skipped)")
             continue
-        src = os.path.abspath(r.file)
-        rel = Path(os.path.relpath(src, root_abs))
+        src = real(r.file)  # inside root_real (validate_coco_dict refused the rest): rel has no '..'
+        rel = Path(os.path.relpath(src, root_real))
         key = rel.as_posix().lower()
         if key in written:
             report.add(ann_path, f"{where}.file_name", f"{r.file_name!r} maps to {rel.as_posix()}, already written for "
                                                        f"image id {written[key]} (skipped)")
             continue
-        written[key] = r.image_id
-        dst = img_out / rel
+        dst, lbl = img_out / rel, (lbl_out / rel).with_suffix(".txt")
         dst.parent.mkdir(parents=True, exist_ok=True)
-        if dst.is_symlink() or dst.exists():
-            dst.unlink()
-        if copy:
-            shutil.copy2(r.file, dst)
-        else:
-            os.symlink(Path(r.file).resolve(), dst)
+        lbl.parent.mkdir(parents=True, exist_ok=True)
+        if not (is_inside(out, dst.parent) and is_inside(out, lbl.parent)):  # a symlinked folder in an existing --out
+            report.add(dst, where, f"leads out of {out} through a linked folder (not written; skipped)")
+            continue
+        written[key] = r.image_id
+        _link_or_copy(src, dst, copy)
         keep = ~r.ignore
         b = r.boxes[keep].astype(np.float64)
         cxcywh = np.stack([(b[:, 0] + b[:, 2]) / 2 / r.width, (b[:, 1] + b[:, 3]) / 2 / r.height,
                            (b[:, 2] - b[:, 0]) / r.width, (b[:, 3] - b[:, 1]) / r.height], axis=1)
         lines = [f"{c} " + " ".join(f"{v:.10f}" for v in row) for c, row in zip(r.classes[keep], cxcywh)]
-        lbl = (lbl_out / rel).with_suffix(".txt")
-        lbl.parent.mkdir(parents=True, exist_ok=True)
+        if lbl.is_symlink():
+            lbl.unlink()
         lbl.write_text("".join(ln + "\n" for ln in lines), encoding="utf-8")
         kept += 1
     report.images_written = kept
 
     yaml_path = out / "data.yaml"
     data: dict[str, Any] = {}
-    if yaml_path.is_file():
-        data = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}
+    if yaml_path.is_file() or yaml_path.is_symlink():
+        if not is_inside(out, yaml_path):
+            raise DataError(f"is a link out of {out} (not read or written)", path=yaml_path)
+        data = safe_yaml.read(yaml_path, DataError, "data yaml") or {}
+        if not isinstance(data, dict):
+            raise DataError("top level must be a mapping", path=yaml_path)
         old = _names(data, yaml_path) if data.get("names") else names
         if old != names:
             raise DataError(f"{yaml_path}: existing names {old} differ from {ann_path}'s {names}")

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from flowdet.data.imread import try_read_image
+from flowdet.paths import within
 from flowdet.demo.draw import draw_outcomes, legend_strip
 from flowdet.ops.boxes import xywh_to_xyxy
 from flowdet.runtime.predictor import Predictor
@@ -25,7 +26,8 @@ def prediction_grid(predictor: Predictor, ann_path: Path, images_dir: Path, out_
             by_img.setdefault(a["image_id"], []).append(a["bbox"])
     tiles, totals = [], {"TP": 0, "FP": 0, "miss": 0}
     for im in gt["images"][:n]:
-        img, _ = try_read_image(Path(images_dir) / im["file_name"])
+        path = within(images_dir, im["file_name"])  # never a file outside the images folder
+        img = try_read_image(path)[0] if path is not None else None
         if img is None:  # unreadable: the grid shows the others
             continue
         det = predictor.predict([img], conf=conf)[0]

@@ -43,8 +43,10 @@ def list_images(source: str | Path, recursive: bool = False) -> list[Path]:
             raise DataError(f"{p}: not an image ({', '.join(IMAGE_EXTS)})")
         return [p]
     if p.is_dir():
+        from flowdet.paths import keep_inside
+
         found = p.rglob("*") if recursive else p.iterdir()
-        files = sorted(f for f in found if f.suffix.lower() in IMAGE_EXTS)
+        files = keep_inside(p, sorted(f for f in found if f.suffix.lower() in IMAGE_EXTS))
         if not files:
             hint = "" if recursive else "; --recursive looks in sub-folders too"
             raise DataError(f"{p}: no images in this folder ({', '.join(IMAGE_EXTS)}){hint}")

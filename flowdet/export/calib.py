@@ -16,6 +16,7 @@ import numpy as np
 
 from flowdet.data.letterbox import preprocess_batch
 from flowdet.errors import DataError, InputError
+from flowdet.paths import keep_inside, within
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".ts")
@@ -35,7 +36,8 @@ def _coco_paths(p: Path) -> list[Path]:
     except (OSError, ValueError, RecursionError, KeyError, TypeError) as e:
         raise DataError(f"not a COCO json with 'images' ({type(e).__name__})", path=p, field="--calib") from None
     root = p.parent / "images" if (p.parent / "images").is_dir() else p.parent
-    return [root / f for f in files]
+    # names leading out of the json's folder (absolute, ../, a symlink out) are never read
+    return [f for f in (within(root, n) if isinstance(n, str) else None for n in files) if f is not None]
 
 
 def _video_frames(p: Path, n: int) -> list[np.ndarray]:
@@ -75,7 +77,7 @@ def load_calibration_frames(source: str | Path, n: int = 64) -> list[np.ndarray]
         frames = _video_frames(p, n)
     else:
         if p.is_dir():
-            paths = sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTS and q.is_file())
+            paths = keep_inside(p, sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTS and q.is_file()))
         elif p.suffix.lower() == ".json":
             paths = _coco_paths(p)
         elif p.suffix.lower() in IMAGE_EXTS:

@@ -135,6 +135,7 @@ def timing_frame(val: str | Path | None, images: str | Path | None, img_size: tu
     from flowdet.data.imread import read_image
     from flowdet.data.letterbox import preprocess_batch
     from flowdet.export.parity import synthetic_images
+    from flowdet.paths import within
 
     img = None
     if val is not None:
@@ -145,7 +146,8 @@ def timing_frame(val: str | Path | None, images: str | Path | None, img_size: tu
         if first is not None:
             p = Path(val).parent
             root = Path(images) if images else (p / "images" if (p / "images").is_dir() else p)
-            img = read_image(root / first)
+            path = within(root, first) if isinstance(first, str) else None  # never a file outside root
+            img = read_image(path) if path is not None else None
     return preprocess_batch([img if img is not None else synthetic_images(1)[0]], img_size)[0]
 
 

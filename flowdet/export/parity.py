@@ -26,6 +26,7 @@ import torch
 
 from flowdet.data.letterbox import preprocess_batch
 from flowdet.errors import DataError, FlowdetError
+from flowdet.paths import keep_inside, within
 from flowdet.ops.postprocess import Detections, postprocess
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -93,9 +94,10 @@ def load_images(source: str | Path | None, n: int = 4) -> tuple[list[np.ndarray]
         except (OSError, ValueError, RecursionError, KeyError, TypeError) as e:
             raise DataError(f"{p}: not a COCO json with 'images' ({type(e).__name__})") from None
         root = p.parent / "images" if (p.parent / "images").is_dir() else p.parent
-        paths = [root / f for f in files]
+        # names leading out of the json's folder (absolute, ../, a symlink out) are never read
+        paths = [f for f in (within(root, n) if isinstance(n, str) else None for n in files) if f is not None]
     elif p.is_dir():
-        paths = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTS)[:n]
+        paths = keep_inside(p, sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTS))[:n]
     else:
         paths = [p]
     from flowdet.data.imread import ImageReadError, read_image

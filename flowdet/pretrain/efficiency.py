@@ -269,6 +269,7 @@ def exclusion(spec: EfficiencySpec, out: Path) -> list[str]:
     if spec.exclude is not None:
         return list(spec.exclude)
     from flowdet.data.coco import default_images_dir, read_json
+    from flowdet.paths import remember_root
 
     data = read_json(Path(spec.val))
     root = Path(spec.val_images or spec.images) if (spec.val_images or spec.images) else default_images_dir(spec.val, data)
@@ -276,6 +277,7 @@ def exclusion(spec: EfficiencySpec, out: Path) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "exclude_val.txt"
     path.write_text("".join(f"{(root / n).resolve()}\n" for n in names))
+    remember_root(path, root)  # its absolute lines may name files there (flowdet.paths.file_root)
     return [str(path)]
 
 

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from flowdet import log
 from flowdet.errors import DataError
+from flowdet.paths import file_root, keep_inside
 from flowdet.pretrain.mine import IMAGE_EXTS, MANIFEST, read_manifest
 
 
@@ -34,12 +35,13 @@ def resolve_frames(sources: list[str]) -> list[Path]:
             if (p / MANIFEST).is_file():
                 out += [Path(r["path"]) for r in read_manifest(p / MANIFEST)]
             else:
-                out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+                found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+                out += keep_inside(p, found)
         elif p.name.endswith(".jsonl"):
             out += [Path(r["path"]) for r in read_manifest(p)]
         elif p.suffix.lower() == ".txt":
             lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-            out += [(p.parent / ln).resolve() for ln in lines]
+            out += [f.resolve() for f in keep_inside(file_root(p)[0], [p.parent / ln for ln in lines], p)]
         elif p.suffix.lower() == ".json":
             out += _coco_images(p)
         elif p.suffix.lower() in IMAGE_EXTS:
@@ -78,8 +80,10 @@ def _coco_images(path: Path) -> list[Path]:
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DataError(f"{path}: 'images' must be a list")
-    root = default_images_dir(path)
-    return [root / im["file_name"] for im in data["images"] if "#" not in str(im.get("file_name", "#"))]
+    root = default_images_dir(path, data)
+    names = [im.get("file_name") for im in data["images"] if isinstance(im, dict)]
+    names = [n for n in names if isinstance(n, str) and n and "#" not in n]  # video frames: not frames here
+    return keep_inside(root, [root / n for n in names], path)
 
 
 def resize_long(img: np.ndarray, frame_size: int) -> tuple[np.ndarray, float]:

@@ -31,7 +31,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from flowdet import log
 from flowdet.errors import DataError, InputError
+from flowdet.paths import file_root, is_inside, keep_inside, within
 from flowdet.utils import atomic_write_bytes, atomic_write_json
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
@@ -67,25 +69,26 @@ def expand_sources(paths: list[str | Path]) -> list[Source]:
                 raise DataError(f"{p}: not a video ({', '.join(VIDEO_EXTS)}) or a folder")
             out.append(Source("video", p, str(p.resolve())))
             continue
-        named = [f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTS and not f.is_dir()]
+        named = keep_inside(p, [f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTS and not f.is_dir()])
         videos = sorted(f for f in named if f.is_file())
         odd = sorted(set(named) - set(videos))
         if odd:  # FIFOs/devices named x.mp4: never opened (a read would block), but said
-            from flowdet import log
-
             log.warn(f"skipped {len(odd)} video name(s) that are not regular files (not opened): "
                      + ", ".join(str(f) for f in odd[:3]) + (" …" if len(odd) > 3 else ""))
         out += [Source("video", v, str(v.resolve())) for v in videos]
-        if _list_images(p):
+        images = _list_images(p, warn=True)
+        if images:
             out.append(Source("images", p, str(p.resolve())))
-        if not videos and not _list_images(p):
+        if not videos and not images:
             raise DataError(f"{p}: folder holds no videos or images")
     return out
 
 
-def _list_images(folder: Path) -> list[Path]:
+def _list_images(folder: Path, warn: bool = False) -> list[Path]:
     # not is_file(): a FIFO or device named x.jpg is listed, then refused (and counted) by the reader
-    return sorted(f for f in folder.iterdir() if not f.is_dir() and f.suffix.lower() in IMAGE_EXTS)
+    listed = sorted(f for f in folder.iterdir() if not f.is_dir() and f.suffix.lower() in IMAGE_EXTS)
+    # a link out of the folder is never read (flowdet.paths); said once, when the sources are collected
+    return keep_inside(folder, listed) if warn else [f for f in listed if is_inside(folder, f)]
 
 
 def thumbnail(frame: np.ndarray) -> np.ndarray:
@@ -203,16 +206,26 @@ class Manifest:
 
 
 def read_manifest(path: str | Path) -> list[dict]:
-    """Records of a manifest, ``path`` made absolute (relative to the manifest's folder)."""
+    """Records of a manifest, ``path`` made absolute (relative to the manifest's folder). A line
+    whose file is not inside the manifest's folder (absolute, ``../``, a symlink pointing out:
+    :func:`flowdet.paths.within`) is left out unread, and counted in one warning."""
     path = Path(path)
-    out = []
+    root = file_root(path)[0]
+    out, outside = [], 0
     for line in path.read_text().splitlines():
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:
             continue  # a torn last line from an interrupted run
-        rec["path"] = str((path.parent / rec["path"]).resolve())
+        name = rec.get("path") if isinstance(rec, dict) else None
+        frame = within(root, path.parent / name) if isinstance(name, str) and name else None
+        if frame is None:
+            outside += 1
+            continue
+        rec["path"] = str(frame.resolve())
         out.append(rec)
+    if outside:
+        log.warn(f"{path}: {outside} line(s) name no file inside {root} (not read; skipped)")
     return out
 
 

@@ -26,15 +26,10 @@ class SourceSpec:
 def load_sources_yaml(path: str | Path) -> list[SourceSpec]:
     """A sources file: ``sources: [{name: bridge, url: rtsp://…}, {name: pier, path: pier.mp4}, …]`` (or
     the bare list; ``source`` is accepted for ``url``/``path``)."""
-    import yaml
+    from flowdet import safe_yaml
 
     p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except OSError as e:
-        raise DataError(f"cannot read ({e.strerror})", path=p) from None
-    except yaml.YAMLError as e:
-        raise DataError(f"not valid YAML ({str(e).splitlines()[0]})", path=p) from None
+    doc = safe_yaml.read(p, DataError, "sources file")
     items = doc.get("sources") if isinstance(doc, dict) else doc
     if not isinstance(items, list) or not items:
         raise DataError("expected a non-empty list under 'sources'", path=p, field="sources")

@@ -101,7 +101,9 @@ class ImageFolderSource:
 
         self.skipped = SkipLog()  # unreadable files: warned about, counted, left out
         if self.path.is_dir():
-            self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+            from flowdet.paths import keep_inside
+
+            self.files = keep_inside(self.path, sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_EXTS))
         else:
             self.files = [self.path]
         if not self.files:

@@ -134,3 +134,21 @@ def truncated_video(path: Path, frames: int = 40, keep: float = 0.4) -> Path:
     path.write_bytes(b[: int(len(b) * keep)])
     tmp.unlink()
     return path
+
+
+def yaml_bomb(levels: int = 6, width: int = 9) -> str:
+    """A one-line flow YAML list of nested anchors ("billion laughs"): ~60 bytes per level that a
+    YAML reader expanding aliases turns into ``width ** levels`` strings (9**6: 531,441; printed,
+    3.7 MB; levels=9 in a data.yaml was 580 MB of json)."""
+    items = ["&a0 [" + ", ".join(["lol"] * width) + "]"]
+    items += [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]" for i in range(1, levels + 1)]
+    return "[" + ", ".join(items) + "]"
+
+
+def voc_xml(path: Path, filename: str, w: int = 96, h: int = 64) -> Path:
+    """A VOC xml with one box whose <filename> is ``filename`` (written as given)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"<annotation><filename>{filename}</filename><size><width>{w}</width><height>{h}</height>"
+                    "<depth>3</depth></size><object><name>bottle</name><difficult>0</difficult><bndbox>"
+                    "<xmin>11</xmin><ymin>11</ymin><xmax>30</xmax><ymax>25</ymax></bndbox></object></annotation>")
+    return path
