@@ -42,6 +42,12 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / OpenVINO .xml / 
 @click.option("--p2", is_flag=True, default=None, help="Add a stride-4 level for objects under ~8 px (model.p2; default: off).")
 @click.option("--iou-loss", type=click.Choice(["iou", "giou", "ciou"]), help="Box loss" + _d("train.iou_loss"))
 @click.option("--backbone", type=click.Path(dir_okay=False), help="Pretrained backbone.pt from `flowdet pretrain` (model.backbone; default: none).")
+@click.option("--unlabeled", multiple=True, type=click.Path(),
+              help="Unlabeled frames for teacher–student training: image folder, mined-frame folder / manifest.jsonl, "
+                   ".txt list, COCO json (images only) or video; repeatable (semi.unlabeled, default: none = supervised only).")
+@click.option("--exclude", multiple=True, type=click.Path(),
+              help="Val/test set (COCO json, folder, list) that no --unlabeled frame may be: an identical or "
+                   "near-duplicate picture stops the run (semi.exclude, default: none; repeatable).")
 @click.option("--resume", is_flag=False, flag_value="auto", default=None, metavar="[PATH]",
               help="Continue exactly from a checkpoint (alone: <out>/last.pt). Without --config the "
                    "checkpoint's own config is used (default: off, a new run).")
@@ -52,14 +58,15 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / OpenVINO .xml / 
 @click.option("--workers", type=int, help="DataLoader workers per process" + _d("train.workers"))
 @click.option("--seed", type=int, help="Random seed" + _d("train.seed"))
 @config_options
-def train(data, images, val, val_images, out, size, epochs, batch, lr, img_size, p2, iou_loss, backbone, resume,
-          device, exist_ok, eval_interval, workers, seed, config, sets) -> None:
+def train(data, images, val, val_images, out, size, epochs, batch, lr, img_size, p2, iou_loss, backbone, unlabeled,
+          exclude, resume, device, exist_ok, eval_interval, workers, seed, config, sets) -> None:
     """Fine-tune a YOLOX detector on a COCO dataset.
 
     \b
     flowdet train --data train.json --images imgs/ --val val.json --out runs/x --size nano
     flowdet train --data data.yaml --size nano --epochs 50   # YOLO data.yaml: its val split validates
     flowdet train --resume runs/x/last.pt          # continue an interrupted run exactly
+    flowdet train --data train.json --val val.json --unlabeled frames/ --unlabeled river.mp4 --exclude val.json
     flowdet cfg train                              # every config key, its default and help
     flowdet train ... --device 0,1                 # DDP: relaunches itself under torchrun, a process per GPU
     torchrun --nproc_per_node 2 -m flowdet train ... --device cpu   # DDP by hand (gloo on CPU)
@@ -73,7 +80,8 @@ def train(data, images, val, val_images, out, size, epochs, batch, lr, img_size,
         epochs=("train.epochs", epochs), batch=("train.batch", batch), lr=("train.lr", lr), img_size=("train.img_size", img_size),
         iou_loss=("train.iou_loss", iou_loss), backbone=("model.backbone", backbone), device=("train.device", device),
         eval_interval=("train.eval_interval", eval_interval), workers=("train.workers", workers),
-        seed=("train.seed", seed))
+        seed=("train.seed", seed), unlabeled=("semi.unlabeled", list(unlabeled) if unlabeled else None),
+        exclude=("semi.exclude", list(exclude) if exclude else None))
     if resume is not None:
         path = _resume_file(resume, out, config, overrides)
         overrides.append(f"train.resume={path}")

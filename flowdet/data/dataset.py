@@ -170,11 +170,11 @@ def build_loader(dataset: DetectionDataset, batch_size: int, workers: int, seed:
         pin_memory=torch.cuda.is_available(), persistent_workers=False,
         # A private generator: creating the iterator must not consume the global torch RNG.
         generator=torch.Generator().manual_seed(seed),
-        worker_init_fn=_seed_worker,
+        worker_init_fn=seed_worker,
     )
 
 
-def _seed_worker(worker_id: int) -> None:
+def seed_worker(worker_id: int) -> None:
     # Augmentation never reads global RNGs, but third-party code might: make them deterministic too.
     info = torch.utils.data.get_worker_info()
     base = info.seed if info is not None else worker_id

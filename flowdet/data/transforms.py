@@ -244,3 +244,29 @@ class Augmenter:
         oh, ow = out_hw
         b, c, tiny, out = filter_boxes(s.boxes, s.classes, ow, oh, self.cfg.min_box_size, self.cfg.min_visible)
         return AugResult(np.ascontiguousarray(s.img), b, c, tiny, out)
+
+
+def photometric_strong(img: np.ndarray, rng: np.random.Generator, hsv_gains: tuple[float, float, float],
+                       blur_prob: float, noise_std: float, cutout: int, cutout_area: float) -> np.ndarray:
+    """The student's view of an unlabeled image: HSV shift, maybe Gaussian blur (sigma 0.1–2 px),
+    maybe Gaussian noise (std up to ``noise_std``, 0–255 scale), 0 to ``cutout`` grey patches of at
+    most ``cutout_area`` of the image each. No pixel moves, so the teacher's anchors (same geometry,
+    no photometric change) and the student's look at the same place. Every draw is from ``rng``."""
+    out = augment_hsv(img, rng, hsv_gains)
+    do_blur, sigma = rng.random() < blur_prob, rng.uniform(0.1, 2.0)
+    do_noise, std = rng.random() < 0.5, rng.uniform(0.0, noise_std)
+    n = int(rng.integers(0, cutout + 1)) if cutout > 0 else 0
+    patches = rng.uniform(size=(n, 4))  # area share, aspect, x, y
+    if do_blur:
+        out = cv2.GaussianBlur(out, (0, 0), sigma)
+    if do_noise and std > 0:
+        noise = rng.standard_normal(out.shape, dtype=np.float32) * std
+        out = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    h, w = out.shape[:2]
+    for a, asp, x, y in patches:
+        area = (0.2 + 0.8 * a) * cutout_area * h * w
+        ratio = 0.5 * 4 ** asp  # width / height in 0.5–2
+        ph, pw = max(1, int(round((area / ratio) ** 0.5))), max(1, int(round((area * ratio) ** 0.5)))
+        y0, x0 = int(y * max(h - ph, 0)), int(x * max(w - pw, 0))
+        out[y0:y0 + ph, x0:x0 + pw] = PAD_VALUE
+    return np.ascontiguousarray(out)

@@ -100,6 +100,33 @@ ASSIGN_COSTS = ("iou", "nwd")
 
 
 @dataclass
+class SemiSection:
+    """Teacher–student training on unlabeled frames (``--unlabeled``; flowdet.detect.semi, flowdet.detect.semi_loss)."""
+
+    # Image folders, mined-frame folders / manifest.jsonl, .txt lists, COCO json (images only) or videos
+    # (mined at video_fps into <out>/unlabeled_frames); [] = supervised training only.
+    unlabeled: list[str] = field(default_factory=list)
+    # Val/test sets (COCO json, folders, lists) that no unlabeled frame may be (content hash and
+    # near-duplicates, as pretrain --exclude): a match stops the run before training.
+    exclude: list[str] = field(default_factory=list)
+    ratio: int = 1  # unlabeled images per labeled image in each batch
+    # Supervised-only epochs before the teacher starts; -1 = auto: max(warm-up, epochs/6) (the teacher
+    # must detect something before its scores are targets; Unbiased Teacher's burn-in).
+    burn_in_epochs: int = -1
+    weight: float = 1.0  # weight of the unlabeled loss in the objective (supervised + weight × unlabeled)
+    # Per-step EMA decay of the teacher (its own EMA of the student, started as a copy of it at the end of
+    # burn-in); -1 = auto: 1 − 20/U for U post-burn-in steps, within [0.99, 0.9996] (Dense Teacher: 0.9996).
+    teacher_decay: float = -1.0
+    topk: float = 0.01  # share of anchors, by teacher score, that get class and box targets (Dense Teacher: 1%)
+    pseudo_conf: float = 0.5  # teacher score a detection (after NMS) needs to count as a pseudo-box (reporting only)
+    video_fps: float = 1.0  # frames per second of video time taken from a video source
+    blur_prob: float = 0.5  # student view: Gaussian blur (sigma 0.1–2 px) probability
+    noise_std: float = 8.0  # student view: Gaussian pixel noise, std drawn up to this (0–255 scale); 0 = off
+    cutout: int = 2  # student view: up to this many grey patches (cutout); 0 = off
+    cutout_area: float = 0.01  # student view: largest share of the image one cutout patch covers
+
+
+@dataclass
 class EvalSection:
     conf: float = 0.001
     iou: float = 0.65  # at most 1000 boxes per image, as YOLOX (flowdet.ops.postprocess)
@@ -115,6 +142,7 @@ class DetectConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     assign: AssignSection = field(default_factory=AssignSection)
     eval: EvalSection = field(default_factory=EvalSection)
+    semi: SemiSection = field(default_factory=SemiSection)
 
     def base_lr(self) -> float:
         t = self.train
@@ -190,6 +218,7 @@ def validate(cfg: DetectConfig) -> DetectConfig:
         (0 <= t.min_lr_ratio <= 1, f"train.min_lr_ratio: must be in [0, 1], got {t.min_lr_ratio}"),
         (0 <= cfg.eval.conf <= 1 and 0 <= cfg.eval.iou <= 1, "eval.conf/eval.iou: must be in [0, 1]"),
         (cfg.eval.batch >= 1, f"eval.batch: must be >= 1, got {cfg.eval.batch}"),
+        *semi_checks(cfg.semi),
     ]
     for ok, msg in checks:
         if not ok:
@@ -197,6 +226,44 @@ def validate(cfg: DetectConfig) -> DetectConfig:
     if str(cfg.train.img_size).strip().lower() != AUTO:
         input_hw(cfg)  # raises InputError naming train.img_size
     return cfg
+
+
+def semi_checks(s: SemiSection) -> list[tuple[bool, str]]:
+    import math
+
+    return [
+        (s.ratio >= 1, f"semi.ratio: must be >= 1, got {s.ratio}"),
+        (s.burn_in_epochs >= -1, f"semi.burn_in_epochs: must be >= 0 (or -1 = auto), got {s.burn_in_epochs}"),
+        (math.isfinite(s.weight) and s.weight >= 0, f"semi.weight: must be >= 0, got {s.weight}"),
+        (s.teacher_decay == -1 or 0 < s.teacher_decay < 1,
+         f"semi.teacher_decay: must be in (0, 1) (or -1 = auto), got {s.teacher_decay}"),
+        (0 < s.topk <= 1, f"semi.topk: must be in (0, 1], got {s.topk}"),
+        (0 < s.pseudo_conf < 1, f"semi.pseudo_conf: must be in (0, 1), got {s.pseudo_conf}"),
+        (s.video_fps > 0, f"semi.video_fps: must be > 0, got {s.video_fps}"),
+        (0 <= s.blur_prob <= 1, f"semi.blur_prob: must be in [0, 1], got {s.blur_prob}"),
+        (0 <= s.noise_std <= 255, f"semi.noise_std: must be in [0, 255], got {s.noise_std}"),
+        (s.cutout >= 0, f"semi.cutout: must be >= 0, got {s.cutout}"),
+        (0 < s.cutout_area < 1, f"semi.cutout_area: must be in (0, 1), got {s.cutout_area}"),
+        (not s.exclude or bool(s.unlabeled), "semi.exclude: only means something with semi.unlabeled (--unlabeled)"),
+    ]
+
+
+def resolve_semi(cfg: DetectConfig, iters_per_epoch: int) -> tuple[int, float]:
+    """(burn-in epochs, teacher decay) for this run, the auto values (-1) made concrete.
+
+    Burn-in auto = max(ceil(warm-up), round(epochs/6)), at most epochs − 1: the lr has warmed up and
+    the model detects something before the teacher's scores become targets. Teacher decay auto =
+    1 − 20/U for U = post-burn-in steps (the teacher averages about the last 1/20 of them: a slower one
+    lags a student that still learns fast in a short run), within [0.99, 0.9996]."""
+    import math
+
+    s, t = cfg.semi, cfg.train
+    warm = max(0.0, float(t.warmup_epochs))
+    burn = (min(max(math.ceil(warm), round(t.epochs / 6)), t.epochs - 1) if s.burn_in_epochs < 0
+            else int(s.burn_in_epochs))
+    steps = max(1, (t.epochs - burn) * iters_per_epoch)
+    decay = min(max(1 - 20 / steps, 0.99), 0.9996) if s.teacher_decay < 0 else float(s.teacher_decay)
+    return burn, decay
 
 
 def input_hw(cfg: DetectConfig) -> tuple[int, int]:

@@ -3,13 +3,16 @@
 A checkpoint is a dict with at least:
     "model":      state_dict of flowdet.models.YOLOX (the raw, trained weights)
     "ema":        {"ema": state_dict, "updates": int} or None
+    "teacher":    {"ema": state_dict, "updates": int} or None (absent = None): the teacher of a
+                  `train --unlabeled` run once its burn-in ended (flowdet.detect.semi) — the weights it evaluated
     "model_cfg":  {"size": "nano"|"nano-d"|"nano-dh"|"nano-dl"|"tiny"|"s"|"m", "num_classes": int, "p2": bool (absent = False)}
     "names":      list of class names (index = class id; COCO category ids in "cat_ids")
     "cat_ids":    list of COCO category ids, same order as names
     "img_size":   [H, W] the training input size
     "epoch":      last finished epoch (0-based), plus optimizer/scheduler/scaler/rng/config for resume
     "flowdet_version": str
-Inference uses the EMA weights when present (as YOLOX does).
+Inference uses the weights training evaluated: the teacher when present, else the EMA (as YOLOX does),
+else the raw weights; ``use_ema=False`` takes the raw weights.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ def model_from_checkpoint(path: str | Path, use_ema: bool = True, map_location: 
     cfg = _checked_meta(ckpt, path)
     model = build_model(cfg["size"], int(cfg["num_classes"]), p2=bool(cfg.get("p2", False)))
     try:
-        model.load_state_dict(ckpt["ema"]["ema"] if (use_ema and ckpt.get("ema")) else ckpt["model"])
+        model.load_state_dict(evaluated_weights(ckpt) if use_ema else ckpt["model"])
     except (RuntimeError, TypeError, AttributeError, KeyError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         raise ModelFileError(f"weights do not fit a {cfg['size']} model with {cfg['num_classes']} classes ({first})",
@@ -42,6 +45,14 @@ def model_from_checkpoint(path: str | Path, use_ema: bool = True, map_location: 
     meta.setdefault("cat_ids", list(range(1, model.num_classes + 1)))
     meta.setdefault("img_size", [640, 640])
     return model, meta
+
+
+def evaluated_weights(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The state_dict training evaluated (and chose best.pt by): teacher, else EMA, else the raw model."""
+    for key in ("teacher", "ema"):
+        if ckpt.get(key):
+            return ckpt[key]["ema"]
+    return ckpt["model"]
 
 
 def _checked_meta(ckpt: dict[str, Any], path: str | Path) -> dict[str, Any]:

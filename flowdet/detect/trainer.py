@@ -103,6 +103,13 @@ class Trainer:
         self.loss_fn = YOLOXLoss(len(self.names), model.strides, t.iou_loss, center_radius=g.center_radius,
                                  topk=g.topk, min_box_side=g.min_box_side, min_k=g.min_k, assign_cost=g.cost,
                                  nwd_constant=g.nwd_constant, nwd_weight=g.nwd_loss, soft_obj=g.soft_obj)
+        self.semi = None  # the unlabeled side (flowdet.detect.semi) when semi.unlabeled names frames
+        if cfg.semi.unlabeled:
+            from flowdet.detect.semi import SemiTeacher, unlabeled_setup
+
+            val_images = [r.file for r in self.val_set.records if r.frame_index is None] if self.val_set else []
+            self.semi = SemiTeacher(cfg, unlabeled_setup(cfg, val_images), self.hw, len(self.names), model.strides,
+                                    self.ipe, per_rank, device, self.channels_last, self.amp)
         self.start_epoch, self.best_ap, self.best_epoch, self.last_metrics = 0, -1.0, -1, None
         if resume is not None:
             self._resume(resume)
@@ -143,6 +150,7 @@ class Trainer:
         m = unwrap(self.model)
         return {
             "model": m.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
+            "teacher": self.semi.state_dict() if self.semi else None,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": {"iteration": (epoch + 1) * self.ipe, "iters_per_epoch": self.ipe},
             "scaler": self.scaler.state_dict(), "rng": rng_state(), "epoch": epoch,
@@ -169,6 +177,8 @@ class Trainer:
             self.optimizer.load_state_dict(ck["optimizer"])
             if ck.get("scaler"):
                 self.scaler.load_state_dict(ck["scaler"])
+            if self.semi is not None:
+                self.semi.load_state_dict(ck.get("teacher"), self.model)
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             first = (str(e).strip().splitlines() or [""])[0][:160]
             raise ModelFileError(f"weights/optimizer do not fit this run ({type(e).__name__}: {first})",
@@ -199,6 +209,8 @@ class Trainer:
              f"{t.epochs} epochs × {self.ipe} it (warm-up {t.warmup_epochs:g}, no-aug {cfg.augment.no_aug_epochs}), "
              f"batch {t.batch} ({self.world} proc), lr {self.base_lr:.4g}, "
              f"device {self.device}{', amp' if self.amp else ''} → {self.out}")
+        if self.semi is not None:
+            echo(self.semi.describe())
         for epoch in range(self.start_epoch, t.epochs):
             row = self.train_epoch(epoch)
             evaluate_now = self.val_set is not None and ((epoch + 1) % t.eval_interval == 0 or epoch == t.epochs - 1)
@@ -211,9 +223,11 @@ class Trainer:
                 self.log.append(row)
                 # Plotting costs ~0.1 s: every epoch only when epochs are long, else with each eval.
                 if evaluate_now or epoch == t.epochs - 1 or row["time_s"] > 10:
-                    self.log.plot(self.out / "loss.png", keys=["loss", *LOSS_KEYS, "miss_share"], title=str(self.out))
+                    semi_keys = ["unl", "pseudo_per_img"] if self.semi is not None else []
+                    self.log.plot(self.out / "loss.png", keys=["loss", *LOSS_KEYS, "miss_share", *semi_keys[:1]],
+                                  title=str(self.out))
                     plot_results(self.log, self.out / "results.png", title=str(self.out),
-                                 keys=["loss", *LOSS_KEYS, "miss_share", "AP", "AP50", "APs", "lr"])
+                                 keys=["loss", *LOSS_KEYS, "miss_share", *semi_keys, "AP", "AP50", "APs", "lr"])
                 ck = self.state(epoch)
                 save_checkpoint(ck, self.out / "last.pt")
                 if evaluate_now and self.best_epoch == epoch:
@@ -233,6 +247,9 @@ class Trainer:
         use_l1 = epoch >= t.epochs - cfg.augment.no_aug_epochs
         sums = torch.zeros(len(LOSS_KEYS) + 6, dtype=torch.float64)  # losses, total, fg, miss, tiny, out, imgs
         buckets = torch.zeros(2, len(BUCKET_NAMES), dtype=torch.float64)  # boxes, positives per size bucket
+        semi_on = self.semi is not None and self.semi.active(epoch)
+        unlabeled = self.semi.batches(epoch, model) if semi_on else None
+        semi_sums = torch.zeros(7, dtype=torch.float64)  # unl, obj, cls, box, topk score, pseudo-boxes, images
         bar = tqdm(self.loader, total=self.ipe, desc=f"epoch {epoch + 1}/{t.epochs}", leave=False,
                    # None: tqdm shows the bar on a terminal only; `train > log` gets the epoch line alone
                    disable=None if (t.progress and dist.is_main()) else True, dynamic_ncols=True, mininterval=1.0)
@@ -246,10 +263,20 @@ class Trainer:
             if self.channels_last:
                 imgs = imgs.contiguous(memory_format=torch.channels_last)
             targets = [x.to(self.device, non_blocking=True) for x in targets]
+            n_lab = imgs.shape[0]
+            if unlabeled is not None:  # labeled + strong unlabeled views in one forward (one BN batch, one DDP pass)
+                weak, strong = self.semi.prepare(next(unlabeled))
+                imgs = torch.cat([imgs, strong])
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                 levels = model(imgs)
-            out = self.loss_fn(levels, targets, use_l1=use_l1)
+            out = self.loss_fn([x[:n_lab] for x in levels], targets, use_l1=use_l1)
             loss = out["total"]
+            if unlabeled is not None:
+                u = self.semi.loss([x[n_lab:] for x in levels], weak)
+                loss = loss + self.semi.cfg.weight * u["total"]
+                semi_sums += torch.tensor([float(u["total"].detach())]
+                                          + [float(u[k]) for k in ("obj", "cls", "box", "topk_score")]
+                                          + [u["pseudo"], weak.shape[0]], dtype=torch.float64)
             if not self.amp and not torch.isfinite(loss):
                 raise FlowdetError(f"loss is {loss.item()} at epoch {epoch + 1} iteration {i}; "
                                    "lower train.lr or set train.grad_clip")
@@ -262,8 +289,10 @@ class Trainer:
             self.scaler.update()
             if self.ema is not None:
                 self.ema.update(model)
-            vals = [float(out[k]) for k in LOSS_KEYS] + [float(loss.detach()), out["num_fg"], out["num_miss"],
-                                                         info["dropped_tiny"], info["dropped_out"], imgs.shape[0]]
+            if unlabeled is not None:
+                self.semi.update(model)
+            vals = [float(out[k]) for k in LOSS_KEYS] + [float(out["total"].detach()), out["num_fg"], out["num_miss"],
+                                                         info["dropped_tiny"], info["dropped_out"], n_lab]
             sums += torch.tensor(vals, dtype=torch.float64)
             buckets += torch.stack([out["bucket_gt"], out["bucket_fg"]])
             unreadable += int(info.get("unreadable", 0))
@@ -291,13 +320,20 @@ class Trainer:
                      "stood in (see the warnings above for the files)")
         if not math.isfinite(row["loss"]):
             log.warn(f"epoch {epoch + 1} mean loss is {row['loss']}")
+        semi_text = ""
+        if self.semi is not None:
+            semi_row, semi_text = self.semi.epoch_summary(epoch, semi_sums, self.ipe, self.device)
+            row.update(semi_row)
         echo(f"epoch {epoch + 1}/{t.epochs}: loss {row['loss']:.4f} (iou {row['iou']:.3f} obj {row['obj']:.3f} "
              f"cls {row['cls']:.3f} l1 {row['l1']:.3f}) miss_share {row['miss_share']:.3f} "
              f"dropped_tiny {row['dropped_tiny']} lr {lr:.3g} {row['img_s']:.1f} img/s; positives/box by size "
-             + " ".join(f"{k} {row['pos_per_box_' + k]:.2f}" for k in BUCKET_NAMES))
+             + " ".join(f"{k} {row['pos_per_box_' + k]:.2f}" for k in BUCKET_NAMES) + semi_text)
         return row
 
     def eval_model(self) -> nn.Module:
+        """The weights evaluated and kept as best.pt: the teacher once it exists (flowdet.detect.semi), else the EMA."""
+        if self.semi is not None and self.semi.teacher is not None:
+            return self.semi.teacher.ema
         return self.ema.ema if self.ema is not None else unwrap(self.model)
 
     def evaluate(self) -> dict[str, Any]:

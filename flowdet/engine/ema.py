@@ -1,4 +1,5 @@
-"""Exponential moving average of weights, YOLOX style: decay ramps up as d·(1 − e^(−updates/2000))."""
+"""Exponential moving average of weights, YOLOX style: decay ramps up as d·(1 − e^(−updates/tau)) (tau 2000);
+tau = 0: no ramp, d from the first update (the semi-supervised teacher, which starts as a trained copy)."""
 from __future__ import annotations
 
 import copy
@@ -21,6 +22,8 @@ class ModelEMA:
             p.requires_grad_(False)
 
     def decay(self) -> float:
+        if self.tau <= 0:
+            return self.decay_max
         return self.decay_max * (1 - math.exp(-self.updates / self.tau))
 
     @torch.no_grad()

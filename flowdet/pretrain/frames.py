@@ -108,9 +108,10 @@ def _decode(item: Any) -> np.ndarray:
 
 class FrameStore:
     """Resized frames by index (image paths or COCO ImageRecords), decoded once and kept in memory
-    when ``cache`` (per process; DataLoader workers are persistent so their caches survive epochs)."""
+    when ``cache`` (per process; DataLoader workers are persistent so their caches survive epochs).
+    ``frame_size`` None keeps each frame's own size (the caller letterboxes it once)."""
 
-    def __init__(self, items: list[Any], frame_size: int, cache: bool = True):
+    def __init__(self, items: list[Any], frame_size: int | None, cache: bool = True):
         self.items, self.frame_size, self.cache = list(items), frame_size, cache
         self._mem: dict[int, tuple[np.ndarray, float]] = {}
         self.bad: set[int] = set()  # indices this process could not read (a grey frame stood in)
@@ -129,8 +130,9 @@ class FrameStore:
             if i not in self.bad:
                 log.warn(f"{e} (skipped: a grey frame without boxes stands in)", all_ranks=True)
             self.bad.add(i)
-            img = np.full((self.frame_size * 9 // 16, self.frame_size, 3), 114, np.uint8)
-        item = resize_long(img, self.frame_size)
+            side = self.frame_size or 640
+            img = np.full((side * 9 // 16, side, 3), 114, np.uint8)
+        item = resize_long(img, self.frame_size) if self.frame_size else (img, 1.0)
         if self.cache:
             self._mem[i] = item
         return item

@@ -29,3 +29,13 @@ def test_ema_tau_must_be_positive():
     cfg = apply_overrides(DetectConfig(), ["data.train=x.json", "train.ema_tau=0"])
     with pytest.raises(ConfigError, match="train.ema_tau"):
         validate(cfg)
+
+
+def test_tau_zero_means_no_ramp_the_teachers_decay_from_the_first_update():
+    model = nn.Linear(1, 1, bias=False)
+    model.weight.data.fill_(0.0)
+    ema = ModelEMA(model, 0.99, tau=0)  # the semi-supervised teacher: a trained copy, averaged at once
+    assert ema.decay() == 0.99
+    model.weight.data.fill_(1.0)
+    ema.update(model)
+    assert ema.ema.weight.item() == pytest.approx(0.01)

@@ -1,0 +1,264 @@
+"""Teacher–student training on unlabeled frames (``flowdet train --unlabeled``), Dense-Teacher style.
+
+The trainer's labeled batch and an unlabeled batch (``semi.ratio`` unlabeled images per labeled one)
+go through the student in one forward pass (one set of BatchNorm statistics, one DDP forward); the
+teacher, an EMA of the student (``semi.teacher_decay``) made at the end of the burn-in, sees the weak
+view; the unlabeled loss (flowdet.detect.semi_loss) is added with ``semi.weight``. Before the burn-in
+ends training is supervised only and no unlabeled frame is read.
+
+Sources (``semi.unlabeled``): what ``pretrain --frames`` reads (flowdet.pretrain.frames.resolve_frames:
+image folders, mined-frame folders / manifest.jsonl, .txt lists, COCO json images, single images),
+plus videos, mined once at ``semi.video_fps`` into ``<out>/unlabeled_frames`` by ``flowdet mine``'s
+code (resumable: a resumed run reads the same manifest). Checked before training starts: a source
+without images or videos, a video that does not decode → one line, exit 2. Frames that are images
+of ``semi.exclude`` → refused (content hash, flowdet.pretrain.leakage); frames that are ``--val``
+images → one line saying the val score is transductive (the new-camera protocol does it on purpose).
+
+Evaluation and ``best.pt`` use the teacher once it exists (Dense Teacher and Unbiased Teacher report
+the teacher: the slow average of the student is the better detector); checkpoints store it under
+"teacher" and inference (flowdet.detect.io) loads it in preference to the EMA.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from flowdet import log
+from flowdet.detect.config import DetectConfig, resolve_semi
+from flowdet.detect.semi_data import UnlabeledBatchSampler, UnlabeledDataset, build_unlabeled_loader
+from flowdet.detect.semi_loss import DenseTeacherLoss
+from flowdet.engine import dist
+from flowdet.engine.ema import ModelEMA
+from flowdet.errors import DataError
+
+MINED_DIR = "unlabeled_frames"  # under the run folder: frames mined from --unlabeled videos
+SEMI_KEYS = ("unl", "unl_obj", "unl_cls", "unl_box", "pseudo_per_img", "topk_score")
+
+
+def _media(folder: Path) -> tuple[bool, list[Path]]:
+    """(the folder holds any image, its video files), recursively."""
+    from flowdet.pretrain.mine import IMAGE_EXTS, VIDEO_EXTS
+
+    has_image, videos = False, []
+    for f in folder.rglob("*"):
+        suffix = f.suffix.lower()
+        if suffix in IMAGE_EXTS and f.is_file():
+            has_image = True
+        elif suffix in VIDEO_EXTS and f.is_file():
+            videos.append(f)
+    return has_image, sorted(videos)
+
+
+def resolve_unlabeled(sources: list[str], out: Path, video_fps: float, mine_videos: bool = True) -> list[Path]:
+    """``semi.unlabeled`` → frame paths (videos mined into ``out/unlabeled_frames`` when ``mine_videos``,
+    else read from its manifest); one-line :class:`DataError` for a source without frames or an
+    undecodable video."""
+    from flowdet.pretrain.frames import resolve_frames
+    from flowdet.pretrain.mine import MANIFEST, VIDEO_EXTS, read_manifest
+
+    frames: list[Path] = []
+    videos: list[Path] = []
+    for raw in sources:
+        p = Path(raw)
+        if not p.exists():
+            raise DataError(f"{p}: unlabeled source not found (image or video folder, manifest.jsonl, .txt list, "
+                            "COCO .json, image or video)", field="semi.unlabeled")
+        if p.is_file() and p.suffix.lower() in VIDEO_EXTS:
+            videos.append(p)
+            continue
+        if p.is_dir() and not (p / MANIFEST).is_file():
+            has_image, vids = _media(p)
+            videos += vids
+            if not has_image:
+                if not vids:
+                    raise DataError(f"{p}: no images or videos in this folder", field="semi.unlabeled")
+                continue
+        frames += resolve_frames([str(p)])  # one source at a time: an empty one is named
+    if videos:
+        mined = out / MINED_DIR
+        if mine_videos:
+            _mine(videos, mined, video_fps)
+        keys = {str(v.resolve()) for v in videos}
+        frames += [Path(r["path"]) for r in read_manifest(mined / MANIFEST) if r.get("source") in keys]
+    seen: set[Path] = set()
+    uniq = [f for f in frames if not (f in seen or seen.add(f))]  # type: ignore[func-returns-value]
+    if not uniq:
+        raise DataError(f"{', '.join(sources)}: no unlabeled frames", field="semi.unlabeled")
+    return uniq
+
+
+def _mine(videos: list[Path], out: Path, fps: float) -> None:
+    from flowdet.pretrain.mine import mine
+
+    log.info(f"unlabeled: taking {fps:g} frame(s)/s from {len(videos)} video(s) into {out} "
+             "(once; resumed runs reuse them)")
+    summary = mine(videos, out, fps=fps)
+    if summary["errors"]:
+        n = len(summary["errors"])
+        raise DataError(f"{summary['errors'][0]} ({n} of {len(videos)} video(s) could not be decoded; "
+                        "re-encode or remove it)", field="semi.unlabeled")
+    if not summary["frames_in_manifest"]:
+        raise DataError(f"{videos[0]}: no frames decoded from the video(s)", field="semi.unlabeled")
+
+
+def _example(frames: list[Path], leak: tuple[int, Path, str]) -> str:
+    i, img, how = leak
+    return f"e.g. {frames[i]}, {how}" if Path(frames[i]) == Path(img).resolve() else f"e.g. {frames[i]} = {img}, {how}"
+
+
+def check_leaks(frames: list[Path], exclude: list[str], val_images: list[Path], val_name: str) -> None:
+    """Refuse frames that are images of ``exclude`` (one line); say so when some are ``--val`` images."""
+    from flowdet.pretrain.frames import resolve_frames
+    from flowdet.pretrain.leakage import find_leaks
+
+    if exclude:
+        leaks = find_leaks(frames, resolve_frames(list(exclude)))
+        if leaks:
+            raise DataError(f"{len(leaks)} of {len(frames)} unlabeled frames are images of the excluded set "
+                            f"({_example(frames, leaks[0])}): training on them leaks the evaluation set — "
+                            "remove them from --unlabeled or drop --exclude", path=", ".join(exclude))
+    if val_images:
+        leaks = find_leaks(frames, val_images)
+        if leaks:
+            log.warn(f"{len(leaks)} of {len(frames)} unlabeled frames are --val images ({_example(frames, leaks[0])}): "
+                     f"the val score of this run is transductive (the model trained on those images "
+                     f"without their labels) — as the new-camera protocol means to; --exclude {val_name} refuses it")
+
+
+class SemiTeacher:
+    """The unlabeled side of a training run: frames, views, teacher, loss, and their per-epoch numbers."""
+
+    def __init__(self, cfg: DetectConfig, frames: list[Path], hw: tuple[int, int], num_classes: int,
+                 strides: tuple[int, ...], iters_per_epoch: int, per_rank: int, device: torch.device,
+                 channels_last: bool, amp: bool):
+        s, t = cfg.semi, cfg.train
+        self.cfg, self.device, self.channels_last, self.amp = s, device, channels_last, amp
+        self.burn_in, self.decay = resolve_semi(cfg, iters_per_epoch)
+        self.dataset = UnlabeledDataset(frames, hw, s, cfg.augment.hsv_gains, cfg.augment.flip_prob, t.seed,
+                                        cache=cfg.data.cache)
+        self.per_rank = per_rank * s.ratio
+        sampler = UnlabeledBatchSampler(len(self.dataset), self.per_rank, iters_per_epoch, t.seed, hw,
+                                        dist.rank(), dist.world_size(), cfg.augment.multiscale,
+                                        cfg.augment.multiscale_every)
+        self.loader = build_unlabeled_loader(self.dataset, sampler, t.workers, t.seed)
+        self.loss_fn = DenseTeacherLoss(num_classes, strides, s.topk, t.iou_loss)
+        self.teacher: ModelEMA | None = None
+
+    def describe(self) -> str:
+        s = self.cfg
+        return (f"unlabeled: {len(self.dataset)} frames, {self.per_rank} per batch and process (ratio {s.ratio}), "
+                f"burn-in {self.burn_in} epoch(s), then an EMA teacher (decay {self.decay:.4g}) on the weak view, "
+                f"loss weight {s.weight:g}, top {s.topk:.2%} anchors for class/box")
+
+    def active(self, epoch: int) -> bool:
+        return epoch >= self.burn_in
+
+    def batches(self, epoch: int, student: nn.Module):
+        """The epoch's (weak, strong) batches; makes the teacher (a copy of the student) the first time."""
+        if self.teacher is None:
+            self.teacher = ModelEMA(student, self.decay, tau=0)
+        self.loader.batch_sampler.set_epoch(epoch)
+        return iter(self.loader)
+
+    def _to(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def prepare(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        weak, strong = batch
+        return self._to(weak), self._to(strong)
+
+    def loss(self, student_levels: list[torch.Tensor], weak: torch.Tensor) -> dict[str, Any]:
+        """The unlabeled loss of the student's levels on the strong view against the teacher on ``weak``,
+        plus "pseudo": teacher detections scoring ≥ semi.pseudo_conf after NMS, summed over the batch."""
+        assert self.teacher is not None
+        teacher = self.teacher.ema
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            t_levels = teacher(weak)
+        out = self.loss_fn(student_levels, t_levels)
+        out["pseudo"] = pseudo_boxes(teacher, t_levels, self.cfg.pseudo_conf)
+        return out
+
+    def update(self, student: nn.Module) -> None:
+        if self.teacher is not None:
+            self.teacher.update(student)
+
+    def epoch_summary(self, epoch: int, sums: torch.Tensor, iters: int, device: torch.device) -> tuple[dict, str]:
+        """(metrics.csv columns, text for the epoch line) from the epoch's sums (unl, obj, cls, box, topk
+        score, pseudo-boxes, images); warns when the unlabeled loss is zero. Burn-in epochs: NaN columns."""
+        if not self.active(epoch):
+            return empty_row(), f"; unlabeled: burn-in {epoch + 1}/{self.burn_in}"
+        if dist.world_size() > 1:  # losses: mean over ranks; counts: sums over ranks
+            red = dist.all_reduce_mean(sums.to(device)).cpu()
+            sums = torch.cat([red[:5], red[5:] * dist.world_size()])
+        mean = sums[:5] / max(iters, 1)
+        row = {"unl": mean[0].item(), "unl_obj": mean[1].item(), "unl_cls": mean[2].item(), "unl_box": mean[3].item(),
+               "pseudo_per_img": sums[5].item() / max(sums[6].item(), 1.0), "topk_score": mean[4].item()}
+        warning = zero_loss_warning(epoch, row, self.cfg.pseudo_conf)
+        if warning and dist.is_main():
+            log.warn(warning)
+        text = (f"; unlabeled {row['unl']:.4f} (obj {row['unl_obj']:.3f} cls {row['unl_cls']:.3f} "
+                f"box {row['unl_box']:.3f}) pseudo-boxes/img {row['pseudo_per_img']:.1f} "
+                f"(teacher ≥ {self.cfg.pseudo_conf:g} after NMS), top-k teacher score {row['topk_score']:.3f}")
+        return row, text
+
+    def state_dict(self) -> dict[str, Any] | None:
+        return self.teacher.state_dict() if self.teacher is not None else None
+
+    def load_state_dict(self, state: dict[str, Any] | None, student: nn.Module) -> None:
+        if state:
+            self.teacher = ModelEMA(student, self.decay, tau=0)
+            self.teacher.load_state_dict(state)
+
+
+@torch.no_grad()
+def pseudo_boxes(model: nn.Module, levels: list[torch.Tensor], conf: float, iou: float = 0.65) -> int:
+    """Detections with score ≥ ``conf`` after per-class NMS in a batch of raw levels (the count only)."""
+    from flowdet.ops.nms import batched_nms
+
+    boxes, scores = model.decode(levels)
+    best, cls = scores.float().max(-1)
+    total = 0
+    for b in range(boxes.shape[0]):
+        keep = best[b] >= conf
+        if keep.any():
+            bx = boxes[b][keep].float().cpu().numpy()
+            total += len(batched_nms(bx, best[b][keep].cpu().numpy(), cls[b][keep].cpu().numpy(), iou))
+    return total
+
+
+def unlabeled_setup(cfg: DetectConfig, val_images: list[Path]) -> list[Path]:
+    """Frames of ``semi.unlabeled`` with the checks above, agreed on by every DDP rank: rank 0 mines
+    videos and checks for leaks (an error there ends the torchrun group), the others read the result."""
+    s, out = cfg.semi, Path(cfg.out)
+    if dist.is_main():
+        frames = resolve_unlabeled(s.unlabeled, out, s.video_fps)
+        check_leaks(frames, s.exclude, val_images, cfg.data.val or "VAL.json")
+    dist.barrier()
+    if not dist.is_main():
+        frames = resolve_unlabeled(s.unlabeled, out, s.video_fps, mine_videos=False)
+    return frames
+
+
+def empty_row() -> dict[str, float]:
+    return {k: float("nan") for k in SEMI_KEYS}
+
+
+def zero_loss_warning(epoch: int, row: dict[str, Any], conf: float) -> str | None:
+    """The warning for an epoch whose unlabeled loss is zero (the unlabeled frames teach nothing:
+    microsoft/SoftTeacher #163's failure) or whose teacher found no pseudo-box at all."""
+    unl, pseudo = row.get("unl"), row.get("pseudo_per_img")
+    if unl is None or not np.isfinite(unl):
+        return None
+    if unl <= 1e-8:
+        return (f"epoch {epoch + 1}: the unlabeled loss is zero (pseudo-boxes/img {pseudo:.2f}): the teacher agrees "
+                "with the student everywhere and the unlabeled frames teach nothing — check the strong view "
+                "(semi.blur_prob / noise_std / cutout, augment.hsv_gains) and the supervised loss")
+    if pseudo == 0:
+        return (f"epoch {epoch + 1}: the teacher found no detection ≥ {conf:g} on the unlabeled frames: its dense "
+                "targets are background only (a longer semi.burn_in_epochs lets it learn first)")
+    return None
