@@ -72,14 +72,14 @@ def pseudo_label(sources, model, out, exist_ok, conf, low, ignore_above, max_gap
     if not Path(model).is_file():
         raise click.ClickException(f"{model}: model file not found")
     cfg = FilterConfig(conf=conf, low=low, ignore_above=ignore_above, max_gap=max_gap)
-    cfg.validate()   # a bad threshold or source is one line before the teacher loads
-    seqs = open_sources(list(sources), sequence)
+    cfg.validate()   # a bad threshold, source or labels file is one line before the teacher loads
+    inputs = open_sources(list(sources), sequence, score_against)
     teacher = load_teacher(model, img_size=img_size, device=device, threads=threads, tta=tta, tiles=tiles,
                            overlap=overlap, merge=merge)
     info = {"model": str(model), "tta": tta, "tiles": tiles, "overlap": overlap if tiles else None,
             "merge": merge if tiles or tta != "none" else None, "img_size": list(teacher.img_size)}
-    s = run(teacher, seqs, out, cfg, sequence=sequence, stride=stride, max_frames=max_frames,
-            score_against=score_against, exist_ok=exist_ok, batch=batch, teacher_info=info)
+    s = run(teacher, inputs, out, cfg, stride=stride, max_frames=max_frames, exist_ok=exist_ok, batch=batch,
+            teacher_info=info)
     t = s["totals"]
     click.echo(f"{t['frames']} frames from {len(s['sources'])} source(s): kept {t['kept']} boxes ({t['tracks']} "
                f"confirmed tracks), filled {t['filled']}, ignore regions {t['ignored']} ({s['seconds']:.0f} s)")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,23 +68,40 @@ def load_teacher(model: str | Path, img_size: int | str | None = None, device: s
     return pred
 
 
-def open_sources(sources: list[str | Path], sequence: bool = False) -> list[FrameSeq]:
-    """SOURCES → checked sequences (:mod:`flowdet.pseudo.sources`): call it before loading the teacher, so
-    a bad source is one line at once."""
+@dataclass
+class Inputs:
+    """What :func:`open_sources` checked: the sequences, and the labels to score against (or None)."""
+
+    seqs: list[FrameSeq]
+    scorer: Any = None
+
+
+def open_sources(sources: list[str | Path], sequence: bool = False,
+                 score_against: str | Path | None = None) -> Inputs:
+    """SOURCES (and ``score_against``) → checked :class:`Inputs` (:mod:`flowdet.pseudo.sources`). Called before
+    the teacher loads, so a bad source or labels of other images is one line at once."""
     if not sources:
         raise InputError("give at least one SOURCE (a video, an image folder, a mined-frame folder or a COCO .json)")
     seqs = expand_sources(list(sources), sequence=sequence)
     check_sources(seqs)
-    return seqs
+    scorer = None
+    if score_against is not None:
+        from flowdet.pseudo.score import PseudoScorer
+
+        scorer = PseudoScorer(score_against)
+        if not any(scorer.covers(_identities(s)) for s in seqs):
+            raise DataError("none of its images is among the sources' frames (matched by file path, or by video "
+                            "and frame number)", path=score_against)
+    return Inputs(seqs, scorer)
 
 
-def pseudo_label(teacher: Predictor, sources: list[str | Path] | list[FrameSeq], out: str | Path,
+def pseudo_label(teacher: Predictor, sources: list[str | Path] | Inputs, out: str | Path,
                  cfg: FilterConfig | None = None, *,
                  sequence: bool = False, stride: int = 1, max_frames: int | None = None,
                  score_against: str | Path | None = None, exist_ok: bool = False, batch: int = 8,
                  teacher_info: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Label ``sources`` (paths, or :func:`open_sources`' sequences) with ``teacher`` into ``out`` (see the
-    module docstring); → the summary dict
+    """Label ``sources`` (paths, or what :func:`open_sources` checked; its labels then win over
+    ``score_against``) with ``teacher`` into ``out`` (see the module docstring); → the summary dict
     (also ``summary.json``), with ``out_dir``, ``pseudo_json`` and, with ``score_against``, ``score``."""
     from flowdet.runs import increment_path
 
@@ -91,16 +109,10 @@ def pseudo_label(teacher: Predictor, sources: list[str | Path] | list[FrameSeq],
     cfg.validate()
     if stride < 1 or batch < 1 or (max_frames is not None and max_frames < 1):
         raise InputError("--stride, --batch and --max-frames must be >= 1")
-    given = list(sources)
-    seqs = given if given and all(isinstance(s, FrameSeq) for s in given) else open_sources(given, sequence)
-    scorer = None
-    if score_against is not None:
-        from flowdet.pseudo.score import PseudoScorer
-
-        scorer = PseudoScorer(score_against, list(teacher.names))
-        if not any(scorer.covers(_identities(s)) for s in seqs):
-            raise DataError("none of its images is among the sources' frames (matched by file path, or by video "
-                            "and frame number)", path=score_against)
+    inputs = sources if isinstance(sources, Inputs) else open_sources(list(sources), sequence, score_against)
+    seqs, scorer = inputs.seqs, inputs.scorer
+    if scorer is not None:
+        scorer.bind(list(teacher.names))
     out_dir = increment_path(out, exist_ok)
     if Path(out_dir) != Path(out):
         log.info(f"{out} holds earlier results: writing to {out_dir} (--exist-ok to write into {out})")
@@ -235,4 +247,4 @@ class _CocoWriter:
         return {"info": info, "images": self.images, "annotations": self.anns, "categories": cats}
 
 
-__all__ = ["load_teacher", "open_sources", "pseudo_label", "FilterConfig", "TRACK", "GAP", "DETECTION"]
+__all__ = ["Inputs", "load_teacher", "open_sources", "pseudo_label", "FilterConfig", "TRACK", "GAP", "DETECTION"]

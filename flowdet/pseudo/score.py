@@ -35,20 +35,25 @@ def _pr(tp: int, fp: int, fn: int) -> dict[str, Any]:
 
 
 class PseudoScorer:
-    """Index the labels once; :meth:`add` each labelled frame; :meth:`result` the counts."""
+    """Index the labels once (before the teacher loads); :meth:`bind` the teacher's class names; :meth:`add`
+    each labelled frame; :meth:`result` the counts."""
 
-    def __init__(self, labels: str | Path, teacher_names: list[str]):
+    def __init__(self, labels: str | Path):
         from flowdet.data.coco import load_coco
 
         ds = load_coco(labels, check_images=False)
-        self.path = Path(labels)
+        self.path, self.names = Path(labels), ds.names
         self.records = {(str(Path(r.file).resolve()), r.frame_index): r for r in ds.records}
         self.videos = {k[0] for k in self.records if k[1] is not None}
-        self.agnostic = len(ds.names) == 1 or len(teacher_names) == 1
-        by_name = {n: i for i, n in enumerate(ds.names)}
-        self.class_map = np.array([0 if self.agnostic else by_name.get(n, -1) for n in teacher_names], np.int64)
+        self.bind(ds.names)
         self.counts = {s: [0, 0, 0] for s in SETS}
         self.images = self.gt = self.ignore_regions = self.ignore_on_objects = self.missed_under_ignore = 0
+
+    def bind(self, teacher_names: list[str]) -> None:
+        """The teacher's classes: one class on either side → class-agnostic; else matched by name."""
+        self.agnostic = len(self.names) == 1 or len(teacher_names) == 1
+        by_name = {n: i for i, n in enumerate(self.names)}
+        self.class_map = np.array([0 if self.agnostic else by_name.get(n, -1) for n in teacher_names], np.int64)
 
     def covers(self, keys: list[tuple[str, int | None]]) -> bool:
         """Whether any of these frame identities (a video: (path, None) stands for all its frames) is labelled."""

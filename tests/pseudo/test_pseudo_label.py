@@ -110,7 +110,11 @@ def test_bad_inputs_are_one_line_exit_2(tmp_path, capsys):
     (tmp_path / "model.onnx").write_text("not a model")
     model = str(tmp_path / "model.onnx")
     write_video(tmp_path / "v.mp4", 6)
+    cv2.imwrite(str(tmp_path / "still.png"), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "other.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "still.png"}],
+                                                     "annotations": [], "categories": [{"id": 1, "name": "b"}]}))
     cases = [([str(tmp_path / "bad.mp4")], model, "bad.mp4"),
+             ([str(tmp_path / "v.mp4"), "--score-against", str(tmp_path / "other.json")], model, "other.json"),
              ([str(tmp_path / "empty")], model, "empty"),
              ([str(tmp_path / "missing.mp4")], model, "missing.mp4"),
              ([str(tmp_path / "v.mp4")], model, "model.onnx")]

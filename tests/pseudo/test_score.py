@@ -42,7 +42,7 @@ def _pseudo(rows) -> PseudoBoxes:
 
 def test_precision_recall_before_and_after(tmp_path):
     labels = _labels(tmp_path)
-    s = PseudoScorer(labels, ["bottle"])
+    s = PseudoScorer(labels)
     key_a, key_b = ((str((tmp_path / "a.png").resolve()), None),), ((str((tmp_path / "b.png").resolve()), None),)
     fp = [60, 60, 70, 70]
     # image a: A found (0.9), a false box (0.7), B only at 0.4 (under conf 0.5)
@@ -62,7 +62,7 @@ def test_precision_recall_before_and_after(tmp_path):
 
 
 def test_an_ignore_region_on_a_missed_object_is_counted(tmp_path):
-    s = PseudoScorer(_labels(tmp_path), ["bottle"])
+    s = PseudoScorer(_labels(tmp_path))
     key_b = ((str((tmp_path / "b.png").resolve()), None),)
     s.add(key_b, _det([(C, 0.3)]), _pseudo([(C, 0.3, DETECTION, True)]), 0.5)
     r = s.result()
@@ -70,7 +70,7 @@ def test_an_ignore_region_on_a_missed_object_is_counted(tmp_path):
 
 
 def test_labels_of_other_images_are_one_line(tmp_path):
-    s = PseudoScorer(_labels(tmp_path), ["bottle"])
+    s = PseudoScorer(_labels(tmp_path))
     assert s.covers([(str((tmp_path / "a.png").resolve()), None)])
     assert not s.covers([(str(tmp_path / "elsewhere.png"), None)])
     with pytest.raises(DataError, match="none of its images"):
