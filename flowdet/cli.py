@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "pretrain": ("pretrain", "pretrain", "Self-supervised backbone pretraining: patch-contrast, center-loss, self-emd, byol, insloc."),
     "efficiency": ("efficiency", "efficiency", "Label efficiency: scratch vs pretrained at fractions of the labels (resumable)."),
     "train": ("detect", "train", "Fine-tune a YOLOX detector (CIoU-corrected SimOTA)."),
+    "pseudo-label": ("pseudo", "pseudo_label", "Pseudo-labels from unlabeled video with a teacher, filtered by tracks (COCO json)."),
     "eval": ("detect", "evaluate", "COCO metrics (AP, APs/m/l, AR@100/300/1000) for a checkpoint or ONNX model."),
     "predict": ("detect", "predict", "Detect objects in an image or a folder (PyTorch .pt or ONNX .onnx)."),
     "export": ("export", "export", "Export a checkpoint to ONNX (decoded outputs, parity-checked) or TensorRT."),
@@ -57,6 +58,7 @@ def cli(quiet: bool = False, verbose: bool = False) -> None:
 
     \b
     Pipeline:  mine → pretrain → train → eval → export → predict/stream
+               (pseudo-label: a teacher's boxes on unlabeled video, for train)
     Try:       flowdet demo --out runs/demo --quick
     Configs:   every config-backed command takes --config FILE and --set section.key=value.
     """
