@@ -124,7 +124,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key, raw = item.split("=", 1)
     try:
         value = _override_value(raw.strip(), yaml.safe_load(raw)) if raw != "" else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: an integer past Python's 4300-digit limit
         value = raw
     return key.strip().split("."), value
 
@@ -138,16 +138,21 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
             p = CONFIG_DIR / f"{path}.yaml"
         if not p.exists():
             raise ConfigError(f"{path}: config file not found")
+        from flowdet import files
+        from flowdet.errors import DataError
+
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            data = yaml.safe_load(files.read_text(p)) or {}  # a FIFO is refused, not read forever
         except RecursionError:
             raise ConfigError(f"{p}: YAML nested too deeply") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{p}: cannot read ({getattr(e, 'strerror', None) or e})") from None
+        except DataError as e:  # not a regular file, unreadable, not UTF-8
+            raise ConfigError(e.format()) from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = f" line {mark.line + 1}" if mark else ""
             raise ConfigError(f"{p}:{line} invalid YAML ({getattr(e, 'problem', e)})") from None
+        except ValueError:  # yaml's int() of a number past Python's 4300-digit limit
+            raise ConfigError(f"{p}: a number too long to be a config value") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: top level must be a mapping")
         cfg = merge(cfg, data, str(p))

@@ -33,6 +33,7 @@ import yaml
 from flowdet.data.coco import ValidationReport, default_images_dir, read_json, validate_coco_dict
 from flowdet.data.imread import try_read_image
 from flowdet.errors import DataError
+from flowdet.files import read_text
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -78,8 +79,8 @@ def _split_images(root: Path, spec: Any, path: Path, split: str) -> list[Path]:
         p = p if p.is_absolute() else root / p
         if p.is_dir():
             files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS)
-        elif p.is_file() and p.suffix == ".txt":
-            for line in p.read_text(encoding="utf-8").splitlines():
+        elif p.suffix == ".txt" and p.exists():  # not is_file(): a FIFO list is refused by name, not "missing"
+            for line in read_text(p).splitlines():
                 if line.strip():
                     f = Path(line.strip())
                     files.append(f if f.is_absolute() else p.parent / f)  # as ultralytics: ./x is next to the list
@@ -125,7 +126,7 @@ def yolo_folder_to_coco(folder: str | Path, progress: bool = False) -> tuple[dic
     names_file = next((root / n for n in ("classes.txt", "obj.names") if (root / n).is_file()), None)
     if names_file is None:
         raise DataError(f"{root}: no classes.txt or obj.names (a YOLO folder export names its classes there)")
-    names = [ln.strip() for ln in names_file.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    names = [ln.strip() for ln in read_text(names_file).splitlines() if ln.strip()]
     if not names:
         raise DataError(f"{names_file}: no class names")
     files = sorted(f for f in root.rglob("*") if f.suffix.lower() in IMAGE_EXTS)
@@ -155,6 +156,15 @@ def _files_to_coco(files: list[Path], names: list[str], root: Path, path: Path,
             report.images_skipped += 1
             continue
         h, w = img.shape[:2]
+        lbl = label_path_for(f)
+        if not lbl.exists():  # LabelImg / CVAT: the .txt beside the image
+            lbl = f.with_suffix(".txt")
+        try:  # not is_file(): a FIFO or a folder named x.txt is refused by name, not taken for "no boxes"
+            lines = read_text(lbl).splitlines() if lbl.exists() else []
+        except DataError as e:
+            report.add(lbl, "labels", f"{e.message} (image skipped)")
+            report.images_skipped += 1
+            continue
         image_id = len(images) + 1
         # Not resolve(): images are often symlinks (coco2yolo makes them) and the json should name
         # the dataset's own path, not the link target.
@@ -164,10 +174,6 @@ def _files_to_coco(files: list[Path], names: list[str], root: Path, path: Path,
         except ValueError:
             rel = str(absolute)  # outside the root: keep absolute
         images.append({"id": image_id, "file_name": rel, "width": w, "height": h})
-        lbl = label_path_for(f)
-        if not lbl.is_file():  # LabelImg / CVAT: the .txt beside the image
-            lbl = f.with_suffix(".txt")
-        lines = lbl.read_text(encoding="utf-8").splitlines() if lbl.is_file() else []
         for n, line in enumerate(lines, start=1):
             if not line.strip():
                 continue

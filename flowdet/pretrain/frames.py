@@ -38,7 +38,9 @@ def resolve_frames(sources: list[str]) -> list[Path]:
         elif p.name.endswith(".jsonl"):
             out += [Path(r["path"]) for r in read_manifest(p)]
         elif p.suffix.lower() == ".txt":
-            lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+            from flowdet import files
+
+            lines = [ln.strip() for ln in files.read_text(p).splitlines() if ln.strip() and not ln.startswith("#")]
             out += [(p.parent / ln).resolve() for ln in lines]
         elif p.suffix.lower() == ".json":
             out += _coco_images(p)
@@ -73,13 +75,12 @@ def resolve_frames(sources: list[str]) -> list[Path]:
 
 
 def _coco_images(path: Path) -> list[Path]:
-    from flowdet.data.coco import default_images_dir, read_json
+    from flowdet.data.coco import default_images_dir, image_entries, read_json
 
     data = read_json(path)
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise DataError(f"{path}: 'images' must be a list")
+    images = image_entries(data, path)  # entries that are not image objects: one line, not a traceback
     root = default_images_dir(path)
-    return [root / im["file_name"] for im in data["images"] if "#" not in str(im.get("file_name", "#"))]
+    return [root / im["file_name"] for im in images if "#" not in im["file_name"]]
 
 
 def resize_long(img: np.ndarray, frame_size: int) -> tuple[np.ndarray, float]:

@@ -28,13 +28,15 @@ def load_sources_yaml(path: str | Path) -> list[SourceSpec]:
     the bare list; ``source`` is accepted for ``url``/``path``)."""
     import yaml
 
+    from flowdet import files
+
     p = Path(path)
     try:
-        doc = yaml.safe_load(p.read_text())
-    except OSError as e:
-        raise DataError(f"cannot read ({e.strerror})", path=p) from None
+        doc = yaml.safe_load(files.read_text(p))  # a FIFO is refused (DataError), not read forever
     except yaml.YAMLError as e:
         raise DataError(f"not valid YAML ({str(e).splitlines()[0]})", path=p) from None
+    except ValueError:  # yaml's int() of a number past Python's 4300-digit limit
+        raise DataError("a number too long to be a source", path=p) from None
     items = doc.get("sources") if isinstance(doc, dict) else doc
     if not isinstance(items, list) or not items:
         raise DataError("expected a non-empty list under 'sources'", path=p, field="sources")
@@ -136,7 +138,7 @@ class SourceReader(threading.Thread):
 
     def _wait_backoff(self) -> bool:
         """Sleep before the next attempt; False when stopped meanwhile."""
-        delay = min(self.backoff_s * (2 ** max(0, self.failures - 1)), self.max_backoff_s)
+        delay = min(self.backoff_s * (2 ** min(max(0, self.failures - 1), 40)), self.max_backoff_s)  # no float overflow
         return not self.stop.wait(delay)
 
     def run(self) -> None:
