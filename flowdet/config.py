@@ -68,7 +68,7 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
         if isinstance(value, str) and value.strip().startswith("["):
             try:
                 value = safe_yaml.loads(value)
-            except (yaml.YAMLError, RecursionError):
+            except (yaml.YAMLError, RecursionError, ValueError):
                 raise ConfigError(f"{where}: not a YAML list: {value!r}") from None
         elif isinstance(value, str):
             value = [v for v in value.split(",") if v]
@@ -130,7 +130,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key, raw = item.split("=", 1)
     try:
         value = _override_value(raw.strip(), safe_yaml.loads(raw)) if raw != "" else ""
-    except (yaml.YAMLError, RecursionError):  # the text as typed (a glob "*.jpg" is an alias to YAML)
+    except (yaml.YAMLError, RecursionError, ValueError):  # the text as typed (a glob "*.jpg" is an alias to YAML);
+        # ValueError: an integer past Python's 4300-digit limit
         value = raw
     return key.strip().split("."), value
 

@@ -8,8 +8,6 @@ size (:data:`MAX_YAML_BYTES`) and must be regular files (a FIFO would block the 
 """
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -46,27 +44,28 @@ def describe(e: yaml.YAMLError) -> str:
 
 def read(path: str | Path, error: type[FlowdetError], what: str = "YAML file",
          max_bytes: int = MAX_YAML_BYTES) -> Any:
-    """The parsed content of the YAML file ``path``; any problem is one ``error`` line naming it."""
+    """The parsed content of the YAML file ``path``; any problem is one ``error`` line naming it.
+    Opened through :func:`flowdet.files.open_regular` (a FIFO or device is refused, never read)."""
+    from flowdet import files
+    from flowdet.errors import DataError
+
     p = Path(path)
     try:
-        st = os.stat(p)
-        if not stat.S_ISREG(st.st_mode):
-            raise error(f"{what} is not a regular file", path=p)
-        if st.st_size > max_bytes:
-            raise error(f"{what} is {st.st_size} bytes, more than the {max_bytes} a {what} may have", path=p)
-        with open(p, "rb") as f:
+        with files.open_regular(p) as f:
             raw = f.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise error(f"{what} not found", path=p) from None
+    except DataError as e:
+        raise error(e.message, path=p) from None
     except OSError as e:
         raise error(f"cannot read ({e.strerror or e})", path=p) from None
     if len(raw) > max_bytes:
         raise error(f"{what} is more than {max_bytes} bytes", path=p)
     try:
-        return loads(raw.decode("utf-8"))
+        return loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as e:
         raise error(f"not UTF-8 text (byte {e.start})", path=p) from None
     except RecursionError:
         raise error("YAML nested too deeply", path=p) from None
     except yaml.YAMLError as e:
         raise error(f"invalid YAML ({describe(e)})", path=p) from None
+    except ValueError:  # yaml's int() of a number past Python's 4300-digit limit
+        raise error("a number too long to be a value", path=p) from None

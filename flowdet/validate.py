@@ -30,7 +30,7 @@ def _number(value: Any, flag: str, integer: bool) -> float:
         raise InputError(f"expected {kind}, got {value!r}", field=flag)
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int past float's range
         raise InputError(f"expected {kind}, got {value!r}", field=flag) from None
     if not math.isfinite(v):
         raise InputError(f"expected a finite number, got {value!r}", field=flag)
@@ -40,18 +40,22 @@ def _number(value: Any, flag: str, integer: bool) -> float:
 
 
 def number_in(value: Any, flag: str, lo: float | None = None, hi: float | None = None, *,
-              integer: bool = False, lo_open: bool = False) -> Any:
-    """``value`` as int/float, finite, within [lo, hi] (``lo_open``: (lo, hi])."""
+              integer: bool = False, lo_open: bool = False, hi_open: bool = False) -> Any:
+    """``value`` as int/float, finite, within [lo, hi] (``lo_open`` / ``hi_open``: that end excluded)."""
     v = _number(value, flag, integer)
-    bad = (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and v > hi)
-    if bad:
+    below = lo is not None and (v <= lo if lo_open else v < lo)
+    above = hi is not None and (v >= hi if hi_open else v > hi)
+    if below or above:
         what = "an integer" if integer else "a number"
+
+        def shown(x: float) -> str:
+            return str(int(x)) if integer else f"{x:g}"
         if lo is not None and hi is not None:
-            rng = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}]"
+            rng = f"in {'(' if lo_open else '['}{shown(lo)}, {shown(hi)}{')' if hi_open else ']'}"
         elif lo is not None:
-            rng = f"> {lo:g}" if lo_open else f">= {lo:g}"
+            rng = f"> {shown(lo)}" if lo_open else f">= {shown(lo)}"
         else:
-            rng = f"<= {hi:g}"
+            rng = f"< {shown(hi)}" if hi_open else f"<= {shown(hi)}"  # type: ignore[arg-type]
         raise InputError(f"must be {what} {rng}, got {value!r}", field=flag)
     return int(v) if integer else v
 
@@ -71,13 +75,48 @@ def batch(value: Any, flag: str = "--batch", hi: int = 4096) -> int:
     return number_in(value, flag, 1, hi, integer=True)
 
 
+def cpu_count() -> int:
+    """CPUs this process may run on (its affinity mask, which containers narrow; else os.cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def threads(value: Any, flag: str = "--threads") -> int | None:
-    """CPU threads: None (the library default) or an integer >= 1."""
-    return None if value is None else number_in(value, flag, 1, 1024, integer=True)
+    """CPU threads: None (the library default) or an integer in [1, CPUs of this process]. More
+    threads than CPUs only slows inference (``predict --threads 1000`` spun 1000 threads on 2 cores:
+    a hang), so the limit is the machine's own."""
+    if value is None:
+        return None
+    n = cpu_count()
+    v = number_in(value, flag, 1, None, integer=True)
+    if v > n:
+        raise InputError(f"must be at most {n} (the CPUs this process may use), got {value!r}", field=flag)
+    return v
+
+
+MAX_SEED = 2**32 - 1  # numpy's seeds are unsigned 32-bit
+
+
+def seed(value: Any, flag: str = "--seed") -> int:
+    """A random seed: an integer in [0, 2**32 - 1] (numpy refuses others with a traceback)."""
+    return number_in(value, flag, 0, MAX_SEED, integer=True)
+
+
+MAX_FPS = 1000.0  # frames per second: more is no video (``flowdet mine`` treats it as unknown)
+
+
+def fps(value: Any, flag: str = "--fps") -> float:
+    """A frame rate in (0, 1000]. ``inf`` or ``1e300`` made a sampler stepping by 1/fps stand still."""
+    return number_in(value, flag, 0.0, MAX_FPS, lo_open=True)
+
+
+MAX_EPOCHS = 1_000_000
 
 
 def epochs(value: Any, flag: str = "--epochs") -> int:
-    return number_in(value, flag, 1, 1_000_000, integer=True)
+    return number_in(value, flag, 1, MAX_EPOCHS, integer=True)
 
 
 def lr(value: Any, flag: str = "--lr", allow_zero: bool = False) -> float:

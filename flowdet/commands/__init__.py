@@ -66,6 +66,55 @@ def relaunch_on_gpus(device: str) -> None:
     sys.exit(relaunch(argv, ids, device))
 
 
+class Checked(click.ParamType):
+    """A flag type that runs one of :mod:`flowdet.validate`'s checks (``check(value, flag)``), so a
+    flag and the stage's own check (``--set`` values, the Python API) are the same rule and one line."""
+
+    def __init__(self, check: Callable[[Any, str], Any], name: str = "number") -> None:
+        self.check, self.name = check, name
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from flowdet.errors import InputError
+
+        if isinstance(value, str) and len(value) > 64:  # int() of > 4300 digits is a ValueError traceback
+            self.fail(f"{value[:20]}…: not a number of a sane size ({len(value)} characters)", param, ctx)
+        try:
+            return self.check(value, "")
+        except InputError as e:
+            self.fail(e.message, param, ctx)
+
+
+def Number(lo: float | None = None, hi: float | None = None, *, integer: bool = False,  # noqa: N802
+           lo_open: bool = False, hi_open: bool = False) -> Checked:
+    """Every numeric flag's type: a finite number in a range (:func:`flowdet.validate.number_in`).
+
+    click's ``float`` / ``FloatRange`` let ``nan`` through (every comparison with it is false:
+    ``--fps nan`` silently meant "off") and ``inf`` / ``1e300`` (a sampler stepping by 1/fps never
+    advanced: a hang). ``Number(0, 1)`` → [0, 1]; ``lo_open`` / ``hi_open`` leave that end out;
+    ``integer`` → an int."""
+    from flowdet.validate import number_in
+
+    def check(value: Any, flag: str) -> Any:
+        return number_in(value, flag, lo, hi, integer=integer, lo_open=lo_open, hi_open=hi_open)
+
+    return Checked(check, "integer" if integer else "float")
+
+
+def _validator(name: str) -> Callable[[Any, str], Any]:
+    def check(value: Any, flag: str) -> Any:
+        from flowdet import validate
+
+        return getattr(validate, name)(value, flag)
+    return check
+
+
+BATCH = Checked(_validator("batch"), "integer")
+THREADS = Checked(_validator("threads"), "integer")  # at most the CPUs of this process
+EPOCHS = Checked(_validator("epochs"), "integer")
+SEED = Checked(_validator("seed"), "integer")  # numpy's range: a negative seed was a traceback
+FPS = Checked(_validator("fps"), "float")
+
+
 def _shown(v: Any) -> str:
     return "none" if v in ("", [], ()) else _yaml_scalar(v)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from flowdet import log
+from flowdet.commands import FPS, SEED, Number
 
 MAX_LISTED = 20  # converters list this many problems, then a count; `data check` lists all
 
@@ -144,7 +145,7 @@ def convert_coco2yolo(ann_file: str, images_dir: str | None, out_dir: str, split
     yaml_path, report = coco_to_yolo(ann_file, images_dir, out_dir, split, copy=copy, progress=True)
     _show_problems(report)
     report.raise_if(strict)
-    n = getattr(report, "images_written", report.images_total - report.images_skipped)
+    n = report.images_total - report.images_skipped if report.images_written is None else report.images_written
     click.echo(f"wrote {yaml_path} ({n} of {report.images_total} images in split '{split}')")
 
 
@@ -165,7 +166,7 @@ def data() -> None:
 @click.argument("ann_file", type=click.Path())
 @click.option("--images", "images_dir", default=None, type=click.Path(file_okay=False),
               help="Folder the json's file_names are relative to (default: next to the json).")
-@click.option("--img-size", default=640, show_default=True, type=click.IntRange(32, 8192),
+@click.option("--img-size", default=640, show_default=True, type=Number(32, 8192, integer=True),
               help="Letterbox input size for the 'resized' size buckets.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Write stats.json and box_sizes.png here.")
@@ -230,11 +231,11 @@ def data_check(ann_file: str, images_dir: str | None, strict: bool, no_decode: b
 @data.command("split")
 @click.argument("ann_file", type=click.Path())
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Writes train.json, val.json.")
-@click.option("--val", default=0.2, show_default=True, type=float, help="Share of the groups for validation.")
+@click.option("--val", default=0.2, show_default=True, type=Number(0, 1), help="Share of the groups for validation.")
 @click.option("--group-by", default="image", show_default=True,
               help="image | folder | video (clip.mp4#N or name_000123.jpg → one scene) | a key of the image "
                    "entries (video_id, location…): one group never lands on both sides.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Same seed → same split.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Same seed → same split.")
 def data_split(ann_file: str, out_dir: str, val: float, group_by: str, seed: int) -> None:
     """Split a dataset (any format --data takes) into train.json and val.json.
 
@@ -253,14 +254,14 @@ def data_split(ann_file: str, out_dir: str, val: float, group_by: str, seed: int
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--images", "num_images", default=100, show_default=True, type=click.IntRange(0), help="Number of still images.")
+@click.option("--images", "num_images", default=100, show_default=True, type=Number(0, 1_000_000, integer=True), help="Number of still images.")
 @click.option("--size", default="1280x720", show_default=True, help="Frame size WIDTHxHEIGHT.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Same seed → byte-identical output.")
-@click.option("--video", "video_seconds", default=0.0, show_default=True, type=click.FloatRange(0),
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Same seed → byte-identical output.")
+@click.option("--video", "video_seconds", default=0.0, show_default=True, type=Number(0, 86400),
               help="Also write video.mp4 of this many seconds, with per-frame ground truth.")
-@click.option("--fps", default=10.0, show_default=True, type=click.FloatRange(0, min_open=True), help="Video frame rate.")
-@click.option("--min-size", default=8.0, show_default=True, type=float, help="Shortest object length (px).")
-@click.option("--max-size", default=30.0, show_default=True, type=float, help="Longest object length of the bulk (px).")
+@click.option("--fps", default=10.0, show_default=True, type=FPS, help="Video frame rate.")
+@click.option("--min-size", default=8.0, show_default=True, type=Number(2, 8192), help="Shortest object length (px).")
+@click.option("--max-size", default=30.0, show_default=True, type=Number(2, 8192), help="Longest object length of the bulk (px).")
 @click.option("--objects", default="3-12", show_default=True, help="Objects per image, MIN-MAX.")
 def synth(out_dir: str, num_images: int, size: str, seed: int, video_seconds: float, fps: float,
           min_size: float, max_size: float, objects: str) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from flowdet.commands import HelpDefaults, backend_options, config_options, overrides_from, relaunch_on_gpus
+from flowdet.commands import (BATCH, EPOCHS, SEED, THREADS, HelpDefaults, Number, backend_options, config_options,
+                              overrides_from, relaunch_on_gpus)
 from flowdet.detect.config import MODEL_SIZE_NAMES
 from flowdet.devices import DEVICE_HELP
 
@@ -34,9 +35,9 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / OpenVINO .xml / 
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder: last.pt, best.pt, metrics.csv, loss.png; a used one becomes <out>2, …" + _d("out"))
 @click.option("--size", type=click.Choice(("auto", *MODEL_SIZE_NAMES)),
               help="Model size; auto = nano-d (or the --backbone's size)" + _d("model.size"))
-@click.option("--epochs", type=int, help="Epochs" + _d("train.epochs"))
-@click.option("--batch", type=int, help="Total batch over all processes" + _d("train.batch"))
-@click.option("--lr", type=float, help="Learning rate; 0 = 0.01 up to batch 64, then linear" + _d("train.lr"))
+@click.option("--epochs", type=EPOCHS, help="Epochs" + _d("train.epochs"))
+@click.option("--batch", type=BATCH, help="Total batch over all processes" + _d("train.batch"))
+@click.option("--lr", type=Number(0, 10), help="Learning rate; 0 = 0.01 up to batch 64, then linear" + _d("train.lr"))
 @click.option("--img-size", help="Input size: 640 (square) or 960x544 (W×H), multiples of 32; auto = the frames' "
                                 "aspect at the model's pixel budget (832x480 on 16:9 with nano-d)" + _d("train.img_size"))
 @click.option("--p2", is_flag=True, default=None, help="Add a stride-4 level for objects under ~8 px (model.p2; default: off).")
@@ -54,9 +55,9 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / OpenVINO .xml / 
 @click.option("--device", help=DEVICE_HELP + _d("train.device"))
 @click.option("--exist-ok", is_flag=True,
               help="Write into --out even if it holds a run (default: a used folder becomes <out>2, <out>3, …).")
-@click.option("--eval-interval", type=int, help="Evaluate every N epochs" + _d("train.eval_interval"))
-@click.option("--workers", type=int, help="DataLoader workers per process" + _d("train.workers"))
-@click.option("--seed", type=int, help="Random seed" + _d("train.seed"))
+@click.option("--eval-interval", type=Number(1, integer=True), help="Evaluate every N epochs" + _d("train.eval_interval"))
+@click.option("--workers", type=Number(0, 256, integer=True), help="DataLoader workers per process" + _d("train.workers"))
+@click.option("--seed", type=SEED, help="Random seed" + _d("train.seed"))
 @config_options
 def train(data, images, val, val_images, out, size, epochs, batch, lr, img_size, p2, iou_loss, backbone, unlabeled,
           exclude, resume, device, exist_ok, eval_interval, workers, seed, config, sets) -> None:
@@ -110,14 +111,16 @@ def train(data, images, val, val_images, out, size, epochs, batch, lr, img_size,
 def _new_run_dir(cfg, exist_ok: bool):
     """A used run folder becomes <out>2, <out>3, … (ultralytics), said in one line at start.
 
-    Under torchrun every rank decides here, before init_process_group (a rendezvous of all ranks);
-    rank 0 creates the folder only after it, so all ranks agree on the name."""
+    One process claims the folder atomically (two runs started at once get two folders). Under
+    torchrun every rank decides here, before init_process_group (a rendezvous of all ranks), so
+    none claims: rank 0 creates the folder only after it, so all ranks agree on the name."""
     import dataclasses
 
     from flowdet import log
+    from flowdet.engine.launch import inside_torchrun
     from flowdet.runs import increment_path
 
-    run_dir = increment_path(cfg.out, exist_ok)
+    run_dir = increment_path(cfg.out, exist_ok, claim=not inside_torchrun())
     if str(run_dir) != str(cfg.out):
         log.info(f"{cfg.out} holds an earlier run: this run goes to {run_dir} (--exist-ok to reuse {cfg.out})")
         cfg = dataclasses.replace(cfg, out=str(run_dir))
@@ -146,11 +149,11 @@ def _resume_file(resume: str, out: str | None, config: str | None, overrides: li
                                 "an exported model's size is fixed.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the detections here.")
 @click.option("--out", type=click.Path(file_okay=False), help="Write detections.json, metrics.json, pr_curve.png.")
-@click.option("--batch", type=int, default=8, show_default=True)
-@click.option("--conf", type=float, default=0.001, show_default=True, help="Score threshold (YOLOX test: 0.001).")
-@click.option("--iou", type=float, default=0.65, show_default=True, help="NMS IoU threshold.")
+@click.option("--batch", type=BATCH, default=8, show_default=True)
+@click.option("--conf", type=Number(0, 1), default=0.001, show_default=True, help="Score threshold (YOLOX test: 0.001).")
+@click.option("--iou", type=Number(0, 1), default=0.65, show_default=True, help="NMS IoU threshold.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + "; an .onnx uses the CUDA provider.")
-@click.option("--threads", type=int, help="CPU threads for ONNX Runtime / OpenVINO.")
+@click.option("--threads", type=THREADS, help="CPU threads for ONNX Runtime / OpenVINO.")
 @click.option("--dont-care", type=click.Choice(["iscrowd", "training"]), default="iscrowd", show_default=True,
               help="Ground-truth boxes scored as don't-care regions: iscrowd (as pycocotools) or training "
                    "(also those marked ignore / difficult, which training leaves out).")
@@ -176,13 +179,13 @@ def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, dev
 @click.option("--out", default="runs/predict", show_default=True, type=click.Path(file_okay=False),
               help="Output folder; a used one becomes <out>2, <out>3, … unless --exist-ok.")
 @click.option("--exist-ok", is_flag=True, help="Write into --out even if it holds earlier results.")
-@click.option("--conf", type=float, default=0.25, show_default=True, help="Score threshold.")
-@click.option("--iou", type=float, default=0.65, show_default=True, help="NMS IoU threshold.")
+@click.option("--conf", type=Number(0, 1), default=0.25, show_default=True, help="Score threshold.")
+@click.option("--iou", type=Number(0, 1), default=0.65, show_default=True, help="NMS IoU threshold.")
 @click.option("--img-size", help="Input size for .pt, 640 or 960x544 (W×H) (default: the training size); "
                                 "an exported model's size is fixed.")
-@click.option("--batch", type=int, default=1, show_default=True)
+@click.option("--batch", type=BATCH, default=1, show_default=True)
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP + "; an .onnx uses the CUDA provider.")
-@click.option("--threads", type=int, help="CPU threads for ONNX Runtime / OpenVINO.")
+@click.option("--threads", type=THREADS, help="CPU threads for ONNX Runtime / OpenVINO.")
 @backend_options
 @click.option("--no-draw", is_flag=True, help="Skip the annotated images (json outputs only).")
 @click.option("--recursive", is_flag=True, help="A folder SOURCE: its sub-folders too.")

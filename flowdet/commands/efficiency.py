@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from flowdet.commands import BATCH, EPOCHS, Number
 from flowdet.detect.config import MODEL_SIZE_NAMES
 from flowdet.devices import DEVICE_HELP
 
@@ -30,10 +31,10 @@ def _ints(text: str, flag: str) -> list[int]:
               help="Seeds (subset and training), e.g. 0,1: the spread the verdict is judged against.")
 @click.option("--kinds", default="scratch,pretrained", show_default=True,
               help="Curves to run now (two lanes sharing one --out can split them).")
-@click.option("--epochs", type=int, default=30, show_default=True,
+@click.option("--epochs", type=EPOCHS, default=30, show_default=True,
               help="Full-data epochs of iterations per point (a point at fraction f trains epochs / f).")
-@click.option("--pretrain-epochs", type=int, default=10, show_default=True, help="Pretraining epochs.")
-@click.option("--no-aug-epochs", type=int, default=-1, show_default=True, help="At the full-data budget; -1 = auto.")
+@click.option("--pretrain-epochs", type=EPOCHS, default=10, show_default=True, help="Pretraining epochs.")
+@click.option("--no-aug-epochs", type=Number(-1, 1_000_000, integer=True), default=-1, show_default=True, help="At the full-data budget; -1 = auto.")
 @click.option("--backbone", type=click.Path(dir_okay=False), help="Use this backbone.pt instead of pretraining.")
 @click.option("--train-frames/--no-train-frames", default=True, show_default=True,
               help="Also pretrain on the training images (their labels unused).")
@@ -42,8 +43,8 @@ def _ints(text: str, flag: str) -> list[int]:
               help="Backbone and detector size (train's auto choice).")
 @click.option("--img-size", default="auto", show_default=True,
               help="Detector input: auto (the frames' aspect at the size's pixel budget, as train), 640 or 960x544 (W×H).")
-@click.option("--batch", type=int, default=8, show_default=True)
-@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader workers per training run.")
+@click.option("--batch", type=BATCH, default=8, show_default=True)
+@click.option("--workers", type=Number(0, 256, integer=True), default=0, show_default=True, help="DataLoader workers per training run.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--train-set", multiple=True, metavar="KEY=VALUE", help="Extra --set for every detector run.")
 @click.option("--pretrain-set", multiple=True, metavar="KEY=VALUE", help="Extra --set for pretraining.")

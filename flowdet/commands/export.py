@@ -6,7 +6,7 @@ import sys
 import click
 
 from flowdet import log
-from flowdet.commands import backend_options
+from flowdet.commands import THREADS, Number, backend_options
 from flowdet.errors import FlowdetError
 
 
@@ -19,7 +19,7 @@ from flowdet.errors import FlowdetError
               help="Output model.onnx / model.engine (--backend openvino: model.xml).")
 @click.option("--img-size", default=None, help="Input size, 640 or 960x544 (W×H), multiples of 32 [default: the checkpoint's].")
 @click.option("--dynamic-batch", is_flag=True, help="Symbolic batch axis (tiles of a frame run as one batch).")
-@click.option("--opset", type=int, default=17, show_default=True)
+@click.option("--opset", type=Number(7, 30, integer=True), default=17, show_default=True)
 @click.option("--simplify", is_flag=True, help="Run onnxsim when installed (skipped with a note otherwise).")
 @click.option("--half", is_flag=True, help="fp16 weights (ONNX) / fp16 kernels (engine); inputs and outputs stay float32.")
 @click.option("--no-parity", is_flag=True, help="Skip the onnxruntime-vs-PyTorch parity check.")
@@ -29,18 +29,18 @@ from flowdet.errors import FlowdetError
 @click.option("--int8", is_flag=True, help="Static INT8 (per-channel, Conv/Gemm/MatMul; head predictions fp32), gated.")
 @click.option("--calib", type=click.Path(exists=True), default=None,
               help="--int8 calibration frames: image / mined-frames folder, video, or a COCO json (train split, never val).")
-@click.option("--calib-frames", type=click.IntRange(1), default=64, show_default=True, help="Frames spread over --calib.")
+@click.option("--calib-frames", type=Number(1, 100_000, integer=True), default=64, show_default=True, help="Frames spread over --calib.")
 @click.option("--backend", type=click.Choice(["onnxruntime", "openvino"]), default="onnxruntime", show_default=True,
               help="Who quantizes / runs the candidate: onnxruntime (QDQ .onnx) or openvino (NNCF, IR .xml).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="--backend openvino: inference precision stored in the IR; bf16 is gated like --int8.")
 @click.option("--val", type=click.Path(exists=True), default=None, help="Gate: val COCO json the candidate is scored on.")
 @click.option("--images", type=click.Path(file_okay=False), default=None, help="Gate: --val's image folder [default: next to it].")
-@click.option("--max-ap-drop", type=click.FloatRange(0), default=1.0, show_default=True, help="Gate: AP points the candidate may lose.")
-@click.option("--min-speedup", type=click.FloatRange(0), default=1.3, show_default=True,
+@click.option("--max-ap-drop", type=Number(0, 100), default=1.0, show_default=True, help="Gate: AP points the candidate may lose.")
+@click.option("--min-speedup", type=Number(0, 1000), default=1.3, show_default=True,
               help="Gate: fp32 latency / candidate latency at least this.")
-@click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="Gate: CPU threads of both models.")
-@click.option("--gate-runs", type=click.IntRange(5), default=30, show_default=True, help="Gate: interleaved latency runs.")
+@click.option("--threads", type=THREADS, default=1, show_default=True, help="Gate: CPU threads of both models.")
+@click.option("--gate-runs", type=Number(5, 100_000, integer=True), default=30, show_default=True, help="Gate: interleaved latency runs.")
 @click.option("--force", is_flag=True, help="Keep the candidate even when the gate refuses it (the result is still recorded).")
 def export(ckpt: str, fmt: str, out: str, img_size: str | None, dynamic_batch: bool, opset: int, simplify: bool,
            half: bool, no_parity: bool, parity_data: str | None, no_ema: bool, int8: bool, calib: str | None,
@@ -104,24 +104,25 @@ class SourceLost(FlowdetError):
                    "[default with several sources or --count-line: runs/stream].")
 @click.option("--video", "write_video", is_flag=True, help="With --out-dir: an annotated mp4 per source (ids, trails).")
 @click.option("--count-line", default=None, help="Also count tracks crossing this line: x1,y1,x2,y2 in frame pixels.")
-@click.option("--interval", type=click.FloatRange(min=1.0), default=60.0, show_default=True,
+@click.option("--interval", type=Number(1, 86400 * 366), default=60.0, show_default=True,
               help="Counts per this many seconds in counts.csv.")
-@click.option("--status-every", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+@click.option("--status-every", type=Number(0.1, 86400), default=2.0, show_default=True,
               help="Seconds between health lines / status.json refreshes.")
-@click.option("--duration", type=click.FloatRange(min=0.1), default=None, help="Stop after this many seconds (live sources).")
+@click.option("--duration", type=Number(0.1, 86400 * 366), default=None,
+              help="Stop after this many seconds (also a stalled live source that keeps reconnecting).")
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window (needs a GUI OpenCV; one source).")
-@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True)
-@click.option("--iou", type=click.FloatRange(0, 1), default=0.65, show_default=True)
-@click.option("--tile", type=click.IntRange(32), default=None, help="Sliced inference: tile side in pixels (+ full frame; one source).")
-@click.option("--overlap", type=click.FloatRange(0, 0.95), default=0.2, show_default=True, help="Tile overlap fraction.")
+@click.option("--conf", type=Number(0, 1), default=0.25, show_default=True)
+@click.option("--iou", type=Number(0, 1), default=0.65, show_default=True)
+@click.option("--tile", type=Number(32, 8192, integer=True), default=None, help="Sliced inference: tile side in pixels (+ full frame; one source).")
+@click.option("--overlap", type=Number(0, 0.95), default=0.2, show_default=True, help="Tile overlap fraction.")
 @click.option("--merge", type=click.Choice(["nms", "wbf"]), default="nms", show_default=True, help="How tile detections merge.")
-@click.option("--threads", type=click.IntRange(1), default=None, help="onnxruntime intra-op threads [default: all cores].")
+@click.option("--threads", type=THREADS, default=None, help="onnxruntime intra-op threads [default: all cores].")
 @click.option("--spinning", is_flag=True, help="Let onnxruntime threads spin (off: it steals the decoder's core).")
 @backend_options
-@click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many frames (per source).")
+@click.option("--max-frames", type=Number(1, integer=True), default=None, help="Stop after this many frames (per source).")
 @click.option("--gmc", is_flag=True, help="Camera-motion compensation for the tracker: global motion from sparse "
               "optical flow between processed frames (3–5 ms/frame at 320 px; off: on open water it measured worse, docs/counting.md).")
-@click.option("--retries", type=click.IntRange(0), default=5, show_default=True,
+@click.option("--retries", type=Number(0, 1_000_000, integer=True), default=5, show_default=True,
               help="Reconnect attempts for a lost live source (one source: then exit 3; several: then 'failed', still retried).")
 def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: str | None, jsonl: str | None,
            out_dir: str | None, write_video: bool, count_line: str | None, interval: float, status_every: float,
@@ -138,7 +139,8 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
     inference loop, a tracker per source; counts of confirmed tracks per --interval (and line
     crossings) in OUT_DIR/counts.csv; per-source health (connected / reconnecting / failed / stalled,
     fps, latency, dropped) in the log and OUT_DIR/status.json. A failing source never stops the others
-    and is retried until it comes back. Ctrl-C stops cleanly (exit 130)."""
+    and is retried until it comes back. Ctrl-C or SIGTERM (docker stop, systemd) stops cleanly: videos
+    playable, summary written (exit 130 / 143); --duration ends any run on time."""
     from flowdet.errors import InputError
 
     if not sources and not sources_file:
@@ -146,7 +148,7 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
     multi = len(sources) > 1 or bool(sources_file) or bool(out_dir) or count_line is not None
     if not multi:
         _stream_one(model, sources[0], out, jsonl, show, conf, iou, tile, overlap, merge, threads, spinning,
-                    max_frames, retries, backend, precision, gmc)
+                    max_frames, retries, backend, precision, gmc, duration)
         return
     from flowdet.runtime.counting import parse_count_line
     from flowdet.runtime.multistream import SourceSpec, format_source_table, load_sources_yaml, run_multistream
@@ -165,18 +167,18 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
         click.echo(row)
     click.echo(f"wrote {s['counts_csv']}, {s['status']} and per-source detections.jsonl under {s['out_dir']}")
     if s["stopped_by"] == "interrupt":
-        sys.exit(130)
+        sys.exit(_interrupt_code(s))
 
 
 def _stream_one(model: str, source: str, out: str | None, jsonl: str | None, show: bool, conf: float, iou: float,
                 tile: int | None, overlap: float, merge: str, threads: int | None, spinning: bool,
                 max_frames: int | None, retries: int, backend: str | None = None,
-                precision: str | None = None, gmc: bool = False) -> None:
+                precision: str | None = None, gmc: bool = False, duration: float | None = None) -> None:
     from flowdet.runtime.stream import format_stats, run_stream
 
     s = run_stream(model, source, out=out, jsonl=jsonl, show=show, conf=conf, iou=iou, tile=tile, overlap=overlap,
                    merge=merge, threads=threads, spinning=spinning, max_frames=max_frames, retries=retries,
-                   backend=backend, precision=precision, gmc=gmc,
+                   backend=backend, precision=precision, gmc=gmc, max_seconds=duration,
                    progress=lambda st: log.info(format_stats(st)))  # progress: stderr; summary: stdout
     click.echo(f"summary: {format_stats(s)} | infer p50 {s['infer_ms']['p50']:.1f} ms | {s['seconds']:.1f} s "
                f"| count {s['count']} | stopped by {s['stopped_by']}")
@@ -190,4 +192,12 @@ def _stream_one(model: str, source: str, out: str | None, jsonl: str | None, sho
     if s["stopped_by"] == "source_lost":
         raise SourceLost(f"{source}: source lost, gave up after {retries} reconnect attempts")
     if s["stopped_by"] == "interrupt":
-        sys.exit(130)
+        sys.exit(_interrupt_code(s))
+
+
+def _interrupt_code(summary: dict) -> int:
+    """The shell's 128 + signal: 130 after Ctrl-C, 143 after SIGTERM (outputs closed cleanly either way)."""
+    import signal
+
+    name = summary.get("signal") or "SIGINT"
+    return 128 + int(getattr(signal, name, signal.SIGINT))

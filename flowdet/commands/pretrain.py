@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from flowdet import log
-from flowdet.commands import HelpDefaults, config_options, overrides_from, relaunch_on_gpus
+from flowdet.commands import BATCH, EPOCHS, FPS, HelpDefaults, Number, config_options, overrides_from, relaunch_on_gpus
 from flowdet.detect.config import MODEL_SIZE_NAMES
 from flowdet.devices import DEVICE_HELP
 
@@ -34,15 +34,15 @@ _d = HelpDefaults(_no_method_defaults, _method_defaults, "--method")
 @click.argument("sources", nargs=-1, required=True, type=click.Path())
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Output folder (frames/ + manifest.jsonl).")
-@click.option("--every", type=int, default=None, help="Keep every N-th decoded frame.")
-@click.option("--fps", type=float, default=None, help="Keep F frames per second of video time (instead of --every).")
-@click.option("--max-frames", type=int, default=None, help="At most M kept frames per video / folder.")
-@click.option("--dedupe", type=float, default=0.01, show_default=True,
+@click.option("--every", type=Number(1, integer=True), default=None, help="Keep every N-th decoded frame.")
+@click.option("--fps", type=FPS, default=None, help="Keep F frames per second of video time (instead of --every).")
+@click.option("--max-frames", type=Number(1, integer=True), default=None, help="At most M kept frames per video / folder.")
+@click.option("--dedupe", type=Number(0, 1, hi_open=True), default=0.01, show_default=True,
               help="Drop a frame whose 32×18 grayscale thumbnail differs from the last kept one by at most "
                    "this mean absolute difference (0–1); 0 keeps every sampled frame.")
-@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality.")
+@click.option("--quality", type=Number(1, 100, integer=True), default=95, show_default=True, help="JPEG quality.")
 @click.option("--exist-ok", is_flag=True, help="Add to an --out mined with other --every/--fps/--dedupe.")
-@click.option("--workers", type=int, default=1, show_default=True,
+@click.option("--workers", type=Number(1, 256, integer=True), default=1, show_default=True,
               help="Decode this many videos at once, one per process (same manifest as 1 worker).")
 def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok, workers) -> None:
     """Extract de-duplicated frames from videos (mp4/avi/mov/mkv) or image folders.
@@ -94,9 +94,9 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok, worker
 @click.option("--size", type=click.Choice(MODEL_SIZE_NAMES), help="Backbone size" + _d("model.size"))
 @click.option("--out", type=click.Path(file_okay=False),
               help="Run folder: backbone.pt, last.pt, metrics.csv; a used one becomes <out>2, …" + _d("train.out"))
-@click.option("--epochs", type=int, help="Epochs" + _d("train.epochs"))
-@click.option("--batch", type=int, help="Frames (images for center-loss) per step and process" + _d("train.batch"))
-@click.option("--crop", type=int, help="Network input side of each patch / view, multiple of 32" + _d("method.crop"))
+@click.option("--epochs", type=EPOCHS, help="Epochs" + _d("train.epochs"))
+@click.option("--batch", type=BATCH, help="Frames (images for center-loss) per step and process" + _d("train.batch"))
+@click.option("--crop", type=Number(32, 8192, integer=True), help="Network input side of each patch / view, multiple of 32" + _d("method.crop"))
 @click.option("--device", help=DEVICE_HELP + _d("train.device"))
 @click.option("--resume", is_flag=True, default=False,
               help="Continue exactly from <out>/last.pt (without --config, <out>/config.yaml is the base).")
@@ -143,11 +143,13 @@ def pretrain(method, frames, exclude, drop_excluded, ann, images, size, out, epo
     if not resume:
         import dataclasses
 
+        from flowdet.engine.launch import inside_torchrun
         from flowdet.runs import increment_path
 
-        # Every torchrun rank decides here, before init_process_group (a rendezvous of all ranks);
+        # One process claims the folder atomically (two runs started at once get two). Every torchrun
+        # rank decides here, before init_process_group (a rendezvous of all ranks), so none claims:
         # rank 0 creates the folder only after it, so all ranks agree on the name.
-        run_dir = increment_path(cfg.train.out, exist_ok)
+        run_dir = increment_path(cfg.train.out, exist_ok, claim=not inside_torchrun())
         if str(run_dir) != str(cfg.train.out):
             log.info(f"{cfg.train.out} holds an earlier run: this run goes to {run_dir} "
                      f"(--exist-ok to reuse {cfg.train.out})")

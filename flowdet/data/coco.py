@@ -153,6 +153,22 @@ def read_json(path: str | Path) -> Any:
         raise DataError(f"cannot read ({e.strerror or e})", path=p) from None
 
 
+def image_entries(data: Any, path: str | Path) -> list[dict]:
+    """The ``images`` of a parsed COCO json, each an object with an integer ``id`` and a text
+    ``file_name`` — else one :class:`DataError` naming the entry. For the readers that take images
+    only (split, frames, label subsets, ``predict --ann``); :func:`validate_coco_dict` (every
+    loader of boxes) reports and skips bad entries instead."""
+    images = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(images, list):
+        raise DataError("not a COCO json (no 'images' list)", path=path)
+    for i, im in enumerate(images):
+        if not (isinstance(im, dict) and _is_int(im.get("id")) and isinstance(im.get("file_name"), str)
+                and im["file_name"]):
+            raise DataError(f"expected an object with an integer 'id' and a 'file_name', got {type(im).__name__} "
+                            f"{str(im)[:60]!r}", path=path, field=f"images[{i}]")
+    return images
+
+
 def split_video_frame(file_name: str) -> tuple[str, int | None]:
     """``"video.mp4#000123"`` → ("video.mp4", 123); anything else → (file_name, None)."""
     base, sep, frame = file_name.rpartition("#")

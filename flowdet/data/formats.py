@@ -2,8 +2,9 @@
 (classes.txt / obj.names), a VOC folder, or a COCO json (as is).
 
 Converted once and cached: the json lands in ``<dataset>/.flowdet/`` (or ``~/.cache/flowdet/`` when
-that folder is read-only), keyed by the source's path, split and a fingerprint of its label files
-(names, sizes, mtimes), so an edited label means a new conversion and an unchanged one none.
+that folder is read-only), keyed by the source's path, split and a fingerprint of its label and image files
+(names, sizes, mtimes), so an edited label or an added image means a new conversion and an
+unchanged dataset none.
 Every command that reads a dataset goes through :func:`load_dataset` / :func:`resolve_dataset`.
 """
 from __future__ import annotations
@@ -44,9 +45,13 @@ def _voc_dirs(p: Path) -> tuple[Path, Path] | None:
 
 
 def _fingerprint(root: Path, extra: Path) -> str:
+    """Names, sizes and mtimes of every file a conversion reads: labels *and* images (a background
+    image added later has no label file, and must still land in the converted json)."""
+    from flowdet.data.yolo import IMAGE_EXTS
+
     h = hashlib.sha1()
     for f in sorted([*root.rglob("*"), extra]):
-        if f.suffix.lower() in _LABEL_EXTS and f.is_file() and ".flowdet" not in f.parts:
+        if f.suffix.lower() in (_LABEL_EXTS | IMAGE_EXTS) and f.is_file() and ".flowdet" not in f.parts:
             st = f.stat()
             h.update(f"{f.relative_to(root) if f.is_relative_to(root) else f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:12]

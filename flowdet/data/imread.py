@@ -6,9 +6,12 @@ truncated JPEG decodes "successfully" with its lower part grey. :func:`read_imag
 and before decoding anything:
 
 1. the path is a **regular file** (``os.stat``, which never blocks on a FIFO or a device);
-2. the **header** (PNG IHDR, JPEG SOF + EXIF orientation, BMP, WebP, TIFF) gives width × height,
-   which must be at most :func:`max_pixels` (default 64 MP; ``FLOWDET_MAX_PIXELS`` or the
-   ``max_pixels`` argument change it);
+2. the **header** gives width × height — for every format this OpenCV decodes: JPEG (SOF + EXIF
+   orientation), PNG, BMP, WebP, TIFF and BigTIFF, GIF, JPEG 2000 (JP2 and codestream), AVIF,
+   PNM/PAM, PFM, Sun raster, Radiance HDR — which must be at most :func:`max_pixels` (default 64 MP;
+   ``FLOWDET_MAX_PIXELS`` or the ``max_pixels`` argument change it). A file whose size the header
+   does not give is never handed to the decoder (a 420 KB BigTIFF or a GIF named .jpg used to
+   decode to 12000×12000, 1 GB, before any cap could see it);
 3. a JPEG has its **end-of-image marker** after the first scan and a PNG its ``IEND`` chunk
    (else it is truncated: the decoder would return a partial image);
 
@@ -29,6 +32,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from flowdet.data.image_headers import other_header, tiff_size
 from flowdet.errors import DataError, InputError
 
 MAX_PIXELS_ENV = "FLOWDET_MAX_PIXELS"
@@ -70,7 +74,7 @@ def is_regular_file(path: str | Path) -> bool:
 
 @dataclass
 class Header:
-    format: str                 # "jpeg", "png", "bmp", "webp", "tiff" or "unknown"
+    format: str                 # "jpeg", "png", "bmp", "webp", "tiff", "gif", … or "unknown"
     size: tuple[int, int] | None  # (width, height) as decoded (EXIF rotation applied), None if unknown
     complete: bool = True       # False: the end marker is missing (truncated file)
 
@@ -232,11 +236,10 @@ def read_header(path: str | Path) -> Header:
                 return _bmp(head)
             if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
                 return _webp(head)
-            if head[:4] in (b"II*\x00", b"MM\x00*"):
-                f.seek(0)
-                tags = _tiff_tags(f.read(1 << 16), {256, 257})
-                return Header("tiff", (tags[256], tags[257]) if {256, 257} <= tags.keys() else None)
-            return Header("unknown", None)
+            if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):  # TIFF, BigTIFF
+                return Header("tiff", tiff_size(f, head))
+            fmt, size = other_header(f, head)
+            return Header(fmt, size)
     except OSError as e:
         raise ImageReadError(f"cannot read ({e.strerror or e})", p) from None
 
@@ -248,13 +251,15 @@ def _check_size(p: Path, size: tuple[int, int] | None, cap: int) -> None:
 
 
 def image_size(path: str | Path, limit: int | None = None) -> tuple[int, int] | None:
-    """(width, height) as :func:`read_image` would decode it, from the header only; ``None`` for a
-    format whose header is not parsed here. Raises :class:`ImageReadError` exactly where
-    :func:`read_image` would refuse without decoding (not a file, over the cap, truncated)."""
+    """(width, height) as :func:`read_image` would decode it, from the header only. Raises
+    :class:`ImageReadError` exactly where :func:`read_image` would refuse without decoding (not a
+    file, no size in its header or no known header at all, over the cap, truncated)."""
     p = Path(path)
     h = read_header(p)
-    if h.format in ("jpeg", "png") and h.size is None and not h.complete:
-        raise ImageReadError(f"corrupt {h.format.upper()} header", p)
+    if h.format == "unknown":  # nothing to check the size against: never handed to a decoder
+        raise ImageReadError("does not decode (not an image format flowdet knows; not opened by the decoder)", p)
+    if h.size is None:
+        raise ImageReadError(f"corrupt {h.format.upper()} header (no image size; not decoded)", p)
     _check_size(p, h.size, max_pixels(limit))
     if not h.complete:
         raise ImageReadError(f"truncated {h.format.upper()} (no end marker; it would decode only partly)", p)

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flowdet import log
-from flowdet.data.coco import default_images_dir, read_json, split_video_frame
+from flowdet.data.coco import default_images_dir, image_entries, read_json, split_video_frame
 from flowdet.errors import DataError, InputError
 
 _FRAME_SUFFIX = re.compile(r"[_\-. ]*(frame)?[_\-]?\d+$", re.IGNORECASE)
@@ -40,6 +40,10 @@ def group_key(image: dict[str, Any], group_by: str) -> str:
     return str(image[group_by])
 
 
+def _list(v: Any) -> list:
+    return v if isinstance(v, list) else []
+
+
 def split_dataset(ann: str | Path, out_dir: str | Path, val: float = 0.2, group_by: str = "image",
                   seed: int = 0) -> dict[str, Any]:
     """Write ``out_dir``/train.json and val.json (a share ``val`` of the groups, at least one each side).
@@ -53,10 +57,8 @@ def split_dataset(ann: str | Path, out_dir: str | Path, val: float = 0.2, group_
         raise InputError(f"must be in (0, 1), got {val}", field="--val")
     src, known_root = resolve_with_root(ann)
     data = read_json(src)
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise DataError("not a COCO json (no 'images' list)", path=src)
     groups: dict[str, list[dict]] = defaultdict(list)
-    for im in data["images"]:
+    for im in image_entries(data, src):  # an entry that is not an image object: one line, not a traceback
         groups[group_key(im, group_by)].append(im)
     keys = sorted(groups)
     if len(keys) < 2:
@@ -64,7 +66,7 @@ def split_dataset(ann: str | Path, out_dir: str | Path, val: float = 0.2, group_
     random.Random(seed).shuffle(keys)
     n_val = min(len(keys) - 1, max(1, round(val * len(keys))))
     val_keys = set(keys[:n_val])
-    info = dict(data.get("info") or {})
+    info = dict(data["info"]) if isinstance(data.get("info"), dict) else {}
     root = (known_root or default_images_dir(src, data)).resolve()
     info["images_dir"] = str(root)
     out = Path(out_dir)
@@ -72,7 +74,7 @@ def split_dataset(ann: str | Path, out_dir: str | Path, val: float = 0.2, group_
     for name, chosen in (("train", [k for k in keys if k not in val_keys]), ("val", sorted(val_keys))):
         images = [im for k in chosen for im in groups[k]]
         ids = {im["id"] for im in images}
-        anns = [a for a in data.get("annotations", []) if a.get("image_id") in ids]
+        anns = [a for a in _list(data.get("annotations")) if isinstance(a, dict) and a.get("image_id") in ids]
         part = {**data, "info": {**info, "split": f"{name} of {Path(ann).name} by {group_by}, seed {seed}"},
                 "images": sorted(images, key=lambda im: im["id"]), "annotations": anns}
         atomic_write_json(out / f"{name}.json", part)

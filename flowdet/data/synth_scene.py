@@ -55,6 +55,13 @@ class SynthConfig:
         for name, ok in checks:
             if not ok:
                 raise InputError(f"synth config: invalid {name}={getattr(self, name)!r}")
+        from flowdet.data.imread import max_pixels
+        from flowdet.validate import seed
+
+        seed(self.seed, "--seed")  # numpy refuses a negative seed with a traceback
+        if self.width * self.height > max_pixels():  # frames flowdet's own reader would refuse (and minutes each)
+            raise InputError(f"synth config: {self.width}x{self.height} is {self.width * self.height / 1e6:.0f} MP, over "
+                             f"the {max_pixels() / 1e6:g} MP image limit (FLOWDET_MAX_PIXELS)", field="--size")
         return self
 
 

@@ -34,6 +34,7 @@ class ValidationReport:
     boxes_dropped: int = 0
     boxes_clipped: int = 0
     boxes_in_skipped_images: int = 0
+    images_written: int | None = None  # a converter that writes images (coco2yolo): how many; None otherwise
 
     def add(self, file: str | Path, field_name: str, message: str) -> None:
         self.problems.append(Problem(str(file), field_name, message))

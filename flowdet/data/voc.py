@@ -32,6 +32,7 @@ from flowdet.data.coco import ValidationReport
 from flowdet.data.validation import class_name_problem
 from flowdet.errors import DataError, FlowdetError
 from flowdet.paths import OUTSIDE, is_inside, real, within
+from flowdet.files import read_bytes, read_text
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".JPG", ".JPEG", ".PNG")
 
@@ -39,9 +40,9 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".JPG", ".JPEG", ".PNG")
 def read_labels(path: str | Path) -> list[str]:
     """labels.txt: one class name per line (blank lines and '#' comments ignored)."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"{p}: labels file not found")
-    names = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
+    names = [ln.strip() for ln in read_text(p).splitlines()]
     names = [n for n in names if n and not n.startswith("#")]
     if not names:
         raise DataError(f"{p}: no class names")
@@ -80,7 +81,7 @@ def _find_image(images_dir: Path, xml_path: Path, filename: str | None) -> Path 
 
 def parse_voc_xml(xml_path: Path) -> ET.Element:
     try:
-        return ET.parse(xml_path).getroot()
+        return ET.fromstring(read_bytes(xml_path))  # a FIFO named x.xml is refused, not read forever
     except ET.ParseError as e:
         line, col = e.position
         raise DataError(f"{xml_path}: invalid XML at line {line} column {col + 1}") from None

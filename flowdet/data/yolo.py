@@ -36,6 +36,7 @@ from flowdet.data.coco import ValidationReport, default_images_dir, read_json, v
 from flowdet.data.imread import try_read_image
 from flowdet.data.validation import class_name_problem
 from flowdet.errors import DataError
+from flowdet.files import read_text
 from flowdet.paths import OUTSIDE, file_root, is_inside, plain_name, real, within
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -93,9 +94,9 @@ def _split_images(root: Path, spec: Any, path: Path, split: str,
             raise DataError(f"{s!r} is outside the dataset root {root}", path=path, field=split)
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS)
-        elif p.is_file() and p.suffix == ".txt":
+        elif p.suffix == ".txt" and p.exists():  # not is_file(): a FIFO list is refused by name, not "missing"
             found = []
-            for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+            for n, line in enumerate(read_text(p).splitlines(), start=1):
                 if not line.strip():
                     continue
                 f = p.parent / line.strip()  # as ultralytics: ./x is next to the list (an absolute line stays)
@@ -150,7 +151,7 @@ def yolo_folder_to_coco(folder: str | Path, progress: bool = False) -> tuple[dic
         raise DataError(f"{root}: no classes.txt or obj.names (a YOLO folder export names its classes there)")
     if not is_inside(root, names_file):
         raise DataError("is a link out of the folder (not read)", path=names_file)
-    names = [ln.strip() for ln in names_file.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    names = [ln.strip() for ln in read_text(names_file).splitlines() if ln.strip()]
     if not names:
         raise DataError(f"{names_file}: no class names")
     for i, n in enumerate(names):
@@ -176,7 +177,7 @@ def _files_to_coco(files: list[Path], names: list[str], root: Path, path: Path, 
     for f in iterator:
         report.images_total += 1
         lbl = label_path_for(f)
-        if not lbl.is_file():  # LabelImg / CVAT: the .txt beside the image
+        if not lbl.exists():  # LabelImg / CVAT: the .txt beside the image
             lbl = f.with_suffix(".txt")
         outside = next((q for q in (f, lbl) if not is_inside(root, q)), None)
         if outside is not None:  # a symlinked image or label file that points out of the dataset
@@ -189,6 +190,12 @@ def _files_to_coco(files: list[Path], names: list[str], root: Path, path: Path, 
             report.images_skipped += 1
             continue
         h, w = img.shape[:2]
+        try:  # not is_file(): a FIFO or a folder named x.txt is refused by name, not taken for "no boxes"
+            lines = read_text(lbl).splitlines() if lbl.exists() else []
+        except DataError as e:
+            report.add(lbl, "labels", f"{e.message} (image skipped)")
+            report.images_skipped += 1
+            continue
         image_id = len(images) + 1
         # Not resolve(): a symlink inside the dataset should keep the dataset's own name in the json.
         absolute = Path(os.path.abspath(f))
@@ -197,7 +204,6 @@ def _files_to_coco(files: list[Path], names: list[str], root: Path, path: Path, 
         except ValueError:
             rel = str(absolute)  # outside the root: keep absolute
         images.append({"id": image_id, "file_name": rel, "width": w, "height": h})
-        lines = lbl.read_text(encoding="utf-8").splitlines() if lbl.is_file() else []
         for n, line in enumerate(lines, start=1):
             if not line.strip():
                 continue

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from flowdet.config import ConfigError
 from flowdet.data.transforms import AugmentConfig
+from flowdet.validate import MAX_EPOCHS
 
 AUTO = "auto"  # model.size / train.img_size chosen from the training data (flowdet.detect.auto_input)
 IOU_LOSSES = ("iou", "giou", "ciou")
@@ -182,7 +183,7 @@ def validate(cfg: DetectConfig) -> DetectConfig:
         (bool(cfg.data.train), "data.train: a training COCO json is required (--data)"),
         (cfg.model.size in MODEL_SIZES or cfg.model.size == AUTO,
          f"model.size: '{cfg.model.size}' is not one of auto, {', '.join(MODEL_SIZES)}"),
-        (t.epochs >= 1, f"train.epochs: must be >= 1, got {t.epochs}"),
+        (1 <= t.epochs <= MAX_EPOCHS, f"train.epochs: must be in [1, {MAX_EPOCHS}], got {t.epochs}"),
         (t.ema_tau > 0, f"train.ema_tau: must be > 0, got {t.ema_tau}"),
         (t.batch >= 1, f"train.batch: must be >= 1, got {t.batch}"),
         (t.optimizer in OPTIMIZERS, f"train.optimizer: '{t.optimizer}' is not one of {', '.join(OPTIMIZERS)}"),

@@ -30,7 +30,7 @@ def list_images(source: str | Path, recursive: bool = False) -> list[Path]:
     import glob
 
     text = str(source)
-    if any(ch in text for ch in "*?[") and not Path(text).exists():
+    if _is_glob(text):
         files = sorted(Path(f) for f in glob.glob(text, recursive=True) if Path(f).suffix.lower() in IMAGE_EXTS)
         if not files:
             raise DataError(f"{text}: the pattern matches no image ({', '.join(IMAGE_EXTS)})")
@@ -56,6 +56,52 @@ def list_images(source: str | Path, recursive: bool = False) -> list[Path]:
     raise DataError(f"{p}: no such file or folder")
 
 
+def _is_glob(source: str | Path) -> bool:
+    text = str(source)
+    return any(ch in text for ch in "*?[") and not Path(text).exists()
+
+
+def output_root(source: str | Path) -> Path:
+    """The folder outputs mirror: a folder SOURCE itself, a glob's literal leading folders
+    (``frames/**/*.jpg`` → ``frames``), an image's own folder. ``sub/a.jpg`` below it is drawn to
+    ``OUT/sub/a.jpg`` and labelled in ``OUT/labels/sub/a.txt``, so two ``a.jpg`` in two folders
+    never overwrite each other's outputs."""
+    if _is_glob(source):
+        literal = []
+        for part in Path(str(source)).parts:
+            if any(ch in part for ch in "*?["):
+                break
+            literal.append(part)
+        return Path(*literal) if literal else Path(".")
+    p = Path(source)
+    return p if p.is_dir() else p.parent
+
+
+def _relative(f: Path, root: Path) -> Path:
+    try:
+        return f.relative_to(root)
+    except ValueError:  # a glob reaching out of its literal folder ("a/../b/*.jpg")
+        return Path(f.name)
+
+
+def check_out_outside_source(source: str | Path, out: str | Path, recursive: bool, draw: bool) -> None:
+    """Refuse an ``out`` the listing of ``source`` would reach: drawings written there would
+    overwrite the images (``out`` = the source folder) or be predicted on by the next run
+    (``out`` below a folder walked with ``--recursive`` or a glob with a wildcard folder)."""
+    root = output_root(source).resolve()
+    dst = Path(out).resolve()
+    if dst != root and root not in dst.parents:
+        return
+    descends = recursive if not _is_glob(source) else ("**" in str(source) or any(
+        any(ch in part for ch in "*?[") for part in Path(str(source)).parts[:-1]))
+    if dst == root and draw:
+        raise InputError(f"is the source folder {root}: the drawings would overwrite the images; choose "
+                         "another --out", path=out, field="--out")
+    if descends:
+        raise InputError(f"is inside the source folder {root}, which this run walks: a rerun would predict on "
+                         "this run's drawings; choose an --out outside it", path=out, field="--out")
+
+
 def _batches(files: list[Path], batch: int, skipped) -> Iterator[list[tuple[Path, np.ndarray]]]:
     """Chunks of readable images; an unreadable one is logged in ``skipped`` (a SkipLog) and left out."""
     from flowdet.data.imread import ImageReadError, read_image
@@ -79,12 +125,12 @@ def _image_ids(files: list[Path], ann: str | Path | None) -> list[int | str]:
     """COCO ids from ``ann`` (matched by file name, so results score against the user's own ground
     truth), else the file stem (an int when numeric, as ultralytics' save_json)."""
     if ann is not None:
-        from flowdet.data.coco import read_json
+        from flowdet.data.coco import image_entries, read_json
 
         data = read_json(ann)
         by_name: dict[str, int] = {}
-        for im in data.get("images", []) if isinstance(data, dict) else []:
-            by_name.setdefault(Path(str(im.get("file_name", ""))).name, im.get("id"))
+        for im in image_entries(data, ann):
+            by_name.setdefault(Path(im["file_name"]).name, im["id"])
         missing = [f.name for f in files if f.name not in by_name]
         if missing:
             raise DataError(f"{len(missing)} image(s) not in this json (first: {missing[0]})", path=ann)
@@ -106,7 +152,9 @@ def predict_source(predictor: Predictor, source: str | Path, out_dir: str | Path
     """Run on an image, a glob or a folder. Writes ``out_dir``/{annotated images, results.json (COCO
     results: image_id from ``ann`` or the file stem, category_id the COCO id, with "file_name"),
     detections.jsonl (one line per image: boxes, scores, class_ids 0-based model indices,
-    category_ids as in results.json, names), labels/<stem>.txt with ``save_txt`` (YOLO: class cx cy w h conf)}.
+    category_ids as in results.json, names), labels/<path>.txt with ``save_txt`` (YOLO: class cx cy w h conf)}.
+    Images keep their path below the source folder (:func:`output_root`); an ``out_dir`` that the
+    listing would reach is refused (:func:`check_out_outside_source`).
 
     An unreadable image (corrupt, truncated, over the pixel cap, not a regular file) is skipped
     with a warning and counted ("skipped" in the summary); detections.jsonl is written line by line
@@ -122,8 +170,9 @@ def predict_source(predictor: Predictor, source: str | Path, out_dir: str | Path
     files = list_images(source, recursive)
     id_of = dict(zip(files, _image_ids(files, ann)))
     out = Path(out_dir)
-    if draw and any(f.parent.resolve() == out.resolve() for f in files[:1]):
-        raise InputError(f"{out}: --out is the source folder; drawings would overwrite the images")
+    check_out_outside_source(source, out, recursive, draw)
+    root = output_root(source)
+    rel_of = {f: _relative(f, root) for f in files}
     validate.writable_dir(out)
     cat_ids = getattr(predictor, "cat_ids", None) or list(range(1, len(predictor.names) + 1))
     results: list[dict] = []
@@ -136,8 +185,9 @@ def predict_source(predictor: Predictor, source: str | Path, out_dir: str | Path
                 dets = predictor.predict([im for _, im in chunk], conf=conf, iou=iou)
                 for (f, img), d in zip(chunk, dets):
                     done += 1
+                    rel = rel_of[f]
                     for r in d.to_coco(0, cat_ids):  # to_coco wants an int; a file stem may be text
-                        results.append({**r, "image_id": id_of[f], "file_name": f.name})
+                        results.append({**r, "image_id": id_of[f], "file_name": rel.as_posix()})
                     n_det += len(d)
                     jf.write(json.dumps({
                         "file": str(f), "width": int(img.shape[1]), "height": int(img.shape[0]),
@@ -148,13 +198,15 @@ def predict_source(predictor: Predictor, source: str | Path, out_dir: str | Path
                         "names": [predictor.names[int(c)] for c in d.class_ids],
                     }) + "\n")
                     if save_txt:
-                        (out / "labels").mkdir(exist_ok=True)
-                        (out / "labels" / f"{f.stem}.txt").write_text(_yolo_lines(d, img.shape[1], img.shape[0]))
+                        label = (out / "labels" / rel).with_suffix(".txt")
+                        label.parent.mkdir(parents=True, exist_ok=True)
+                        label.write_text(_yolo_lines(d, img.shape[1], img.shape[0]))
                     if draw:
                         vis = draw_detections(img, d.boxes, d.scores, d.class_ids, predictor.names)
-                        if not cv2.imwrite(str(out / f.name), vis):
+                        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                        if not cv2.imwrite(str(out / rel), vis):
                             raise DataError("cannot write the annotated image (disk full or not writable?)",
-                                            path=out / f.name)
+                                            path=out / rel)
                 bar.update(done + len(skipped) - bar.n)
     except BaseException:
         with contextlib.suppress(OSError):  # what finished stays usable after a crash or Ctrl-C

@@ -31,7 +31,9 @@ def _spread(items: list, n: int) -> list:
 
 def _coco_paths(p: Path) -> list[Path]:
     try:
-        coco = json.loads(p.read_text())
+        from flowdet.files import read_text
+
+        coco = json.loads(read_text(p))  # a FIFO is refused (DataError), not read forever
         files = [im["file_name"] for im in coco["images"]]
     except (OSError, ValueError, RecursionError, KeyError, TypeError) as e:
         raise DataError(f"not a COCO json with 'images' ({type(e).__name__})", path=p, field="--calib") from None

@@ -89,7 +89,9 @@ def load_images(source: str | Path | None, n: int = 4) -> tuple[list[np.ndarray]
     p = Path(source)
     if p.suffix == ".json":
         try:
-            coco = json.loads(p.read_text())
+            from flowdet.files import read_text
+
+            coco = json.loads(read_text(p))  # a FIFO is refused (DataError), not read forever
             files = [im["file_name"] for im in coco["images"][:n]]
         except (OSError, ValueError, RecursionError, KeyError, TypeError) as e:
             raise DataError(f"{p}: not a COCO json with 'images' ({type(e).__name__})") from None

@@ -102,15 +102,16 @@ def scaled_schedule(epochs: int, frac: float, no_aug_epochs: float = -1, warmup_
 def subset_json(train_json: str | Path, frac: float, seed: int, out: str | Path) -> tuple[Path, int]:
     """A COCO json holding ``round(frac · N)`` (≥ 1) of the images of ``train_json`` and their
     annotations, drawn by ``random.Random(seed)`` from the sorted ids; (path, image count)."""
-    from flowdet.data.coco import read_json
+    from flowdet.data.coco import image_entries, read_json
 
     d = read_json(Path(train_json))
-    if not isinstance(d, dict) or not isinstance(d.get("images"), list) or not d["images"]:
+    if not image_entries(d, train_json):
         raise DataError(f"{train_json}: no 'images' to draw a label fraction from")
     ids = sorted(im["id"] for im in d["images"])
     keep = set(random.Random(seed).sample(ids, max(1, round(len(ids) * frac))))
     d = {**d, "images": [im for im in d["images"] if im["id"] in keep],
-         "annotations": [a for a in d.get("annotations", []) if a.get("image_id") in keep]}
+         "annotations": [a for a in (d.get("annotations") if isinstance(d.get("annotations"), list) else [])
+                         if isinstance(a, dict) and a.get("image_id") in keep]}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out, d)
@@ -143,7 +144,7 @@ class _Grid:
 
     # -- results.json: merged with the disk copy on every save (two lanes may share one --out) --
     def load(self) -> dict:
-        return json.loads(self.res_path.read_text()) if self.res_path.is_file() else {}
+        return load_results(self.res_path)
 
     def save_point(self, key: str, name: str, value: dict) -> None:
         res = self.load()
@@ -225,6 +226,28 @@ class _Grid:
                                          **{k: float(stats[k]) for k in STAT_KEYS if k in stats}})
 
 
+def load_results(path: Path) -> dict:
+    """``results.json`` of a grid ({} when absent): {"pretrain": {method: {...}}, "points": {name: {...}}}.
+    A file that is not one (corrupt, or another json) is one line, never a traceback mid-resume."""
+    if not (path.exists() or path.is_symlink()):
+        return {}
+    from flowdet.files import read_text
+
+    try:
+        res = json.loads(read_text(path))
+    except ValueError:
+        res = None
+    ok = isinstance(res, dict) and all(isinstance(res.get(k, {}), dict) and all(isinstance(v, dict) for v in
+                                                                                 res.get(k, {}).values())
+                                       for k in ("pretrain", "points"))
+    if ok:
+        ok = all(isinstance(v.get("backbone"), str) for v in res.get("pretrain", {}).values())
+    if not ok:
+        raise DataError("not a `flowdet efficiency` results file ({\"pretrain\": {…}, \"points\": {…}}); move it "
+                        "away to run the grid again (finished runs resume from their folders)", path=path)
+    return res
+
+
 def check_inputs(spec: EfficiencySpec) -> None:
     """Everything that can be wrong before hours are spent: each a :class:`FlowdetError`, one line."""
     for key, p in (("--data", spec.data), ("--val", spec.val)):
@@ -233,8 +256,13 @@ def check_inputs(spec: EfficiencySpec) -> None:
     for frac in spec.fractions:
         if not 0 < frac <= 1:
             raise InputError(f"--fractions: {frac:g} is outside (0, 1] (a fraction of the training labels)")
+    _check_fraction_budget(spec)
     if not spec.seeds:
         raise InputError("--seeds: at least one seed")
+    from flowdet.validate import seed
+
+    for s in spec.seeds:  # before hours of pretraining, not at the first `train --seed -1`
+        seed(s, "--seeds")
     bad = [k for k in spec.kinds if k not in ("scratch", "pretrained")]
     if bad or not spec.kinds:
         raise InputError(f"--kinds: {', '.join(bad) or '(none)'}: choose from scratch, pretrained")
@@ -255,12 +283,23 @@ def check_inputs(spec: EfficiencySpec) -> None:
         frames += resolve_frames([src])
     if spec.train_images_as_frames:
         frames += resolve_frames([spec.data])
-    res = Path(spec.out) / "results.json"
-    if res.is_file() and spec.method in json.loads(res.read_text()).get("pretrain", {}):
+    if spec.method in load_results(Path(spec.out) / "results.json").get("pretrain", {}):
         return  # pretrained (and checked) by an earlier run: no need to decode the frames again
     from flowdet.pretrain.leakage import guard_frames
 
     guard_frames(sorted(set(frames)), exclusion(spec, Path(spec.out)))
+
+
+def _check_fraction_budget(spec: EfficiencySpec) -> None:
+    """A fraction trains ``epochs / f`` epochs (equal iterations): one whose epochs pass train's limit
+    is refused now, not after hours of pretraining (``--fractions 1e-9`` asked for 3·10¹⁰ epochs)."""
+    from flowdet.validate import MAX_EPOCHS
+
+    for frac in spec.fractions:
+        epochs = scaled_schedule(spec.epochs, frac, spec.no_aug_epochs, spec.warmup_epochs)["epochs"]
+        if epochs > MAX_EPOCHS:
+            raise InputError(f"--fractions: {frac:g} needs --epochs {spec.epochs} / {frac:g} = {epochs} epochs (equal "
+                             f"iterations), over train's limit of {MAX_EPOCHS}: a larger fraction or fewer --epochs")
 
 
 def exclusion(spec: EfficiencySpec, out: Path) -> list[str]:
@@ -311,6 +350,6 @@ def _csv_seconds(path: Path) -> float | None:
 
 
 def _image_count(path: Path) -> int:
-    from flowdet.data.coco import read_json
+    from flowdet.data.coco import image_entries, read_json
 
-    return len(read_json(path).get("images", []))
+    return len(image_entries(read_json(path), path))

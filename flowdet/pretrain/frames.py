@@ -40,7 +40,9 @@ def resolve_frames(sources: list[str]) -> list[Path]:
         elif p.name.endswith(".jsonl"):
             out += [Path(r["path"]) for r in read_manifest(p)]
         elif p.suffix.lower() == ".txt":
-            lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+            from flowdet import files
+
+            lines = [ln.strip() for ln in files.read_text(p).splitlines() if ln.strip() and not ln.startswith("#")]
             out += [f.resolve() for f in keep_inside(file_root(p)[0], [p.parent / ln for ln in lines], p)]
         elif p.suffix.lower() == ".json":
             out += _coco_images(p)
@@ -75,14 +77,12 @@ def resolve_frames(sources: list[str]) -> list[Path]:
 
 
 def _coco_images(path: Path) -> list[Path]:
-    from flowdet.data.coco import default_images_dir, read_json
+    from flowdet.data.coco import default_images_dir, image_entries, read_json
 
     data = read_json(path)
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise DataError(f"{path}: 'images' must be a list")
+    images = image_entries(data, path)  # entries that are not image objects: one line, not a traceback
     root = default_images_dir(path, data)
-    names = [im.get("file_name") for im in data["images"] if isinstance(im, dict)]
-    names = [n for n in names if isinstance(n, str) and n and "#" not in n]  # video frames: not frames here
+    names = [im["file_name"] for im in images if "#" not in im["file_name"]]  # video frames: not frames here
     return keep_inside(root, [root / n for n in names], path)
 
 

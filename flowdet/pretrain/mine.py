@@ -8,7 +8,9 @@ Torch-free (numpy + cv2). Layout under ``out``::
 
 Guarantees:
 - resumable and idempotent: a frame already in the manifest (same source + frame index) is never
-  written again; a source finished with the same sampling parameters is not even decoded again;
+  written again; a source finished with the same sampling parameters, and unchanged since (sizes and
+  mtimes of its files), is not even decoded again; one run at a time per folder (a lock), and a
+  manifest line listed twice is kept once (``flowdet/pretrain/manifest.py``);
 - crash-consistent: each JPEG is written atomically *before* its manifest line, and each line is
   appended with flush + fsync, so an interrupted run leaves only whole lines (a torn last line is
   cut off on the next run) and at worst an orphan JPEG that the next run overwrites;
@@ -21,8 +23,7 @@ thumbnails of a frame and of the last *kept* frame of the same source; ``dedupe=
 from __future__ import annotations
 
 import hashlib
-import json
-import os
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ import numpy as np
 from flowdet import log
 from flowdet.errors import DataError, InputError
 from flowdet.paths import file_root, is_inside, keep_inside, within
+from flowdet.pretrain.manifest import Manifest, load_state, parse_records, source_stamp
 from flowdet.utils import atomic_write_bytes, atomic_write_json
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
@@ -146,10 +148,12 @@ class FrameSampler:
     def __init__(self, every: int | None = None, fps: float | None = None):
         if every is not None and fps is not None:
             raise InputError("give --every or --fps, not both")
-        if every is not None and every < 1:
-            raise InputError(f"--every must be >= 1, got {every}")
-        if fps is not None and fps <= 0:
-            raise InputError(f"--fps must be > 0, got {fps}")
+        from flowdet import validate
+
+        if every is not None:
+            every = validate.number_in(every, "--every", 1, integer=True)
+        if fps is not None:  # nan meant "off", inf / 1e300 a step of 0 that never advanced: a hang
+            fps = validate.fps(fps)
         self.every, self.target_fps, self.fps = every or 1, fps, 0.0
         self._next_t = 0.0
 
@@ -163,62 +167,27 @@ class FrameSampler:
         if t + 1e-9 < self._next_t:
             return False
         step = 1.0 / self.target_fps
+        gap = (t + 1e-9 - self._next_t) / step
+        if gap > 1000:  # a jump in the clock (a corrupt timestamp): skip ahead, not step by step
+            self._next_t += math.floor(gap - 1) * step
         while self._next_t <= t + 1e-9:  # the next sample time strictly after this frame
             self._next_t += step
         return True
 
 
-class Manifest:
-    """Append-only ``manifest.jsonl`` with an index of (source, frame) already present."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.seen: dict[str, set[int]] = {}
-        self.count = 0
-        if path.exists():
-            self._repair_tail()
-            for line in path.read_text().splitlines():
-                if line.strip():
-                    rec = json.loads(line)
-                    self.seen.setdefault(rec["source"], set()).add(int(rec["frame"]))
-                    self.count += 1
-        self._f = open(path, "a", encoding="utf-8")
-
-    def _repair_tail(self) -> None:
-        """Cut a torn last line (a crash mid-write) so appends start on a line boundary."""
-        data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            with open(self.path, "r+b") as f:
-                f.truncate(data.rfind(b"\n") + 1)
-
-    def has(self, source: str, frame: int) -> bool:
-        return frame in self.seen.get(source, ())
-
-    def append(self, rec: dict) -> None:
-        self._f.write(json.dumps(rec) + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self.seen.setdefault(rec["source"], set()).add(int(rec["frame"]))
-        self.count += 1
-
-    def close(self) -> None:
-        self._f.close()
-
-
 def read_manifest(path: str | Path) -> list[dict]:
-    """Records of a manifest, ``path`` made absolute (relative to the manifest's folder). A line
-    whose file is not inside the manifest's folder (absolute, ``../``, a symlink pointing out:
+    """Records of a manifest, ``path`` made absolute (relative to the manifest's folder). A torn last
+    line is left out, a frame listed twice counted once, another bad line one DataError; a line whose
+    file is not inside the manifest's folder (absolute, ``../``, a symlink pointing out:
     :func:`flowdet.paths.within`) is left out unread, and counted in one warning."""
     path = Path(path)
     root = file_root(path)[0]
-    out, outside = [], 0
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line from an interrupted run
-        name = rec.get("path") if isinstance(rec, dict) else None
-        frame = within(root, path.parent / name) if isinstance(name, str) and name else None
+    out, seen, outside = [], set(), 0
+    for _, rec in parse_records(path)[0]:
+        if (rec["source"], rec["frame"]) in seen:
+            continue
+        seen.add((rec["source"], rec["frame"]))
+        frame = within(root, path.parent / rec["path"])
         if frame is None:
             outside += 1
             continue
@@ -242,32 +211,32 @@ def mine(sources: list[str | Path], out: str | Path, every: int | None = None, f
     Returns a summary: totals (kept, dropped, already, read), per-source rows, errors, throughput."""
     from tqdm import tqdm
 
-    if dedupe < 0 or dedupe >= 1:
-        raise InputError(f"--dedupe must be in [0, 1), got {dedupe}")
-    if max_frames is not None and max_frames < 1:
-        raise InputError(f"--max-frames must be >= 1, got {max_frames}")
-    if workers < 1:
-        raise InputError(f"--workers must be >= 1, got {workers}")
-    srcs = expand_sources(list(sources))
     from flowdet import validate
 
+    dedupe = validate.number_in(dedupe, "--dedupe", 0, 1, hi_open=True)  # nan compared false: silently "off"
+    if max_frames is not None:
+        max_frames = validate.number_in(max_frames, "--max-frames", 1, integer=True)
+    workers = validate.number_in(workers, "--workers", 1, integer=True)
+    FrameSampler(every, fps)  # --every / --fps checked before anything is read
+    srcs = expand_sources(list(sources))
     out = validate.writable_dir(out)
     params = {"every": every, "fps": fps, "max_frames": max_frames, "dedupe": dedupe}
     state_path = out / STATE
-    state = json.loads(state_path.read_text()) if state_path.exists() else {}
-    if not exist_ok:
-        _check_same_sampling(out, state, params)
-    manifest = Manifest(out / MANIFEST)
+    manifest = Manifest(out / MANIFEST, lock=True)  # one run per folder: a second one is refused
     from flowdet.pretrain.mine_parallel import merge_leftover_parts, mine_parallel
 
-    merge_leftover_parts(out, manifest)
     t0 = time.perf_counter()
     rows, errors = [], []
     try:
+        state = load_state(state_path)
+        if not exist_ok:
+            _check_same_sampling(out, state, params)
+        merge_leftover_parts(out, manifest)
+        stamps = {src.key: _stamp(src) for src in srcs}  # before decoding: a change meanwhile re-mines
         todo = []
         for src in srcs:
             prev = state.get(src.key, {})
-            if prev.get("done") and prev.get("params") == params:
+            if prev.get("done") and prev.get("params") == params and prev.get("stamp") == stamps[src.key]:
                 rows.append({"source": src.key, "status": "done-before", "read": 0, "kept": 0, "dropped": 0,
                              "already": len(manifest.seen.get(src.key, ())), "error": None})
             else:
@@ -293,8 +262,8 @@ def mine(sources: list[str | Path], out: str | Path, every: int | None = None, f
             if row["error"]:
                 errors.append(f"{src.path}: {row['error']}")
             if row["status"] == "ok":
-                state[src.key] = {"done": True, "params": params, "read": row["read"], "kept_total":
-                                  len(manifest.seen.get(src.key, ()))}
+                state[src.key] = {"done": True, "params": params, "stamp": stamps[src.key], "read": row["read"],
+                                  "kept_total": len(manifest.seen.get(src.key, ()))}
                 atomic_write_json(state_path, state, indent=1)
     finally:
         manifest.close()
@@ -324,6 +293,11 @@ def _mine_part(src: Source, out: str, already: list[int], every, fps, max_frames
         return _mine_source(src, Path(out), part, FrameSampler(every, fps), max_frames, dedupe, quality, _NoBar())
     finally:
         part.close()
+
+
+def _stamp(src: Source) -> str:
+    """Sizes and mtimes of what ``src`` reads: "already mined" holds only while they are unchanged."""
+    return source_stamp([src.path] if src.kind == "video" else _list_images(src.path))
 
 
 def _total(src: Source) -> int | None:

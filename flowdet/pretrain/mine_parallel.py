@@ -10,7 +10,6 @@ are spawned, not forked (cv2's thread pools do not survive a fork reliably).
 """
 from __future__ import annotations
 
-import json
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -21,13 +20,11 @@ PARTS = "parts"
 
 def merge_part(path: Path, manifest) -> int:
     """Append the lines of one part file that ``manifest`` lacks, then delete the part; lines added."""
+    from flowdet.pretrain.manifest import parse_records
+
     added = 0
-    for line in path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line of an interrupted worker
-        if not manifest.has(rec["source"], int(rec["frame"])):
+    for _, rec in parse_records(path)[0]:  # a torn last line of an interrupted worker is left out
+        if not manifest.has(rec["source"], rec["frame"]):
             manifest.append(rec)
             added += 1
     path.unlink()

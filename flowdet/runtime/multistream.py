@@ -22,7 +22,6 @@ Outputs under ``out_dir``: ``<name>/detections.jsonl``, ``<name>/annotated.mp4``
 from __future__ import annotations
 
 import json
-import signal
 import threading
 import time
 from collections import deque
@@ -120,7 +119,8 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     ``sources``: SOURCE strings or :class:`SourceSpec` (name + source). ``max_frames``: per source.
     ``gmc``: camera-motion compensation from the frames (:mod:`flowdet.runtime.gmc`).
     ``max_seconds``: wall-clock limit (live runs otherwise go until Ctrl-C or ``stop_event``).
-    Ends when every source is done (files ended/failed), at a limit, or on Ctrl-C / ``stop_event``.
+    Ends when every source is done (files ended/failed), at a limit, or on Ctrl-C / SIGTERM
+    (:mod:`flowdet.runtime.signals`: writers closed, summary.json written) / ``stop_event``.
     """
     from flowdet.runtime.stream import _load_model
 
@@ -153,17 +153,10 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         lane.jsonl = open(d / "detections.jsonl", "w", buffering=1)
         lanes.append(lane)
 
-    interrupted = {"n": 0}
+    from flowdet.runtime.signals import GracefulStop
 
-    def on_sigint(signum: int, _frame: Any) -> None:
-        interrupted["n"] += 1
-        if interrupted["n"] > 1:
-            raise KeyboardInterrupt
-        stop.set()
-
-    old_handler = None
-    if threading.current_thread() is threading.main_thread():
-        old_handler = signal.signal(signal.SIGINT, on_sigint)
+    sig = GracefulStop(stop)
+    sig.install()  # Ctrl-C / SIGTERM: a clean stop; the handlers are restored in the finally below
 
     t0 = time.perf_counter()
     last_status = t0
@@ -191,7 +184,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         ln.reader.start()
     try:
         while True:
-            if interrupted["n"]:
+            if sig.count:
                 stopped_by = "interrupt"
                 break
             if stop.is_set():
@@ -250,8 +243,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
             if ln.video is not None:
                 ln.video.release()
         csv_out.close()
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
+        sig.restore()
     final = write_status()
     elapsed = time.perf_counter() - t0
     per = {}
@@ -267,7 +259,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     summary = {"sources": per, "frames": total_frames, "seconds": round(elapsed, 3),
                "fps": round(total_frames / elapsed, 2) if elapsed > 0 else 0.0,
                "count": sum(ln.track.counter.total for ln in lanes), "batches": batches,
-               "infer_ms": _pct(infer_times), "stopped_by": stopped_by, "out_dir": str(out),
+               "infer_ms": _pct(infer_times), "stopped_by": stopped_by, "signal": sig.name, "out_dir": str(out),
                "counts_csv": str(out / "counts.csv"), "status": str(out / "status.json")}
     if line is not None:
         summary["crossings"] = sum(ln.track.counter.crossings for ln in lanes)

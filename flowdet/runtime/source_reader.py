@@ -131,7 +131,7 @@ class SourceReader(threading.Thread):
 
     def _wait_backoff(self) -> bool:
         """Sleep before the next attempt; False when stopped meanwhile."""
-        delay = min(self.backoff_s * (2 ** max(0, self.failures - 1)), self.max_backoff_s)
+        delay = min(self.backoff_s * (2 ** min(max(0, self.failures - 1), 40)), self.max_backoff_s)  # no float overflow
         return not self.stop.wait(delay)
 
     def run(self) -> None:

@@ -88,7 +88,7 @@ class VideoFileSource:
 
 class ImageFolderSource:
     live = False
-    fps = None
+    fps: float | None = None  # a folder has no clock; typed as FrameSource declares it (mypy: protocol)
 
     def __init__(self, path: str | Path):
         self.path = Path(path)

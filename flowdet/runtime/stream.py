@@ -7,15 +7,16 @@
   ``retries`` consecutive failures the stream ends with ``stopped_by = "source_lost"``.
 - The inference loop runs in the calling thread: predict → jsonl line → annotated frame. The
   end-to-end latency of a frame is capture (after the read) → its outputs written.
-- SIGINT (Ctrl-C) stops gracefully: the video writer is released (a playable mp4) and the jsonl is
-  closed with only whole lines; a second Ctrl-C aborts at once.
+- SIGINT (Ctrl-C) and SIGTERM (systemd, ``docker stop``) stop gracefully
+  (:mod:`flowdet.runtime.signals`): the video writer is released (a playable mp4) and the jsonl is
+  closed with only whole lines; a second signal aborts at once. ``max_seconds`` (``--duration``)
+  ends the run on time even while a stalled live source keeps reconnecting.
 Torch-free.
 """
 from __future__ import annotations
 
 import json
 import queue
-import signal
 import threading
 import time
 from pathlib import Path
@@ -73,7 +74,8 @@ class Reader(threading.Thread):
         while True:
             if self.failures >= self.retries:
                 return "source_lost"
-            delay = min(self.backoff_s * (2 ** self.failures), self.max_backoff_s)
+            # min(…, 40): after ~1024 failures 2**n no longer fits a float (OverflowError in the reader)
+            delay = min(self.backoff_s * (2 ** min(self.failures, 40)), self.max_backoff_s)
             self.failures += 1
             if self.stop.wait(delay):
                 return "stopped"
@@ -185,7 +187,7 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
                queue_size: int = 1, log_every_s: float = 2.0,
                progress: Callable[[dict[str, Any]], None] | None = None, backend: str | None = None,
                precision: str | None = None, track: bool = True, tracker: Any = None,
-               gmc: bool = False) -> dict[str, Any]:
+               gmc: bool = False, max_seconds: float | None = None) -> dict[str, Any]:
     """Detect on every (file/folder) or the latest (live) frame of ``source``; return the summary.
 
     ``model``: a .onnx/.engine/.pt path or any Predictor. ``source``: a SOURCE string (video file,
@@ -194,8 +196,9 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
     thread spinning (off by default: it steals the decoder's core). ``progress`` is called every
     ``log_every_s`` seconds with the running stats (same keys as the summary's first ten).
     Summary keys: frames, frames_read, dropped, reconnects, detections, det_per_frame, fps, seconds,
-    latency_ms {p50, p95}, infer_ms {p50, p95}, stopped_by ("end", "max_frames", "interrupt",
-    "source_lost"), source, live, out, jsonl (+ count with ``track``).
+    latency_ms {p50, p95}, infer_ms {p50, p95}, stopped_by ("end", "max_frames", "max_seconds",
+    "interrupt", "source_lost"), signal (the one that stopped it, else None), source, live, out, jsonl
+    (+ count with ``track``). ``max_seconds``: wall-clock limit.
     ``track``: a tracker per run (the multi-source path's :class:`SourceTracking`): the jsonl gets
     ``tracks`` ([id, x1, y1, x2, y2], confirmed only) and the running ``count``; ``tracker``: a
     TrackerConfig; ``gmc``: camera-motion compensation (:mod:`flowdet.runtime.gmc`)."""
@@ -203,6 +206,8 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
     from flowdet.data.draw import draw_detections
 
     validate.predict_args(conf, iou, None, threads)
+    if max_seconds is not None:
+        validate.number_in(max_seconds, "--duration", 0.0, None, lo_open=True)
     for path, flag in ((out, "--out"), (jsonl, "--jsonl")):
         if path:  # before the model loads: a read-only folder is one line, not a wrong codec hint
             validate.writable_file(path, flag)
@@ -243,17 +248,10 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
     frames = detections = 0
     stopped_by = "end"
     error: BaseException | None = None
-    interrupted = {"n": 0}
+    from flowdet.runtime.signals import GracefulStop
 
-    def on_sigint(signum: int, _frame: Any) -> None:
-        interrupted["n"] += 1
-        if interrupted["n"] > 1:
-            raise KeyboardInterrupt  # second Ctrl-C: abort now (the finally still closes the files)
-        stop.set()
-
-    old_handler = None
-    if threading.current_thread() is threading.main_thread():
-        old_handler = signal.signal(signal.SIGINT, on_sigint)
+    sig = GracefulStop(stop)
+    sig.install()  # Ctrl-C / SIGTERM set ``stop``; the handlers are restored in the finally below
 
     def stats(final: bool = False) -> dict[str, Any]:
         elapsed = time.perf_counter() - t0
@@ -270,8 +268,11 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
             if max_frames is not None and frames >= max_frames:
                 stopped_by = "max_frames"
                 break
-            if stop.is_set() and interrupted["n"]:
+            if stop.is_set() and sig.count:
                 stopped_by = "interrupt"
+                break
+            if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
+                stopped_by = "max_seconds"
                 break
             try:
                 item = q.get(timeout=0.1)
@@ -282,7 +283,7 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
             if isinstance(item, _End):
                 stopped_by, error = item.reason, item.error
                 if stopped_by == "stopped":
-                    stopped_by = "interrupt" if interrupted["n"] else "end"
+                    stopped_by = "interrupt" if sig.count else "end"
                 break
             ti = time.perf_counter()
             det = predictor.predict([item.image], conf=det_conf, iou=iou)[0]
@@ -312,14 +313,13 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
         stop.set()
         writers.close()
         reader.join(timeout=5.0)
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
+        sig.restore()
         if show:
             cv2.destroyAllWindows()
     if error is not None:
         raise error
     summary = stats(final=True)
-    summary.update({"stopped_by": stopped_by, "source": src.description, "live": src.live,
+    summary.update({"stopped_by": stopped_by, "signal": sig.name, "source": src.description, "live": src.live,
                     "out": str(out) if out else None, "jsonl": str(jsonl) if jsonl else None,
                     "skipped": len(getattr(src, "skipped", ()))})
     if tracking is not None:

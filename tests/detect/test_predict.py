@@ -149,7 +149,7 @@ def test_predict_globs_recursive_ann_ids_save_txt_and_video_hint(ckpt, folder, t
     cv2.imwrite(str(sub / "7.png"), cv2.imread(str(folder / "im0.png")))
     main(["predict", str(tmp_path / "nested"), "--model", str(ckpt), "--out", str(tmp_path / "r"), "--recursive",
           "--save-txt", "--no-draw"])
-    assert (tmp_path / "r" / "labels" / "7.txt").is_file()
+    assert (tmp_path / "r" / "labels" / "deeper" / "7.txt").is_file()  # the path below SOURCE kept
     line = json.loads((tmp_path / "r" / "detections.jsonl").read_text().splitlines()[0])
     assert line["names"] == ["bottle"] * len(line["boxes"]) and set(line["category_ids"]) <= {1}
     # Before: image ids were file order; now the user's COCO ids (or the file stem).

@@ -39,7 +39,8 @@ def test_reader_refuses_each_kind_before_decoding(tmp_path):
         with pytest.raises(ImageReadError, match=reason) as e:
             read_image(tmp_path / name)
         assert str(tmp_path / name) in str(e.value)
-    assert image_size(tmp_path / "garbage.jpg") is None  # unknown header: decoded by callers to know
+    with pytest.raises(ImageReadError, match="does not decode"):  # no known header: never decoded to find out
+        image_size(tmp_path / "garbage.jpg")
     with pytest.raises(ImageReadError, match="over the"):
         image_size(tmp_path / "huge_ihdr.png")
 

@@ -271,3 +271,83 @@ def test_single_source_jsonl_has_track_ids_and_count(small_video, tmp_path):
     assert all(len(r["boxes"]) == 1 for r in lines)
     assert [r["tracks"][0][0] if r["tracks"] else 0 for r in lines] == [0, 0, 0] + [1] * 9   # confirmed at hit 4
     assert lines[-1]["count"] == 1 and lines[5]["tracks"][0][1] == pytest.approx(30.0, abs=0.5)
+
+
+def _flowdet_env() -> dict[str, str]:
+    """The environment of a ``python -m flowdet`` child that imports this very flowdet package."""
+    import flowdet
+
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(Path(flowdet.__file__).resolve().parents[1])}
+
+
+@pytest.mark.parametrize("multi", [False, True], ids=["one-source", "out-dir"])
+def test_sigterm_stops_like_ctrl_c_playable_video_and_summary(nano_onnx, video_factory, tmp_path, multi):
+    """What systemd / `docker stop` send: before, the default action killed the process mid-write, the
+    mp4 had no index (unplayable) and --out-dir had no summary.json."""
+    video = video_factory(tmp_path / "long.mp4", frames=600)
+    if multi:
+        out, jl = tmp_path / "run" / "long" / "annotated.mp4", tmp_path / "run" / "long" / "detections.jsonl"
+        args = ["--out-dir", str(tmp_path / "run"), "--video"]
+    else:
+        out, jl = tmp_path / "o.mp4", tmp_path / "d.jsonl"
+        args = ["--out", str(out), "--jsonl", str(jl)]
+    proc = subprocess.Popen([sys.executable, "-m", "flowdet", "stream", "--model", str(nano_onnx), str(video), *args,
+                             "--threads", "1"], cwd=tmp_path, env=_flowdet_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if jl.exists() and jl.read_text().count("\n") >= 5:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "stream ended before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    lines = _read_jsonl(jl)  # every line parses
+    assert 5 <= len(lines) < 600
+    assert _video_frames(out) == len(lines)  # the writer was released: the mp4 plays to its last frame
+    if multi:
+        summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+        assert summary["stopped_by"] == "interrupt" and summary["signal"] == "SIGTERM"
+        assert summary["frames"] == len(lines)
+    else:
+        assert "stopped by interrupt" in stdout
+
+
+class _StalledLiveSource:
+    """A live source that opens but never delivers a frame: the reader reconnects forever."""
+
+    live, fps, description = True, 25.0, "stalled camera"
+
+    def open(self) -> None:
+        pass
+
+    def read(self):
+        time.sleep(0.02)
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.timeout(300)  # the session's ONNX model may be built inside this test's time
+def test_duration_ends_a_single_stalled_source(nano_onnx):
+    """--duration was ignored with one source: a stalled live stream reconnected forever."""
+    t = time.perf_counter()
+    s = run_stream(nano_onnx, _StalledLiveSource(), threads=1, retries=10**9, backoff_s=0.01, max_seconds=1.0)
+    assert s["stopped_by"] == "max_seconds" and s["frames"] == 0
+    assert time.perf_counter() - t < 15
+
+
+def test_cli_duration_reaches_the_single_source_loop(monkeypatch, small_video, capsys):
+    import flowdet.runtime.stream as stream_mod
+
+    seen = {}
+
+    def fake_run_stream(model, source, **kw):
+        seen.update(kw)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(stream_mod, "run_stream", fake_run_stream)
+    run_cli(capsys, "stream", "--model", str(small_video), str(small_video), "--duration", "2.5")
+    assert seen.get("max_seconds") == 2.5

@@ -116,3 +116,39 @@ def test_tiled_predictor_keeps_the_models_category_ids(nano_onnx):
 
     base = OnnxPredictor(nano_onnx)
     assert TiledPredictor(base, 160).cat_ids == base.cat_ids
+
+
+def test_a_rectangular_tile_as_the_docstring_offers():
+    """mypy's finding: TiledPredictor(p, (640, 960)) raised TypeError (the tuple went in as a height)."""
+    base = _FakePredictor()
+    tp = TiledPredictor(base, (320, 480), overlap=0.25)
+    assert tp.tile == (320, 480)
+    img = np.zeros((720, 1280, 3), np.uint8)
+    img[100:108, 900:910] = 255
+    d = tp.predict([img])[0]
+    assert all(x1 - x0 <= 480 and y1 - y0 <= 320 for x0, y0, x1, y1 in tp.windows(720, 1280))
+    np.testing.assert_allclose(d.boxes, [[900, 100, 910, 108]])
+
+
+def test_tile_count_per_frame_is_capped_with_one_line():
+    """`--tile 32 --overlap 0.95` on a 320x192 frame: 11,745 crops, each letterboxed to the model input
+    (3 GB in 6 s, then the OOM killer). Now one error naming the limit, before any crop is run."""
+    from flowdet.errors import InputError
+    from flowdet.runtime.tiles import MAX_TILES
+
+    base = _FakePredictor()
+    tp = TiledPredictor(base, 32, overlap=0.95)
+    with pytest.raises(InputError, match=f"11745 tiles of a 320x192 frame, over the limit of {MAX_TILES}"):
+        tp.predict([np.zeros((192, 320, 3), np.uint8)])
+    assert base.calls == []
+
+
+def test_crops_go_to_the_backend_in_bounded_calls():
+    from flowdet.runtime.tiles import CROPS_PER_CALL
+
+    base = _FakePredictor()
+    tp = TiledPredictor(base, 96, overlap=0.5)
+    n = 1 + len(tp.windows(480, 640))  # 117 crops
+    assert n > CROPS_PER_CALL
+    tp.predict([np.zeros((480, 640, 3), np.uint8)])
+    assert sum(base.calls) == n and max(base.calls) <= CROPS_PER_CALL
