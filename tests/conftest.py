@@ -82,7 +82,7 @@ def make_checkpoint(path: Path, size: str = "nano", img_size: int = IMG, seed: i
             conv.bias.fill_(-1.0)
         for conv in m.head.reg_preds:
             conv.weight.normal_(0, 0.02)
-    torch.save(minimal_checkpoint(m, ["plastic"], (img_size, img_size), cat_ids=[1]), path)
+    torch.save(minimal_checkpoint(m, ["bottle"], (img_size, img_size), cat_ids=[1]), path)
     return path
 
 

@@ -7,18 +7,18 @@ class mapping, and a :class:`ValidationReport` listing every problem found.
 What the validator checks (each problem is recorded): the json parses and has ``images`` and a
 non-empty ``categories`` (else a one-line :class:`flowdet.errors.DataError` with line/column); each image has a
 unique integer ``id`` and a ``file_name`` inside the images folder (:func:`flowdet.paths.within`:
-no absolute, ``../`` or symlinked way out) that exists, decodes and matches ``width``/``height`` (else
-the image and its boxes are **skipped**; a missing size is read from the decoded file); each box has a
-known ``image_id``/``category_id`` and 4 finite numbers with w, h > 0 (else **dropped**), is
-**clipped** when it sticks out, and a duplicated annotation id drops the later one.
+no absolute, ``../`` or symlinked way out) that exists, is no other image's file, decodes and matches
+``width``/``height`` (else the image and its boxes are **skipped**; a missing size is read from the
+decoded file); each box has a known ``image_id``/``category_id`` and 4 finite numbers with w, h > 0
+(else **dropped**), is **clipped** when it sticks out, and a duplicated annotation id drops the later one.
 
 ``check_images=False`` reads headers only (:mod:`flowdet.data.imread`: file, size, pixel cap, truncation;
 ~0.3 ms vs 10–30 ms to decode a 1080p JPEG; train and eval use it); ``data check``/``stats``/``coco2yolo`` decode.
-``iscrowd``/``ignore``/``difficult`` truthy → kept with ``ignore=True`` (a don't-care region): left
-out of training targets. Evaluation follows pycocotools on the same json (:meth:`CocoDataset.coco`):
-only ``iscrowd`` makes a don't-care (crowd) region, and each box's ``area`` (which picks its
-small/medium/large range) is the json's ``area``, w·h of its bbox where absent; ``dont_care="training"``
-scores the ``ignore``/``difficult`` boxes as crowd too, as training treats them.
+``iscrowd``/``ignore``/``difficult`` = 1 (read strictly: :meth:`ValidationReport.dont_care_flags`) → kept
+with ``ignore=True`` (a don't-care region): left out of training targets. Evaluation follows pycocotools
+on the same json (:meth:`CocoDataset.coco`): only ``iscrowd`` makes a don't-care (crowd) region, and each
+box's ``area`` (which picks its small/medium/large range) is the json's ``area``, w·h of its bbox where
+absent; ``dont_care="training"`` scores the ``ignore``/``difficult`` boxes as crowd too, as training treats them.
 The json is walked here, not by ``pycocotools.coco.COCO`` (it crashes on a malformed entry and keeps the
 last of duplicated ids); :meth:`CocoDataset.coco` gives the ``COCO`` of the *cleaned* data.
 Video frames: ``file_name`` ``"video.mp4#000123"`` (``flowdet synth --video``) is frame 123 of
@@ -276,6 +276,7 @@ def _clean_images(data: dict, src: str, images_dir: Path, report: ValidationRepo
         raise DataError(f"{src}: 'images' must be a list")
     report.images_total = len(imgs)
     kept: dict[int, dict] = {}
+    id_of_file: dict[tuple[str, int | None], int] = {}  # one file (or video frame) is one image
     for i, im in enumerate(imgs):
         where = f"images[{i}]"
         if not isinstance(im, dict) or not _is_int(im.get("id")):
@@ -296,6 +297,10 @@ def _clean_images(data: dict, src: str, images_dir: Path, report: ValidationRepo
         file = within(images_dir, base)
         if file is None:
             report.add(src, f"{where}.file_name", f"{name!r} is " + OUTSIDE.format(what="images folder", root=images_dir))
+            continue
+        same = id_of_file.setdefault((os.path.realpath(file), frame), im["id"])
+        if same != im["id"]:  # scored twice, or once with boxes and once as a background image
+            report.add(src, f"{where}.file_name", f"{name!r} is the same file as image id {same} (skipped)")
             continue
         kept[im["id"]] = {"file_name": name, "file": file, "frame": frame, "where": where,
                           "width": _positive_int(im.get("width")), "height": _positive_int(im.get("height"))}
@@ -428,8 +433,8 @@ def validate_coco_dict(data: Any, src: str, images_dir: Path, check_images: bool
         if moved:
             report.add(src, f"{where}.bbox", f"sticks out of the {img['width']}x{img['height']} image (clipped)")
             report.boxes_clipped += 1
-        ignore = any(bool(a.get(k)) for k in ("iscrowd", "ignore", "difficult"))
-        crowd, area = bool(a.get("iscrowd")), _json_area(a, src, where, report)
+        flags = report.dont_care_flags(a, src, where)
+        ignore, crowd, area = any(flags.values()), flags.get("iscrowd", False), _json_area(a, src, where, report)
         per_image[a["image_id"]].append((clipped, cat_index[a["category_id"]], ignore, aid, crowd, area))
 
     records = []
@@ -445,6 +450,7 @@ def validate_coco_dict(data: Any, src: str, images_dir: Path, check_images: bool
             crowd=np.array([r[4] for r in rows], dtype=bool),
             area=np.array([r[5] for r in rows], dtype=np.float64)))
         report.boxes_kept += len(rows)
+    report.close(src)
     return records, cat_ids, names, report
 
 

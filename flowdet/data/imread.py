@@ -6,16 +6,24 @@ truncated JPEG decodes "successfully" with its lower part grey. :func:`read_imag
 and before decoding anything:
 
 1. the path is a **regular file** (``os.stat``, which never blocks on a FIFO or a device);
-2. the **header** gives width × height — for every format this OpenCV decodes: JPEG (SOF + EXIF
-   orientation), PNG, BMP, WebP, TIFF and BigTIFF, GIF, JPEG 2000 (JP2 and codestream), AVIF,
-   PNM/PAM, PFM, Sun raster, Radiance HDR — which must be at most :func:`max_pixels` (default 64 MP;
-   ``FLOWDET_MAX_PIXELS`` or the ``max_pixels`` argument change it). A file whose size the header
-   does not give is never handed to the decoder (a 420 KB BigTIFF or a GIF named .jpg used to
-   decode to 12000×12000, 1 GB, before any cap could see it);
+2. the **header** gives width × height — for every format this OpenCV decodes: JPEG, PNG, BMP, WebP,
+   TIFF and BigTIFF, GIF, JPEG 2000 (JP2 and codestream), AVIF, PNM/PAM, PFM, Sun raster, Radiance
+   HDR — after the **EXIF orientation** the file carries (JPEG APP1, PNG eXIf, WebP EXIF, TIFF tag
+   274), which must be at most :func:`max_pixels` (default 64 MP; ``FLOWDET_MAX_PIXELS`` or the
+   ``max_pixels`` argument change it). A file whose size the header does not give is never handed to
+   the decoder (a 420 KB BigTIFF or a GIF named .jpg used to decode to 12000×12000, 1 GB, before any
+   cap could see it);
 3. a JPEG has its **end-of-image marker** after the first scan and a PNG its ``IEND`` chunk
    (else it is truncated: the decoder would return a partial image);
 
 then decodes with ``cv2.imread`` (decoder exceptions caught; ``None`` → "does not decode").
+
+EXIF orientation: one policy for every reader — it is **applied**, as a phone, a browser, an
+annotation tool showing the photo, ``cv2.imread`` and ultralytics do, so the pixels flowdet trains on,
+scores and draws are the ones a person saw and labelled (a json whose ``width``/``height`` are the
+stored, unrotated ones is then reported as a size mismatch, never used half-rotated). The decoder is
+told to ignore the tag and :func:`orient` applies the one this module parsed, so the header's size and
+the decoded pixels cannot disagree whatever OpenCV version (or format) decides on its own.
 Every failure is an :class:`ImageReadError` (a :class:`flowdet.errors.DataError`) whose
 ``reason`` is one short phrase, so callers can skip and count (:class:`SkipLog`).
 :func:`image_size` runs steps 1–3 only (a few small reads per file): what the COCO loader uses to
@@ -77,6 +85,7 @@ class Header:
     format: str                 # "jpeg", "png", "bmp", "webp", "tiff", "gif", … or "unknown"
     size: tuple[int, int] | None  # (width, height) as decoded (EXIF rotation applied), None if unknown
     complete: bool = True       # False: the end marker is missing (truncated file)
+    orientation: int = 1        # EXIF orientation 1–8 (applied to ``size`` and by read_image)
 
 
 # ------------------------------------------------------------------------------------ headers
@@ -175,17 +184,57 @@ def _jpeg(f: BinaryIO, size: int) -> Header:
             break
     if dims is None or 0 in dims:
         return Header("jpeg", None, sos is not None)
-    if orientation in (5, 6, 7, 8):  # cv2.imread applies the EXIF rotation: the decoded size is transposed
-        dims = (dims[1], dims[0])
     complete = sos is not None and _find_after(f, sos, size, b"\xff\xd9")
-    return Header("jpeg", dims, complete)
+    return Header("jpeg", dims, complete, orientation)
+
+
+_MAX_CHUNKS = 4096  # chunks walked looking for EXIF before the image data (a real file has a handful)
+
+
+def _exif_orientation(block: bytes) -> int:
+    """The orientation tag of an EXIF block (with or without the "Exif\\0\\0" prefix); 1 if none."""
+    tiff = block[6:] if block.startswith(b"Exif\x00\x00") else block
+    value = _tiff_tags(tiff, {0x0112}).get(0x0112, 1)
+    return value if 1 <= value <= 8 else 1
+
+
+def _png_orientation(f: BinaryIO) -> int:
+    """From an ``eXIf`` chunk before the image data (where the PNG spec puts it)."""
+    pos = 8
+    for _ in range(_MAX_CHUNKS):
+        f.seek(pos)
+        hdr = f.read(8)
+        if len(hdr) < 8 or hdr[4:8] in (b"IDAT", b"IEND"):
+            return 1
+        n = _u32(hdr[:4], True)
+        if hdr[4:8] == b"eXIf":
+            return _exif_orientation(f.read(min(n, 1 << 16)))
+        pos += 12 + n
+    return 1
+
+
+def _webp_orientation(f: BinaryIO, head: bytes) -> int:
+    """From the ``EXIF`` chunk of an extended (VP8X) WebP whose flags say it has one."""
+    if head[12:16] != b"VP8X" or len(head) < 21 or not head[20] & 0x08:
+        return 1
+    pos = 12
+    for _ in range(_MAX_CHUNKS):
+        f.seek(pos)
+        hdr = f.read(8)
+        if len(hdr) < 8:
+            return 1
+        n = _u32(hdr[4:8], False)
+        if hdr[:4] == b"EXIF":
+            return _exif_orientation(f.read(min(n, 1 << 16)))
+        pos += 8 + n + (n & 1)
+    return 1
 
 
 def _png(f: BinaryIO, size: int, head: bytes) -> Header:
     if len(head) < 24 or head[12:16] != b"IHDR":
         return Header("png", None, False)
     dims = (_u32(head[16:20], True), _u32(head[20:24], True))
-    return Header("png", dims, _find_after(f, 8, size, b"IEND"))
+    return Header("png", dims, _find_after(f, 8, size, b"IEND"), _png_orientation(f))
 
 
 def _bmp(head: bytes) -> Header:
@@ -211,7 +260,7 @@ def _webp(head: bytes) -> Header:
 
 
 def read_header(path: str | Path) -> Header:
-    """Format, decoded size and completeness from the file's bytes (no decoding). Raises
+    """Format, decoded size (EXIF orientation applied) and completeness from the file's bytes. Raises
     :class:`ImageReadError` for a missing or non-regular file; unknown formats give ``size=None``."""
     p = Path(path)
     try:
@@ -227,21 +276,33 @@ def read_header(path: str | Path) -> Header:
         raise ImageReadError("empty file", p)
     try:
         with open(p, "rb") as f:
-            head = f.read(64)
-            if head[:3] == b"\xff\xd8\xff":
-                return _jpeg(f, st.st_size)
-            if head[:8] == b"\x89PNG\r\n\x1a\n":
-                return _png(f, st.st_size, head)
-            if head[:2] == b"BM":
-                return _bmp(head)
-            if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-                return _webp(head)
-            if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):  # TIFF, BigTIFF
-                return Header("tiff", tiff_size(f, head))
-            fmt, size = other_header(f, head)
-            return Header(fmt, size)
+            h = _parse(f, st.st_size)
     except OSError as e:
         raise ImageReadError(f"cannot read ({e.strerror or e})", p) from None
+    if h.size is not None and h.orientation in (5, 6, 7, 8):  # a quarter turn: width and height swap
+        h.size = (h.size[1], h.size[0])
+    return h
+
+
+def _parse(f: BinaryIO, size: int) -> Header:
+    head = f.read(64)
+    if head[:3] == b"\xff\xd8\xff":
+        return _jpeg(f, size)
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return _png(f, size, head)
+    if head[:2] == b"BM":
+        return _bmp(head)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        h = _webp(head)
+        h.orientation = _webp_orientation(f, head)
+        return h
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):  # TIFF, BigTIFF
+        dims = tiff_size(f, head)
+        f.seek(0)
+        tag = _tiff_tags(f.read(1 << 16), {0x0112}).get(0x0112, 1)  # {} for BigTIFF: orientation 1
+        return Header("tiff", dims, orientation=tag if 1 <= tag <= 8 else 1)
+    fmt, dims = other_header(f, head)
+    return Header(fmt, dims)
 
 
 def _check_size(p: Path, size: tuple[int, int] | None, cap: int) -> None:
@@ -250,11 +311,7 @@ def _check_size(p: Path, size: tuple[int, int] | None, cap: int) -> None:
                              f"{cap / 1e6:g} MP limit (raise it with {MAX_PIXELS_ENV})", p)
 
 
-def image_size(path: str | Path, limit: int | None = None) -> tuple[int, int] | None:
-    """(width, height) as :func:`read_image` would decode it, from the header only. Raises
-    :class:`ImageReadError` exactly where :func:`read_image` would refuse without decoding (not a
-    file, no size in its header or no known header at all, over the cap, truncated)."""
-    p = Path(path)
+def _checked_header(p: Path, limit: int | None) -> Header:
     h = read_header(p)
     if h.format == "unknown":  # nothing to check the size against: never handed to a decoder
         raise ImageReadError("does not decode (not an image format flowdet knows; not opened by the decoder)", p)
@@ -263,7 +320,36 @@ def image_size(path: str | Path, limit: int | None = None) -> tuple[int, int] | 
     _check_size(p, h.size, max_pixels(limit))
     if not h.complete:
         raise ImageReadError(f"truncated {h.format.upper()} (no end marker; it would decode only partly)", p)
-    return h.size
+    return h
+
+
+def image_size(path: str | Path, limit: int | None = None) -> tuple[int, int] | None:
+    """(width, height) as :func:`read_image` decodes it (EXIF orientation applied), from the header
+    only. Raises :class:`ImageReadError` exactly where :func:`read_image` would refuse without decoding
+    (not a file, no size in its header or no known header at all, over the cap, truncated)."""
+    return _checked_header(Path(path), limit).size
+
+
+def orient(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Pixels as stored → as shown, for EXIF orientation 1–8 (2, 4: mirrored; 3: half turn; 5, 7:
+    mirrored across a diagonal; 6: a quarter turn clockwise, 8: counter-clockwise)."""
+    import cv2
+
+    if orientation == 2:
+        return cv2.flip(img, 1)
+    if orientation == 3:
+        return cv2.rotate(img, cv2.ROTATE_180)
+    if orientation == 4:
+        return cv2.flip(img, 0)
+    if orientation == 5:
+        return cv2.transpose(img)
+    if orientation == 6:
+        return cv2.rotate(img, cv2.ROTATE_90_CLOCKWISE)
+    if orientation == 7:
+        return cv2.flip(cv2.transpose(img), -1)
+    if orientation == 8:
+        return cv2.rotate(img, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    return img
 
 
 def read_image(path: str | Path, limit: int | None = None, flags: int | None = None) -> np.ndarray:
@@ -272,14 +358,16 @@ def read_image(path: str | Path, limit: int | None = None, flags: int | None = N
     import cv2
 
     p = Path(path)
-    image_size(p, limit)
-    try:
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR if flags is None else flags)
+    header = _checked_header(p, limit)
+    try:  # the orientation is this module's to apply (see the module docstring), not the decoder's
+        img = cv2.imread(str(p), (cv2.IMREAD_COLOR if flags is None else flags) | cv2.IMREAD_IGNORE_ORIENTATION)
     except cv2.error as e:
         msg = " ".join(str(e).split())[-120:]
         raise ImageReadError(f"does not decode ({msg})", p) from None
     if img is None:
         raise ImageReadError("does not decode (corrupt or unsupported format)", p)
+    if header.format != "tiff":  # OpenCV's libtiff reader orients TIFF pixels itself, whatever the flag
+        img = orient(img, header.orientation)
     cap = max_pixels(limit)
     if img.shape[0] * img.shape[1] > cap:  # a format whose header is not parsed above
         _check_size(p, (img.shape[1], img.shape[0]), cap)

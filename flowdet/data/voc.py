@@ -80,14 +80,19 @@ def _find_image(images_dir: Path, xml_path: Path, filename: str | None) -> Path 
 
 
 def parse_voc_xml(xml_path: Path) -> ET.Element:
+    """The ``<annotation>`` root of a VOC xml; any other xml (an svg, a CVAT dump) is a DataError,
+    not an image with no boxes."""
     try:
-        return ET.fromstring(read_bytes(xml_path))  # a FIFO named x.xml is refused, not read forever
+        root = ET.fromstring(read_bytes(xml_path))  # a FIFO named x.xml is refused, not read forever
     except ET.ParseError as e:
         line, col = e.position
         raise DataError(f"{xml_path}: invalid XML at line {line} column {col + 1}") from None
     except (RecursionError, OSError, ValueError) as e:  # nested too deep, unreadable, bad encoding
         what = "XML nested too deeply" if isinstance(e, RecursionError) else f"unreadable XML ({str(e)[:100]})"
         raise DataError(what, path=xml_path) from None
+    if root.tag != "annotation":
+        raise DataError(f"{xml_path}: root element is <{str(root.tag)[:60]}>, not <annotation>: not a Pascal VOC file")
+    return root
 
 
 def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] | None = None,

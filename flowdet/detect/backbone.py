@@ -15,6 +15,10 @@ from flowdet.engine import dist
 from flowdet.errors import ModelFileError
 
 
+# Share of the model's backbone tensors a backbone.pt must fill (same shapes), else it is refused.
+MIN_LOADED = 0.9
+
+
 def backbone_size(path: str | Path) -> str | None:
     """The model size a ``backbone.pt`` was pretrained for (None when it does not say)."""
     from flowdet.engine.checkpoint import load_checkpoint
@@ -29,7 +33,8 @@ def load_backbone(model: nn.Module, path: str | Path) -> dict[str, Any]:
 
     Returns {"path", "method", "loaded", "missing", "unexpected", "shape_mismatch"}. Raises
     ModelFileError (exit 2 through the CLI) when the file is unreadable or not a backbone
-    artifact, the model size differs, or no key matches."""
+    artifact, the model size differs, any tensor has another shape, or fewer than MIN_LOADED of
+    the backbone's tensors would load."""
     from flowdet.engine.checkpoint import load_checkpoint
 
     p = Path(path)
@@ -53,6 +58,13 @@ def load_backbone(model: nn.Module, path: str | Path) -> dict[str, Any]:
     if not matched:
         raise ModelFileError(f"{p}: no key matches the {size} backbone "
                              f"({len(report['unexpected'])} unexpected, {len(report['shape_mismatch'])} shape mismatches)")
+    if report["shape_mismatch"] or len(matched) < MIN_LOADED * len(own):
+        # A backbone of another width or depth: a few tensors would load and training would go on
+        # as "pretrained" from what is mostly random init.
+        raise ModelFileError(
+            f"{p}: does not fit the {size} backbone: {len(matched)}/{len(own)} tensors would load, "
+            f"{len(report['shape_mismatch'])} of another shape (first: {(report['shape_mismatch'] or ['-'])[0]}), "
+            f"{len(report['missing'])} missing (pretrained for another model? at least {MIN_LOADED:.0%} must fit)")
     model.backbone.load_state_dict(matched, strict=False)
     if dist.is_main():
         log.info(f"backbone: loaded {len(matched)}/{len(own)} tensors from {p} (method {report['method']}); "

@@ -14,7 +14,9 @@ from typing import Any
 from flowdet import log
 from flowdet.data.coco import DONT_CARE_RULES, CocoDataset, load_image
 from flowdet.data.formats import load_dataset
-from flowdet.errors import DataError, InputError
+from flowdet.detect.class_match import match_classes
+from flowdet.errors import DataError
+from flowdet.ops.postprocess import invalid_message
 from flowdet.runtime.predictor import Predictor
 
 
@@ -52,13 +54,15 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
         log.warn(f"{ds.report.summary()} (`flowdet data check` lists them)")
     if not ds.records:
         raise DataError(f"{ds.ann_path}: no usable images to evaluate")
-    n_cls = len(predictor.names)
-    if n_cls != ds.num_classes:
-        raise InputError(f"{ds.ann_path}: {ds.num_classes} categories but the model has {n_cls} classes")
-    # Class index i of the model is the i-th category (by id) of the ground truth it is scored on.
+    # Model class i is scored as the category of the same name (flowdet.detect.class_match)
+    match = match_classes(list(predictor.names), ds.names, ds.cat_ids, ds.ann_path)
+    for msg in match.warnings:
+        log.warn(msg)
+    for msg in match.notes if verbose else ():
+        log.info(f"note: {msg}")
     cat_ids = ds.cat_ids
     results: list[dict] = []
-    n_det, t_pred = 0, 0.0
+    n_det, t_pred, invalid = 0, 0.0, 0
     recs = ds.records
     skipped = SkipLog(show=10 if verbose else 0)
     scored = []
@@ -76,8 +80,10 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
             dets = predictor.predict(imgs, conf=conf, iou=iou)
             t_pred += time.perf_counter() - t0
             for r, d in zip(chunk, dets):
-                results.extend(d.to_coco(r.image_id, cat_ids))
-                n_det += len(d)
+                scored_dets = d.to_coco(r.image_id, match.cat_of_class)
+                results.extend(scored_dets)
+                n_det += len(scored_dets)
+                invalid += d.invalid
             scored += chunk
         bar.update(len(recs[s:s + batch]))
     bar.close()
@@ -91,7 +97,11 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
     stats, E = coco_evaluate(ds.coco(dont_care), results, return_eval=True)
     stats = {**stats, "images": len(recs), "detections": n_det, "ms_per_image": 1000 * t_pred / len(recs),
              "images_unreadable": len(skipped), "images_skipped": ds.report.images_skipped,
-             "problems": len(ds.report.problems)}
+             "problems": len(ds.report.problems), "invalid_outputs": invalid, "classes_matched_by": match.by,
+             **({"classes_not_scored": match.model_only} if match.model_only else {}),
+             **({"categories_without_class": match.gt_only} if match.gt_only else {})}
+    if invalid:
+        log.warn(invalid_message(invalid))
     from flowdet.metrics.prf import prf_png, prf_sweep
 
     sweep = prf_sweep(recs, results, cat_ids, dont_care=dont_care)

@@ -16,6 +16,7 @@ import numpy as np
 from flowdet import log
 from flowdet.data.draw import draw_detections
 from flowdet.errors import DataError, InputError
+from flowdet.ops.postprocess import invalid_message
 from flowdet.runtime.predictor import Predictor
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -176,7 +177,7 @@ def predict_source(predictor: Predictor, source: str | Path, out_dir: str | Path
     validate.writable_dir(out)
     cat_ids = getattr(predictor, "cat_ids", None) or list(range(1, len(predictor.names) + 1))
     results: list[dict] = []
-    n_det, done = 0, 0
+    n_det, done, invalid = 0, 0, 0
     skipped = SkipLog()
     try:
         with (out / "detections.jsonl").open("w", buffering=1) as jf, \
@@ -189,6 +190,7 @@ def predict_source(predictor: Predictor, source: str | Path, out_dir: str | Path
                     for r in d.to_coco(0, cat_ids):  # to_coco wants an int; a file stem may be text
                         results.append({**r, "image_id": id_of[f], "file_name": rel.as_posix()})
                     n_det += len(d)
+                    invalid += d.invalid
                     jf.write(json.dumps({
                         "file": str(f), "width": int(img.shape[1]), "height": int(img.shape[0]),
                         "boxes": [[round(float(v), 2) for v in b] for b in d.boxes],
@@ -217,5 +219,7 @@ def predict_source(predictor: Predictor, source: str | Path, out_dir: str | Path
         log.warn(skipped.summary())
         if not done:
             raise DataError(f"none of the {len(files)} image(s) could be read ({skipped.summary()})", path=source)
-    return {"images": done, "skipped": len(skipped), "detections": n_det, "out": str(out),
-            "results": str(out / "results.json"), "jsonl": str(out / "detections.jsonl")}
+    if invalid:
+        log.warn(invalid_message(invalid))
+    return {"images": done, "skipped": len(skipped), "detections": n_det, "invalid_outputs": invalid,
+            "out": str(out), "results": str(out / "results.json"), "jsonl": str(out / "detections.jsonl")}

@@ -63,6 +63,10 @@ class Trainer:
             if self.val_set.cat_ids != self.cat_ids:
                 raise DataError(
                     f"{cfg.data.val}: categories {self.val_set.cat_ids} differ from the training set's {self.cat_ids}")
+            if not any(len(r.boxes) and not r.ignore.all() for r in self.val_set.records):
+                # COCOeval has nothing to score: AP would stay -1 and no epoch would ever be "best"
+                log.warn(f"{val}: no (non-ignore) boxes in its {len(self.val_set.records)} images, so no AP can be "
+                         "computed; best.pt will be the last epoch (as without a validation set)")
 
         model = build_model(cfg.model.size, len(self.names), p2=cfg.model.p2)
         for mod in model.modules():
@@ -140,7 +144,7 @@ class Trainer:
             log.warn(f"{ds.report.summary()} (`flowdet data check` lists them)")
         if not ds.records:
             raise DataError(f"{ann}: no usable images")
-        if not any(len(r.boxes) for r in ds.records):
+        if split == "train" and not any(len(r.boxes) for r in ds.records):
             log.warn(f"{ann}: no annotations in {len(ds.records)} usable images; the model can only learn "
                      "to detect nothing (every anchor is background)")
         return ds
@@ -384,8 +388,9 @@ class Trainer:
 
         last, best = self.out / "last.pt", self.out / "best.pt"
         if dist.is_main():
-            if self.val_set is None and last.exists():
-                echo("no validation set (data.val): best.pt is the last epoch")
+            if (self.val_set is None or self.best_epoch < 0) and last.exists():
+                echo("no validation set (data.val): best.pt is the last epoch" if self.val_set is None else
+                     "no epoch was scored (AP -1: nothing to score in the validation set): best.pt is the last epoch")
                 atomic_write_bytes(best, last.read_bytes())
             if self.last_metrics is not None:
                 atomic_write_json(self.out / "metrics.json", {

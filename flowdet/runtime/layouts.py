@@ -38,7 +38,7 @@ from flowdet.data.letterbox import PAD_VALUE, preprocess_batch
 from flowdet.errors import ModelFileError
 from flowdet.ops.boxes import clip_xyxy
 from flowdet.ops.nms import batched_nms
-from flowdet.ops.postprocess import Detections, postprocess
+from flowdet.ops.postprocess import Detections, candidates, postprocess, valid_outputs
 from flowdet.runtime.metadata import ModelMeta
 
 FLOWDET, ULTRA_RAW, ULTRA_E2E = "flowdet", "ultralytics-raw", "ultralytics-e2e"
@@ -207,19 +207,22 @@ def preprocess(images: list[np.ndarray], img_size: tuple[int, int],
 
 
 def _select(boxes: np.ndarray, scores: np.ndarray, conf: float, iou: float, max_det: int,
-            max_candidates: int = 30000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Best class per box, score > conf (strictly, as ultralytics), the top ``max_candidates``,
-    class-aware NMS, at most ``max_det``."""
+            max_candidates: int = 30000) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Best class per box, score > conf (strictly, as ultralytics), invalid outputs dropped and
+    counted (flowdet.ops.postprocess.valid_outputs), the top ``max_candidates``, class-aware NMS,
+    at most ``max_det``. → (boxes, scores, classes, invalid)."""
     cls = scores.argmax(axis=1)
     best = scores[np.arange(scores.shape[0]), cls]
-    m = np.flatnonzero(best > conf)
+    m = candidates(best, conf, strict=True)
+    ok = valid_outputs(boxes[m], best[m])
+    invalid, m = int(ok.size - ok.sum()), m[ok]
     if m.size > max_candidates:
         m = m[np.argsort(-best[m], kind="stable")[:max_candidates]]
     b, s, c = boxes[m], best[m], cls[m]
     if b.shape[0]:
         keep = batched_nms(b, s, c, iou)[:max_det]
         b, s, c = b[keep], s[keep], c[keep]
-    return b, s, c
+    return b, s, c, invalid
 
 
 def decode_outputs(outputs: Sequence[np.ndarray], layout: Layout | None, transforms: Sequence[Transform],
@@ -238,11 +241,13 @@ def decode_outputs(outputs: Sequence[np.ndarray], layout: Layout | None, transfo
         if layout.kind == ULTRA_RAW:
             p = out[i].T  # [N, 4 + nc]
             xy, half = p[:, :2], p[:, 2:4] / 2
-            b, s, c = _select(np.concatenate([xy - half, xy + half], axis=1), p[:, 4:], conf, iou, max_det)
+            b, s, c, invalid = _select(np.concatenate([xy - half, xy + half], axis=1), p[:, 4:], conf, iou, max_det)
         else:  # ULTRA_E2E: rows already ranked by the graph's top-k
             p = out[i]
-            keep = np.flatnonzero(p[:, 4] > conf)[:max_det]
+            keep = candidates(p[:, 4], conf, strict=True)
+            ok = valid_outputs(p[keep, :4], p[keep, 4], p[keep, 5].round(), len(layout.meta.names))
+            invalid, keep = int(ok.size - ok.sum()), keep[ok][:max_det]
             b, s, c = p[keep, :4], p[keep, 4], p[keep, 5].round()
         h, w = orig_sizes[i]
-        results.append(Detections(tf.unmap(b, h, w), s.astype(np.float32), c.astype(np.int64)))
+        results.append(Detections(tf.unmap(b, h, w), s.astype(np.float32), c.astype(np.int64), invalid))
     return results

@@ -34,12 +34,12 @@ import numpy as np
 
 from flowdet import log
 from flowdet.errors import FlowdetError, InputError
-from flowdet.ops.postprocess import Detections
+from flowdet.ops.postprocess import Detections, invalid_message
 from flowdet.runtime.counting import CountsCSV, parse_count_line
 # load_sources_yaml and SourceSpec are re-exported: `flowdet stream --sources` and callers import them here
 from flowdet.runtime.source_reader import (CONNECTED, STALLED, SourceReader, SourceSpec,  # noqa: F401
                                            load_sources_yaml, name_sources)
-from flowdet.runtime.sources import Frame, open_source
+from flowdet.runtime.sources import Frame, FrameSizeWatch, open_source
 from flowdet.runtime.source_tracking import SourceTracking
 from flowdet.runtime.track import Track, TrackerConfig
 from flowdet.utils import atomic_write_json
@@ -83,6 +83,8 @@ class _Lane:
     video_size: tuple[int, int] | None = None
     frames: int = 0
     detections: int = 0
+    invalid: int = 0  # invalid model outputs dropped (flowdet.ops.postprocess.valid_outputs)
+    sizes: FrameSizeWatch | None = None  # a video's or camera's resolution change mid-stream
     latency: deque = field(default_factory=lambda: deque(maxlen=2000))
     done_times: deque = field(default_factory=lambda: deque(maxlen=4000))
     all_latency: list = field(default_factory=list)
@@ -150,6 +152,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         d = out / spec.name
         d.mkdir(parents=True, exist_ok=True)
         lane = _Lane(spec.name, r, SourceTracking(spec.name, tcfg, interval_s, line, r.live, gmc=gmc), d)
+        lane.sizes = FrameSizeWatch(spec.name) if getattr(src, "fixed_size", True) else None
         lane.jsonl = open(d / "detections.jsonl", "w", buffering=1)
         lanes.append(lane)
 
@@ -251,7 +254,8 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         s = final["sources"][ln.name]
         span = (ln.last_t - ln.first_t) if ln.first_t is not None and ln.last_t is not None else 0.0
         s.update({"fps": round((ln.frames - 1) / span, 2) if ln.frames > 1 and span > 0 else 0.0,
-                  "latency_ms": _pct(ln.all_latency), "detections": ln.detections,
+                  "latency_ms": _pct(ln.all_latency), "detections": ln.detections, "invalid_outputs": ln.invalid,
+                  "size_changes": ln.sizes.changed if ln.sizes is not None else 0,
                   "counts": ln.track.counter.summary(), "jsonl": str(ln.out_dir / "detections.jsonl"),
                   "video": str(ln.out_dir / "annotated.mp4") if video and ln.frames else None})
         per[ln.name] = s
@@ -260,7 +264,10 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
                "fps": round(total_frames / elapsed, 2) if elapsed > 0 else 0.0,
                "count": sum(ln.track.counter.total for ln in lanes), "batches": batches,
                "infer_ms": _pct(infer_times), "stopped_by": stopped_by, "signal": sig.name, "out_dir": str(out),
-               "counts_csv": str(out / "counts.csv"), "status": str(out / "status.json")}
+               "counts_csv": str(out / "counts.csv"), "status": str(out / "status.json"),
+               "invalid_outputs": sum(ln.invalid for ln in lanes)}
+    if summary["invalid_outputs"]:
+        log.warn(invalid_message(summary["invalid_outputs"]))
     if line is not None:
         summary["crossings"] = sum(ln.track.counter.crossings for ln in lanes)
     atomic_write_json(out / "summary.json", summary, indent=1)
@@ -269,6 +276,8 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
 
 def _process(ln: _Lane, fr: Frame, det: Detections, conf: float, line: Any, video: bool, predictor: Any,
              csv_out: CountsCSV) -> None:
+    if ln.sizes is not None:
+        ln.sizes.check(fr.index, fr.image)
     csv_out.write(ln.track.counter.rows(ln.track.step(fr, det, ln.reader.source.fps)))
     tracks = ln.track.tracks
     keep = det.scores >= conf
@@ -293,6 +302,7 @@ def _process(ln: _Lane, fr: Frame, det: Detections, conf: float, line: Any, vide
     ln.last_t = now
     ln.frames += 1
     ln.detections += int(keep.sum())
+    ln.invalid += det.invalid
 
 
 def format_source_table(summary: dict[str, Any]) -> list[str]:

@@ -154,7 +154,10 @@ class SourceReader(threading.Thread):
                     self.source.close()
                     opened = False
                     if not self.live:
-                        self.state = ENDED
+                        if self.read == 0:  # opened, yet nothing decodes: that source's error, said
+                            self.state, self.error = FAILED, "no frame could be decoded (unreadable or truncated)"
+                        else:
+                            self.state = ENDED
                         return
                     self.state = RECONNECTING
                     self.error = "stream lost"

@@ -36,6 +36,34 @@ class Frame:
     name: str | None = None
 
 
+class FrameSizeWatch:
+    """The frames of one video or camera share a size; a frame of another size (a resolution change
+    mid-stream) is counted, and said once. Its boxes are in its own pixels (the predictor letterboxes
+    each frame), so they are right; what it warns about is everything that assumed one size (the
+    annotated video, rescaled to the first size; tracks and count lines across the change).
+    OpenCV's FFmpeg reader rescales such frames to the stream's first size itself, invisibly: then
+    every frame and box is in that first size's pixels, consistently, and nothing here fires."""
+
+    def __init__(self, description: str):
+        self.description = description
+        self.first: tuple[int, int] | None = None
+        self.changed = 0
+
+    def check(self, index: int, image: np.ndarray) -> None:
+        size = (int(image.shape[1]), int(image.shape[0]))
+        if self.first is None:
+            self.first = size
+        elif size != self.first:
+            self.changed += 1
+            if self.changed == 1:
+                from flowdet import log
+
+                log.warn(f"{self.description}: frame {index} is {size[0]}x{size[1]}, the stream started at "
+                         f"{self.first[0]}x{self.first[1]}: boxes stay in each frame's own pixels; the annotated "
+                         "video is rescaled to the first size, tracks across the change may break "
+                         "(frames of another size are counted: size_changes)")
+
+
 class FrameSource(Protocol):
     live: bool  # live: latest-frame policy and reconnect on loss; else every frame, end on failure
     description: str
@@ -89,6 +117,7 @@ class VideoFileSource:
 class ImageFolderSource:
     live = False
     fps: float | None = None  # a folder has no clock; typed as FrameSource declares it (mypy: protocol)
+    fixed_size = False  # a folder may mix sizes; a video or camera (fixed_size absent: True) may not
 
     def __init__(self, path: str | Path):
         self.path = Path(path)

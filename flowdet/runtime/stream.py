@@ -25,9 +25,10 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
+from flowdet import log
 from flowdet.errors import DataError, FlowdetError, MissingDependency
-from flowdet.ops.postprocess import Detections
-from flowdet.runtime.sources import Frame, FrameSource, SourceError, open_source
+from flowdet.ops.postprocess import Detections, invalid_message
+from flowdet.runtime.sources import Frame, FrameSizeWatch, FrameSource, SourceError, open_source
 
 
 class _End:
@@ -245,7 +246,8 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
         raise FlowdetError(f"{e.filename}: cannot write ({e.strerror})") from None
     latencies: list[float] = []
     infer: list[float] = []
-    frames = detections = 0
+    sizes = FrameSizeWatch(src.description) if getattr(src, "fixed_size", True) else None
+    frames = detections = invalid = 0
     stopped_by = "end"
     error: BaseException | None = None
     from flowdet.runtime.signals import GracefulStop
@@ -285,6 +287,8 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
                 if stopped_by == "stopped":
                     stopped_by = "interrupt" if sig.count else "end"
                 break
+            if sizes is not None:
+                sizes.check(item.index, item.image)
             ti = time.perf_counter()
             det = predictor.predict([item.image], conf=det_conf, iou=iou)[0]
             infer.append(time.perf_counter() - ti)
@@ -293,11 +297,12 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
                 tracking.step(item, det, src.fps)
                 rec = tracking.record(item, det, conf)
                 k = det.scores >= conf
-                det = Detections(det.boxes[k], det.scores[k], det.class_ids[k])
+                det = Detections(det.boxes[k], det.scores[k], det.class_ids[k], det.invalid)
             vis = writers.write(item, det, draw_detections, rec)
             latencies.append(time.perf_counter() - item.capture)
             frames += 1
             detections += len(det)
+            invalid += det.invalid
             if show:
                 cv2.imshow("flowdet", vis if vis is not None else draw_detections(
                     item.image, det.boxes, det.scores, det.class_ids, predictor.names))
@@ -318,10 +323,20 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
             cv2.destroyAllWindows()
     if error is not None:
         raise error
+    if stopped_by == "end" and not src.live and reader.read == 0:
+        # what `flowdet mine` calls the same file: an error, not "frames 0" and an empty jsonl
+        if jsonl and Path(jsonl).is_file() and Path(jsonl).stat().st_size == 0:
+            Path(jsonl).unlink()
+        skipped = getattr(src, "skipped", None)
+        raise DataError(f"{src.description}: no frame could be decoded "
+                        f"({skipped.summary() if skipped else 'unreadable, truncated or not a video'})")
     summary = stats(final=True)
     summary.update({"stopped_by": stopped_by, "signal": sig.name, "source": src.description, "live": src.live,
                     "out": str(out) if out else None, "jsonl": str(jsonl) if jsonl else None,
-                    "skipped": len(getattr(src, "skipped", ()))})
+                    "skipped": len(getattr(src, "skipped", ())), "invalid_outputs": invalid,
+                    "size_changes": sizes.changed if sizes is not None else 0})
+    if invalid:
+        log.warn(invalid_message(invalid))
     if tracking is not None:
         summary["count"] = tracking.counter.total
     expected = getattr(src, "expected", None)

@@ -172,5 +172,7 @@ class TiledPredictor:
                     keep = ~_edge_mask(boxes, win, im.shape[:2], self.edge_margin) if self.full_frame else slice(None)
                     d = Detections(boxes[keep], d.scores[keep], d.class_ids[keep])
                 parts.append(d)
-            out.append(merge(parts, self.merge_iou if self.merge_iou is not None else iou, self.merge, max_det))
+            merged = merge(parts, self.merge_iou if self.merge_iou is not None else iou, self.merge, max_det)
+            merged.invalid = sum(dets[idx].invalid for idx, _ in views)  # what each view dropped, counted once
+            out.append(merged)
         return out

@@ -39,7 +39,7 @@ def pseudo_val(nano_onnx, synth_small, tmp_path_factory):
     assert len(anns) > 10  # the fixture model has NMS work to do (tests/conftest.py)
     out = tmp_path_factory.mktemp("pseudo") / "val.json"
     out.write_text(json.dumps({"images": coco["images"], "annotations": anns,
-                               "categories": [{"id": 1, "name": "plastic"}]}))
+                               "categories": [{"id": 1, "name": "bottle"}]}))
     return out, img_dir
 
 
@@ -132,7 +132,7 @@ def test_openvino_matches_onnxruntime(request, tmp_path):
     xml = convert_openvino(nano_onnx, tmp_path / "m.xml")
     for model, backend in ((str(nano_onnx), "openvino"), (str(xml), None)):
         pred = load_predictor(model, backend=backend, threads=1)
-        assert pred.names == ["plastic"] and pred.precision == "fp32"
+        assert pred.names == ["bottle"] and pred.precision == "fp32"
         got = pred.predict(images, conf=0.3)
         for a, b in zip(ref, got):
             assert len(a.boxes) == len(b.boxes) > 0

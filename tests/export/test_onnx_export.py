@@ -35,7 +35,7 @@ def test_metadata_round_trip(nano_onnx, nano_ckpt):
     props = {p.key: p.value for p in onnx.load(str(nano_onnx)).metadata_props}
     meta = ModelMeta.from_props(props)
     ckpt = torch.load(nano_ckpt, weights_only=True)
-    assert meta.names == ckpt["names"] == ["plastic"]
+    assert meta.names == ckpt["names"] == ["bottle"]
     assert meta.cat_ids == [1] and meta.img_size == (IMG, IMG) and meta.strides == [8, 16, 32]
     assert meta.model_size == "nano" and meta.dynamic_batch and meta.precision == "fp32"
     assert meta.flowdet_version == __version__
@@ -43,7 +43,7 @@ def test_metadata_round_trip(nano_onnx, nano_ckpt):
                                               "layout": "NCHW", "dtype": "float32"}
     assert ModelMeta.from_props(meta.to_props()) == meta
     pred = OnnxPredictor(nano_onnx)
-    assert pred.meta == meta and pred.names == ["plastic"] and pred.img_size == (IMG, IMG)
+    assert pred.meta == meta and pred.names == ["bottle"] and pred.img_size == (IMG, IMG)
 
 
 def test_parity_real_images(nano_ckpt, nano_onnx, grogol_val):

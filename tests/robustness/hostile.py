@@ -152,3 +152,77 @@ def voc_xml(path: Path, filename: str, w: int = 96, h: int = 64) -> Path:
                     "<depth>3</depth></size><object><name>bottle</name><difficult>0</difficult><bndbox>"
                     "<xmin>11</xmin><ymin>11</ymin><xmax>30</xmax><ymax>25</ymax></bndbox></object></annotation>")
     return path
+
+
+def _exif(orientation: int) -> bytes:
+    """A big-endian TIFF structure holding one tag: orientation (0x0112)."""
+    return b"MM\x00*" + struct.pack(">IH", 8, 1) + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0) + b"\x00" * 4
+
+
+def oriented(path: Path, orientation: int = 6, w: int = 96, h: int = 64) -> Path:
+    """A ``w`` × ``h`` image (format from the suffix: .jpg, .png, .webp) whose EXIF says ``orientation``
+    (6: shown turned a quarter clockwise, so ``h`` × ``w``): JPEG APP1, PNG eXIf, WebP VP8X + EXIF."""
+    img = np.zeros((h, w, 3), np.uint8)
+    img[: h // 4, : w // 4] = 255  # a bright top-left corner: shows where the rotation put it
+    ext = path.suffix.lower()
+    ok, buf = cv2.imencode(ext, img, [cv2.IMWRITE_WEBP_QUALITY, 101] if ext == ".webp" else [])
+    assert ok
+    b = buf.tobytes()
+    if ext in (".jpg", ".jpeg"):
+        app1 = b"Exif\x00\x00" + _exif(orientation)
+        b = b[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + b[2:]
+    elif ext == ".png":
+        b = b[:33] + _chunk(b"eXIf", _exif(orientation)) + b[33:]  # right after IHDR (8 + 25 bytes)
+    elif ext == ".webp":
+        def riff_chunk(kind: bytes, data: bytes) -> bytes:
+            return kind + struct.pack("<I", len(data)) + data + b"\x00" * (len(data) & 1)
+
+        vp8x = bytes([0x08, 0, 0, 0]) + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
+        body = b"WEBP" + riff_chunk(b"VP8X", vp8x) + b[12:] + riff_chunk(b"EXIF", _exif(orientation))
+        b = b"RIFF" + struct.pack("<I", len(body)) + body
+    else:
+        raise ValueError(ext)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b)
+    return path
+
+
+def onnx_emitting(path: Path, boxes: np.ndarray, scores: np.ndarray, names: list[str], size: int = 64) -> Path:
+    """A flowdet-contract ONNX model whose outputs are the given constants, whatever the image:
+    ``boxes`` [1, N, 4] (input pixels), ``scores`` [1, N, C] — a stand-in for a broken export."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from flowdet.runtime.metadata import ModelMeta
+
+    nodes = [helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(a, np.float32)))
+             for name, a in (("boxes", boxes), ("scores", scores))]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("images", 1, [1, 3, size, size])],
+                              [helper.make_tensor_value_info("boxes", 1, list(np.shape(boxes))),
+                               helper.make_tensor_value_info("scores", 1, list(np.shape(scores)))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = ModelMeta(names=names, cat_ids=list(range(1, len(names) + 1)), img_size=(size, size))
+    for k, v in meta.to_props().items():
+        e = model.metadata_props.add()
+        e.key, e.value = k, v
+    onnx.save(model, str(path))
+    return path
+
+
+def undecodable_video(path: Path, frames: int = 5) -> Path:
+    """An MJPG .avi with an intact header and index whose every frame is zeros: it opens, announces
+    ``frames`` frames, and none decodes."""
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        vw.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    vw.release()
+    b = bytearray(path.read_bytes())
+    i, end = b.find(b"movi"), b.rfind(b"idx1")  # frame chunks lie between these (the index after)
+    while 0 <= (i := b.find(b"00dc", i, end)):
+        size = struct.unpack("<I", b[i + 4:i + 8])[0]
+        b[i + 8:i + 8 + size] = bytes(size)
+        i += 8 + size
+    path.write_bytes(bytes(b))
+    return path
