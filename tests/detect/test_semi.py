@@ -18,13 +18,6 @@ from flowdet.detect.semi_loss import DenseTeacherLoss  # noqa: E402
 from flowdet.engine.checkpoint import load_checkpoint  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory) -> tuple[Path, Path]:

@@ -40,14 +40,6 @@ def _overrides(data: Path, out: Path, *extra: str) -> list[str]:
             "train.progress=false", "train.seed=3", *extra]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # 1 thread: on a shared 2-core box, 2 threads per process are ~3x slower under contention.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.mark.slow
 def test_interrupted_and_resumed_run_ends_with_identical_weights(tiny_set, tmp_path, capsys):
