@@ -24,7 +24,8 @@ from flowdet.errors import FlowdetError
 @click.option("--half", is_flag=True, help="fp16 weights (ONNX) / fp16 kernels (engine); inputs and outputs stay float32.")
 @click.option("--no-parity", is_flag=True, help="Skip the onnxruntime-vs-PyTorch parity check.")
 @click.option("--parity-data", type=click.Path(exists=True), default=None,
-              help="COCO json, image folder or image for the parity check [default: synthetic frames].")
+              help="Dataset (COCO json, data.yaml), image folder or image for the parity check "
+                   "[default: the checkpoint's own val, else train, images; synthetic frames when absent].")
 @click.option("--no-ema", is_flag=True, help="Export the raw weights instead of the EMA weights.")
 @click.option("--int8", is_flag=True, help="Static INT8 (per-channel, Conv/Gemm/MatMul; head predictions fp32), gated.")
 @click.option("--calib", type=click.Path(exists=True), default=None,

@@ -22,6 +22,18 @@ class DataSection:
     val_images: str = ""  # empty → same as images
     cache: bool = False  # decode every image once into RAM (small sets, benchmarks)
 
+    def val_source(self) -> tuple[str, str] | None:
+        """(annotations, images folder or "") the trainer validates on: ``val`` (its images:
+        ``val_images``, else ``images``), else a YOLO data.yaml's own val split; None without one.
+        The one rule for the trainer and for export's parity frames (flowdet.export.parity_data)."""
+        from flowdet.data.formats import has_split
+
+        if self.val:
+            return self.val, self.val_images or self.images
+        if self.train and has_split(self.train, "val"):
+            return self.train, ""
+        return None
+
 
 @dataclass
 class ModelSection:

@@ -50,16 +50,14 @@ class Trainer:
         self.rank, self.world = dist.rank(), dist.world_size()
         torch.manual_seed(t.seed)  # weight init; replaced by the checkpoint on resume
 
-        from flowdet.data.formats import has_split
-
         self.train_set = self._load(cfg.data.train, cfg.data.images, "train")
         cfg = self.cfg = self._concrete_size(cfg)
         self.names, self.cat_ids = self.train_set.names, self.train_set.cat_ids
         self.val_set: CocoDataset | None = None
         # A YOLO data.yaml carries its own val split: `--data data.yaml` alone validates on it (ultralytics).
-        val = cfg.data.val or (cfg.data.train if has_split(cfg.data.train, "val") else "")
+        val = cfg.data.val_source()
         if val:
-            self.val_set = self._load(val, cfg.data.val_images or (cfg.data.images if cfg.data.val else ""), "val")
+            self.val_set = self._load(val[0], val[1], "val")
             if self.val_set.cat_ids != self.cat_ids:
                 raise DataError(
                     f"{cfg.data.val}: categories {self.val_set.cat_ids} differ from the training set's {self.cat_ids}")

@@ -20,7 +20,8 @@ from torch import nn
 
 from flowdet import log as _log
 from flowdet.errors import FlowdetError, InputError, ModelFileError
-from flowdet.export.parity import ParityReport, check_parity, load_images
+from flowdet.export.parity import ParityReport, check_parity
+from flowdet.export.parity_data import DEFAULT_PARITY_IMAGES, checkpoint_frames, frames_from
 from flowdet.models.head import decode_boxes, flatten_levels, make_grids
 from flowdet.runtime.metadata import ModelMeta
 from flowdet.utils import require
@@ -112,12 +113,14 @@ def _simplify(path: Path, log: Callable[[str], None]) -> None:
 
 def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, int] | None = None,
                 dynamic_batch: bool = False, opset: int = 17, simplify: bool = False, half: bool = False,
-                parity: bool = True, parity_data: str | Path | None = None, parity_images: int = 4,
+                parity: bool = True, parity_data: str | Path | None = None, parity_images: int = DEFAULT_PARITY_IMAGES,
                 use_ema: bool = True, log: Callable[[str], None] = _log.info) -> ExportResult:
     """Export a detector checkpoint to ONNX; raise :class:`flowdet.errors.FlowdetError` if parity fails.
 
-    ``parity_data``: COCO json / image folder / image for the parity check (synthetic frames when
-    None). The model is written to ``out`` only after the parity check has passed."""
+    ``parity_data``: a dataset (COCO json, data.yaml), image folder or image for the parity check;
+    None: the checkpoint's own val (else train) images when they are on this machine, else
+    synthetic frames (flowdet.export.parity_data). The model is written to ``out`` only after the
+    parity check has passed."""
     onnx = require("onnx")
     from flowdet import __version__
     from flowdet.detect.io import model_from_checkpoint
@@ -142,6 +145,10 @@ def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, in
     if len(meta.names) != model.num_classes:
         raise ModelFileError(f"{ckpt}: 'names' has {len(meta.names)} entries but the model has {model.num_classes} classes")
 
+    frames = None
+    if parity:  # before the export work: a wrong --parity-data costs nothing
+        frames = (frames_from(parity_data, parity_images, log) if parity_data is not None
+                  else checkpoint_frames(ckpt, ckpt_meta.get("config"), parity_images, log))
     graph_model = DecodedYOLOX(copy.deepcopy(model).half() if half else model, size, half).eval()
     dummy = torch.full((1, 3, *size), 114.0)
     axes = {n: {0: "batch"} for n in ("images", "boxes", "scores")} if dynamic_batch else None
@@ -170,10 +177,9 @@ def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, in
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
         report = None
-        if parity:
-            images, kind = load_images(parity_data, parity_images)
+        if frames is not None:
             predictor = OnnxPredictor(tmp, providers="cpu", spinning=False)
-            report = check_parity(model, predictor, images, kind, meta.precision)
+            report = check_parity(model, predictor, frames, meta.precision)
             log(report.line())
             if not report.ok:
                 raise FlowdetError(f"{out}: parity check failed, model not written ({report.line()})")

@@ -277,7 +277,7 @@ def test_a_folder_given_as_a_source_is_read_without_its_links_out(tmp_path, secr
     """predict/stream/mine/export --calib/--parity-data on a folder: the folder is the root; a
     symlink in it pointing out is left out unread, said in one warning."""
     from flowdet.detect.predict import list_images
-    from flowdet.export.parity import load_images
+    from flowdet.export.parity_data import frames_from
     from flowdet.pretrain.mine import mine
     from flowdet.runtime.sources import ImageFolderSource
 
@@ -289,7 +289,7 @@ def test_a_folder_given_as_a_source_is_read_without_its_links_out(tmp_path, secr
     src = ImageFolderSource(folder)
     src.open()
     assert src.files == [good]
-    assert len(load_images(folder, n=4)[0]) == 1
+    assert len(frames_from(folder, n=4).images) == 1
     s = mine([folder], tmp_path / "mined", dedupe=0, progress=False)
     assert (s["kept"], s["frames_in_manifest"]) == (1, 1)
     _nothing_of(secret, tmp_path / "mined")
