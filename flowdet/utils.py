@@ -74,3 +74,20 @@ def save_plot(fig: Any, ax: Any, out: str | Path) -> Path:
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return Path(out)
+
+
+def link_or_copy(src: str | Path, dst: Path, copy: bool = False) -> None:
+    """``dst`` as a hard link to ``src`` (no extra disk; the folder holds the file itself, so reading
+    it back stays inside it — a symlink out would be refused by flowdet.paths), else a copy (another
+    filesystem, or linking not allowed). An existing ``dst`` is replaced."""
+    import shutil
+
+    if dst.is_symlink() or dst.exists():
+        dst.unlink()
+    if not copy:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dst)

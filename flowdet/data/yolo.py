@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from flowdet.data.imread import try_read_image
 from flowdet.data.validation import class_name_problem
 from flowdet.errors import DataError
 from flowdet.files import read_text
+from flowdet.utils import link_or_copy
 from flowdet.paths import OUTSIDE, file_root, is_inside, plain_name, real, within
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -258,21 +258,6 @@ def _parse_label_line(line: str, num_classes: int, w: int, h: int, lbl: Path, n:
     return int(cls_f), [cx1, cy1, cx2 - cx1, cy2 - cy1]
 
 
-def _link_or_copy(src: str, dst: Path, copy: bool) -> None:
-    """A hard link (no extra disk; the dataset holds the file itself, so reading it back stays
-    inside it — a symlink out would be refused by the path rule), else a copy (another filesystem,
-    or linking not allowed)."""
-    if dst.is_symlink() or dst.exists():
-        dst.unlink()
-    if not copy:
-        try:
-            os.link(src, dst)
-            return
-        except OSError:
-            pass
-    shutil.copy2(src, dst)
-
-
 def coco_to_yolo(ann_path: str | Path, images_dir: str | Path | None, out_dir: str | Path, split: str = "train",
                  copy: bool = False, progress: bool = False) -> tuple[Path, ValidationReport]:
     """COCO json → ultralytics dataset under ``out_dir``; returns (data.yaml path, report).
@@ -316,7 +301,7 @@ def coco_to_yolo(ann_path: str | Path, images_dir: str | Path | None, out_dir: s
             report.add(dst, where, f"leads out of {out} through a linked folder (not written; skipped)")
             continue
         written[key] = r.image_id
-        _link_or_copy(src, dst, copy)
+        link_or_copy(src, dst, copy)
         keep = ~r.ignore
         b = r.boxes[keep].astype(np.float64)
         cxcywh = np.stack([(b[:, 0] + b[:, 2]) / 2 / r.width, (b[:, 1] + b[:, 3]) / 2 / r.height,

@@ -9,7 +9,7 @@ Written under ``DIR`` (a used ``DIR`` becomes ``DIR2``, … unless ``exist_ok``:
 earlier run's results):
 
 - ``images/<source>/`` — a video's frames as JPEG (quality 95, as ``flowdet mine``); an existing image
-  file is linked (symlink; a copy where the file system refuses links), never re-encoded;
+  file is hard-linked (a copy where the file system refuses links), never re-encoded;
 - ``pseudo.json`` — COCO: ``images`` (+ ``source``, ``frame``), ``annotations`` with ``score``,
   ``track_id`` (null when none), ``source`` ("track" / "gap" / "detection") and ``iscrowd: 1`` on ignore
   regions; ``categories`` the teacher's. ``flowdet train --data DIR/pseudo.json`` reads it as is;
@@ -21,8 +21,6 @@ Torch-free except a ``.pt`` teacher (through :func:`flowdet.runtime.predictor.lo
 """
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,10 +205,9 @@ def _store(fr: SeqFrame, folder: Path) -> None:
     """The frame's image under ``folder``: an existing file linked (else copied), a video frame as JPEG."""
     dst = folder / fr.name
     if fr.file is not None:
-        try:
-            os.symlink(fr.file.resolve(), dst)
-        except OSError:
-            shutil.copyfile(fr.file, dst)
+        from flowdet.utils import link_or_copy
+
+        link_or_copy(fr.file, dst)  # a hard link: pseudo.json's images stay inside DIR (flowdet.paths)
         return
     ok, buf = cv2.imencode(".jpg", fr.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:

@@ -94,7 +94,7 @@ def test_train_on_two_devices_relaunches_the_same_command(synth_small, tmp_path,
     seen.clear()  # a bad config is one line from the launcher, not one per worker
     code, err = run_cli(capsys, "train", "--data", str(synth_small / "annotations.json"), "--epochs", "0",
                         "--device", "0,1")
-    assert code == 2 and "train.epochs" in err and seen == {}
+    assert code == 2 and "--epochs" in err and seen == {}
 
 
 def test_two_devices_without_gpus_exit_2_in_one_line(synth_small, tmp_path, capsys, monkeypatch):
