@@ -71,15 +71,24 @@ def _names(data: dict, path: Path) -> list[str]:
 
 def dataset_root(path: Path, data: dict) -> Path:
     """The data.yaml's dataset root: its ``path`` (relative to the yaml's folder), which must stay
-    inside that folder (:func:`flowdet.paths.file_root`), else a one-line error."""
+    inside that folder (:func:`flowdet.paths.file_root`). A ``path`` leading out is not followed:
+    when the yaml's own folder holds every split it names (a dataset that was moved or copied, its
+    yaml still naming the old place), that folder is the root, said in one line; else one error line."""
     value = data.get("path")
     if value is not None and not isinstance(value, (str, int, float)):
         raise DataError("must be a folder name", path=path, field="path")
     root, why = file_root(path, str(value) if value not in (None, "") else None,
                           hint="put the data.yaml in the dataset folder")
-    if why is not None:
-        raise DataError(why, path=path, field="path")
-    return root
+    if why is None:
+        return root
+    splits = [v for k in ("train", "val", "test") for v in ([data[k]] if isinstance(data.get(k), str) else [])]
+    if splits and all(within(root, s) is not None and (root / s).exists() for s in splits):
+        from flowdet import log
+
+        log.info(f"{path}: path {str(value)!r} leads out of its folder (not followed); the folder holds "
+                 f"{', '.join(splits)}: using {root}")
+        return root
+    raise DataError(why, path=path, field="path")
 
 
 def _split_images(root: Path, spec: Any, path: Path, split: str,

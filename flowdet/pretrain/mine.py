@@ -180,7 +180,7 @@ def read_manifest(path: str | Path) -> list[dict]:
     line is left out, a frame listed twice counted once, another bad line one DataError; a line whose
     file is not inside the manifest's folder (absolute, ``../``, a symlink pointing out:
     :func:`flowdet.paths.within`) is left out unread, and counted in one warning."""
-    path = Path(path)
+    path = Path(path).absolute()  # records are relative to its folder, not to the working directory
     root = file_root(path)[0]
     out, seen, outside = [], set(), 0
     for _, rec in parse_records(path)[0]:

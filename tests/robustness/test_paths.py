@@ -172,12 +172,19 @@ def test_yolo_dataset_reads_nothing_outside_its_folder(cli, tmp_path, secret):
         assert "root:x" not in res.err + out.read_text()
         assert [im["file_name"] for im in json.loads(out.read_text())["images"]] == ["images/a.jpg"], res.err
         assert res.err.count("outside the dataset root") == skipped, res.err
-    # the yaml's own redirects: its dataset root, a split folder
-    for key, value in (("path", str(secret.parent)), ("path", os.path.relpath(secret.parent, ds)),
-                       ("train", str(secret.parent))):
-        (ds / "data.yaml").write_text(yaml.safe_dump({"path": ".", "train": "images", "names": ["bottle"],
-                                                      key: value}))
-        cli("convert", "yolo", ds / "data.yaml", "--out", tmp_path / "x.json").fails(key)
+    # the yaml's own redirects: a split folder out is refused; a dataset root out is not followed —
+    # the yaml's own folder is used when it holds the splits (a moved dataset), else refused
+    (ds / "data.yaml").write_text(yaml.safe_dump({"path": ".", "train": str(secret.parent), "names": ["bottle"]}))
+    cli("convert", "yolo", ds / "data.yaml", "--out", tmp_path / "x.json").fails("train")
+    assert not (tmp_path / "x.json").exists()
+    for value in (str(secret.parent), os.path.relpath(secret.parent, ds)):
+        (ds / "data.yaml").write_text(yaml.safe_dump({"path": value, "train": "images", "names": ["bottle"]}))
+        res = cli("convert", "yolo", ds / "data.yaml", "--out", tmp_path / "x.json").ok()
+        assert "not followed" in res.err and "root:x" not in (tmp_path / "x.json").read_text()
+        assert [im["file_name"] for im in json.loads((tmp_path / "x.json").read_text())["images"]] == ["images/a.jpg"]
+        (tmp_path / "x.json").unlink()
+        (ds / "data.yaml").write_text(yaml.safe_dump({"path": value, "train": "elsewhere", "names": ["bottle"]}))
+        cli("convert", "yolo", ds / "data.yaml", "--out", tmp_path / "x.json").fails("path")
         assert not (tmp_path / "x.json").exists()
 
 
