@@ -31,6 +31,9 @@ _F = FilterConfig()
 @click.option("--max-gap", type=click.IntRange(0), default=_F.max_gap, show_default=True,
               help="Fill a confirmed track's gaps of up to this many source frames with interpolated boxes "
                    "(source 'gap'); 0 = no fill.")
+@click.option("--smooth", type=click.IntRange(0), default=_F.smooth, show_default=True,
+              help="Average a track's box (centre, size) with its boxes up to this many frames before and after "
+                   "(in symmetric pairs); 0 = the teacher's boxes as they are.")
 @click.option("--sequence", is_flag=True,
               help="Image folders are consecutive frames in name order: track them (default: no time order, no track filter).")
 @click.option("--stride", type=click.IntRange(1), default=1, show_default=True,
@@ -52,7 +55,7 @@ _F = FilterConfig()
 @click.option("--score-against", type=click.Path(dir_okay=False), default=None,
               help="Labels of (some of) these frames, COCO json (a video's as video.mp4#000123): precision / recall "
                    "of the pseudo-boxes at IoU 0.5 before and after the track filter.")
-def pseudo_label(sources, model, out, exist_ok, conf, low, ignore_above, max_gap, sequence, stride, max_frames, tta,
+def pseudo_label(sources, model, out, exist_ok, conf, low, ignore_above, max_gap, smooth, sequence, stride, max_frames, tta,
                  tiles, overlap, merge, img_size, batch, device, threads, score_against) -> None:
     """Pseudo-labels from unlabeled SOURCES with a TEACHER model, filtered by flowdet's tracker.
 
@@ -71,7 +74,7 @@ def pseudo_label(sources, model, out, exist_ok, conf, low, ignore_above, max_gap
 
     if not Path(model).is_file():
         raise click.ClickException(f"{model}: model file not found")
-    cfg = FilterConfig(conf=conf, low=low, ignore_above=ignore_above, max_gap=max_gap)
+    cfg = FilterConfig(conf=conf, low=low, ignore_above=ignore_above, max_gap=max_gap, smooth=smooth)
     cfg.validate()   # a bad threshold, source or labels file is one line before the teacher loads
     inputs = open_sources(list(sources), sequence, score_against)
     teacher = load_teacher(model, img_size=img_size, device=device, threads=threads, tta=tta, tiles=tiles,

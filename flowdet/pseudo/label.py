@@ -195,7 +195,7 @@ def _label_source(teacher: Predictor, seq: FrameSeq, images_root: Path, cfg: Fil
         row["filled"] += int((p.origin == GAP).sum())
         row["ignored"] += int(p.ignore.sum())
         if scorer is not None:
-            row["labelled_frames"] += int(scorer.add(keys, det, p, cfg.conf))
+            row["labelled_frames"] += int(scorer.add(keys, det, p, cfg.conf, tracked=seq.ordered))
     if seq.skipped:
         log.warn(f"{seq.label}: {seq.skipped.summary()}")
     return row

@@ -47,7 +47,7 @@ class PseudoScorer:
         self.videos = {k[0] for k in self.records if k[1] is not None}
         self.bind(ds.names)
         self.counts = {s: [0, 0, 0] for s in SETS}
-        self.images = self.gt = self.ignore_regions = self.ignore_on_objects = self.missed_under_ignore = 0
+        self.images = self.tracked = self.gt = self.ignore_regions = self.ignore_on_objects = self.missed_under_ignore = 0
 
     def bind(self, teacher_names: list[str]) -> None:
         """The teacher's classes: one class on either side → class-agnostic; else matched by name."""
@@ -62,12 +62,14 @@ class PseudoScorer:
     def record_of(self, keys: tuple) -> Any:
         return next((self.records[k] for k in keys if k in self.records), None)
 
-    def add(self, keys: tuple, raw: Detections, pseudo: PseudoBoxes, conf: float) -> bool:
-        """Score one frame when it is labelled (returns whether it was)."""
+    def add(self, keys: tuple, raw: Detections, pseudo: PseudoBoxes, conf: float, tracked: bool = True) -> bool:
+        """Score one frame when it is labelled (returns whether it was); ``tracked``: its source went through
+        the track filter (else its pseudo-boxes are the teacher's >= conf: after = before)."""
         rec = self.record_of(keys)
         if rec is None:
             return False
         self.images += 1
+        self.tracked += int(tracked)
         gt_cls = np.zeros(len(rec.classes), np.int64) if self.agnostic else rec.classes
         self.gt += int((~rec.ignore).sum())
         hi = raw.scores >= conf
@@ -106,8 +108,8 @@ class PseudoScorer:
         if not self.images:
             raise DataError("none of its images was among the frames labelled (matched by file path, or by "
                             "video and frame number)", path=self.path)
-        out: dict[str, Any] = {"labels": str(self.path), "images": self.images, "gt_boxes": self.gt, "iou": IOU,
-                               "class_agnostic": self.agnostic}
+        out: dict[str, Any] = {"labels": str(self.path), "images": self.images, "tracked_images": self.tracked,
+                               "gt_boxes": self.gt, "iou": IOU, "class_agnostic": self.agnostic}
         out.update({s: _pr(*self.counts[s]) for s in SETS})
         out["ignore"] = {"regions": self.ignore_regions, "on_objects": self.ignore_on_objects,
                          "missed_objects_under_ignore": self.missed_under_ignore}
@@ -125,10 +127,15 @@ def format_score(s: dict[str, Any], conf: float) -> list[str]:
         return f"P {f(d['precision'])} R {f(d['recall'])} (TP {d['tp']}, FP {d['fp']}, FN {d['fn']})"
 
     ig = s["ignore"]
-    return [f"scored against {s['labels']}: {s['images']} images, {s['gt_boxes']} labelled boxes, IoU {s['iou']}"
-            + (" (class-agnostic)" if s["class_agnostic"] else ""),
-            f"  before the track filter (teacher >= {conf}): {pr(s['before'])}",
-            f"  after, track boxes:                   {pr(s['after_track'])}",
-            f"  after, track + gap boxes:             {pr(s['after'])}",
-            f"  ignore regions: {ig['regions']}, {ig['on_objects']} on a labelled object; "
-            f"{ig['missed_objects_under_ignore']} missed objects lie under one"]
+    head = (f"scored against {s['labels']}: {s['images']} images, {s['gt_boxes']} labelled boxes, IoU {s['iou']}"
+            + (" (class-agnostic)" if s["class_agnostic"] else ""))
+    if not s["tracked_images"]:
+        lines = [head + "; no source in time order: the track filter did not run (after = before)",
+                 f"  teacher >= {conf}: {pr(s['before'])}"]
+    else:
+        lines = [head + ("" if s["tracked_images"] == s["images"] else f" ({s['tracked_images']} tracked)"),
+                 f"  before the track filter (teacher >= {conf}): {pr(s['before'])}",
+                 f"  after, track boxes:                   {pr(s['after_track'])}",
+                 f"  after, track + gap boxes:             {pr(s['after'])}"]
+    return lines + [f"  ignore regions: {ig['regions']}, {ig['on_objects']} on a labelled object; "
+                    f"{ig['missed_objects_under_ignore']} missed objects lie under one"]

@@ -6,7 +6,9 @@ a track's gap frames hold an object the teacher missed there. Offline, the whole
 1. flowdet's own tracker (:class:`flowdet.runtime.tracker.ByteTracker`, the stream's settings, with its
    high threshold at ``conf``) runs over every detection ≥ ``low``, frame gaps as ``dt``;
 2. **track**: every detection a track that is ever confirmed was matched to, its tentative frames
-   included (online they are not reported yet; offline they are the same object), score kept;
+   included (online they are not reported yet; offline they are the same object), score kept; its box
+   averaged (centre and size) with the track's boxes up to ``smooth`` frames before and after — in
+   symmetric pairs only, so a steady drift is not biased (tiny boxes are noisy; the object is not);
 3. **gap**: where a confirmed track went unmatched for at most ``max_gap`` source frames between two
    matches, the box is interpolated linearly in each processed frame of the gap (score: the lower of
    the two ends), unless a kept box already covers it (IoU ≥ ``dup_iou``);
@@ -40,6 +42,7 @@ class FilterConfig:
     low: float = 0.1            # floor of what the tracker sees (ByteTrack's second stage carries low scores)
     ignore_above: float = 0.25  # an unconfirmed detection at or above it is an ignore region
     max_gap: int = 5            # source frames a confirmed track may go unmatched and still get boxes
+    smooth: int = 1             # a track box is averaged with its neighbours up to this many frames away (0: raw)
     dup_iou: float = 0.5        # IoU at which two boxes are one object
 
     def validate(self) -> None:
@@ -48,6 +51,8 @@ class FilterConfig:
                              f"<= 1 and --low <= --conf ({self.conf}) <= 1")
         if self.max_gap < 0:
             raise InputError(f"--max-gap must be >= 0, got {self.max_gap}", field="--max-gap")
+        if self.smooth < 0:
+            raise InputError(f"--smooth must be >= 0, got {self.smooth}", field="--smooth")
 
     def tracker(self) -> TrackerConfig:
         """flowdet's tracker defaults with its thresholds moved to ``conf``/``low``: it extends tracks with
@@ -115,6 +120,25 @@ def untracked(det: Detections, cfg: FilterConfig) -> PseudoBoxes:
     return PseudoBoxes.concat([kept, _ignored(det, keep, det.boxes[keep], cfg, below=cfg.conf)])
 
 
+def smooth_track(boxes: np.ndarray, positions: list[int], radius: int) -> np.ndarray:
+    """xyxy boxes of one track at frame ``positions`` → each the mean (centre, width, height) of itself and
+    the pairs of boxes ``d`` frames before and after it, d = 1 … ``radius``, while both of a pair exist."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if radius <= 0 or len(b) < 3:
+        return b
+    c = np.concatenate([(b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]], 1)
+    at = {p: i for i, p in enumerate(positions)}
+    out = c.copy()
+    for i, p in enumerate(positions):
+        rows = [i]
+        for d in range(1, radius + 1):
+            if p - d not in at or p + d not in at:
+                break
+            rows += [at[p - d], at[p + d]]
+        out[i] = c[rows].mean(0)
+    return np.concatenate([out[:, :2] - out[:, 2:] / 2, out[:, :2] + out[:, 2:] / 2], 1)
+
+
 def track_filter(frames: list[tuple[int, Detections, tuple[int, int]]], cfg: FilterConfig) -> tuple[list[PseudoBoxes], int]:
     """``frames``: one ordered source's (frame number, detections ≥ ``cfg.low``, (width, height)) in order
     → (pseudo-labels per frame, confirmed tracks)."""
@@ -135,17 +159,20 @@ def track_filter(frames: list[tuple[int, Detections, tuple[int, int]]], cfg: Fil
 
     taken = [np.zeros(len(d), bool) for _, d, _ in frames]
     track_of = [np.zeros(len(d), np.int64) for _, d, _ in frames]
+    kept_box = [np.asarray(d.boxes, np.float64).reshape(-1, 4).copy() for _, d, _ in frames]  # smoothed where tracked
     fills: list[list[tuple]] = [[] for _ in frames]
     for uid, tid in confirmed.items():
         h = [(k, d) for k, d in hits[uid] if d >= 0]
-        for k, d in h:
+        smoothed = smooth_track(np.array([kept_box[k][d] for k, d in h]), [k for k, _ in h], cfg.smooth)
+        for (k, d), b in zip(h, smoothed):
             taken[k][d], track_of[k][d] = True, tid
+            kept_box[k][d] = b
         for (k1, d1), (k2, d2) in zip(h, h[1:]):
             i1, i2 = frames[k1][0], frames[k2][0]
             if k2 - k1 < 2 or i2 - i1 - 1 > cfg.max_gap:
                 continue
             det1, det2 = frames[k1][1], frames[k2][1]
-            b1, b2 = det1.boxes[d1].astype(np.float64), det2.boxes[d2].astype(np.float64)
+            b1, b2 = kept_box[k1][d1], kept_box[k2][d2]
             score = float(min(det1.scores[d1], det2.scores[d2]))
             cls = int(det1.class_ids[d1] if det1.scores[d1] >= det2.scores[d2] else det2.class_ids[d2])
             for k in range(k1 + 1, k2):
@@ -155,7 +182,7 @@ def track_filter(frames: list[tuple[int, Detections, tuple[int, int]]], cfg: Fil
     out = []
     for k, (_, det, _) in enumerate(frames):
         m = taken[k]
-        kept_boxes = det.boxes[m]
+        kept_boxes = kept_box[k][m].astype(np.float32)
         parts = [(kept_boxes, det.scores[m], det.class_ids[m], track_of[k][m], np.full(int(m.sum()), TRACK, object),
                   np.zeros(int(m.sum()), bool))]
         if fills[k]:

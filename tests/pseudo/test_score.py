@@ -75,3 +75,15 @@ def test_labels_of_other_images_are_one_line(tmp_path):
     assert not s.covers([(str(tmp_path / "elsewhere.png"), None)])
     with pytest.raises(DataError, match="none of its images"):
         s.result()
+
+
+def test_frames_without_time_order_are_said_to_be_unfiltered(tmp_path):
+    from flowdet.pseudo.score import format_score
+
+    s = PseudoScorer(_labels(tmp_path))
+    key_a = ((str((tmp_path / "a.png").resolve()), None),)
+    s.add(key_a, _det([(A, 0.9)]), _pseudo([(A, 0.9, DETECTION, False)]), 0.5, tracked=False)
+    r = s.result()
+    assert r["tracked_images"] == 0 and r["after"]["tp"] == r["before"]["tp"] == 1
+    lines = format_score(r, 0.5)
+    assert "track filter did not run" in lines[0] and not any("after, track" in ln for ln in lines)
