@@ -138,8 +138,9 @@ class SemiTeacher:
         s, t = cfg.semi, cfg.train
         self.cfg, self.device, self.channels_last, self.amp = s, device, channels_last, amp
         self.burn_in, self.decay = resolve_semi(cfg, iters_per_epoch)
-        self.dataset = UnlabeledDataset(frames, hw, s, cfg.augment.hsv_gains, cfg.augment.flip_prob, t.seed,
-                                        cache=cfg.data.cache)
+        # Never cached (data.cache is for the labeled set): hours of mined video at full size would not fit in
+        # RAM, and one JPEG decode per frame and step costs little next to the teacher's and student's passes.
+        self.dataset = UnlabeledDataset(frames, hw, s, cfg.augment.hsv_gains, cfg.augment.flip_prob, t.seed)
         self.per_rank = per_rank * s.ratio
         sampler = UnlabeledBatchSampler(len(self.dataset), self.per_rank, iters_per_epoch, t.seed, hw,
                                         dist.rank(), dist.world_size(), cfg.augment.multiscale,
