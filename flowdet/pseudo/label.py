@@ -202,8 +202,12 @@ def _label_source(teacher: Predictor, seq: FrameSeq, images_root: Path, cfg: Fil
 
 
 def _store(fr: SeqFrame, folder: Path) -> None:
-    """The frame's image under ``folder``: an existing file linked (else copied), a video frame as JPEG."""
+    """The frame's image under ``folder``: an existing file linked (else copied), a video frame as JPEG.
+    Whatever ``--exist-ok`` left at that name goes first: writing through an earlier run's link would
+    change the user's own image."""
     dst = folder / fr.name
+    if dst.is_symlink() or dst.exists():
+        dst.unlink()
     if fr.file is not None:
         from flowdet.utils import link_or_copy
 
