@@ -92,14 +92,15 @@ def test_exist_ok_replaces_an_earlier_runs_links_never_writes_through_them(tmp_p
         cv2.imwrite(str(folder / f"{k:06d}.jpg"), np.full((120, 160, 3), 40 * k, np.uint8))
     before = {f.name: f.read_bytes() for f in folder.iterdir()}
     pseudo_label(ScriptedTeacher(), [folder], tmp_path / "out")
-    assert os.path.islink(tmp_path / "out" / "images" / "frames" / "000000.jpg")
+    stored = tmp_path / "out" / "images" / "frames" / "000000.jpg"
+    assert os.path.samefile(stored, folder / "000000.jpg")  # a hard link to the user's file
     (tmp_path / "v").mkdir()
     write_video(tmp_path / "v" / "frames.mp4", 3)
     pseudo_label(ScriptedTeacher(), [tmp_path / "v" / "frames.mp4"], tmp_path / "out", exist_ok=True)
     assert {f.name: f.read_bytes() for f in folder.iterdir()} == before
-    assert not os.path.islink(tmp_path / "out" / "images" / "frames" / "000000.jpg")
+    assert not os.path.samefile(stored, folder / "000000.jpg")
     pseudo_label(ScriptedTeacher(), [folder], tmp_path / "out", exist_ok=True)   # and back: links again
-    assert os.path.islink(tmp_path / "out" / "images" / "frames" / "000000.jpg")
+    assert os.path.samefile(stored, folder / "000000.jpg")
 
 
 def test_mined_frames_are_tracked_with_their_gaps(tmp_path):
