@@ -2,9 +2,14 @@
 
 The trainer's labeled batch and an unlabeled batch (``semi.ratio`` unlabeled images per labeled one)
 go through the student in one forward pass (one set of BatchNorm statistics, one DDP forward); the
-teacher, an EMA of the student (``semi.teacher_decay``) made at the end of the burn-in, sees the weak
-view; the unlabeled loss (flowdet.detect.semi_loss) is added with ``semi.weight``. Before the burn-in
-ends training is supervised only and no unlabeled frame is read.
+teacher, an EMA of the student (``semi.teacher_decay``) started from the training EMA at the end of the
+burn-in, sees the weak view; the unlabeled loss (flowdet.detect.semi_loss) is added with ``semi.weight``. Before the burn-in
+ends training is supervised only and no unlabeled frame is read. The burn-in ends only when the would-be
+teacher is ready (``semi.teacher_gate``): on a fixed probe of unlabeled frames it must find pseudo-boxes/img
+≥ gate × the labeled set's boxes/img, else supervised training goes on one more epoch (up to half the
+epochs). Why: with a fixed 5-epoch burn-in one seed's teacher found 0.0–0.2 pseudo-boxes/img on Grogol's
+new camera (labels: 23.6/img), and its dense targets taught "background" — the SoftTeacher #163 failure
+in its dense form.
 
 Sources (``semi.unlabeled``): what ``pretrain --frames`` reads (flowdet.pretrain.frames.resolve_frames:
 image folders, mined-frame folders / manifest.jsonl, .txt lists, COCO json images, single images),
@@ -32,6 +37,7 @@ from flowdet.detect.config import DetectConfig, resolve_semi
 from flowdet.detect.semi_data import UnlabeledBatchSampler, UnlabeledDataset, build_unlabeled_loader
 from flowdet.detect.semi_loss import DenseTeacherLoss
 from flowdet.engine import dist
+from flowdet.engine.checkpoint import unwrap
 from flowdet.engine.ema import ModelEMA
 from flowdet.errors import DataError
 
@@ -134,10 +140,13 @@ class SemiTeacher:
 
     def __init__(self, cfg: DetectConfig, frames: list[Path], hw: tuple[int, int], num_classes: int,
                  strides: tuple[int, ...], iters_per_epoch: int, per_rank: int, device: torch.device,
-                 channels_last: bool, amp: bool):
+                 channels_last: bool, amp: bool, labeled_per_img: float = 0.0):
         s, t = cfg.semi, cfg.train
         self.cfg, self.device, self.channels_last, self.amp = s, device, channels_last, amp
         self.burn_in, self.decay = resolve_semi(cfg, iters_per_epoch)
+        self.last_burn_in = max(self.burn_in, t.epochs // 2)  # the gate extends the burn-in up to here
+        self.gate_boxes = s.teacher_gate * labeled_per_img  # pseudo-boxes/img the would-be teacher must find
+        self.hw = hw
         # Never cached (data.cache is for the labeled set): hours of mined video at full size would not fit in
         # RAM, and one JPEG decode per frame and step costs little next to the teacher's and student's passes.
         self.dataset = UnlabeledDataset(frames, hw, s, cfg.augment.hsv_gains, cfg.augment.flip_prob, t.seed)
@@ -158,10 +167,54 @@ class SemiTeacher:
     def active(self, epoch: int) -> bool:
         return epoch >= self.burn_in
 
-    def batches(self, epoch: int, student: nn.Module):
-        """The epoch's (weak, strong) batches; makes the teacher (a copy of the student) the first time."""
+    def ready(self, epoch: int, candidate: nn.Module) -> bool:
+        """Whether the unlabeled loss runs this epoch. At the first epoch after the burn-in (while no teacher
+        exists) ``candidate`` — the model the teacher would start from — is probed; too few pseudo-boxes
+        extend the burn-in by one epoch (said in one line), up to ``last_burn_in``."""
+        if not self.active(epoch):
+            return False
+        if self.teacher is not None or self.gate_boxes <= 0:
+            return True
+        # every rank probes the same frames; the mean keeps all ranks on one decision (a split one deadlocks DDP)
+        found = float(dist.all_reduce_mean(torch.tensor(self.probe(candidate), device=self.device)))
+        if found >= self.gate_boxes:
+            log.info(f"unlabeled: the teacher starts at epoch {epoch + 1}: {found:.1f} pseudo-boxes/img on the probe "
+                     f"frames (gate {self.gate_boxes:.1f} = semi.teacher_gate × labeled boxes/img)")
+            return True
+        if epoch >= self.last_burn_in:
+            log.warn(f"unlabeled: the teacher starts at epoch {epoch + 1} although it finds only {found:.1f} "
+                     f"pseudo-boxes/img (< gate {self.gate_boxes:.1f}) — the burn-in cannot go past half the epochs; "
+                     "the unlabeled frames may teach little")
+            return True
+        self.burn_in = epoch + 1
+        log.info(f"unlabeled: burn-in extended to {self.burn_in} epochs: the would-be teacher finds {found:.1f} "
+                 f"pseudo-boxes/img on the probe frames (< gate {self.gate_boxes:.1f})")
+        return False
+
+    @torch.no_grad()
+    def probe(self, model: nn.Module, frames: int = 16, batch: int = 4) -> float:
+        """Pseudo-boxes/img ``model`` finds on a fixed spread of up to ``frames`` unlabeled weak views."""
+        from flowdet.detect.semi_data import collate_views
+
+        model = unwrap(model)
+        was_training = model.training
+        model.eval()
+        h, w = self.hw
+        idx = np.unique(np.linspace(0, len(self.dataset) - 1, min(frames, len(self.dataset))).round().astype(int))
+        total = 0
+        for i in range(0, len(idx), batch):
+            weak, _ = collate_views([self.dataset[(int(j), 0, h, w)] for j in idx[i:i + batch]])
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                levels = model(self._to(weak))
+            total += pseudo_boxes(model, levels, self.cfg.pseudo_conf)
+        model.train(was_training)
+        return total / max(len(idx), 1)
+
+    def batches(self, epoch: int, start_from: nn.Module):
+        """The epoch's (weak, strong) batches; the first time, makes the teacher: a copy of ``start_from``
+        (the training EMA: a smoother start than the last step's student)."""
         if self.teacher is None:
-            self.teacher = ModelEMA(student, self.decay, tau=0)
+            self.teacher = ModelEMA(start_from, self.decay, tau=0)
         self.loader.batch_sampler.set_epoch(epoch)
         return iter(self.loader)
 

@@ -110,8 +110,10 @@ class Trainer:
             from flowdet.detect.semi import SemiTeacher, unlabeled_setup
 
             val_images = [r.file for r in self.val_set.records if r.frame_index is None] if self.val_set else []
+            records = self.train_set.records
+            per_img = sum(int((~r.ignore).sum()) for r in records) / max(len(records), 1)
             self.semi = SemiTeacher(cfg, unlabeled_setup(cfg, val_images), self.hw, len(self.names), model.strides,
-                                    self.ipe, per_rank, device, self.channels_last, self.amp)
+                                    self.ipe, per_rank, device, self.channels_last, self.amp, labeled_per_img=per_img)
         self.start_epoch, self.best_ap, self.best_epoch, self.last_metrics = 0, -1.0, -1, None
         if resume is not None:
             self._resume(resume)
@@ -277,8 +279,9 @@ class Trainer:
         use_l1 = epoch >= t.epochs - cfg.augment.no_aug_epochs
         sums = torch.zeros(len(LOSS_KEYS) + 6, dtype=torch.float64)  # losses, total, fg, miss, tiny, out, imgs
         buckets = torch.zeros(2, len(BUCKET_NAMES), dtype=torch.float64)  # boxes, positives per size bucket
-        semi_on = self.semi is not None and self.semi.active(epoch)
-        unlabeled = self.semi.batches(epoch, model) if semi_on else None
+        teacher_start = self.ema.ema if self.ema is not None else model
+        semi_on = self.semi is not None and self.semi.ready(epoch, teacher_start)
+        unlabeled = self.semi.batches(epoch, teacher_start) if semi_on else None
         semi_sums = torch.zeros(7, dtype=torch.float64)  # unl, obj, cls, box, topk score, pseudo-boxes, images
         bar = tqdm(self.loader, total=self.ipe, desc=f"epoch {epoch + 1}/{t.epochs}", leave=False,
                    # None: tqdm shows the bar on a terminal only; `train > log` gets the epoch line alone

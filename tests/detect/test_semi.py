@@ -103,6 +103,38 @@ def test_auto_burn_in_and_teacher_decay():
     assert burn == 50 and decay == pytest.approx(1 - 20 / 25000)
 
 
+def test_teacher_gate_extends_the_burn_in_until_the_teacher_finds_pseudo_boxes(sets, caplog):
+    """A would-be teacher that finds nothing keeps the run supervised (one epoch more, said in one line);
+    one that finds boxes starts; the extension stops at half the epochs whatever the probe says."""
+    from flowdet.detect.semi import SemiTeacher
+    from flowdet.models.yolox import build_model
+
+    _, unl = sets
+    frames = sorted((unl / "images").glob("*"))
+    cfg = load_config(DetectConfig, None, ["data.train=x.json", "train.epochs=6", "semi.burn_in_epochs=1",
+                                           "train.workers=0"])
+    semi = SemiTeacher(cfg, frames, (96, 96), 1, (8, 16, 32), 2, 1, torch.device("cpu"), False, False,
+                       labeled_per_img=2.0)
+    assert semi.gate_boxes == pytest.approx(0.2) and semi.last_burn_in == 3
+    quiet = build_model("nano")  # YOLOX's prior: objectness ≈ 0.01 everywhere, so no box ≥ 0.5
+    assert semi.probe(quiet) == 0
+    assert not semi.ready(0, quiet)  # inside the configured burn-in: no probe
+    assert not semi.ready(1, quiet) and semi.burn_in == 2  # probed: extended by one epoch
+    assert not semi.ready(2, quiet) and semi.burn_in == 3
+    assert semi.ready(3, quiet)  # half the epochs: starts anyway (with a warning)
+
+    sure = build_model("nano")
+    with torch.no_grad():
+        for conv in list(sure.head.obj_preds) + list(sure.head.cls_preds):
+            conv.bias.fill_(10.0)  # every anchor an object of the class: NMS leaves many boxes
+    semi = SemiTeacher(cfg, frames, (96, 96), 1, (8, 16, 32), 2, 1, torch.device("cpu"), False, False,
+                       labeled_per_img=2.0)
+    assert semi.probe(sure) >= 1 and semi.ready(1, sure) and semi.burn_in == 1
+    semi.batches(1, sure)  # the teacher starts as a copy of the model probed (the training EMA)
+    for k, v in sure.state_dict().items():
+        torch.testing.assert_close(semi.teacher.ema.state_dict()[k], v)
+
+
 def _train_args(lab: Path, unl: Path, out: Path, *extra: str) -> list[str]:
     return ["train", "--data", f"{lab}/annotations.json", "--val", f"{lab}/annotations.json", "--unlabeled",
             f"{unl}/images", "--out", str(out), "--size", "nano", "--img-size", "160", "--batch", "2",
