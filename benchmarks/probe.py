@@ -55,7 +55,7 @@ def grid_cells(img, frame_size: int = 640):
 def load_cells(paths: list[Path]):
     import numpy as np
 
-    from flowdet.data.imread import read_image
+    from flowdet.core.imread import read_image
 
     xs, ys = [], []
     for p in paths:

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from flowdet.data.imread import try_read_image
+from flowdet.core.imread import try_read_image
 
 DEFAULT_VAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "grogol" / "val.json"
 KEYS = ("AP", "AP50", "AP75", "APs", "APm", "AR100", "ARs", "AR1000")

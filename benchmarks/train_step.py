@@ -31,7 +31,7 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "grogol-
 
 def make_batch(path: Path, ann: Path, images: Path, batch: int, img: int) -> None:
     from flowdet.data.coco import load_coco, load_image
-    from flowdet.data.letterbox import letterbox
+    from flowdet.core.letterbox import letterbox
 
     ds = load_coco(ann, images, check_images=False)
     imgs, idx, boxes = [], [], []

@@ -46,7 +46,7 @@ def generate(out_dir: str | Path, cfg: SynthConfig, progress: bool = False) -> d
     t0 = time.perf_counter()
     out = Path(out_dir)
     images_dir = out / "images"
-    from flowdet import validate
+    from flowdet.core import validate
 
     validate.writable_dir(images_dir, "OUT_DIR")
     images, anns = [], []

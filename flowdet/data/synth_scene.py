@@ -55,8 +55,8 @@ class SynthConfig:
         for name, ok in checks:
             if not ok:
                 raise InputError(f"synth config: invalid {name}={getattr(self, name)!r}")
-        from flowdet.data.imread import max_pixels
-        from flowdet.validate import seed
+        from flowdet.core.imread import max_pixels
+        from flowdet.core.validate import seed
 
         seed(self.seed, "--seed")  # numpy refuses a negative seed with a traceback
         if self.width * self.height > max_pixels():  # frames flowdet's own reader would refuse (and minutes each)

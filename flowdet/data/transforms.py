@@ -16,7 +16,8 @@ from typing import Callable, NamedTuple
 import cv2
 import numpy as np
 
-from flowdet.data.letterbox import PAD_VALUE, letterbox
+from flowdet.core.defaults import PAD_VALUE
+from flowdet.core.letterbox import letterbox
 
 
 @dataclass

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from flowdet.data.dataset import Key, multiscale_hw
-from flowdet.data.letterbox import letterbox
+from flowdet.core.letterbox import letterbox
 from flowdet.data.transforms import photometric_strong
 from flowdet.detect.config import SemiSection
 

@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from flowdet.data.letterbox import parse_img_size, preprocess_batch
-from flowdet.ops.postprocess import Detections, postprocess
+from flowdet.core.letterbox import preprocess_batch
+from flowdet.core.size import InputSize
+from flowdet.core.detections import Detections
+from flowdet.core.postprocess import postprocess
 
 
 class TorchPredictor:
@@ -41,7 +43,7 @@ class TorchPredictor:
         self.names = list(names) if names is not None else [f"class{i}" for i in range(model.num_classes)]
         self.cat_ids = list(cat_ids) if cat_ids is not None else list(range(1, len(self.names) + 1))
         # the checkpoint's own size is checked too: the file may come from anywhere
-        self.img_size: tuple[int, int] = parse_img_size(img_size if img_size else list(trained),
+        self.img_size: tuple[int, int] = InputSize.parse(img_size if img_size else list(trained),
                                                         "--img-size" if img_size else f"{path}: img_size")
         self.max_det = max_det
 

@@ -48,7 +48,7 @@ def train(cfg: DetectConfig, on_epoch_end: Callable[[int, dict], None] | None = 
     ``origin`` (e.g. "recipe 'nano' (no --config)") heads the one-line recipe summary printed at start."""
     from flowdet.detect.trainer import Trainer
 
-    from flowdet import validate as checks
+    from flowdet.core import validate as checks
     from flowdet.detect.config import resolve_schedule
 
     validate(cfg)

@@ -132,8 +132,8 @@ def val_ap(predictor: Any, val: str | Path, images: str | Path | None) -> float:
 
 def timing_frame(val: str | Path | None, images: str | Path | None, img_size: tuple[int, int]) -> np.ndarray:
     """One letterboxed frame for the latency runs: the first val image, else a synthetic one."""
-    from flowdet.data.imread import read_image
-    from flowdet.data.letterbox import preprocess_batch
+    from flowdet.core.imread import read_image
+    from flowdet.core.letterbox import preprocess_batch
     from flowdet.export.parity import synthetic_images
     from flowdet.paths import within
 

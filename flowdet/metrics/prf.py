@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from flowdet.ops.boxes import box_iou
+from flowdet.core.boxes import box_iou
 from flowdet.utils import save_plot
 
 

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from flowdet import log
-from flowdet.ops.boxes import box_iou
+from flowdet.core.boxes import box_iou
 from flowdet.runtime import assignment
 from flowdet.runtime.assignment import linear_assignment
 

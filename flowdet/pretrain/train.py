@@ -154,7 +154,7 @@ def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | No
     if t_cfg.threads > 0:
         torch.set_num_threads(t_cfg.threads)
     out = Path(t_cfg.out)
-    from flowdet import validate as checks
+    from flowdet.core import validate as checks
 
     checks.writable_dir(out, "train.out")  # before any data is read: a wrong --out costs nothing
     device = dist.init_from_env(t_cfg.device)

@@ -22,9 +22,10 @@ from typing import Iterator
 
 import numpy as np
 
-from flowdet.data.imread import SkipLog, try_read_image
+from flowdet.core.imread import SkipLog, try_read_image
+from flowdet.core.media import IMAGE_EXTS
 from flowdet.errors import DataError
-from flowdet.pretrain.mine import IMAGE_EXTS, MANIFEST, expand_sources as expand_mine_sources, read_manifest
+from flowdet.pretrain.mine import MANIFEST, expand_sources as expand_mine_sources, read_manifest
 from flowdet.runtime.source_reader import SourceSpec, name_sources
 from flowdet.runtime.sources import ImageFolderSource, SourceError, VideoFileSource
 

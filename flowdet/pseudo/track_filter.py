@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from flowdet.errors import InputError
-from flowdet.ops.boxes import box_iou
-from flowdet.ops.postprocess import Detections
+from flowdet.core.boxes import box_iou
+from flowdet.core.detections import Detections
 from flowdet.runtime.track import TrackerConfig
 from flowdet.runtime.tracker import ByteTracker
 

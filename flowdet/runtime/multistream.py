@@ -34,7 +34,8 @@ import numpy as np
 
 from flowdet import log
 from flowdet.errors import FlowdetError, InputError
-from flowdet.ops.postprocess import Detections, invalid_message
+from flowdet.core.detections import Detections
+from flowdet.core.postprocess import invalid_message
 from flowdet.runtime.counting import CountsCSV, parse_count_line
 # load_sources_yaml and SourceSpec are re-exported: `flowdet stream --sources` and callers import them here
 from flowdet.runtime.source_reader import (CONNECTED, STALLED, SourceReader, SourceSpec,  # noqa: F401
@@ -83,7 +84,7 @@ class _Lane:
     video_size: tuple[int, int] | None = None
     frames: int = 0
     detections: int = 0
-    invalid: int = 0  # invalid model outputs dropped (flowdet.ops.postprocess.valid_outputs)
+    invalid: int = 0  # invalid model outputs dropped (flowdet.core.postprocess.valid_outputs)
     sizes: FrameSizeWatch | None = None  # a video's or camera's resolution change mid-stream
     latency: deque = field(default_factory=lambda: deque(maxlen=2000))
     done_times: deque = field(default_factory=lambda: deque(maxlen=4000))

@@ -27,7 +27,8 @@ import numpy as np
 
 from flowdet import log
 from flowdet.errors import DataError, FlowdetError, MissingDependency
-from flowdet.ops.postprocess import Detections, invalid_message
+from flowdet.core.detections import Detections
+from flowdet.core.postprocess import invalid_message
 from flowdet.runtime.sources import Frame, FrameSizeWatch, FrameSource, SourceError, open_source
 
 
@@ -203,8 +204,8 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
     ``track``: a tracker per run (the multi-source path's :class:`SourceTracking`): the jsonl gets
     ``tracks`` ([id, x1, y1, x2, y2], confirmed only) and the running ``count``; ``tracker``: a
     TrackerConfig; ``gmc``: camera-motion compensation (:mod:`flowdet.runtime.gmc`)."""
-    from flowdet import validate
-    from flowdet.data.draw import draw_detections
+    from flowdet.core import validate
+    from flowdet.core.draw import draw_detections
 
     validate.predict_args(conf, iou, None, threads)
     if max_seconds is not None:

@@ -50,7 +50,7 @@ from collections import deque
 import numpy as np
 
 from flowdet.errors import InputError
-from flowdet.ops.boxes import box_overlap_of_smaller
+from flowdet.core.boxes import box_overlap_of_smaller
 from flowdet.runtime.assignment import (ASSIGNMENT, _buffered_iou,  # noqa: F401 (re-exported)
                                         centre_gate_cost, linear_assignment)
 from flowdet.runtime.gmc import warp_states

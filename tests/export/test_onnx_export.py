@@ -71,10 +71,10 @@ def test_onnx_predict_matches_torch_predict(nano_ckpt, nano_onnx, grogol_val):
     import cv2
     import torch
 
-    from flowdet.data.letterbox import preprocess_batch
+    from flowdet.core.letterbox import preprocess_batch
     from flowdet.detect.io import model_from_checkpoint, torch_predict_arrays
     from flowdet.runtime.onnx_runtime import OnnxPredictor
-    from flowdet.ops.postprocess import postprocess
+    from flowdet.core.postprocess import postprocess
 
     images = _frames(grogol_val, 2).images
     images = [cv2.resize(im, (640, 360)) for im in images]
@@ -91,7 +91,7 @@ def test_onnx_predict_matches_torch_predict(nano_ckpt, nano_onnx, grogol_val):
 
 
 def test_dynamic_batch_equals_single(nano_onnx):
-    from flowdet.data.letterbox import preprocess_batch
+    from flowdet.core.letterbox import preprocess_batch
     from flowdet.export.parity import synthetic_images
     from flowdet.runtime.onnx_runtime import OnnxPredictor
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowdet.ops.boxes import box_iou
+from flowdet.core.boxes import box_iou
 from flowdet.runtime.assignment import ASSIGNMENT, _buffered_iou, _solve, linear_assignment
 from flowdet.runtime.gmc import warp_states
 from flowdet.runtime.kalman import KalmanBox, kf_predict, kf_update

@@ -130,7 +130,7 @@ def test_latest_frame_policy_drops_stale_frames():
         names, img_size = ["plastic"], (320, 320)
 
         def predict(self, images, conf=0.25, iou=0.65):
-            from flowdet.ops.postprocess import Detections
+            from flowdet.core.detections import Detections
 
             time.sleep(0.03)
             return [Detections() for _ in images]
@@ -253,7 +253,7 @@ class _OneMovingBox:
         self.k = 0
 
     def predict(self, images, conf=0.25, iou=0.65):
-        from flowdet.ops.postprocess import Detections
+        from flowdet.core.detections import Detections
 
         out = []
         for _ in images:
