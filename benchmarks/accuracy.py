@@ -50,7 +50,7 @@ def flowdet_gflops(size: str, img: str) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from flowdet.models import build_model
+    from flowdet.models.yolox import build_model
 
     from flowdet.core.size import InputSize
 
@@ -182,7 +182,7 @@ def main() -> None:
         stats = json.loads((run_dir / "eval" / "metrics.json").read_text())
         stats = stats.get("metrics", stats)
         import torch  # noqa: F401  (params/GFLOPs of the flowdet model)
-        from flowdet.models import build_model
+        from flowdet.models.yolox import build_model
 
         params = sum(p.numel() for p in build_model(size, 1).parameters())
         results.setdefault("rows", {})[name] = {**{k: stats[k] for k in STAT_KEYS},

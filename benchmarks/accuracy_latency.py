@@ -35,7 +35,7 @@ def _flowdet_onnx(size: str, hw: tuple[int, int], p2: bool, path: Path) -> Path:
 
     from flowdet.detect.io import minimal_checkpoint
     from flowdet.export.onnx_export import export_onnx
-    from flowdet.models import build_model
+    from flowdet.models.yolox import build_model
 
     if not path.exists():
         torch.manual_seed(0)

@@ -42,7 +42,7 @@ def _export(size: str, img: int, path: Path) -> None:
 
     from flowdet.detect.io import minimal_checkpoint
     from flowdet.export.onnx_export import export_onnx
-    from flowdet.models import build_model
+    from flowdet.models.yolox import build_model
 
     ckpt = path.with_suffix(".pt")
     torch.save(minimal_checkpoint(build_model(size, 1), ["plastic"], (img, img)), ckpt)
@@ -53,7 +53,7 @@ def bench_size(size: str, img: int, threads: list[int], runs: int, warmup: int, 
     import torch
 
     from flowdet.runtime.onnx_runtime import OnnxPredictor
-    from flowdet.models import build_model
+    from flowdet.models.yolox import build_model
 
     rows = []
     x = np.random.default_rng(0).uniform(0, 255, (1, 3, img, img)).astype(np.float32)

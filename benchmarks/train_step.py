@@ -51,7 +51,7 @@ def step_flowdet(data: dict, size: str):
     from flowdet.detect.loss import YOLOXLoss
     from flowdet.engine.ema import ModelEMA
     from flowdet.engine.schedule import param_groups
-    from flowdet.models import build_model
+    from flowdet.models.yolox import build_model
 
     imgs = torch.from_numpy(data["imgs"]).float()  # BGR 0–255, flowdet's input contract
     bi, xyxy = torch.from_numpy(data["batch_idx"]), torch.from_numpy(data["xyxy"])

@@ -8,11 +8,10 @@ from flowdet.data.transforms import AugmentConfig
 from flowdet.core.defaults import NWD_CONSTANT
 from flowdet.core.size import valid_side
 from flowdet.core.validate import MAX_EPOCHS
+from flowdet.models.sizes import MODEL_SIZES
 
 AUTO = "auto"  # model.size / train.img_size chosen from the training data (flowdet.detect.auto_input)
 IOU_LOSSES = ("iou", "giou", "ciou")
-# The model sizes of flowdet.models.MODEL_SIZES, here without torch so the CLI can list them.
-MODEL_SIZE_NAMES = ("nano", "nano-d", "nano-dh", "nano-dl", "tiny", "s", "m")
 OPTIMIZERS = ("sgd", "adamw")
 
 
@@ -190,8 +189,6 @@ def resolve_schedule(cfg: DetectConfig) -> tuple[DetectConfig, list[str]]:
 
 def validate(cfg: DetectConfig) -> DetectConfig:
     """Check values a YAML can get wrong; errors name the key."""
-    from flowdet.models import MODEL_SIZES
-
     t, a = cfg.train, cfg.augment
     checks = [
         (bool(cfg.data.train), "data.train: a training COCO json is required (--data)"),

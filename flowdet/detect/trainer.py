@@ -28,7 +28,7 @@ from flowdet.engine.ema import ModelEMA
 from flowdet.engine.logger import MetricsLog, plot_results
 from flowdet.engine.schedule import WarmupCosine, param_groups, set_lr
 from flowdet.errors import DataError, FlowdetError, ModelFileError
-from flowdet.models import build_model
+from flowdet.models.yolox import build_model
 
 LOSS_KEYS = ("iou", "obj", "cls", "l1")
 

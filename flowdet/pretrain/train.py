@@ -30,7 +30,7 @@ from flowdet.engine.checkpoint import (load_checkpoint, remove_stale_temps, rng_
 from flowdet.engine.logger import MetricsLog
 from flowdet.engine.schedule import WarmupCosine, param_groups, set_lr
 from flowdet.errors import DataError, FlowdetError, ModelFileError
-from flowdet.models import build_backbone
+from flowdet.models.yolox import build_backbone
 from flowdet.pretrain.config import PretrainConfig, validate
 from flowdet.pretrain.crops import CenterPatchSampler, PatchGridSampler, ViewSampler
 from flowdet.pretrain.frames import BoxPatchDataset, FrameDataset, FrameStore, epoch_indices, resolve_frames

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 from flowdet.cli import main  # noqa: E402
 from flowdet.detect.io import minimal_checkpoint  # noqa: E402
 from flowdet.engine.checkpoint import save_checkpoint  # noqa: E402
-from flowdet.models import build_model  # noqa: E402
+from flowdet.models.yolox import build_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")

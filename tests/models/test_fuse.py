@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from flowdet.models import build_model
+from flowdet.models.yolox import build_model
 from flowdet.models.blocks import Focus
 
 

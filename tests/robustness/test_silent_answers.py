@@ -203,7 +203,7 @@ def test_backbone_of_another_width_is_refused(tmp_path):
     torch = pytest.importorskip("torch")
     from flowdet.detect.backbone import load_backbone
     from flowdet.errors import ModelFileError
-    from flowdet.models import build_model
+    from flowdet.models.yolox import build_model
 
     # a tiny (wider) backbone saved without its model_size: only the size check used to stop it
     torch.save({"state_dict": build_model("tiny", 1).backbone.state_dict(), "method": "byol"}, tmp_path / "bb.pt")
