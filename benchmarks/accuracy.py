@@ -50,9 +50,8 @@ def flowdet_gflops(size: str, img: str) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from flowdet.models.yolox import build_model
-
     from flowdet.core.size import InputSize
+    from flowdet.models.yolox import build_model
 
     h, w = InputSize.parse(img)
     m = build_model(size, 1).eval()
@@ -182,6 +181,7 @@ def main() -> None:
         stats = json.loads((run_dir / "eval" / "metrics.json").read_text())
         stats = stats.get("metrics", stats)
         import torch  # noqa: F401  (params/GFLOPs of the flowdet model)
+
         from flowdet.models.yolox import build_model
 
         params = sum(p.numel() for p in build_model(size, 1).parameters())

@@ -55,9 +55,9 @@ def main() -> None:
               "for both runs, so there is nothing to compare", file=sys.stderr)
         sys.exit(2)
 
-    from flowdet.runtime.tiles import TiledPredictor
     from flowdet.metrics.coco_eval import coco_evaluate
     from flowdet.runtime.predictor import load_predictor
+    from flowdet.runtime.tiles import TiledPredictor
 
     val = Path(args.val_json)
     coco = json.loads(val.read_text())

@@ -30,8 +30,8 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "grogol-
 
 
 def make_batch(path: Path, ann: Path, images: Path, batch: int, img: int) -> None:
-    from flowdet.data.coco import load_coco, load_image
     from flowdet.core.letterbox import letterbox
+    from flowdet.data.coco import load_coco, load_image
 
     ds = load_coco(ann, images, check_images=False)
     imgs, idx, boxes = [], [], []

@@ -11,7 +11,8 @@ Shared conventions (keep them the same everywhere):
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 

@@ -7,10 +7,20 @@ from pathlib import Path
 
 import click
 
-from flowdet.commands import (BATCH, EPOCHS, SEED, THREADS, HelpDefaults, Number, backend_options, config_options,
-                              overrides_from, relaunch_on_gpus)
-from flowdet.models.sizes import MODEL_SIZES
+from flowdet.commands import (
+    BATCH,
+    EPOCHS,
+    SEED,
+    THREADS,
+    HelpDefaults,
+    Number,
+    backend_options,
+    config_options,
+    overrides_from,
+    relaunch_on_gpus,
+)
 from flowdet.devices import DEVICE_HELP
+from flowdet.models.sizes import MODEL_SIZES
 
 
 def _detect_defaults():

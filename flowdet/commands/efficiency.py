@@ -4,8 +4,8 @@ from __future__ import annotations
 import click
 
 from flowdet.commands import BATCH, EPOCHS, Number
-from flowdet.models.sizes import MODEL_SIZES
 from flowdet.devices import DEVICE_HELP
+from flowdet.models.sizes import MODEL_SIZES
 
 _METHODS = ["patch-contrast", "center-loss", "self-emd", "byol", "insloc"]
 

@@ -7,8 +7,8 @@ import click
 
 from flowdet import log
 from flowdet.commands import BATCH, EPOCHS, FPS, HelpDefaults, Number, config_options, overrides_from, relaunch_on_gpus
-from flowdet.models.sizes import MODEL_SIZES
 from flowdet.devices import DEVICE_HELP
+from flowdet.models.sizes import MODEL_SIZES
 
 _METHODS = ["patch-contrast", "center-loss", "self-emd", "byol", "insloc"]
 

@@ -1,13 +1,13 @@
 """One image's detections, the result every predictor returns (torch-free)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence, Union
 
 import numpy as np
 
 # What ``det[...]`` takes: one index, a slice, an index array or a boolean mask over the detections.
-Index = Union[int, slice, Sequence[int], np.ndarray]
+Index = int | slice | Sequence[int] | np.ndarray
 
 
 @dataclass

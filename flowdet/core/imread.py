@@ -411,11 +411,11 @@ def probe(path: Path, is_video: bool, decode: bool) -> tuple[str | None, tuple[i
         if decode:
             img = read_image(path)
             return None, (img.shape[1], img.shape[0]), -1
-        size = image_size(path)
-        if size is None:  # a format whose header imread does not parse: decode to know
+        header = image_size(path)
+        if header is None:  # a format whose header imread does not parse: decode to know
             img = read_image(path)
-            size = (img.shape[1], img.shape[0])
-        return None, size, -1
+            return None, (img.shape[1], img.shape[0]), -1
+        return None, header, -1
     except ImageReadError as e:
         return e.reason, None, -1
 

@@ -18,7 +18,6 @@ from flowdet.core.boxes import clip_xyxy
 from flowdet.core.detections import Detections
 from flowdet.core.nms import batched_nms, nms
 
-
 # A score is a probability; the slack covers fp16 rounding of a sigmoid product.
 SCORE_MAX = 1.0 + 1e-3
 

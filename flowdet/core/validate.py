@@ -22,6 +22,7 @@ from typing import Any
 from flowdet.core.size import MAX_SIDE, InputSize
 from flowdet.errors import InputError
 
+
 def _number(value: Any, flag: str, integer: bool) -> float:
     kind = "an integer" if integer else "a number"
     if isinstance(value, bool) or value is None:

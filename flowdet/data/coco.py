@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 
 from flowdet import log
-from flowdet.data.validation import Problem, ValidationReport, class_name_problem  # noqa: F401  (re-exported)
 from flowdet.core.imread import probe as probe_image
+from flowdet.data.validation import Problem, ValidationReport, class_name_problem  # noqa: F401  (re-exported)
 from flowdet.errors import DataError
 from flowdet.paths import OUTSIDE, file_root, within
 

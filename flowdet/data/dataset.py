@@ -11,15 +11,15 @@ the batch (multi-scale) and the epoch (no-aug tail) travel with each item into w
 from __future__ import annotations
 
 import math
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from flowdet.core.defaults import PAD_VALUE
-from flowdet.data.coco import ImageRecord, load_image
 from flowdet.core.imread import ImageReadError
+from flowdet.data.coco import ImageRecord, load_image
 from flowdet.data.transforms import AugmentConfig, Augmenter, Sample
 
 Key = tuple[int, int, int, int]  # (index, epoch, h, w)

@@ -70,9 +70,8 @@ def dataset_stats(ann_path: str | Path, images_dir: str | Path | None = None, im
         "problems": len(ds.report.problems), "histogram_png": None,
     }
     if out_dir is not None:
-        from flowdet.utils import atomic_write_json
-
         from flowdet.core import validate
+        from flowdet.utils import atomic_write_json
 
         out = validate.writable_dir(out_dir)
         stats["histogram_png"] = str(plot_size_histogram(np.sqrt(area), np.sqrt(area_resized), stats["img_size"],

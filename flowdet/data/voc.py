@@ -32,8 +32,8 @@ from flowdet.core.media import IMAGE_EXTS
 from flowdet.data.coco import ValidationReport
 from flowdet.data.validation import class_name_problem
 from flowdet.errors import DataError, FlowdetError
-from flowdet.paths import OUTSIDE, is_inside, real, within
 from flowdet.files import read_bytes, read_text
+from flowdet.paths import OUTSIDE, is_inside, real, within
 
 # A VOC xml names its image, or shares its stem: the candidates tried, in both cases (a case-sensitive disk).
 CANDIDATE_EXTS = IMAGE_EXTS + tuple(e.upper() for e in IMAGE_EXTS)

@@ -31,14 +31,15 @@ import numpy as np
 import yaml
 
 from flowdet import safe_yaml
-from flowdet.data.coco import ValidationReport, default_images_dir, read_json, validate_coco_dict
 from flowdet.core.imread import try_read_image
 from flowdet.core.media import IMAGE_EXTS
+from flowdet.data.coco import ValidationReport, default_images_dir, read_json, validate_coco_dict
 from flowdet.data.validation import class_name_problem
 from flowdet.errors import DataError
 from flowdet.files import read_text
-from flowdet.utils import link_or_copy
 from flowdet.paths import OUTSIDE, file_root, is_inside, plain_name, real, within
+from flowdet.utils import link_or_copy
+
 
 def _load_data_yaml(path: Path) -> dict[str, Any]:
     data = safe_yaml.read(path, DataError, "data yaml")

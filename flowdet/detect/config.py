@@ -4,10 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flowdet.config import ConfigError
-from flowdet.data.transforms import AugmentConfig
 from flowdet.core.defaults import NWD_CONSTANT
 from flowdet.core.size import valid_side
 from flowdet.core.validate import MAX_EPOCHS
+from flowdet.data.transforms import AugmentConfig
 from flowdet.models.sizes import MODEL_SIZES
 
 AUTO = "auto"  # model.size / train.img_size chosen from the training data (flowdet.detect.auto_input)

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from flowdet import log
+from flowdet.core.postprocess import invalid_message
 from flowdet.data.coco import DONT_CARE_RULES, CocoDataset, load_image
 from flowdet.data.formats import load_dataset
 from flowdet.detect.class_match import match_classes
-from flowdet.errors import DataError
-from flowdet.core.postprocess import invalid_message
+from flowdet.errors import DataError, InputError
 from flowdet.runtime.predictor import Predictor
 
 

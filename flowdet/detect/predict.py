@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from flowdet import log
 from flowdet.core.draw import draw_detections
 from flowdet.core.media import IMAGE_EXTS, VIDEO_EXTS
-from flowdet.errors import DataError, InputError
 from flowdet.core.postprocess import invalid_message
+from flowdet.errors import DataError, InputError
 from flowdet.runtime.predictor import Predictor
+
 
 def list_images(source: str | Path, recursive: bool = False) -> list[Path]:
     """An image file, a glob (``"frames/*.jpg"``, ``"**/*.png"``), or the images of a folder

@@ -13,7 +13,8 @@ config.yaml. With ``--config FILE`` the file is the recipe and nothing here appl
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from flowdet.config import apply_overrides, load_config, merge
 from flowdet.detect.config import AUTO, DetectConfig

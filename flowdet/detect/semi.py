@@ -57,8 +57,8 @@ def resolve_unlabeled(sources: list[str], out: Path, video_fps: float, mine_vide
     """``semi.unlabeled`` → frame paths (videos mined into ``out/unlabeled_frames`` when ``mine_videos``,
     else read from its manifest); one-line :class:`DataError` for a source without frames or an
     undecodable video."""
-    from flowdet.pretrain.frames import resolve_frames
     from flowdet.core.media import VIDEO_EXTS
+    from flowdet.pretrain.frames import resolve_frames
     from flowdet.pretrain.mine import MANIFEST, read_manifest
 
     frames: list[Path] = []

@@ -66,7 +66,7 @@ class Assignment:
         return int(self.matched_gt.numel())
 
     @staticmethod
-    def empty(num_anchors: int, device: torch.device) -> "Assignment":
+    def empty(num_anchors: int, device: torch.device) -> Assignment:
         long = torch.zeros(0, dtype=torch.long, device=device)
         return Assignment(torch.zeros(num_anchors, dtype=torch.bool, device=device), long, long.clone(),
                           torch.zeros(0, device=device))

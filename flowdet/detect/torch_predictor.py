@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from flowdet.core.letterbox import preprocess_batch
-from flowdet.core.size import InputSize
 from flowdet.core.detections import Detections
+from flowdet.core.letterbox import preprocess_batch
 from flowdet.core.postprocess import postprocess
+from flowdet.core.size import InputSize
 
 
 class TorchPredictor:
@@ -24,8 +24,6 @@ class TorchPredictor:
                  device: str = "auto",
                  *, model: Any = None, names: list[str] | None = None, cat_ids: list[int] | None = None,
                  max_det: int = 1000):
-        import torch
-
         from flowdet.detect.io import model_from_checkpoint
 
         if model is None:
@@ -49,7 +47,7 @@ class TorchPredictor:
 
     @classmethod
     def from_model(cls, model: Any, names: list[str], cat_ids: list[int], img_size: int | tuple[int, int],
-                   device: str = "cpu") -> "TorchPredictor":  # the trainer passes its own device
+                   device: str = "cpu") -> TorchPredictor:  # the trainer passes its own device
         """Wrap an in-memory model (the trainer's EMA) without copying or fusing it."""
         return cls(None, img_size, device, model=model, names=names, cat_ids=cat_ids)
 

@@ -19,6 +19,7 @@ from flowdet.core.media import IMAGE_EXTS, VIDEO_EXTS
 from flowdet.errors import DataError, InputError
 from flowdet.paths import keep_inside, within
 
+
 def _spread(items: list, n: int) -> list:
     if len(items) <= n:
         return items

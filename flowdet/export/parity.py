@@ -28,12 +28,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from flowdet.core.letterbox import preprocess_batch
-from flowdet.errors import FlowdetError
-from flowdet.export.parity_data import ParityFrames, synthetic_images  # noqa: F401  (re-exported)
 from flowdet.core.boxes import box_iou, clip_xyxy
 from flowdet.core.detections import Detections
+from flowdet.core.letterbox import preprocess_batch
 from flowdet.core.postprocess import postprocess
+from flowdet.errors import FlowdetError
+from flowdet.export.parity_data import ParityFrames, synthetic_images  # noqa: F401  (re-exported)
 
 TOLERANCES = {"fp32": {"scores": 1e-3, "box_rel": 0.01, "box_px": 0.5, "unmatched": 0.0},
               "fp16": {"scores": 5e-2, "box_rel": 0.02, "box_px": 1.0, "unmatched": 0.05}}

@@ -10,9 +10,10 @@ are often one camera, one minute). Every image is read through flowdet.core.imre
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -65,9 +66,9 @@ def _dataset_frames(ann: str | Path, images: str | Path | None, split: str, n: i
     """``n`` frames spread over a dataset in any format flowdet.data.formats reads. ``strict``: an
     unreadable chosen image is an error naming it (the user named these frames); else it is skipped
     with a note (the checkpoint's own data: a stale file must not block the export)."""
+    from flowdet.core.imread import ImageReadError
     from flowdet.data.coco import load_image
     from flowdet.data.formats import load_dataset
-    from flowdet.core.imread import ImageReadError
 
     # headers only (a bad file is skipped); a file_name leading out of the images folder (absolute,
     # ../, a symlink out) is not even opened (flowdet.paths.within, in the loader)

@@ -15,7 +15,6 @@ import numpy as np
 from flowdet.core.boxes import box_iou
 from flowdet.utils import save_plot
 
-
 FP, TP, IGNORED = 0, 1, -1  # greedy_match's status of a detection
 
 

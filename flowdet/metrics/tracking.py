@@ -29,7 +29,8 @@ Inputs are per-frame lists, one entry per frame, aligned between ground truth an
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -7,8 +7,8 @@ type (``--size nano-d``, ``model.size``, a checkpoint's ``model_cfg.size``). The
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 RECIPES = ("small", "large")  # flowdet.detect.recipes: gentle augmentation, or YOLOX's own
 

@@ -46,7 +46,7 @@ class YOLOX(nn.Module):
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.decode(self.forward(x))
 
-    def fuse(self) -> "YOLOX":
+    def fuse(self) -> YOLOX:
         """Fold every BatchNorm into its conv (inference only; call after .eval())."""
         for m in self.modules():
             if isinstance(m, BaseConv):

@@ -29,9 +29,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from flowdet import log
 from flowdet.errors import DataError, FlowdetError, InputError

@@ -10,8 +10,9 @@ index))``: an epoch is reproducible whatever the worker count or the process tha
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -19,10 +20,10 @@ import torch
 from torch.utils.data import Dataset
 
 from flowdet import log
-from flowdet.errors import DataError
-from flowdet.paths import file_root, keep_inside
 from flowdet.core.defaults import PAD_VALUE
 from flowdet.core.media import IMAGE_EXTS
+from flowdet.errors import DataError
+from flowdet.paths import file_root, keep_inside
 from flowdet.pretrain.mine import MANIFEST, read_manifest
 
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -106,7 +106,7 @@ def dhash(frame: np.ndarray) -> str:
     return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
 
 
-def iter_video(path: Path, keep: "FrameSampler") -> Iterator[tuple[int, float | None, np.ndarray | None]]:
+def iter_video(path: Path, keep: FrameSampler) -> Iterator[tuple[int, float | None, np.ndarray | None]]:
     """(frame index, seconds, frame or None when not sampled) until the decoder stops.
 
     Frames the sampler skips are only ``grab()``-ed (demuxed, not colour-converted)."""

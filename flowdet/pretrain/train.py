@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,8 +26,15 @@ from torch.utils.data import DataLoader
 from flowdet import __version__, log
 from flowdet.config import save_config, to_dict
 from flowdet.engine import dist
-from flowdet.engine.checkpoint import (load_checkpoint, remove_stale_temps, rng_state, save_checkpoint, seed_everything,
-                                       set_rng_state, unwrap)
+from flowdet.engine.checkpoint import (
+    load_checkpoint,
+    remove_stale_temps,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+    unwrap,
+)
 from flowdet.engine.logger import MetricsLog
 from flowdet.engine.schedule import WarmupCosine, param_groups, set_lr
 from flowdet.errors import DataError, FlowdetError, ModelFileError

@@ -28,19 +28,20 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
-from flowdet.core.defaults import PAD_VALUE
-from flowdet.core.letterbox import preprocess_batch
-from flowdet.errors import ModelFileError
 from flowdet.core.boxes import clip_xyxy
-from flowdet.core.nms import batched_nms
+from flowdet.core.defaults import PAD_VALUE
 from flowdet.core.detections import Detections
+from flowdet.core.letterbox import preprocess_batch
+from flowdet.core.nms import batched_nms
 from flowdet.core.postprocess import candidates, postprocess, valid_outputs
+from flowdet.errors import ModelFileError
 from flowdet.runtime.metadata import ModelMeta
 
 FLOWDET, ULTRA_RAW, ULTRA_E2E = "flowdet", "ultralytics-raw", "ultralytics-e2e"

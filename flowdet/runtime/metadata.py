@@ -65,7 +65,7 @@ class ModelMeta:
         }
 
     @classmethod
-    def from_props(cls, props: dict[str, str], source: str = "model") -> "ModelMeta":
+    def from_props(cls, props: dict[str, str], source: str = "model") -> ModelMeta:
         """Parse ``metadata_props``; a missing or malformed field is a one-line user error."""
         if "names" not in props or "img_size" not in props:
             raise ModelFileError(

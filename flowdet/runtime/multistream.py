@@ -25,25 +25,27 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
 
 from flowdet import log
-from flowdet.errors import FlowdetError, InputError
 from flowdet.core.detections import Detections
 from flowdet.core.postprocess import invalid_message
+from flowdet.errors import FlowdetError, InputError
 from flowdet.runtime.counting import CountsCSV, parse_count_line
+
 # load_sources_yaml and SourceSpec are re-exported: `flowdet stream --sources` and callers import them here
-from flowdet.runtime.source_reader import (CONNECTED, STALLED, SourceReader, SourceSpec,  # noqa: F401
-                                           load_sources_yaml, name_sources)
-from flowdet.runtime.sources import Frame, FrameSizeWatch, open_source
+from flowdet.runtime.source_reader import CONNECTED, STALLED, SourceReader, SourceSpec, load_sources_yaml, name_sources  # noqa: F401
 from flowdet.runtime.source_tracking import SourceTracking
+from flowdet.runtime.sources import Frame, FrameSizeWatch, open_source
 from flowdet.runtime.track import Track, TrackerConfig
 from flowdet.utils import atomic_write_json
+
 
 def _pct(values: Any) -> dict[str, float | None]:
     if not values:

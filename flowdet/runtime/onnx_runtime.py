@@ -8,8 +8,8 @@ end-to-end ``[1, N, 6]``), recognised by :func:`flowdet.runtime.layouts.detect_l
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import onnxruntime as ort

@@ -19,16 +19,17 @@ import json
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
 
 from flowdet import log
-from flowdet.errors import DataError, FlowdetError, MissingDependency
 from flowdet.core.detections import Detections
 from flowdet.core.postprocess import invalid_message
+from flowdet.errors import DataError, FlowdetError, MissingDependency
 from flowdet.runtime.sources import Frame, FrameSizeWatch, FrameSource, SourceError, open_source
 
 
@@ -40,7 +41,7 @@ class _End:
 
 
 class Reader(threading.Thread):
-    def __init__(self, source: FrameSource, q: "queue.Queue[Frame | _End]", stop: threading.Event,
+    def __init__(self, source: FrameSource, q: queue.Queue[Frame | _End], stop: threading.Event,
                  retries: int = 5, backoff_s: float = 0.5, max_backoff_s: float = 8.0):
         super().__init__(name="flowdet-reader", daemon=True)
         self.source, self.q, self.stop = source, q, stop

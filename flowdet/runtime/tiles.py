@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowdet.errors import InputError
-
 from flowdet.core.boxes import box_iou
-from flowdet.core.nms import batched_nms
 from flowdet.core.detections import Detections
+from flowdet.core.nms import batched_nms
+from flowdet.errors import InputError
 
 MAX_TILES = 256  # tiles per frame (4K at --tile 320 --overlap 0.3 needs 170, 8K at 640 / 0.2: 135)
 CROPS_PER_CALL = 64  # crops per predict call: each is letterboxed to the model input (~5 MB at 640)

@@ -110,8 +110,8 @@ def test_multiscale_keeps_the_aspect_ratio():
 def test_dataset_yields_rectangular_samples(wide_set):
     from flowdet.data.coco import load_coco
     from flowdet.data.dataset import DetectionDataset
-    from flowdet.detect.recipes import recipe_for  # noqa: F401  (the recipe module imports cleanly)
     from flowdet.data.transforms import AugmentConfig
+    from flowdet.detect.recipes import recipe_for  # noqa: F401  (the recipe module imports cleanly)
 
     ds = load_coco(f"{wide_set}/annotations.json", f"{wide_set}/images", check_images=False)
     d = DetectionDataset(ds.records, (128, 192), AugmentConfig(mixup_prob=0.0), epochs=3)

@@ -72,9 +72,9 @@ def test_onnx_predict_matches_torch_predict(nano_ckpt, nano_onnx, grogol_val):
     import torch
 
     from flowdet.core.letterbox import preprocess_batch
+    from flowdet.core.postprocess import postprocess
     from flowdet.detect.io import model_from_checkpoint, torch_predict_arrays
     from flowdet.runtime.onnx_runtime import OnnxPredictor
-    from flowdet.core.postprocess import postprocess
 
     images = _frames(grogol_val, 2).images
     images = [cv2.resize(im, (640, 360)) for im in images]

@@ -181,8 +181,8 @@ def test_xml_that_is_not_voc_is_not_an_image_without_boxes(cli, tmp_path):
 @pytest.mark.parametrize("ext", [".jpg", ".png", ".webp"])
 def test_exif_orientation_is_one_policy_for_every_reader(tmp_path, ext):
     """Header probe (train/eval), decode (data check, predict) and loader agree: the orientation is applied."""
-    from flowdet.data.coco import load_coco
     from flowdet.core.imread import image_size, read_image
+    from flowdet.data.coco import load_coco
 
     img = hostile.oriented(tmp_path / "images" / f"r{ext}", orientation=6)  # stored 96x64, shown 64x96
     pixels = read_image(img)
