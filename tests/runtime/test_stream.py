@@ -60,6 +60,7 @@ def test_real_video_stream(nano_onnx, real_video, tmp_path):
     assert len(_read_jsonl(tmp_path / "d.jsonl")) == 30
 
 
+@pytest.mark.slow
 def test_tiled_stream(nano_onnx, small_video, tmp_path):
     s = run_stream(nano_onnx, str(small_video), jsonl=tmp_path / "d.jsonl", tile=160, overlap=0.25, merge="wbf",
                    max_frames=3, threads=1)
