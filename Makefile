@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install quick clean bench
+.PHONY: demo test lint install quick clean bench
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,11 @@ quick: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# ruff + mypy at the pyproject.toml config (mypy: a ratchet, see [tool.mypy]); CI runs it before the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check flowdet tests benchmarks
+	$(BIN)/mypy
 
 clean:
 	rm -rf runs build *.egg-info .pytest_cache

@@ -50,11 +50,10 @@ def flowdet_gflops(size: str, img: str) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from flowdet.models import build_model
+    from flowdet.core.size import InputSize
+    from flowdet.models.yolox import build_model
 
-    from flowdet.data.letterbox import parse_img_size
-
-    h, w = parse_img_size(img)
+    h, w = InputSize.parse(img)
     m = build_model(size, 1).eval()
     with FlopCounterMode(display=False) as fc, torch.no_grad():
         m(torch.zeros(1, 3, h, w))
@@ -108,7 +107,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     args.efficiency_seeds = args.efficiency_seeds or str(args.seed)
-    from flowdet.data.letterbox import parse_img_size
+    from flowdet.core.size import InputSize
 
     data, out = Path(args.data), Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -182,7 +181,8 @@ def main() -> None:
         stats = json.loads((run_dir / "eval" / "metrics.json").read_text())
         stats = stats.get("metrics", stats)
         import torch  # noqa: F401  (params/GFLOPs of the flowdet model)
-        from flowdet.models import build_model
+
+        from flowdet.models.yolox import build_model
 
         params = sum(p.numel() for p in build_model(size, 1).parameters())
         results.setdefault("rows", {})[name] = {**{k: stats[k] for k in STAT_KEYS},
@@ -197,7 +197,7 @@ def main() -> None:
         if not (ydir / "data.yaml").exists():
             run(py + ["convert", "coco2yolo", str(train_json), "--images", str(images), "--out", str(ydir)], out / "coco2yolo.log")
         udir = out / name
-        imgsz = args.ultra_imgsz or max(parse_img_size(args.img_size))
+        imgsz = args.ultra_imgsz or max(InputSize.parse(args.img_size))
         run([args.ultra_python, str(REPO / "benchmarks" / "ultra_baseline.py"), "--yolo-dir", str(ydir),
              "--val-json", str(val_json), "--val-images", str(images), "--model", f"{name}.yaml",
              "--epochs", str(args.epochs), "--imgsz", str(imgsz), "--batch", str(args.batch),

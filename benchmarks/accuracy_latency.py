@@ -35,7 +35,7 @@ def _flowdet_onnx(size: str, hw: tuple[int, int], p2: bool, path: Path) -> Path:
 
     from flowdet.detect.io import minimal_checkpoint
     from flowdet.export.onnx_export import export_onnx
-    from flowdet.models import build_model
+    from flowdet.models.yolox import build_model
 
     if not path.exists():
         torch.manual_seed(0)
@@ -73,21 +73,21 @@ def time_interleaved(models: dict[str, Path], threads: int, runs: int, warmup: i
 
 
 def _row_arch(row: dict, budget: dict) -> tuple[str, tuple[int, int], bool]:
-    from flowdet.data.letterbox import parse_img_size
+    from flowdet.core.size import InputSize
 
     sets = row.get("sets", [])
     size = row.get("size", "nano")
     img = next((s.split("=", 1)[1] for s in reversed(sets) if s.startswith("train.img_size=")), budget.get("img_size", 640))
     p2 = any(s in ("model.p2=true", "model.p2=True") for s in sets)
-    return size, parse_img_size(img), p2
+    return size, InputSize.parse(img), p2
 
 
 def _flowdet_arch(spec: str) -> tuple[str, tuple[int, int], bool]:
     """'SIZE:IMG[:p2]' (e.g. 'nano-d:832x480') → (size, (h, w), p2)."""
-    from flowdet.data.letterbox import parse_img_size
+    from flowdet.core.size import InputSize
 
     parts = spec.split(":")
-    return parts[0], parse_img_size(parts[1]), len(parts) > 2 and parts[2] == "p2"
+    return parts[0], InputSize.parse(parts[1]), len(parts) > 2 and parts[2] == "p2"
 
 
 def main() -> None:
@@ -136,9 +136,9 @@ def main() -> None:
         if ":" in img:  # a flowdet row: SIZE:IMG[:p2]
             arch = _flowdet_arch(img)
         elif name.startswith("yolo"):  # SIDE (square) or WxH (rect, as ultralytics predicts 16:9 frames)
-            from flowdet.data.letterbox import parse_img_size
+            from flowdet.core.size import InputSize
 
-            hw = parse_img_size(img)
+            hw = InputSize.parse(img)
             arch = (name.split("-")[0], hw[0] if hw[0] == hw[1] else hw)
         else:
             arch = None

@@ -75,7 +75,7 @@ def main() -> None:
             for name, options in configs.items():
                 rows = [both_strides(d, gt, fps, size, options, n_init) for d in runs]
                 ch = np.array([r["change"] for r in rows])
-                cell = lambda s: "/".join(f"{np.mean([r[s][c] for r in rows]):.1f}" for c in COLS)  # noqa: E731
+                cell = lambda s, rows=rows: "/".join(f"{np.mean([r[s][c] for r in rows]):.1f}" for c in COLS)  # noqa: E731
                 print(f"{vd.name[:22]:22s} {case:6s} {name[:36]:36s} | {ch.mean():+6.1f} [{ch.min():+6.1f}, {ch.max():+6.1f}] | "
                       f"{cell(1)}  /  {cell(4)}", flush=True)
 

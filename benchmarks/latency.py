@@ -16,8 +16,8 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -42,7 +42,7 @@ def _export(size: str, img: int, path: Path) -> None:
 
     from flowdet.detect.io import minimal_checkpoint
     from flowdet.export.onnx_export import export_onnx
-    from flowdet.models import build_model
+    from flowdet.models.yolox import build_model
 
     ckpt = path.with_suffix(".pt")
     torch.save(minimal_checkpoint(build_model(size, 1), ["plastic"], (img, img)), ckpt)
@@ -52,8 +52,8 @@ def _export(size: str, img: int, path: Path) -> None:
 def bench_size(size: str, img: int, threads: list[int], runs: int, warmup: int, tmp: Path) -> list[dict]:
     import torch
 
+    from flowdet.models.yolox import build_model
     from flowdet.runtime.onnx_runtime import OnnxPredictor
-    from flowdet.models import build_model
 
     rows = []
     x = np.random.default_rng(0).uniform(0, 255, (1, 3, img, img)).astype(np.float32)
@@ -70,7 +70,7 @@ def bench_size(size: str, img: int, threads: list[int], runs: int, warmup: int, 
     for t in threads:
         for spinning in (True, False):
             p = OnnxPredictor(onnx_path, providers="cpu", threads=t, spinning=spinning)
-            r = _time(lambda: p.infer(x), runs, warmup)
+            r = _time(lambda p=p: p.infer(x), runs, warmup)
             rows.append({"model": f"yolox-{size}", "backend": "onnxruntime-cpu" + ("" if spinning else " (no spin)"),
                          "threads": t, **r})
         p = OnnxPredictor(onnx_path, providers="cpu", threads=threads[-1], spinning=False)
@@ -114,7 +114,7 @@ def bench_extra_onnx(spec: str, img: int, threads: list[int], runs: int, warmup:
         for spinning in (True, False):
             sess = ort.InferenceSession(path, session_options(t, spinning), providers=["CPUExecutionProvider"])
             feed = {sess.get_inputs()[0].name: x}
-            r = _time(lambda: sess.run(None, feed), runs, warmup)
+            r = _time(lambda sess=sess, feed=feed: sess.run(None, feed), runs, warmup)
             rows.append({"model": name, "backend": "onnxruntime-cpu" + ("" if spinning else " (no spin)"),
                          "threads": t, **r})
     return rows

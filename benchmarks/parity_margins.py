@@ -34,7 +34,7 @@ def _raw_delta(ref: np.ndarray, got: np.ndarray, strides: list[int], hw: tuple[i
 def main() -> None:
     import torch
 
-    from flowdet.data.letterbox import preprocess_batch
+    from flowdet.core.letterbox import preprocess_batch
     from flowdet.detect.io import model_from_checkpoint
     from flowdet.export.onnx_export import export_onnx
     from flowdet.export.parity import PARITY_CONF, judge

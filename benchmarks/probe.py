@@ -55,7 +55,7 @@ def grid_cells(img, frame_size: int = 640):
 def load_cells(paths: list[Path]):
     import numpy as np
 
-    from flowdet.data.imread import read_image
+    from flowdet.core.imread import read_image
 
     xs, ys = [], []
     for p in paths:
@@ -126,7 +126,7 @@ def main() -> None:
 
     from flowdet.config import load_config
     from flowdet.engine.checkpoint import load_checkpoint
-    from flowdet.models import build_backbone
+    from flowdet.models.yolox import build_backbone
     from flowdet.pretrain.config import PretrainConfig
     from flowdet.pretrain.mine import mine
     from flowdet.pretrain.train import pretrain

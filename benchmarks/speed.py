@@ -109,7 +109,7 @@ def summarize(lat: dict, stream: dict, train: dict) -> str:
                      f"{r.get('stream_fps', float('nan')):.1f} | {r.get('ratio', float('nan')):.2f} |")
     lines += ["", "| training step (batch, img) | params | step ms | img/s | speed vs yolov8n |", "|---|---|---|---|---|"]
     ref = train.get("yolov8n")
-    for name, r in train.items():
+    for r in train.values():
         ratio = f"{ref['step_ms'] / r['step_ms']:.2f}×" if ref else "—"
         lines.append(f"| {r['model']} ({r['batch']}, {r['img']}) | {r['params'] / 1e6:.2f} M | {r['step_ms']:.0f} | "
                      f"{r['img_s']:.2f} | {ratio} |")

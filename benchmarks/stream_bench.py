@@ -45,7 +45,7 @@ def _random_model(size: str, img: int, out: Path) -> Path:
 
     from flowdet.detect.io import minimal_checkpoint
     from flowdet.export.onnx_export import export_onnx
-    from flowdet.models import build_model
+    from flowdet.models.yolox import build_model
 
     ckpt = out.with_suffix(".pt")
     torch.save(minimal_checkpoint(build_model(size, 1), ["plastic"], (img, img)), ckpt)

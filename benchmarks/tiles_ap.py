@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from flowdet.data.imread import try_read_image
+from flowdet.core.imread import try_read_image
 
 DEFAULT_VAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "grogol" / "val.json"
 KEYS = ("AP", "AP50", "AP75", "APs", "APm", "AR100", "ARs", "AR1000")
@@ -55,9 +55,9 @@ def main() -> None:
               "for both runs, so there is nothing to compare", file=sys.stderr)
         sys.exit(2)
 
-    from flowdet.runtime.tiles import TiledPredictor
     from flowdet.metrics.coco_eval import coco_evaluate
     from flowdet.runtime.predictor import load_predictor
+    from flowdet.runtime.tiles import TiledPredictor
 
     val = Path(args.val_json)
     coco = json.loads(val.read_text())

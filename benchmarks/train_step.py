@@ -30,8 +30,8 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "grogol-
 
 
 def make_batch(path: Path, ann: Path, images: Path, batch: int, img: int) -> None:
+    from flowdet.core.letterbox import letterbox
     from flowdet.data.coco import load_coco, load_image
-    from flowdet.data.letterbox import letterbox
 
     ds = load_coco(ann, images, check_images=False)
     imgs, idx, boxes = [], [], []
@@ -51,7 +51,7 @@ def step_flowdet(data: dict, size: str):
     from flowdet.detect.loss import YOLOXLoss
     from flowdet.engine.ema import ModelEMA
     from flowdet.engine.schedule import param_groups
-    from flowdet.models import build_model
+    from flowdet.models.yolox import build_model
 
     imgs = torch.from_numpy(data["imgs"]).float()  # BGR 0–255, flowdet's input contract
     bi, xyxy = torch.from_numpy(data["batch_idx"]), torch.from_numpy(data["xyxy"])

@@ -30,7 +30,7 @@ def bench(size: str, img: int, data_dir: Path, args: argparse.Namespace, device:
     from flowdet.detect.loss import YOLOXLoss
     from flowdet.engine.ema import ModelEMA
     from flowdet.engine.schedule import param_groups
-    from flowdet.models import build_model
+    from flowdet.models.yolox import build_model
 
     cfg = load_config(DetectConfig, args.config, [])
     ds = load_coco(data_dir / "annotations.json", data_dir / "images", check_images=False)

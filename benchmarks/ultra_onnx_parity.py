@@ -39,8 +39,8 @@ REPO = Path(__file__).resolve().parent.parent
 def _ultra_step(args: argparse.Namespace) -> None:
     """Under the ultralytics interpreter: train, export both layouts, predict val with ultralytics."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
-    from ultralytics import YOLO
     import torch
+    from ultralytics import YOLO
 
     torch.set_num_threads(1)
     out = Path(args.out).resolve()
@@ -155,11 +155,12 @@ def main() -> None:
           "--val-json", val_json, "--val-images", val_images], env=env, cwd=out)
     ultra_s = time.time() - t0
 
-    from flowdet.metrics.coco_eval import coco_evaluate
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
-    from flowdet.runtime.layouts import preprocess
     import cv2
     import numpy as np
+
+    from flowdet.metrics.coco_eval import coco_evaluate
+    from flowdet.runtime.layouts import preprocess
+    from flowdet.runtime.onnx_runtime import OnnxPredictor
 
     ref = np.load(out / "ultra_inputs.npz")
     lay = OnnxPredictor(out / "yolo26n_raw.onnx", threads=1).layout

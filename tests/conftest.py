@@ -53,10 +53,10 @@ IMG = 320
 def make_checkpoint(path: Path, size: str = "nano", img_size: int = IMG, seed: int = 0) -> Path:
     import torch
 
-    from flowdet.data.letterbox import preprocess_batch
+    from flowdet.core.letterbox import preprocess_batch
     from flowdet.detect.io import minimal_checkpoint
     from flowdet.export.parity import synthetic_images
-    from flowdet.models import build_model
+    from flowdet.models.yolox import build_model
 
     torch.manual_seed(seed)
     m = build_model(size, 1)

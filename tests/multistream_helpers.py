@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from flowdet.ops.postprocess import Detections
+from flowdet.core.detections import Detections
 from flowdet.runtime.sources import SourceError
 
 

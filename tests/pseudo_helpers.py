@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from flowdet.ops.postprocess import Detections
+from flowdet.core.detections import Detections
 
 SIZE = (160, 120)          # (width, height)
 SIDE = 10                  # object side, px

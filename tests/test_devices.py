@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pytest
-
 from cli_helpers import run_cli
+
 from flowdet.devices import onnx_providers, parse_device
 from flowdet.errors import InputError
 

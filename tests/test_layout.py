@@ -8,6 +8,14 @@
   all lazy on one side. ``if TYPE_CHECKING:`` imports would count as well (there are none). An
   import of a submodule is an edge to that module only, not to its parent packages: a package's
   ``__init__`` has always run before any module inside it.
+- No circles between the top-level packages either (``flowdet.detect`` ↔ ``flowdet.runtime`` …),
+  the one documented door aside: the runtime imports ``flowdet.detect.torch_predictor`` inside
+  ``load_predictor``, for a ``.pt`` checkpoint.
+- ``flowdet/core/`` is the floor: it imports only itself and the two leaf modules ``flowdet.errors``
+  and ``flowdet.log`` (standard library only), and never torch.
+- ``flowdet/core/`` and ``flowdet/runtime/`` are torch-free all the way down: no import of theirs,
+  lazy ones included, leads to a module that imports torch when it loads (the door aside).
+  tests/runtime/test_torch_free.py proves the same by importing every runtime module without torch.
 """
 from __future__ import annotations
 
@@ -17,6 +25,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PKG = REPO / "flowdet"
 CLI_LAYER = ("flowdet.cli", "flowdet.commands")
+CORE = "flowdet.core"
+LEAVES = ("flowdet.errors", "flowdet.log")  # beneath everything: the standard library only
+TORCH_FREE = (CORE, "flowdet.runtime")
+DOOR = "flowdet.detect.torch_predictor"  # load_predictor("x.pt") imports it, on request
+
+
+def _in(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _is_door(src: str, dst: str) -> bool:
+    return _in(src, "flowdet.runtime") and dst == DOOR
 
 
 def _modules() -> dict[str, Path]:
@@ -27,10 +47,24 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-def _imports(path: Path, module: str) -> list[tuple[str, int]]:
-    """(imported name, line) for every import statement anywhere in the file, relative ones resolved."""
+def _module_level(tree: ast.Module) -> list[ast.AST]:
+    """Every node that runs when the module loads: all of it but the bodies of functions."""
+    out, todo = [], list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        out.append(node)
+        todo += list(ast.iter_child_nodes(node))
+    return out
+
+
+def _imports(path: Path, module: str, at_load: bool = False) -> list[tuple[str, int]]:
+    """(imported name, line) for every import statement anywhere in the file, relative ones resolved;
+    ``at_load``: only those that run when the module is imported (not inside functions)."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in (_module_level(tree) if at_load else ast.walk(tree)):
         if isinstance(node, ast.Import):
             found += [(a.name, node.lineno) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -130,3 +164,69 @@ def test_cycle_finder_finds_a_lazy_circle():
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+def _package(module: str) -> str:
+    """flowdet.detect.loss → flowdet.detect; a top-level module (flowdet.errors) is its own."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_cycles_between_top_level_packages():
+    graph: dict[str, set[str]] = {}
+    for src, targets in _graph().items():
+        for dst in targets:
+            if _package(src) != _package(dst) and not _is_door(src, dst):
+                graph.setdefault(_package(src), set()).add(_package(dst))
+                graph.setdefault(_package(dst), set())
+    assert "flowdet.core" in graph["flowdet.runtime"] and "flowdet.runtime" in graph["flowdet.detect"]
+    cycles = _cycles(graph)
+    assert not cycles, "circles between packages (move the shared piece down, e.g. into flowdet/core):\n" + \
+        "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_core_imports_only_core_and_the_leaves():
+    mods = _modules()
+    assert f"{CORE}.letterbox" in mods and f"{CORE}.detections" in mods
+    bad = []
+    for m, path in mods.items():
+        if not (_in(m, CORE) or m in LEAVES):
+            continue
+        allowed = (CORE,) + LEAVES if _in(m, CORE) else ()  # the leaves import nothing of flowdet
+        for name, line in _imports(path, m):
+            if name == "torch" or name.startswith(("torch.", "torchvision")):
+                bad.append(f"{path.relative_to(REPO)}:{line} imports {name}")
+            elif _in(name, "flowdet") and name != "flowdet" and not any(_in(name, a) for a in allowed):
+                bad.append(f"{path.relative_to(REPO)}:{line} imports {name}")
+            elif name == "flowdet" and m in LEAVES:
+                bad.append(f"{path.relative_to(REPO)}:{line} imports flowdet")
+    assert not bad, "flowdet/core imports only flowdet.core, flowdet.errors and flowdet.log:\n" + "\n".join(bad)
+
+
+def test_torch_free_packages_never_reach_torch():
+    """From core/ and runtime/, follow every import (lazy ones too, the door aside): no module on
+    the way imports torch when it loads, and none of theirs imports torch at all."""
+    mods, graph = _modules(), _graph()
+    loads_torch = {m for m, path in mods.items()
+                   if any(n == "torch" or n.startswith("torch.") for n, _ in _imports(path, m, at_load=True))}
+    assert "flowdet.detect.loss" in loads_torch and "flowdet.devices" not in loads_torch  # lazy torch: fine
+    bad = []
+    for pkg in TORCH_FREE:
+        path_to: dict[str, list[str]] = {m: [m] for m in mods if _in(m, pkg)}
+        todo = list(path_to)
+        while todo:
+            src = todo.pop()
+            for dst in sorted(graph[src]):
+                if dst not in path_to and not _is_door(src, dst):
+                    path_to[dst] = path_to[src] + [dst]
+                    todo.append(dst)
+        bad += [" -> ".join(path_to[m]) for m in sorted(loads_torch & set(path_to))]
+        for m in (m for m in mods if _in(m, pkg)):
+            bad += [f"{m} imports {n} (line {line})" for n, line in _imports(mods[m], m)
+                    if n == "torch" or n.startswith(("torch.", "torchvision"))]
+    assert not bad, "a torch-free package reaches torch:\n" + "\n".join(bad)
+
+
+def test_module_level_scan_skips_function_bodies():
+    tree = ast.parse("import a\nif x:\n    import b\ndef f():\n    import c\nclass K:\n    import d\n")
+    names = {n.names[0].name for n in _module_level(tree) if isinstance(n, ast.Import)}
+    assert names == {"a", "b", "d"}

@@ -1,4 +1,4 @@
-"""The three real bugs mypy found, checked by behaviour (mypy itself is not a dependency):
+"""The three real bugs mypy found, checked by behaviour (``make lint`` runs mypy itself):
 ``TiledPredictor(p, (640, 960))`` (tests/runtime/test_tiles.py), an attribute set on a
 ``ValidationReport`` that the class does not declare, and ``ImageFolderSource`` not matching the
 ``FrameSource`` protocol (its ``fps`` typed ``None``, so no source could be a ``FrameSource``)."""
@@ -8,6 +8,7 @@ import ast
 import dataclasses
 import json
 from pathlib import Path
+
 
 def test_validation_report_declares_images_written(tmp_path):
     from flowdet.data.validation import ValidationReport

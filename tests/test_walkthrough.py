@@ -65,6 +65,7 @@ def exports(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["voc", "yolo"])
 def test_the_own_data_walkthrough_runs_as_written(exports, tmp_path, monkeypatch, fmt):
     work = tmp_path / fmt

@@ -11,7 +11,8 @@ Shared conventions (keep them the same everywhere):
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -67,7 +68,7 @@ def relaunch_on_gpus(device: str) -> None:
 
 
 class Checked(click.ParamType):
-    """A flag type that runs one of :mod:`flowdet.validate`'s checks (``check(value, flag)``), so a
+    """A flag type that runs one of :mod:`flowdet.core.validate`'s checks (``check(value, flag)``), so a
     flag and the stage's own check (``--set`` values, the Python API) are the same rule and one line."""
 
     def __init__(self, check: Callable[[Any, str], Any], name: str = "number") -> None:
@@ -86,13 +87,13 @@ class Checked(click.ParamType):
 
 def Number(lo: float | None = None, hi: float | None = None, *, integer: bool = False,  # noqa: N802
            lo_open: bool = False, hi_open: bool = False) -> Checked:
-    """Every numeric flag's type: a finite number in a range (:func:`flowdet.validate.number_in`).
+    """Every numeric flag's type: a finite number in a range (:func:`flowdet.core.validate.number_in`).
 
     click's ``float`` / ``FloatRange`` let ``nan`` through (every comparison with it is false:
     ``--fps nan`` silently meant "off") and ``inf`` / ``1e300`` (a sampler stepping by 1/fps never
     advanced: a hang). ``Number(0, 1)`` → [0, 1]; ``lo_open`` / ``hi_open`` leave that end out;
     ``integer`` → an int."""
-    from flowdet.validate import number_in
+    from flowdet.core.validate import number_in
 
     def check(value: Any, flag: str) -> Any:
         return number_in(value, flag, lo, hi, integer=integer, lo_open=lo_open, hi_open=hi_open)
@@ -102,7 +103,7 @@ def Number(lo: float | None = None, hi: float | None = None, *, integer: bool = 
 
 def _validator(name: str) -> Callable[[Any, str], Any]:
     def check(value: Any, flag: str) -> Any:
-        from flowdet import validate
+        from flowdet.core import validate
 
         return getattr(validate, name)(value, flag)
     return check

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import click
 
-from flowdet.detect.config import MODEL_SIZE_NAMES
+from flowdet.models.sizes import MODEL_SIZES
 
 _METHODS = ["patch-contrast", "center-loss", "self-emd", "byol"]
 
 
 @click.command("cfg")
 @click.argument("stage", type=click.Choice(["train", "pretrain"]))
-@click.option("--size", type=click.Choice(MODEL_SIZE_NAMES), default="nano", show_default=True,
+@click.option("--size", type=click.Choice(list(MODEL_SIZES)), default="nano", show_default=True,
               help="train: the size whose recipe fills the defaults (what `flowdet train --size X` starts from).")
 @click.option("--method", type=click.Choice(_METHODS), default="self-emd", show_default=True,
               help="pretrain: the method whose preset (configs/pretrain_<method>.yaml) fills the defaults.")

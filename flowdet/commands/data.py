@@ -68,7 +68,7 @@ def convert_voc(ann_dir: str, images_dir: str, out: str, labels: str | None, str
     Example:
       flowdet convert voc Annotations/ --images JPEGImages/ --out train.json --labels labels.txt
     """
-    from flowdet import validate
+    from flowdet.core import validate
     from flowdet.data.voc import read_labels, voc_to_coco
 
     validate.writable_file(out)
@@ -106,7 +106,7 @@ def convert_yolo(data_yaml: str, split: str, out: str, strict: bool) -> None:
     Example:
       flowdet convert yolo datasets/flow/data.yaml --split val --out val.json
     """
-    from flowdet import validate
+    from flowdet.core import validate
     from flowdet.data.yolo import yolo_folder_to_coco, yolo_to_coco
 
     validate.writable_file(out)

@@ -7,10 +7,20 @@ from pathlib import Path
 
 import click
 
-from flowdet.commands import (BATCH, EPOCHS, SEED, THREADS, HelpDefaults, Number, backend_options, config_options,
-                              overrides_from, relaunch_on_gpus)
-from flowdet.detect.config import MODEL_SIZE_NAMES
+from flowdet.commands import (
+    BATCH,
+    EPOCHS,
+    SEED,
+    THREADS,
+    HelpDefaults,
+    Number,
+    backend_options,
+    config_options,
+    overrides_from,
+    relaunch_on_gpus,
+)
 from flowdet.devices import DEVICE_HELP
+from flowdet.models.sizes import MODEL_SIZES
 
 
 def _detect_defaults():
@@ -33,7 +43,7 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / OpenVINO .xml / 
                                                 "val split, else none: no evaluation, best.pt = last epoch).")
 @click.option("--val-images", type=click.Path(file_okay=False), help="Validation image folder (default: --images, or next to the val json).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder: last.pt, best.pt, metrics.csv, loss.png; a used one becomes <out>2, …" + _d("out"))
-@click.option("--size", type=click.Choice(("auto", *MODEL_SIZE_NAMES)),
+@click.option("--size", type=click.Choice(("auto", *MODEL_SIZES)),
               help="Model size; auto = nano-d (or the --backbone's size)" + _d("model.size"))
 @click.option("--epochs", type=EPOCHS, help="Epochs" + _d("train.epochs"))
 @click.option("--batch", type=BATCH, help="Total batch over all processes" + _d("train.batch"))

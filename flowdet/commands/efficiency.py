@@ -4,8 +4,8 @@ from __future__ import annotations
 import click
 
 from flowdet.commands import BATCH, EPOCHS, Number
-from flowdet.detect.config import MODEL_SIZE_NAMES
 from flowdet.devices import DEVICE_HELP
+from flowdet.models.sizes import MODEL_SIZES
 
 _METHODS = ["patch-contrast", "center-loss", "self-emd", "byol", "insloc"]
 
@@ -39,7 +39,7 @@ def _ints(text: str, flag: str) -> list[int]:
 @click.option("--train-frames/--no-train-frames", default=True, show_default=True,
               help="Also pretrain on the training images (their labels unused).")
 @click.option("--exclude", multiple=True, type=click.Path(), help="Sets no pretraining frame may be (default: --val).")
-@click.option("--size", type=click.Choice(MODEL_SIZE_NAMES), default="nano-d", show_default=True,
+@click.option("--size", type=click.Choice(list(MODEL_SIZES)), default="nano-d", show_default=True,
               help="Backbone and detector size (train's auto choice).")
 @click.option("--img-size", default="auto", show_default=True,
               help="Detector input: auto (the frames' aspect at the size's pixel budget, as train), 640 or 960x544 (W×H).")

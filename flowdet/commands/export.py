@@ -57,7 +57,7 @@ def export(ckpt: str, fmt: str, out: str, img_size: str | None, dynamic_batch: b
     flowdet export --ckpt best.pt --out m.int8.xml --int8 --backend openvino --calib frames/ --val val.json
 
     Exit code 2 when the parity check fails, the gate refuses, or the engine cannot be built here."""
-    from flowdet.data.letterbox import format_img_size, parse_img_size
+    from flowdet.core.size import InputSize
 
     edge = int8 or backend == "openvino" or precision != "fp32"
     if edge:
@@ -72,11 +72,11 @@ def export(ckpt: str, fmt: str, out: str, img_size: str | None, dynamic_batch: b
         from flowdet.export.onnx_export import export as run_export
 
         res = run_export(ckpt, fp32_sibling(out) if edge else out, fmt=fmt,
-                         img_size=parse_img_size(img_size) if img_size else None, dynamic_batch=dynamic_batch,
+                         img_size=InputSize.parse(img_size) if img_size else None, dynamic_batch=dynamic_batch,
                          opset=opset, simplify=simplify, half=half, parity=not no_parity, parity_data=parity_data,
                          use_ema=not no_ema, log=log.info)
         m = res.meta
-        click.echo(f"wrote {res.path} ({m.model_size}, {format_img_size(m.img_size)}, {m.precision}, "
+        click.echo(f"wrote {res.path} ({m.model_size}, {InputSize(*m.img_size).to_flag()}, {m.precision}, "
                    f"batch {'dynamic' if m.dynamic_batch else 1}, classes {m.names}) in {res.seconds:.1f} s")
         fp32_path = str(res.path)
     if edge:

@@ -7,8 +7,8 @@ import click
 
 from flowdet import log
 from flowdet.commands import BATCH, EPOCHS, FPS, HelpDefaults, Number, config_options, overrides_from, relaunch_on_gpus
-from flowdet.detect.config import MODEL_SIZE_NAMES
 from flowdet.devices import DEVICE_HELP
+from flowdet.models.sizes import MODEL_SIZES
 
 _METHODS = ["patch-contrast", "center-loss", "self-emd", "byol", "insloc"]
 
@@ -91,7 +91,7 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok, worker
 @click.option("--ann", type=click.Path(dir_okay=False), help="center-loss: labelled COCO json" + _d("data.ann"))
 @click.option("--images", type=click.Path(file_okay=False),
               help="center-loss: its image folder (data.images, default: next to the json).")
-@click.option("--size", type=click.Choice(MODEL_SIZE_NAMES), help="Backbone size" + _d("model.size"))
+@click.option("--size", type=click.Choice(list(MODEL_SIZES)), help="Backbone size" + _d("model.size"))
 @click.option("--out", type=click.Path(file_okay=False),
               help="Run folder: backbone.pt, last.pt, metrics.csv; a used one becomes <out>2, …" + _d("train.out"))
 @click.option("--epochs", type=EPOCHS, help="Epochs" + _d("train.epochs"))

@@ -69,7 +69,8 @@ def pseudo_label(sources, model, out, exist_ok, conf, low, ignore_above, max_gap
     flowdet pseudo-label --model teacher.pt river.mp4 mined/ --out runs/pseudo --tta flip
     flowdet train --data runs/pseudo/pseudo.json ...
     """
-    from flowdet.pseudo.label import load_teacher, open_sources, pseudo_label as run
+    from flowdet.pseudo.label import load_teacher, open_sources
+    from flowdet.pseudo.label import pseudo_label as run
     from flowdet.pseudo.score import format_score
 
     if not Path(model).is_file():

@@ -12,7 +12,7 @@ no absolute, ``../`` or symlinked way out) that exists, is no other image's file
 decoded file); each box has a known ``image_id``/``category_id`` and 4 finite numbers with w, h > 0
 (else **dropped**), is **clipped** when it sticks out, and a duplicated annotation id drops the later one.
 
-``check_images=False`` reads headers only (:mod:`flowdet.data.imread`: file, size, pixel cap, truncation;
+``check_images=False`` reads headers only (:mod:`flowdet.core.imread`: file, size, pixel cap, truncation;
 ~0.3 ms vs 10–30 ms to decode a 1080p JPEG; train and eval use it); ``data check``/``stats``/``coco2yolo`` decode.
 ``iscrowd``/``ignore``/``difficult`` = 1 (read strictly: :meth:`ValidationReport.dont_care_flags`) → kept
 with ``ignore=True`` (a don't-care region): left out of training targets. Evaluation follows pycocotools
@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 
 from flowdet import log
+from flowdet.core.imread import probe as probe_image
 from flowdet.data.validation import Problem, ValidationReport, class_name_problem  # noqa: F401  (re-exported)
-from flowdet.data.imread import probe as probe_image
 from flowdet.errors import DataError
 from flowdet.paths import OUTSIDE, file_root, within
 
@@ -221,8 +221,8 @@ def _positive_int(v: Any) -> int | None:
 
 def load_image(record: ImageRecord) -> np.ndarray:
     """The record's pixels as HxWx3 uint8 BGR (seeks the frame for video records); an unreadable
-    file is a :class:`flowdet.data.imread.ImageReadError` naming it."""
-    from flowdet.data.imread import ImageReadError, is_regular_file, read_image
+    file is a :class:`flowdet.core.imread.ImageReadError` naming it."""
+    from flowdet.core.imread import ImageReadError, is_regular_file, read_image
 
     if record.frame_index is None:
         return read_image(record.file)

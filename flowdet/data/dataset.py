@@ -11,14 +11,15 @@ the batch (multi-scale) and the epoch (no-aug tail) travel with each item into w
 from __future__ import annotations
 
 import math
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from flowdet.core.defaults import PAD_VALUE
+from flowdet.core.imread import ImageReadError
 from flowdet.data.coco import ImageRecord, load_image
-from flowdet.data.imread import ImageReadError
 from flowdet.data.transforms import AugmentConfig, Augmenter, Sample
 
 Key = tuple[int, int, int, int]  # (index, epoch, h, w)
@@ -78,7 +79,7 @@ def _unreadable_sample(r: ImageRecord, e: Exception | None) -> Sample:
         from flowdet import log
 
         log.warn(f"{e} (skipped: a blank image without boxes stands in)", all_ranks=True)
-    blank = np.full((max(1, r.height), max(1, r.width), 3), 114, np.uint8)
+    blank = np.full((max(1, r.height), max(1, r.width), 3), PAD_VALUE, np.uint8)
     return Sample(blank, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
 
 

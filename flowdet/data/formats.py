@@ -47,11 +47,11 @@ def _voc_dirs(p: Path) -> tuple[Path, Path] | None:
 def _fingerprint(root: Path, extra: Path) -> str:
     """Names, sizes and mtimes of every file a conversion reads: labels *and* images (a background
     image added later has no label file, and must still land in the converted json)."""
-    from flowdet.data.yolo import IMAGE_EXTS
+    from flowdet.core.media import IMAGE_EXTS
 
     h = hashlib.sha1()
     for f in sorted([*root.rglob("*"), extra]):
-        if f.suffix.lower() in (_LABEL_EXTS | IMAGE_EXTS) and f.is_file() and ".flowdet" not in f.parts:
+        if f.suffix.lower() in (_LABEL_EXTS | set(IMAGE_EXTS)) and f.is_file() and ".flowdet" not in f.parts:
             st = f.stat()
             h.update(f"{f.relative_to(root) if f.is_relative_to(root) else f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:12]

@@ -1,7 +1,7 @@
 """Dataset statistics: counts, boxes per image, COCO size buckets native and after letterbox.
 
 Size buckets follow COCO (box area in pixels): small < 32², medium < 96², large otherwise. The
-"resized" numbers apply the letterbox of flowdet.data.letterbox to each image: ``r = min(S/h, S/w)``
+"resized" numbers apply the letterbox of flowdet.core.letterbox to each image: ``r = min(S/h, S/w)``
 for ``img_size`` S, so areas scale by r². This is the number that matters for a detector: at 640
 input a 1920×1080 dataset that is "mostly medium" natively becomes mostly small.
 """
@@ -70,9 +70,8 @@ def dataset_stats(ann_path: str | Path, images_dir: str | Path | None = None, im
         "problems": len(ds.report.problems), "histogram_png": None,
     }
     if out_dir is not None:
+        from flowdet.core import validate
         from flowdet.utils import atomic_write_json
-
-        from flowdet import validate
 
         out = validate.writable_dir(out_dir)
         stats["histogram_png"] = str(plot_size_histogram(np.sqrt(area), np.sqrt(area_resized), stats["img_size"],

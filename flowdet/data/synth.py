@@ -28,8 +28,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from flowdet.data.synth_scene import (CATEGORY, SynthConfig, coco_info, render_scene, sample_scene, size_buckets,
-                                      write_json_sorted)
+from flowdet.data.synth_scene import (
+    CATEGORY,
+    SynthConfig,
+    coco_info,
+    render_scene,
+    sample_scene,
+    size_buckets,
+    write_json_sorted,
+)
 from flowdet.errors import FlowdetError
 
 __all__ = ["SynthConfig", "generate"]  # the stage's Python API: generate(out_dir, SynthConfig(...))
@@ -46,7 +53,7 @@ def generate(out_dir: str | Path, cfg: SynthConfig, progress: bool = False) -> d
     t0 = time.perf_counter()
     out = Path(out_dir)
     images_dir = out / "images"
-    from flowdet import validate
+    from flowdet.core import validate
 
     validate.writable_dir(images_dir, "OUT_DIR")
     images, anns = [], []

@@ -14,10 +14,20 @@ from typing import Any
 
 import numpy as np
 
-from flowdet.data.synth_render import (BOTTLE_COLORS, CAP_COLORS, FOAM_COLORS, LEAF_COLORS, Camera, Thing,
-                                       WaterStyle, draw_thing, render_water, sample_water, screen_pose)
+from flowdet.data.synth_render import (
+    BOTTLE_COLORS,
+    CAP_COLORS,
+    FOAM_COLORS,
+    LEAF_COLORS,
+    Camera,
+    Thing,
+    WaterStyle,
+    draw_thing,
+    render_water,
+    sample_water,
+    screen_pose,
+)
 from flowdet.errors import InputError
-
 
 CATEGORY = {"id": 1, "name": "bottle", "supercategory": "debris"}
 SMALL_AREA, MEDIUM_AREA = 32 ** 2, 96 ** 2   # COCO size buckets (box area in pixels)
@@ -41,7 +51,7 @@ class SynthConfig:
     empty_fraction: float = 0.05          # images with water and distractors only
     jpeg_quality: int = 90
 
-    def validate(self) -> "SynthConfig":
+    def validate(self) -> SynthConfig:
         """Raise a one-line InputError naming the bad field."""
         checks = [
             ("num_images", self.num_images >= 0), ("width", self.width >= 64), ("height", self.height >= 64),
@@ -55,8 +65,8 @@ class SynthConfig:
         for name, ok in checks:
             if not ok:
                 raise InputError(f"synth config: invalid {name}={getattr(self, name)!r}")
-        from flowdet.data.imread import max_pixels
-        from flowdet.validate import seed
+        from flowdet.core.imread import max_pixels
+        from flowdet.core.validate import seed
 
         seed(self.seed, "--seed")  # numpy refuses a negative seed with a traceback
         if self.width * self.height > max_pixels():  # frames flowdet's own reader would refuse (and minutes each)

@@ -26,8 +26,15 @@ import cv2
 import numpy as np
 
 from flowdet.data.synth_render import Camera
-from flowdet.data.synth_scene import (CATEGORY, SynthConfig, coco_info, render_scene, sample_scene, size_buckets,
-                                      write_json_sorted)
+from flowdet.data.synth_scene import (
+    CATEGORY,
+    SynthConfig,
+    coco_info,
+    render_scene,
+    sample_scene,
+    size_buckets,
+    write_json_sorted,
+)
 from flowdet.errors import FlowdetError
 
 VIDEO_NAME = "video.mp4"

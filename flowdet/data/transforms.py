@@ -10,13 +10,15 @@ of the frame are dropped too (counted separately).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
-from flowdet.data.letterbox import PAD_VALUE, letterbox
+from flowdet.core.defaults import PAD_VALUE
+from flowdet.core.letterbox import letterbox
 
 
 @dataclass

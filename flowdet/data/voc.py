@@ -28,13 +28,15 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from flowdet.core.media import IMAGE_EXTS
 from flowdet.data.coco import ValidationReport
 from flowdet.data.validation import class_name_problem
 from flowdet.errors import DataError, FlowdetError
-from flowdet.paths import OUTSIDE, is_inside, real, within
 from flowdet.files import read_bytes, read_text
+from flowdet.paths import OUTSIDE, is_inside, real, within
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".JPG", ".JPEG", ".PNG")
+# A VOC xml names its image, or shares its stem: the candidates tried, in both cases (a case-sensitive disk).
+CANDIDATE_EXTS = IMAGE_EXTS + tuple(e.upper() for e in IMAGE_EXTS)
 
 
 def read_labels(path: str | Path) -> list[str]:
@@ -72,7 +74,7 @@ def _find_image(images_dir: Path, xml_path: Path, filename: str | None) -> Path 
         return named  # a FIFO/device is returned, for the reader to refuse by name
     stems = [Path(filename).stem] if filename else []
     for stem in stems + [xml_path.stem]:
-        for ext in IMAGE_EXTS:
+        for ext in CANDIDATE_EXTS:
             found = within(images_dir, f"{stem}{ext}")
             if found is not None and found.is_file():
                 return found
@@ -199,7 +201,7 @@ def _relative(img_path: Path, images_dir: Path) -> str:
 
 def _real_size(img_path: Path) -> tuple[tuple[int, int] | None, str | None]:
     """((width, height) of the decoded image file, None), or (None, why it is unusable)."""
-    from flowdet.data.imread import ImageReadError, image_size, read_image
+    from flowdet.core.imread import ImageReadError, image_size, read_image
 
     try:
         image_size(img_path)  # cheap refusals first (not a file, over the cap, truncated)

@@ -31,15 +31,14 @@ import numpy as np
 import yaml
 
 from flowdet import safe_yaml
+from flowdet.core.imread import try_read_image
+from flowdet.core.media import IMAGE_EXTS
 from flowdet.data.coco import ValidationReport, default_images_dir, read_json, validate_coco_dict
-from flowdet.data.imread import try_read_image
 from flowdet.data.validation import class_name_problem
 from flowdet.errors import DataError
 from flowdet.files import read_text
-from flowdet.utils import link_or_copy
 from flowdet.paths import OUTSIDE, file_root, is_inside, plain_name, real, within
-
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+from flowdet.utils import link_or_copy
 
 
 def _load_data_yaml(path: Path) -> dict[str, Any]:
@@ -280,7 +279,7 @@ def coco_to_yolo(ann_path: str | Path, images_dir: str | Path | None, out_dir: s
     # file_names leaving the images folder ("/etc/passwd", "../../x", a symlink out) are skipped unread
     records, _, names, report = validate_coco_dict(coco, str(ann_path), root, check_images=True)
     img_out, lbl_out = out / "images" / split, out / "labels" / split
-    from flowdet import validate
+    from flowdet.core import validate
 
     validate.writable_dir(out)
     root_real = real(root)

@@ -7,7 +7,7 @@ labels are drawn at the size they are read at, not shrunk afterwards.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

@@ -8,10 +8,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from flowdet.data.imread import try_read_image
-from flowdet.paths import within
+from flowdet.core.boxes import xywh_to_xyxy
+from flowdet.core.imread import try_read_image
 from flowdet.demo.draw import draw_outcomes, legend_strip
-from flowdet.ops.boxes import xywh_to_xyxy
+from flowdet.paths import within
 from flowdet.runtime.predictor import Predictor
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from flowdet import __version__, log
 from flowdet.errors import FlowdetError, InputError

@@ -69,7 +69,7 @@ def render_markdown(s: dict[str, Any]) -> str:
     """Markdown report from the summary dict (paths in ``s['assets']`` relative to the report)."""
     a = s.get("assets", {})
     m = s.get("metrics", {})
-    L = [f"# flowdet demo report", "",
+    L = ["# flowdet demo report", "",
          f"Mode: **{s.get('mode')}** · pretraining method: **{s.get('method')}** · model: **{s.get('model_size')}** "
          f"· input {s.get('img_size')} px · seed {s.get('seed')} · flowdet {s.get('flowdet_version')}", "",
          "All numbers below were measured in this run and are also in `summary.json`.", ""]

@@ -17,9 +17,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from flowdet.core.boxes import xywh_to_xyxy
 from flowdet.demo.draw import draw_outcomes, legend_strip
 from flowdet.errors import FlowdetError
-from flowdet.ops.boxes import xywh_to_xyxy
 from flowdet.utils import save_plot
 
 EVAL_KEYS = ("AP", "AP50", "APs")  # what the trainer logs at each evaluation

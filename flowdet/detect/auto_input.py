@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -89,7 +89,7 @@ def frame_and_object_sizes(records: Sequence) -> tuple[tuple[float, float], floa
 
 def choose(records: Sequence, size: str = AUTO, img_size: str = AUTO, backbone_size: str | None = None) -> InputChoice:
     """The model size and input for these training records; explicit values pass through."""
-    from flowdet.data.letterbox import parse_img_size
+    from flowdet.core.size import InputSize
 
     frame, obj = frame_and_object_sizes(records)
     why = []
@@ -102,7 +102,7 @@ def choose(records: Sequence, size: str = AUTO, img_size: str = AUTO, backbone_s
         why.append(f"input {hw[1]}x{hw[0]} (the frames' {frame[1]:.0f}x{frame[0]:.0f} aspect at {size}'s "
                    f"budget of {budget[1]}x{budget[0]} px, no larger than the frames)")
     else:
-        hw = parse_img_size(img_size, "train.img_size")
+        hw = InputSize.parse(img_size, "train.img_size")
     notes = []
     scale = min(hw[0] / frame[0], hw[1] / frame[1])
     if math.isfinite(obj):

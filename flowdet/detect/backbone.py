@@ -14,7 +14,6 @@ from flowdet import log
 from flowdet.engine import dist
 from flowdet.errors import ModelFileError
 
-
 # Share of the model's backbone tensors a backbone.pt must fill (same shapes), else it is refused.
 MIN_LOADED = 0.9
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flowdet.config import ConfigError
+from flowdet.core.defaults import NWD_CONSTANT
+from flowdet.core.size import valid_side
+from flowdet.core.validate import MAX_EPOCHS
 from flowdet.data.transforms import AugmentConfig
-from flowdet.validate import MAX_EPOCHS
+from flowdet.models.sizes import MODEL_SIZES
 
 AUTO = "auto"  # model.size / train.img_size chosen from the training data (flowdet.detect.auto_input)
 IOU_LOSSES = ("iou", "giou", "ciou")
-# The model sizes of flowdet.models.MODEL_SIZES, here without torch so the CLI can list them.
-MODEL_SIZE_NAMES = ("nano", "nano-d", "nano-dh", "nano-dl", "tiny", "s", "m")
 OPTIMIZERS = ("sgd", "adamw")
 
 
@@ -102,7 +103,7 @@ class AssignSection:
     min_box_side: float = 0.0
     min_k: int = 1  # lower bound of the dynamic k (tiny boxes have tiny IoUs → k = 1 without it)
     cost: str = "iou"  # iou | nwd: geometry term of the cost, −log IoU or −log NWD (Wang et al. 2021)
-    nwd_constant: float = 12.8  # C in NWD = exp(−W2 / C), px (the paper's value for AI-TOD)
+    nwd_constant: float = NWD_CONSTANT  # C in NWD = exp(−W2 / C), px (the paper's value for AI-TOD)
     nwd_loss: float = 0.0  # weight of (1 − NWD) added to the box loss; 0 = off
     # Objectness target of a positive: 1 (YOLOX) or the IoU of its prediction (IoU-aware, as VarifocalNet):
     # tiny boxes' positives often have low IoU, and a hard 1 teaches confidence the box does not earn.
@@ -147,7 +148,7 @@ class SemiSection:
 @dataclass
 class EvalSection:
     conf: float = 0.001
-    iou: float = 0.65  # at most 1000 boxes per image, as YOLOX (flowdet.ops.postprocess)
+    iou: float = 0.65  # at most 1000 boxes per image, as YOLOX (flowdet.core.postprocess)
     batch: int = 8
 
 
@@ -193,8 +194,6 @@ def resolve_schedule(cfg: DetectConfig) -> tuple[DetectConfig, list[str]]:
 
 def validate(cfg: DetectConfig) -> DetectConfig:
     """Check values a YAML can get wrong; errors name the key."""
-    from flowdet.models import MODEL_SIZES
-
     t, a = cfg.train, cfg.augment
     checks = [
         (bool(cfg.data.train), "data.train: a training COCO json is required (--data)"),
@@ -224,7 +223,7 @@ def validate(cfg: DetectConfig) -> DetectConfig:
         (len(a.mixup_scale) == 2 and 0 < a.mixup_scale[0] <= a.mixup_scale[1],
          f"augment.mixup_scale: expected [min, max] > 0, got {a.mixup_scale}"),
         (len(a.hsv_gains) == 3, f"augment.hsv_gains: expected 3 numbers, got {a.hsv_gains}"),
-        (len(a.multiscale) in (0, 2) and all(v >= 32 and v % 32 == 0 for v in a.multiscale)
+        (len(a.multiscale) in (0, 2) and all(valid_side(v) for v in a.multiscale)
          and (not a.multiscale or a.multiscale[0] <= a.multiscale[1]),
          f"augment.multiscale: expected [] or [min, max] multiples of 32, got {a.multiscale}"),
         (a.multiscale_every >= 1, f"augment.multiscale_every: must be >= 1, got {a.multiscale_every}"),
@@ -287,8 +286,8 @@ def resolve_semi(cfg: DetectConfig, iters_per_epoch: int) -> tuple[int, float]:
 
 def input_hw(cfg: DetectConfig) -> tuple[int, int]:
     """The training input size (H, W) from ``train.img_size`` (made concrete first if it was auto)."""
-    from flowdet.data.letterbox import parse_img_size
+    from flowdet.core.size import InputSize
 
     if str(cfg.train.img_size).strip().lower() == AUTO:
         raise ConfigError("train.img_size: 'auto' is resolved from the training data first (flowdet.detect.auto_input)")
-    return parse_img_size(cfg.train.img_size, "train.img_size")
+    return InputSize.parse(cfg.train.img_size, "train.img_size")

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from flowdet import log
+from flowdet.core.postprocess import invalid_message
 from flowdet.data.coco import DONT_CARE_RULES, CocoDataset, load_image
 from flowdet.data.formats import load_dataset
 from flowdet.detect.class_match import match_classes
-from flowdet.errors import DataError
-from flowdet.ops.postprocess import invalid_message
+from flowdet.errors import DataError, InputError
 from flowdet.runtime.predictor import Predictor
 
 
@@ -37,8 +37,8 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
 
     from tqdm import tqdm
 
-    from flowdet import validate
-    from flowdet.data.imread import ImageReadError, SkipLog
+    from flowdet.core import validate
+    from flowdet.core.imread import ImageReadError, SkipLog
     from flowdet.metrics.coco_eval import coco_evaluate, format_table, pr_curve_png, pr_curves
     from flowdet.utils import atomic_write_json
 

@@ -23,7 +23,7 @@ import torch
 
 from flowdet.engine.checkpoint import load_checkpoint
 from flowdet.errors import ModelFileError
-from flowdet.models import YOLOX, build_model
+from flowdet.models.yolox import YOLOX, build_model
 
 
 def model_from_checkpoint(path: str | Path, use_ema: bool = True, map_location: str = "cpu") -> tuple[YOLOX, dict[str, Any]]:
@@ -57,7 +57,7 @@ def evaluated_weights(ckpt: dict[str, Any]) -> dict[str, Any]:
 
 def _checked_meta(ckpt: dict[str, Any], path: str | Path) -> dict[str, Any]:
     """``model_cfg`` after checking it and the metadata inference relies on (names, cat_ids, img_size)."""
-    from flowdet.models import MODEL_SIZES
+    from flowdet.models.sizes import MODEL_SIZES
 
     cfg = ckpt["model_cfg"]
     if not isinstance(cfg, dict) or cfg.get("size") not in MODEL_SIZES:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from flowdet.core.defaults import NWD_CONSTANT
 from flowdet.detect.simota import simota_assign
 from flowdet.engine.dist import all_reduce_mean
 from flowdet.models.head import decode_boxes, flatten_levels, make_grids
@@ -75,7 +76,7 @@ class YOLOXLoss(nn.Module):
         min_box_side: float = 0.0,
         min_k: int = 1,
         assign_cost: str = "iou",
-        nwd_constant: float = 12.8,
+        nwd_constant: float = NWD_CONSTANT,
         nwd_weight: float = 0.0,
         soft_obj: bool = False,
     ):

@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from flowdet import log
-from flowdet.data.draw import draw_detections
+from flowdet.core.draw import draw_detections
+from flowdet.core.media import IMAGE_EXTS, VIDEO_EXTS
+from flowdet.core.postprocess import invalid_message
 from flowdet.errors import DataError, InputError
-from flowdet.ops.postprocess import invalid_message
 from flowdet.runtime.predictor import Predictor
-
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
-
-VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
 
 
 def list_images(source: str | Path, recursive: bool = False) -> list[Path]:
@@ -105,7 +101,7 @@ def check_out_outside_source(source: str | Path, out: str | Path, recursive: boo
 
 def _batches(files: list[Path], batch: int, skipped) -> Iterator[list[tuple[Path, np.ndarray]]]:
     """Chunks of readable images; an unreadable one is logged in ``skipped`` (a SkipLog) and left out."""
-    from flowdet.data.imread import ImageReadError, read_image
+    from flowdet.core.imread import ImageReadError, read_image
 
     out = []
     for f in files:
@@ -163,8 +159,8 @@ def predict_source(predictor: Predictor, source: str | Path, out_dir: str | Path
     import cv2
     from tqdm import tqdm
 
-    from flowdet import validate
-    from flowdet.data.imread import SkipLog
+    from flowdet.core import validate
+    from flowdet.core.imread import SkipLog
     from flowdet.utils import atomic_write_json
 
     validate.predict_args(conf, iou, batch)

@@ -13,10 +13,12 @@ config.yaml. With ``--config FILE`` the file is the recipe and nothing here appl
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from flowdet.config import apply_overrides, load_config, merge
 from flowdet.detect.config import AUTO, DetectConfig
+from flowdet.models.sizes import MODEL_SIZES
 
 # Small models (depthwise nano, and the dense "nano-d"/tiny): no mixup, mild scale, no rotation/shear.
 _SMALL = {
@@ -26,9 +28,9 @@ _SMALL = {
 _LARGE = {
     "augment": {"mosaic_prob": 1.0, "mixup_prob": 1.0, "scale": [0.1, 2.0], "degrees": 10.0, "shear": 2.0},
 }
-SIZE_RECIPES: dict[str, dict[str, Any]] = {
-    "nano": _SMALL, "nano-d": _SMALL, "nano-dh": _SMALL, "nano-dl": _SMALL, "tiny": _SMALL, "s": _LARGE, "m": _LARGE,
-}
+# Each registered size names its recipe (flowdet.models.sizes).
+SIZE_RECIPES: dict[str, dict[str, Any]] = {name: {"small": _SMALL, "large": _LARGE}[s.recipe]
+                                           for name, s in MODEL_SIZES.items()}
 
 
 def recipe_for(size: str) -> dict[str, Any]:

@@ -47,7 +47,7 @@ SEMI_KEYS = ("unl", "unl_obj", "unl_cls", "unl_box", "pseudo_per_img", "topk_sco
 
 def _media(folder: Path) -> tuple[bool, list[Path]]:
     """(the folder holds any image, its video files), recursively."""
-    from flowdet.pretrain.mine import IMAGE_EXTS, VIDEO_EXTS
+    from flowdet.core.media import IMAGE_EXTS, VIDEO_EXTS
 
     has_image, videos = False, []
     for f in folder.rglob("*"):
@@ -63,8 +63,9 @@ def resolve_unlabeled(sources: list[str], out: Path, video_fps: float, mine_vide
     """``semi.unlabeled`` → frame paths (videos mined into ``out/unlabeled_frames`` when ``mine_videos``,
     else read from its manifest); one-line :class:`DataError` for a source without frames or an
     undecodable video."""
+    from flowdet.core.media import VIDEO_EXTS
     from flowdet.pretrain.frames import resolve_frames
-    from flowdet.pretrain.mine import MANIFEST, VIDEO_EXTS, read_manifest
+    from flowdet.pretrain.mine import MANIFEST, read_manifest
 
     frames: list[Path] = []
     videos: list[Path] = []
@@ -272,7 +273,7 @@ class SemiTeacher:
 @torch.no_grad()
 def pseudo_boxes(model: nn.Module, levels: list[torch.Tensor], conf: float, iou: float = 0.65) -> int:
     """Detections with score ≥ ``conf`` after per-class NMS in a batch of raw levels (the count only)."""
-    from flowdet.ops.nms import batched_nms
+    from flowdet.core.nms import batched_nms
 
     boxes, scores = model.decode(levels)
     best, cls = scores.float().max(-1)

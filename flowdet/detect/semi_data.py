@@ -14,15 +14,15 @@ epochs. Rank r of a DDP group takes positions r, r + world, … of each global b
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from flowdet.core.letterbox import letterbox
 from flowdet.data.dataset import Key, multiscale_hw
-from flowdet.data.letterbox import letterbox
 from flowdet.data.transforms import photometric_strong
 from flowdet.detect.config import SemiSection
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
+from flowdet.core.defaults import NWD_CONSTANT
 from flowdet.ops.iou import box_iou_pairwise, cxcywh_to_xyxy, iou_family
 from flowdet.ops.nwd import nwd_pairwise
 
@@ -65,7 +66,7 @@ class Assignment:
         return int(self.matched_gt.numel())
 
     @staticmethod
-    def empty(num_anchors: int, device: torch.device) -> "Assignment":
+    def empty(num_anchors: int, device: torch.device) -> Assignment:
         long = torch.zeros(0, dtype=torch.long, device=device)
         return Assignment(torch.zeros(num_anchors, dtype=torch.bool, device=device), long, long.clone(),
                           torch.zeros(0, device=device))
@@ -79,7 +80,7 @@ def _pair_cost(
     in_box: torch.Tensor,
     in_centre: torch.Tensor,
     similarity: str = "iou",
-    nwd_constant: float = 12.8,
+    nwd_constant: float = NWD_CONSTANT,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """cost and similarity (IoU or NWD), both [m, n], of m boxes against n anchors (step 2)."""
     if similarity == "nwd":
@@ -124,7 +125,7 @@ def simota_assign(
     min_box_side: float = 0.0,
     min_k: int = 1,
     cost: str = "iou",
-    nwd_constant: float = 12.8,
+    nwd_constant: float = NWD_CONSTANT,
 ) -> Assignment:
     """Assign positives to the anchors of one image (see the module docstring). fp32, no grad.
 
@@ -207,7 +208,7 @@ def _give_orphans_an_anchor(
     in_box: torch.Tensor,
     in_centre: torch.Tensor,
     similarity: str = "iou",
-    nwd_constant: float = 12.8,
+    nwd_constant: float = NWD_CONSTANT,
 ) -> None:
     """Step 5, in place on ``owner`` [N] (box index or −1): boxes without a positive take their
     cheapest free anchor; orphans wanting the same anchor leave it to the cheapest of them, the

@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from flowdet.data.letterbox import parse_img_size, preprocess_batch
-from flowdet.ops.postprocess import Detections, postprocess
+from flowdet.core.detections import Detections
+from flowdet.core.letterbox import preprocess_batch
+from flowdet.core.postprocess import postprocess
+from flowdet.core.size import InputSize
 
 
 class TorchPredictor:
@@ -22,8 +24,6 @@ class TorchPredictor:
                  device: str = "auto",
                  *, model: Any = None, names: list[str] | None = None, cat_ids: list[int] | None = None,
                  max_det: int = 1000):
-        import torch
-
         from flowdet.detect.io import model_from_checkpoint
 
         if model is None:
@@ -41,13 +41,13 @@ class TorchPredictor:
         self.names = list(names) if names is not None else [f"class{i}" for i in range(model.num_classes)]
         self.cat_ids = list(cat_ids) if cat_ids is not None else list(range(1, len(self.names) + 1))
         # the checkpoint's own size is checked too: the file may come from anywhere
-        self.img_size: tuple[int, int] = parse_img_size(img_size if img_size else list(trained),
+        self.img_size: tuple[int, int] = InputSize.parse(img_size if img_size else list(trained),
                                                         "--img-size" if img_size else f"{path}: img_size")
         self.max_det = max_det
 
     @classmethod
     def from_model(cls, model: Any, names: list[str], cat_ids: list[int], img_size: int | tuple[int, int],
-                   device: str = "cpu") -> "TorchPredictor":  # the trainer passes its own device
+                   device: str = "cpu") -> TorchPredictor:  # the trainer passes its own device
         """Wrap an in-memory model (the trainer's EMA) without copying or fusing it."""
         return cls(None, img_size, device, model=model, names=names, cat_ids=cat_ids)
 

@@ -6,8 +6,9 @@ Loading a pretrained backbone is ``flowdet.detect.backbone.load_backbone`` (the 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -46,10 +47,9 @@ def train(cfg: DetectConfig, on_epoch_end: Callable[[int, dict], None] | None = 
     Under torchrun (WORLD_SIZE > 1) this joins the process group (NCCL on GPU, gloo on CPU); only
     rank 0 writes files. ``on_epoch_end(epoch, row)`` is called on every rank after last.pt is saved.
     ``origin`` (e.g. "recipe 'nano' (no --config)") heads the one-line recipe summary printed at start."""
-    from flowdet.detect.trainer import Trainer
-
-    from flowdet import validate as checks
+    from flowdet.core import validate as checks
     from flowdet.detect.config import resolve_schedule
+    from flowdet.detect.trainer import Trainer
 
     validate(cfg)
     checks.writable_dir(cfg.out, "out")  # before the data is read: a wrong --out costs nothing

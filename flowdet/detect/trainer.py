@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,13 +23,19 @@ from flowdet.detect.backbone import load_backbone
 from flowdet.detect.config import DetectConfig, input_hw
 from flowdet.detect.loss import BUCKET_NAMES, YOLOXLoss
 from flowdet.engine import dist
-from flowdet.engine.checkpoint import (load_checkpoint, remove_stale_temps, rng_state, save_checkpoint, set_rng_state,
-                                       unwrap)
+from flowdet.engine.checkpoint import (
+    load_checkpoint,
+    remove_stale_temps,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    unwrap,
+)
 from flowdet.engine.ema import ModelEMA
 from flowdet.engine.logger import MetricsLog, plot_results
 from flowdet.engine.schedule import WarmupCosine, param_groups, set_lr
 from flowdet.errors import DataError, FlowdetError, ModelFileError
-from flowdet.models import build_model
+from flowdet.models.yolox import build_model
 
 LOSS_KEYS = ("iou", "obj", "cls", "l1")
 

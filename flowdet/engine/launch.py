@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from flowdet.devices import DDP_DEVICES_ENV, parse_device
 from flowdet.errors import InputError

@@ -14,12 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from flowdet.data.letterbox import preprocess_batch
+from flowdet.core.letterbox import preprocess_batch
+from flowdet.core.media import IMAGE_EXTS, VIDEO_EXTS
 from flowdet.errors import DataError, InputError
 from flowdet.paths import keep_inside, within
-
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".ts")
 
 
 def _spread(items: list, n: int) -> list:
@@ -68,7 +66,7 @@ def _video_frames(p: Path, n: int) -> list[np.ndarray]:
 
 def load_calibration_frames(source: str | Path, n: int = 64) -> list[np.ndarray]:
     """Up to ``n`` BGR frames from ``source`` (folder, COCO json, image or video), spread evenly."""
-    from flowdet.data.imread import ImageReadError, read_image
+    from flowdet.core.imread import ImageReadError, read_image
 
     if n < 1:
         raise InputError(f"--calib-frames {n}: must be >= 1", field="--calib-frames")

@@ -13,9 +13,9 @@ import contextlib
 import json
 import logging
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from flowdet import log as _log
 from flowdet.errors import InputError

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -132,8 +133,8 @@ def val_ap(predictor: Any, val: str | Path, images: str | Path | None) -> float:
 
 def timing_frame(val: str | Path | None, images: str | Path | None, img_size: tuple[int, int]) -> np.ndarray:
     """One letterboxed frame for the latency runs: the first val image, else a synthetic one."""
-    from flowdet.data.imread import read_image
-    from flowdet.data.letterbox import preprocess_batch
+    from flowdet.core.imread import read_image
+    from flowdet.core.letterbox import preprocess_batch
     from flowdet.export.parity import synthetic_images
     from flowdet.paths import within
 

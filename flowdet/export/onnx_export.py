@@ -2,7 +2,7 @@
 
 Graph contract: input ``images`` [B, 3, H, W] float32 BGR 0–255 (top-left letterbox, pad 114);
 outputs ``boxes`` [B, N, 4] xyxy in input pixels and ``scores`` [B, N, C] = obj·cls. NMS and the
-rescale to original pixels stay outside the graph, in flowdet.ops.postprocess, so every backend
+rescale to original pixels stay outside the graph, in flowdet.core.postprocess, so every backend
 shares one postprocessing path (class id = argmax over ``scores``).
 """
 from __future__ import annotations
@@ -11,14 +11,16 @@ import copy
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
 from flowdet import log as _log
+from flowdet.core.defaults import PAD_VALUE
+from flowdet.core.size import InputSize
 from flowdet.errors import FlowdetError, InputError, ModelFileError
 from flowdet.export.parity import ParityReport, check_parity
 from flowdet.export.parity_data import DEFAULT_PARITY_IMAGES, checkpoint_frames, frames_from
@@ -61,15 +63,8 @@ class ExportResult:
 
 
 def _img_size(value: int | tuple[int, int] | list[int] | None, ckpt_size: list[int]) -> tuple[int, int]:
-    if value is None:
-        size = (int(ckpt_size[0]), int(ckpt_size[1]))
-    else:
-        from flowdet.data.letterbox import parse_img_size
-
-        size = parse_img_size(value)
-    if size[0] % 32 or size[1] % 32 or min(size) < 64:
-        raise InputError(f"--img-size {size[0]}x{size[1]}: must be a multiple of 32 (the largest stride), >= 64")
-    return size
+    """The export input size: ``value`` as given, else the size the checkpoint was trained at."""
+    return InputSize.parse(ckpt_size if value is None else value)
 
 
 def _static_output_dims(proto, n: int, num_classes: int, dynamic_batch: bool) -> None:
@@ -131,7 +126,7 @@ def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, in
     if not 11 <= opset <= max_opset:
         raise InputError(f"--opset {opset}: this torch exports opsets 11–{max_opset}")
     out = Path(out)
-    from flowdet import validate
+    from flowdet.core import validate
 
     validate.writable_file(out)  # before the export work: a wrong --out costs nothing
     if out.exists():
@@ -150,7 +145,7 @@ def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, in
         frames = (frames_from(parity_data, parity_images, log) if parity_data is not None
                   else checkpoint_frames(ckpt, ckpt_meta.get("config"), parity_images, log))
     graph_model = DecodedYOLOX(copy.deepcopy(model).half() if half else model, size, half).eval()
-    dummy = torch.full((1, 3, *size), 114.0)
+    dummy = torch.full((1, 3, *size), float(PAD_VALUE))
     axes = {n: {0: "batch"} for n in ("images", "boxes", "scores")} if dynamic_batch else None
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.onnx")

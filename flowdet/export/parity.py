@@ -11,7 +11,7 @@ The reference is the fused fp32 PyTorch model; both run on the same letterboxed 
   2%)]. Anchors scoring less are not judged on their boxes: their regression outputs are
   untrained, and exp() decoding turns float noise there into pixels (a 30-epoch nano-d: 22 px on
   anchors scoring 1e-6 of synthetic frames, while its detections were identical — issue 30);
-- detections after the shared NMS (flowdet.ops.postprocess) at ``PARITY_CONF``: matched one to
+- detections after the shared NMS (flowdet.core.postprocess) at ``PARITY_CONF``: matched one to
   one (same class, score within the score tolerance, box within the box tolerance, in original
   pixels). A detection with no partner is a *tie*, not a failure, when its score is within the
   score tolerance of the threshold, or when the other side kept an overlapping (IoU ≥ the NMS
@@ -28,11 +28,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from flowdet.data.letterbox import preprocess_batch
+from flowdet.core.boxes import box_iou, clip_xyxy
+from flowdet.core.detections import Detections
+from flowdet.core.letterbox import preprocess_batch
+from flowdet.core.postprocess import postprocess
 from flowdet.errors import FlowdetError
 from flowdet.export.parity_data import ParityFrames, synthetic_images  # noqa: F401  (re-exported)
-from flowdet.ops.boxes import box_iou, clip_xyxy
-from flowdet.ops.postprocess import Detections, postprocess
 
 TOLERANCES = {"fp32": {"scores": 1e-3, "box_rel": 0.01, "box_px": 0.5, "unmatched": 0.0},
               "fp16": {"scores": 5e-2, "box_rel": 0.02, "box_px": 1.0, "unmatched": 0.05}}
@@ -133,8 +134,7 @@ def _match(a: Detections, b: Detections, tol: dict) -> list[tuple[int, int]]:
 
 
 def _has_partner(dets: Detections, k: int, pool: Detections, tol: dict) -> bool:
-    one = Detections(dets.boxes[k:k + 1], dets.scores[k:k + 1], dets.class_ids[k:k + 1])
-    return bool(_match(one, pool, tol))
+    return bool(_match(dets[k], pool, tol))
 
 
 def _unmatched_text(side: str, other_side: str, img: str, dets: Detections, k: int, other: Detections,

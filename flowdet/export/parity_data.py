@@ -4,22 +4,23 @@ validation (then training) images when they are on this machine, else synthetic 
 Real frames by default because a trained model's outputs on synthetic frames are not what it will
 see: on them a 30-epoch nano-d put raw box outputs where exp() decoding turns float noise into
 22 px on anchors scoring 1e-6 (issue 30). Frames are spread over the set (not its first n: those
-are often one camera, one minute). Every image is read through flowdet.data.imread.read_image
+are often one camera, one minute). Every image is read through flowdet.core.imread.read_image
 (flowdet.data.coco.load_image), and a name leading out of its images folder is never read
 (flowdet.paths, the loader's rule).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
 
+from flowdet.core.media import IMAGE_EXTS
 from flowdet.errors import DataError, FlowdetError
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_PARITY_IMAGES = 6  # ~1 s per image pair for nano-d at 832x480 on one CPU thread
 
 
@@ -65,9 +66,9 @@ def _dataset_frames(ann: str | Path, images: str | Path | None, split: str, n: i
     """``n`` frames spread over a dataset in any format flowdet.data.formats reads. ``strict``: an
     unreadable chosen image is an error naming it (the user named these frames); else it is skipped
     with a note (the checkpoint's own data: a stale file must not block the export)."""
+    from flowdet.core.imread import ImageReadError
     from flowdet.data.coco import load_image
     from flowdet.data.formats import load_dataset
-    from flowdet.data.imread import ImageReadError
 
     # headers only (a bad file is skipped); a file_name leading out of the images folder (absolute,
     # ../, a symlink out) is not even opened (flowdet.paths.within, in the loader)
@@ -96,7 +97,7 @@ def frames_from(source: str | Path, n: int = DEFAULT_PARITY_IMAGES,
                 note: Callable[[str], None] = lambda m: None) -> ParityFrames:
     """``--parity-data``: a dataset (COCO json, YOLO data.yaml: its val split), an image folder
     or one image; ``n`` images spread over it. An unreadable chosen image is an error naming it."""
-    from flowdet.data.imread import ImageReadError, read_image
+    from flowdet.core.imread import ImageReadError, read_image
 
     p = Path(source)
     if p.is_file() and p.suffix.lower() in (".json", ".yaml", ".yml"):

@@ -7,8 +7,8 @@ missing.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from flowdet import log as _log
 from flowdet.errors import FlowdetError, ModelFileError

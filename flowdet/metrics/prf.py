@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from flowdet.ops.boxes import box_iou
+from flowdet.core.boxes import box_iou
 from flowdet.utils import save_plot
-
 
 FP, TP, IGNORED = 0, 1, -1  # greedy_match's status of a detection
 

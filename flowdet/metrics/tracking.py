@@ -29,12 +29,13 @@ Inputs are per-frame lists, one entry per frame, aligned between ground truth an
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from flowdet import log
-from flowdet.ops.boxes import box_iou
+from flowdet.core.boxes import box_iou
 from flowdet.runtime import assignment
 from flowdet.runtime.assignment import linear_assignment
 

@@ -1,4 +1,5 @@
-"""YOLOX detector parts, one part a file: blocks, CSPDarknet backbone, PAFPN neck, decoupled head."""
-from flowdet.models.yolox import MODEL_SIZES, YOLOX, build_backbone, build_model
+"""YOLOX detector parts, one part a file: blocks, CSPDarknet backbone, PAFPN neck, decoupled head.
 
-__all__ = ["MODEL_SIZES", "YOLOX", "build_backbone", "build_model"]
+``sizes.py`` (the size registry) is torch-free; ``yolox.py`` builds the model. Nothing is imported
+here, so the CLI reads the sizes without loading torch.
+"""

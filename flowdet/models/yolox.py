@@ -1,8 +1,6 @@
 """The YOLOX detector = CSPDarknet + PAFPN + decoupled head, with size presets."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
@@ -10,45 +8,11 @@ from flowdet.models.blocks import BaseConv, Focus
 from flowdet.models.darknet import CSPDarknet
 from flowdet.models.head import YOLOXHead, decode_boxes, flatten_levels, make_grids
 from flowdet.models.pafpn import PAFPN
-
-
-@dataclass(frozen=True)
-class ModelSize:
-    depth: float
-    width: float
-    depthwise: bool
-    head_depthwise: bool | None = None  # None: same as the backbone/neck
-    head_branch_convs: int = 2  # 3×3 convs in each of the cls and reg branches (YOLOX: 2)
-
-    @property
-    def head_dw(self) -> bool:
-        return self.depthwise if self.head_depthwise is None else self.head_depthwise
-
-
-MODEL_SIZES = {
-    "nano": ModelSize(0.33, 0.25, True),
-    # nano's widths with full 3×3 convs: ~2× nano's CPU latency, still under YOLO26n's (docs/benchmarks.md);
-    # dense convs learn faster from scratch than depthwise ones and run at a higher FLOP rate on CPU.
-    "nano-d": ModelSize(0.33, 0.25, False),
-    # nano-d with nano's depthwise head: the four 3×3 head convs per level were ~19% of nano-d's CPU
-    # latency at stride 8 alone; depthwise there buys ~1.3× the input pixels at the same latency.
-    "nano-dh": ModelSize(0.33, 0.25, False, head_depthwise=True),
-    # nano-d with one 3×3 conv per head branch instead of two: halves the head's cost at every level.
-    "nano-dl": ModelSize(0.33, 0.25, False, head_branch_convs=1),
-    "tiny": ModelSize(0.33, 0.375, False),
-    "s": ModelSize(0.33, 0.50, False),
-    "m": ModelSize(0.67, 0.75, False),
-}
-
-
-def _size(name: str) -> ModelSize:
-    if name not in MODEL_SIZES:
-        raise ValueError(f"unknown model size '{name}' (choose from {', '.join(MODEL_SIZES)})")
-    return MODEL_SIZES[name]
+from flowdet.models.sizes import model_size
 
 
 def build_backbone(size: str) -> CSPDarknet:
-    s = _size(size)
+    s = model_size(size)
     return CSPDarknet(s.depth, s.width, s.depthwise)
 
 
@@ -58,7 +22,7 @@ class YOLOX(nn.Module):
 
     def __init__(self, size: str = "nano", num_classes: int = 1, p2: bool = False):
         super().__init__()
-        s = _size(size)
+        s = model_size(size)
         strides = (4, 8, 16, 32) if p2 else (8, 16, 32)
         self.size, self.num_classes, self.strides, self.p2 = size, num_classes, strides, bool(p2)
         self.backbone = CSPDarknet(s.depth, s.width, s.depthwise)
@@ -82,7 +46,7 @@ class YOLOX(nn.Module):
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.decode(self.forward(x))
 
-    def fuse(self) -> "YOLOX":
+    def fuse(self) -> YOLOX:
         """Fold every BatchNorm into its conv (inference only; call after .eval())."""
         for m in self.modules():
             if isinstance(m, BaseConv):

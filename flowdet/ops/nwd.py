@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from flowdet.core.defaults import NWD_CONSTANT
 from flowdet.ops.iou import BOX_FORMATS, xyxy_to_cxcywh
 
 _EPS = 1e-7
@@ -27,7 +28,7 @@ def _check_constant(constant: float) -> None:
         raise ValueError(f"NWD constant must be > 0 (pixels), got {constant}")
 
 
-def nwd_pairwise(a: torch.Tensor, b: torch.Tensor, constant: float = 12.8) -> torch.Tensor:
+def nwd_pairwise(a: torch.Tensor, b: torch.Tensor, constant: float = NWD_CONSTANT) -> torch.Tensor:
     """NWD of every box in ``a`` [N, 4] with every box in ``b`` [M, 4], both xyxy → [N, M] in (0, 1]."""
     _check_constant(constant)
     ca, cb = xyxy_to_cxcywh(a.float()), xyxy_to_cxcywh(b.float())
@@ -36,7 +37,7 @@ def nwd_pairwise(a: torch.Tensor, b: torch.Tensor, constant: float = 12.8) -> to
     return torch.exp(-torch.sqrt(d_centre + d_shape + _EPS) / constant)
 
 
-def nwd(pred: torch.Tensor, target: torch.Tensor, constant: float = 12.8, fmt: str = "cxcywh") -> torch.Tensor:
+def nwd(pred: torch.Tensor, target: torch.Tensor, constant: float = NWD_CONSTANT, fmt: str = "cxcywh") -> torch.Tensor:
     """Elementwise NWD of ``pred`` and ``target`` [..., 4] (``fmt`` cxcywh or xyxy) → [...]."""
     _check_constant(constant)
     if fmt not in BOX_FORMATS:
@@ -57,7 +58,7 @@ class NWDLoss(nn.Module):
         ValueError: constant <= 0, an unknown fmt or reduction.
     """
 
-    def __init__(self, constant: float = 12.8, reduction: str = "sum", fmt: str = "cxcywh"):
+    def __init__(self, constant: float = NWD_CONSTANT, reduction: str = "sum", fmt: str = "cxcywh"):
         super().__init__()
         _check_constant(constant)
         if reduction not in ("none", "mean", "sum"):

@@ -152,7 +152,7 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
         if not ok:
             raise ConfigError(f"'{key}': {msg}")
 
-    from flowdet.models import MODEL_SIZES
+    from flowdet.models.sizes import MODEL_SIZES
 
     need(cfg.model.size in MODEL_SIZES, "model.size", f"unknown size {cfg.model.size!r} ({', '.join(MODEL_SIZES)})")
     need(m.name in METHODS, "method.name", f"unknown method {m.name!r} (choose from {', '.join(METHODS)})")

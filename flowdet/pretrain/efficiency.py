@@ -29,9 +29,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from flowdet import log
 from flowdet.errors import DataError, FlowdetError, InputError
@@ -259,7 +259,7 @@ def check_inputs(spec: EfficiencySpec) -> None:
     _check_fraction_budget(spec)
     if not spec.seeds:
         raise InputError("--seeds: at least one seed")
-    from flowdet.validate import seed
+    from flowdet.core.validate import seed
 
     for s in spec.seeds:  # before hours of pretraining, not at the first `train --seed -1`
         seed(s, "--seeds")
@@ -293,7 +293,7 @@ def check_inputs(spec: EfficiencySpec) -> None:
 def _check_fraction_budget(spec: EfficiencySpec) -> None:
     """A fraction trains ``epochs / f`` epochs (equal iterations): one whose epochs pass train's limit
     is refused now, not after hours of pretraining (``--fractions 1e-9`` asked for 3·10¹⁰ epochs)."""
-    from flowdet.validate import MAX_EPOCHS
+    from flowdet.core.validate import MAX_EPOCHS
 
     for frac in spec.fractions:
         epochs = scaled_schedule(spec.epochs, frac, spec.no_aug_epochs, spec.warmup_epochs)["epochs"]

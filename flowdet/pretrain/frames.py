@@ -10,8 +10,9 @@ index))``: an epoch is reproducible whatever the worker count or the process tha
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -19,9 +20,11 @@ import torch
 from torch.utils.data import Dataset
 
 from flowdet import log
+from flowdet.core.defaults import PAD_VALUE
+from flowdet.core.media import IMAGE_EXTS
 from flowdet.errors import DataError
 from flowdet.paths import file_root, keep_inside
-from flowdet.pretrain.mine import IMAGE_EXTS, MANIFEST, read_manifest
+from flowdet.pretrain.mine import MANIFEST, read_manifest
 
 
 def resolve_frames(sources: list[str]) -> list[Path]:
@@ -60,7 +63,7 @@ def resolve_frames(sources: list[str]) -> list[Path]:
     missing = [f for f in uniq if not f.exists()]
     if missing:
         raise DataError(f"{missing[0]}: frame listed but missing ({len(missing)} missing in all)")
-    from flowdet.data.imread import ImageReadError, SkipLog, image_size
+    from flowdet.core.imread import ImageReadError, SkipLog, image_size
 
     skipped, usable = SkipLog("frame"), []
     for f in uniq:  # header check (no decoding): FIFOs, truncated files, over the pixel cap
@@ -98,7 +101,7 @@ def resize_long(img: np.ndarray, frame_size: int) -> tuple[np.ndarray, float]:
 
 def _decode(item: Any) -> np.ndarray:
     if isinstance(item, Path):
-        from flowdet.data.imread import read_image
+        from flowdet.core.imread import read_image
 
         return read_image(item)
     from flowdet.data.coco import load_image  # an ImageRecord (also video-frame records)
@@ -122,7 +125,7 @@ class FrameStore:
     def get(self, i: int) -> tuple[np.ndarray, float]:
         if i in self._mem:
             return self._mem[i]
-        from flowdet.data.imread import ImageReadError
+        from flowdet.core.imread import ImageReadError
 
         try:
             img = _decode(self.items[i])
@@ -131,7 +134,7 @@ class FrameStore:
                 log.warn(f"{e} (skipped: a grey frame without boxes stands in)", all_ranks=True)
             self.bad.add(i)
             side = self.frame_size or 640
-            img = np.full((side * 9 // 16, side, 3), 114, np.uint8)
+            img = np.full((side * 9 // 16, side, 3), PAD_VALUE, np.uint8)
         item = resize_long(img, self.frame_size) if self.frame_size else (img, 1.0)
         if self.cache:
             self._mem[i] = item

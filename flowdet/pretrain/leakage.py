@@ -47,7 +47,7 @@ def fingerprint(img: np.ndarray) -> Fingerprint:
 
 
 def _fingerprints(paths: list[Path]) -> list[Fingerprint | None]:
-    from flowdet.data.imread import try_read_image
+    from flowdet.core.imread import try_read_image
 
     out: list[Fingerprint | None] = []
     for p in paths:

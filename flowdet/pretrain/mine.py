@@ -25,21 +25,20 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
 
 from flowdet import log
+from flowdet.core.media import IMAGE_EXTS, VIDEO_EXTS
 from flowdet.errors import DataError, InputError
 from flowdet.paths import file_root, is_inside, keep_inside, within
 from flowdet.pretrain.manifest import Manifest, load_state, parse_records, source_stamp
 from flowdet.utils import atomic_write_bytes, atomic_write_json
 
-VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 THUMB_SIZE = (32, 18)  # (w, h) of the dedupe thumbnail: 16:9, tiny enough to be noise-robust
 MANIFEST = "manifest.jsonl"
 STATE = "sources.json"
@@ -107,7 +106,7 @@ def dhash(frame: np.ndarray) -> str:
     return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
 
 
-def iter_video(path: Path, keep: "FrameSampler") -> Iterator[tuple[int, float | None, np.ndarray | None]]:
+def iter_video(path: Path, keep: FrameSampler) -> Iterator[tuple[int, float | None, np.ndarray | None]]:
     """(frame index, seconds, frame or None when not sampled) until the decoder stops.
 
     Frames the sampler skips are only ``grab()``-ed (demuxed, not colour-converted)."""
@@ -148,7 +147,7 @@ class FrameSampler:
     def __init__(self, every: int | None = None, fps: float | None = None):
         if every is not None and fps is not None:
             raise InputError("give --every or --fps, not both")
-        from flowdet import validate
+        from flowdet.core import validate
 
         if every is not None:
             every = validate.number_in(every, "--every", 1, integer=True)
@@ -211,7 +210,7 @@ def mine(sources: list[str | Path], out: str | Path, every: int | None = None, f
     Returns a summary: totals (kept, dropped, already, read), per-source rows, errors, throughput."""
     from tqdm import tqdm
 
-    from flowdet import validate
+    from flowdet.core import validate
 
     dedupe = validate.number_in(dedupe, "--dedupe", 0, 1, hi_open=True)  # nan compared false: silently "off"
     if max_frames is not None:
@@ -369,7 +368,7 @@ def _iter_images(folder: Path, keep: FrameSampler, row: dict) -> Iterator[tuple[
         if not keep(idx, None):
             yield idx, None, None
             continue
-        from flowdet.data.imread import try_read_image
+        from flowdet.core.imread import try_read_image
 
         img, why = try_read_image(f)
         if img is None:  # one bad file does not stop the folder; it is counted and named

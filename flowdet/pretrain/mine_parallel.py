@@ -10,10 +10,10 @@ are spawned, not forked (cv2's thread pools do not survive a fork reliably).
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Iterator
 
 PARTS = "parts"
 

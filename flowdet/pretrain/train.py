@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,12 +26,19 @@ from torch.utils.data import DataLoader
 from flowdet import __version__, log
 from flowdet.config import save_config, to_dict
 from flowdet.engine import dist
-from flowdet.engine.checkpoint import (load_checkpoint, remove_stale_temps, rng_state, save_checkpoint, seed_everything,
-                                       set_rng_state, unwrap)
+from flowdet.engine.checkpoint import (
+    load_checkpoint,
+    remove_stale_temps,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+    unwrap,
+)
 from flowdet.engine.logger import MetricsLog
 from flowdet.engine.schedule import WarmupCosine, param_groups, set_lr
 from flowdet.errors import DataError, FlowdetError, ModelFileError
-from flowdet.models import build_backbone
+from flowdet.models.yolox import build_backbone
 from flowdet.pretrain.config import PretrainConfig, validate
 from flowdet.pretrain.crops import CenterPatchSampler, PatchGridSampler, ViewSampler
 from flowdet.pretrain.frames import BoxPatchDataset, FrameDataset, FrameStore, epoch_indices, resolve_frames
@@ -154,7 +162,7 @@ def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | No
     if t_cfg.threads > 0:
         torch.set_num_threads(t_cfg.threads)
     out = Path(t_cfg.out)
-    from flowdet import validate as checks
+    from flowdet.core import validate as checks
 
     checks.writable_dir(out, "train.out")  # before any data is read: a wrong --out costs nothing
     device = dist.init_from_env(t_cfg.device)

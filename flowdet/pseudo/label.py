@@ -30,9 +30,9 @@ import cv2
 import numpy as np
 
 from flowdet import log
+from flowdet.core.boxes import clip_xyxy
+from flowdet.core.detections import Detections
 from flowdet.errors import DataError, InputError
-from flowdet.ops.boxes import clip_xyxy
-from flowdet.ops.postprocess import Detections
 from flowdet.pseudo.sources import FrameSeq, SeqFrame, check_sources, expand_sources
 from flowdet.pseudo.track_filter import DETECTION, GAP, TRACK, FilterConfig, PseudoBoxes, track_filter, untracked
 from flowdet.runtime.predictor import Predictor
@@ -114,7 +114,7 @@ def pseudo_label(teacher: Predictor, sources: list[str | Path] | Inputs, out: st
     out_dir = increment_path(out, exist_ok)
     if Path(out_dir) != Path(out):
         log.info(f"{out} holds earlier results: writing to {out_dir} (--exist-ok to write into {out})")
-    from flowdet.validate import writable_dir
+    from flowdet.core.validate import writable_dir
 
     (writable_dir(out_dir) / "images").mkdir(exist_ok=True)   # a folder that cannot be written: one line, now
 
@@ -160,7 +160,7 @@ def _identities(seq: FrameSeq) -> list[tuple[str, int | None]]:
     return [(str(f.resolve()), None) for f in seq.files]
 
 
-def _label_source(teacher: Predictor, seq: FrameSeq, images_root: Path, cfg: FilterConfig, writer: "_CocoWriter",
+def _label_source(teacher: Predictor, seq: FrameSeq, images_root: Path, cfg: FilterConfig, writer: _CocoWriter,
                   scorer: Any, stride: int, max_frames: int | None, batch: int) -> dict[str, Any]:
     folder = images_root / seq.slug
     folder.mkdir(parents=True, exist_ok=True)

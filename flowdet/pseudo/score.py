@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from flowdet.core.boxes import box_iou
+from flowdet.core.detections import Detections
 from flowdet.errors import DataError
 from flowdet.metrics.prf import FP, TP, greedy_match
-from flowdet.ops.boxes import box_iou
-from flowdet.ops.postprocess import Detections
 from flowdet.pseudo.track_filter import TRACK, PseudoBoxes
 
 IOU = 0.5

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flowdet.core.boxes import box_iou
+from flowdet.core.detections import Detections
 from flowdet.errors import InputError
-from flowdet.ops.boxes import box_iou
-from flowdet.ops.postprocess import Detections
 from flowdet.runtime.track import TrackerConfig
 from flowdet.runtime.tracker import ByteTracker
 
@@ -74,7 +74,7 @@ class PseudoBoxes:
     ignore: np.ndarray
 
     @classmethod
-    def concat(cls, parts: list[tuple]) -> "PseudoBoxes":
+    def concat(cls, parts: list[tuple]) -> PseudoBoxes:
         """From (boxes, scores, class_ids, track_ids, origin, ignore) tuples of arrays."""
         cols = list(zip(*parts)) if parts else [[]] * 6
         dtypes = (np.float32, np.float32, np.int64, np.int64, object, bool)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowdet.ops.postprocess import Detections
+from flowdet.core.detections import Detections
 from flowdet.runtime.layouts import Layout, decode_outputs, preprocess
 
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import csv
 import math
 import time as _time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from flowdet.errors import FlowdetError, InputError
 from flowdet.runtime.track import Track

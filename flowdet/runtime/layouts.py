@@ -5,7 +5,7 @@ ultralytics' ONNX detect exports (torch-free; shared by every backend that reads
 layout                 outputs                         preprocessing / decoding
 =====================  ==============================  ==========================================
 ``flowdet``            ``boxes`` [B, N, 4] xyxy,       flowdet letterbox (top-left, BGR, 0–255);
-                       ``scores`` [B, N, C]            NMS + ``/ r`` in flowdet.ops.postprocess
+                       ``scores`` [B, N, C]            NMS + ``/ r`` in flowdet.core.postprocess
 ``ultralytics-raw``    one [B, 4+nc, N]: cx, cy, w, h  ultralytics letterbox (centred, pad 114,
                        in input pixels, then nc class  RGB, 0–1, bilinear); class = argmax, NMS
                        scores (already sigmoid; no     here; boxes un-padded and divided by the
@@ -28,17 +28,20 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
-from flowdet.data.letterbox import PAD_VALUE, preprocess_batch
+from flowdet.core.boxes import clip_xyxy
+from flowdet.core.defaults import PAD_VALUE
+from flowdet.core.detections import Detections
+from flowdet.core.letterbox import preprocess_batch
+from flowdet.core.nms import batched_nms
+from flowdet.core.postprocess import candidates, postprocess, valid_outputs
 from flowdet.errors import ModelFileError
-from flowdet.ops.boxes import clip_xyxy
-from flowdet.ops.nms import batched_nms
-from flowdet.ops.postprocess import Detections, candidates, postprocess, valid_outputs
 from flowdet.runtime.metadata import ModelMeta
 
 FLOWDET, ULTRA_RAW, ULTRA_E2E = "flowdet", "ultralytics-raw", "ultralytics-e2e"
@@ -209,7 +212,7 @@ def preprocess(images: list[np.ndarray], img_size: tuple[int, int],
 def _select(boxes: np.ndarray, scores: np.ndarray, conf: float, iou: float, max_det: int,
             max_candidates: int = 30000) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Best class per box, score > conf (strictly, as ultralytics), invalid outputs dropped and
-    counted (flowdet.ops.postprocess.valid_outputs), the top ``max_candidates``, class-aware NMS,
+    counted (flowdet.core.postprocess.valid_outputs), the top ``max_candidates``, class-aware NMS,
     at most ``max_det``. → (boxes, scores, classes, invalid)."""
     cls = scores.argmax(axis=1)
     best = scores[np.arange(scores.shape[0]), cls]

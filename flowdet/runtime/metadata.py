@@ -9,7 +9,7 @@ The runtime reads only this, so a deployed model needs no checkpoint, config or 
 ``img_size``       json [H, W] of the ``images`` input
 ``strides``        json list of head strides, e.g. [8, 16, 32]
 ``letterbox``      json {"align": "top-left", "pad": 114, "color": "BGR", "range": [0, 255],
-                   "layout": "NCHW", "dtype": "float32"} (see flowdet/data/letterbox.py)
+                   "layout": "NCHW", "dtype": "float32"} (see flowdet/core/letterbox.py)
 ``outputs``        json description of ``boxes`` / ``scores``
 ``model_size``     "nano" | "tiny" | "s" | "m"
 ``dynamic_batch``  "true" | "false"
@@ -26,13 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flowdet.core.defaults import PAD_VALUE
 from flowdet.errors import ModelFileError
 
 FORMAT_VERSION = "1"
-LETTERBOX = {"align": "top-left", "pad": 114, "color": "BGR", "range": [0, 255], "layout": "NCHW", "dtype": "float32"}
+LETTERBOX = {"align": "top-left", "pad": PAD_VALUE, "color": "BGR", "range": [0, 255], "layout": "NCHW", "dtype": "float32"}
 OUTPUTS = {
     "boxes": "[B, N, 4] xyxy in letterboxed input pixels (divide by the letterbox ratio for original pixels)",
-    "scores": "[B, N, C] objectness x class probability; class id = argmax, NMS in flowdet.ops.postprocess",
+    "scores": "[B, N, C] objectness x class probability; class id = argmax, NMS in flowdet.core.postprocess",
 }
 
 
@@ -64,7 +65,7 @@ class ModelMeta:
         }
 
     @classmethod
-    def from_props(cls, props: dict[str, str], source: str = "model") -> "ModelMeta":
+    def from_props(cls, props: dict[str, str], source: str = "model") -> ModelMeta:
         """Parse ``metadata_props``; a missing or malformed field is a one-line user error."""
         if "names" not in props or "img_size" not in props:
             raise ModelFileError(
@@ -83,12 +84,12 @@ class ModelMeta:
         if not isinstance(names, list) or not (isinstance(size, list) and len(size) == 2):
             raise ModelFileError(f"{source}: metadata fields 'names'/'img_size' are malformed")
         lb = field_json("letterbox", dict(LETTERBOX))
-        from flowdet import validate
+        from flowdet.core import validate
 
         validate.model_meta({"names": names, "img_size": size, "cat_ids": field_json("cat_ids"), "letterbox": lb,
                              "strides": field_json("strides"), **{k: props[k] for k in ("dynamic_batch", "precision")
                                                                   if k in props}}, source)
-        if lb.get("align") != "top-left" or lb.get("color") != "BGR" or lb.get("pad", -1) != 114:
+        if lb.get("align") != "top-left" or lb.get("color") != "BGR" or lb.get("pad", -1) != PAD_VALUE:
             # The runtime implements exactly one preprocessing; refuse a model that expects another.
             raise ModelFileError(f"{source}: metadata field 'letterbox' = {lb} is not the flowdet contract")
         return cls(

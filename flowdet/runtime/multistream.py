@@ -25,24 +25,27 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
 
 from flowdet import log
+from flowdet.core.detections import Detections
+from flowdet.core.postprocess import invalid_message
 from flowdet.errors import FlowdetError, InputError
-from flowdet.ops.postprocess import Detections, invalid_message
 from flowdet.runtime.counting import CountsCSV, parse_count_line
+
 # load_sources_yaml and SourceSpec are re-exported: `flowdet stream --sources` and callers import them here
-from flowdet.runtime.source_reader import (CONNECTED, STALLED, SourceReader, SourceSpec,  # noqa: F401
-                                           load_sources_yaml, name_sources)
-from flowdet.runtime.sources import Frame, FrameSizeWatch, open_source
+from flowdet.runtime.source_reader import CONNECTED, STALLED, SourceReader, SourceSpec, load_sources_yaml, name_sources  # noqa: F401
 from flowdet.runtime.source_tracking import SourceTracking
+from flowdet.runtime.sources import Frame, FrameSizeWatch, open_source
 from flowdet.runtime.track import Track, TrackerConfig
 from flowdet.utils import atomic_write_json
+
 
 def _pct(values: Any) -> dict[str, float | None]:
     if not values:
@@ -83,7 +86,7 @@ class _Lane:
     video_size: tuple[int, int] | None = None
     frames: int = 0
     detections: int = 0
-    invalid: int = 0  # invalid model outputs dropped (flowdet.ops.postprocess.valid_outputs)
+    invalid: int = 0  # invalid model outputs dropped (flowdet.core.postprocess.valid_outputs)
     sizes: FrameSizeWatch | None = None  # a video's or camera's resolution change mid-stream
     latency: deque = field(default_factory=lambda: deque(maxlen=2000))
     done_times: deque = field(default_factory=lambda: deque(maxlen=4000))

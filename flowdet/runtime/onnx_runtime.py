@@ -1,6 +1,6 @@
 """Torch-free ONNX Runtime predictor: the edge box's inference path.
 
-Imports only numpy, cv2 (through flowdet.data.letterbox), onnxruntime and flowdet's torch-free
+Imports only numpy, cv2 (through flowdet.core.letterbox), onnxruntime and flowdet's torch-free
 modules; ``tests/runtime/test_torch_free.py`` proves it imports with torch unimportable. Everything the
 predictor needs (class names, input size, letterbox contract) comes from the model's metadata.
 Besides flowdet's own exports it runs ultralytics detect exports (raw ``[1, 4+nc, N]`` and
@@ -8,8 +8,8 @@ end-to-end ``[1, N, 6]``), recognised by :func:`flowdet.runtime.layouts.detect_l
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -102,7 +102,7 @@ class OnnxPredictor(BatchedPredictor):
         if found.kind == FLOWDET:  # layout None: flowdet's own decoding in BatchedPredictor
             if self.output_names[:2] != ["boxes", "scores"]:
                 raise ModelFileError(f"{self.path}: outputs are {self.output_names}, expected ['boxes', 'scores']")
-            from flowdet import validate
+            from flowdet.core import validate
 
             validate.onnx_io(self.session.get_inputs(), outputs, self.meta, str(self.path))
             self.run_outputs = self.output_names[:2]

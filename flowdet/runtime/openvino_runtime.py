@@ -66,7 +66,7 @@ class OpenVinoPredictor(BatchedPredictor):
 
     def __init__(self, path: str | Path, precision: str | None = None, threads: int | None = None,
                  max_batch: int = 8, device: str = "CPU"):
-        from flowdet import validate
+        from flowdet.core import validate
 
         self.path = Path(path)
         if not self.path.is_file():
@@ -139,7 +139,7 @@ class OpenVinoPredictor(BatchedPredictor):
 
 
 class _Port:
-    """An OpenVINO input/output seen the way :func:`flowdet.validate.onnx_io` reads onnxruntime's."""
+    """An OpenVINO input/output seen the way :func:`flowdet.core.validate.onnx_io` reads onnxruntime's."""
 
     _TYPES = {"f32": "tensor(float)", "f16": "tensor(float16)"}
 

@@ -6,7 +6,7 @@ from typing import Protocol
 
 import numpy as np
 
-from flowdet.ops.postprocess import Detections
+from flowdet.core.detections import Detections
 
 
 class Predictor(Protocol):
@@ -41,7 +41,7 @@ def load_predictor(path: str, img_size: int | str | tuple[int, int] | None = Non
     ``device`` (:mod:`flowdet.devices`: auto, cpu, cuda, cuda:N, N) applies to every backend: an
     ONNX model asked for ``cuda`` gets the CUDA provider or a one-line error saying why not
     (OpenVINO here runs on the CPU only)."""
-    from flowdet import validate
+    from flowdet.core import validate
     from flowdet.errors import InputError
 
     validate.threads(threads)
@@ -68,27 +68,25 @@ def load_predictor(path: str, img_size: int | str | tuple[int, int] | None = Non
 
             pred: Predictor = OpenVinoPredictor(path, precision=precision, threads=threads)
         elif p.endswith(".onnx"):
-            from flowdet.runtime.onnx_runtime import OnnxPredictor
-
             from flowdet.devices import onnx_providers
+            from flowdet.runtime.onnx_runtime import OnnxPredictor
 
             pred = OnnxPredictor(path, providers=onnx_providers(device), threads=threads, spinning=spinning)
         else:
-            from flowdet.runtime.tensorrt import TensorRTPredictor
-
             from flowdet.devices import parse_device
+            from flowdet.runtime.tensorrt import TensorRTPredictor
 
             if parse_device(device)[0] == "cpu":
                 raise InputError("a TensorRT engine runs on the GPU only; use the .onnx for the CPU",
                                  path=path, field="--device")
             pred = TensorRTPredictor(path)
         if img_size:
-            from flowdet.data.letterbox import format_img_size, parse_img_size
+            from flowdet.core.size import InputSize
 
-            want = parse_img_size(img_size)
-            if tuple(want) != tuple(pred.img_size):
-                raise InputError(f"the model's input size is fixed at {format_img_size(pred.img_size)} "
-                                 f"(asked {format_img_size(want)}); re-export the checkpoint with --img-size",
+            want = InputSize.parse(img_size)
+            if want != tuple(pred.img_size):
+                raise InputError(f"the model's input size is fixed at {InputSize(*pred.img_size).to_flag()} "
+                                 f"(asked {want.to_flag()}); re-export the checkpoint with --img-size",
                                  path=path, field="--img-size")
         return pred
     from flowdet.detect.torch_predictor import TorchPredictor

@@ -50,7 +50,7 @@ class GracefulStop:
             signal.signal(s, old)
         self._old.clear()
 
-    def __enter__(self) -> "GracefulStop":
+    def __enter__(self) -> GracefulStop:
         self.install()
         return self
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowdet.ops.postprocess import Detections
+from flowdet.core.detections import Detections
 from flowdet.runtime.counting import Counter, Interval
 from flowdet.runtime.gmc import CameraMotion, GMCConfig
 from flowdet.runtime.sources import Frame

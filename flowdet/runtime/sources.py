@@ -13,9 +13,9 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from flowdet.core.media import IMAGE_EXTS
 from flowdet.errors import DataError
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
 
@@ -126,7 +126,7 @@ class ImageFolderSource:
         self.pos = 0
 
     def open(self) -> None:
-        from flowdet.data.imread import SkipLog
+        from flowdet.core.imread import SkipLog
 
         self.skipped = SkipLog()  # unreadable files: warned about, counted, left out
         if self.path.is_dir():
@@ -143,7 +143,7 @@ class ImageFolderSource:
         while self.pos < len(self.files):
             p = self.files[self.pos]
             self.pos += 1
-            from flowdet.data.imread import try_read_image
+            from flowdet.core.imread import try_read_image
 
             img, why = try_read_image(p)  # never blocks on a FIFO, never raises on a corrupt file
             if img is not None:

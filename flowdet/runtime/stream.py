@@ -19,15 +19,17 @@ import json
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
 
 from flowdet import log
+from flowdet.core.detections import Detections
+from flowdet.core.postprocess import invalid_message
 from flowdet.errors import DataError, FlowdetError, MissingDependency
-from flowdet.ops.postprocess import Detections, invalid_message
 from flowdet.runtime.sources import Frame, FrameSizeWatch, FrameSource, SourceError, open_source
 
 
@@ -39,7 +41,7 @@ class _End:
 
 
 class Reader(threading.Thread):
-    def __init__(self, source: FrameSource, q: "queue.Queue[Frame | _End]", stop: threading.Event,
+    def __init__(self, source: FrameSource, q: queue.Queue[Frame | _End], stop: threading.Event,
                  retries: int = 5, backoff_s: float = 0.5, max_backoff_s: float = 8.0):
         super().__init__(name="flowdet-reader", daemon=True)
         self.source, self.q, self.stop = source, q, stop
@@ -203,8 +205,8 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
     ``track``: a tracker per run (the multi-source path's :class:`SourceTracking`): the jsonl gets
     ``tracks`` ([id, x1, y1, x2, y2], confirmed only) and the running ``count``; ``tracker``: a
     TrackerConfig; ``gmc``: camera-motion compensation (:mod:`flowdet.runtime.gmc`)."""
-    from flowdet import validate
-    from flowdet.data.draw import draw_detections
+    from flowdet.core import validate
+    from flowdet.core.draw import draw_detections
 
     validate.predict_args(conf, iou, None, threads)
     if max_seconds is not None:

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from flowdet.core.boxes import box_iou
+from flowdet.core.detections import Detections
+from flowdet.core.nms import batched_nms
 from flowdet.errors import InputError
-
-from flowdet.ops.boxes import box_iou
-from flowdet.ops.nms import batched_nms
-from flowdet.ops.postprocess import Detections
 
 MAX_TILES = 256  # tiles per frame (4K at --tile 320 --overlap 0.3 needs 170, 8K at 640 / 0.2: 135)
 CROPS_PER_CALL = 64  # crops per predict call: each is letterboxed to the model input (~5 MB at 640)
@@ -105,7 +104,7 @@ def merge(parts: list[Detections], iou: float = 0.5, method: str = "nms", max_de
         keep = batched_nms(det.boxes, det.scores, det.class_ids, iou)[:max_det]
     else:
         raise ValueError(f"merge method must be 'nms' or 'wbf', got {method!r}")
-    return Detections(det.boxes[keep], det.scores[keep], det.class_ids[keep])
+    return det[keep]
 
 
 class TiledPredictor:

@@ -49,10 +49,9 @@ from collections import deque
 
 import numpy as np
 
+from flowdet.core.boxes import box_overlap_of_smaller
 from flowdet.errors import InputError
-from flowdet.ops.boxes import box_overlap_of_smaller
-from flowdet.runtime.assignment import (ASSIGNMENT, _buffered_iou,  # noqa: F401 (re-exported)
-                                        centre_gate_cost, linear_assignment)
+from flowdet.runtime.assignment import ASSIGNMENT, _buffered_iou, centre_gate_cost, linear_assignment  # noqa: F401 (re-exported)
 from flowdet.runtime.gmc import warp_states
 from flowdet.runtime.kalman import KalmanBox, _scale, _xywh_to_xyxy, kf_predict, kf_update  # noqa: F401 (re-exported)
 from flowdet.runtime.track import CONFIRMED, LOST, TENTATIVE, Track, TrackerConfig
@@ -98,7 +97,7 @@ class ByteTracker:
         self.graveyard: list[Track] = []   # every removed confirmed track (id > 0), for offline scoring
 
     @classmethod
-    def sort_baseline(cls) -> "ByteTracker":
+    def sort_baseline(cls) -> ByteTracker:
         """SORT's configuration of the same code (the comparison baseline): one association stage on
         detections above 0.5, plain IoU >= 0.3, confirmed after 3 hits, dropped after 1 miss."""
         return cls(TrackerConfig(high_thresh=0.5, low_thresh=0.5, new_track_thresh=0.5, match_thresh=0.7,

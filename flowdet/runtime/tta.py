@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowdet.ops.postprocess import Detections
+from flowdet.core.detections import Detections
 from flowdet.runtime.tiles import merge
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from cli_helpers import run_cli
+
 from flowdet.data.formats import load_dataset, resolve_dataset
 from flowdet.data.yolo import coco_to_yolo
 from flowdet.errors import DataError

@@ -13,8 +13,7 @@ from flowdet.data.transforms import AugmentConfig, Sample, filter_boxes, mosaic,
 torch = pytest.importorskip("torch")
 
 from flowdet.data.coco import load_coco  # noqa: E402
-from flowdet.data.dataset import (DetectionDataset, build_loader, collate,  # noqa: E402
-                                  multiscale_size)
+from flowdet.data.dataset import DetectionDataset, build_loader, collate, multiscale_size  # noqa: E402
 
 PLAIN = dict(mosaic_prob=0.0, mixup_prob=0.0, hsv_prob=0.0, flip_prob=0.0, degrees=0.0, translate=0.0,
              scale=[1.0, 1.0], shear=0.0)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from flowdet.ops.boxes import box_iou as np_box_iou
+from flowdet.core.boxes import box_iou as np_box_iou
 from flowdet.ops.iou import IoULoss, box_iou_pairwise, cxcywh_to_xyxy, iou_family, xyxy_to_cxcywh
 
 # (pred xyxy, target xyxy, IoU, GIoU, CIoU), each worked out by hand:

@@ -8,14 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
-from flowdet.data.draw import draw_detections
+from flowdet.core.draw import draw_detections
 
 torch = pytest.importorskip("torch")
 
 from flowdet.cli import main  # noqa: E402
 from flowdet.detect.io import minimal_checkpoint  # noqa: E402
 from flowdet.engine.checkpoint import save_checkpoint  # noqa: E402
-from flowdet.models import build_model  # noqa: E402
+from flowdet.models.yolox import build_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_predict_and_eval_paths_are_torch_free():
     import sys
 
     code = ("import sys, flowdet.detect.predict, flowdet.detect.evaluate, flowdet.commands.detect, "
-            "flowdet.data.transforms, flowdet.data.draw; print('torch' in sys.modules)")
+            "flowdet.data.transforms, flowdet.core.draw; print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "False"
 

@@ -10,22 +10,22 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from flowdet.cli import main  # noqa: E402
-from flowdet.data.letterbox import format_img_size, parse_img_size  # noqa: E402
+from flowdet.core.size import InputSize  # noqa: E402
 from flowdet.errors import InputError  # noqa: E402
 
 
 @pytest.mark.parametrize("value, hw", [(640, (640, 640)), ("640", (640, 640)), ("960x544", (544, 960)),
                                        ("960X544", (544, 960)), ([544, 960], (544, 960))])
 def test_parse_img_size_accepts_square_and_w_by_h(value, hw):
-    assert parse_img_size(value) == hw
-    assert parse_img_size(format_img_size(hw)) == hw
+    assert InputSize.parse(value) == hw
+    assert InputSize.parse(InputSize(*hw).to_flag()) == hw
 
 
 @pytest.mark.parametrize("bad", ["960x", "x544", "0x544", "960x0", "300", "-64", "nan", "inf", "64.5", "a",
                                  True, None, [1, 2, 3], "96x5440000"])
 def test_parse_img_size_refuses_malformed_sizes_naming_the_field(bad):
     with pytest.raises(InputError) as e:
-        parse_img_size(bad, "train.img_size")
+        InputSize.parse(bad, "train.img_size")
     assert "train.img_size" in str(e.value)
 
 
@@ -110,8 +110,8 @@ def test_multiscale_keeps_the_aspect_ratio():
 def test_dataset_yields_rectangular_samples(wide_set):
     from flowdet.data.coco import load_coco
     from flowdet.data.dataset import DetectionDataset
-    from flowdet.detect.recipes import recipe_for  # noqa: F401  (the recipe module imports cleanly)
     from flowdet.data.transforms import AugmentConfig
+    from flowdet.detect.recipes import recipe_for  # noqa: F401  (the recipe module imports cleanly)
 
     ds = load_coco(f"{wide_set}/annotations.json", f"{wide_set}/images", check_images=False)
     d = DetectionDataset(ds.records, (128, 192), AugmentConfig(mixup_prob=0.0), epochs=3)

@@ -18,7 +18,6 @@ from flowdet.detect.semi_loss import DenseTeacherLoss  # noqa: E402
 from flowdet.engine.checkpoint import load_checkpoint  # noqa: E402
 
 
-
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory) -> tuple[Path, Path]:
     """(a labeled synthetic set, another set whose images serve as unlabeled frames)."""
@@ -64,8 +63,8 @@ def test_views_share_geometry_and_are_a_function_of_the_key(sets):
     weak, strong = ds[(0, 0, 128, 160)]
     assert weak.shape == strong.shape == (128, 160, 3) and weak.dtype == np.uint8
     # flip_prob 1: the weak view is the mirrored letterbox; the strong one differs in colour only
-    from flowdet.data.letterbox import letterbox
-    from flowdet.data.imread import read_image
+    from flowdet.core.imread import read_image
+    from flowdet.core.letterbox import letterbox
 
     plain, _ = letterbox(read_image(frames[0]), (128, 160))
     np.testing.assert_array_equal(weak, plain[:, ::-1])

@@ -123,7 +123,7 @@ def test_lr_is_flat_up_to_the_reference_batch_then_linear():
 
 def test_p2_model_has_a_stride_4_level_and_trains_through_the_loss():
     from flowdet.detect.loss import YOLOXLoss
-    from flowdet.models import build_model
+    from flowdet.models.yolox import build_model
 
     m = build_model("nano", 1, p2=True)
     assert m.strides == (4, 8, 16, 32)
@@ -141,7 +141,7 @@ def test_p2_model_has_a_stride_4_level_and_trains_through_the_loss():
 def test_p2_checkpoint_exports_and_runs_in_the_runtime(tmp_path):
     from flowdet.detect.io import minimal_checkpoint
     from flowdet.export.onnx_export import export_onnx
-    from flowdet.models import build_model
+    from flowdet.models.yolox import build_model
     from flowdet.runtime.predictor import load_predictor
 
     torch.manual_seed(0)

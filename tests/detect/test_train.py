@@ -19,7 +19,7 @@ from flowdet.detect.config import DetectConfig  # noqa: E402
 from flowdet.detect.train import train  # noqa: E402
 from flowdet.engine.checkpoint import load_checkpoint  # noqa: E402
 from flowdet.errors import ModelFileError  # noqa: E402
-from flowdet.models import build_model  # noqa: E402
+from flowdet.models.yolox import build_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,8 +8,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from flowdet.engine.checkpoint import (load_checkpoint, remove_stale_temps, rng_state,  # noqa: E402
-                                       save_checkpoint, set_rng_state, unwrap)
+from flowdet.engine.checkpoint import (  # noqa: E402
+    load_checkpoint,
+    remove_stale_temps,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    unwrap,
+)
 from flowdet.errors import ModelFileError  # noqa: E402
 
 

@@ -11,8 +11,8 @@ import threading
 import time
 
 import pytest
-
 from cli_helpers import run_cli
+
 from flowdet.devices import DDP_DEVICES_ENV
 from flowdet.engine import launch
 from flowdet.errors import InputError

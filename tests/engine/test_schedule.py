@@ -23,7 +23,7 @@ def test_warmup_is_quadratic_then_cosine_then_flat():
 
 
 def test_param_groups_put_bn_and_bias_in_the_no_decay_group():
-    from flowdet.models import build_model
+    from flowdet.models.yolox import build_model
 
     m = build_model("nano", 1)
     decay, no_decay = param_groups(m, 5e-4)

@@ -71,10 +71,10 @@ def test_onnx_predict_matches_torch_predict(nano_ckpt, nano_onnx, grogol_val):
     import cv2
     import torch
 
-    from flowdet.data.letterbox import preprocess_batch
+    from flowdet.core.letterbox import preprocess_batch
+    from flowdet.core.postprocess import postprocess
     from flowdet.detect.io import model_from_checkpoint, torch_predict_arrays
     from flowdet.runtime.onnx_runtime import OnnxPredictor
-    from flowdet.ops.postprocess import postprocess
 
     images = _frames(grogol_val, 2).images
     images = [cv2.resize(im, (640, 360)) for im in images]
@@ -91,7 +91,7 @@ def test_onnx_predict_matches_torch_predict(nano_ckpt, nano_onnx, grogol_val):
 
 
 def test_dynamic_batch_equals_single(nano_onnx):
-    from flowdet.data.letterbox import preprocess_batch
+    from flowdet.core.letterbox import preprocess_batch
     from flowdet.export.parity import synthetic_images
     from flowdet.runtime.onnx_runtime import OnnxPredictor
 
@@ -105,6 +105,7 @@ def test_dynamic_batch_equals_single(nano_onnx):
         np.testing.assert_allclose(s3[i], s1[0], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_static_batch_half_and_simplify_note(nano_ckpt, tmp_path):
     """Static batch loops over images; --half keeps float32 I/O; --simplify degrades to a note."""
     from flowdet.export.onnx_export import export_onnx
@@ -122,6 +123,7 @@ def test_static_batch_half_and_simplify_note(nano_ckpt, tmp_path):
     assert len(dets) == 3 and all(len(d) for d in dets)
 
 
+@pytest.mark.slow
 def test_parity_failure_exits_and_writes_nothing(nano_ckpt, tmp_path, monkeypatch):
     from flowdet.errors import FlowdetError
     from flowdet.export import parity
@@ -135,6 +137,7 @@ def test_parity_failure_exits_and_writes_nothing(nano_ckpt, tmp_path, monkeypatc
 
 
 
+@pytest.mark.slow
 def test_cli_export_prints_parity(nano_ckpt, tmp_path, grogol_val, capsys):
     src = str(grogol_val) if grogol_val else None
     code, err = run_cli(capsys, "export", "--ckpt", str(nano_ckpt), "--out", str(tmp_path / "m.onnx"), "--no-ema",

@@ -89,7 +89,7 @@ def _toy() -> dict:
     solver that maximises the number of pairs first scores IDF1 ~0.08 instead of ~0.95."""
     a, far = [10.0, 10.0, 40.0, 40.0], [300.0, 300.0, 330.0, 330.0]
     gt, pr = [], []
-    for t in range(20):
+    for _ in range(20):
         gt.append(_frame([1], [a]))
         pr.append(_frame([11], [[a[0] + 1, a[1], a[2] + 1, a[3]]]))
     gt.append(_frame([1, 2, 3], [a, [100, 100, 130, 130], [200, 200, 230, 230]]))

@@ -21,10 +21,10 @@ import cv2
 import numpy as np
 import pytest
 
+from flowdet.core.detections import Detections
 from flowdet.data.coco import load_coco
 from flowdet.metrics.coco_eval import STANDARD_LAYOUT, coco_evaluate
 from flowdet.metrics.tracking import GREEDY_BOUND, hota, idf1, mota
-from flowdet.ops.postprocess import Detections
 
 TABLE = Path(__file__).parent / "data" / "peer_tracking.json"
 TOL = 1e-6

@@ -7,8 +7,8 @@ import copy
 import pytest
 import torch
 
-from flowdet.models import build_model
 from flowdet.models.blocks import Focus
+from flowdet.models.yolox import build_model
 
 
 @pytest.mark.parametrize("size,hw", [("nano", (64, 96)), ("nano-d", (96, 64)), ("nano-dh", (64, 64)), ("nano-dl", (64, 64))])

@@ -1,15 +1,25 @@
-"""The torch-free list of model sizes the CLI offers is the list the model builder knows, and
+"""The size registry (flowdet.models.sizes) is the one list: the CLI, the builder and the recipes read it;
 nano-dh is nano-d with nano's depthwise head (fewer head parameters, the same backbone/neck)."""
 from __future__ import annotations
 
-from flowdet.detect.config import MODEL_SIZE_NAMES
+import pytest
+
 from flowdet.detect.recipes import SIZE_RECIPES
-from flowdet.models import MODEL_SIZES, build_model
+from flowdet.models.sizes import MODEL_SIZES, ModelSize, model_size, register_model_size
+from flowdet.models.yolox import build_model
 
 
-def test_cli_size_names_match_the_builder():
-    assert tuple(MODEL_SIZES) == MODEL_SIZE_NAMES
-    assert set(SIZE_RECIPES) == set(MODEL_SIZE_NAMES)  # every size gets a recipe
+def test_every_registered_size_builds_and_gets_a_recipe():
+    assert tuple(MODEL_SIZES) == ("nano", "nano-d", "nano-dh", "nano-dl", "tiny", "s", "m")
+    assert set(SIZE_RECIPES) == set(MODEL_SIZES)  # every size gets a recipe
+    assert SIZE_RECIPES["nano"]["augment"]["mixup_prob"] == 0 and SIZE_RECIPES["m"]["augment"]["mixup_prob"] == 1
+
+
+def test_registry_refuses_a_second_name_and_names_the_choices():
+    with pytest.raises(ValueError, match="registered twice"):
+        register_model_size("nano")(lambda: ModelSize(0.33, 0.25, True))
+    with pytest.raises(ValueError, match="nano-d"):
+        model_size("huge")
 
 
 def _params(module) -> int:

@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 
 from flowdet.errors import FlowdetError
-from flowdet.pretrain.efficiency import (EfficiencySpec, parse_fractions, point_name, run_efficiency, scaled_schedule,
-                                         subset_json)
+from flowdet.pretrain.efficiency import (
+    EfficiencySpec,
+    parse_fractions,
+    point_name,
+    run_efficiency,
+    scaled_schedule,
+    subset_json,
+)
 from flowdet.pretrain.efficiency_report import compare, verdict
 
 

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from flowdet.errors import DataError

@@ -33,7 +33,7 @@ def test_artifacts_and_backbone_handoff(synth_frames, tmp_path, method):
     art = torch.load(tmp_path / "backbone.pt", weights_only=True)
     assert set(art) == {"model_size", "state_dict", "method", "config", "flowdet_version"}
     assert art["method"] == method and art["model_size"] == "nano"
-    from flowdet.models import build_backbone, build_model
+    from flowdet.models.yolox import build_backbone, build_model
 
     assert list(art["state_dict"]) == list(build_backbone("nano").state_dict())
     model = build_model("nano", 1)

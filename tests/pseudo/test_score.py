@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
+from flowdet.core.detections import Detections
 from flowdet.errors import DataError
-from flowdet.ops.postprocess import Detections
 from flowdet.pseudo.score import PseudoScorer
 from flowdet.pseudo.track_filter import DETECTION, GAP, TRACK, PseudoBoxes
 

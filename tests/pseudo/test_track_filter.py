@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from flowdet.core.boxes import box_iou
+from flowdet.core.detections import Detections
 from flowdet.errors import InputError
-from flowdet.ops.boxes import box_iou
-from flowdet.ops.postprocess import Detections
 from flowdet.pseudo.track_filter import DETECTION, GAP, TRACK, FilterConfig, track_filter, untracked
 
 SIZE = (320, 240)

@@ -29,7 +29,7 @@ class Result:
             assert n in line, (n, line)
         return line
 
-    def ok(self, code: int = 0) -> "Result":
+    def ok(self, code: int = 0) -> Result:
         assert "Traceback" not in self.err and "Error:" not in self.err, self.err
         assert self.code == code, (self.code, self.out, self.err)
         return self

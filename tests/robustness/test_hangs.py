@@ -1,7 +1,7 @@
 """Hangs: a FIFO where a config, sources file, list or state file goes; numbers that made a loop stand
 still (``--fps inf``), spin (``--threads 1000``) or run 10⁹ epochs; ``nan`` read as "off". Each is one
 ``Error:`` line at once (or a counted skip), from one rule: :mod:`flowdet.files` for every small file
-a user names, ``flowdet.commands.Number`` / :mod:`flowdet.validate` for every numeric flag."""
+a user names, ``flowdet.commands.Number`` / :mod:`flowdet.core.validate` for every numeric flag."""
 from __future__ import annotations
 
 import json

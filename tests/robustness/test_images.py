@@ -32,7 +32,7 @@ def _folder(root: Path, good: int = 2) -> Path:
 
 
 def test_reader_refuses_each_kind_before_decoding(tmp_path):
-    from flowdet.data.imread import ImageReadError, image_size, read_image
+    from flowdet.core.imread import ImageReadError, image_size, read_image
 
     _folder(tmp_path, good=0)
     for name, (_, reason) in HOSTILE.items():
@@ -46,7 +46,7 @@ def test_reader_refuses_each_kind_before_decoding(tmp_path):
 
 
 def test_pixel_cap_is_configurable(tmp_path, monkeypatch):
-    from flowdet.data.imread import ImageReadError, read_image
+    from flowdet.core.imread import ImageReadError, read_image
 
     img = hostile.image(tmp_path / "a.png", 96, 64)
     assert read_image(img, limit=96 * 64).shape == (64, 96, 3)
@@ -144,7 +144,7 @@ def test_exif_rotation_is_the_decoded_size(tmp_path):
 
     import cv2
 
-    from flowdet.data.imread import image_size, read_image
+    from flowdet.core.imread import image_size, read_image
 
     jpg = hostile._jpeg_bytes(96, 64)
     tiff = b"MM\x00*" + struct.pack(">IH", 8, 1) + struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack(">I", 0)

@@ -129,7 +129,7 @@ def test_malformed_onnx_models_are_refused_at_load(cli, onnx64, tmp_path):
     ann = hostile.coco(tmp_path / "ds")
     assert _graph(tmp_path / "fine.onnx")  # the builder itself makes a loadable model
     cli("predict", img, "--model", tmp_path / "fine.onnx", "--out", tmp_path / "p0").ok()
-    for what, (model, needle) in _bad_models(onnx64, tmp_path).items():
+    for model, needle in _bad_models(onnx64, tmp_path).values():
         cli("predict", img, "--model", model, "--out", tmp_path / "p").fails(str(model), needle)
         cli("eval", "--model", model, "--ann", ann).fails(str(model), needle)
         cli("stream", "--model", model, img).fails(str(model), needle)

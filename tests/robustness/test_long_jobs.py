@@ -138,8 +138,8 @@ def test_stream_says_when_a_video_ends_early(cli, onnx64, tmp_path):
 
 
 def test_predict_keeps_what_finished_when_interrupted(tmp_path):
+    from flowdet.core.detections import Detections
     from flowdet.detect.predict import predict_source
-    from flowdet.ops.postprocess import Detections
 
     for i in range(4):
         hostile.image(tmp_path / "src" / f"{i}.jpg", seed=i)

@@ -61,7 +61,7 @@ def test_read_only_folder(cli, tmp_path, onnx64, ckpt64):
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        for verb, args in _verbs(tmp_path, ro / "sub", ro / "out.x", onnx64, ckpt64).items():
+        for args in _verbs(tmp_path, ro / "sub", ro / "out.x", onnx64, ckpt64).values():
             cli(*args).fails(str(ro))
     finally:
         ro.chmod(0o755)

@@ -237,7 +237,7 @@ def test_yaml_alias_bombs_are_refused_at_once(cli, tmp_path):
     for args, needle in (
             (["convert", "yolo", ds / "data.yaml", "--out", tmp_path / "x.json"], "data.yaml"),
             (["train", "--data", ds / "data.yaml", "--out", tmp_path / "run"], "data.yaml")):
-        line = _bounded(lambda: cli(*args)).fails(needle, "alias")
+        line = _bounded(lambda args=args: cli(*args)).fails(needle, "alias")
         assert len(line) < MAX_ERROR_LINE
     assert not (tmp_path / "x.json").exists()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flowdet.ops.postprocess import Detections
+from flowdet.core.detections import Detections
 from robustness import hostile
 
 
@@ -95,7 +95,7 @@ def _hostile_outputs():
 
 
 def test_postprocess_drops_and_counts_invalid_outputs():
-    from flowdet.ops.postprocess import postprocess
+    from flowdet.core.postprocess import postprocess
     from flowdet.runtime.layouts import ULTRA_E2E, Layout, Transform, decode_outputs
     from flowdet.runtime.metadata import ModelMeta
 
@@ -181,8 +181,8 @@ def test_xml_that_is_not_voc_is_not_an_image_without_boxes(cli, tmp_path):
 @pytest.mark.parametrize("ext", [".jpg", ".png", ".webp"])
 def test_exif_orientation_is_one_policy_for_every_reader(tmp_path, ext):
     """Header probe (train/eval), decode (data check, predict) and loader agree: the orientation is applied."""
+    from flowdet.core.imread import image_size, read_image
     from flowdet.data.coco import load_coco
-    from flowdet.data.imread import image_size, read_image
 
     img = hostile.oriented(tmp_path / "images" / f"r{ext}", orientation=6)  # stored 96x64, shown 64x96
     pixels = read_image(img)
@@ -203,7 +203,7 @@ def test_backbone_of_another_width_is_refused(tmp_path):
     torch = pytest.importorskip("torch")
     from flowdet.detect.backbone import load_backbone
     from flowdet.errors import ModelFileError
-    from flowdet.models import build_model
+    from flowdet.models.yolox import build_model
 
     # a tiny (wider) backbone saved without its model_size: only the size check used to stop it
     torch.save({"state_dict": build_model("tiny", 1).backbone.state_dict(), "method": "byol"}, tmp_path / "bb.pt")

@@ -77,7 +77,7 @@ def no_decoder(monkeypatch):
 
 @pytest.mark.parametrize("name", sorted(HUGE))
 def test_every_format_is_size_checked_before_decoding(tmp_path, no_decoder, name):
-    from flowdet.data.imread import ImageReadError, image_size, read_image
+    from flowdet.core.imread import ImageReadError, image_size, read_image
 
     path = HUGE[name](tmp_path / name)
     assert path.stat().st_size < 500_000
@@ -90,7 +90,7 @@ def test_real_files_of_every_format_keep_their_size(tmp_path):
     """The header sizes agree with the decoder's, format by format (as OpenCV writes them)."""
     import cv2
 
-    from flowdet.data.imread import read_header, read_image
+    from flowdet.core.imread import read_header, read_image
 
     img = np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)
     for ext in (".gif", ".jp2", ".avif", ".ppm", ".pam", ".pfm", ".ras", ".hdr", ".tif", ".webp", ".bmp", ".png"):
@@ -106,7 +106,7 @@ def test_real_files_of_every_format_keep_their_size(tmp_path):
 
 
 def test_no_known_header_is_never_handed_to_the_decoder(tmp_path, no_decoder):
-    from flowdet.data.imread import ImageReadError, read_image
+    from flowdet.core.imread import ImageReadError, read_image
 
     for name, head in (("g.jpg", hostile.garbage(tmp_path / "g.bin").read_bytes()), ("t.tif", b"II+\x00\x08\x00")):
         (tmp_path / name).write_bytes(head)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowdet.ops.boxes import box_iou
+from flowdet.core.boxes import box_iou
 from flowdet.runtime.assignment import ASSIGNMENT, _buffered_iou, _solve, linear_assignment
 from flowdet.runtime.gmc import warp_states
 from flowdet.runtime.kalman import KalmanBox, kf_predict, kf_update
@@ -49,7 +49,7 @@ def test_buffered_iou_is_the_iou_of_enlarged_boxes():
     for i in range(len(a)):
         f = buf[i]
 
-        def grow(x):
+        def grow(x, f=f):
             pad = np.maximum((x[:, 2:] - x[:, :2]) * f, 1.0 if f > 0 else 0.0)
             return np.concatenate([x[:, :2] - pad, x[:, 2:] + pad], 1)
 

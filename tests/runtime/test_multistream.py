@@ -28,7 +28,7 @@ def test_many_files_counted_per_video(videos, tmp_path):
     by = {name: v for name, v in s["sources"].items()}
     assert {n: by[f"v{n}"]["counts"]["count"] for n in videos} == {2: 2, 3: 3, 5: 5}
     assert {n: by[f"v{n}"]["counts"]["crossings"] for n in videos} == {2: 2, 3: 3, 5: 5}
-    for n, p in videos.items():
+    for n in videos:
         assert by[f"v{n}"]["frames"] == 20 * n + 50 and by[f"v{n}"]["state"] == "ended"
         lines = [json.loads(x) for x in (tmp_path / "o" / f"v{n}" / "detections.jsonl").read_text().splitlines()]
         assert len(lines) == 20 * n + 50 and lines[-1]["count"] == n

@@ -60,6 +60,7 @@ def test_real_video_stream(nano_onnx, real_video, tmp_path):
     assert len(_read_jsonl(tmp_path / "d.jsonl")) == 30
 
 
+@pytest.mark.slow
 def test_tiled_stream(nano_onnx, small_video, tmp_path):
     s = run_stream(nano_onnx, str(small_video), jsonl=tmp_path / "d.jsonl", tile=160, overlap=0.25, merge="wbf",
                    max_frames=3, threads=1)
@@ -130,7 +131,7 @@ def test_latest_frame_policy_drops_stale_frames():
         names, img_size = ["plastic"], (320, 320)
 
         def predict(self, images, conf=0.25, iou=0.65):
-            from flowdet.ops.postprocess import Detections
+            from flowdet.core.detections import Detections
 
             time.sleep(0.03)
             return [Detections() for _ in images]
@@ -253,7 +254,7 @@ class _OneMovingBox:
         self.k = 0
 
     def predict(self, images, conf=0.25, iou=0.65):
-        from flowdet.ops.postprocess import Detections
+        from flowdet.core.detections import Detections
 
         out = []
         for _ in images:

@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
+from flowdet.core.detections import Detections
 from flowdet.runtime.tiles import TiledPredictor, merge, tile_windows, weighted_box_fusion
-from flowdet.ops.postprocess import Detections
 
 
 @pytest.mark.parametrize("h, w, tile, overlap", [(1080, 1920, 640, 0.2), (720, 1280, 640, 0.25), (480, 640, 320, 0.1)])

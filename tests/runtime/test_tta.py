@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flowdet.ops.postprocess import Detections
+from flowdet.core.detections import Detections
 from flowdet.runtime.tiles import TiledPredictor
 from flowdet.runtime.tta import FlipPredictor, unflip
 

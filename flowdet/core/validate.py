@@ -19,9 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from flowdet.core.size import MAX_SIDE, InputSize
 from flowdet.errors import InputError
-
-MAX_IMG_SIZE = 8192  # a network input side above this is a typo, not a model (and gigabytes of RAM)
 
 
 def _number(value: Any, flag: str, integer: bool) -> float:
@@ -124,14 +123,6 @@ def lr(value: Any, flag: str = "--lr", allow_zero: bool = False) -> float:
     return number_in(value, flag, 0.0, 10.0, lo_open=not allow_zero)
 
 
-def img_size(value: Any, flag: str = "--img-size") -> tuple[int, int]:
-    """Network input size → (H, W): 640, "960x544" (W×H) or [H, W]; sides multiples of 32 in [32, 8192]
-    (:func:`flowdet.data.letterbox.parse_img_size`, which every verb uses)."""
-    from flowdet.data.letterbox import parse_img_size
-
-    return parse_img_size(value, flag)
-
-
 def predict_args(conf_: Any = None, iou_: Any = None, batch_: Any = None, threads_: Any = None) -> None:
     """Check the shared inference flags given (None = not given) in one call."""
     if conf_ is not None:
@@ -197,9 +188,12 @@ def model_meta(fields: dict[str, Any], source: str) -> None:
                                     and all(_is_int(c) for c in cat_ids) and len(set(cat_ids)) == len(cat_ids)):
         raise bad("cat_ids", f"a list of {len(names)} distinct integers (one per name)")
     size = fields.get("img_size")
-    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) and 32 <= v <= MAX_IMG_SIZE and v % 32 == 0
-                                                                for v in size)):
-        raise bad("img_size", f"[H, W], multiples of 32 in [32, {MAX_IMG_SIZE}]")
+    try:  # json integers only (no "640", no 640.0), then the one input-size rule
+        if not (isinstance(size, list) and all(_is_int(v) for v in size)):
+            raise InputError("not a list of integers")
+        InputSize.parse(size, "img_size")
+    except InputError:
+        raise bad("img_size", f"[H, W], multiples of 32 in [32, {MAX_SIDE}]") from None
     strides = fields.get("strides")
     if strides is not None and not (isinstance(strides, list) and strides and all(_is_int(v) and v > 0 for v in strides)):
         raise bad("strides", "a non-empty list of positive integers")

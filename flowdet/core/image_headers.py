@@ -1,7 +1,7 @@
 """Image sizes from the headers of the formats OpenCV decodes beyond JPEG/PNG/BMP/WebP (those are in
-:mod:`flowdet.data.imread`): TIFF and BigTIFF, GIF, JPEG 2000 (JP2 boxes and the bare codestream),
+:mod:`flowdet.core.imread`): TIFF and BigTIFF, GIF, JPEG 2000 (JP2 boxes and the bare codestream),
 AVIF/HEIF (``ispe``), PNM/PAM/PFM, Sun raster, Radiance HDR. A few small reads per file, no decoding:
-:func:`flowdet.data.imread.read_header` checks the pixel cap on what these return before the
+:func:`flowdet.core.imread.read_header` checks the pixel cap on what these return before the
 decoder allocates anything. Torch-free.
 """
 from __future__ import annotations

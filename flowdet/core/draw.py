@@ -1,7 +1,7 @@
 """Drawing detections on images (torch-free: shared by `flowdet predict`, the ONNX runtime and stream)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

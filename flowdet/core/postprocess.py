@@ -12,39 +12,11 @@ NaN reaches a json file and callers can say how many they dropped (:func:`invali
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
-from flowdet.ops.boxes import clip_xyxy
-from flowdet.ops.nms import batched_nms, nms
-
-
-@dataclass
-class Detections:
-    """One image's detections: boxes [K, 4] xyxy (original pixels), scores [K], class_ids [K]."""
-
-    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
-    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    class_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    invalid: int = 0  # candidates above the threshold dropped as invalid model output (valid_outputs)
-
-    def __len__(self) -> int:
-        return int(self.scores.shape[0])
-
-    def to_coco(self, image_id: int, cat_ids: list[int | None] | None = None) -> list[dict]:
-        """COCO results entries ([x, y, w, h]); a class whose ``cat_ids`` entry is None is left out."""
-        out = []
-        for b, s, c in zip(self.boxes, self.scores, self.class_ids):
-            cid = cat_ids[int(c)] if cat_ids is not None else int(c)
-            if cid is None:
-                continue
-            out.append({"image_id": int(image_id), "category_id": int(cid),
-                        "bbox": [round(float(b[0]), 3), round(float(b[1]), 3),
-                                 round(float(b[2] - b[0]), 3), round(float(b[3] - b[1]), 3)],
-                        "score": round(float(s), 5)})
-        return out
-
+from flowdet.core.boxes import clip_xyxy
+from flowdet.core.detections import Detections
+from flowdet.core.nms import batched_nms, nms
 
 # A score is a probability; the slack covers fp16 rounding of a sigmoid product.
 SCORE_MAX = 1.0 + 1e-3

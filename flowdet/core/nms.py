@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowdet.ops.boxes import box_area
+from flowdet.core.boxes import box_area
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float) -> np.ndarray:

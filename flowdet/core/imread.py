@@ -40,7 +40,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from flowdet.data.image_headers import other_header, tiff_size
+from flowdet.core.image_headers import other_header, tiff_size
 from flowdet.errors import DataError, InputError
 
 MAX_PIXELS_ENV = "FLOWDET_MAX_PIXELS"
@@ -385,7 +385,7 @@ def try_read_image(path: str | Path, limit: int | None = None) -> tuple[np.ndarr
 def probe(path: Path, is_video: bool, decode: bool) -> tuple[str | None, tuple[int, int] | None, int]:
     """(error or None, (width, height) when known, frame count for videos (-1 unknown)).
 
-    Images: ``decode=False`` reads the header only (:func:`flowdet.data.imread.image_size`: regular
+    Images: ``decode=False`` reads the header only (:func:`flowdet.core.imread.image_size`: regular
     file, size, pixel cap, truncation), ``decode=True`` decodes as well. Videos: ``decode=False``
     checks that a regular file exists."""
     if is_video:
@@ -411,11 +411,11 @@ def probe(path: Path, is_video: bool, decode: bool) -> tuple[str | None, tuple[i
         if decode:
             img = read_image(path)
             return None, (img.shape[1], img.shape[0]), -1
-        size = image_size(path)
-        if size is None:  # a format whose header imread does not parse: decode to know
+        header = image_size(path)
+        if header is None:  # a format whose header imread does not parse: decode to know
             img = read_image(path)
-            size = (img.shape[1], img.shape[0])
-        return None, size, -1
+            return None, (img.shape[1], img.shape[0]), -1
+        return None, header, -1
     except ImageReadError as e:
         return e.reason, None, -1
 

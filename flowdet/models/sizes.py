@@ -1,0 +1,91 @@
+"""The model size presets, registered once (timm's ``register_model`` style), torch-free.
+
+A size is registered by a function that returns its :class:`ModelSize`; the name is the one users
+type (``--size nano-d``, ``model.size``, a checkpoint's ``model_cfg.size``). The builder
+(:mod:`flowdet.models.yolox`), the CLI's choices, the config check and the per-size training recipe
+(:mod:`flowdet.detect.recipes`) all read :data:`MODEL_SIZES`, so adding a size is one function here.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+RECIPES = ("small", "large")  # flowdet.detect.recipes: gentle augmentation, or YOLOX's own
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    depth: float
+    width: float
+    depthwise: bool
+    head_depthwise: bool | None = None  # None: same as the backbone/neck
+    head_branch_convs: int = 2  # 3×3 convs in each of the cls and reg branches (YOLOX: 2)
+    recipe: str = "small"  # the training recipe without --config (one of RECIPES)
+
+    @property
+    def head_dw(self) -> bool:
+        return self.depthwise if self.head_depthwise is None else self.head_depthwise
+
+
+MODEL_SIZES: dict[str, ModelSize] = {}  # in registration order: the order --help lists them
+
+
+def register_model_size(name: str) -> Callable[[Callable[[], ModelSize]], Callable[[], ModelSize]]:
+    """Decorator: ``@register_model_size("nano")`` over a function returning the size's ModelSize."""
+    def add(fn: Callable[[], ModelSize]) -> Callable[[], ModelSize]:
+        if name in MODEL_SIZES:
+            raise ValueError(f"model size '{name}' is registered twice")
+        size = fn()
+        if size.recipe not in RECIPES:
+            raise ValueError(f"model size '{name}': recipe must be one of {', '.join(RECIPES)}, got '{size.recipe}'")
+        MODEL_SIZES[name] = size
+        return fn
+    return add
+
+
+def model_size(name: str) -> ModelSize:
+    """The registered size ``name``; ValueError naming the choices otherwise."""
+    if name not in MODEL_SIZES:
+        raise ValueError(f"unknown model size '{name}' (choose from {', '.join(MODEL_SIZES)})")
+    return MODEL_SIZES[name]
+
+
+@register_model_size("nano")
+def nano() -> ModelSize:
+    return ModelSize(0.33, 0.25, True)
+
+
+@register_model_size("nano-d")
+def nano_d() -> ModelSize:
+    """nano's widths with full 3×3 convs: ~2× nano's CPU latency, still under YOLO26n's
+    (docs/benchmarks.md); dense convs learn faster from scratch than depthwise ones and run at a
+    higher FLOP rate on CPU."""
+    return ModelSize(0.33, 0.25, False)
+
+
+@register_model_size("nano-dh")
+def nano_dh() -> ModelSize:
+    """nano-d with nano's depthwise head: the four 3×3 head convs per level were ~19% of nano-d's
+    CPU latency at stride 8 alone; depthwise there buys ~1.3× the input pixels at the same latency."""
+    return ModelSize(0.33, 0.25, False, head_depthwise=True)
+
+
+@register_model_size("nano-dl")
+def nano_dl() -> ModelSize:
+    """nano-d with one 3×3 conv per head branch instead of two: halves the head's cost at every level."""
+    return ModelSize(0.33, 0.25, False, head_branch_convs=1)
+
+
+@register_model_size("tiny")
+def tiny() -> ModelSize:
+    return ModelSize(0.33, 0.375, False)
+
+
+@register_model_size("s")
+def small() -> ModelSize:
+    return ModelSize(0.33, 0.50, False, recipe="large")
+
+
+@register_model_size("m")
+def medium() -> ModelSize:
+    return ModelSize(0.67, 0.75, False, recipe="large")
