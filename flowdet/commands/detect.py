@@ -148,7 +148,10 @@ def _resume_file(resume: str, out: str | None, config: str | None, overrides: li
 @click.option("--img-size", help="Input size for .pt, 640 or 960x544 (W×H) (default: the training size); "
                                 "an exported model's size is fixed.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the detections here.")
-@click.option("--out", type=click.Path(file_okay=False), help="Write detections.json, metrics.json, pr_curve.png.")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Write detections.json, metrics.json, pr_curve.png, prf_curve.png; a used folder becomes "
+                   "<out>2, <out>3, … unless --exist-ok (default: none, print only).")
+@click.option("--exist-ok", is_flag=True, help="Write into --out even if it holds earlier results.")
 @click.option("--batch", type=BATCH, default=8, show_default=True)
 @click.option("--conf", type=Number(0, 1), default=0.001, show_default=True, help="Score threshold (YOLOX test: 0.001).")
 @click.option("--iou", type=Number(0, 1), default=0.65, show_default=True, help="NMS IoU threshold.")
@@ -158,8 +161,8 @@ def _resume_file(resume: str, out: str | None, config: str | None, overrides: li
               help="Ground-truth boxes scored as don't-care regions: iscrowd (as pycocotools) or training "
                    "(also those marked ignore / difficult, which training leaves out).")
 @backend_options
-def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, device, threads, dont_care, backend,
-             precision) -> None:
+def evaluate(model, ann, images, img_size, json_path, out, exist_ok, batch, conf, iou, device, threads, dont_care,
+             backend, precision) -> None:
     """COCO metrics (AP, AP50, APs…, AR@100/300/1000) of a checkpoint or an ONNX model."""
     from flowdet.detect.evaluate import evaluate as run_eval
     from flowdet.runtime.predictor import load_predictor
@@ -167,6 +170,8 @@ def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, dev
     _check_model_path(model)
     pred = load_predictor(model, img_size=img_size, device=device, threads=threads, backend=backend,
                           precision=precision)
+    if out is not None:
+        out = _fresh_out(out, exist_ok)
     stats = run_eval(pred, ann, images, batch=batch, conf=conf, iou=iou, out_dir=out, json_path=json_path,
                      dont_care=dont_care)
     if "paths" in stats:
@@ -196,9 +201,10 @@ def predict(source, model, out, exist_ok, conf, iou, img_size, batch, device, th
             recursive, ann, save_txt) -> None:
     """Detect objects in an image, a glob ("frames/*.jpg") or a folder: annotated images, results.json,
     detections.jsonl. A video: use `flowdet stream`."""
-    from flowdet.detect.predict import predict_source
+    from flowdet.detect.predict import predict_source, refuse_video
     from flowdet.runtime.predictor import load_predictor
 
+    refuse_video(source, model)  # before any folder exists or any line says where results go
     _check_model_path(model)
     pred = load_predictor(model, img_size=img_size, device=device, threads=threads, backend=backend,
                           precision=precision)
@@ -209,7 +215,8 @@ def predict(source, model, out, exist_ok, conf, iou, img_size, batch, device, th
 
 
 def _fresh_out(out: str, exist_ok: bool) -> str:
-    """Never mix a new prediction with an old one's drawings: a used folder becomes <out>2, …"""
+    """The one run-folder rule of train / predict / eval (flowdet.runs): a used folder becomes
+    <out>2, …, so a new result never mixes with or replaces an old one."""
     from flowdet import log
     from flowdet.runs import increment_path, is_used
 

@@ -162,3 +162,35 @@ def test_predict_globs_recursive_ann_ids_save_txt_and_video_hint(ckpt, folder, t
     with pytest.raises(SystemExit):
         main(["predict", str(tmp_path / "clip.mp4"), "--model", str(ckpt), "--out", str(tmp_path / "v")])
     assert "flowdet stream" in capsys.readouterr().err
+
+
+def test_predict_on_a_video_refuses_before_any_folder_with_a_stream_command_that_runs(ckpt, tmp_path, capsys):
+    # Before: "writing to runs/predict3", then a hint whose `--out DIR` stream refuses (it takes an .mp4).
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "old.json").write_text("{}")  # a used --out: no "writing to v2" either
+    with pytest.raises(SystemExit) as e:
+        main(["predict", str(tmp_path / "clip.mp4"), "--model", str(ckpt), "--out", str(tmp_path / "v")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "writing to" not in err and not (tmp_path / "v2").exists()
+    hint = err[err.index("flowdet stream"):].split()
+    assert hint[hint.index("--model") + 1] == str(ckpt) and hint[hint.index("--out") + 1].endswith(".mp4")
+
+
+def test_eval_out_follows_the_run_folder_rule(ckpt, tmp_path, capsys):
+    # Before: a second `eval --out runs/eval` replaced the first one's metrics silently.
+    d = tmp_path / "val"
+    (d / "images").mkdir(parents=True)
+    cv2.imwrite(str(d / "images" / "a.jpg"), np.full((160, 160, 3), 100, np.uint8))
+    (d / "ann.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 160, "height": 160}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20], "area": 400, "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "bottle"}]}))
+    args = ["eval", "--ckpt", str(ckpt), "--ann", str(d / "ann.json"), "--img-size", "64", "--out", str(tmp_path / "ev")]
+    main(args)
+    first = (tmp_path / "ev" / "metrics.json").read_bytes()
+    main(args)
+    assert "writing to" in capsys.readouterr().err and (tmp_path / "ev2" / "metrics.json").is_file()
+    assert (tmp_path / "ev" / "metrics.json").read_bytes() == first
+    main([*args, "--exist-ok"])
+    assert not (tmp_path / "ev3").exists()
