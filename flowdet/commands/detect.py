@@ -42,7 +42,8 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / OpenVINO .xml / 
                                 "aspect at the model's pixel budget (832x480 on 16:9 with nano-d)" + _d("train.img_size"))
 @click.option("--p2", is_flag=True, default=None, help="Add a stride-4 level for objects under ~8 px (model.p2; default: off).")
 @click.option("--iou-loss", type=click.Choice(["iou", "giou", "ciou"]), help="Box loss" + _d("train.iou_loss"))
-@click.option("--backbone", type=click.Path(dir_okay=False), help="Pretrained backbone.pt from `flowdet pretrain` (model.backbone; default: none).")
+@click.option("--backbone", type=click.Path(dir_okay=False), help="Pretrained backbone.pt from `flowdet pretrain`, or a detector's best.pt to fine-tune "
+                   "from (its backbone weights; model.backbone; default: none).")
 @click.option("--unlabeled", multiple=True, type=click.Path(),
               help="Unlabeled frames for teacher–student training: image folder, mined-frame folder / manifest.jsonl, "
                    ".txt list, COCO json (images only) or video; repeatable (semi.unlabeled, default: none = supervised only).")

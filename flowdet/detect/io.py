@@ -11,6 +11,9 @@ A checkpoint is a dict with at least:
     "img_size":   [H, W] the training input size
     "epoch":      last finished epoch (0-based), plus optimizer/scheduler/scaler/rng/config for resume
     "flowdet_version": str
+``last.pt`` holds all of it (an exact resume); ``best.pt`` is :func:`inference_checkpoint` of it: the
+weights (raw, EMA, teacher), metadata, config and metrics, without the RESUME_ONLY state (the
+optimizer's buffers double a checkpoint's size and only ``--resume`` reads them).
 Inference uses the weights training evaluated: the teacher when present, else the EMA (as YOLOX does),
 else the raw weights; ``use_ema=False`` takes the raw weights.
 """
@@ -45,6 +48,15 @@ def model_from_checkpoint(path: str | Path, use_ema: bool = True, map_location: 
     meta.setdefault("cat_ids", list(range(1, model.num_classes + 1)))
     meta.setdefault("img_size", [640, 640])
     return model, meta
+
+
+RESUME_ONLY = ("optimizer", "scaler", "rng", "scheduler")
+
+
+def inference_checkpoint(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """``ckpt`` without what only an exact resume reads: what best.pt keeps for eval, export,
+    predict and fine-tuning (``--backbone best.pt``)."""
+    return {k: v for k, v in ckpt.items() if k not in RESUME_ONLY}
 
 
 def evaluated_weights(ckpt: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from flowdet.data.coco import CocoDataset
 from flowdet.data.dataset import DetectionDataset, build_loader
 from flowdet.detect.backbone import load_backbone
 from flowdet.detect.config import DetectConfig, input_hw
+from flowdet.detect.io import inference_checkpoint
 from flowdet.detect.loss import BUCKET_NAMES, YOLOXLoss
 from flowdet.engine import dist
 from flowdet.engine.checkpoint import (load_checkpoint, remove_stale_temps, rng_state, save_checkpoint, set_rng_state,
@@ -167,7 +168,8 @@ class Trainer:
         ck = load_checkpoint(path, "cpu")  # RNG states must stay CPU tensors; weights are copied over
         for key in ("model", "optimizer", "epoch", "rng"):
             if key not in ck:
-                raise ModelFileError(f"{path}: not a resumable training checkpoint (no '{key}')")
+                hint = "; best.pt keeps the weights only: resume from last.pt" if "model_cfg" in ck else ""
+                raise ModelFileError(f"{path}: not a resumable training checkpoint (no '{key}'){hint}")
 
         def is_int(v: Any) -> bool:
             return isinstance(v, int) and not isinstance(v, bool)
@@ -261,7 +263,7 @@ class Trainer:
                 ck = self.state(epoch)
                 save_checkpoint(ck, self.out / "last.pt")
                 if evaluate_now and self.best_epoch == epoch:
-                    save_checkpoint(ck, self.out / "best.pt")
+                    save_checkpoint(inference_checkpoint(ck), self.out / "best.pt")
             dist.barrier()
             if on_epoch_end is not None:
                 on_epoch_end(epoch, row)
@@ -382,14 +384,14 @@ class Trainer:
         return stats
 
     def finish(self) -> dict[str, Any]:
-        from flowdet.utils import atomic_write_bytes, atomic_write_json
+        from flowdet.utils import atomic_write_json
 
         last, best = self.out / "last.pt", self.out / "best.pt"
         if dist.is_main():
             if (self.val_set is None or self.best_epoch < 0) and last.exists():
                 echo("no validation set (data.val): best.pt is the last epoch" if self.val_set is None else
                      "no epoch was scored (AP -1: nothing to score in the validation set): best.pt is the last epoch")
-                atomic_write_bytes(best, last.read_bytes())
+                save_checkpoint(inference_checkpoint(load_checkpoint(last)), best)
             if self.last_metrics is not None:
                 atomic_write_json(self.out / "metrics.json", {
                     "metrics": self.last_metrics, "best_ap": self.best_ap, "best_epoch": self.best_epoch}, indent=2)

@@ -81,10 +81,11 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(tiny_set, tmp_p
     for col in ("lr", "loss", "iou", "obj", "cls", "l1", "miss_share", "dropped_tiny", "img_s", "AP", "AP50", "APs"):
         assert col in rows[0], col
     assert float(rows[0]["l1"]) == 0.0 and float(rows[1]["l1"]) > 0.0  # L1 only in the no-aug epoch
-    ck = load_checkpoint(run / "best.pt")
-    for key in ("model", "ema", "optimizer", "scheduler", "scaler", "rng", "epoch", "config", "names",
-                "cat_ids", "img_size", "model_cfg"):
-        assert key in ck, key
+    ck, last = load_checkpoint(run / "best.pt"), load_checkpoint(run / "last.pt")
+    for key in ("model", "ema", "epoch", "config", "names", "cat_ids", "img_size", "model_cfg"):
+        assert key in ck and key in last, key
+    for key in ("optimizer", "scheduler", "scaler", "rng"):  # resume state: last.pt only
+        assert key in last and key not in ck, key
     assert ck["model_cfg"] == {"size": "nano", "num_classes": 1, "p2": False} and ck["img_size"] == [160, 160]
     assert straight["best"] and straight["best_epoch"] in (0, 1)
 
@@ -237,3 +238,25 @@ def test_train_takes_a_yolo_data_yaml_and_validates_on_its_val_split(tiny_set, t
           "--img-size", "64", "--workers", "0", "--set", "train.progress=false"])
     assert "converted once" in capsys.readouterr().err
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["best_epoch"] == 0  # val split was used
+
+
+def test_best_pt_keeps_weights_not_resume_state_and_every_use_of_it_works(tiny_set, tmp_path, capsys):
+    # Before: best.pt was a copy of last.pt with the optimizer state (27 MB vs ultralytics' 5 MB).
+    run = tmp_path / "r"
+    base = ["--data", f"{tiny_set}/annotations.json", "--images", f"{tiny_set}/images", "--val",
+            f"{tiny_set}/annotations.json", "--epochs", "1", "--img-size", "64", "--workers", "0", "--size", "nano",
+            "--set", "train.progress=false"]
+    main(["train", *base, "--out", str(run)])
+    best, last = load_checkpoint(run / "best.pt"), load_checkpoint(run / "last.pt")
+    assert not {"optimizer", "scaler", "rng", "scheduler"} & set(best) and "optimizer" in last
+    assert {"model", "ema", "model_cfg", "names", "cat_ids", "img_size", "config"} <= set(best)
+    assert (run / "best.pt").stat().st_size < 0.7 * (run / "last.pt").stat().st_size
+    capsys.readouterr()
+    main(["eval", "--ckpt", str(run / "best.pt"), "--ann", f"{tiny_set}/annotations.json", "--img-size", "64"])
+    main(["export", "--ckpt", str(run / "best.pt"), "--out", str(tmp_path / "m.onnx"), "--no-parity"])
+    assert (tmp_path / "m.onnx").is_file()
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--resume", str(run / "best.pt")])
+    assert e.value.code == 2 and "resume from last.pt" in capsys.readouterr().err
+    main(["train", *base, "--out", str(tmp_path / "ft"), "--backbone", str(run / "best.pt")])  # fine-tune from it
+    assert "backbone" in capsys.readouterr().err and (tmp_path / "ft" / "best.pt").is_file()
