@@ -1,7 +1,6 @@
 """`flowdet train`, `flowdet eval`, `flowdet predict` — parsing only (see flowdet.detect.*)."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -106,7 +105,21 @@ def train(data, images, val, val_images, out, size, epochs, batch, lr, img_size,
 
     summary = run_train(cfg, origin=origin if resume is None else f"resumed from {cfg.train.resume}")
     if summary.get("best") and os.environ.get("RANK", "0") == "0":
-        click.echo(f"best: {summary['best']} (AP {summary['best_ap']:.4f}, epoch {summary['best_epoch'] + 1})")
+        _train_closing(cfg, summary)
+
+
+def _train_closing(cfg, summary: dict) -> None:
+    """best.pt's score, the run's files and the eval / export commands that follow."""
+    from flowdet.closing import run_files, say_done
+
+    best = summary["best"]
+    if summary["best_epoch"] >= 0 and summary["best_ap"] >= 0:
+        click.echo(f"best: {best} (AP {summary['best_ap']:.4f}, epoch {summary['best_epoch'] + 1})")
+    val = cfg.data.val_source()
+    ann = val[0] if val else "VAL.json"
+    say_done(summary["run_dir"], run_files(summary["run_dir"]), [
+        f"flowdet eval --model {best} --ann {ann} --out runs/eval",
+        f"flowdet export --ckpt {best} --out {Path(summary['run_dir']) / 'model.onnx'}"])
 
 
 def _new_run_dir(cfg, exist_ok: bool):
@@ -175,8 +188,21 @@ def evaluate(model, ann, images, img_size, json_path, out, exist_ok, batch, conf
         out = _fresh_out(out, exist_ok)
     stats = run_eval(pred, ann, images, batch=batch, conf=conf, iou=iou, out_dir=out, json_path=json_path,
                      dont_care=dont_care)
+    _eval_closing(model, stats, out)
+
+
+def _eval_closing(model: str, stats: dict, out: str | None) -> None:
+    """The files eval wrote and the next command: export a checkpoint, or predict at the best-F1 threshold."""
+    from flowdet.closing import say_done
+
+    conf = stats.get("best_f1_conf")
+    nxt = ([f"flowdet export --ckpt {model} --out {Path(model).with_suffix('.onnx')}"] if Path(model).suffix in
+           (".pt", ".pth") else [f"flowdet predict IMAGES/ --model {model}" + (f" --conf {conf:.3f}" if conf else "")])
     if "paths" in stats:
-        click.echo("wrote " + ", ".join(stats["paths"].values()))
+        names = [Path(p).name if out and Path(p).parent == Path(out) else p for p in stats["paths"].values()]
+        say_done(out, names, nxt)
+    else:
+        say_done(None, ["nothing (--out DIR keeps metrics.json and the curves)"], nxt)
 
 
 @click.command("predict")
@@ -212,7 +238,27 @@ def predict(source, model, out, exist_ok, conf, iou, img_size, batch, device, th
     out = _fresh_out(out, exist_ok)
     summary = predict_source(pred, source, out, conf=conf, iou=iou, batch=batch, draw=not no_draw,
                              recursive=recursive, ann=ann, save_txt=save_txt)
-    click.echo(json.dumps(summary))
+    _predict_closing(model, summary, conf, draw=not no_draw, save_txt=save_txt)
+
+
+def _predict_closing(model: str, summary: dict, conf: float, draw: bool, save_txt: bool) -> None:
+    """One summary line, the files written and what to do next (a lower --conf when nothing was found)."""
+    from flowdet.closing import say_done
+
+    skipped = f" ({summary['skipped']} unreadable, skipped)" if summary["skipped"] else ""
+    n = summary["images"]
+    click.echo(f"{n} image{'' if n == 1 else 's'}{skipped}, {summary['detections']} detections at conf ≥ {conf:g}")
+    names = ["results.json", "detections.jsonl"]
+    if draw:
+        names.append(f"{summary['images']} annotated images")
+    if save_txt:
+        names.append("labels/")
+    notes = []
+    if not summary["detections"]:
+        notes.append(f"no detections at conf ≥ {conf:g}: try a lower --conf (e.g. 0.1), or the best-F1 "
+                     f"threshold `flowdet eval --model {model} --ann VAL.json` prints")
+    say_done(summary["out"], names, [f"flowdet eval --model {model} --ann VAL.json --out runs/eval   "
+                                     "# score the model against your labels"], notes)
 
 
 def _fresh_out(out: str, exist_ok: bool) -> str:

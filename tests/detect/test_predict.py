@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -60,15 +61,17 @@ def test_torch_predictor_implements_the_protocol(ckpt, folder):
 def test_predict_cli_writes_drawings_results_and_jsonl(ckpt, folder, tmp_path, capsys):
     out = tmp_path / "pred"
     main(["predict", str(folder), "--ckpt", str(ckpt), "--out", str(out), "--conf", "0.25", "--batch", "2"])
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["images"] == 2 and summary["detections"] > 0
+    text = capsys.readouterr().out
+    images, n_det = map(int, re.search(r"(\d+) images, (\d+) detections", text).groups())
+    assert images == 2 and n_det > 0 and f"wrote {out}: results.json, detections.jsonl, 2 annotated images" in text
+    assert "next: flowdet eval --model" in text and "no detections" not in text
     assert (out / "im0.png").is_file() and (out / "im1.png").is_file()
     lines = [json.loads(x) for x in (out / "detections.jsonl").read_text().splitlines()]
     assert [Path(x["file"]).name for x in lines] == ["im0.png", "im1.png"]
     assert set(lines[0]) >= {"file", "boxes", "scores", "class_ids", "width", "height"}
     assert len(lines[0]["boxes"]) == len(lines[0]["scores"]) == len(lines[0]["class_ids"])
     results = json.loads((out / "results.json").read_text())
-    assert len(results) == summary["detections"] and {r["image_id"] for r in results} <= {"im0", "im1"}
+    assert len(results) == n_det and {r["image_id"] for r in results} <= {"im0", "im1"}
     assert set(results[0]) >= {"image_id", "category_id", "bbox", "score", "file_name"}
 
 
@@ -194,3 +197,11 @@ def test_eval_out_follows_the_run_folder_rule(ckpt, tmp_path, capsys):
     assert (tmp_path / "ev" / "metrics.json").read_bytes() == first
     main([*args, "--exist-ok"])
     assert not (tmp_path / "ev3").exists()
+
+
+def test_predict_with_no_detections_says_so_with_a_hint_not_raw_json(ckpt, folder, tmp_path, capsys):
+    # Before: `{"images": 2, "skipped": 0, "detections": 0, ...}` and nothing else.
+    main(["predict", str(folder), "--model", str(ckpt), "--out", str(tmp_path / "p"), "--conf", "1.0"])
+    out = capsys.readouterr().out
+    assert "{" not in out and "0 detections at conf ≥ 1" in out and "try a lower --conf" in out
+    assert f"wrote {tmp_path / 'p'}: results.json, detections.jsonl" in out

@@ -251,10 +251,20 @@ def test_best_pt_keeps_weights_not_resume_state_and_every_use_of_it_works(tiny_s
     assert not {"optimizer", "scaler", "rng", "scheduler"} & set(best) and "optimizer" in last
     assert {"model", "ema", "model_cfg", "names", "cat_ids", "img_size", "config"} <= set(best)
     assert (run / "best.pt").stat().st_size < 0.7 * (run / "last.pt").stat().st_size
-    capsys.readouterr()
-    main(["eval", "--ckpt", str(run / "best.pt"), "--ann", f"{tiny_set}/annotations.json", "--img-size", "64"])
+    # Each verb ends with the files it wrote and the command to run next (issue 34).
+    out = capsys.readouterr().out
+    assert f"wrote {run}: best.pt, config.yaml, last.pt, loss.png, metrics.csv, metrics.json, results.png" in out
+    assert f"next: flowdet eval --model {run / 'best.pt'} --ann {tiny_set}/annotations.json" in out
+    assert f"flowdet export --ckpt {run / 'best.pt'} --out {run / 'model.onnx'}" in out
+    main(["eval", "--ckpt", str(run / "best.pt"), "--ann", f"{tiny_set}/annotations.json", "--img-size", "64",
+          "--out", str(tmp_path / "ev")])
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'ev'}: detections.json, metrics.json, pr_curve.png, prf_curve.png" in out
+    assert f"next: flowdet export --ckpt {run / 'best.pt'}" in out
     main(["export", "--ckpt", str(run / "best.pt"), "--out", str(tmp_path / "m.onnx"), "--no-parity"])
-    assert (tmp_path / "m.onnx").is_file()
+    out = capsys.readouterr().out
+    assert (tmp_path / "m.onnx").is_file() and f"next: flowdet predict IMAGES/ --model {tmp_path / 'm.onnx'}" in out
+    assert f"flowdet stream VIDEO.mp4 --model {tmp_path / 'm.onnx'}" in out
     with pytest.raises(SystemExit) as e:
         main(["train", "--resume", str(run / "best.pt")])
     assert e.value.code == 2 and "resume from last.pt" in capsys.readouterr().err
