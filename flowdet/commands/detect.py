@@ -112,9 +112,7 @@ def _train_closing(cfg, summary: dict) -> None:
     """best.pt's score, the run's files and the eval / export commands that follow."""
     from flowdet.closing import run_files, say_done
 
-    best = summary["best"]
-    if summary["best_epoch"] >= 0 and summary["best_ap"] >= 0:
-        click.echo(f"best: {best} (AP {summary['best_ap']:.4f}, epoch {summary['best_epoch'] + 1})")
+    best = summary["best"]  # its scores: the trainer's closing table
     val = cfg.data.val_source()
     ann = val[0] if val else "VAL.json"
     say_done(summary["run_dir"], run_files(summary["run_dir"]), [

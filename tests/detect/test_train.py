@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import json
 import os
 import subprocess
@@ -270,3 +271,24 @@ def test_best_pt_keeps_weights_not_resume_state_and_every_use_of_it_works(tiny_s
     assert e.value.code == 2 and "resume from last.pt" in capsys.readouterr().err
     main(["train", *base, "--out", str(tmp_path / "ft"), "--backbone", str(run / "best.pt")])  # fine-tune from it
     assert "backbone" in capsys.readouterr().err and (tmp_path / "ft" / "best.pt").is_file()
+
+
+def test_a_log_file_gets_progress_lines_a_plain_epoch_line_and_one_short_table(tiny_set, tmp_path, capsys):
+    # Before: nothing between epoch lines in a log (910 s apart), jargon in each epoch line, and two
+    # 12-row COCO tables at the end. stderr is not a terminal under pytest, as in `train > log`.
+    args = ["train", "--data", f"{tiny_set}/annotations.json", "--images", f"{tiny_set}/images", "--val",
+            f"{tiny_set}/annotations.json", "--epochs", "2", "--img-size", "64", "--workers", "0", "--batch", "2",
+            "--size", "nano", "--set", "train.progress=true", "--set", "train.log_every_s=0"]
+    main([*args, "--out", str(tmp_path / "a")])
+    cap = capsys.readouterr()
+    assert re.search(r"epoch 1/2 it 1/2: loss [\d.]+, [\d.]+ it/s, ETA epoch \w+", cap.err), cap.err
+    assert re.search(r"epoch 2/2 it 1/2: .* ETA epoch \w+, run \w+", cap.err), cap.err  # the run's ETA once known
+    line = next(ln for ln in cap.err.splitlines() if ln.startswith("epoch 2/2:"))
+    assert re.fullmatch(r"epoch 2/2: loss [\d.]+, AP [\d.]+ \(AP50 [\d.]+\), lr \S+, [\d.]+ img/s, ETA 0s", line), line
+    assert "miss_share" not in cap.err and "positives/box" not in cap.err and "maxDets" not in cap.out + cap.err
+    assert re.search(r"best.pt \(epoch \d\):  AP [\d.]+   AP50 [\d.]+   APs \S+   AR@1000 [\d.]+", cap.out), cap.out
+    assert re.search(r"deploy at conf \d\.\d{3} \(best F1 [\d.]+ at IoU 0.5\): precision [\d.]+, recall", cap.out)
+    assert "maxDets" in (tmp_path / "a" / "metrics.json").read_text() or "AR1000" in (tmp_path / "a" / "metrics.json").read_text()
+    main(["-v", *args, "--out", str(tmp_path / "b"), "--epochs", "1"])  # -v: the diagnostics and full tables
+    cap = capsys.readouterr()
+    assert "miss_share" in cap.err and "positives/box by size" in cap.err and "maxDets" in cap.err + cap.out
