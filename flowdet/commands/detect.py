@@ -209,7 +209,9 @@ def _eval_closing(model: str, stats: dict, out: str | None) -> None:
 @click.option("--out", default="runs/predict", show_default=True, type=click.Path(file_okay=False),
               help="Output folder; a used one becomes <out>2, <out>3, … unless --exist-ok.")
 @click.option("--exist-ok", is_flag=True, help="Write into --out even if it holds earlier results.")
-@click.option("--conf", type=Number(0, 1), default=0.25, show_default=True, help="Score threshold.")
+@click.option("--conf", type=Number(0, 1), default=None,
+              help="Score threshold (default: the best-F1 threshold the model stores from training's evaluation, "
+                   "else 0.25).")
 @click.option("--iou", type=Number(0, 1), default=0.65, show_default=True, help="NMS IoU threshold.")
 @click.option("--img-size", help="Input size for .pt, 640 or 960x544 (W×H) (default: the training size); "
                                 "an exported model's size is fixed.")
@@ -234,12 +236,18 @@ def predict(source, model, out, exist_ok, conf, iou, img_size, batch, device, th
     pred = load_predictor(model, img_size=img_size, device=device, threads=threads, backend=backend,
                           precision=precision)
     out = _fresh_out(out, exist_ok)
+    if conf is None:
+        from flowdet import log
+        from flowdet.runtime.predictor import default_conf
+
+        conf, why = default_conf(pred)
+        log.info(f"conf {conf:.3f}: {why} (--conf to choose)")
     summary = predict_source(pred, source, out, conf=conf, iou=iou, batch=batch, draw=not no_draw,
                              recursive=recursive, ann=ann, save_txt=save_txt)
-    _predict_closing(model, summary, conf, draw=not no_draw, save_txt=save_txt)
+    _predict_closing(model, pred, summary, conf, draw=not no_draw, save_txt=save_txt)
 
 
-def _predict_closing(model: str, summary: dict, conf: float, draw: bool, save_txt: bool) -> None:
+def _predict_closing(model: str, pred, summary: dict, conf: float, draw: bool, save_txt: bool) -> None:
     """One summary line, the files written and what to do next (a lower --conf when nothing was found)."""
     from flowdet.closing import say_done
 
@@ -253,8 +261,13 @@ def _predict_closing(model: str, summary: dict, conf: float, draw: bool, save_tx
         names.append("labels/")
     notes = []
     if not summary["detections"]:
-        notes.append(f"no detections at conf ≥ {conf:g}: try a lower --conf (e.g. 0.1), or the best-F1 "
-                     f"threshold `flowdet eval --model {model} --ann VAL.json` prints")
+        from flowdet.runtime.predictor import stored_conf
+
+        best, _ = stored_conf(pred)
+        notes.append(f"no detections at conf ≥ {conf:g}: " + (
+            f"the model's best-F1 threshold is {best:.3f} (--conf {best:.3f})" if best is not None and best < conf
+            else f"try a lower --conf (e.g. 0.1), or the best-F1 threshold `flowdet eval --model {model} "
+                 "--ann VAL.json` prints"))
     say_done(summary["out"], names, [f"flowdet eval --model {model} --ann VAL.json --out runs/eval   "
                                      "# score the model against your labels"], notes)
 

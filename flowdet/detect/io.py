@@ -50,6 +50,21 @@ def model_from_checkpoint(path: str | Path, use_ema: bool = True, map_location: 
     return model, meta
 
 
+def stored_best_conf(meta: dict[str, Any]) -> tuple[float, str] | None:
+    """(threshold, where it comes from) of the evaluation a checkpoint stores with its weights
+    ("metrics": the eval of the epoch it was saved at), when that evaluation found anything."""
+    m = meta.get("metrics")
+    if not isinstance(m, dict):
+        return None
+    conf, f1 = m.get("best_f1_conf"), m.get("best_f1")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (conf, f1)) or not f1 > 0 \
+            or not 0 <= conf <= 1:
+        return None
+    epoch = meta.get("epoch")
+    at = f" at epoch {epoch + 1}" if isinstance(epoch, int) and epoch >= 0 else ""
+    return float(conf), f"best F1 {f1:.3f} on training's validation set{at}"
+
+
 RESUME_ONLY = ("optimizer", "scaler", "rng", "scheduler")
 
 

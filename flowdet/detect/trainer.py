@@ -58,6 +58,10 @@ class Trainer:
         self.val_set: CocoDataset | None = None
         # A YOLO data.yaml carries its own val split: `--data data.yaml` alone validates on it (ultralytics).
         val = cfg.data.val_source()
+        if val and not cfg.data.val:  # config.yaml records the split used (a data.yaml's own val), not ''
+            import dataclasses
+
+            cfg = self.cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, val=val[0]))
         if val:
             self.val_set = self._load(val[0], val[1], "val")
             if self.val_set.cat_ids != self.cat_ids:
@@ -408,8 +412,10 @@ class Trainer:
                      "no epoch was scored (AP -1: nothing to score in the validation set): best.pt is the last epoch")
                 save_checkpoint(inference_checkpoint(load_checkpoint(last)), best)
             if self.last_metrics is not None:
+                # epochs 1-based, as the console, metrics.csv and results.png number them
                 atomic_write_json(self.out / "metrics.json", {
-                    "metrics": self.last_metrics, "best_ap": self.best_ap, "best_epoch": self.best_epoch}, indent=2)
+                    "metrics": self.last_metrics, "best_ap": self.best_ap, "best_epoch": self.best_epoch + 1,
+                    "epochs_numbered_from": 1, "best_metrics": self.best_metrics}, indent=2)
         dist.barrier()
         summary = {"run_dir": str(self.out), "last": str(last), "best": str(best) if best.exists() else None,
                    "best_ap": self.best_ap, "best_epoch": self.best_epoch, "epochs": self.cfg.train.epochs,

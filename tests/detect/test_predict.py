@@ -111,6 +111,7 @@ def test_eval_cli_over_the_predictor_interface(ckpt, tmp_path, capsys):
     assert {"AP", "AP50", "APs", "AR100", "AR1000"} <= set(m["metrics"])
     assert (out / "pr_curve.png").stat().st_size > 0 and (out / "prf_curve.png").stat().st_size > 0
     assert 0 <= m["metrics"]["best_f1_conf"] <= 1 and "best F1" in text
+    assert re.search(r"best F1 [\d.]+ at conf \d\.\d{3} ", text)  # three decimals (was 0.00 for 0.012)
     dets = json.loads((out / "detections.json").read_text())
     assert dets and {r["image_id"] for r in dets} <= {1, 7} and {r["category_id"] for r in dets} == {3}
     assert all(r["score"] >= 0.001 for r in dets)
@@ -205,3 +206,37 @@ def test_predict_with_no_detections_says_so_with_a_hint_not_raw_json(ckpt, folde
     out = capsys.readouterr().out
     assert "{" not in out and "0 detections at conf ≥ 1" in out and "try a lower --conf" in out
     assert f"wrote {tmp_path / 'p'}: results.json, detections.jsonl" in out
+
+
+def test_export_stores_the_best_f1_threshold_and_predict_uses_it_without_conf(ckpt, folder, tmp_path, capsys):
+    # Before: the threshold eval printed lived nowhere; predict ran at 0.25 whatever the model.
+    from flowdet.engine.checkpoint import load_checkpoint
+    from flowdet.runtime.onnx_runtime import OnnxPredictor
+
+    ck = load_checkpoint(ckpt)
+    ck.update(epoch=4, metrics={"best_f1_conf": 0.4321, "best_f1": 0.61, "AP": 0.2})
+    trained = tmp_path / "best.pt"
+    save_checkpoint(ck, trained)
+    main(["export", "--ckpt", str(trained), "--out", str(tmp_path / "m.onnx"), "--no-parity"])
+    meta = OnnxPredictor(tmp_path / "m.onnx").meta
+    assert meta.best_conf == 0.4321 and "epoch 5" in meta.best_conf_from
+    for model in (tmp_path / "m.onnx", trained):
+        capsys.readouterr()
+        main(["predict", str(folder), "--model", str(model), "--out", str(tmp_path / "p"), "--no-draw"])
+        cap = capsys.readouterr()
+        assert "conf 0.432: the best-F1 threshold stored in the model (best F1 0.610" in cap.err, cap.err
+        assert "detections at conf ≥ 0.4321" in cap.out
+        scores = [s for ln in (tmp_path / "p" / "detections.jsonl").read_text().splitlines()
+                  for s in json.loads(ln)["scores"]]
+        assert all(s >= 0.432 for s in scores)
+        main(["predict", str(folder), "--model", str(model), "--out", str(tmp_path / "q"), "--conf", "0.9"])
+        assert "best-F1 threshold" not in capsys.readouterr().err  # --conf given: nothing to say
+    main(["predict", str(folder), "--model", str(ckpt), "--out", str(tmp_path / "r"), "--no-draw"])
+    assert "conf 0.250: the default; the model stores no best-F1 threshold" in capsys.readouterr().err
+
+
+def test_eval_curves_are_titled_with_the_users_dataset_name_not_the_cache_file(tmp_path):
+    from flowdet.detect.evaluate import dataset_label
+
+    assert dataset_label(tmp_path / "yolo" / "data.yaml", None) == "data.yaml (val split)"
+    assert dataset_label(tmp_path / "val.json", None) == "val.json"

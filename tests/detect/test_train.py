@@ -238,7 +238,9 @@ def test_train_takes_a_yolo_data_yaml_and_validates_on_its_val_split(tiny_set, t
     main(["train", "--data", str(tmp_path / "yolo" / "data.yaml"), "--out", str(tmp_path / "r"), "--epochs", "1",
           "--img-size", "64", "--workers", "0", "--set", "train.progress=false"])
     assert "converted once" in capsys.readouterr().err
-    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["best_epoch"] == 0  # val split was used
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["best_epoch"] == 1  # val split used; 1-based
+    # config.yaml names the split used (before: val: '' although the yaml's val split validated)
+    assert load_config(DetectConfig, tmp_path / "r" / "config.yaml", []).data.val == str(tmp_path / "yolo" / "data.yaml")
 
 
 def test_best_pt_keeps_weights_not_resume_state_and_every_use_of_it_works(tiny_set, tmp_path, capsys):
@@ -288,6 +290,8 @@ def test_a_log_file_gets_progress_lines_a_plain_epoch_line_and_one_short_table(t
     assert "miss_share" not in cap.err and "positives/box" not in cap.err and "maxDets" not in cap.out + cap.err
     assert re.search(r"best.pt \(epoch \d\):  AP [\d.]+   AP50 [\d.]+   APs \S+   AR@1000 [\d.]+", cap.out), cap.out
     assert re.search(r"deploy at conf \d\.\d{3} \(best F1 [\d.]+ at IoU 0.5\): precision [\d.]+, recall", cap.out)
+    said = int(re.search(r"best.pt \(epoch (\d)\)", cap.out)[1])
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["best_epoch"] == said  # one numbering
     assert "maxDets" in (tmp_path / "a" / "metrics.json").read_text() or "AR1000" in (tmp_path / "a" / "metrics.json").read_text()
     main(["-v", *args, "--out", str(tmp_path / "b"), "--epochs", "1"])  # -v: the diagnostics and full tables
     cap = capsys.readouterr()
