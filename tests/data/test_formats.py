@@ -60,6 +60,19 @@ def test_a_read_only_dataset_is_converted_into_the_user_cache_never_into_itself(
     assert os.access(cache, os.R_OK)
 
 
+def test_data_check_checks_every_split_of_a_data_yaml_or_the_one_asked(yolo_ds, capsys):
+    # Before: `data check data.yaml` checked the train split only, and --split did not exist.
+    from flowdet.cli import main
+
+    for argv, said in ((["--split", "val"], ["val"]), ([], ["train", "val"]), (["--split", "train"], ["train"])):
+        main(["data", "check", str(yolo_ds / "data.yaml"), "--no-decode", *argv])
+        out = capsys.readouterr().out
+        assert [s for s in ("train", "val") if f"data.yaml split {s}: " in out] == said, out
+    with pytest.raises(SystemExit) as e:
+        main(["data", "check", str(yolo_ds / "data.yaml"), "--split", "test"])
+    assert e.value.code == 2 and "no 'test' split" in capsys.readouterr().err
+
+
 def test_voc_folder_is_a_dataset(tmp_path):
     (tmp_path / "voc" / "Annotations").mkdir(parents=True)
     (tmp_path / "voc" / "JPEGImages").mkdir()
