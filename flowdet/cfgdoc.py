@@ -8,10 +8,12 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+import textwrap
 from typing import Any
 
 import yaml
 
+WRAP = 100  # a help longer than this goes above its key in `flowdet cfg`, wrapped at this width
 _FIELD = re.compile(r"^\s*(\w+)\s*:[^=]*=.*?#\s*(.*)$")
 
 
@@ -32,8 +34,7 @@ def _comments(cls: type) -> dict[str, str]:
         if m:
             out[m.group(1)] = m.group(2).strip()
         elif name and above:
-            text = " ".join(above)
-            out[name] = text if len(text) <= 160 else text[:157].rsplit(" ", 1)[0] + " …"
+            out[name] = " ".join(above)  # whole: `flowdet cfg` wraps a long one (as_yaml), never cuts it
         above = []
     return out
 
@@ -72,5 +73,8 @@ def as_yaml(cfg: Any) -> str:
         text = yaml.safe_dump(list(value) if isinstance(value, tuple) else value, default_flow_style=True,
                               width=1000).strip().removesuffix("...").strip()
         indent = "  " * (head.count(".") + 1) if head else ""
+        if len(help_) > WRAP:  # a long help above its key, wrapped, as in the dataclass source
+            lines += [f"{indent}# {part}" for part in textwrap.wrap(help_, WRAP)]
+            help_ = ""
         lines.append(f"{indent}{leaf}: {text}" + (f"  # {help_}" if help_ else ""))
     return "\n".join(lines) + "\n"

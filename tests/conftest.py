@@ -18,6 +18,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # never the developer's own (~/.local/state/flowdet)
 os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="flowdet-test-state-")
 atexit.register(shutil.rmtree, os.environ["XDG_STATE_HOME"], True)
+# converted datasets are cached there too (flowdet.data.formats.cache_dir): never the developer's own
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="flowdet-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"

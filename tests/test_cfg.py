@@ -72,3 +72,23 @@ def test_pretrain_help_states_every_default_and_the_presets_values(capsys):
     assert f"self-emd {method_defaults('self-emd').train.epochs}" in text  # read from the preset, not copied
     assert f"(method.crop, default: {base.method.crop}; with --method:" in text
     assert "(train.out, default: runs/pretrain)" in text and "(train.device, default: auto)" in text
+
+
+def test_cfg_train_keeps_every_help_whole(capsys):
+    # Before: help texts over 160 characters were cut with "…" (train.lr_ref_batch, train.ema_tau, …).
+    text = _out(capsys, "cfg", "train", "--size", "nano")
+    assert "…" not in text
+    joined = " ".join(ln.strip().lstrip("# ") for ln in text.splitlines())
+    assert "tau ≈ iterations/5 averages ~the last 4 epochs instead." in joined
+    assert max(len(ln) for ln in text.splitlines() if "#" in ln) < 200
+
+
+def test_pyproject_license_is_an_spdx_string():
+    # Before: license = { text = ... }, which setuptools warns about three times on every install.
+    import tomllib
+    from pathlib import Path
+
+    data = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert data["project"]["license"] == "Apache-2.0"
+    assert any(r.replace(" ", "").startswith("setuptools>=7") and int(r.split(">=")[1].split(".")[0]) >= 77
+               for r in data["build-system"]["requires"])

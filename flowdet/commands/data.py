@@ -205,27 +205,39 @@ def data_stats(ann_file: str, images_dir: str | None, img_size: int, out_dir: st
               help="Folder the json's file_names are relative to (default: next to the json).")
 @click.option("--strict", is_flag=True, help="Exit 2 when there is any problem (default: warnings, exit 0).")
 @click.option("--no-decode", is_flag=True, help="Only check that image files exist (fast; skips size checks).")
-def data_check(ann_file: str, images_dir: str | None, strict: bool, no_decode: bool) -> None:
-    """Validate a COCO dataset and print every problem.
+@click.option("--split", type=click.Choice(["all", "train", "val", "test"]), default="all", show_default=True,
+              help="A YOLO data.yaml: the split to check; all = every split it names (other formats hold one set).")
+def data_check(ann_file: str, images_dir: str | None, strict: bool, no_decode: bool, split: str) -> None:
+    """Validate a dataset (COCO json, YOLO data.yaml, VOC or YOLO folder) and print every problem.
 
     Checks: images exist and decode, width/height match the file, boxes finite with w,h > 0 and
     inside the image (clipped otherwise), category and image ids known, ids unique.
 
     \b
-    Example:
+    Examples:
       flowdet data check train.json --images imgs/ --strict
+      flowdet data check data.yaml --split val     # a YOLO export's val split only (default: all splits)
     """
 
-    from flowdet.data.formats import load_dataset
+    from flowdet.data.formats import describe_source, has_split, load_dataset
     from flowdet.errors import DataError
 
-    ds = load_dataset(ann_file, images_dir, strict=False, check_images=not no_decode, progress=True)
-    _show_problems(ds.report, limit=None)
-    click.echo(ds.report.summary())
-    if not ds.records:
-        raise DataError(f"no usable image (images looked for in {ds.images_dir}; pass --images)", path=ann_file)
-    if strict and ds.report.problems:
-        raise click.ClickException(f"{ann_file}: {len(ds.report.problems)} problem(s) (--strict)")
+    if describe_source(ann_file) == "yolo-yaml":
+        splits = [s for s in ("train", "val", "test") if has_split(ann_file, s)] if split == "all" else [split]
+    else:
+        splits = ["train"]  # one set: the split does not apply
+    problems = 0
+    for name in splits:
+        where = f"{ann_file} split {name}" if len(splits) > 1 or split != "all" else str(ann_file)
+        ds = load_dataset(ann_file, images_dir, split=name, strict=False, check_images=not no_decode, progress=True)
+        _show_problems(ds.report, limit=None)
+        click.echo(f"{where}: {ds.report.summary()}" if where != str(ann_file) else ds.report.summary())
+        if not ds.records:
+            raise DataError(f"no usable image in {where} (images looked for in {ds.images_dir}; pass --images)",
+                            path=ann_file)
+        problems += len(ds.report.problems)
+    if strict and problems:
+        raise click.ClickException(f"{ann_file}: {problems} problem(s) (--strict)")
 
 
 @data.command("split")

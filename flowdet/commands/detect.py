@@ -1,7 +1,6 @@
 """`flowdet train`, `flowdet eval`, `flowdet predict` — parsing only (see flowdet.detect.*)."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -52,7 +51,8 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / OpenVINO .xml / 
                                 "aspect at the model's pixel budget (832x480 on 16:9 with nano-d)" + _d("train.img_size"))
 @click.option("--p2", is_flag=True, default=None, help="Add a stride-4 level for objects under ~8 px (model.p2; default: off).")
 @click.option("--iou-loss", type=click.Choice(["iou", "giou", "ciou"]), help="Box loss" + _d("train.iou_loss"))
-@click.option("--backbone", type=click.Path(dir_okay=False), help="Pretrained backbone.pt from `flowdet pretrain` (model.backbone; default: none).")
+@click.option("--backbone", type=click.Path(dir_okay=False), help="Pretrained backbone.pt from `flowdet pretrain`, or a detector's best.pt to fine-tune "
+                   "from (its backbone weights; model.backbone; default: none).")
 @click.option("--unlabeled", multiple=True, type=click.Path(),
               help="Unlabeled frames for teacher–student training: image folder, mined-frame folder / manifest.jsonl, "
                    ".txt list, COCO json (images only) or video; repeatable (semi.unlabeled, default: none = supervised only).")
@@ -115,7 +115,19 @@ def train(data, images, val, val_images, out, size, epochs, batch, lr, img_size,
 
     summary = run_train(cfg, origin=origin if resume is None else f"resumed from {cfg.train.resume}")
     if summary.get("best") and os.environ.get("RANK", "0") == "0":
-        click.echo(f"best: {summary['best']} (AP {summary['best_ap']:.4f}, epoch {summary['best_epoch'] + 1})")
+        _train_closing(cfg, summary)
+
+
+def _train_closing(cfg, summary: dict) -> None:
+    """best.pt's score, the run's files and the eval / export commands that follow."""
+    from flowdet.closing import run_files, say_done
+
+    best = summary["best"]  # its scores: the trainer's closing table
+    val = cfg.data.val_source()
+    ann = val[0] if val else "VAL.json"
+    say_done(summary["run_dir"], run_files(summary["run_dir"]), [
+        f"flowdet eval --model {best} --ann {ann} --out runs/eval",
+        f"flowdet export --ckpt {best} --out {Path(summary['run_dir']) / 'model.onnx'}"])
 
 
 def _new_run_dir(cfg, exist_ok: bool):
@@ -158,7 +170,10 @@ def _resume_file(resume: str, out: str | None, config: str | None, overrides: li
 @click.option("--img-size", help="Input size for .pt, 640 or 960x544 (W×H) (default: the training size); "
                                 "an exported model's size is fixed.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the detections here.")
-@click.option("--out", type=click.Path(file_okay=False), help="Write detections.json, metrics.json, pr_curve.png.")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Write detections.json, metrics.json, pr_curve.png, prf_curve.png; a used folder becomes "
+                   "<out>2, <out>3, … unless --exist-ok (default: none, print only).")
+@click.option("--exist-ok", is_flag=True, help="Write into --out even if it holds earlier results.")
 @click.option("--batch", type=BATCH, default=8, show_default=True)
 @click.option("--conf", type=Number(0, 1), default=0.001, show_default=True, help="Score threshold (YOLOX test: 0.001).")
 @click.option("--iou", type=Number(0, 1), default=0.65, show_default=True, help="NMS IoU threshold.")
@@ -168,8 +183,8 @@ def _resume_file(resume: str, out: str | None, config: str | None, overrides: li
               help="Ground-truth boxes scored as don't-care regions: iscrowd (as pycocotools) or training "
                    "(also those marked ignore / difficult, which training leaves out).")
 @backend_options
-def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, device, threads, dont_care, backend,
-             precision) -> None:
+def evaluate(model, ann, images, img_size, json_path, out, exist_ok, batch, conf, iou, device, threads, dont_care,
+             backend, precision) -> None:
     """COCO metrics (AP, AP50, APs…, AR@100/300/1000) of a checkpoint or an ONNX model."""
     from flowdet.detect.evaluate import evaluate as run_eval
     from flowdet.runtime.predictor import load_predictor
@@ -177,10 +192,25 @@ def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, dev
     _check_model_path(model)
     pred = load_predictor(model, img_size=img_size, device=device, threads=threads, backend=backend,
                           precision=precision)
+    if out is not None:
+        out = _fresh_out(out, exist_ok)
     stats = run_eval(pred, ann, images, batch=batch, conf=conf, iou=iou, out_dir=out, json_path=json_path,
                      dont_care=dont_care)
+    _eval_closing(model, stats, out)
+
+
+def _eval_closing(model: str, stats: dict, out: str | None) -> None:
+    """The files eval wrote and the next command: export a checkpoint, or predict at the best-F1 threshold."""
+    from flowdet.closing import say_done
+
+    conf = stats.get("best_f1_conf")
+    nxt = ([f"flowdet export --ckpt {model} --out {Path(model).with_suffix('.onnx')}"] if Path(model).suffix in
+           (".pt", ".pth") else [f"flowdet predict IMAGES/ --model {model}" + (f" --conf {conf:.3f}" if conf else "")])
     if "paths" in stats:
-        click.echo("wrote " + ", ".join(stats["paths"].values()))
+        names = [Path(p).name if out and Path(p).parent == Path(out) else p for p in stats["paths"].values()]
+        say_done(out, names, nxt)
+    else:
+        say_done(None, ["nothing (--out DIR keeps metrics.json and the curves)"], nxt)
 
 
 @click.command("predict")
@@ -189,7 +219,9 @@ def evaluate(model, ann, images, img_size, json_path, out, batch, conf, iou, dev
 @click.option("--out", default="runs/predict", show_default=True, type=click.Path(file_okay=False),
               help="Output folder; a used one becomes <out>2, <out>3, … unless --exist-ok.")
 @click.option("--exist-ok", is_flag=True, help="Write into --out even if it holds earlier results.")
-@click.option("--conf", type=Number(0, 1), default=0.25, show_default=True, help="Score threshold.")
+@click.option("--conf", type=Number(0, 1), default=None,
+              help="Score threshold (default: the best-F1 threshold the model stores from training's evaluation, "
+                   "else 0.25).")
 @click.option("--iou", type=Number(0, 1), default=0.65, show_default=True, help="NMS IoU threshold.")
 @click.option("--img-size", help="Input size for .pt, 640 or 960x544 (W×H) (default: the training size); "
                                 "an exported model's size is fixed.")
@@ -206,20 +238,53 @@ def predict(source, model, out, exist_ok, conf, iou, img_size, batch, device, th
             recursive, ann, save_txt) -> None:
     """Detect objects in an image, a glob ("frames/*.jpg") or a folder: annotated images, results.json,
     detections.jsonl. A video: use `flowdet stream`."""
-    from flowdet.detect.predict import predict_source
+    from flowdet.detect.predict import predict_source, refuse_video
     from flowdet.runtime.predictor import load_predictor
 
+    refuse_video(source, model)  # before any folder exists or any line says where results go
     _check_model_path(model)
     pred = load_predictor(model, img_size=img_size, device=device, threads=threads, backend=backend,
                           precision=precision)
     out = _fresh_out(out, exist_ok)
+    if conf is None:
+        from flowdet import log
+        from flowdet.runtime.predictor import default_conf
+
+        conf, why = default_conf(pred)
+        log.info(f"conf {conf:.3f}: {why} (--conf to choose)")
     summary = predict_source(pred, source, out, conf=conf, iou=iou, batch=batch, draw=not no_draw,
                              recursive=recursive, ann=ann, save_txt=save_txt)
-    click.echo(json.dumps(summary))
+    _predict_closing(model, pred, summary, conf, draw=not no_draw, save_txt=save_txt)
+
+
+def _predict_closing(model: str, pred, summary: dict, conf: float, draw: bool, save_txt: bool) -> None:
+    """One summary line, the files written and what to do next (a lower --conf when nothing was found)."""
+    from flowdet.closing import say_done
+
+    skipped = f" ({summary['skipped']} unreadable, skipped)" if summary["skipped"] else ""
+    n = summary["images"]
+    click.echo(f"{n} image{'' if n == 1 else 's'}{skipped}, {summary['detections']} detections at conf ≥ {conf:g}")
+    names = ["results.json", "detections.jsonl"]
+    if draw:
+        names.append(f"{summary['images']} annotated images")
+    if save_txt:
+        names.append("labels/")
+    notes = []
+    if not summary["detections"]:
+        from flowdet.runtime.predictor import stored_conf
+
+        best, _ = stored_conf(pred)
+        notes.append(f"no detections at conf ≥ {conf:g}: " + (
+            f"the model's best-F1 threshold is {best:.3f} (--conf {best:.3f})" if best is not None and best < conf
+            else f"try a lower --conf (e.g. 0.1), or the best-F1 threshold `flowdet eval --model {model} "
+                 "--ann VAL.json` prints"))
+    say_done(summary["out"], names, [f"flowdet eval --model {model} --ann VAL.json --out runs/eval   "
+                                     "# score the model against your labels"], notes)
 
 
 def _fresh_out(out: str, exist_ok: bool) -> str:
-    """Never mix a new prediction with an old one's drawings: a used folder becomes <out>2, …"""
+    """The one run-folder rule of train / predict / eval (flowdet.runs): a used folder becomes
+    <out>2, …, so a new result never mixes with or replaces an old one."""
     from flowdet import log
     from flowdet.runs import increment_path, is_used
 

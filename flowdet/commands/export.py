@@ -84,6 +84,14 @@ def export(ckpt: str, fmt: str, out: str, img_size: str | None, dynamic_batch: b
                         calib_frames=calib_frames, val=val, images=images, max_ap_drop=max_ap_drop,
                         min_speedup=min_speedup, force=force, threads=threads, runs=gate_runs, log=log.info)
         click.echo(f"wrote {r.path}" + (f" (gate: {r.gate.line()})" if r.gate else ""))
+    _export_closing(out)
+
+
+def _export_closing(out: str) -> None:
+    """The commands that run the exported model (fmt / backend pick no other flag: its metadata says it)."""
+    for i, cmd in enumerate((f"flowdet predict IMAGES/ --model {out} --out runs/predict",
+                             f"flowdet stream VIDEO.mp4 --model {out} --out annotated.mp4 --jsonl detections.jsonl")):
+        log.result(("next: " if i == 0 else "      ") + cmd)
 
 
 class SourceLost(FlowdetError):

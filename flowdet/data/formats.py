@@ -1,8 +1,9 @@
 """Any dataset a user has → the COCO json flowdet reads: a YOLO data.yaml, a YOLO folder export
 (classes.txt / obj.names), a VOC folder, or a COCO json (as is).
 
-Converted once and cached: the json lands in ``<dataset>/.flowdet/`` (or ``~/.cache/flowdet/`` when
-that folder is read-only), keyed by the source's path, split and a fingerprint of its label and image files
+Converted once and cached: the json lands in the user's cache (``$XDG_CACHE_HOME/flowdet/``, else
+``~/.cache/flowdet/``; never the dataset's own folder, which may be read-only or shared), keyed by the
+source's path, split and a fingerprint of its label and image files
 (names, sizes, mtimes), so an edited label or an added image means a new conversion and an
 unchanged dataset none.
 Every command that reads a dataset goes through :func:`load_dataset` / :func:`resolve_dataset`.
@@ -60,16 +61,22 @@ def _fingerprint(root: Path, extra: Path) -> str:
 def _cache_file(src: Path, split: str, root: Path) -> Path:
     key = hashlib.sha1(f"{src.resolve()}|{split}".encode()).hexdigest()[:8]
     name = f"{src.stem or src.name}_{split}_{key}_{_fingerprint(root, src)}.json"
-    local = (src if src.is_dir() else src.parent) / ".flowdet"
+    return cache_dir() / name
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/flowdet`` (else ``~/.cache/flowdet``), made when missing; a home without a
+    writable cache falls back to the system temp folder (one per user)."""
+    import tempfile
+
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flowdet"
     try:
-        local.mkdir(exist_ok=True)
-        if os.access(local, os.W_OK):
-            return local / name
+        home.mkdir(parents=True, exist_ok=True)
+        if os.access(home, os.W_OK):
+            return home
     except OSError:
         pass
-    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "flowdet"
-    home.mkdir(parents=True, exist_ok=True)
-    return home / name
+    return Path(tempfile.mkdtemp(prefix="flowdet-cache-"))  # private (0700); converted again next run
 
 
 def resolve_dataset(path: str | Path, split: str = "train") -> Path:

@@ -24,6 +24,8 @@ def backbone_size(path: str | Path) -> str | None:
 
     art = load_checkpoint(Path(path))
     size = art.get("model_size") if isinstance(art, dict) else None
+    if size is None and isinstance(art, dict) and isinstance(art.get("model_cfg"), dict):
+        size = art["model_cfg"].get("size")  # a detector checkpoint (fine-tuning from best.pt)
     return size if isinstance(size, str) else None
 
 
@@ -38,6 +40,11 @@ def load_backbone(model: nn.Module, path: str | Path) -> dict[str, Any]:
 
     p = Path(path)
     art = load_checkpoint(p)
+    if isinstance(art, dict) and "state_dict" not in art and isinstance(art.get("model"), dict) \
+            and isinstance(art.get("model_cfg"), dict):  # a detector's best.pt / last.pt: fine-tune from it
+        from flowdet.detect.io import evaluated_weights
+
+        art = {"state_dict": evaluated_weights(art), "model_size": art["model_cfg"].get("size"), "method": "detector"}
     if not isinstance(art, dict) or not isinstance(art.get("state_dict"), dict):
         raise ModelFileError(f"{p}: not a flowdet backbone artifact (no 'state_dict'; made by `flowdet pretrain`)")
     size = getattr(model, "size", None)

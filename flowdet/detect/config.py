@@ -89,7 +89,9 @@ class TrainSection:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     resume: str = ""  # "" | "auto" (= <out>/last.pt) | path to a checkpoint
     eval_interval: int = 10  # epochs; the last epoch is always evaluated
-    progress: bool = True  # tqdm bar (rank 0)
+    progress: bool = True  # tqdm bar on a terminal (rank 0); in a log file, the line below instead
+    # Not on a terminal (`train > log`): a line with iteration i/N, it/s and ETA every this many seconds; 0 = every iteration
+    log_every_s: float = 30.0
 
 
 @dataclass
@@ -207,6 +209,7 @@ def validate(cfg: DetectConfig) -> DetectConfig:
         (t.workers >= 0, f"train.workers: must be >= 0, got {t.workers}"),
         (t.seed >= 0, f"train.seed: must be >= 0, got {t.seed}"),
         (t.eval_interval >= 1, f"train.eval_interval: must be >= 1, got {t.eval_interval}"),
+        (t.log_every_s >= 0, f"train.log_every_s: must be >= 0 seconds, got {t.log_every_s}"),
         (0 < t.ema_decay < 1, f"train.ema_decay: must be in (0, 1), got {t.ema_decay}"),
         (0 < t.bn_momentum <= 1, f"train.bn_momentum: must be in (0, 1], got {t.bn_momentum}"),
         (a.no_aug_epochs >= -1, f"augment.no_aug_epochs: must be >= 0 (or -1 = auto), got {a.no_aug_epochs}"),

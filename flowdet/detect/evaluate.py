@@ -20,6 +20,15 @@ from flowdet.errors import DataError, InputError
 from flowdet.runtime.predictor import Predictor
 
 
+def dataset_label(ann: str | Path | CocoDataset, ds: CocoDataset) -> str:
+    """The name the user gave the set (``data.yaml (val split)``, ``val.json``, ``labels``), never
+    the cached conversion's file name (``data_val_354de3df….json``)."""
+    if isinstance(ann, CocoDataset):
+        return Path(str(ds.ann_path)).name
+    p = Path(ann)
+    return f"{p.name} (val split)" if p.suffix.lower() in (".yaml", ".yml") else p.name
+
+
 def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | Path | None = None,
              batch: int = 8, conf: float = 0.001, iou: float = 0.65, out_dir: str | Path | None = None,
              json_path: str | Path | None = None, progress: bool = True, verbose: bool = True,
@@ -107,14 +116,13 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
     sweep = prf_sweep(recs, results, cat_ids, dont_care=dont_care)
     # The threshold to deploy at: AP averages over all of them, a camera runs at one.
     stats.update({"best_f1": sweep["best_f1"], "best_f1_conf": sweep["best_conf"], "precision_at_best":
-                  float(sweep["precision"][int(round(sweep["best_conf"] * 100))]), "recall_at_best":
-                  float(sweep["recall"][int(round(sweep["best_conf"] * 100))]), "tp_at_best": sweep["tp"],
+                  sweep["precision_at_best"], "recall_at_best": sweep["recall_at_best"], "tp_at_best": sweep["tp"],
                   "fp_at_best": sweep["fp"], "fn_at_best": sweep["fn"]})
     if verbose:
         log.result(format_table(stats))
         log.result(f"{len(recs)} images scored, {n_det} detections (conf ≥ {conf}, NMS IoU {iou}), "
                    f"{stats['ms_per_image']:.1f} ms/image (batch {batch}, incl. pre/postprocess)")
-        log.result(f"best F1 {sweep['best_f1']:.3f} at conf {sweep['best_conf']:.2f} (IoU 0.5): precision "
+        log.result(f"best F1 {sweep['best_f1']:.3f} at conf {sweep['best_conf']:.3f} (IoU 0.5): precision "
                    f"{stats['precision_at_best']:.3f}, recall {stats['recall_at_best']:.3f}, "
                    f"TP {sweep['tp']} FP {sweep['fp']} FN {sweep['fn']}")
     if out_dir is not None or json_path is not None:
@@ -125,8 +133,9 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
             atomic_write_json(out / "metrics.json", {
                 "metrics": stats, "ann": str(ds.ann_path), "conf": conf, "iou": iou,
                 "img_size": list(predictor.img_size), "pr": pr_curves(E)}, indent=2)
-            pr_curve_png(E, out / "pr_curve.png", title=Path(str(ds.ann_path)).name)
-            prf_png(sweep, out / "prf_curve.png", title=f"{Path(str(ds.ann_path)).name}: P / R / F1 at IoU 0.5")
+            name = dataset_label(ann, ds)
+            pr_curve_png(E, out / "pr_curve.png", title=name)
+            prf_png(sweep, out / "prf_curve.png", title=f"{name}: P / R / F1 at IoU 0.5")
         stats["paths"] = {"detections": str(det_path), **({"metrics": str(out / "metrics.json"),
                                                             "pr_curve": str(out / "pr_curve.png"),
                                                             "prf_curve": str(out / "prf_curve.png")} if out_dir else {})}

@@ -11,6 +11,9 @@ A checkpoint is a dict with at least:
     "img_size":   [H, W] the training input size
     "epoch":      last finished epoch (0-based), plus optimizer/scheduler/scaler/rng/config for resume
     "flowdet_version": str
+``last.pt`` holds all of it (an exact resume); ``best.pt`` is :func:`inference_checkpoint` of it: the
+weights (raw, EMA, teacher), metadata, config and metrics, without the RESUME_ONLY state (the
+optimizer's buffers double a checkpoint's size and only ``--resume`` reads them).
 Inference uses the weights training evaluated: the teacher when present, else the EMA (as YOLOX does),
 else the raw weights; ``use_ema=False`` takes the raw weights.
 """
@@ -45,6 +48,30 @@ def model_from_checkpoint(path: str | Path, use_ema: bool = True, map_location: 
     meta.setdefault("cat_ids", list(range(1, model.num_classes + 1)))
     meta.setdefault("img_size", [640, 640])
     return model, meta
+
+
+def stored_best_conf(meta: dict[str, Any]) -> tuple[float, str] | None:
+    """(threshold, where it comes from) of the evaluation a checkpoint stores with its weights
+    ("metrics": the eval of the epoch it was saved at), when that evaluation found anything."""
+    m = meta.get("metrics")
+    if not isinstance(m, dict):
+        return None
+    conf, f1 = m.get("best_f1_conf"), m.get("best_f1")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (conf, f1)) or not f1 > 0 \
+            or not 0 <= conf <= 1:
+        return None
+    epoch = meta.get("epoch")
+    at = f" at epoch {epoch + 1}" if isinstance(epoch, int) and epoch >= 0 else ""
+    return float(conf), f"best F1 {f1:.3f} on training's validation set{at}"
+
+
+RESUME_ONLY = ("optimizer", "scaler", "rng", "scheduler")
+
+
+def inference_checkpoint(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """``ckpt`` without what only an exact resume reads: what best.pt keeps for eval, export,
+    predict and fine-tuning (``--backbone best.pt``)."""
+    return {k: v for k, v in ckpt.items() if k not in RESUME_ONLY}
 
 
 def evaluated_weights(ckpt: dict[str, Any]) -> dict[str, Any]:

@@ -35,7 +35,7 @@ def list_images(source: str | Path, recursive: bool = False) -> list[Path]:
     p = Path(source)
     if p.is_file():
         if p.suffix.lower() in VIDEO_EXTS:
-            raise DataError(f"{p}: a video; run it as a stream: flowdet stream {p} --model MODEL --out DIR")
+            refuse_video(p, "MODEL")
         if p.suffix.lower() not in IMAGE_EXTS:
             raise DataError(f"{p}: not an image ({', '.join(IMAGE_EXTS)})")
         return [p]
@@ -51,6 +51,15 @@ def list_images(source: str | Path, recursive: bool = False) -> list[Path]:
     if p.exists():
         raise DataError("not a regular file or a folder (not opened)", path=p)
     raise DataError(f"{p}: no such file or folder")
+
+
+def refuse_video(source: str | Path, model: str | Path) -> None:
+    """A video file given to predict: refused with the `flowdet stream` command that runs it (its
+    ``--out`` is the annotated .mp4, ``--jsonl`` the detections), before anything is written."""
+    p = Path(source)
+    if p.suffix.lower() in VIDEO_EXTS and p.is_file():
+        hint = f"flowdet stream {p} --model {model} --out {p.stem}_annotated.mp4 --jsonl {p.stem}.jsonl"
+        raise DataError(f"a video; predict reads images. Run it as a stream: {hint}", path=p)
 
 
 def _is_glob(source: str | Path) -> bool:

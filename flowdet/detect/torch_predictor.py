@@ -32,8 +32,13 @@ class TorchPredictor:
             model, meta = model_from_checkpoint(path)
             names, cat_ids = meta["names"], meta["cat_ids"]
             trained = tuple(int(v) for v in meta["img_size"])
+            from flowdet.detect.io import stored_best_conf
+
+            found = stored_best_conf(meta)
         else:
-            trained = (640, 640)
+            trained, found = (640, 640), None
+        # the best-F1 threshold of the checkpoint's own evaluation: predict's default --conf
+        self.best_conf, self.best_conf_from = found if found is not None else (None, "")
         from flowdet.devices import torch_device
 
         self.device = torch_device(device)

@@ -21,7 +21,9 @@ from flowdet.data.coco import CocoDataset
 from flowdet.data.dataset import DetectionDataset, build_loader
 from flowdet.detect.backbone import load_backbone
 from flowdet.detect.config import DetectConfig, input_hw
+from flowdet.detect.io import inference_checkpoint
 from flowdet.detect.loss import BUCKET_NAMES, YOLOXLoss
+from flowdet.detect.train_log import IterationLines, say_epoch, short_table
 from flowdet.engine import dist
 from flowdet.engine.checkpoint import (
     load_checkpoint,
@@ -63,6 +65,10 @@ class Trainer:
         self.val_set: CocoDataset | None = None
         # A YOLO data.yaml carries its own val split: `--data data.yaml` alone validates on it (ultralytics).
         val = cfg.data.val_source()
+        if val and not cfg.data.val:  # config.yaml records the split used (a data.yaml's own val), not ''
+            import dataclasses
+
+            cfg = self.cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, val=val[0]))
         if val:
             self.val_set = self._load(val[0], val[1], "val")
             if self.val_set.cat_ids != self.cat_ids:
@@ -122,6 +128,8 @@ class Trainer:
             self.semi = SemiTeacher(cfg, unlabeled_setup(cfg, val_images), self.hw, len(self.names), model.strides,
                                     self.ipe, per_rank, device, self.channels_last, self.amp, labeled_per_img=per_img)
         self.start_epoch, self.best_ap, self.best_epoch, self.last_metrics = 0, -1.0, -1, None
+        self.best_metrics: dict[str, Any] | None = None  # the evaluation that chose best.pt
+        self.epoch_s: list[float] = []  # wall time of each epoch this process ran (eval included): the ETA
         if resume is not None:
             self._resume(resume)
         if self.world > 1:
@@ -169,6 +177,7 @@ class Trainer:
             "img_size": list(self.hw),
             "model_cfg": {"size": m.size, "num_classes": m.num_classes, "p2": m.p2},
             "best_ap": self.best_ap, "best_epoch": self.best_epoch, "metrics": self.last_metrics,
+            "best_metrics": self.best_metrics,
             "flowdet_version": __version__,
         }
 
@@ -176,7 +185,8 @@ class Trainer:
         ck = load_checkpoint(path, "cpu")  # RNG states must stay CPU tensors; weights are copied over
         for key in ("model", "optimizer", "epoch", "rng"):
             if key not in ck:
-                raise ModelFileError(f"{path}: not a resumable training checkpoint (no '{key}')")
+                hint = "; best.pt keeps the weights only: resume from last.pt" if "model_cfg" in ck else ""
+                raise ModelFileError(f"{path}: not a resumable training checkpoint (no '{key}'){hint}")
 
         def is_int(v: Any) -> bool:
             return isinstance(v, int) and not isinstance(v, bool)
@@ -228,6 +238,7 @@ class Trainer:
         self.start_epoch = int(ck["epoch"]) + 1
         self.best_ap, self.best_epoch = float(ck.get("best_ap", -1.0)), int(ck.get("best_epoch", -1))
         self.last_metrics = ck.get("metrics")
+        self.best_metrics = ck.get("best_metrics") if isinstance(ck.get("best_metrics"), dict) else None
         self._rng = ck["rng"]  # restored last, after setup has drawn whatever it draws
         echo(f"resumed from {path} at epoch {self.start_epoch + 1}/{self.cfg.train.epochs}")
 
@@ -251,13 +262,16 @@ class Trainer:
         if self.semi is not None:
             echo(self.semi.describe())
         for epoch in range(self.start_epoch, t.epochs):
+            t0 = time.perf_counter()
             row = self.train_epoch(epoch)
             evaluate_now = self.val_set is not None and ((epoch + 1) % t.eval_interval == 0 or epoch == t.epochs - 1)
             if evaluate_now and dist.is_main():
                 stats = self.evaluate()
                 row.update({"AP": stats["AP"], "AP50": stats["AP50"], "APs": stats["APs"]})
                 if stats["AP"] > self.best_ap:
-                    self.best_ap, self.best_epoch = float(stats["AP"]), epoch
+                    self.best_ap, self.best_epoch, self.best_metrics = float(stats["AP"]), epoch, stats
+            self.epoch_s.append(time.perf_counter() - t0)
+            say_epoch(row, t.epochs, self._eta(epoch), self._semi_text)
             if dist.is_main():
                 self.log.append(row)
                 # Plotting costs ~0.1 s: every epoch only when epochs are long, else with each eval.
@@ -270,7 +284,7 @@ class Trainer:
                 ck = self.state(epoch)
                 save_checkpoint(ck, self.out / "last.pt")
                 if evaluate_now and self.best_epoch == epoch:
-                    save_checkpoint(ck, self.out / "best.pt")
+                    save_checkpoint(inference_checkpoint(ck), self.out / "best.pt")
             dist.barrier()
             if on_epoch_end is not None:
                 on_epoch_end(epoch, row)
@@ -291,8 +305,11 @@ class Trainer:
         unlabeled = self.semi.batches(epoch, teacher_start) if semi_on else None
         semi_sums = torch.zeros(7, dtype=torch.float64)  # unl, obj, cls, box, topk score, pseudo-boxes, images
         bar = tqdm(self.loader, total=self.ipe, desc=f"epoch {epoch + 1}/{t.epochs}", leave=False,
-                   # None: tqdm shows the bar on a terminal only; `train > log` gets the epoch line alone
+                   # None: tqdm shows the bar on a terminal only; `train > log` gets IterationLines instead
                    disable=None if (t.progress and dist.is_main()) else True, dynamic_ncols=True, mininterval=1.0)
+        lines = IterationLines(epoch, t.epochs, self.ipe, t.log_every_s,
+                               enabled=bool(bar.disable) and t.progress and dist.is_main(),
+                               remaining_after_epoch_s=self._eta(epoch) if self.epoch_s else None)
         start = time.perf_counter()
         lr = self.schedule(epoch * self.ipe)
         unreadable = 0
@@ -340,6 +357,7 @@ class Trainer:
             ips = sums[-1].item() * self.world / max(time.perf_counter() - start, 1e-9)
             bar.set_postfix_str(f"loss {sums[4] / n:.3f} iou {sums[0] / n:.3f} obj {sums[1] / n:.3f} "
                                 f"miss {sums[6] / max(sums[5], 1):.2f} {ips:.1f} img/s", refresh=False)
+            lines.step(n, sums[4].item() / n)
         bar.close()
         elapsed = time.perf_counter() - start
         sums[:5] /= max(self.ipe, 1)
@@ -360,15 +378,17 @@ class Trainer:
                      "stood in (see the warnings above for the files)")
         if not math.isfinite(row["loss"]):
             log.warn(f"epoch {epoch + 1} mean loss is {row['loss']}")
-        semi_text = ""
+        self._semi_text = ""
         if self.semi is not None:
-            semi_row, semi_text = self.semi.epoch_summary(epoch, semi_sums, self.ipe, self.device)
+            semi_row, self._semi_text = self.semi.epoch_summary(epoch, semi_sums, self.ipe, self.device)
             row.update(semi_row)
-        echo(f"epoch {epoch + 1}/{t.epochs}: loss {row['loss']:.4f} (iou {row['iou']:.3f} obj {row['obj']:.3f} "
-             f"cls {row['cls']:.3f} l1 {row['l1']:.3f}) miss_share {row['miss_share']:.3f} "
-             f"dropped_tiny {row['dropped_tiny']} lr {lr:.3g} {row['img_s']:.1f} img/s; positives/box by size "
-             + " ".join(f"{k} {row['pos_per_box_' + k]:.2f}" for k in BUCKET_NAMES) + semi_text)
-        return row
+        return row  # said by run() once the epoch's evaluation (if any) is in
+
+    def _eta(self, epoch: int) -> float:
+        """Seconds left after ``epoch``: the mean epoch time so far (evaluations included) × epochs left."""
+        if not self.epoch_s:
+            return float("nan")
+        return sum(self.epoch_s) / len(self.epoch_s) * (self.cfg.train.epochs - epoch - 1)
 
     def eval_model(self) -> nn.Module:
         """The weights evaluated and kept as best.pt: the teacher once it exists (flowdet.detect.semi), else the EMA."""
@@ -386,29 +406,35 @@ class Trainer:
                                          str(self.device))
         stats = evaluate(pred, self.val_set, batch=e.batch, conf=e.conf, iou=e.iou, progress=False, verbose=False)
         self.last_metrics = stats
-        echo(format_table(stats))
+        if dist.is_main():
+            log.debug(format_table(stats))  # -v: both COCO layouts at every evaluation
         if stats.get("images_unreadable"):
             log.warn(f"{stats['images_unreadable']} validation image(s) could not be read and were not scored")
         return stats
 
     def finish(self) -> dict[str, Any]:
-        from flowdet.utils import atomic_write_bytes, atomic_write_json
+        from flowdet.utils import atomic_write_json
 
         last, best = self.out / "last.pt", self.out / "best.pt"
         if dist.is_main():
             if (self.val_set is None or self.best_epoch < 0) and last.exists():
                 echo("no validation set (data.val): best.pt is the last epoch" if self.val_set is None else
                      "no epoch was scored (AP -1: nothing to score in the validation set): best.pt is the last epoch")
-                atomic_write_bytes(best, last.read_bytes())
+                save_checkpoint(inference_checkpoint(load_checkpoint(last)), best)
             if self.last_metrics is not None:
+                # epochs 1-based, as the console, metrics.csv and results.png number them
                 atomic_write_json(self.out / "metrics.json", {
-                    "metrics": self.last_metrics, "best_ap": self.best_ap, "best_epoch": self.best_epoch}, indent=2)
+                    "metrics": self.last_metrics, "best_ap": self.best_ap, "best_epoch": self.best_epoch + 1,
+                    "epochs_numbered_from": 1, "best_metrics": self.best_metrics}, indent=2)
         dist.barrier()
         summary = {"run_dir": str(self.out), "last": str(last), "best": str(best) if best.exists() else None,
                    "best_ap": self.best_ap, "best_epoch": self.best_epoch, "epochs": self.cfg.train.epochs,
                    "metrics": self.last_metrics, "metrics_csv": str(self.out / "metrics.csv"),
                    "loss_png": str(self.out / "loss.png"), "results_png": str(self.out / "results.png"),
                    "backbone": self.backbone_report}
-        if self.best_epoch >= 0:
-            echo(f"done: best AP {self.best_ap:.4f} at epoch {self.best_epoch + 1} → {best}")
+        if self.best_metrics is not None and dist.is_main():
+            from flowdet.metrics.coco_eval import format_table
+
+            log.debug(format_table(self.best_metrics))
+            log.result(short_table(self.best_metrics, self.best_epoch + 1))
         return summary

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -136,7 +137,8 @@ def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, in
     model = model.float().eval().fuse()
     meta = ModelMeta(names=list(ckpt_meta["names"]), cat_ids=[int(c) for c in ckpt_meta["cat_ids"]], img_size=size,
                      strides=[int(s) for s in model.strides], model_size=model.size, dynamic_batch=dynamic_batch,
-                     precision="fp16" if half else "fp32", flowdet_version=__version__)
+                     precision="fp16" if half else "fp32", flowdet_version=__version__,
+                     **stored_threshold(ckpt_meta))
     if len(meta.names) != model.num_classes:
         raise ModelFileError(f"{ckpt}: 'names' has {len(meta.names)} entries but the model has {model.num_classes} classes")
 
@@ -182,6 +184,15 @@ def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, in
     finally:
         tmp.unlink(missing_ok=True)
     return ExportResult(out, meta, report, time.perf_counter() - t0)
+
+
+def stored_threshold(ckpt_meta: dict[str, Any]) -> dict[str, Any]:
+    """``best_conf`` / ``best_conf_from`` for the metadata: the best-F1 threshold of the evaluation
+    stored with these weights (training's validation), when it found anything (best F1 > 0)."""
+    from flowdet.detect.io import stored_best_conf
+
+    found = stored_best_conf(ckpt_meta)
+    return {} if found is None else {"best_conf": found[0], "best_conf_from": found[1]}
 
 
 def export(ckpt: str | Path, out: str | Path, fmt: str = "onnx", workspace_gb: float = 2.0, max_batch: int = 8,

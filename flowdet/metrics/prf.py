@@ -45,8 +45,9 @@ def greedy_match(boxes: np.ndarray, scores: np.ndarray, gt: np.ndarray, gt_ignor
 
 def prf_sweep(records: list[Any], results: list[dict], cat_ids: list[int], iou_thr: float = 0.5,
               dont_care: str = "iscrowd") -> dict[str, Any]:
-    """→ {"conf", "precision", "recall", "f1" (arrays over 101 thresholds 0..1), "best_f1",
-    "best_conf", "tp", "fp", "fn" at best_conf, "gt"}. ``results``: COCO result dicts; ``dont_care``:
+    """→ {"conf", "precision", "recall", "f1" (arrays over 101 thresholds 0..1, for the plot), "best_f1",
+    "best_conf", "precision_at_best", "recall_at_best", "tp", "fp", "fn" at best_conf, "gt"}. The best
+    threshold is exact: F1 at every detection score (a 0.01 grid put a best score of 0.012 at 0.00). ``results``: COCO result dicts; ``dont_care``:
     which boxes are don't-care regions, as in the COCO evaluation (``ImageRecord.dont_care``)."""
     cls_of = {c: i for i, c in enumerate(cat_ids)}
     by_img: dict[int, list[dict]] = {}
@@ -75,9 +76,29 @@ def prf_sweep(records: list[Any], results: list[dict], cat_ids: list[int], iou_t
     p = np.where(n_det > 0, tp / np.maximum(n_det, 1), 1.0)
     r = tp / max(n_gt, 1)
     f1 = np.where(p + r > 0, 2 * p * r / np.maximum(p + r, 1e-12), 0.0)
+    curves = {"conf": conf, "precision": p, "recall": r, "f1": f1, "gt": n_gt}
+    best = _best_at_scores(s, t, n_gt)
+    if best is None:  # no detection or none right: the grid's (F1 0) answer
+        b = int(f1.argmax())
+        best = {"best_f1": float(f1[b]), "best_conf": float(conf[b]), "precision_at_best": float(p[b]),
+                "recall_at_best": float(r[b]), "tp": int(tp[b]), "fp": int(n_det[b] - tp[b]), "fn": int(n_gt - tp[b])}
+    return {**curves, **best}
+
+
+def _best_at_scores(scores: np.ndarray, is_tp: np.ndarray, n_gt: int) -> dict[str, Any] | None:
+    """The F1-best threshold among the detection scores themselves ("keep score ≥ s"), or None
+    when no detection is a true positive."""
+    if not len(scores) or not is_tp.any():
+        return None
+    order = np.argsort(-scores, kind="stable")
+    ss, cum_tp = scores[order], np.cumsum(is_tp[order])
+    last = np.r_[np.nonzero(np.diff(ss))[0], len(ss) - 1]  # the last detection of each distinct score
+    tp, n = cum_tp[last].astype(float), (last + 1).astype(float)
+    p, r = tp / n, tp / max(n_gt, 1)
+    f1 = np.where(p + r > 0, 2 * p * r / np.maximum(p + r, 1e-12), 0.0)
     b = int(f1.argmax())
-    return {"conf": conf, "precision": p, "recall": r, "f1": f1, "best_f1": float(f1[b]), "best_conf": float(conf[b]),
-            "tp": int(tp[b]), "fp": int(n_det[b] - tp[b]), "fn": int(n_gt - tp[b]), "gt": n_gt}
+    return {"best_f1": float(f1[b]), "best_conf": float(ss[last[b]]), "precision_at_best": float(p[b]),
+            "recall_at_best": float(r[b]), "tp": int(tp[b]), "fp": int(n[b] - tp[b]), "fn": int(n_gt - tp[b])}
 
 
 def prf_png(sweep: dict[str, Any], out: str | Path, title: str = "") -> Path:
@@ -91,7 +112,7 @@ def prf_png(sweep: dict[str, Any], out: str | Path, title: str = "") -> Path:
     for key, colour in (("precision", "tab:blue"), ("recall", "tab:orange"), ("f1", "tab:green")):
         ax.plot(sweep["conf"], sweep[key], label=key, color=colour)
     ax.axvline(sweep["best_conf"], color="grey", ls="--", lw=1)
-    ax.annotate(f"best F1 {sweep['best_f1']:.2f} at conf {sweep['best_conf']:.2f}", (sweep["best_conf"], sweep["best_f1"]),
+    ax.annotate(f"best F1 {sweep['best_f1']:.3f} at conf {sweep['best_conf']:.3f}", (sweep["best_conf"], sweep["best_f1"]),
                 xytext=(5, 5), textcoords="offset points", fontsize=8)
     ax.set_xlabel("score threshold (conf)")
     ax.set_ylim(0, 1.02)

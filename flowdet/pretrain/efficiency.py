@@ -216,7 +216,7 @@ class _Grid:
             (run_dir / "train.done").write_text("ok\n")
         self.run(["eval", "--ckpt", str(run_dir / "last.pt"), "--ann", s.val, "--images", s.val_images or images,
                   *([] if str(s.img_size) == "auto" else ["--img-size", str(s.img_size)]),
-                  "--out", str(run_dir / "eval")], self.out / f"{name}.eval.log")
+                  "--out", str(run_dir / "eval"), "--exist-ok"], self.out / f"{name}.eval.log")
         stats = json.loads((run_dir / "eval" / "metrics.json").read_text())
         stats = stats.get("metrics", stats)
         n_img = n_img or _image_count(train_json)

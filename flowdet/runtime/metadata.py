@@ -15,6 +15,9 @@ The runtime reads only this, so a deployed model needs no checkpoint, config or 
 ``dynamic_batch``  "true" | "false"
 ``precision``      "fp32" | "fp16" (weights; the ``images``/outputs stay float32)
 ``flowdet_version``  version of the exporter
+``best_conf``      optional: the best-F1 score threshold of the checkpoint's evaluation (json number);
+                   predict uses it when no ``--conf`` is given
+``best_conf_from`` optional: where ``best_conf`` comes from, in words
 =================  ==========================================================================
 A TensorRT engine cannot hold these, so ``export --format engine`` writes them to
 ``<engine>.json`` next to it.
@@ -48,9 +51,13 @@ class ModelMeta:
     precision: str = "fp32"
     flowdet_version: str = "unknown"
     letterbox: dict[str, Any] = field(default_factory=lambda: dict(LETTERBOX))
+    best_conf: float | None = None  # the best-F1 threshold of training's evaluation: predict's default --conf
+    best_conf_from: str = ""
 
     def to_props(self) -> dict[str, str]:
-        return {
+        best = {} if self.best_conf is None else {"best_conf": json.dumps(round(float(self.best_conf), 6)),
+                                                  "best_conf_from": self.best_conf_from}
+        return {**best,
             "flowdet_format": FORMAT_VERSION,
             "names": json.dumps(self.names),
             "cat_ids": json.dumps([int(c) for c in self.cat_ids]),
@@ -89,6 +96,9 @@ class ModelMeta:
         validate.model_meta({"names": names, "img_size": size, "cat_ids": field_json("cat_ids"), "letterbox": lb,
                              "strides": field_json("strides"), **{k: props[k] for k in ("dynamic_batch", "precision")
                                                                   if k in props}}, source)
+        best = field_json("best_conf")
+        if best is not None and not (isinstance(best, (int, float)) and not isinstance(best, bool) and 0 <= best <= 1):
+            raise ModelFileError(f"{source}: metadata field 'best_conf' must be a number in [0, 1], got {best!r}"[:200])
         if lb.get("align") != "top-left" or lb.get("color") != "BGR" or lb.get("pad", -1) != PAD_VALUE:
             # The runtime implements exactly one preprocessing; refuse a model that expects another.
             raise ModelFileError(f"{source}: metadata field 'letterbox' = {lb} is not the flowdet contract")
@@ -102,6 +112,8 @@ class ModelMeta:
             precision=props.get("precision", "fp32"),
             flowdet_version=props.get("flowdet_version", "unknown"),
             letterbox=lb,
+            best_conf=None if best is None else float(best),
+            best_conf_from=props.get("best_conf_from", ""),
         )
 
 

@@ -20,6 +20,26 @@ class Predictor(Protocol):
 
 
 BACKENDS = ("onnxruntime", "openvino")
+DEFAULT_CONF = 0.25  # predict's score threshold when neither --conf nor the model gives one (ultralytics: 0.25)
+
+
+def stored_conf(predictor: Predictor) -> tuple[float | None, str]:
+    """(the best-F1 threshold the model stores — a checkpoint's evaluation or the exported
+    metadata — or None, where it comes from)."""
+    meta = getattr(predictor, "meta", None)
+    best = getattr(predictor, "best_conf", None)
+    if best is not None:
+        return best, getattr(predictor, "best_conf_from", "")
+    return getattr(meta, "best_conf", None), getattr(meta, "best_conf_from", "")
+
+
+def default_conf(predictor: Predictor) -> tuple[float, str]:
+    """(threshold, why) when no ``--conf`` is given: :func:`stored_conf`, else :data:`DEFAULT_CONF`."""
+    best, why = stored_conf(predictor)
+    if best is not None:
+        return float(best), f"the best-F1 threshold stored in the model ({why})" if why else \
+            "the best-F1 threshold stored in the model"
+    return DEFAULT_CONF, "the default; the model stores no best-F1 threshold"
 
 
 def load_predictor(path: str, img_size: int | str | tuple[int, int] | None = None, device: str = "auto",

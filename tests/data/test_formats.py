@@ -39,6 +39,40 @@ def test_data_yaml_is_read_everywhere_and_converted_once(yolo_ds, capsys):
         resolve_dataset(yolo_ds / "data.yaml", "test")
 
 
+def test_a_read_only_dataset_is_converted_into_the_user_cache_never_into_itself(yolo_ds, tmp_path, monkeypatch):
+    # Before: the conversion landed in yolo/.flowdet/ (a read-only or shared dataset got written into).
+    import os
+    import stat
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    before = sorted(p.relative_to(yolo_ds) for p in yolo_ds.rglob("*"))
+    paths = [yolo_ds, *yolo_ds.rglob("*")]
+    for p in paths:
+        p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    try:
+        ds = load_dataset(yolo_ds / "data.yaml", split="val")
+        cache = resolve_dataset(yolo_ds / "data.yaml", "val")
+    finally:
+        for p in paths:
+            p.chmod(p.stat().st_mode | stat.S_IWUSR)
+    assert len(ds.records) == 8 and cache.parent == tmp_path / "cache" / "flowdet"
+    assert sorted(p.relative_to(yolo_ds) for p in yolo_ds.rglob("*")) == before  # root writes anyway: listed
+    assert os.access(cache, os.R_OK)
+
+
+def test_data_check_checks_every_split_of_a_data_yaml_or_the_one_asked(yolo_ds, capsys):
+    # Before: `data check data.yaml` checked the train split only, and --split did not exist.
+    from flowdet.cli import main
+
+    for argv, said in ((["--split", "val"], ["val"]), ([], ["train", "val"]), (["--split", "train"], ["train"])):
+        main(["data", "check", str(yolo_ds / "data.yaml"), "--no-decode", *argv])
+        out = capsys.readouterr().out
+        assert [s for s in ("train", "val") if f"data.yaml split {s}: " in out] == said, out
+    with pytest.raises(SystemExit) as e:
+        main(["data", "check", str(yolo_ds / "data.yaml"), "--split", "test"])
+    assert e.value.code == 2 and "no 'test' split" in capsys.readouterr().err
+
+
 def test_voc_folder_is_a_dataset(tmp_path):
     (tmp_path / "voc" / "Annotations").mkdir(parents=True)
     (tmp_path / "voc" / "JPEGImages").mkdir()

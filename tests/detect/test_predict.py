@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -60,15 +61,17 @@ def test_torch_predictor_implements_the_protocol(ckpt, folder):
 def test_predict_cli_writes_drawings_results_and_jsonl(ckpt, folder, tmp_path, capsys):
     out = tmp_path / "pred"
     main(["predict", str(folder), "--ckpt", str(ckpt), "--out", str(out), "--conf", "0.25", "--batch", "2"])
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["images"] == 2 and summary["detections"] > 0
+    text = capsys.readouterr().out
+    images, n_det = map(int, re.search(r"(\d+) images, (\d+) detections", text).groups())
+    assert images == 2 and n_det > 0 and f"wrote {out}: results.json, detections.jsonl, 2 annotated images" in text
+    assert "next: flowdet eval --model" in text and "no detections" not in text
     assert (out / "im0.png").is_file() and (out / "im1.png").is_file()
     lines = [json.loads(x) for x in (out / "detections.jsonl").read_text().splitlines()]
     assert [Path(x["file"]).name for x in lines] == ["im0.png", "im1.png"]
     assert set(lines[0]) >= {"file", "boxes", "scores", "class_ids", "width", "height"}
     assert len(lines[0]["boxes"]) == len(lines[0]["scores"]) == len(lines[0]["class_ids"])
     results = json.loads((out / "results.json").read_text())
-    assert len(results) == summary["detections"] and {r["image_id"] for r in results} <= {"im0", "im1"}
+    assert len(results) == n_det and {r["image_id"] for r in results} <= {"im0", "im1"}
     assert set(results[0]) >= {"image_id", "category_id", "bbox", "score", "file_name"}
 
 
@@ -108,6 +111,7 @@ def test_eval_cli_over_the_predictor_interface(ckpt, tmp_path, capsys):
     assert {"AP", "AP50", "APs", "AR100", "AR1000"} <= set(m["metrics"])
     assert (out / "pr_curve.png").stat().st_size > 0 and (out / "prf_curve.png").stat().st_size > 0
     assert 0 <= m["metrics"]["best_f1_conf"] <= 1 and "best F1" in text
+    assert re.search(r"best F1 [\d.]+ at conf \d\.\d{3} ", text)  # three decimals (was 0.00 for 0.012)
     dets = json.loads((out / "detections.json").read_text())
     assert dets and {r["image_id"] for r in dets} <= {1, 7} and {r["category_id"] for r in dets} == {3}
     assert all(r["score"] >= 0.001 for r in dets)
@@ -162,3 +166,77 @@ def test_predict_globs_recursive_ann_ids_save_txt_and_video_hint(ckpt, folder, t
     with pytest.raises(SystemExit):
         main(["predict", str(tmp_path / "clip.mp4"), "--model", str(ckpt), "--out", str(tmp_path / "v")])
     assert "flowdet stream" in capsys.readouterr().err
+
+
+def test_predict_on_a_video_refuses_before_any_folder_with_a_stream_command_that_runs(ckpt, tmp_path, capsys):
+    # Before: "writing to runs/predict3", then a hint whose `--out DIR` stream refuses (it takes an .mp4).
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "old.json").write_text("{}")  # a used --out: no "writing to v2" either
+    with pytest.raises(SystemExit) as e:
+        main(["predict", str(tmp_path / "clip.mp4"), "--model", str(ckpt), "--out", str(tmp_path / "v")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "writing to" not in err and not (tmp_path / "v2").exists()
+    hint = err[err.index("flowdet stream"):].split()
+    assert hint[hint.index("--model") + 1] == str(ckpt) and hint[hint.index("--out") + 1].endswith(".mp4")
+
+
+def test_eval_out_follows_the_run_folder_rule(ckpt, tmp_path, capsys):
+    # Before: a second `eval --out runs/eval` replaced the first one's metrics silently.
+    d = tmp_path / "val"
+    (d / "images").mkdir(parents=True)
+    cv2.imwrite(str(d / "images" / "a.jpg"), np.full((160, 160, 3), 100, np.uint8))
+    (d / "ann.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 160, "height": 160}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20], "area": 400, "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "bottle"}]}))
+    args = ["eval", "--ckpt", str(ckpt), "--ann", str(d / "ann.json"), "--img-size", "64", "--out", str(tmp_path / "ev")]
+    main(args)
+    first = (tmp_path / "ev" / "metrics.json").read_bytes()
+    main(args)
+    assert "writing to" in capsys.readouterr().err and (tmp_path / "ev2" / "metrics.json").is_file()
+    assert (tmp_path / "ev" / "metrics.json").read_bytes() == first
+    main([*args, "--exist-ok"])
+    assert not (tmp_path / "ev3").exists()
+
+
+def test_predict_with_no_detections_says_so_with_a_hint_not_raw_json(ckpt, folder, tmp_path, capsys):
+    # Before: `{"images": 2, "skipped": 0, "detections": 0, ...}` and nothing else.
+    main(["predict", str(folder), "--model", str(ckpt), "--out", str(tmp_path / "p"), "--conf", "1.0"])
+    out = capsys.readouterr().out
+    assert "{" not in out and "0 detections at conf ≥ 1" in out and "try a lower --conf" in out
+    assert f"wrote {tmp_path / 'p'}: results.json, detections.jsonl" in out
+
+
+def test_export_stores_the_best_f1_threshold_and_predict_uses_it_without_conf(ckpt, folder, tmp_path, capsys):
+    # Before: the threshold eval printed lived nowhere; predict ran at 0.25 whatever the model.
+    from flowdet.engine.checkpoint import load_checkpoint
+    from flowdet.runtime.onnx_runtime import OnnxPredictor
+
+    ck = load_checkpoint(ckpt)
+    ck.update(epoch=4, metrics={"best_f1_conf": 0.4321, "best_f1": 0.61, "AP": 0.2})
+    trained = tmp_path / "best.pt"
+    save_checkpoint(ck, trained)
+    main(["export", "--ckpt", str(trained), "--out", str(tmp_path / "m.onnx"), "--no-parity"])
+    meta = OnnxPredictor(tmp_path / "m.onnx").meta
+    assert meta.best_conf == 0.4321 and "epoch 5" in meta.best_conf_from
+    for model in (tmp_path / "m.onnx", trained):
+        capsys.readouterr()
+        main(["predict", str(folder), "--model", str(model), "--out", str(tmp_path / "p"), "--no-draw"])
+        cap = capsys.readouterr()
+        assert "conf 0.432: the best-F1 threshold stored in the model (best F1 0.610" in cap.err, cap.err
+        assert "detections at conf ≥ 0.4321" in cap.out
+        scores = [s for ln in (tmp_path / "p" / "detections.jsonl").read_text().splitlines()
+                  for s in json.loads(ln)["scores"]]
+        assert all(s >= 0.432 for s in scores)
+        main(["predict", str(folder), "--model", str(model), "--out", str(tmp_path / "q"), "--conf", "0.9"])
+        assert "best-F1 threshold" not in capsys.readouterr().err  # --conf given: nothing to say
+    main(["predict", str(folder), "--model", str(ckpt), "--out", str(tmp_path / "r"), "--no-draw"])
+    assert "conf 0.250: the default; the model stores no best-F1 threshold" in capsys.readouterr().err
+
+
+def test_eval_curves_are_titled_with_the_users_dataset_name_not_the_cache_file(tmp_path):
+    from flowdet.detect.evaluate import dataset_label
+
+    assert dataset_label(tmp_path / "yolo" / "data.yaml", None) == "data.yaml (val split)"
+    assert dataset_label(tmp_path / "val.json", None) == "val.json"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import json
 import os
 import subprocess
@@ -81,10 +82,11 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(tiny_set, tmp_p
     for col in ("lr", "loss", "iou", "obj", "cls", "l1", "miss_share", "dropped_tiny", "img_s", "AP", "AP50", "APs"):
         assert col in rows[0], col
     assert float(rows[0]["l1"]) == 0.0 and float(rows[1]["l1"]) > 0.0  # L1 only in the no-aug epoch
-    ck = load_checkpoint(run / "best.pt")
-    for key in ("model", "ema", "optimizer", "scheduler", "scaler", "rng", "epoch", "config", "names",
-                "cat_ids", "img_size", "model_cfg"):
-        assert key in ck, key
+    ck, last = load_checkpoint(run / "best.pt"), load_checkpoint(run / "last.pt")
+    for key in ("model", "ema", "epoch", "config", "names", "cat_ids", "img_size", "model_cfg"):
+        assert key in ck and key in last, key
+    for key in ("optimizer", "scheduler", "scaler", "rng"):  # resume state: last.pt only
+        assert key in last and key not in ck, key
     assert ck["model_cfg"] == {"size": "nano", "num_classes": 1, "p2": False} and ck["img_size"] == [160, 160]
     assert straight["best"] and straight["best_epoch"] in (0, 1)
 
@@ -236,4 +238,61 @@ def test_train_takes_a_yolo_data_yaml_and_validates_on_its_val_split(tiny_set, t
     main(["train", "--data", str(tmp_path / "yolo" / "data.yaml"), "--out", str(tmp_path / "r"), "--epochs", "1",
           "--img-size", "64", "--workers", "0", "--set", "train.progress=false"])
     assert "converted once" in capsys.readouterr().err
-    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["best_epoch"] == 0  # val split was used
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["best_epoch"] == 1  # val split used; 1-based
+    # config.yaml names the split used (before: val: '' although the yaml's val split validated)
+    assert load_config(DetectConfig, tmp_path / "r" / "config.yaml", []).data.val == str(tmp_path / "yolo" / "data.yaml")
+
+
+def test_best_pt_keeps_weights_not_resume_state_and_every_use_of_it_works(tiny_set, tmp_path, capsys):
+    # Before: best.pt was a copy of last.pt with the optimizer state (27 MB vs ultralytics' 5 MB).
+    run = tmp_path / "r"
+    base = ["--data", f"{tiny_set}/annotations.json", "--images", f"{tiny_set}/images", "--val",
+            f"{tiny_set}/annotations.json", "--epochs", "1", "--img-size", "64", "--workers", "0", "--size", "nano",
+            "--set", "train.progress=false"]
+    main(["train", *base, "--out", str(run)])
+    best, last = load_checkpoint(run / "best.pt"), load_checkpoint(run / "last.pt")
+    assert not {"optimizer", "scaler", "rng", "scheduler"} & set(best) and "optimizer" in last
+    assert {"model", "ema", "model_cfg", "names", "cat_ids", "img_size", "config"} <= set(best)
+    assert (run / "best.pt").stat().st_size < 0.7 * (run / "last.pt").stat().st_size
+    # Each verb ends with the files it wrote and the command to run next (issue 34).
+    out = capsys.readouterr().out
+    assert f"wrote {run}: best.pt, config.yaml, last.pt, loss.png, metrics.csv, metrics.json, results.png" in out
+    assert f"next: flowdet eval --model {run / 'best.pt'} --ann {tiny_set}/annotations.json" in out
+    assert f"flowdet export --ckpt {run / 'best.pt'} --out {run / 'model.onnx'}" in out
+    main(["eval", "--ckpt", str(run / "best.pt"), "--ann", f"{tiny_set}/annotations.json", "--img-size", "64",
+          "--out", str(tmp_path / "ev")])
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'ev'}: detections.json, metrics.json, pr_curve.png, prf_curve.png" in out
+    assert f"next: flowdet export --ckpt {run / 'best.pt'}" in out
+    main(["export", "--ckpt", str(run / "best.pt"), "--out", str(tmp_path / "m.onnx"), "--no-parity"])
+    out = capsys.readouterr().out
+    assert (tmp_path / "m.onnx").is_file() and f"next: flowdet predict IMAGES/ --model {tmp_path / 'm.onnx'}" in out
+    assert f"flowdet stream VIDEO.mp4 --model {tmp_path / 'm.onnx'}" in out
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--resume", str(run / "best.pt")])
+    assert e.value.code == 2 and "resume from last.pt" in capsys.readouterr().err
+    main(["train", *base, "--out", str(tmp_path / "ft"), "--backbone", str(run / "best.pt")])  # fine-tune from it
+    assert "backbone" in capsys.readouterr().err and (tmp_path / "ft" / "best.pt").is_file()
+
+
+def test_a_log_file_gets_progress_lines_a_plain_epoch_line_and_one_short_table(tiny_set, tmp_path, capsys):
+    # Before: nothing between epoch lines in a log (910 s apart), jargon in each epoch line, and two
+    # 12-row COCO tables at the end. stderr is not a terminal under pytest, as in `train > log`.
+    args = ["train", "--data", f"{tiny_set}/annotations.json", "--images", f"{tiny_set}/images", "--val",
+            f"{tiny_set}/annotations.json", "--epochs", "2", "--img-size", "64", "--workers", "0", "--batch", "2",
+            "--size", "nano", "--set", "train.progress=true", "--set", "train.log_every_s=0"]
+    main([*args, "--out", str(tmp_path / "a")])
+    cap = capsys.readouterr()
+    assert re.search(r"epoch 1/2 it 1/2: loss [\d.]+, [\d.]+ it/s, ETA epoch \w+", cap.err), cap.err
+    assert re.search(r"epoch 2/2 it 1/2: .* ETA epoch \w+, run \w+", cap.err), cap.err  # the run's ETA once known
+    line = next(ln for ln in cap.err.splitlines() if ln.startswith("epoch 2/2:"))
+    assert re.fullmatch(r"epoch 2/2: loss [\d.]+, AP [\d.]+ \(AP50 [\d.]+\), lr \S+, [\d.]+ img/s, ETA 0s", line), line
+    assert "miss_share" not in cap.err and "positives/box" not in cap.err and "maxDets" not in cap.out + cap.err
+    assert re.search(r"best.pt \(epoch \d\):  AP [\d.]+   AP50 [\d.]+   APs \S+   AR@1000 [\d.]+", cap.out), cap.out
+    assert re.search(r"deploy at conf \d\.\d{3} \(best F1 [\d.]+ at IoU 0.5\): precision [\d.]+, recall", cap.out)
+    said = int(re.search(r"best.pt \(epoch (\d)\)", cap.out)[1])
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["best_epoch"] == said  # one numbering
+    assert "maxDets" in (tmp_path / "a" / "metrics.json").read_text() or "AR1000" in (tmp_path / "a" / "metrics.json").read_text()
+    main(["-v", *args, "--out", str(tmp_path / "b"), "--epochs", "1"])  # -v: the diagnostics and full tables
+    cap = capsys.readouterr()
+    assert "miss_share" in cap.err and "positives/box by size" in cap.err and "maxDets" in cap.err + cap.out

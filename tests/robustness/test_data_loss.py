@@ -33,7 +33,7 @@ def test_predict_never_writes_into_what_it_reads(cli, onnx64, tmp_path):
     # an --out beside SOURCE: 4 images, 4 drawings and 4 label files (not 2), at their own paths
     res = cli("predict", src, "--recursive", "--model", onnx64, "--out", tmp_path / "out", "--save-txt",
               "--conf", "0.01").ok()
-    assert json.loads(res.out)["images"] == 4
+    assert res.out.startswith("4 images,")
     out = tmp_path / "out"
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg")) == ["a/x.jpg", "a/y.jpg", "b/x.jpg",
                                                                                   "b/y.jpg"]

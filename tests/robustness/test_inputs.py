@@ -2,7 +2,6 @@
 one ``Error:`` line naming the file or flag (exit 2) — no traceback, and no silently wrong number."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -133,4 +132,4 @@ def test_malformed_onnx_models_are_refused_at_load(cli, onnx64, tmp_path):
         cli("predict", img, "--model", model, "--out", tmp_path / "p").fails(str(model), needle)
         cli("eval", "--model", model, "--ann", ann).fails(str(model), needle)
         cli("stream", "--model", model, img).fails(str(model), needle)
-    assert json.loads(cli("predict", img, "--model", onnx64, "--out", tmp_path / "p1").out)["images"] == 1
+    assert cli("predict", img, "--model", onnx64, "--out", tmp_path / "p1").out.startswith("1 image,")

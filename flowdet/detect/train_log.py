@@ -1,0 +1,89 @@
+"""What training says, in words a person can follow (issue 34).
+
+- the epoch line: loss, AP when evaluated, lr, img/s, ETA; the diagnostics (loss parts, miss_share,
+  dropped_tiny, positives/box by size) only with ``-v``;
+- in a log file (no terminal, so no tqdm bar): a line every ``train.log_every_s`` seconds with
+  iteration i/N, it/s and the ETA, so a 15-minute epoch is not 15 silent minutes;
+- at the end one short table of best.pt's scores and the threshold to deploy at; both full COCO
+  layouts go to metrics.json (and to the console with ``-v``).
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from flowdet import log
+from flowdet.detect.loss import BUCKET_NAMES
+from flowdet.engine import dist
+
+
+def duration(seconds: float) -> str:
+    """``42s``, ``12m05s``, ``3h07m``: an ETA a person reads at a glance."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+class IterationLines:
+    """Progress lines for a log file: at most one per ``every_s`` seconds (0: every iteration)."""
+
+    def __init__(self, epoch: int, epochs: int, ipe: int, every_s: float, enabled: bool,
+                 remaining_after_epoch_s: float | None = None):
+        self.epoch, self.epochs, self.ipe, self.every_s, self.enabled = epoch, epochs, ipe, every_s, enabled
+        self.after = remaining_after_epoch_s  # the ETA of the epochs after this one, when known
+        self.start = self.last = time.perf_counter()
+
+    def step(self, done: int, loss: float) -> None:
+        """After iteration ``done`` (1-based) of this epoch."""
+        now = time.perf_counter()
+        if not self.enabled or done >= self.ipe or now - self.last < self.every_s:
+            return
+        self.last = now
+        its = done / max(now - self.start, 1e-9)
+        left = (self.ipe - done) / its
+        total = f", run {duration(left + self.after)}" if self.after is not None else ""
+        log.info(f"  epoch {self.epoch + 1}/{self.epochs} it {done}/{self.ipe}: loss {loss:.4f}, {its:.2f} it/s, "
+                 f"ETA epoch {duration(left)}{total}")
+
+
+def epoch_line(row: dict[str, Any], epochs: int, eta_s: float) -> str:
+    """``epoch 3/30: loss 4.1234, AP 0.1234 (AP50 0.301), lr 0.00991, 41.2 img/s, ETA 12m05s``."""
+    ap = f", AP {row['AP']:.4f} (AP50 {row['AP50']:.3f})" if "AP" in row else ""
+    return (f"epoch {row['epoch']}/{epochs}: loss {row['loss']:.4f}{ap}, lr {row['lr']:.3g}, "
+            f"{row['img_s']:.1f} img/s, ETA {duration(eta_s)}")
+
+
+def diagnostics_line(row: dict[str, Any]) -> str:
+    """The loss parts and the assignment diagnostics behind ``-v`` (docs/architecture.md explains them)."""
+    return (f"  loss parts iou {row['iou']:.3f} obj {row['obj']:.3f} cls {row['cls']:.3f} l1 {row['l1']:.3f}; "
+            f"miss_share {row['miss_share']:.3f} dropped_tiny {row['dropped_tiny']}; positives/box by size "
+            + " ".join(f"{k} {row['pos_per_box_' + k]:.2f}" for k in BUCKET_NAMES))
+
+
+def say_epoch(row: dict[str, Any], epochs: int, eta_s: float, semi_text: str = "") -> None:
+    """The epoch line (with the unlabeled side's summary of a teacher–student run), diagnostics with -v."""
+    if dist.is_main():
+        log.info(epoch_line(row, epochs, eta_s) + semi_text)
+        log.debug(diagnostics_line(row))
+
+
+def short_table(stats: dict[str, Any], epoch: int | None = None) -> str:
+    """best.pt's scores in three lines: AP, AP50, APs, AR@1000 and the best-F1 threshold with P/R."""
+    head = "best.pt" + (f" (epoch {epoch})" if epoch is not None else "")
+
+    def v(key: str) -> str:
+        x = stats.get(key)
+        return f"{x:.4f}" if isinstance(x, (int, float)) and x >= 0 else "  n/a "
+
+    lines = [f"{head}:  AP {v('AP')}   AP50 {v('AP50')}   APs {v('APs')}   AR@1000 {v('AR1000')}"]
+    if "best_f1_conf" in stats:
+        lines.append(f"  deploy at conf {stats['best_f1_conf']:.3f} (best F1 {stats['best_f1']:.3f} at IoU 0.5): "
+                     f"precision {stats['precision_at_best']:.3f}, recall {stats['recall_at_best']:.3f}")
+    lines.append("  every COCO metric: metrics.json (and `flowdet -v train …`)")
+    return "\n".join(lines)
