@@ -154,9 +154,12 @@ class Recorder:
         st.notes.clear()
         self._rollups(st, tracking.counter, closed)
 
-    def close(self) -> None:
+    def close(self, stopped_by: str | None = None) -> None:
+        """Flush and close every sink; ``stopped_by``: the run's end reason (the database's run row)."""
         for s in self.sinks:
             try:
+                if stopped_by is not None and hasattr(s, "set_stopped_by"):
+                    s.set_stopped_by(stopped_by)
                 s.close()
             except Exception as e:  # noqa: BLE001
                 log.warn(f"monitor: closing {type(s).__name__} failed: {type(e).__name__}: {e}")
