@@ -93,6 +93,7 @@ class Recorder:
             offset = 0.0 if live else (self.start_time if self.start_time is not None
                                        else file_start_time(str(getattr(src, "description", ""))))
             self.sources[name] = _SourceState(name, live, offset)
+        self._emit("on_start", list(self.sources), self.names)
 
     def on_frame(self, name: str, frame: Any, tracking: Any, closed: list[Any], fps: float | None,
                  latency_s: float) -> None:
