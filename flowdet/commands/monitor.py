@@ -27,3 +27,27 @@ def counts(db: str, by: str, source: str | None, csv_path: str | None, plot: str
     for what, path in (("wrote", csv_path), ("wrote", plot)):
         if path:
             log.info(f"{what} {path}")
+
+
+@click.command("serve")
+@click.option("--db", required=True, metavar="PATH|URL", help="The database `flowdet stream --db` writes (SQLite file or postgresql:// URL).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=Number(1, 65535, integer=True), default=8080, show_default=True)
+@click.option("--refresh", type=Number(1, 3600), default=5.0, show_default=True, help="Seconds between the page's updates.")
+@click.option("--stale", type=Number(1, 86400), default=30.0, show_default=True,
+              help="A live source whose run has not reported for this many seconds is shown down.")
+def serve(db: str, host: str, port: int, refresh: float, stale: float) -> None:
+    """A dashboard of the counts in a browser: per camera items per hour (last 24 h), today's
+    total and health (fps, latency, last frame age, reconnects, up/down); it refreshes by itself.
+    Every asset is served locally (no CDN). Read-only. Ctrl-C stops it."""
+    from flowdet import log
+    from flowdet.monitor.serve import make_server
+
+    server = make_server(db, host, port, refresh_s=refresh, stale_s=stale)
+    log.info(f"dashboard of {db} on http://{host}:{server.server_port}/ (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
