@@ -18,12 +18,13 @@ function fmt(v, unit, digits) {
 function chart(hourly, firstHour) {
   const W = 480, H = 150, L = 28, B = 18, T = 8;
   const svg = el("svg:svg", {class: "chart", viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none"});
-  const max = Math.max(1, ...hourly);
+  const top = Math.max(2, ...hourly);
+  const max = top + (top % 2);   // even: the middle grid line is a whole number of items
   const bw = (W - L) / hourly.length;
   for (const frac of [0, 0.5, 1]) {
     const y = T + (H - T - B) * (1 - frac);
     svg.append(el("svg:line", {x1: L, x2: W, y1: y, y2: y, stroke: "#e3e6e9"}));
-    svg.append(el("svg:text", {x: L - 4, y: y + 3, "text-anchor": "end"}, String(Math.round(max * frac))));
+    svg.append(el("svg:text", {x: L - 4, y: y + 3, "text-anchor": "end"}, String(max * frac)));
   }
   hourly.forEach((n, i) => {
     const h = (H - T - B) * n / max;
