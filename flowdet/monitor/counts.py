@@ -12,7 +12,7 @@ from typing import Any
 
 from flowdet.errors import DataError, InputError
 from flowdet.monitor.store import StoreError, create_engine, shown
-from flowdet.utils import atomic_write_text
+from flowdet.utils import atomic_write_text, require
 
 BUCKETS = {"hour": 3600, "day": 86400}
 MAX_BUCKETS = 100_000          # a table longer than this is a wrong --by, not a report
@@ -21,9 +21,9 @@ PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 
 def open_for_reading(db: str | Path) -> Any:
     """An engine on an existing flowdet database (never creates or migrates one)."""
+    sa = require("sqlalchemy", "store")   # first: without the extra, one line naming it
     from flowdet.monitor import schema
 
-    sa = __import__("sqlalchemy")
     if "://" not in str(db) and not Path(db).is_file():
         raise DataError("no such database file", path=db, field="--db")
     engine = create_engine(db)

@@ -96,9 +96,9 @@ def create_engine(db: str | Path) -> Any:
 
 def open_store(db: str | Path) -> Any:
     """Connect, migrate and return the engine; one :class:`StoreError` line for whatever fails."""
+    sa = _sa()   # first: without the extra, one line naming it
     from flowdet.monitor import schema
 
-    sa = _sa()
     engine = create_engine(db)
     where = shown(engine.url)
     try:

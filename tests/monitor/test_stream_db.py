@@ -31,7 +31,7 @@ def videos(tmp_path_factory):
 
 def _run(db: str, videos: dict, out: Path, start: str | None = START) -> tuple[dict, str]:
     specs = [SourceSpec(f"v{n}", str(p)) for n, p in videos.items()]
-    specs.append(SourceSpec("dead", FakeLive("rtsp://dead", never_opens=True)))
+    specs.append(SourceSpec("dead", "rtsp://127.0.0.1:1/none"))     # a real RTSP URL nothing answers
     rec = build_recorder(db=db, start_time=start, model="squares", sources={s.name: str(s.source) for s in specs})
     stop = threading.Event()
     res: dict = {}
@@ -221,3 +221,27 @@ def test_sigkill_loses_at_most_the_current_interval_and_the_next_run_appends(tmp
     assert con.execute("SELECT count(*) FROM items WHERE run_id = ?", (run_id,)).fetchone()[0] == n_items
     assert con.execute("SELECT count(*) FROM items WHERE run_id = ?", (rec.run_id,)).fetchone()[0] >= 3
     con.close()
+
+
+def test_cli_stream_with_the_onnx_model_then_counts(nano_onnx, small_video, tmp_path, capsys):
+    from flowdet.cli import main
+
+    db = str(tmp_path / "count" / "counts.sqlite")
+    for _ in range(2):                                 # the second run appends
+        main(["stream", "--model", str(nano_onnx), str(small_video), str(small_video), "--out-dir",
+              str(tmp_path / "o"), "--max-frames", "30", "--threads", "1", "--conf", "0.05", "--db", db,
+              "--start-time", START])
+    capsys.readouterr()
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    con = sqlite3.connect(db)
+    runs = con.execute("SELECT run_id, stopped_by, model FROM runs ORDER BY started").fetchall()
+    assert len(runs) == 2 and all(r[1] == "max_frames" and r[2] == str(nano_onnx) for r in runs)
+    last = runs[-1][0]
+    per = dict(con.execute("SELECT source, count(*) FROM items WHERE run_id = ? GROUP BY source", (last,)).fetchall())
+    assert {n: per.get(n, 0) for n in s["sources"]} == {n: v["counts"]["count"] for n, v in s["sources"].items()}
+    total = con.execute("SELECT count(*) FROM items").fetchone()[0]
+    con.close()
+    main(["counts", "--db", db, "--by", "day", "--utc"])
+    out = capsys.readouterr().out.splitlines()
+    if total:
+        assert out[-1].split()[-1] == str(total)
