@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "predict": ("detect", "predict", "Detect objects in an image or a folder (PyTorch .pt or ONNX .onnx)."),
     "export": ("export", "export", "Export a checkpoint to ONNX (decoded outputs, parity-checked) or TensorRT."),
     "stream": ("export", "stream", "Run an ONNX model on a video file, folder, camera or RTSP/HTTP stream."),
+    "counts": ("monitor", "counts", "Counted items per hour/day per camera from a `stream --db` database (table, CSV, SVG)."),
+    "serve": ("monitor", "serve", "A dashboard of a `stream --db` database in the browser (counts per hour, health)."),
     "demo": ("demo", "demo", "Run the whole pipeline on synthetic data and write a report."),
     "convert": ("data", "convert", "Convert annotations: VOC → COCO, YOLO → COCO, COCO → YOLO."),
     "data": ("data", "data", "Datasets: stats (sizes, histograms), check (validator), split (train/val by scene)."),

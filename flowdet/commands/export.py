@@ -133,11 +133,24 @@ class SourceLost(FlowdetError):
               "optical flow between processed frames (3–5 ms/frame at 320 px; off: on open water it measured worse, docs/counting.md).")
 @click.option("--retries", type=Number(0, 1_000_000, integer=True), default=5, show_default=True,
               help="Reconnect attempts for a lost live source (one source: then exit 3; several: then 'failed', still retried).")
+@click.option("--db", default=None, metavar="PATH|URL",
+              help="Also write every counted item, the interval counts and the health to this database: a SQLite "
+                   "file (made; e.g. runs/count/counts.sqlite) or postgresql://user@host:5432/db. Each run appends "
+                   "under a new run id. Needs the 'store' extra.")
+@click.option("--start-time", default=None, metavar="TIME",
+              help="Wall clock of the video files' first frame, ISO 8601 (2026-05-01T06:00:00, Z or +hh:mm; none: "
+                   "local time) or UNIX seconds [default: each file's modification time]. Live sources use the clock.")
+@click.option("--metrics-port", type=Number(1, 65535, integer=True), default=None,
+              help="Serve Prometheus metrics on http://0.0.0.0:PORT/metrics. Needs the 'metrics' extra.")
+@click.option("--mqtt", default=None, metavar="URL",
+              help="Publish a JSON message per counted item and per interval to mqtt://host[:port]/topic "
+                   "(QoS 1, reconnecting, bounded queue while the broker is away). Needs the 'mqtt' extra.")
 def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: str | None, jsonl: str | None,
            out_dir: str | None, write_video: bool, count_line: str | None, interval: float, status_every: float,
            duration: float | None, show: bool, conf: float, iou: float, tile: int | None, overlap: float, merge: str,
            threads: int | None, spinning: bool, max_frames: int | None, gmc: bool, retries: int, backend: str | None,
-           precision: str | None) -> None:
+           precision: str | None, db: str | None, start_time: str | None, metrics_port: int | None,
+           mqtt: str | None) -> None:
     """Detect on SOURCES: video files, image folders, camera indexes (0) or rtsp/http URLs.
 
     One SOURCE (no --out-dir / --count-line): per-frame boxes and confirmed track ids (+ the running
@@ -148,30 +161,48 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
     inference loop, a tracker per source; counts of confirmed tracks per --interval (and line
     crossings) in OUT_DIR/counts.csv; per-source health (connected / reconnecting / failed / stalled,
     fps, latency, dropped) in the log and OUT_DIR/status.json. A failing source never stops the others
-    and is retried until it comes back. Ctrl-C or SIGTERM (docker stop, systemd) stops cleanly: videos
+    and is retried until it comes back. --db, --metrics-port and --mqtt (this path too) also send
+    every counted item there (docs/counting.md); `flowdet counts` and `flowdet serve` read the --db. Ctrl-C or SIGTERM (docker stop, systemd) stops cleanly: videos
     playable, summary written (exit 130 / 143); --duration ends any run on time."""
     from flowdet.errors import InputError
 
     if not sources and not sources_file:
         raise InputError("give at least one SOURCE or --sources FILE")
-    multi = len(sources) > 1 or bool(sources_file) or bool(out_dir) or count_line is not None
+    monitored = bool(db) or metrics_port is not None or bool(mqtt)
+    multi = len(sources) > 1 or bool(sources_file) or bool(out_dir) or count_line is not None or monitored
     if not multi:
         _stream_one(model, sources[0], out, jsonl, show, conf, iou, tile, overlap, merge, threads, spinning,
                     max_frames, retries, backend, precision, gmc, duration)
         return
     from flowdet.runtime.counting import parse_count_line
-    from flowdet.runtime.multistream import SourceSpec, format_source_table, load_sources_yaml, run_multistream
+    from flowdet.runtime.multistream import (SourceSpec, format_source_table, load_sources_yaml, name_sources,
+                                             run_multistream)
 
     line = parse_count_line(count_line)  # a malformed line is one error, before anything opens
     for flag, val in (("--out", out), ("--jsonl", jsonl), ("--show", show), ("--tile", tile)):
         if val:
             raise InputError(f"{flag} is for one source without counting; with several sources use --out-dir "
                              f"(and --video)", field=flag)
-    specs = [SourceSpec("", s) for s in sources] + (load_sources_yaml(sources_file) if sources_file else [])
-    s = run_multistream(model, specs, out_dir or "runs/stream", conf=conf, iou=iou, threads=threads,
-                        spinning=spinning, video=write_video, count_line=line, interval_s=interval, retries=retries,
-                        max_frames=max_frames, max_seconds=duration, status_every_s=status_every,
-                        backend=backend, precision=precision, gmc=gmc)
+    specs = name_sources([SourceSpec("", s) for s in sources]
+                         + (load_sources_yaml(sources_file) if sources_file else []))
+    if start_time is not None and not monitored:
+        raise InputError("--start-time stamps the --db / --mqtt rows; give one of them", field="--start-time")
+    recorder = None
+    if monitored:  # every sink opened (or refused, exit 2) before any source opens
+        from flowdet.monitor.build import build_recorder
+
+        recorder = build_recorder(db, start_time, metrics_port, mqtt, model=model,
+                                  sources={sp.name: str(sp.source) for sp in specs})
+    stopped_by = "error"
+    try:
+        s = run_multistream(model, specs, out_dir or "runs/stream", conf=conf, iou=iou, threads=threads,
+                            spinning=spinning, video=write_video, count_line=line, interval_s=interval,
+                            retries=retries, max_frames=max_frames, max_seconds=duration, status_every_s=status_every,
+                            backend=backend, precision=precision, gmc=gmc, monitor=recorder)
+        stopped_by = s["stopped_by"]
+    finally:
+        if recorder is not None:
+            recorder.close(stopped_by)
     for row in format_source_table(s):
         click.echo(row)
     click.echo(f"wrote {s['counts_csv']}, {s['status']} and per-source detections.jsonl under {s['out_dir']}")

@@ -90,6 +90,7 @@ class Counter:
     closed: list[Interval] = field(default_factory=list)
     current: Interval | None = None
     _crossed: set[int] = field(default_factory=set)
+    new_crossings: list[tuple[int, int]] = field(default_factory=list)  # (track id, ±1) of the latest update
     _seen: set[int] = field(default_factory=set)
 
     def _bin(self, t: float) -> float:
@@ -112,6 +113,7 @@ class Counter:
         closed = self._advance(_time.time() if t is None else t)
         cur = self.current
         assert cur is not None
+        self.new_crossings = []
         newly_confirmed = list(newly_confirmed)
         for tr in newly_confirmed:
             if tr.id > 0 and tr.id not in self._seen:
@@ -128,6 +130,7 @@ class Counter:
                     self._crossed.add(tr.id)
                     self.crossings += 1
                     self.crossings_by_dir[d] += 1
+                    self.new_crossings.append((tr.id, d))
                     cur.crossings += 1
         return closed
 

@@ -118,7 +118,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
                     status_every_s: float = 2.0, stall_s: float = 5.0, max_batch: int | None = None,
                     progress: Callable[[dict[str, Any]], None] | None = None,
                     stop_event: threading.Event | None = None, backend: str | None = None,
-                    precision: str | None = None) -> dict[str, Any]:
+                    precision: str | None = None, monitor: Any = None) -> dict[str, Any]:
     """Detect, track and count on every source at once; return the summary (also ``summary.json``).
 
     ``sources``: SOURCE strings or :class:`SourceSpec` (name + source). ``max_frames``: per source.
@@ -126,6 +126,9 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     ``max_seconds``: wall-clock limit (live runs otherwise go until Ctrl-C or ``stop_event``).
     Ends when every source is done (files ended/failed), at a limit, or on Ctrl-C / SIGTERM
     (:mod:`flowdet.runtime.signals`: writers closed, summary.json written) / ``stop_event``.
+    ``monitor``: an object called with each processed frame, status and source end (a
+    :class:`flowdet.monitor.recorder.Recorder`: database, metrics, MQTT); its report lands in
+    status.json under ``monitor``. The caller owns it (and closes it).
     """
     from flowdet.runtime.stream import _load_model
 
@@ -159,6 +162,8 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         lane.jsonl = open(d / "detections.jsonl", "w", buffering=1)
         lanes.append(lane)
 
+    if monitor is not None:
+        monitor.start([(ln.name, ln.reader.source) for ln in lanes], list(predictor.names))
     from flowdet.runtime.signals import GracefulStop
 
     sig = GracefulStop(stop)
@@ -183,6 +188,8 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         st = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "uptime_s": round(time.perf_counter() - t0, 1),
               "infer_ms": _pct(infer_times), "sources": {ln.name: source_status(ln) for ln in lanes}}
+        if monitor is not None:
+            st["monitor"] = monitor.on_status(st)
         atomic_write_json(out / "status.json", st, indent=1)
         return st
 
@@ -235,7 +242,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
             infer_times.append(time.perf_counter() - ti)
             batches += 1
             for (ln, fr), det in zip(batch, dets):
-                _process(ln, fr, det, conf, line, video, predictor, csv_out)
+                _process(ln, fr, det, conf, line, video, predictor, csv_out, monitor)
     except KeyboardInterrupt:
         stopped_by = "interrupt"
     finally:
@@ -243,7 +250,10 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         for ln in lanes:
             ln.reader.join(timeout=3.0)
         for ln in lanes:
-            csv_out.write(ln.track.counter.rows(ln.track.counter.finish()))
+            last = ln.track.counter.finish()
+            csv_out.write(ln.track.counter.rows(last))
+            if monitor is not None:
+                monitor.on_end(ln.name, ln.track, last)
             if ln.jsonl is not None:
                 ln.jsonl.close()
             if ln.video is not None:
@@ -278,10 +288,11 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
 
 
 def _process(ln: _Lane, fr: Frame, det: Detections, conf: float, line: Any, video: bool, predictor: Any,
-             csv_out: CountsCSV) -> None:
+             csv_out: CountsCSV, monitor: Any = None) -> None:
     if ln.sizes is not None:
         ln.sizes.check(fr.index, fr.image)
-    csv_out.write(ln.track.counter.rows(ln.track.step(fr, det, ln.reader.source.fps)))
+    closed = ln.track.step(fr, det, ln.reader.source.fps)
+    csv_out.write(ln.track.counter.rows(closed))
     tracks = ln.track.tracks
     keep = det.scores >= conf
     ln.jsonl.write(json.dumps(ln.track.record(fr, det, conf)) + "\n")
@@ -306,6 +317,8 @@ def _process(ln: _Lane, fr: Frame, det: Detections, conf: float, line: Any, vide
     ln.frames += 1
     ln.detections += int(keep.sum())
     ln.invalid += det.invalid
+    if monitor is not None:
+        monitor.on_frame(ln.name, fr, ln.track, closed, ln.reader.source.fps, lat)
 
 
 def format_source_table(summary: dict[str, Any]) -> list[str]:
