@@ -6,8 +6,8 @@ train / eval / predict / export, on stdout (what the user asked for, kept by ``-
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from flowdet import log
 

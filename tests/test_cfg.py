@@ -85,8 +85,9 @@ def test_cfg_train_keeps_every_help_whole(capsys):
 
 def test_pyproject_license_is_an_spdx_string():
     # Before: license = { text = ... }, which setuptools warns about three times on every install.
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     data = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert data["project"]["license"] == "Apache-2.0"

@@ -175,8 +175,13 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
                     max_frames, retries, backend, precision, gmc, duration)
         return
     from flowdet.runtime.counting import parse_count_line
-    from flowdet.runtime.multistream import (SourceSpec, format_source_table, load_sources_yaml, name_sources,
-                                             run_multistream)
+    from flowdet.runtime.multistream import (
+        SourceSpec,
+        format_source_table,
+        load_sources_yaml,
+        name_sources,
+        run_multistream,
+    )
 
     line = parse_count_line(count_line)  # a malformed line is one error, before anything opens
     for flag, val in (("--out", out), ("--jsonl", jsonl), ("--show", show), ("--tile", tile)):

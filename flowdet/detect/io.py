@@ -57,8 +57,8 @@ def stored_best_conf(meta: dict[str, Any]) -> tuple[float, str] | None:
     if not isinstance(m, dict):
         return None
     conf, f1 = m.get("best_f1_conf"), m.get("best_f1")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (conf, f1)) or not f1 > 0 \
-            or not 0 <= conf <= 1:
+    if not (isinstance(conf, (int, float)) and isinstance(f1, (int, float))) or isinstance(conf, bool) \
+            or isinstance(f1, bool) or not f1 > 0 or not 0 <= conf <= 1:
         return None
     epoch = meta.get("epoch")
     at = f" at epoch {epoch + 1}" if isinstance(epoch, int) and epoch >= 0 else ""

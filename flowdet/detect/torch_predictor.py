@@ -38,7 +38,8 @@ class TorchPredictor:
         else:
             trained, found = (640, 640), None
         # the best-F1 threshold of the checkpoint's own evaluation: predict's default --conf
-        self.best_conf, self.best_conf_from = found if found is not None else (None, "")
+        self.best_conf: float | None = found[0] if found is not None else None
+        self.best_conf_from = found[1] if found is not None else ""
         from flowdet.devices import torch_device
 
         self.device = torch_device(device)

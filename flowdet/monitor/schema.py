@@ -10,10 +10,24 @@ A new column or table is a new step appended here — never an edit of an old on
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import (Boolean, Column, Float, Index, Integer, MetaData, SmallInteger, String, Table, Text,
-                        UniqueConstraint, inspect, select)
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    inspect,
+    select,
+)
 
 metadata = MetaData()
 
