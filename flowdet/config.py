@@ -75,8 +75,8 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
             value = [v for v in value.split(",") if v]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
-        inner = args[0] if args else Any
-        out = [_coerce(v, inner, where) for v in value]
+        item_type = args[0] if args else Any
+        out = [_coerce(v, item_type, where) for v in value]
         return tuple(out) if origin is tuple else out
     if typ is bool:
         if isinstance(value, bool):
@@ -122,7 +122,7 @@ def merge(obj: T, data: dict, source: str, prefix: str = "") -> T:
             changes[key] = merge(getattr(obj, key), value, source, dotted + ".")
         else:
             changes[key] = _coerce(value, typ, f"{source}: '{dotted}'")
-    return dataclasses.replace(obj, **changes)
+    return dataclasses.replace(obj, **changes)  # type: ignore[type-var]  # obj: a config dataclass (T is unbound)
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

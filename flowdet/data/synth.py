@@ -56,7 +56,8 @@ def generate(out_dir: str | Path, cfg: SynthConfig, progress: bool = False) -> d
     from flowdet.core import validate
 
     validate.writable_dir(images_dir, "OUT_DIR")
-    images, anns = [], []
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
     indices: Any = range(cfg.num_images)
     if progress:
         from tqdm import tqdm

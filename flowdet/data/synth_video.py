@@ -68,7 +68,8 @@ def render_video(out_dir: str | Path, cfg: SynthConfig, progress: bool = False) 
     writer = cv2.VideoWriter(str(tmp_path), cv2.VideoWriter_fourcc(*"mp4v"), float(cfg.fps), (cfg.width, cfg.height))
     if not writer.isOpened():
         raise FlowdetError(f"{video_path}: OpenCV cannot write mp4v video here (no FFmpeg backend?)")
-    images, anns = [], []
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
     frames: Any = range(n_frames)
     if progress:
         from tqdm import tqdm

@@ -176,7 +176,8 @@ def yolo_folder_to_coco(folder: str | Path, progress: bool = False) -> tuple[dic
 def _files_to_coco(files: list[Path], names: list[str], root: Path, path: Path, progress: bool,
                    report: ValidationReport | None = None) -> tuple[dict[str, Any], ValidationReport]:
     report = report if report is not None else ValidationReport(str(path))
-    images, anns = [], []
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
     iterator: Any = files
     if progress:
         from tqdm import tqdm

@@ -14,7 +14,7 @@ from flowdet.models.blocks import BaseConv, conv_kxk
 
 
 class YOLOXHead(nn.Module):
-    def __init__(self, num_classes: int, width: float, in_channels: tuple[int, int, int],
+    def __init__(self, num_classes: int, width: float, in_channels: tuple[int, ...],
                  strides: tuple[int, ...] = (8, 16, 32), depthwise: bool = False, prior_prob: float = 0.01,
                  branch_convs: int = 2):
         super().__init__()

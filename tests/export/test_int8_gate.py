@@ -48,6 +48,7 @@ def _args(onnx, out, calib, val, *extra):
             "--images", str(val[1]), "--min-speedup", "0", "--gate-runs", "5", *extra]
 
 
+@pytest.mark.slow
 def test_black_calibration_is_refused(nano_onnx, pseudo_val, tmp_path, capsys):
     black = tmp_path / "black"
     black.mkdir()
@@ -64,6 +65,7 @@ def test_black_calibration_is_refused(nano_onnx, pseudo_val, tmp_path, capsys):
     assert not gate["passed"] and gate["ap_drop_points"] > 1.0 and gate["ap_fp32"] > 0.5
 
 
+@pytest.mark.slow
 def test_forced_int8_carries_gate_and_cpu_flags(nano_onnx, pseudo_val, synth_small, tmp_path, capsys):
     from flowdet.export.edge import read_gate
     from flowdet.runtime.onnx_runtime import OnnxPredictor
