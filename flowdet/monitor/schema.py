@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from sqlalchemy import (Boolean, Column, Float, Index, Integer, MetaData, SmallInteger, String, Table, Text,
-                        UniqueConstraint, inspect, select)
+from sqlalchemy import (Boolean, Column, Float, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table,
+                        Text, UniqueConstraint, inspect, select, text)
 
 metadata = MetaData()
 
@@ -85,6 +85,7 @@ health = Table(
     Column("reconnects", Integer),
     Column("count", Integer),
     Column("error", Text),
+    Column("frame_jpeg", LargeBinary),  # version 3: the latest annotated frame (JPEG, ≤ 640 px wide)
 )
 
 
@@ -96,7 +97,14 @@ def _v2(conn: Any) -> None:
     metadata.create_all(conn, tables=[health])
 
 
-MIGRATIONS: list[Callable[[Any], None]] = [_v1, _v2]   # step i brings version i to i + 1
+def _v3(conn: Any) -> None:
+    # A version-2 table gets the column; a table made by _v2 just now (from today's definition) has it.
+    if "frame_jpeg" not in {c["name"] for c in inspect(conn).get_columns("health")}:
+        kind = LargeBinary().compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE health ADD COLUMN frame_jpeg {kind}"))
+
+
+MIGRATIONS: list[Callable[[Any], None]] = [_v1, _v2, _v3]   # step i brings version i to i + 1
 VERSION = len(MIGRATIONS)
 
 

@@ -94,6 +94,21 @@ def test_migration_from_an_older_version_keeps_the_rows(tmp_path):
     engine.dispose()
 
 
+def test_migration_adds_a_column_to_an_existing_table(tmp_path):
+    db = str(tmp_path / "v2.sqlite")
+    engine = create_engine(db)
+    schema.migrate(engine, upto=2)
+    with engine.begin() as c:                          # the health table as version 2 made it
+        c.execute(sa.text("ALTER TABLE health DROP COLUMN frame_jpeg"))
+        c.execute(sa.text("INSERT INTO health (run_id, source, updated, state, live) VALUES ('r', 's', 1.0, 'connected', 1)"))
+    engine.dispose()
+    engine = open_store(db)
+    with engine.connect() as c:
+        assert "frame_jpeg" in {col["name"] for col in sa.inspect(c).get_columns("health")}
+        assert c.execute(sa.select(schema.health.c.source, schema.health.c.frame_jpeg)).all() == [("s", None)]
+    engine.dispose()
+
+
 def test_a_newer_schema_is_refused(tmp_path):
     db = str(tmp_path / "new.sqlite")
     open_store(db).dispose()

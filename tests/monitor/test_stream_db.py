@@ -71,6 +71,7 @@ def _check_run(db: str, summary: dict, run_id: str) -> None:
     assert all(r["start"] == pytest.approx(START_S + r["video_start"]) for r in ivs)
     health = {r["source"]: r for r in _rows(db, schema.health, run_id)}
     assert health["dead"]["state"] == "failed" and health["v3"]["state"] == "ended" and health["v3"]["count"] == 3
+    assert bytes(health["v3"]["frame_jpeg"])[:2] == b"\xff\xd8" and health["dead"]["frame_jpeg"] is None
     run = _rows(db, schema.runs, run_id)[0]
     assert run["stopped_by"] == "stopped" and run["ended"] is not None
 
