@@ -122,17 +122,33 @@ def current_version(conn: Any) -> int:
     return int(v or 0)
 
 
+MIGRATION_LOCK = 0x666C6F77   # PostgreSQL advisory lock key ("flow"): many boxes may start at once
+
+
 def migrate(engine: Any, upto: int = VERSION) -> int:
-    """Bring the tables to version ``upto`` (default: the newest); return the version found before."""
-    with engine.begin() as conn:
-        metadata.create_all(conn, tables=[schema_version])
-        found = current_version(conn)
-        if found > VERSION:
-            raise SchemaTooNew(found)
-        if conn.execute(select(schema_version.c.version)).first() is None:
-            conn.execute(schema_version.insert().values(version=0))
-    for v in range(found, upto):
-        with engine.begin() as conn:
-            MIGRATIONS[v](conn)
-            conn.execute(schema_version.update().values(version=v + 1))
+    """Bring the tables to version ``upto`` (default: the newest); return the version found before.
+    On PostgreSQL the whole migration holds an advisory lock, so boxes starting together migrate
+    once, one after the other (SQLite serialises writers by itself)."""
+    pg = engine.dialect.name == "postgresql"
+    with engine.connect() as conn:
+        if pg:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+            conn.commit()
+        try:
+            with conn.begin():
+                metadata.create_all(conn, tables=[schema_version])
+                found = current_version(conn)
+                if found > VERSION:
+                    raise SchemaTooNew(found)
+                if conn.execute(select(schema_version.c.version)).first() is None:
+                    conn.execute(schema_version.insert().values(version=0))
+            for v in range(found, upto):
+                with conn.begin():
+                    MIGRATIONS[v](conn)
+                    conn.execute(schema_version.update().values(version=v + 1))
+        finally:
+            if pg:
+                conn.rollback()
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                conn.commit()
     return found

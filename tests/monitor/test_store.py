@@ -78,6 +78,29 @@ def test_postgresql_rows(pg_url):
     _check_rows(pg_url, run)
 
 
+def test_boxes_starting_together_migrate_once(pg_url):
+    import threading
+
+    errors = []
+
+    def start():
+        try:
+            open_store(pg_url).dispose()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    engine = open_store(pg_url)
+    with engine.connect() as c:
+        assert c.execute(sa.select(schema.schema_version.c.version)).scalars().all() == [schema.VERSION]
+    engine.dispose()
+
+
 def test_migration_from_an_older_version_keeps_the_rows(tmp_path):
     db = str(tmp_path / "old.sqlite")
     engine = create_engine(db)
