@@ -249,3 +249,34 @@ def test_cli_stream_with_the_onnx_model_then_counts(nano_onnx, small_video, tmp_
     out = capsys.readouterr().out.splitlines()
     if total:
         assert out[-1].split()[-1] == str(total)
+
+
+def test_postgresql_connections_killed_mid_run(pg_url, tmp_path):
+    """The server drops this run's connections (pg_terminate_backend, as a restart or a failover
+    does): counting goes on, the writer reconnects, every row is written."""
+    app = f"flowdet-test-{os.getpid()}-{time.monotonic_ns()}"
+    db = f"{pg_url}&application_name={app}"
+    admin = sa.create_engine(pg_url.split("?")[0].replace("postgresql://", "postgresql+psycopg://"))
+    cam = FakeLive("cam", fps=50, period=5)
+    rec = build_recorder(db=db)
+    out, stop, res = tmp_path / "o", threading.Event(), {}
+    th = threading.Thread(target=lambda: res.update(run_multistream(
+        SquareFinder(), [SourceSpec("cam", cam)], out, status_every_s=0.1, stop_event=stop, monitor=rec)))
+    th.start()
+    try:
+        wait_for_status(out, lambda s: s["cam"]["count"] >= 2)
+        with admin.begin() as c:                     # only this test's own connections
+            killed = c.execute(sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                       "WHERE application_name = :a"), {"a": app}).scalar()
+        assert killed >= 1
+        n = read_status(out)["cam"]["count"]
+        wait_for_status(out, lambda s: s["cam"]["count"] >= n + 3)
+    finally:
+        stop.set()
+        th.join(60)
+        rec.close(res.get("stopped_by"))
+    admin.dispose()
+    store = rec.sinks[-1].health()
+    assert store["dropped"] == 0 and store["queued"] == 0
+    items = _rows(pg_url.replace("postgresql://", "postgresql+psycopg://"), schema.items, rec.run_id)
+    assert len(items) == res["sources"]["cam"]["counts"]["count"] >= n + 3
