@@ -102,6 +102,15 @@ class Recorder:
 
     def on_frame(self, name: str, frame: Any, tracking: Any, closed: list[Any], fps: float | None,
                  latency_s: float) -> None:
+        try:
+            self._on_frame(name, frame, tracking, closed, fps, latency_s)
+        except Exception as e:  # noqa: BLE001 — the hook never stops the counting it reports on
+            self.sink_errors += 1
+            if self.sink_errors <= 3:
+                log.warn(f"monitor: {name}: {type(e).__name__}: {e}")
+
+    def _on_frame(self, name: str, frame: Any, tracking: Any, closed: list[Any], fps: float | None,
+                  latency_s: float) -> None:
         st = self.sources[name]
         t_src = frame.time if frame.time is not None else frame.index / (fps or 25.0)
         wall = st.offset + t_src
