@@ -60,8 +60,12 @@ class IntervalRollup:
 class Sink(Protocol):
     """Where monitor events go. Called from the inference loop: a method must return quickly
     (queue the work) and never raise for a server that went away — count the failure in
-    :meth:`health` instead. ``on_item_update`` is optional (a counted track's later facts:
-    ``last_seen``, score summary, line direction)."""
+    :meth:`health` instead (status.json shows it under ``monitor.<kind>``).
+
+    Optional methods, called when a sink has them: ``on_start(sources, class_names)``,
+    ``on_item_update(item)`` (a counted track's later facts: ``last_seen``, score summary, line
+    direction), ``on_frame_done(source, latency_s)``, ``set_stopped_by(reason)``; a sink with
+    ``wants_frames = True`` gets ``status["frames_jpeg"]`` ({source: JPEG}) in ``on_health``."""
 
     def on_item(self, item: CountedItem) -> None: ...
 

@@ -25,6 +25,8 @@ from flowdet import log
 from flowdet.errors import InputError
 from flowdet.monitor.events import CountedItem, IntervalRollup, Sink
 
+FRAME_WIDTH = 640   # the dashboard's annotated frame: enough to see the debris, ~30–60 kB a JPEG
+
 
 def parse_start_time(text: str | float | None) -> float | None:
     """``--start-time``: ISO 8601 (``2026-05-01T06:00:00``, a trailing ``Z`` or ``+02:00`` offset;
@@ -77,6 +79,8 @@ class Recorder:
 
     def __init__(self, sinks: Iterable[Sink], run_id: str | None = None, start_time: float | None = None):
         self.sinks = list(sinks)
+        self.wants_frames = any(getattr(s, "wants_frames", False) for s in self.sinks)
+        self._latest: dict[str, tuple[Any, Any]] = {}   # source → (latest processed image, its SourceTracking)
         self.run_id = run_id or str(uuid.uuid4())
         self.start_time = start_time
         self.names: list[str] = []
@@ -97,6 +101,15 @@ class Recorder:
 
     def on_frame(self, name: str, frame: Any, tracking: Any, closed: list[Any], fps: float | None,
                  latency_s: float) -> None:
+        try:
+            self._on_frame(name, frame, tracking, closed, fps, latency_s)
+        except Exception as e:  # noqa: BLE001 — the hook never stops the counting it reports on
+            self.sink_errors += 1
+            if self.sink_errors <= 3:
+                log.warn(f"monitor: {name}: {type(e).__name__}: {e}")
+
+    def _on_frame(self, name: str, frame: Any, tracking: Any, closed: list[Any], fps: float | None,
+                  latency_s: float) -> None:
         st = self.sources[name]
         t_src = frame.time if frame.time is not None else frame.index / (fps or 25.0)
         wall = st.offset + t_src
@@ -132,6 +145,8 @@ class Recorder:
             if n is not None and n.item is not None:
                 self._update(n)
         self._rollups(st, tracking.counter, closed)
+        if self.wants_frames:
+            self._latest[name] = (frame.image, tracking)
         self._emit("on_frame_done", name, latency_s)
 
     def on_status(self, status: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +158,8 @@ class Recorder:
                 out[getattr(s, "kind", type(s).__name__)] = s.health()
             except Exception as e:  # noqa: BLE001 — health must never stop the status
                 out[getattr(s, "kind", type(s).__name__)] = {"error": f"{type(e).__name__}: {e}"}
-        self._emit("on_health", {**status, "monitor": out})
+        frames = self._annotated_frames() if self.wants_frames else {}
+        self._emit("on_health", {**status, "monitor": out, "frames_jpeg": frames})
         return out
 
     def on_end(self, name: str, tracking: Any, closed: list[Any]) -> None:
@@ -166,6 +182,26 @@ class Recorder:
                 log.warn(f"monitor: closing {type(s).__name__} failed: {type(e).__name__}: {e}")
 
     # -- helpers ----------------------------------------------------------------------------------
+    def _annotated_frames(self) -> dict[str, bytes]:
+        """The latest processed frame of each source with its tracks and count, as a JPEG of at most
+        ``FRAME_WIDTH`` pixels (drawn only here, once per status, never per frame)."""
+        import cv2
+
+        from flowdet.runtime.multistream import draw_tracks
+
+        out = {}
+        for name, (img, tracking) in self._latest.items():
+            c = tracking.counter
+            vis = draw_tracks(img, tracking.tracks, c.line, f"{name}: {c.total}")
+            if vis.shape[1] > FRAME_WIDTH:
+                vis = cv2.resize(vis, (FRAME_WIDTH, round(vis.shape[0] * FRAME_WIDTH / vis.shape[1])),
+                                 interpolation=cv2.INTER_AREA)
+            ok, buf = cv2.imencode(".jpg", vis, [cv2.IMWRITE_JPEG_QUALITY, 70])
+            if ok:
+                out[name] = buf.tobytes()
+        self._latest.clear()   # a source that sends nothing new keeps its last stored frame
+        return out
+
     def _class_name(self, cid: int) -> str:
         return self.names[cid] if 0 <= cid < len(self.names) else str(cid)
 

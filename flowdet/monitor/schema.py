@@ -19,6 +19,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
     inspect,
     select,
+    text,
 )
 
 metadata = MetaData()
@@ -99,6 +101,7 @@ health = Table(
     Column("reconnects", Integer),
     Column("count", Integer),
     Column("error", Text),
+    Column("frame_jpeg", LargeBinary),  # version 3: the latest annotated frame (JPEG, ≤ 640 px wide)
 )
 
 
@@ -110,7 +113,14 @@ def _v2(conn: Any) -> None:
     metadata.create_all(conn, tables=[health])
 
 
-MIGRATIONS: list[Callable[[Any], None]] = [_v1, _v2]   # step i brings version i to i + 1
+def _v3(conn: Any) -> None:
+    # A version-2 table gets the column; a table made by _v2 just now (from today's definition) has it.
+    if "frame_jpeg" not in {c["name"] for c in inspect(conn).get_columns("health")}:
+        kind = LargeBinary().compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE health ADD COLUMN frame_jpeg {kind}"))
+
+
+MIGRATIONS: list[Callable[[Any], None]] = [_v1, _v2, _v3]   # step i brings version i to i + 1
 VERSION = len(MIGRATIONS)
 
 
@@ -128,17 +138,33 @@ def current_version(conn: Any) -> int:
     return int(v or 0)
 
 
+MIGRATION_LOCK = 0x666C6F77   # PostgreSQL advisory lock key ("flow"): many boxes may start at once
+
+
 def migrate(engine: Any, upto: int = VERSION) -> int:
-    """Bring the tables to version ``upto`` (default: the newest); return the version found before."""
-    with engine.begin() as conn:
-        metadata.create_all(conn, tables=[schema_version])
-        found = current_version(conn)
-        if found > VERSION:
-            raise SchemaTooNew(found)
-        if conn.execute(select(schema_version.c.version)).first() is None:
-            conn.execute(schema_version.insert().values(version=0))
-    for v in range(found, upto):
-        with engine.begin() as conn:
-            MIGRATIONS[v](conn)
-            conn.execute(schema_version.update().values(version=v + 1))
+    """Bring the tables to version ``upto`` (default: the newest); return the version found before.
+    On PostgreSQL the whole migration holds an advisory lock, so boxes starting together migrate
+    once, one after the other (SQLite serialises writers by itself)."""
+    pg = engine.dialect.name == "postgresql"
+    with engine.connect() as conn:
+        if pg:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+            conn.commit()
+        try:
+            with conn.begin():
+                metadata.create_all(conn, tables=[schema_version])
+                found = current_version(conn)
+                if found > VERSION:
+                    raise SchemaTooNew(found)
+                if conn.execute(select(schema_version.c.version)).first() is None:
+                    conn.execute(schema_version.insert().values(version=0))
+            for v in range(found, upto):
+                with conn.begin():
+                    MIGRATIONS[v](conn)
+                    conn.execute(schema_version.update().values(version=v + 1))
+        finally:
+            if pg:
+                conn.rollback()
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                conn.commit()
     return found

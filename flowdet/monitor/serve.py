@@ -8,7 +8,8 @@ state, fps, latency, last frame age, reconnects, up / down.
 
 A source is **down** when its latest health says so (reconnecting, failed, stalled, connecting) or
 when its run stopped reporting for ``stale_s`` seconds while live (killed, box off); a file that
-ended is ``ended``. Read-only: the server never writes the database.
+ended is ``ended``. Each source's latest annotated frame (stored with its health every status) is
+``/api/frame/<source>.jpg``. Read-only: the server never writes the database.
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def source_health(row: dict[str, Any], now: float, stale_s: float = STALE_S) -> 
             "latency_p95_ms": row.get("latency_p95_ms"),
             "last_frame_age_s": None if age is None else round(float(age) + max(0.0, since), 1),
             "reconnects": row.get("reconnects"), "dropped": row.get("dropped"), "error": row.get("error"),
-            "updated_s_ago": round(since, 1), "run_id": row["run_id"]}
+            "updated_s_ago": round(since, 1), "run_id": row["run_id"], "has_frame": bool(row.get("has_frame")),
+            "updated": row["updated"]}
 
 
 def summary(engine: Any, now: float | None = None, hours: int = HOURS, stale_s: float = STALE_S) -> dict[str, Any]:
@@ -64,7 +66,8 @@ def summary(engine: Any, now: float | None = None, hours: int = HOURS, stale_s: 
         rows = c.execute(select(items.c.source, items.c.time).where(items.c.time >= since)).all()
         totals = dict(c.execute(select(items.c.source, func.count()).group_by(items.c.source)).all())
         latest: dict[str, dict[str, Any]] = {}
-        for r in c.execute(select(health).order_by(health.c.updated)).mappings():
+        cols = [col for col in health.c if col.name != "frame_jpeg"] + [health.c.frame_jpeg.isnot(None).label("has_frame")]
+        for r in c.execute(select(*cols).order_by(health.c.updated)).mappings():
             latest[r["source"]] = dict(r)     # the newest row of each source wins
     names = sorted(set(totals) | set(latest))
     out = []
@@ -99,6 +102,19 @@ def make_app(db: str | Path, refresh_s: float = 5.0, stale_s: float = STALE_S) -
     @app.get("/api/summary")
     def api_summary() -> Any:
         return flask.jsonify(summary(engine, stale_s=stale_s))
+
+    @app.get("/api/frame/<source>.jpg")
+    def api_frame(source: str) -> Any:
+        from sqlalchemy import select
+
+        from flowdet.monitor.schema import health
+
+        with engine.connect() as c:
+            jpeg = c.execute(select(health.c.frame_jpeg).where(health.c.source == source, health.c.frame_jpeg.isnot(None))
+                             .order_by(health.c.updated.desc()).limit(1)).scalar()
+        if jpeg is None:
+            flask.abort(404)
+        return flask.Response(bytes(jpeg), mimetype="image/jpeg", headers={"Cache-Control": "max-age=3600"})   # the page asks with ?t=<updated>
 
     @app.get("/healthz")
     def healthz() -> Any:

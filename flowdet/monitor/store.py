@@ -122,6 +122,7 @@ class StoreSink:
     the run; every other call only queues."""
 
     kind = "store"
+    wants_frames = True   # the dashboard shows each source's latest annotated frame
 
     def __init__(self, engine: Any, run_id: str, model: str = "", sources: dict[str, str] | None = None):
         from flowdet.monitor import schema
@@ -263,6 +264,7 @@ def _item_row(item: CountedItem) -> dict[str, Any]:
 
 def _health_rows(run_id: str, status: dict[str, Any]) -> list[dict[str, Any]]:
     now = time.time()
+    frames = status.get("frames_jpeg") or {}
     rows = []
     for name, s in status.get("sources", {}).items():
         lat = s.get("latency_ms") or {}
@@ -271,4 +273,6 @@ def _health_rows(run_id: str, status: dict[str, Any]) -> list[dict[str, Any]]:
                      "latency_p95_ms": lat.get("p95"), "last_frame_age_s": s.get("last_frame_age_s"),
                      "frames": s.get("frames"), "dropped": s.get("dropped"), "reconnects": s.get("reconnects"),
                      "count": s.get("count"), "error": s.get("error")})
+        if name in frames:   # else the row keeps the frame it has
+            rows[-1]["frame_jpeg"] = frames[name]
     return rows

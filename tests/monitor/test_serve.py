@@ -88,6 +88,7 @@ def test_dashboard_in_a_real_browser(tmp_path):
                 if (!c) return null;
                 return {status: c.getAttribute("data-status"), today: c.querySelector(".today").firstChild.textContent,
                         badge: c.querySelector(".badge").textContent, health: c.querySelector(".health").textContent,
+                        frame: c.querySelector("img.frame") ? c.querySelector("img.frame").naturalWidth : 0,
                         bars: [...c.querySelectorAll("rect.bar")].map(b => Number(b.getAttribute("data-count")))};
             """, name)
 
@@ -95,6 +96,7 @@ def test_dashboard_in_a_real_browser(tmp_path):
         assert len(river["bars"]) == 24 and sum(river["bars"]) == 3
         assert river["status"] in ("up", "ended")
         _wait(lambda: card("cam")["status"] == "up", what="cam up")
+        _wait(lambda: card("cam")["frame"] == 320, what="the camera's annotated frame (320 px wide)")
         driver.save_screenshot(str(tmp_path / "dashboard-up.png"))
         cam.down()                                   # the camera goes away; the page is not reloaded
         down = _wait(lambda: (c := card("cam")) and c["status"] == "down" and c, what="cam down")

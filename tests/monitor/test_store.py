@@ -78,6 +78,29 @@ def test_postgresql_rows(pg_url):
     _check_rows(pg_url, run)
 
 
+def test_boxes_starting_together_migrate_once(pg_url):
+    import threading
+
+    errors = []
+
+    def start():
+        try:
+            open_store(pg_url).dispose()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    engine = open_store(pg_url)
+    with engine.connect() as c:
+        assert c.execute(sa.select(schema.schema_version.c.version)).scalars().all() == [schema.VERSION]
+    engine.dispose()
+
+
 def test_migration_from_an_older_version_keeps_the_rows(tmp_path):
     db = str(tmp_path / "old.sqlite")
     engine = create_engine(db)
@@ -91,6 +114,21 @@ def test_migration_from_an_older_version_keeps_the_rows(tmp_path):
         assert c.execute(sa.select(schema.schema_version.c.version)).scalar() == schema.VERSION
         assert sa.inspect(c).has_table("health")
         assert c.execute(sa.select(schema.runs.c.run_id)).scalars().all() == ["old-run"]
+    engine.dispose()
+
+
+def test_migration_adds_a_column_to_an_existing_table(tmp_path):
+    db = str(tmp_path / "v2.sqlite")
+    engine = create_engine(db)
+    schema.migrate(engine, upto=2)
+    with engine.begin() as c:                          # the health table as version 2 made it
+        c.execute(sa.text("ALTER TABLE health DROP COLUMN frame_jpeg"))
+        c.execute(sa.text("INSERT INTO health (run_id, source, updated, state, live) VALUES ('r', 's', 1.0, 'connected', 1)"))
+    engine.dispose()
+    engine = open_store(db)
+    with engine.connect() as c:
+        assert "frame_jpeg" in {col["name"] for col in sa.inspect(c).get_columns("health")}
+        assert c.execute(sa.select(schema.health.c.source, schema.health.c.frame_jpeg)).all() == [("s", None)]
     engine.dispose()
 
 

@@ -61,6 +61,10 @@ function card(src, firstHour) {
     line.textContent = "no health reported";
   }
   c.append(line);
+  if (h && h.has_frame) {
+    c.append(el("img", {class: "frame", alt: `${src.name}: latest annotated frame`,
+                        src: `/api/frame/${encodeURIComponent(src.name)}.jpg?t=${h.updated}`}));
+  }
   c.append(chart(src.hourly, firstHour));
   return c;
 }
