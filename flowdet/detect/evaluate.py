@@ -15,7 +15,7 @@ from flowdet import log
 from flowdet.data.coco import DONT_CARE_RULES, CocoDataset, load_image
 from flowdet.data.formats import load_dataset
 from flowdet.detect.class_match import match_classes
-from flowdet.errors import DataError
+from flowdet.errors import DataError, InputError
 from flowdet.ops.postprocess import invalid_message
 from flowdet.runtime.predictor import Predictor
 
