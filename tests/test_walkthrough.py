@@ -22,12 +22,21 @@ FAST = {  # per verb: shrink the run, never change what it reads or writes
     "mine": ["--max-frames", "4"],
     "pretrain": ["--epochs", "1", "--batch", "2", "--crop", "32", "--set", "train.max_steps=1", "--set",
                  "train.threads=1", "--set", "data.frame_size=160", "--set", "method.small_views=0"],
-    "train": ["--epochs", "1", "--img-size", "64", "--workers", "0", "--batch", "2", "--set", "train.progress=false"],
+    # train.log_every_s=0: the log-file progress line at every iteration (checked below)
+    "train": ["--epochs", "1", "--img-size", "64", "--workers", "0", "--batch", "2", "--set", "train.log_every_s=0"],
     "stream": ["--max-frames", "3"],
     # A 1-epoch model's box regressions are huge (|raw| ~1e4): fp32 ONNX-vs-torch differences then
     # exceed the absolute tolerance. Parity is tested on a calibrated model in tests/export.
     "export": ["--no-parity"],
 }
+
+
+# The Python block's train call, shrunk the same way (the only edit made to it)
+FAST_PY = ("epochs=100", "epochs=1, img_size=64, batch=2, overrides={'train.workers': 0}")
+
+
+def doc_python() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
 
 
 def doc_commands() -> list[list[str]]:
@@ -67,7 +76,7 @@ def exports(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["voc", "yolo"])
-def test_the_own_data_walkthrough_runs_as_written(exports, tmp_path, monkeypatch, fmt):
+def test_the_own_data_walkthrough_runs_as_written(exports, tmp_path, monkeypatch, capsys, fmt):
     work = tmp_path / fmt
     shutil.copytree(exports, work, ignore=shutil.ignore_patterns("synth"))
     monkeypatch.chdir(work)
@@ -80,6 +89,13 @@ def test_the_own_data_walkthrough_runs_as_written(exports, tmp_path, monkeypatch
             main([*argv, *FAST.get(argv[0], [])])
         except SystemExit as e:
             assert not e.code, f"`flowdet {shlex.join(argv)}` exited {e.code}"
+        cap = capsys.readouterr()
+        if argv[0] in ("train", "eval", "predict", "export"):  # each ends with its files and the next command
+            assert "next: flowdet " in cap.out, (argv, cap.out)
+            if argv[0] != "export":
+                assert re.search(r"^wrote runs/\w+: \w", cap.out, re.M), (argv, cap.out)
+        if argv[0] == "train" and "--resume" not in argv:  # not a terminal: progress lines with the ETA
+            assert re.search(r"epoch 1/1 it \d+/\d+: .* it/s, ETA", cap.err), cap.err
     val = json.loads(Path("splits/val.json").read_text())
     train = json.loads(Path("splits/train.json").read_text())
     if fmt == "voc":  # one camera never on both sides
@@ -87,3 +103,15 @@ def test_the_own_data_walkthrough_runs_as_written(exports, tmp_path, monkeypatch
     for out in ("runs/ssl/backbone.pt", "runs/train/best.pt", "runs/train/results.png", "runs/eval/metrics.json",
                 "runs/eval/prf_curve.png", "runs/model.onnx", "runs/predict/results.json", "runs/detections.jsonl"):
         assert Path(out).is_file(), out
+    # No silent overwrite: the page's folder verbs run again land beside the first results.
+    again = {c[0]: c for c in cmds if c[0] in ("train", "eval", "predict") and "runs/student" not in c}
+    for verb, argv in again.items():
+        before = sorted(Path(f"runs/{verb}").iterdir())
+        main([*(["yolo/data.yaml" if a == "labels/" else a for a in argv] if fmt == "yolo" else argv),
+              *FAST.get(verb, [])])
+        assert sorted(Path(f"runs/{verb}").iterdir()) == before and Path(f"runs/{verb}2").is_dir(), verb
+    # The Python API block, run as written (epochs shrunk)
+    [block] = doc_python()
+    assert FAST_PY[0] in block
+    exec(compile(block.replace(*FAST_PY), str(DOC), "exec"), {})
+    assert Path("runs/api/best.pt").is_file() and any(Path("runs/api/pred").glob("*.jpg"))

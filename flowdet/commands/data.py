@@ -166,21 +166,24 @@ def data() -> None:
 @click.argument("ann_file", type=click.Path())
 @click.option("--images", "images_dir", default=None, type=click.Path(file_okay=False),
               help="Folder the json's file_names are relative to (default: next to the json).")
-@click.option("--img-size", default=640, show_default=True, type=Number(32, 8192, integer=True),
-              help="Letterbox input size for the 'resized' size buckets.")
+@click.option("--img-size", default="640", show_default=True,
+              help="Letterbox input size for the 'resized' size buckets: 640 (square) or 960x544 (W×H), as train takes it.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Write stats.json and box_sizes.png here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stats as json.")
-def data_stats(ann_file: str, images_dir: str | None, img_size: int, out_dir: str | None, as_json: bool) -> None:
+def data_stats(ann_file: str, images_dir: str | None, img_size: str, out_dir: str | None, as_json: bool) -> None:
     """Counts, boxes per image and COCO size buckets, native and after letterboxing to --img-size.
 
     \b
     Example:
       flowdet data stats runs/synth/annotations.json --img-size 640 --out runs/synth/stats
     """
+    from flowdet.core.size import InputSize
     from flowdet.data.stats import dataset_stats
 
-    s = dataset_stats(ann_file, images_dir, img_size, out_dir)
+    hw = InputSize.parse(img_size)
+    s = dataset_stats(ann_file, images_dir, hw if hw[0] != hw[1] else hw[0], out_dir)
+    img_size = hw.to_flag()
     if as_json:
         click.echo(json.dumps(s, indent=2))
         return

@@ -262,8 +262,8 @@ def _predict_closing(model: str, pred, summary: dict, conf: float, draw: bool, s
     from flowdet.closing import say_done
 
     skipped = f" ({summary['skipped']} unreadable, skipped)" if summary["skipped"] else ""
-    n = summary["images"]
-    click.echo(f"{n} image{'' if n == 1 else 's'}{skipped}, {summary['detections']} detections at conf ≥ {conf:g}")
+    n, k = summary["images"], summary["detections"]
+    click.echo(f"{n} image{'' if n == 1 else 's'}{skipped}, {k} detection{'' if k == 1 else 's'} at conf ≥ {conf:g}")
     names = ["results.json", "detections.jsonl"]
     if draw:
         names.append(f"{summary['images']} annotated images")

@@ -129,6 +129,11 @@ def resolve_with_root(path: str | Path, split: str = "train") -> tuple[Path, Pat
 
         ann, img = _voc_dirs(p)  # type: ignore[misc]
         coco, report = voc_to_coco(ann, img)
+    # what the conversion left out travels with it: `data check` and training report it on every
+    # later (cached) load too, not only the first time (:func:`_with_conversion_problems`)
+    coco.setdefault("info", {})["conversion"] = {
+        "problems": [[p.file, p.field, p.message] for p in report.problems], "images_skipped": report.images_skipped,
+        "boxes_dropped": report.boxes_dropped, "boxes_in_skipped_images": report.boxes_in_skipped_images}
     atomic_write_json(cache, coco)
     remember_root(cache, root)
     problems = f", {len(report.problems)} problem(s) skipped (`flowdet data check {p}` lists them)" \
@@ -142,7 +147,31 @@ def load_dataset(path: str | Path, images_dir: str | Path | None = None, split: 
                  **kwargs) -> CocoDataset:
     """:func:`flowdet.data.coco.load_coco` for any format :func:`resolve_dataset` reads."""
     ann, root = resolve_with_root(path, split)
-    return load_coco(ann, images_dir if images_dir is not None else root, **kwargs)
+    ds = load_coco(ann, images_dir if images_dir is not None else root, **kwargs)
+    return _with_conversion_problems(ds) if root is not None else ds
+
+
+def _with_conversion_problems(ds: CocoDataset) -> CocoDataset:
+    """The report of a converted dataset with what its conversion skipped (a label file naming an
+    unknown class, an unreadable image): before, a cached conversion loaded as problem-free."""
+    from flowdet.data.validation import Problem
+
+    conv = ds.info.get("conversion") if isinstance(ds.info, dict) else None
+    if not isinstance(conv, dict) or not conv.get("problems"):
+        return ds
+    try:
+        skipped, dropped = int(conv.get("images_skipped", 0)), int(conv.get("boxes_dropped", 0))
+        in_skipped = int(conv.get("boxes_in_skipped_images", 0))
+    except (TypeError, ValueError):  # an edited cache file: its own load report stands
+        return ds
+    r = ds.report
+    r.problems[:0] = [Problem(*map(str, p)) for p in conv["problems"] if isinstance(p, list) and len(p) == 3]
+    r.images_total += skipped
+    r.images_skipped += skipped
+    r.boxes_total += dropped + in_skipped
+    r.boxes_dropped += dropped
+    r.boxes_in_skipped_images += in_skipped
+    return ds
 
 
 def has_split(path: str | Path, split: str) -> bool:

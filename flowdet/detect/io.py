@@ -74,6 +74,46 @@ def inference_checkpoint(ckpt: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in ckpt.items() if k not in RESUME_ONLY}
 
 
+def check_resumable(ck: dict[str, Any], path: str | Path) -> None:
+    """Every field an exact resume reads, present and of the right type (tried on the live RNGs,
+    which are put back at once): a wrong one is one line naming it, never a traceback (or a silent
+    int("5")) later. best.pt (:func:`inference_checkpoint`) is refused with a pointer to last.pt."""
+    import math
+
+    from flowdet.engine.checkpoint import rng_state, set_rng_state
+
+    for key in ("model", "optimizer", "epoch", "rng"):
+        if key not in ck:
+            hint = "; best.pt keeps the weights only: resume from last.pt" if "model_cfg" in ck else ""
+            raise ModelFileError(f"{path}: not a resumable training checkpoint (no '{key}'){hint}")
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    expected = {"epoch": (is_int(ck["epoch"]) and ck["epoch"] >= 0, "a whole number >= 0"),
+                "model": (isinstance(ck["model"], dict), "a state dict"),
+                "optimizer": (isinstance(ck["optimizer"], dict), "a state dict"),
+                "model_cfg": (isinstance(ck.get("model_cfg", {}), dict), "a mapping"),
+                "scheduler": (isinstance(ck.get("scheduler", {}), dict), "a mapping"),
+                "best_ap": (isinstance(ck.get("best_ap", -1.0), (int, float)) and not isinstance(
+                    ck.get("best_ap"), bool) and math.isfinite(ck.get("best_ap", -1.0)), "a finite number"),
+                "best_epoch": (is_int(ck.get("best_epoch", -1)) and ck.get("best_epoch", -1) >= -1,
+                               "a whole number >= -1"),
+                "metrics": (isinstance(ck.get("metrics"), (dict, type(None))), "a mapping")}
+    for key, (ok, want) in expected.items():
+        if not ok:
+            raise ModelFileError(f"not a resumable training checkpoint: '{key}' must be {want}, got "
+                                 f"{type(ck.get(key)).__name__}", path=path)
+    current = rng_state()
+    try:
+        set_rng_state(ck["rng"])
+    except Exception as e:  # noqa: BLE001 — any malformed state (KeyError, TypeError, RuntimeError, …)
+        raise ModelFileError(f"not a resumable training checkpoint: 'rng' is not a random-generator state "
+                             f"({type(e).__name__})", path=path) from None
+    finally:
+        set_rng_state(current)
+
+
 def evaluated_weights(ckpt: dict[str, Any]) -> dict[str, Any]:
     """The state_dict training evaluated (and chose best.pt by): teacher, else EMA, else the raw model."""
     for key in ("teacher", "ema"):

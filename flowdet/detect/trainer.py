@@ -21,7 +21,7 @@ from flowdet.data.coco import CocoDataset
 from flowdet.data.dataset import DetectionDataset, build_loader
 from flowdet.detect.backbone import load_backbone
 from flowdet.detect.config import DetectConfig, input_hw
-from flowdet.detect.io import inference_checkpoint
+from flowdet.detect.io import check_resumable, inference_checkpoint
 from flowdet.detect.loss import BUCKET_NAMES, YOLOXLoss
 from flowdet.detect.train_log import IterationLines, say_epoch, short_table
 from flowdet.engine import dist
@@ -183,38 +183,7 @@ class Trainer:
 
     def _resume(self, path: Path) -> None:
         ck = load_checkpoint(path, "cpu")  # RNG states must stay CPU tensors; weights are copied over
-        for key in ("model", "optimizer", "epoch", "rng"):
-            if key not in ck:
-                hint = "; best.pt keeps the weights only: resume from last.pt" if "model_cfg" in ck else ""
-                raise ModelFileError(f"{path}: not a resumable training checkpoint (no '{key}'){hint}")
-
-        def is_int(v: Any) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool)
-
-        # Field types before any use: a wrong one is one line naming it, not a traceback (or a silent
-        # int("5")) later. The RNG state is tried on the live generators and put back at once.
-        expected = {"epoch": (is_int(ck["epoch"]) and ck["epoch"] >= 0, "a whole number >= 0"),
-                    "model": (isinstance(ck["model"], dict), "a state dict"),
-                    "optimizer": (isinstance(ck["optimizer"], dict), "a state dict"),
-                    "model_cfg": (isinstance(ck.get("model_cfg", {}), dict), "a mapping"),
-                    "scheduler": (isinstance(ck.get("scheduler", {}), dict), "a mapping"),
-                    "best_ap": (isinstance(ck.get("best_ap", -1.0), (int, float)) and not isinstance(
-                        ck.get("best_ap"), bool) and math.isfinite(ck.get("best_ap", -1.0)), "a finite number"),
-                    "best_epoch": (is_int(ck.get("best_epoch", -1)) and ck.get("best_epoch", -1) >= -1,
-                                   "a whole number >= -1"),
-                    "metrics": (isinstance(ck.get("metrics"), (dict, type(None))), "a mapping")}
-        for key, (ok, want) in expected.items():
-            if not ok:
-                raise ModelFileError(f"not a resumable training checkpoint: '{key}' must be {want}, got "
-                                     f"{type(ck.get(key)).__name__}", path=path)
-        current = rng_state()
-        try:
-            set_rng_state(ck["rng"])
-        except Exception as e:  # noqa: BLE001 — any malformed state (KeyError, TypeError, RuntimeError, …)
-            raise ModelFileError(f"not a resumable training checkpoint: 'rng' is not a random-generator state "
-                                 f"({type(e).__name__})", path=path) from None
-        finally:
-            set_rng_state(current)
+        check_resumable(ck, path)
         if (ck.get("model_cfg", {}).get("size") != self.cfg.model.size
                 or bool(ck.get("model_cfg", {}).get("p2", False)) != self.cfg.model.p2):
             raise ModelFileError(f"{path}: model size {ck.get('model_cfg')} differs from model.size "

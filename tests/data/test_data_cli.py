@@ -101,6 +101,12 @@ def test_data_stats(synth_small, tmp_path, capsys):
     assert json.loads((tmp_path / "st" / "stats.json").read_text())["boxes"] == s["boxes"]
     code, out, _ = _run(["data", "stats", str(synth_small / "annotations.json"), "--img-size", "320"], capsys)
     assert code == 0 and "at 320" in out and "boxes/image" in out
+    # Before: "'960x544' is not a valid integer range" although train takes it
+    code, out, _ = _run(["data", "stats", str(synth_small / "annotations.json"), "--img-size", "640x352", "--json"],
+                        capsys)
+    assert code == 0 and json.loads(out)["img_size"] == [352, 640]
+    code, _, err = _run(["data", "stats", str(synth_small / "annotations.json"), "--img-size", "640x350"], capsys)
+    assert code == 2 and "--img-size" in err and "32" in err
 
 
 def test_synth_and_convert_commands(tmp_path, capsys):

@@ -73,6 +73,21 @@ def test_data_check_checks_every_split_of_a_data_yaml_or_the_one_asked(yolo_ds, 
     assert e.value.code == 2 and "no 'test' split" in capsys.readouterr().err
 
 
+def test_what_a_conversion_skipped_is_reported_on_every_cached_load(yolo_ds, capsys):
+    # Before: the first conversion said "1 problem(s) skipped"; every later `data check` (the cached
+    # json) said 0 problems and --strict passed.
+    from flowdet.cli import main
+
+    bad = next((yolo_ds / "images" / "val").iterdir())
+    bad.write_bytes(b"not a picture")
+    for _ in range(2):  # converted, then cached
+        with pytest.raises(SystemExit) as e:
+            main(["data", "check", str(yolo_ds / "data.yaml"), "--split", "val", "--strict"])
+        cap = capsys.readouterr()
+        assert e.value.code == 2 and bad.name in cap.out + cap.err and "1 image(s) skipped" in cap.out, cap
+    assert load_dataset(yolo_ds / "data.yaml", split="val").report.images_skipped == 1
+
+
 def test_voc_folder_is_a_dataset(tmp_path):
     (tmp_path / "voc" / "Annotations").mkdir(parents=True)
     (tmp_path / "voc" / "JPEGImages").mkdir()
