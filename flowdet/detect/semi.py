@@ -4,12 +4,12 @@ The trainer's labeled batch and an unlabeled batch (``semi.ratio`` unlabeled ima
 go through the student in one forward pass (one set of BatchNorm statistics, one DDP forward); the
 teacher, an EMA of the student (``semi.teacher_decay``) started from the training EMA at the end of the
 burn-in, sees the weak view; the unlabeled loss (flowdet.detect.semi_loss) is added with ``semi.weight``. Before the burn-in
-ends training is supervised only and no unlabeled frame is read. The burn-in ends only when the would-be
-teacher is ready (``semi.teacher_gate``): on a fixed probe of unlabeled frames it must find pseudo-boxes/img
-≥ gate × the labeled set's boxes/img, else supervised training goes on one more epoch (up to half the
-epochs). Why: with a fixed 5-epoch burn-in one seed's teacher found 0.0–0.2 pseudo-boxes/img on Grogol's
-new camera (labels: 23.6/img), and its dense targets taught "background" — the SoftTeacher #163 failure
-in its dense form.
+ends training is supervised only and no unlabeled frame is read. With ``semi.teacher_gate`` > 0 the burn-in
+ends only when the would-be teacher is ready: on a fixed probe of unlabeled frames it must find
+pseudo-boxes/img ≥ gate × the labeled set's boxes/img, else supervised training goes on one more epoch (up
+to half the epochs) — against the SoftTeacher #163 failure in its dense form (one seed's teacher on
+Grogol's new camera found 0.0–0.2 pseudo-boxes/img after the fixed burn-in). Off by default: the one gated
+run measured so far scored lower at epoch 10 than the ungated ones (docs/benchmarks.md).
 
 Sources (``semi.unlabeled``): what ``pretrain --frames`` reads (flowdet.pretrain.frames.resolve_frames:
 image folders, mined-frame folders / manifest.jsonl, .txt lists, COCO json images, single images),

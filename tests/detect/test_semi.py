@@ -111,7 +111,7 @@ def test_teacher_gate_extends_the_burn_in_until_the_teacher_finds_pseudo_boxes(s
     _, unl = sets
     frames = sorted((unl / "images").glob("*"))
     cfg = load_config(DetectConfig, None, ["data.train=x.json", "train.epochs=6", "semi.burn_in_epochs=1",
-                                           "train.workers=0"])
+                                           "train.workers=0", "semi.teacher_gate=0.1"])
     semi = SemiTeacher(cfg, frames, (96, 96), 1, (8, 16, 32), 2, 1, torch.device("cpu"), False, False,
                        labeled_per_img=2.0)
     assert semi.gate_boxes == pytest.approx(0.2) and semi.last_burn_in == 3
@@ -132,6 +132,10 @@ def test_teacher_gate_extends_the_burn_in_until_the_teacher_finds_pseudo_boxes(s
     semi.batches(1, sure)  # the teacher starts as a copy of the model probed (the training EMA)
     for k, v in sure.state_dict().items():
         torch.testing.assert_close(semi.teacher.ema.state_dict()[k], v)
+    off = load_config(DetectConfig, None, ["data.train=x.json", "train.epochs=6", "semi.burn_in_epochs=1"])
+    semi = SemiTeacher(off, frames, (96, 96), 1, (8, 16, 32), 2, 1, torch.device("cpu"), False, False,
+                       labeled_per_img=2.0)
+    assert semi.ready(1, quiet) and semi.burn_in == 1  # the default: no gate, the burn-in as configured
 
 
 def _train_args(lab: Path, unl: Path, out: Path, *extra: str) -> list[str]:
