@@ -1,4 +1,4 @@
-"""`flowdet mine` and `flowdet pretrain` — parsing only (see flowdet.pretrain.mine / .train)."""
+"""`flowdet mine` and `flowdet pretrain` — parsing only (see flowdet.mine.miner and flowdet.pretrain.train)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -52,7 +52,7 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok, worker
     Re-running continues where it stopped (frames already in manifest.jsonl are skipped);
     an unreadable or truncated video is reported and the others continue.
     """
-    from flowdet.pretrain.mine import mine as run_mine
+    from flowdet.mine.miner import mine as run_mine
 
     s = run_mine(list(sources), out, every=every, fps=fps, max_frames=max_frames, dedupe=dedupe, quality=quality,
                  exist_ok=exist_ok, workers=workers)

@@ -1,9 +1,6 @@
-"""Self-supervised backbone pretraining: frame mining (torch-free) and the SSL methods.
+"""Self-supervised backbone pretraining: the SSL methods and their loop (frames come from ``flowdet/mine/``).
 
-- ``mine.py``            videos / image folders → de-duplicated JPEG frames + ``manifest.jsonl``
-- ``mine_parallel.py``   ``mine --workers N``: one source per process, parts merged in source order
-- ``leakage.py``         the guard: no pretraining frame may be a val/test image (pixel hash, near-duplicates)
-- ``frames.py``          frame lists (manifest, folder, list file, COCO json) and the frame cache
+- ``datasets.py``        the torch Datasets over mined frames (seeded per epoch and sample)
 - ``crops.py``           patch / view sampling and photometric augmentation (numpy + cv2)
 - ``sinkhorn.py``        batched log-domain entropic Sinkhorn EMD
 - ``heads.py``           embedding head and MLP projectors shared by the methods
@@ -17,6 +14,5 @@
 - ``efficiency_report.py`` its table, plot and verdict (judged against the seed spread)
 - ``train.py``           the shared loop: ``pretrain(cfg) -> summary``
 
-Nothing here is imported by ``flowdet --help``; ``mine`` and ``composite`` never import torch (``leakage``
-and ``efficiency`` do only through ``frames.py``'s frame lists).
+Nothing here is imported by ``flowdet --help``; ``composite`` never imports torch.
 """

@@ -276,7 +276,7 @@ def check_inputs(spec: EfficiencySpec) -> None:
         return
     if not spec.frames and not spec.train_images_as_frames:
         raise InputError("--frames: no unlabeled frames to pretrain on")
-    from flowdet.pretrain.frames import resolve_frames
+    from flowdet.mine.frames import resolve_frames
 
     frames = []
     for src in spec.frames:  # each source on its own: an empty folder is named, not hidden by the others
@@ -285,7 +285,7 @@ def check_inputs(spec: EfficiencySpec) -> None:
         frames += resolve_frames([spec.data])
     if spec.method in load_results(Path(spec.out) / "results.json").get("pretrain", {}):
         return  # pretrained (and checked) by an earlier run: no need to decode the frames again
-    from flowdet.pretrain.leakage import guard_frames
+    from flowdet.mine.leakage import guard_frames
 
     guard_frames(sorted(set(frames)), exclusion(spec, Path(spec.out)))
 

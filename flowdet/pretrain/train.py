@@ -38,10 +38,11 @@ from flowdet.engine.checkpoint import (
 from flowdet.engine.logger import MetricsLog
 from flowdet.engine.schedule import WarmupCosine, param_groups, set_lr
 from flowdet.errors import DataError, FlowdetError, ModelFileError
+from flowdet.mine.frames import FrameStore, resolve_frames
 from flowdet.models.yolox import build_backbone
 from flowdet.pretrain.config import PretrainConfig, validate
 from flowdet.pretrain.crops import CenterPatchSampler, PatchGridSampler, ViewSampler
-from flowdet.pretrain.frames import BoxPatchDataset, FrameDataset, FrameStore, epoch_indices, resolve_frames
+from flowdet.pretrain.datasets import BoxPatchDataset, FrameDataset, epoch_indices
 from flowdet.utils import atomic_write_json
 
 
@@ -74,7 +75,7 @@ def build_datasets(cfg: PretrainConfig) -> tuple[Any, Any, dict]:
     """(train dataset, held-out dataset or None, data info for the summary)."""
     m, d, seed = cfg.method, cfg.data, cfg.train.seed
     if m.name != "center-loss":
-        from flowdet.pretrain.leakage import guard_frames
+        from flowdet.mine.leakage import guard_frames
 
         paths = guard_frames(resolve_frames(d.frames), d.exclude, d.exclude_action, d.exclude_near)
         store = FrameStore(paths, d.frame_size, d.cache)
