@@ -18,6 +18,8 @@
   tests/runtime/test_torch_free.py proves the same by importing every runtime module without torch.
 - ``flowdet/mine/`` (frames: mining, lists, the leakage guard) sits beneath the SSL methods: pretrain,
   detect/semi.py and pseudo read its frames, and it imports nothing of ``flowdet.pretrain``.
+- ``flowdet/experiments/`` (the label-efficiency grid) is on top: it may import the stages (detect,
+  pretrain, mine), and only ``flowdet/commands/`` imports it — no stage depends on an experiment.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ CORE = "flowdet.core"
 LEAVES = ("flowdet.errors", "flowdet.log")  # beneath everything: the standard library only
 TORCH_FREE = (CORE, "flowdet.runtime")
 MINE = "flowdet.mine"
+EXPERIMENTS = "flowdet.experiments"
 DOOR = "flowdet.detect.torch_predictor"  # load_predictor("x.pt") imports it, on request
 
 
@@ -247,3 +250,12 @@ def test_mining_never_imports_the_pretraining_methods():
     assert f"{MINE}.frames" in _graph()["flowdet.pretrain.train"]  # the scan sees the arrow the other way
     bad = _imports_of(MINE, ("flowdet.pretrain",))
     assert not bad, "flowdet/mine/ is beneath flowdet/pretrain/ (move the shared piece into mine/):\n" + "\n".join(bad)
+
+
+def test_only_the_commands_import_the_experiments():
+    graph = _graph()
+    assert f"{EXPERIMENTS}.efficiency" in graph["flowdet.commands.efficiency"]  # the one allowed arrow is seen
+    bad = [f"{src} imports {dst}" for src, targets in graph.items() for dst in sorted(targets)
+           if _in(dst, EXPERIMENTS) and not (_in(src, EXPERIMENTS) or _in(src, "flowdet.commands"))]
+    assert not bad, "only flowdet/commands/ imports flowdet/experiments/ (a stage must not depend on an " \
+        "experiment):\n" + "\n".join(bad)

@@ -1,4 +1,5 @@
-"""Self-supervised backbone pretraining: the SSL methods and their loop (frames come from ``flowdet/mine/``).
+"""Self-supervised backbone pretraining: the SSL methods and their loop (frames come from ``flowdet/mine/``;
+the label-efficiency grid is in ``flowdet/experiments/``).
 
 - ``datasets.py``        the torch Datasets over mined frames (seeded per epoch and sample)
 - ``crops.py``           patch / view sampling and photometric augmentation (numpy + cv2)
@@ -10,8 +11,6 @@
 - ``self_emd.py``        Self-EMD: BYOL on dense feature maps compared by EMD
 - ``composite.py``       InsLoc composites: crops of a frame pasted at 8–32 px into two other frames
 - ``insloc.py``          InsLoc-style instance localization: RoIAlign box features, InfoNCE
-- ``efficiency.py``      ``flowdet efficiency``: scratch vs pretrained at label fractions (resumable grid)
-- ``efficiency_report.py`` its table, plot and verdict (judged against the seed spread)
 - ``train.py``           the shared loop: ``pretrain(cfg) -> summary``
 
 Nothing here is imported by ``flowdet --help``; ``composite`` never imports torch.

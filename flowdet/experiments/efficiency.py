@@ -18,7 +18,7 @@ training labels and every seed, a detector from scratch and one from the pretrai
 
 Layout under ``spec.out``: ``results.json``, ``table.md``, ``verdict.md``, ``efficiency.png``,
 ``subsets/``, ``pretrain-<method>/``, ``points/<kind>-<fraction>-s<seed>/`` (+ ``*.log``).
-Report: ``flowdet/pretrain/efficiency_report.py``.
+Report: ``flowdet/experiments/efficiency_report.py``.
 """
 from __future__ import annotations
 
@@ -322,7 +322,7 @@ def exclusion(spec: EfficiencySpec, out: Path) -> list[str]:
 
 def run_efficiency(spec: EfficiencySpec, runner: Runner | None = None) -> dict:
     """Run (or resume) the grid of ``spec``; returns the results with the table and the verdict."""
-    from flowdet.pretrain.efficiency_report import write_report
+    from flowdet.experiments.efficiency_report import write_report
 
     check_inputs(spec)
     grid = _Grid(spec, runner or subprocess_runner)
