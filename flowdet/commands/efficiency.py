@@ -6,8 +6,9 @@ import click
 from flowdet.commands import BATCH, EPOCHS, Number
 from flowdet.devices import DEVICE_HELP
 from flowdet.models.sizes import MODEL_SIZES
+from flowdet.pretrain.registry import method_names
 
-_METHODS = ["patch-contrast", "center-loss", "self-emd", "byol", "insloc"]
+_METHODS = list(method_names())  # every registered method (flowdet/pretrain/methods/), no import of one
 
 
 def _ints(text: str, flag: str) -> list[int]:

@@ -9,8 +9,9 @@ from flowdet import log
 from flowdet.commands import BATCH, EPOCHS, FPS, HelpDefaults, Number, config_options, overrides_from, relaunch_on_gpus
 from flowdet.devices import DEVICE_HELP
 from flowdet.models.sizes import MODEL_SIZES
+from flowdet.pretrain.registry import method_names
 
-_METHODS = ["patch-contrast", "center-loss", "self-emd", "byol", "insloc"]
+_METHODS = list(method_names())  # every registered method (flowdet/pretrain/methods/), no import of one
 
 
 def _no_method_defaults():

@@ -268,10 +268,10 @@ def check_inputs(spec: EfficiencySpec) -> None:
         raise InputError(f"--kinds: {', '.join(bad) or '(none)'}: choose from scratch, pretrained")
     if spec.epochs < 1 or spec.pretrain_epochs < 1:
         raise InputError("--epochs and --pretrain-epochs must be ≥ 1")
-    from flowdet.pretrain.config import METHODS
+    from flowdet.pretrain.registry import method_names
 
-    if spec.method not in METHODS:
-        raise InputError(f"--method: unknown {spec.method!r} (choose from {', '.join(METHODS)})")
+    if spec.method not in method_names():
+        raise InputError(f"--method: unknown {spec.method!r} (choose from {', '.join(method_names())})")
     if "pretrained" not in spec.kinds or spec.backbone or spec.method == "center-loss":
         return
     if not spec.frames and not spec.train_images_as_frames:

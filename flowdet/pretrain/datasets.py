@@ -1,4 +1,5 @@
-"""The torch Datasets of pretraining, over a :class:`~flowdet.mine.frames.FrameStore`.
+"""The torch Datasets of pretraining, over a :class:`~flowdet.mine.frames.FrameStore` (a method names its
+own in its registration, ``FrameDataset`` by default).
 
 Each sample's randomness is ``np.random.default_rng((seed, epoch, index))``: an epoch is
 reproducible whatever the worker count or the process that draws it.
@@ -65,3 +66,23 @@ def epoch_indices(n: int, epoch: int, seed: int, rank: int = 0, world: int = 1, 
     per = -(-n // world)
     order = (order * (per * world // max(n, 1) + 1))[: per * world]
     return order[rank::world]
+
+
+class CompositeDataset(Dataset):
+    """Sample ``(epoch, i)``: frame ``i mod N`` is the source of the pasted crops; the two
+    backgrounds are other frames drawn by the same per-sample rng (the source itself when N = 1)."""
+
+    def __init__(self, store: FrameStore, sampler: Callable, seed: int, samples_per_frame: int = 1):
+        self.store, self.sampler, self.seed, self.k = store, sampler, seed, samples_per_frame
+
+    def __len__(self) -> int:
+        return len(self.store) * self.k
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, np.ndarray]:
+        epoch, i = key
+        n = len(self.store)
+        rng = np.random.default_rng((self.seed, epoch, i))
+        src = i % n
+        others = [j for j in rng.integers(0, n, 2).tolist()] if n > 1 else [src, src]
+        others = [(j + 1) % n if j == src and n > 1 else j for j in others]
+        return self.sampler(self.store.get(src)[0], self.store.get(others[0])[0], self.store.get(others[1])[0], rng)
