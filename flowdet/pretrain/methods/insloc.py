@@ -2,13 +2,14 @@
 
 Yang et al., "Instance Localization for Self-supervised Detection Pretraining", CVPR 2021 (MoCo
 framework; here in-batch InfoNCE, no queue or momentum encoder, to stay cheap on CPU). Our reading:
-- composites (``flowdet/pretrain/composite.py``, sampled by ``datasets.CompositeDataset``): ``instances`` crops of one frame pasted into a
-  window of each of two other frames, at 8–32 px (the detector's object scale);
+- composites (``flowdet/pretrain/composite.py``, drawn by ``datasets.CompositeDataset``): ``instances``
+  crops of one frame pasted into a window of each of two other frames, at 8–32 px (the detector's
+  object scale);
 - the feature of each pasted box is pooled from the dense maps ``roi_levels`` (dark3 stride 8 and
   dark4 stride 16 by default: the levels the detector's P3/P4 heads see) by RoIAlign
   (``flowdet/ops/roi_align.py``) over the *jittered* box, concatenated over levels, projected by an
   MLP (Linear → BN → ReLU → Linear) and L2-normalised;
-- loss: symmetric InfoNCE between the two composites — the same instance is the positive, every
+- loss (``losses/info_nce.py``): symmetric InfoNCE between the two composites — the same instance is the positive, every
   other pasted box of the batch (same composite included, so background alone cannot solve it) a
   negative.
 Batch: {"views": uint8 [B, 2, S, S, 3], "boxes": float32 [B, 2, K, 4] xyxy in view px}.
