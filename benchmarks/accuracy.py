@@ -11,7 +11,7 @@ supervised pretraining, as in the reference study).
 
 Label efficiency (--fractions): 10/25/50/100 % of train images (seeded subsets), scratch vs
 --efficiency-method, each at the same number of iterations as the full-data row (epochs / fraction):
-the grid of `flowdet efficiency` (flowdet.pretrain.efficiency), run into OUT/efficiency with this
+the grid of `flowdet efficiency` (flowdet.experiments.efficiency), run into OUT/efficiency with this
 script's budget and the main table's pretrained backbone; plot copied to docs/img/label_efficiency.png.
 
 Each row is its own subprocess of the real CLI (`python -m flowdet ...`), so a row is exactly what a
@@ -160,7 +160,7 @@ def main() -> None:
 
     def detector(name: str, iou: str, backbone: Path | None, train: Path, extra: list[str] | None = None) -> None:
         """One flowdet row of the main table (full data; the label-efficiency grid is
-        ``flowdet.pretrain.efficiency``, the code behind `flowdet efficiency`)."""
+        ``flowdet.experiments.efficiency``, the code behind `flowdet efficiency`)."""
         if name in results.get("rows", {}):
             return
         run_dir = out / name
@@ -234,7 +234,7 @@ def main() -> None:
             detector(row, "ciou", pretrained(row), train_json)
 
     if args.fractions:  # the label-efficiency grid: the same code as `flowdet efficiency`
-        from flowdet.pretrain.efficiency import EfficiencySpec, parse_fractions, run_efficiency
+        from flowdet.experiments.efficiency import EfficiencySpec, parse_fractions, run_efficiency
 
         method = args.efficiency_method
         warm = [float(x.split("=", 1)[1]) for x in args.train_set if x.startswith("train.warmup_epochs=")]

@@ -37,7 +37,7 @@ def main() -> None:
     video = Path(args.video)
     if not video.is_file():
         sys.exit(f"{video}: not found")
-    from flowdet.pretrain.mine import mine
+    from flowdet.mine.miner import mine
 
     n, dt = min((bare_decode(video) for _ in range(args.repeat)), key=lambda r: r[1])
     print(f"{video.name}: bare cv2 decode {n} frames in {dt:.2f} s = {n / dt:.0f} frames/s")

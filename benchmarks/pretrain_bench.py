@@ -117,7 +117,7 @@ def sinkhorn_table(args) -> list[dict]:
     import torch
     import torch.nn.functional as F
 
-    from flowdet.pretrain.sinkhorn import sinkhorn_emd
+    from flowdet.pretrain.losses.sinkhorn import sinkhorn_emd
 
     torch.set_num_threads(args.threads)
     rows = []

@@ -1,6 +1,6 @@
 """A cheap representation probe: where in the frame is this patch? (InsLoc-style 3×3 localisation).
 
-1. mine the real video (``flowdet.pretrain.mine``) and list the Grogol TRAIN images (no labels; the
+1. mine the real video (``flowdet.mine.miner``) and list the Grogol TRAIN images (no labels; the
    val split is never read);
 2. split the Grogol train images by image: 75% "seen" (pretraining frames + probe training) and 25%
    held out (probe test only — never seen by pretraining);
@@ -40,7 +40,7 @@ CELL_W, CELL_H = 160, 96  # a 640×360 frame's 213×120 cells, resized to multip
 def grid_cells(img, frame_size: int = 640):
     import cv2
 
-    from flowdet.pretrain.frames import resize_long
+    from flowdet.mine.frames import resize_long
 
     im, _ = resize_long(img, frame_size)
     h, w = im.shape[:2]
@@ -126,9 +126,9 @@ def main() -> None:
 
     from flowdet.config import load_config
     from flowdet.engine.checkpoint import load_checkpoint
+    from flowdet.mine.miner import mine
     from flowdet.models.yolox import build_backbone
     from flowdet.pretrain.config import PretrainConfig
-    from flowdet.pretrain.mine import mine
     from flowdet.pretrain.train import pretrain
 
     torch.set_num_threads(args.threads)

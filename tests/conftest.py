@@ -141,3 +141,16 @@ def video_factory():
 def small_video(tmp_path_factory) -> Path:
     return write_video(tmp_path_factory.mktemp("video") / "synthetic.mp4")
 
+
+@pytest.fixture(scope="session")
+def smooth_frames(tmp_path_factory) -> Path:
+    """8 frames of smooth random colour fields plus noise: neighbouring patches look alike, distant
+    patches and other frames do not — the structure patch contrast is meant to learn."""
+    out = tmp_path_factory.mktemp("smooth_frames")
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        field = rng.integers(0, 255, (3, 5, 3)).astype(np.uint8)
+        img = cv2.resize(field, (320, 192), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+        img = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(out / f"{i:02d}.jpg"), img)
+    return out

@@ -16,6 +16,10 @@
 - ``flowdet/core/`` and ``flowdet/runtime/`` are torch-free all the way down: no import of theirs,
   lazy ones included, leads to a module that imports torch when it loads (the door aside).
   tests/runtime/test_torch_free.py proves the same by importing every runtime module without torch.
+- ``flowdet/mine/`` (frames: mining, lists, the leakage guard) sits beneath the SSL methods: pretrain,
+  detect/semi.py and pseudo read its frames, and it imports nothing of ``flowdet.pretrain``.
+- ``flowdet/experiments/`` (the label-efficiency grid) is on top: it may import the stages (detect,
+  pretrain, mine), and only ``flowdet/commands/`` imports it — no stage depends on an experiment.
 """
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ CLI_LAYER = ("flowdet.cli", "flowdet.commands")
 CORE = "flowdet.core"
 LEAVES = ("flowdet.errors", "flowdet.log")  # beneath everything: the standard library only
 TORCH_FREE = (CORE, "flowdet.runtime")
+MINE = "flowdet.mine"
+EXPERIMENTS = "flowdet.experiments"
 DOOR = "flowdet.detect.torch_predictor"  # load_predictor("x.pt") imports it, on request
 
 
@@ -230,3 +236,26 @@ def test_module_level_scan_skips_function_bodies():
     tree = ast.parse("import a\nif x:\n    import b\ndef f():\n    import c\nclass K:\n    import d\n")
     names = {n.names[0].name for n in _module_level(tree) if isinstance(n, ast.Import)}
     assert names == {"a", "b", "d"}
+
+
+def _imports_of(package: str, forbidden: tuple[str, ...]) -> list[str]:
+    """``file:line imports name`` for every import, lazy ones too, from ``package`` into ``forbidden``."""
+    mods = _modules()
+    return [f"{mods[m].relative_to(REPO)}:{line} imports {name}"
+            for m in mods if _in(m, package)
+            for name, line in _imports(mods[m], m) if any(_in(name, f) for f in forbidden)]
+
+
+def test_mining_never_imports_the_pretraining_methods():
+    assert f"{MINE}.frames" in _graph()["flowdet.pretrain.train"]  # the scan sees the arrow the other way
+    bad = _imports_of(MINE, ("flowdet.pretrain",))
+    assert not bad, "flowdet/mine/ is beneath flowdet/pretrain/ (move the shared piece into mine/):\n" + "\n".join(bad)
+
+
+def test_only_the_commands_import_the_experiments():
+    graph = _graph()
+    assert f"{EXPERIMENTS}.efficiency" in graph["flowdet.commands.efficiency"]  # the one allowed arrow is seen
+    bad = [f"{src} imports {dst}" for src, targets in graph.items() for dst in sorted(targets)
+           if _in(dst, EXPERIMENTS) and not (_in(src, EXPERIMENTS) or _in(src, "flowdet.commands"))]
+    assert not bad, "only flowdet/commands/ imports flowdet/experiments/ (a stage must not depend on an " \
+        "experiment):\n" + "\n".join(bad)

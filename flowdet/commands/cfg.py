@@ -4,8 +4,9 @@ from __future__ import annotations
 import click
 
 from flowdet.models.sizes import MODEL_SIZES
+from flowdet.pretrain.registry import method_names
 
-_METHODS = ["patch-contrast", "center-loss", "self-emd", "byol"]
+_METHODS = list(method_names())  # every registered method (flowdet/pretrain/methods/), no import of one
 
 
 @click.command("cfg")

@@ -1,4 +1,4 @@
-"""`flowdet efficiency` — parsing only (see flowdet.pretrain.efficiency)."""
+"""`flowdet efficiency` — parsing only (see flowdet.experiments.efficiency)."""
 from __future__ import annotations
 
 import click
@@ -6,8 +6,9 @@ import click
 from flowdet.commands import BATCH, EPOCHS, Number
 from flowdet.devices import DEVICE_HELP
 from flowdet.models.sizes import MODEL_SIZES
+from flowdet.pretrain.registry import method_names
 
-_METHODS = ["patch-contrast", "center-loss", "self-emd", "byol", "insloc"]
+_METHODS = list(method_names())  # every registered method (flowdet/pretrain/methods/), no import of one
 
 
 def _ints(text: str, flag: str) -> list[int]:
@@ -61,7 +62,7 @@ def efficiency(data, images, val, val_images, frames, fractions, method, seeds, 
     Pretrains once, then trains + evaluates every (kind, fraction, seed) point with `flowdet train`
     and `flowdet eval`; re-running the same command resumes (finished points are not re-run).
     """
-    from flowdet.pretrain.efficiency import EfficiencySpec, parse_fractions, run_efficiency
+    from flowdet.experiments.efficiency import EfficiencySpec, parse_fractions, run_efficiency
 
     spec = EfficiencySpec(data=data, images=images or "", val=val, val_images=val_images or "", frames=list(frames),
                           fractions=parse_fractions(fractions), method=method, seeds=_ints(seeds, "--seeds"),

@@ -1,4 +1,4 @@
-"""`flowdet mine` and `flowdet pretrain` — parsing only (see flowdet.pretrain.mine / .train)."""
+"""`flowdet mine` and `flowdet pretrain` — parsing only (see flowdet.mine.miner and flowdet.pretrain.train)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +9,9 @@ from flowdet import log
 from flowdet.commands import BATCH, EPOCHS, FPS, HelpDefaults, Number, config_options, overrides_from, relaunch_on_gpus
 from flowdet.devices import DEVICE_HELP
 from flowdet.models.sizes import MODEL_SIZES
+from flowdet.pretrain.registry import method_names
 
-_METHODS = ["patch-contrast", "center-loss", "self-emd", "byol", "insloc"]
+_METHODS = list(method_names())  # every registered method (flowdet/pretrain/methods/), no import of one
 
 
 def _no_method_defaults():
@@ -52,7 +53,7 @@ def mine(sources, out, every, fps, max_frames, dedupe, quality, exist_ok, worker
     Re-running continues where it stopped (frames already in manifest.jsonl are skipped);
     an unreadable or truncated video is reported and the others continue.
     """
-    from flowdet.pretrain.mine import mine as run_mine
+    from flowdet.mine.miner import mine as run_mine
 
     s = run_mine(list(sources), out, every=every, fps=fps, max_frames=max_frames, dedupe=dedupe, quality=quality,
                  exist_ok=exist_ok, workers=workers)

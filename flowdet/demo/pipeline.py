@@ -129,7 +129,7 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
                 f"{plan.width}x{plan.height} and a {plan.video_seconds:g} s video", synthesize)
 
     def mine_stage() -> dict[str, Any]:
-        from flowdet.pretrain.mine import mine
+        from flowdet.mine.miner import mine
 
         return _scalars(mine([syn["video_path"]], data / "frames", every=1, dedupe=0.01, progress=True))
 

@@ -11,12 +11,12 @@ to half the epochs) — against the SoftTeacher #163 failure in its dense form (
 Grogol's new camera found 0.0–0.2 pseudo-boxes/img after the fixed burn-in). Off by default: the one gated
 run measured so far scored lower at epoch 10 than the ungated ones (docs/benchmarks.md).
 
-Sources (``semi.unlabeled``): what ``pretrain --frames`` reads (flowdet.pretrain.frames.resolve_frames:
+Sources (``semi.unlabeled``): what ``pretrain --frames`` reads (flowdet.mine.frames.resolve_frames:
 image folders, mined-frame folders / manifest.jsonl, .txt lists, COCO json images, single images),
 plus videos, mined once at ``semi.video_fps`` into ``<out>/unlabeled_frames`` by ``flowdet mine``'s
 code (resumable: a resumed run reads the same manifest). Checked before training starts: a source
 without images or videos, a video that does not decode → one line, exit 2. Frames that are images
-of ``semi.exclude`` → refused (content hash, flowdet.pretrain.leakage); frames that are ``--val``
+of ``semi.exclude`` → refused (content hash, flowdet.mine.leakage); frames that are ``--val``
 images → one line saying the val score is transductive (the new-camera protocol does it on purpose).
 
 Evaluation and ``best.pt`` use the teacher once it exists (Dense Teacher and Unbiased Teacher report
@@ -64,8 +64,8 @@ def resolve_unlabeled(sources: list[str], out: Path, video_fps: float, mine_vide
     else read from its manifest); one-line :class:`DataError` for a source without frames or an
     undecodable video."""
     from flowdet.core.media import VIDEO_EXTS
-    from flowdet.pretrain.frames import resolve_frames
-    from flowdet.pretrain.mine import MANIFEST, read_manifest
+    from flowdet.mine.frames import resolve_frames
+    from flowdet.mine.miner import MANIFEST, read_manifest
 
     frames: list[Path] = []
     videos: list[Path] = []
@@ -99,7 +99,7 @@ def resolve_unlabeled(sources: list[str], out: Path, video_fps: float, mine_vide
 
 
 def _mine(videos: list[Path], out: Path, fps: float) -> None:
-    from flowdet.pretrain.mine import mine
+    from flowdet.mine.miner import mine
 
     log.info(f"unlabeled: taking {fps:g} frame(s)/s from {len(videos)} video(s) into {out} "
              "(once; resumed runs reuse them)")
@@ -119,8 +119,8 @@ def _example(frames: list[Path], leak: tuple[int, Path, str]) -> str:
 
 def check_leaks(frames: list[Path], exclude: list[str], val_images: list[Path], val_name: str) -> None:
     """Refuse frames that are images of ``exclude`` (one line); say so when some are ``--val`` images."""
-    from flowdet.pretrain.frames import resolve_frames
-    from flowdet.pretrain.leakage import find_leaks
+    from flowdet.mine.frames import resolve_frames
+    from flowdet.mine.leakage import find_leaks
 
     if exclude:
         leaks = find_leaks(frames, resolve_frames(list(exclude)))

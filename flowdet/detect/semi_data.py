@@ -4,7 +4,7 @@ A sample is (weak, strong): the frame letterboxed to the batch's input size and 
 the same geometry for both, so the teacher's dense map (weak) and the student's (strong) align
 anchor by anchor — and the strong view adds photometric noise only
 (:func:`flowdet.data.transforms.photometric_strong`). Frames are read by the pretraining reader
-(:class:`flowdet.pretrain.frames.FrameStore`).
+(:class:`flowdet.mine.frames.FrameStore`).
 
 Exact resume, as for the labeled set (flowdet.data.dataset): a sample's draws come from a generator
 seeded by (seed, epoch, index, stream), and which frames a batch takes is a function of (seed, global
@@ -38,7 +38,7 @@ class UnlabeledDataset(Dataset):
 
     def __init__(self, frames: Sequence[Path], img_size: tuple[int, int], semi: SemiSection,
                  hsv_gains: Sequence[float], flip_prob: float, seed: int, cache: bool = False):
-        from flowdet.pretrain.frames import FrameStore
+        from flowdet.mine.frames import FrameStore
 
         self.store = FrameStore(list(frames), None, cache)  # own size: the letterbox is the one resize, as in eval
         self.semi, self.hsv_gains, self.flip_prob, self.seed = semi, tuple(hsv_gains), flip_prob, seed

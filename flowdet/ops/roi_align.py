@@ -7,7 +7,7 @@ regular sub-grid of the bin. Border rule (the one every RoIAlign uses): a sample
 outside the map contributes 0; one within a pixel of the border is clamped onto it.
 
 Vectorised over boxes, bins and samples (four gathers from the flattened map), so autograd gives the
-backward pass for free. Used by InsLoc pretraining (``flowdet/pretrain/insloc.py``); unlike the other
+backward pass for free. Used by InsLoc pretraining (``flowdet/pretrain/methods/insloc.py``); unlike the other
 ``flowdet/ops`` modules this one imports torch — the runtime never imports it.
 """
 from __future__ import annotations

@@ -1,22 +1,16 @@
-"""Self-supervised backbone pretraining: frame mining (torch-free) and the SSL methods.
+"""Self-supervised backbone pretraining: the SSL methods and their loop (frames come from ``flowdet/mine/``;
+the label-efficiency grid is in ``flowdet/experiments/``).
 
-- ``mine.py``            videos / image folders → de-duplicated JPEG frames + ``manifest.jsonl``
-- ``mine_parallel.py``   ``mine --workers N``: one source per process, parts merged in source order
-- ``leakage.py``         the guard: no pretraining frame may be a val/test image (pixel hash, near-duplicates)
-- ``frames.py``          frame lists (manifest, folder, list file, COCO json) and the frame cache
-- ``crops.py``           patch / view sampling and photometric augmentation (numpy + cv2)
-- ``sinkhorn.py``        batched log-domain entropic Sinkhorn EMD
+- ``registry.py``        methods by name: ``@register_method``, ``get_method``, ``method_names`` (torch-free)
+- ``methods/``           one file per method (its module class, registered with its sampler and checks)
+- ``losses/``            one file per loss (patch contrast, center, negative cosine, EMD + Sinkhorn, InfoNCE)
 - ``heads.py``           embedding head and MLP projectors shared by the methods
-- ``patch_contrast.py``  the reference study's patch contrast (cosine) + InfoNCE variant
-- ``center_loss.py``     fg/bg patch classification with cross-entropy + center loss
-- ``byol.py``            BYOL (pooled vector) — the baseline Self-EMD is measured against
-- ``self_emd.py``        Self-EMD: BYOL on dense feature maps compared by EMD
+- ``crops.py``           patch / view sampling and photometric augmentation (numpy + cv2)
 - ``composite.py``       InsLoc composites: crops of a frame pasted at 8–32 px into two other frames
-- ``insloc.py``          InsLoc-style instance localization: RoIAlign box features, InfoNCE
-- ``efficiency.py``      ``flowdet efficiency``: scratch vs pretrained at label fractions (resumable grid)
-- ``efficiency_report.py`` its table, plot and verdict (judged against the seed spread)
-- ``train.py``           the shared loop: ``pretrain(cfg) -> summary``
+- ``datasets.py``        the torch Datasets over mined frames (seeded per epoch and sample)
+- ``config.py``          the config (one flat ``method`` section: keys unchanged) and its checks
+- ``train.py``           the shared loop: ``pretrain(cfg) -> summary``; the method comes from the registry
 
-Nothing here is imported by ``flowdet --help``; ``mine`` and ``composite`` never import torch (``leakage``
-and ``efficiency`` do only through ``frames.py``'s frame lists).
+Nothing here is imported by ``flowdet --help``; ``composite`` never imports torch, ``registry`` and ``config``
+only when a method is looked up (its file is imported).
 """

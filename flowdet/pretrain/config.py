@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 from flowdet.config import ConfigError
 
-METHODS = ("patch-contrast", "center-loss", "self-emd", "byol", "insloc")
 EXCLUDE_ACTIONS = ("refuse", "drop")
 PATCH_LOSSES = ("cosine", "infonce")
 LEVELS = ("dark3", "dark4", "dark5")
@@ -52,7 +51,7 @@ class AugConfig:
 class MethodConfig:
     """All method knobs; each is read only by the methods named in its comment."""
 
-    name: str = "patch-contrast"  # patch-contrast | center-loss | self-emd | byol | insloc
+    name: str = "patch-contrast"  # a registered method (flowdet/pretrain/methods/): patch-contrast | center-loss | self-emd | byol | insloc
     crop: int = 64  # [all] side in px of each network input crop
     patch: int = 64  # [patch-contrast, center-loss] patch side in frame px (detector scale)
     # embedding head [patch-contrast, center-loss]: dark5 → conv3×3 ×3 → adaptive avg-pool → flatten
@@ -138,7 +137,8 @@ def method_preset(method: str) -> str | None:
 
 
 def method_defaults(method: str) -> PretrainConfig:
-    """What `flowdet pretrain --method X` starts from without --config: its preset over the defaults."""
+    """What `flowdet pretrain --method X` starts from without --config: its preset over the defaults
+    (no import of the method: ``--help`` states these for every method)."""
     from flowdet.config import load_config
 
     return load_config(PretrainConfig, method_preset(method), [f"method.name={method}"])
@@ -155,7 +155,9 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
     from flowdet.models.sizes import MODEL_SIZES
 
     need(cfg.model.size in MODEL_SIZES, "model.size", f"unknown size {cfg.model.size!r} ({', '.join(MODEL_SIZES)})")
-    need(m.name in METHODS, "method.name", f"unknown method {m.name!r} (choose from {', '.join(METHODS)})")
+    from flowdet.pretrain.registry import get_method
+
+    spec = get_method(m.name)  # an unknown name: one line naming method.name and the choices
     need(m.loss in PATCH_LOSSES, "method.loss", f"unknown loss {m.loss!r} (choose from {', '.join(PATCH_LOSSES)})")
     need(m.crop >= 32 and m.crop % 32 == 0, "method.crop", f"must be a multiple of 32 ≥ 32, got {m.crop}")
     need(m.small_crop >= 32 and m.small_crop % 32 == 0, "method.small_crop",
@@ -176,9 +178,6 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
     need(m.instances >= 1, "method.instances", "must be ≥ 1")
     need(len(m.paste_scale) == 2 and 4 <= m.paste_scale[0] <= m.paste_scale[1], "method.paste_scale",
          f"needs [lo, hi] with 4 ≤ lo ≤ hi, got {m.paste_scale}")
-    if m.name == "insloc":
-        need(m.paste_scale[1] * m.paste_aspect ** 0.5 <= m.crop / 2, "method.paste_scale",
-             f"a pasted crop must fit twice into the {m.crop} px composite: hi · √paste_aspect ≤ method.crop / 2")
     need(m.paste_aspect >= 1, "method.paste_aspect", "must be ≥ 1")
     need(len(m.source_scale) == 2 and 0 < m.source_scale[0] <= m.source_scale[1], "method.source_scale",
          "needs [lo, hi]")
@@ -201,8 +200,10 @@ def validate(cfg: PretrainConfig) -> PretrainConfig:
     need(t.threads >= 0 and t.max_steps >= 0 and d.num_workers >= 0, "train.threads",
          "train.threads, train.max_steps and data.num_workers must be >= 0")
     need(d.frame_size <= 8192 and m.crop <= 8192, "data.frame_size", "frame_size and method.crop must be <= 8192")
-    if m.name == "center-loss":
-        need(bool(d.ann), "data.ann", "center-loss needs a labelled COCO json (--ann)")
+    if spec.inputs == "ann":
+        need(bool(d.ann), "data.ann", f"{m.name} needs a labelled COCO json (--ann)")
     else:
         need(bool(d.frames), "data.frames", f"{m.name} needs frames (--frames DIR or manifest.jsonl)")
+    if spec.check is not None:
+        spec.check(cfg, need)
     return cfg

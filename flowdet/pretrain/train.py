@@ -18,7 +18,6 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -37,88 +36,34 @@ from flowdet.engine.checkpoint import (
 )
 from flowdet.engine.logger import MetricsLog
 from flowdet.engine.schedule import WarmupCosine, param_groups, set_lr
-from flowdet.errors import DataError, FlowdetError, ModelFileError
+from flowdet.errors import FlowdetError, ModelFileError
+from flowdet.mine.frames import FrameStore, resolve_frames
 from flowdet.models.yolox import build_backbone
 from flowdet.pretrain.config import PretrainConfig, validate
-from flowdet.pretrain.crops import CenterPatchSampler, PatchGridSampler, ViewSampler
-from flowdet.pretrain.frames import BoxPatchDataset, FrameDataset, FrameStore, epoch_indices, resolve_frames
+from flowdet.pretrain.datasets import FrameDataset, epoch_indices
+from flowdet.pretrain.registry import get_method
 from flowdet.utils import atomic_write_json
 
 
 def build_method(cfg: PretrainConfig, backbone: nn.Module | None = None) -> nn.Module:
-    """The method module (backbone + heads + loss) named by ``cfg.method.name``."""
+    """The method module (backbone + heads + loss) registered as ``cfg.method.name``."""
     backbone = backbone if backbone is not None else build_backbone(cfg.model.size)
-    name = cfg.method.name
-    if name == "patch-contrast":
-        from flowdet.pretrain.patch_contrast import PatchContrast
-
-        return PatchContrast(backbone, cfg.method)
-    if name == "center-loss":
-        from flowdet.pretrain.center_loss import CenterLossClassifier
-
-        return CenterLossClassifier(backbone, cfg.method)
-    if name == "self-emd":
-        from flowdet.pretrain.self_emd import SelfEMD
-
-        return SelfEMD(backbone, cfg.method)
-    if name == "insloc":
-        from flowdet.pretrain.insloc import InsLoc
-
-        return InsLoc(backbone, cfg.method)
-    from flowdet.pretrain.byol import BYOL
-
-    return BYOL(backbone, cfg.method)
+    return get_method(cfg.method.name).build(backbone, cfg.method)
 
 
 def build_datasets(cfg: PretrainConfig) -> tuple[Any, Any, dict]:
-    """(train dataset, held-out dataset or None, data info for the summary)."""
-    m, d, seed = cfg.method, cfg.data, cfg.train.seed
-    if m.name != "center-loss":
-        from flowdet.pretrain.leakage import guard_frames
+    """(train dataset, held-out dataset or None, data info for the summary): the method's own
+    ``data``, or its ``sampler`` over the (leakage-guarded) frames in its ``dataset``."""
+    spec, d = get_method(cfg.method.name), cfg.data
+    if spec.data is not None:
+        return spec.data(cfg)
+    from flowdet.mine.leakage import guard_frames
 
-        paths = guard_frames(resolve_frames(d.frames), d.exclude, d.exclude_action, d.exclude_near)
-        store = FrameStore(paths, d.frame_size, d.cache)
-        if m.name == "insloc":
-            from flowdet.pretrain.composite import CompositeSampler
-            from flowdet.pretrain.insloc import CompositeDataset
-
-            ds = CompositeDataset(store, CompositeSampler(m, cfg.aug), seed, d.samples_per_frame)
-            return ds, None, {"frames": len(paths)}
-        sampler = PatchGridSampler(m, cfg.aug) if m.name == "patch-contrast" else ViewSampler(m, cfg.aug)
-        return FrameDataset(store, sampler, seed, d.samples_per_frame), None, {"frames": len(paths)}
-    from flowdet.data.formats import load_dataset
-
-    coco = load_dataset(d.ann, d.images or None, check_images=False)
-    recs = [r for r in coco.records if r.width > 0 and r.height > 0]
-    if len(recs) < 2:
-        raise DataError(f"{d.ann}: center-loss needs at least 2 images (train + held-out)")
-    # split BY IMAGE: no image contributes patches to both sides (the study split by patch)
-    order = np.random.default_rng(seed).permutation(len(recs))
-    n_val = min(len(recs) - 1, max(1, round(m.val_fraction * len(recs))))
-    val_ids, train_ids = sorted(order[:n_val].tolist()), sorted(order[n_val:].tolist())
-
-    def rel(r) -> np.ndarray:
-        keep = ~r.ignore if len(r.ignore) else np.ones(len(r.boxes), bool)
-        return (r.boxes[keep] / np.array([r.width, r.height, r.width, r.height], np.float32)).astype(np.float32)
-
-    def subset(ids: list[int], aug: bool, fixed: bool) -> BoxPatchDataset:
-        store = FrameStore([recs[i] for i in ids], d.frame_size, d.cache)
-        sampler = CenterPatchSampler(m, cfg.aug if aug else None)
-        return BoxPatchDataset(store, [rel(recs[i]) for i in ids], sampler, seed + (7919 if fixed else 0), fixed,
-                               1 if fixed else d.samples_per_frame)
-
-    def n_boxes(ids: list[int]) -> int:
-        return sum(len(rel(recs[i])) for i in ids)
-
-    if n_boxes(train_ids) == 0:
-        raise DataError(f"no (non-ignore) boxes in the {len(train_ids)} training images: center-loss learns "
-                        "object vs background patches and needs labelled boxes", path=d.ann)
-    if n_boxes(val_ids) == 0:
-        log.warn(f"{d.ann}: the {len(val_ids)} held-out image(s) have no boxes; their accuracy "
-                 "measures background patches only")
-    info = {"images_train": len(train_ids), "images_val": len(val_ids),
-            "val_image_ids": [recs[i].image_id for i in val_ids]}
-    return subset(train_ids, True, False), subset(val_ids, False, True), info
+    paths = guard_frames(resolve_frames(d.frames), d.exclude, d.exclude_action, d.exclude_near)
+    store = FrameStore(paths, d.frame_size, d.cache)
+    dataset = spec.dataset or FrameDataset
+    return dataset(store, spec.sampler(cfg.method, cfg.aug), cfg.train.seed, d.samples_per_frame), None, \
+        {"frames": len(paths)}
 
 
 def _loader(ds, keys: list[tuple[int, int]], batch: int, workers: int) -> DataLoader:

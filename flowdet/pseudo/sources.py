@@ -2,7 +2,7 @@
 
 - a video file → its frames in order (:class:`flowdet.runtime.sources.VideoFileSource`): **ordered**;
 - a folder with ``manifest.jsonl`` (``flowdet mine``), or the manifest itself → one sequence per mined
-  video, frames by frame number (:func:`flowdet.pretrain.mine.read_manifest`): **ordered**, with the
+  video, frames by frame number (:func:`flowdet.mine.miner.read_manifest`): **ordered**, with the
   frame gaps the mining left (the tracker takes them as ``dt``);
 - a folder → its videos (each a sequence) and its images (:class:`flowdet.runtime.sources.ImageFolderSource`,
   name order): **unordered** unless ``sequence`` (a labeled set's stills are not a video: tracking them
@@ -25,8 +25,8 @@ import numpy as np
 from flowdet.core.imread import SkipLog, try_read_image
 from flowdet.core.media import IMAGE_EXTS
 from flowdet.errors import DataError
-from flowdet.pretrain.mine import MANIFEST, read_manifest
-from flowdet.pretrain.mine import expand_sources as expand_mine_sources
+from flowdet.mine.miner import MANIFEST, read_manifest
+from flowdet.mine.miner import expand_sources as expand_mine_sources
 from flowdet.runtime.source_reader import SourceSpec, name_sources
 from flowdet.runtime.sources import ImageFolderSource, SourceError, VideoFileSource
 

@@ -6,10 +6,11 @@ import json
 import numpy as np
 import pytest
 
+from flowdet.mine.frames import resolve_frames
 from flowdet.pretrain import crops
 from flowdet.pretrain.config import AugConfig, MethodConfig
 from flowdet.pretrain.crops import CenterPatchSampler, PatchGridSampler, ViewSampler, crop_resize
-from flowdet.pretrain.frames import epoch_indices, resolve_frames
+from flowdet.pretrain.datasets import epoch_indices
 
 
 def test_crop_resize_is_exact_on_integer_boxes():

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import default_collate
 
-from flowdet.pretrain.center_loss import CenterLoss
-from flowdet.pretrain.patch_contrast import PatchContrastLoss
+from flowdet.pretrain.losses.center import CenterLoss
+from flowdet.pretrain.losses.patch_contrast import PatchContrastLoss
 from flowdet.pretrain.train import build_datasets, build_method
 
 from .conftest import tiny_cfg

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment, linprog
 
-from flowdet.pretrain.self_emd import EMDLoss
-from flowdet.pretrain.sinkhorn import sinkhorn_emd
+from flowdet.pretrain.losses.emd import EMDLoss
+from flowdet.pretrain.losses.sinkhorn import sinkhorn_emd
 
 
 def _cosine_cost(b: int, n: int, m: int, seed: int) -> torch.Tensor:

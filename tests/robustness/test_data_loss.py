@@ -98,7 +98,7 @@ def test_mine_one_run_per_folder_and_duplicates_repaired(cli, tmp_path):
     assert "removed 3 duplicate line(s)" in res.err
     assert (out / "manifest.jsonl").read_text().splitlines() == lines
 
-    from flowdet.pretrain.mine import read_manifest  # pretraining reads each frame once, too
+    from flowdet.mine.miner import read_manifest  # pretraining reads each frame once, too
 
     (out / "manifest.jsonl").write_text("".join(f"{ln}\n{ln}\n" for ln in lines))
     assert len(read_manifest(out / "manifest.jsonl")) == 3

@@ -143,7 +143,7 @@ def test_every_numeric_flag_is_finite_and_in_range(cli, onnx64, ckpt64, tmp_path
 def test_mine_fps_that_never_advanced_the_sampler(tmp_path):
     """--fps 1e300 on a video: the sampler's next time grew by 1e-300 per step — forever."""
     from flowdet.errors import InputError
-    from flowdet.pretrain.mine import FrameSampler, mine
+    from flowdet.mine.miner import FrameSampler, mine
 
     video = hostile.truncated_video(tmp_path / "v.avi", keep=1.0)
     for fps in (float("inf"), 1e300, float("nan"), 0.0, -1.0):

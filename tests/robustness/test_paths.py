@@ -191,7 +191,7 @@ def test_yolo_dataset_reads_nothing_outside_its_folder(cli, tmp_path, secret):
 # ------------------------------------------------------------------------------ pretrain frames
 
 def test_pretrain_frames_reads_nothing_outside_the_folder_or_list(tmp_path, secret):
-    from flowdet.pretrain.frames import resolve_frames
+    from flowdet.mine.frames import resolve_frames
 
     frames = tmp_path / "frames"
     good = hostile.image(frames / "f0.jpg")
@@ -285,7 +285,7 @@ def test_a_folder_given_as_a_source_is_read_without_its_links_out(tmp_path, secr
     symlink in it pointing out is left out unread, said in one warning."""
     from flowdet.detect.predict import list_images
     from flowdet.export.parity_data import frames_from
-    from flowdet.pretrain.mine import mine
+    from flowdet.mine.miner import mine
     from flowdet.runtime.sources import ImageFolderSource
 
     folder = tmp_path / "imgs"

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from flowdet.pretrain import mine as mine_mod
-from flowdet.pretrain.mine import mine, read_manifest
+from flowdet.mine import miner as mine_mod
+from flowdet.mine.miner import mine, read_manifest
 
 from .conftest import write_video
 

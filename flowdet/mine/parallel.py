@@ -20,7 +20,7 @@ PARTS = "parts"
 
 def merge_part(path: Path, manifest) -> int:
     """Append the lines of one part file that ``manifest`` lacks, then delete the part; lines added."""
-    from flowdet.pretrain.manifest import parse_records
+    from flowdet.mine.manifest import parse_records
 
     added = 0
     for _, rec in parse_records(path)[0]:  # a torn last line of an interrupted worker is left out

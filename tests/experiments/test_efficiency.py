@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from flowdet.errors import FlowdetError
-from flowdet.pretrain.efficiency import (
+from flowdet.experiments.efficiency import (
     EfficiencySpec,
     parse_fractions,
     point_name,
@@ -16,7 +16,7 @@ from flowdet.pretrain.efficiency import (
     scaled_schedule,
     subset_json,
 )
-from flowdet.pretrain.efficiency_report import compare, verdict
+from flowdet.experiments.efficiency_report import compare, verdict
 
 
 def _arg(argv: list[str], flag: str) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flowdet.pretrain.mine import expand_sources, mine
+from flowdet.mine.miner import expand_sources, mine
 
 from .conftest import write_video
 
@@ -38,7 +38,7 @@ def test_two_workers_write_what_one_worker_writes_and_resume_alike(videos, tmp_p
 
 
 def test_parts_left_by_an_interrupted_parallel_run_are_merged(videos, tmp_path):
-    from flowdet.pretrain.mine import _mine_part
+    from flowdet.mine.miner import _mine_part
 
     ref = mine([videos], tmp_path / "ref", every=3, progress=False)
     out = tmp_path / "cut"

@@ -8,7 +8,7 @@ import cv2
 import pytest
 
 from flowdet.errors import DataError
-from flowdet.pretrain.leakage import find_leaks, guard_frames
+from flowdet.mine.leakage import find_leaks, guard_frames
 
 
 @pytest.fixture()

@@ -1,30 +1,27 @@
-"""Frames for pretraining: where they come from, how they are loaded, and the torch Datasets.
+"""Frame lists and the frame cache: what ``pretrain --frames`` and ``detect --unlabeled`` read (torch-free).
 
 ``--frames`` accepts, repeatable: a folder (its ``manifest.jsonl`` when present, else every image
 below it), a ``manifest.jsonl``, a ``.txt`` list (one path a line, relative to the list), a COCO
 ``.json`` (its images only — labels are ignored), or a single image.
 
 Every frame is resized so its long side is ``frame_size`` (the detector's letterbox scale, so crop
-sizes are in detector pixels). Each sample's randomness is ``np.random.default_rng((seed, epoch,
-index))``: an epoch is reproducible whatever the worker count or the process that draws it.
+sizes are in detector pixels). The torch Datasets over a :class:`FrameStore` are pretraining's
+(``flowdet/pretrain/datasets.py``).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from flowdet import log
 from flowdet.core.defaults import PAD_VALUE
 from flowdet.core.media import IMAGE_EXTS
 from flowdet.errors import DataError
+from flowdet.mine.miner import MANIFEST, read_manifest
 from flowdet.paths import file_root, keep_inside
-from flowdet.pretrain.mine import MANIFEST, read_manifest
 
 
 def resolve_frames(sources: list[str]) -> list[Path]:
@@ -139,56 +136,3 @@ class FrameStore:
         if self.cache:
             self._mem[i] = item
         return item
-
-
-class FrameDataset(Dataset):
-    """Sample ``(epoch, i)`` = ``sampler(frame i mod N, rng(seed, epoch, i))`` — keyed by epoch so
-    persistent workers need no notification of a new epoch."""
-
-    def __init__(self, store: FrameStore, sampler: Callable, seed: int, samples_per_frame: int = 1):
-        self.store, self.sampler, self.seed, self.k = store, sampler, seed, samples_per_frame
-
-    def __len__(self) -> int:
-        return len(self.store) * self.k
-
-    def __getitem__(self, key: tuple[int, int]) -> dict[str, np.ndarray]:
-        epoch, i = key
-        img, _ = self.store.get(i % len(self.store))
-        return self.sampler(img, np.random.default_rng((self.seed, epoch, i)))
-
-
-class BoxPatchDataset(Dataset):
-    """Center-loss patches of labelled images: sample ``(epoch, i)`` = all patches of image ``i``.
-
-    ``rel_boxes[i]`` are xyxy as fractions of the image size (robust to a json size that differs
-    from the decoded one). ``fixed=True`` draws the same patches every epoch (the held-out set);
-    ``samples_per_image`` > 1 visits each image that many times per epoch (fresh patches each time)."""
-
-    def __init__(self, store: FrameStore, rel_boxes: list[np.ndarray], sampler: Callable, seed: int,
-                 fixed: bool = False, samples_per_image: int = 1):
-        self.store, self.rel_boxes, self.sampler, self.seed, self.fixed = store, rel_boxes, sampler, seed, fixed
-        self.k = samples_per_image
-
-    def __len__(self) -> int:
-        return len(self.store) * self.k
-
-    def __getitem__(self, key: tuple[int, int]) -> dict[str, np.ndarray]:
-        epoch, i = key
-        img, _ = self.store.get(i % len(self.store))
-        h, w = img.shape[:2]
-        boxes = self.rel_boxes[i % len(self.store)] * np.array([w, h, w, h], np.float32)
-        if i % len(self.store) in self.store.bad:
-            boxes = boxes[:0]  # the grey stand-in has no objects
-        return self.sampler(img, boxes, np.random.default_rng((self.seed, 0 if self.fixed else epoch, i)))
-
-
-def epoch_indices(n: int, epoch: int, seed: int, rank: int = 0, world: int = 1, shuffle: bool = True) -> list[int]:
-    """This rank's share of a seeded permutation, padded by wrap-around so every rank has the same count."""
-    if shuffle:
-        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        order = torch.randperm(n, generator=g).tolist()
-    else:
-        order = list(range(n))
-    per = -(-n // world)
-    order = (order * (per * world // max(n, 1) + 1))[: per * world]
-    return order[rank::world]

@@ -2,45 +2,42 @@
 
 Yang et al., "Instance Localization for Self-supervised Detection Pretraining", CVPR 2021 (MoCo
 framework; here in-batch InfoNCE, no queue or momentum encoder, to stay cheap on CPU). Our reading:
-- composites (``flowdet/pretrain/composite.py``): ``instances`` crops of one frame pasted into a
-  window of each of two other frames, at 8–32 px (the detector's object scale);
+- composites (``flowdet/pretrain/composite.py``, drawn by ``datasets.CompositeDataset``): ``instances``
+  crops of one frame pasted into a window of each of two other frames, at 8–32 px (the detector's
+  object scale);
 - the feature of each pasted box is pooled from the dense maps ``roi_levels`` (dark3 stride 8 and
   dark4 stride 16 by default: the levels the detector's P3/P4 heads see) by RoIAlign
   (``flowdet/ops/roi_align.py``) over the *jittered* box, concatenated over levels, projected by an
   MLP (Linear → BN → ReLU → Linear) and L2-normalised;
-- loss: symmetric InfoNCE between the two composites — the same instance is the positive, every
+- loss (``losses/info_nce.py``): symmetric InfoNCE between the two composites — the same instance is the positive, every
   other pasted box of the batch (same composite included, so background alone cannot solve it) a
   negative.
 Batch: {"views": uint8 [B, 2, S, S, 3], "boxes": float32 [B, 2, K, 4] xyxy in view px}.
 """
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 
 from flowdet.ops.roi_align import roi_align
-from flowdet.pretrain.config import MethodConfig
+from flowdet.pretrain.composite import CompositeSampler
+from flowdet.pretrain.config import MethodConfig, PretrainConfig
+from flowdet.pretrain.datasets import CompositeDataset
 from flowdet.pretrain.heads import to_input
+from flowdet.pretrain.losses.info_nce import info_nce
+from flowdet.pretrain.registry import Need, register_method
 
 _LEVEL = {"dark3": (0, 8), "dark4": (1, 16), "dark5": (2, 32)}  # name → (index in out_channels, stride)
 
 
-def info_nce(q: torch.Tensor, k: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric InfoNCE of row-aligned embeddings q, k [R, D] (L2-normalised): row i of q and of k
-    are the positive pair, every other row a negative. Returns (loss, top-1 accuracy q → k)."""
-    logits = q.float() @ k.float().t() / temperature
-    target = torch.arange(q.shape[0], device=q.device)
-    loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
-    with torch.no_grad():
-        acc = (logits.argmax(1) == target).float().mean()
-    return loss, acc
+def _fits(cfg: PretrainConfig, need: Need) -> None:
+    m = cfg.method
+    need(m.paste_scale[1] * m.paste_aspect ** 0.5 <= m.crop / 2, "method.paste_scale",
+         f"a pasted crop must fit twice into the {m.crop} px composite: hi · √paste_aspect ≤ method.crop / 2")
 
 
+@register_method("insloc", sampler=CompositeSampler, dataset=CompositeDataset, check=_fits)
 class InsLoc(nn.Module):
     """backbone → RoIAlign of the pasted boxes on ``roi_levels`` → MLP projector → InfoNCE."""
 
@@ -71,23 +68,3 @@ class InsLoc(nn.Module):
         emb = emb.view(b, 2, k, -1)
         loss, acc = info_nce(emb[:, 0].reshape(b * k, -1), emb[:, 1].reshape(b * k, -1), self.temperature)
         return {"loss": loss, "acc": acc}
-
-
-class CompositeDataset(Dataset):
-    """Sample ``(epoch, i)``: frame ``i mod N`` is the source of the pasted crops; the two
-    backgrounds are other frames drawn by the same per-sample rng (the source itself when N = 1)."""
-
-    def __init__(self, store: Any, sampler: Any, seed: int, samples_per_frame: int = 1):
-        self.store, self.sampler, self.seed, self.k = store, sampler, seed, samples_per_frame
-
-    def __len__(self) -> int:
-        return len(self.store) * self.k
-
-    def __getitem__(self, key: tuple[int, int]) -> dict[str, np.ndarray]:
-        epoch, i = key
-        n = len(self.store)
-        rng = np.random.default_rng((self.seed, epoch, i))
-        src = i % n
-        others = [j for j in rng.integers(0, n, 2).tolist()] if n > 1 else [src, src]
-        others = [(j + 1) % n if j == src and n > 1 else j for j in others]
-        return self.sampler(self.store.get(src)[0], self.store.get(others[0])[0], self.store.get(others[1])[0], rng)

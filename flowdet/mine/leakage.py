@@ -39,7 +39,7 @@ class Fingerprint:
 
 
 def fingerprint(img: np.ndarray) -> Fingerprint:
-    from flowdet.pretrain.mine import dhash, thumbnail
+    from flowdet.mine.miner import dhash, thumbnail
 
     h = hashlib.sha1(str(img.shape).encode())
     h.update(np.ascontiguousarray(img).tobytes())
@@ -87,7 +87,7 @@ def guard_frames(frames: list[Path], exclude: list[str], action: str = "refuse",
     when a frame is one of them and ``action`` is "refuse", or when no frame would be left."""
     if not exclude:
         return frames
-    from flowdet.pretrain.frames import resolve_frames
+    from flowdet.mine.frames import resolve_frames
 
     excluded = resolve_frames(list(exclude))
     leaks = find_leaks(frames, excluded, near)

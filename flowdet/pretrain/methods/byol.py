@@ -12,7 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from flowdet.pretrain.config import MethodConfig
+from flowdet.pretrain.crops import ViewSampler
 from flowdet.pretrain.heads import ConvMLP, to_input
+from flowdet.pretrain.losses.negative_cosine import NegativeCosineLoss
+from flowdet.pretrain.registry import register_method
 
 
 def target_momentum(step: int, total: int, base: float) -> float:
@@ -32,15 +35,7 @@ def ema_update_(target: nn.Module, online: nn.Module, momentum: float) -> None:
             tsd[k].copy_(v)
 
 
-class NegativeCosineLoss(nn.Module):
-    """BYOL's regression loss  L = 2 − 2·cos(p, z)  (z is a target: no gradient).
-
-    Shapes: p [B, D], z [B, D] → scalar (mean over the batch)."""
-
-    def forward(self, p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return (2.0 - 2.0 * F.cosine_similarity(p.float(), z.detach().float(), dim=-1)).mean()
-
-
+@register_method("byol", sampler=ViewSampler)
 class BYOL(nn.Module):
     """Online = backbone → pooled dark5 → projector → predictor; target = EMA copy of backbone +
     projector (``update_target``). Every online view (2 large + small ones) predicts the target of

@@ -10,7 +10,7 @@ Guarantees:
 - resumable and idempotent: a frame already in the manifest (same source + frame index) is never
   written again; a source finished with the same sampling parameters, and unchanged since (sizes and
   mtimes of its files), is not even decoded again; one run at a time per folder (a lock), and a
-  manifest line listed twice is kept once (``flowdet/pretrain/manifest.py``);
+  manifest line listed twice is kept once (``flowdet/mine/manifest.py``);
 - crash-consistent: each JPEG is written atomically *before* its manifest line, and each line is
   appended with flush + fsync, so an interrupted run leaves only whole lines (a torn last line is
   cut off on the next run) and at worst an orphan JPEG that the next run overwrites;
@@ -35,8 +35,8 @@ import numpy as np
 from flowdet import log
 from flowdet.core.media import IMAGE_EXTS, VIDEO_EXTS
 from flowdet.errors import DataError, InputError
+from flowdet.mine.manifest import Manifest, load_state, parse_records, source_stamp
 from flowdet.paths import file_root, is_inside, keep_inside, within
-from flowdet.pretrain.manifest import Manifest, load_state, parse_records, source_stamp
 from flowdet.utils import atomic_write_bytes, atomic_write_json
 
 THUMB_SIZE = (32, 18)  # (w, h) of the dedupe thumbnail: 16:9, tiny enough to be noise-robust
@@ -206,7 +206,7 @@ def mine(sources: list[str | Path], out: str | Path, every: int | None = None, f
     frames sampled two ways in one manifest skew every later statistic without a trace.
 
     ``max_frames`` caps kept frames per source (frames kept by earlier runs count). ``workers`` > 1
-    decodes that many sources at once, one per process (``mine_parallel.py``); the manifest is the same.
+    decodes that many sources at once, one per process (``parallel.py``); the manifest is the same.
     Returns a summary: totals (kept, dropped, already, read), per-source rows, errors, throughput."""
     from tqdm import tqdm
 
@@ -222,7 +222,7 @@ def mine(sources: list[str | Path], out: str | Path, every: int | None = None, f
     params = {"every": every, "fps": fps, "max_frames": max_frames, "dedupe": dedupe}
     state_path = out / STATE
     manifest = Manifest(out / MANIFEST, lock=True)  # one run per folder: a second one is refused
-    from flowdet.pretrain.mine_parallel import merge_leftover_parts, mine_parallel
+    from flowdet.mine.parallel import merge_leftover_parts, mine_parallel
 
     t0 = time.perf_counter()
     rows, errors = [], []
@@ -282,8 +282,8 @@ class _NoBar:
 
 
 def _mine_part(src: Source, out: str, already: list[int], every, fps, max_frames, dedupe: float, quality: int) -> dict:
-    """One source in a worker process: manifest lines go to ``parts/<slug>.jsonl`` (see mine_parallel.py)."""
-    from flowdet.pretrain.mine_parallel import PARTS
+    """One source in a worker process: manifest lines go to ``parts/<slug>.jsonl`` (see parallel.py)."""
+    from flowdet.mine.parallel import PARTS
 
     (Path(out) / PARTS).mkdir(exist_ok=True)
     part = Manifest(Path(out) / PARTS / f"{src.slug}.jsonl")

@@ -18,7 +18,7 @@ training labels and every seed, a detector from scratch and one from the pretrai
 
 Layout under ``spec.out``: ``results.json``, ``table.md``, ``verdict.md``, ``efficiency.png``,
 ``subsets/``, ``pretrain-<method>/``, ``points/<kind>-<fraction>-s<seed>/`` (+ ``*.log``).
-Report: ``flowdet/pretrain/efficiency_report.py``.
+Report: ``flowdet/experiments/efficiency_report.py``.
 """
 from __future__ import annotations
 
@@ -268,15 +268,15 @@ def check_inputs(spec: EfficiencySpec) -> None:
         raise InputError(f"--kinds: {', '.join(bad) or '(none)'}: choose from scratch, pretrained")
     if spec.epochs < 1 or spec.pretrain_epochs < 1:
         raise InputError("--epochs and --pretrain-epochs must be ≥ 1")
-    from flowdet.pretrain.config import METHODS
+    from flowdet.pretrain.registry import method_names
 
-    if spec.method not in METHODS:
-        raise InputError(f"--method: unknown {spec.method!r} (choose from {', '.join(METHODS)})")
+    if spec.method not in method_names():
+        raise InputError(f"--method: unknown {spec.method!r} (choose from {', '.join(method_names())})")
     if "pretrained" not in spec.kinds or spec.backbone or spec.method == "center-loss":
         return
     if not spec.frames and not spec.train_images_as_frames:
         raise InputError("--frames: no unlabeled frames to pretrain on")
-    from flowdet.pretrain.frames import resolve_frames
+    from flowdet.mine.frames import resolve_frames
 
     frames = []
     for src in spec.frames:  # each source on its own: an empty folder is named, not hidden by the others
@@ -285,7 +285,7 @@ def check_inputs(spec: EfficiencySpec) -> None:
         frames += resolve_frames([spec.data])
     if spec.method in load_results(Path(spec.out) / "results.json").get("pretrain", {}):
         return  # pretrained (and checked) by an earlier run: no need to decode the frames again
-    from flowdet.pretrain.leakage import guard_frames
+    from flowdet.mine.leakage import guard_frames
 
     guard_frames(sorted(set(frames)), exclusion(spec, Path(spec.out)))
 
@@ -322,7 +322,7 @@ def exclusion(spec: EfficiencySpec, out: Path) -> list[str]:
 
 def run_efficiency(spec: EfficiencySpec, runner: Runner | None = None) -> dict:
     """Run (or resume) the grid of ``spec``; returns the results with the table and the verdict."""
-    from flowdet.pretrain.efficiency_report import write_report
+    from flowdet.experiments.efficiency_report import write_report
 
     check_inputs(spec)
     grid = _Grid(spec, runner or subprocess_runner)
