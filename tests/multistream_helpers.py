@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from flowdet.core.detections import Detections
-from flowdet.runtime.sources import SourceError
+from flowdet.runtime.stream.sources import SourceError
 
 
 class SquareFinder:

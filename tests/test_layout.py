@@ -16,6 +16,8 @@
 - ``flowdet/core/`` and ``flowdet/runtime/`` are torch-free all the way down: no import of theirs,
   lazy ones included, leads to a module that imports torch when it loads (the door aside).
   tests/runtime/test_torch_free.py proves the same by importing every runtime module without torch.
+- ``flowdet/runtime/`` is three rooms with arrows only ``stream → predict`` and ``stream → track``:
+  prediction and tracking know nothing of sources, loops or each other.
 """
 from __future__ import annotations
 
@@ -28,7 +30,9 @@ CLI_LAYER = ("flowdet.cli", "flowdet.commands")
 CORE = "flowdet.core"
 LEAVES = ("flowdet.errors", "flowdet.log")  # beneath everything: the standard library only
 TORCH_FREE = (CORE, "flowdet.runtime")
-DOOR = "flowdet.detect.torch_predictor"  # load_predictor("x.pt") imports it, on request
+DOOR = "flowdet.detect.torch_predictor"
+RUNTIME_ROOMS = ("predict", "track", "stream")
+RUNTIME_ARROWS = {("stream", "predict"), ("stream", "track")}  # (importer, imported): the only ones allowed  # load_predictor("x.pt") imports it, on request
 
 
 def _in(module: str, package: str) -> bool:
@@ -151,8 +155,8 @@ def test_only_the_cli_imports_click():
 
 def test_no_import_cycles():
     graph = _graph()
-    assert "flowdet.runtime.predictor" in graph["flowdet.detect.predict"]  # the scan sees imports at all
-    assert "flowdet.detect.torch_predictor" in graph["flowdet.runtime.predictor"]  # ... lazy ones included
+    assert "flowdet.runtime.predict.predictor" in graph["flowdet.detect.predict"]  # the scan sees imports at all
+    assert "flowdet.detect.torch_predictor" in graph["flowdet.runtime.predict.predictor"]  # ... lazy ones included
     cycles = _cycles(graph)
     detail = [" <-> ".join(c) + ": " + "; ".join(f"{a} -> {b}" for a in c for b in sorted(graph[a]) if b in c)
               for c in cycles]
@@ -230,3 +234,20 @@ def test_module_level_scan_skips_function_bodies():
     tree = ast.parse("import a\nif x:\n    import b\ndef f():\n    import c\nclass K:\n    import d\n")
     names = {n.names[0].name for n in _module_level(tree) if isinstance(n, ast.Import)}
     assert names == {"a", "b", "d"}
+
+
+def _room(module: str) -> str | None:
+    """flowdet.runtime.track.kalman → "track"; the runtime package itself (and non-runtime) → None."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["flowdet", "runtime"] else None
+
+
+def test_runtime_rooms_and_their_arrows():
+    mods, graph = _modules(), _graph()
+    rooms = {_room(m) for m in mods if _room(m)}
+    assert rooms == set(RUNTIME_ROOMS), f"flowdet/runtime/ holds only the subpackages {RUNTIME_ROOMS}: {rooms}"
+    assert "flowdet.runtime.track.tracker" in graph["flowdet.runtime.stream.source_tracking"]  # the scan sees arrows
+    bad = [f"{src} -> {dst}" for src, targets in sorted(graph.items()) for dst in sorted(targets)
+           if _room(src) and _room(dst) and _room(src) != _room(dst)
+           and (_room(src), _room(dst)) not in RUNTIME_ARROWS]
+    assert not bad, "runtime arrows go only stream -> predict and stream -> track:\n" + "\n".join(bad)

@@ -174,14 +174,14 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
         _stream_one(model, sources[0], out, jsonl, show, conf, iou, tile, overlap, merge, threads, spinning,
                     max_frames, retries, backend, precision, gmc, duration)
         return
-    from flowdet.runtime.counting import parse_count_line
-    from flowdet.runtime.multistream import (
+    from flowdet.runtime.stream.multistream import (
         SourceSpec,
         format_source_table,
         load_sources_yaml,
         name_sources,
         run_multistream,
     )
+    from flowdet.runtime.track.counting import parse_count_line
 
     line = parse_count_line(count_line)  # a malformed line is one error, before anything opens
     for flag, val in (("--out", out), ("--jsonl", jsonl), ("--show", show), ("--tile", tile)):
@@ -219,7 +219,7 @@ def _stream_one(model: str, source: str, out: str | None, jsonl: str | None, sho
                 tile: int | None, overlap: float, merge: str, threads: int | None, spinning: bool,
                 max_frames: int | None, retries: int, backend: str | None = None,
                 precision: str | None = None, gmc: bool = False, duration: float | None = None) -> None:
-    from flowdet.runtime.stream import format_stats, run_stream
+    from flowdet.runtime.stream.stream import format_stats, run_stream
 
     s = run_stream(model, source, out=out, jsonl=jsonl, show=show, conf=conf, iou=iou, tile=tile, overlap=overlap,
                    merge=merge, threads=threads, spinning=spinning, max_frames=max_frames, retries=retries,

@@ -1,10 +1,10 @@
-"""Camera-motion compensation (flowdet.runtime.gmc) and the tracker's frame gap (dt)."""
+"""Camera-motion compensation (flowdet.runtime.track.gmc) and the tracker's frame gap (dt)."""
 import numpy as np
 import pytest
 
-from flowdet.runtime.gmc import CameraMotion, GMCConfig, estimate_motion, warp_states
-from flowdet.runtime.kalman import KalmanBox, kf_predict
-from flowdet.runtime.tracker import ByteTracker
+from flowdet.runtime.track.gmc import CameraMotion, GMCConfig, estimate_motion, warp_states
+from flowdet.runtime.track.kalman import KalmanBox, kf_predict
+from flowdet.runtime.track.tracker import ByteTracker
 
 cv2 = pytest.importorskip("cv2")
 

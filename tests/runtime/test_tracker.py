@@ -9,9 +9,9 @@ import pytest
 
 from flowdet.errors import InputError
 from flowdet.metrics.tracking import count_decomposition, idf1
-from flowdet.runtime.counting import Counter, CountsCSV, parse_count_line, segments_cross
-from flowdet.runtime.track_sim import corrupt, moving_objects
-from flowdet.runtime.tracker import ByteTracker, linear_assignment
+from flowdet.runtime.track.counting import Counter, CountsCSV, parse_count_line, segments_cross
+from flowdet.runtime.track.simulation import corrupt, moving_objects
+from flowdet.runtime.track.tracker import ByteTracker, linear_assignment
 
 
 def _track(tracker, dets, counter=None):

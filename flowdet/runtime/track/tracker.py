@@ -38,9 +38,9 @@ At ``dt = 1`` this is the plain frame-count behaviour.
 Matching cost is ``1 - IoU`` of boxes enlarged by ``buffer`` × their size on each side (buffered
 IoU): floating debris is a few pixels wide, and two 6-px boxes 4 px apart have IoU 0 although
 they are the same object one frame later. The cost and the assignment (``lap``, else scipy, else
-greedy) are in :mod:`flowdet.runtime.assignment`.
+greedy) are in :mod:`flowdet.runtime.track.assignment`.
 
-A track counts once (``flowdet.runtime.counting``) when it becomes *confirmed*: unconfirmed
+A track counts once (``flowdet.runtime.track.counting``) when it becomes *confirmed*: unconfirmed
 tracks never reach a counter, so a flickering false box is not an object.
 """
 from __future__ import annotations
@@ -51,10 +51,10 @@ import numpy as np
 
 from flowdet.core.boxes import box_overlap_of_smaller
 from flowdet.errors import InputError
-from flowdet.runtime.assignment import ASSIGNMENT, _buffered_iou, centre_gate_cost, linear_assignment  # noqa: F401 (re-exported)
-from flowdet.runtime.gmc import warp_states
-from flowdet.runtime.kalman import KalmanBox, _scale, _xywh_to_xyxy, kf_predict, kf_update  # noqa: F401 (re-exported)
-from flowdet.runtime.track import CONFIRMED, LOST, TENTATIVE, Track, TrackerConfig
+from flowdet.runtime.track.assignment import ASSIGNMENT, _buffered_iou, centre_gate_cost, linear_assignment  # noqa: F401 (re-exported)
+from flowdet.runtime.track.gmc import warp_states
+from flowdet.runtime.track.kalman import KalmanBox, _scale, _xywh_to_xyxy, kf_predict, kf_update  # noqa: F401 (re-exported)
+from flowdet.runtime.track.track import CONFIRMED, LOST, TENTATIVE, Track, TrackerConfig
 
 
 def _inside(x: np.ndarray, frame_size: tuple[int, int]) -> bool:
@@ -231,7 +231,7 @@ class ByteTracker:
         """One frame's detections (xyxy, original pixels) → the confirmed tracks matched in it.
 
         ``dt``: source frames since the previous update (frames skipped + 1); ``warp``: the 2×3 camera
-        motion from the previous processed frame to this one (:class:`flowdet.runtime.gmc.CameraMotion`),
+        motion from the previous processed frame to this one (:class:`flowdet.runtime.track.gmc.CameraMotion`),
         applied to the predicted states before association; ``frame_size``: (width, height) of the
         frame, to park lost tracks that left the view (step 6 above; None: not parked)."""
         cfg = self.cfg

@@ -8,7 +8,7 @@
 - The inference loop runs in the calling thread: predict → jsonl line → annotated frame. The
   end-to-end latency of a frame is capture (after the read) → its outputs written.
 - SIGINT (Ctrl-C) and SIGTERM (systemd, ``docker stop``) stop gracefully
-  (:mod:`flowdet.runtime.signals`): the video writer is released (a playable mp4) and the jsonl is
+  (:mod:`flowdet.runtime.stream.signals`): the video writer is released (a playable mp4) and the jsonl is
   closed with only whole lines; a second signal aborts at once. ``max_seconds`` (``--duration``)
   ends the run on time even while a stalled live source keeps reconnecting.
 Torch-free.
@@ -30,7 +30,7 @@ from flowdet import log
 from flowdet.core.detections import Detections
 from flowdet.core.postprocess import invalid_message
 from flowdet.errors import DataError, FlowdetError, MissingDependency
-from flowdet.runtime.sources import Frame, FrameSizeWatch, FrameSource, SourceError, open_source
+from flowdet.runtime.stream.sources import Frame, FrameSizeWatch, FrameSource, SourceError, open_source
 
 
 class _End:
@@ -178,7 +178,7 @@ def _load_model(model: Any, threads: int | None, spinning: bool, backend: str | 
                 precision: str | None = None) -> Any:
     if not isinstance(model, (str, Path)):
         return model  # any Predictor object
-    from flowdet.runtime.predictor import load_predictor
+    from flowdet.runtime.predict.predictor import load_predictor
 
     return load_predictor(str(model), threads=threads, backend=backend, precision=precision, spinning=spinning)
 
@@ -195,7 +195,7 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
 
     ``model``: a .onnx/.engine/.pt path or any Predictor. ``source``: a SOURCE string (video file,
     image folder, camera index, rtsp/http URL) or a FrameSource object. ``backend`` / ``precision``:
-    see :func:`flowdet.runtime.predictor.load_predictor`. ``spinning``: onnxruntime
+    see :func:`flowdet.runtime.predict.predictor.load_predictor`. ``spinning``: onnxruntime
     thread spinning (off by default: it steals the decoder's core). ``progress`` is called every
     ``log_every_s`` seconds with the running stats (same keys as the summary's first ten).
     Summary keys: frames, frames_read, dropped, reconnects, detections, det_per_frame, fps, seconds,
@@ -204,7 +204,7 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
     (+ count with ``track``). ``max_seconds``: wall-clock limit.
     ``track``: a tracker per run (the multi-source path's :class:`SourceTracking`): the jsonl gets
     ``tracks`` ([id, x1, y1, x2, y2], confirmed only) and the running ``count``; ``tracker``: a
-    TrackerConfig; ``gmc``: camera-motion compensation (:mod:`flowdet.runtime.gmc`)."""
+    TrackerConfig; ``gmc``: camera-motion compensation (:mod:`flowdet.runtime.track.gmc`)."""
     from flowdet.core import validate
     from flowdet.core.draw import draw_detections
 
@@ -216,14 +216,14 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
             validate.writable_file(path, flag)
     predictor = _load_model(model, threads, spinning, backend, precision)
     if tile:
-        from flowdet.runtime.tiles import TiledPredictor
+        from flowdet.runtime.predict.tiles import TiledPredictor
 
         predictor = TiledPredictor(predictor, tile, overlap, merge=merge)
     src = open_source(source) if isinstance(source, (str, int)) else source
     tracking = None
     det_conf = conf
     if track:
-        from flowdet.runtime.source_tracking import SourceTracking
+        from flowdet.runtime.stream.source_tracking import SourceTracking
 
         tracking = SourceTracking("", tracker, live=bool(src.live), gmc=gmc)
         det_conf = min(conf, tracking.tracker.cfg.low_thresh)  # the second stage wants the low-score boxes
@@ -252,7 +252,7 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
     frames = detections = invalid = 0
     stopped_by = "end"
     error: BaseException | None = None
-    from flowdet.runtime.signals import GracefulStop
+    from flowdet.runtime.stream.signals import GracefulStop
 
     sig = GracefulStop(stop)
     sig.install()  # Ctrl-C / SIGTERM set ``stop``; the handlers are restored in the finally below

@@ -1,4 +1,4 @@
-"""Per-source input for :mod:`flowdet.runtime.multistream`: the source list (flags or a YAML with
+"""Per-source input for :mod:`flowdet.runtime.stream.multistream`: the source list (flags or a YAML with
 names) and the reader thread of one source — newest-frame-only for live sources, backoff reconnect
 forever, health state. Torch-free. Split from multistream.py so the inference loop reads on its own."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flowdet.errors import DataError
-from flowdet.runtime.sources import Frame, FrameSource, SourceError
+from flowdet.runtime.stream.sources import Frame, FrameSource, SourceError
 
 CONNECTING, CONNECTED, RECONNECTING, FAILED, STALLED, ENDED = (
     "connecting", "connected", "reconnecting", "failed", "stalled", "ended")

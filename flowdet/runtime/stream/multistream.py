@@ -37,13 +37,20 @@ from flowdet import log
 from flowdet.core.detections import Detections
 from flowdet.core.postprocess import invalid_message
 from flowdet.errors import FlowdetError, InputError
-from flowdet.runtime.counting import CountsCSV, parse_count_line
 
 # load_sources_yaml and SourceSpec are re-exported: `flowdet stream --sources` and callers import them here
-from flowdet.runtime.source_reader import CONNECTED, STALLED, SourceReader, SourceSpec, load_sources_yaml, name_sources  # noqa: F401
-from flowdet.runtime.source_tracking import SourceTracking
-from flowdet.runtime.sources import Frame, FrameSizeWatch, open_source
-from flowdet.runtime.track import Track, TrackerConfig
+from flowdet.runtime.stream.source_reader import (  # noqa: F401
+    CONNECTED,
+    STALLED,
+    SourceReader,
+    SourceSpec,
+    load_sources_yaml,
+    name_sources,
+)
+from flowdet.runtime.stream.source_tracking import SourceTracking
+from flowdet.runtime.stream.sources import Frame, FrameSizeWatch, open_source
+from flowdet.runtime.track.counting import CountsCSV, parse_count_line
+from flowdet.runtime.track.track import Track, TrackerConfig
 from flowdet.utils import atomic_write_json
 
 
@@ -122,15 +129,15 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     """Detect, track and count on every source at once; return the summary (also ``summary.json``).
 
     ``sources``: SOURCE strings or :class:`SourceSpec` (name + source). ``max_frames``: per source.
-    ``gmc``: camera-motion compensation from the frames (:mod:`flowdet.runtime.gmc`).
+    ``gmc``: camera-motion compensation from the frames (:mod:`flowdet.runtime.track.gmc`).
     ``max_seconds``: wall-clock limit (live runs otherwise go until Ctrl-C or ``stop_event``).
     Ends when every source is done (files ended/failed), at a limit, or on Ctrl-C / SIGTERM
-    (:mod:`flowdet.runtime.signals`: writers closed, summary.json written) / ``stop_event``.
+    (:mod:`flowdet.runtime.stream.signals`: writers closed, summary.json written) / ``stop_event``.
     ``monitor``: an object called with each processed frame, status and source end (a
     :class:`flowdet.monitor.recorder.Recorder`: database, metrics, MQTT); its report lands in
     status.json under ``monitor``. The caller owns it (and closes it).
     """
-    from flowdet.runtime.stream import _load_model
+    from flowdet.runtime.stream.stream import _load_model
 
     line = parse_count_line(count_line) if count_line is not None and not isinstance(count_line, tuple) else count_line
     if interval_s <= 0:
@@ -164,7 +171,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
 
     if monitor is not None:
         monitor.start([(ln.name, ln.reader.source) for ln in lanes], list(predictor.names))
-    from flowdet.runtime.signals import GracefulStop
+    from flowdet.runtime.stream.signals import GracefulStop
 
     sig = GracefulStop(stop)
     sig.install()  # Ctrl-C / SIGTERM: a clean stop; the handlers are restored in the finally below

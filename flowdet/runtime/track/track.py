@@ -1,5 +1,5 @@
 """A tracked object (:class:`Track`) and the tracker's settings (:class:`TrackerConfig`): the data of
-:mod:`flowdet.runtime.tracker`, also used by the counter and the stream (numpy; torch-free)."""
+:mod:`flowdet.runtime.track.tracker`, also used by the counter and the stream (numpy; torch-free)."""
 from __future__ import annotations
 
 from collections import deque
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flowdet.errors import InputError
-from flowdet.runtime.kalman import KalmanBox
+from flowdet.runtime.track.kalman import KalmanBox
 
 TENTATIVE, CONFIRMED, LOST = "tentative", "confirmed", "lost"
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from flowdet.core.detections import Detections
-from flowdet.runtime.counting import Counter, Interval
-from flowdet.runtime.gmc import CameraMotion, GMCConfig
-from flowdet.runtime.sources import Frame
-from flowdet.runtime.track import Track, TrackerConfig
-from flowdet.runtime.tracker import ByteTracker
+from flowdet.runtime.stream.sources import Frame
+from flowdet.runtime.track.counting import Counter, Interval
+from flowdet.runtime.track.gmc import CameraMotion, GMCConfig
+from flowdet.runtime.track.track import Track, TrackerConfig
+from flowdet.runtime.track.tracker import ByteTracker
 
 
 class SourceTracking:
