@@ -29,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from flowdet.core.detections import Detections  # noqa: E402
 from flowdet.metrics.tracking import count_decomposition, count_error_per_interval, hota, idf1  # noqa: E402
 from flowdet.runtime.track.simulation import corrupt, moving_objects  # noqa: E402
 from flowdet.runtime.track.tracker import ASSIGNMENT, ByteTracker  # noqa: E402
@@ -81,8 +82,9 @@ def run_tracker(tracker: ByteTracker, dets: list, fps: float, stride: int = 1, w
     cpu = 0.0
     for j, k in enumerate(range(0, len(dets), stride)):
         b, s = dets[k]
+        det = Detections(b, np.asarray(s), np.zeros(len(s), np.int64))
         t0 = time.thread_time()
-        ts = tracker.update(b, s, dt=stride, warp=None if warps is None else warps[j], frame_size=frame_size)
+        ts = tracker.update(det, dt=stride, warp=None if warps is None else warps[j], frame_size=frame_size)
         cpu += time.thread_time() - t0
         out.append((np.array([t.id for t in ts], np.int64), np.array([t.box for t in ts]).reshape(-1, 4)))
         hist.append([(t.uid, t.box) for t in tracker.tracks if t.updated])
@@ -127,8 +129,9 @@ def cost_at(n_objects: int, frames: int = 300) -> float:
         fb = rng.uniform(0, 1000, (max(1, n_objects // 20), 2))
         b = np.concatenate([b, np.concatenate([fb, fb + 10], 1)])
         s = np.concatenate([s, np.full(len(fb), 0.55)])
+        det = Detections(b, s, np.zeros(len(s), np.int64))
         t0 = time.thread_time()
-        tr.update(b, s)
+        tr.update(det)
         if k >= 20:
             cpu += time.thread_time() - t0
     return 1000 * cpu / (frames - 20)

@@ -150,7 +150,7 @@ def track_filter(frames: list[tuple[int, Detections, tuple[int, int]]], cfg: Fil
         dt = index - prev if prev is not None and index > prev else 1
         prev = index
         boxes64 = np.asarray(det.boxes, np.float64).reshape(-1, 4)
-        tracker.update(det.boxes, det.scores, det.class_ids, dt=dt, frame_size=size)
+        tracker.update(det, dt=dt, frame_size=size)
         for t in tracker.tracks:
             if t.updated:
                 hits.setdefault(t.uid, []).append((k, _row_of(boxes64, t.box)))

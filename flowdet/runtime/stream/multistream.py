@@ -47,7 +47,7 @@ from flowdet.runtime.stream.source_reader import (  # noqa: F401
     load_sources_yaml,
     name_sources,
 )
-from flowdet.runtime.stream.source_tracking import SourceTracking
+from flowdet.runtime.stream.source_tracking import SourceTracking, conf_note, model_conf
 from flowdet.runtime.stream.sources import Frame, FrameSizeWatch, open_source
 from flowdet.runtime.track.counting import CountsCSV, parse_count_line
 from flowdet.runtime.track.track import Track, TrackerConfig
@@ -148,7 +148,11 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     opened = [(s, s.source if not isinstance(s.source, (str, int)) else open_source(s.source)) for s in specs]
     predictor = _load_model(model, threads, spinning, backend, precision)
     tcfg = tracker or TrackerConfig()
-    det_conf = min(conf, tcfg.low_thresh)   # the tracker's second stage wants the low-score boxes too
+    tcfg.validate()   # a bad threshold is one error before any source opens
+    det_conf = model_conf(conf, tcfg)
+    note = conf_note(conf, tcfg)
+    if note:
+        log.warn(note)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -164,7 +168,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
                          max_backoff_s=max_backoff_s)
         d = out / spec.name
         d.mkdir(parents=True, exist_ok=True)
-        lane = _Lane(spec.name, r, SourceTracking(spec.name, tcfg, interval_s, line, r.live, gmc=gmc), d)
+        lane = _Lane(spec.name, r, SourceTracking(spec.name, tcfg, interval_s, line, r.live, gmc=gmc, conf=conf), d)
         lane.sizes = FrameSizeWatch(spec.name) if getattr(src, "fixed_size", True) else None
         lane.jsonl = open(d / "detections.jsonl", "w", buffering=1)
         lanes.append(lane)
@@ -249,7 +253,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
             infer_times.append(time.perf_counter() - ti)
             batches += 1
             for (ln, fr), det in zip(batch, dets):
-                _process(ln, fr, det, conf, line, video, predictor, csv_out, monitor)
+                _process(ln, fr, det, line, video, csv_out, monitor)
     except KeyboardInterrupt:
         stopped_by = "interrupt"
     finally:
@@ -294,15 +298,14 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     return summary
 
 
-def _process(ln: _Lane, fr: Frame, det: Detections, conf: float, line: Any, video: bool, predictor: Any,
-             csv_out: CountsCSV, monitor: Any = None) -> None:
+def _process(ln: _Lane, fr: Frame, det: Detections, line: Any, video: bool, csv_out: CountsCSV,
+             monitor: Any = None) -> None:
     if ln.sizes is not None:
         ln.sizes.check(fr.index, fr.image)
     closed = ln.track.step(fr, det, ln.reader.source.fps)
     csv_out.write(ln.track.counter.rows(closed))
     tracks = ln.track.tracks
-    keep = det.scores >= conf
-    ln.jsonl.write(json.dumps(ln.track.record(fr, det, conf)) + "\n")
+    ln.jsonl.write(json.dumps(ln.track.record(fr)) + "\n")
     if video:
         label = f"{ln.name}: {ln.track.counter.total}" + (f" | line {ln.track.counter.crossings}" if line is not None else "")
         vis = draw_tracks(fr.image, tracks, line, label)
@@ -322,7 +325,7 @@ def _process(ln: _Lane, fr: Frame, det: Detections, conf: float, line: Any, vide
     ln.first_t = now if ln.first_t is None else ln.first_t
     ln.last_t = now
     ln.frames += 1
-    ln.detections += int(keep.sum())
+    ln.detections += len(ln.track.shown)
     ln.invalid += det.invalid
     if monitor is not None:
         monitor.on_frame(ln.name, fr, ln.track, closed, ln.reader.source.fps, lat)

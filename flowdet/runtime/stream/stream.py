@@ -204,7 +204,9 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
     (+ count with ``track``). ``max_seconds``: wall-clock limit.
     ``track``: a tracker per run (the multi-source path's :class:`SourceTracking`): the jsonl gets
     ``tracks`` ([id, x1, y1, x2, y2], confirmed only) and the running ``count``; ``tracker``: a
-    TrackerConfig; ``gmc``: camera-motion compensation (:mod:`flowdet.runtime.track.gmc`)."""
+    TrackerConfig (its thresholds decide the count; ``conf`` only filters the boxes written, see
+    :mod:`flowdet.runtime.stream.source_tracking`); ``gmc``: camera-motion compensation
+    (:mod:`flowdet.runtime.track.gmc`)."""
     from flowdet.core import validate
     from flowdet.core.draw import draw_detections
 
@@ -223,10 +225,13 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
     tracking = None
     det_conf = conf
     if track:
-        from flowdet.runtime.stream.source_tracking import SourceTracking
+        from flowdet.runtime.stream.source_tracking import SourceTracking, conf_note, model_conf
 
-        tracking = SourceTracking("", tracker, live=bool(src.live), gmc=gmc)
-        det_conf = min(conf, tracking.tracker.cfg.low_thresh)  # the second stage wants the low-score boxes
+        tracking = SourceTracking("", tracker, live=bool(src.live), gmc=gmc, conf=conf)
+        det_conf = model_conf(conf, tracking.tracker.cfg)
+        note = conf_note(conf, tracking.tracker.cfg)
+        if note:
+            log.warn(note)
     if show:
         try:
             cv2.namedWindow("flowdet", cv2.WINDOW_NORMAL)
@@ -297,9 +302,8 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
             rec = None
             if tracking is not None:
                 tracking.step(item, det, src.fps)
-                rec = tracking.record(item, det, conf)
-                k = det.scores >= conf
-                det = Detections(det.boxes[k], det.scores[k], det.class_ids[k], det.invalid)
+                rec = tracking.record(item)
+                det = tracking.shown
             vis = writers.write(item, det, draw_detections, rec)
             latencies.append(time.perf_counter() - item.capture)
             frames += 1
