@@ -37,6 +37,7 @@ from flowdet import log
 from flowdet.core.detections import Detections
 from flowdet.core.postprocess import invalid_message
 from flowdet.errors import FlowdetError, InputError
+from flowdet.runtime.stream.records import percentiles_ms
 
 # load_sources_yaml and SourceSpec are re-exported: `flowdet stream --sources` and callers import them here
 from flowdet.runtime.stream.source_reader import (  # noqa: F401
@@ -52,13 +53,6 @@ from flowdet.runtime.stream.sources import Frame, FrameSizeWatch, open_source
 from flowdet.runtime.track.counting import CountsCSV, parse_count_line
 from flowdet.runtime.track.track import Track, TrackerConfig
 from flowdet.utils import atomic_write_json
-
-
-def _pct(values: Any) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p95": None}
-    a = np.asarray(list(values)) * 1000.0
-    return {"p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2)}
 
 
 def draw_tracks(img: np.ndarray, tracks: list[Track], line: tuple[float, float, float, float] | None,
@@ -190,7 +184,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         r = ln.reader
         age = None if r.last_frame_t is None else round(time.perf_counter() - r.last_frame_t, 2)
         return {"state": ln.state(stall_s), "live": r.live, "source": r.source.description, "frames": ln.frames,
-                "frames_read": r.read, "fps": ln.fps(), "latency_ms": _pct(ln.latency), "dropped": r.dropped,
+                "frames_read": r.read, "fps": ln.fps(), "latency_ms": percentiles_ms(ln.latency), "dropped": r.dropped,
                 "reconnects": r.reconnects, "last_frame_age_s": age, "count": ln.track.counter.total,
                 **({"crossings": ln.track.counter.crossings} if line is not None else {}),
                 "error": r.error}
@@ -198,7 +192,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     def write_status() -> dict[str, Any]:
         st = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "uptime_s": round(time.perf_counter() - t0, 1),
-              "infer_ms": _pct(infer_times), "sources": {ln.name: source_status(ln) for ln in lanes}}
+              "infer_ms": percentiles_ms(infer_times), "sources": {ln.name: source_status(ln) for ln in lanes}}
         if monitor is not None:
             st["monitor"] = monitor.on_status(st)
         atomic_write_json(out / "status.json", st, indent=1)
@@ -278,7 +272,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         s = final["sources"][ln.name]
         span = (ln.last_t - ln.first_t) if ln.first_t is not None and ln.last_t is not None else 0.0
         s.update({"fps": round((ln.frames - 1) / span, 2) if ln.frames > 1 and span > 0 else 0.0,
-                  "latency_ms": _pct(ln.all_latency), "detections": ln.detections, "invalid_outputs": ln.invalid,
+                  "latency_ms": percentiles_ms(ln.all_latency), "detections": ln.detections, "invalid_outputs": ln.invalid,
                   "size_changes": ln.sizes.changed if ln.sizes is not None else 0,
                   "counts": ln.track.counter.summary(), "jsonl": str(ln.out_dir / "detections.jsonl"),
                   "video": str(ln.out_dir / "annotated.mp4") if video and ln.frames else None})
@@ -287,7 +281,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     summary = {"sources": per, "frames": total_frames, "seconds": round(elapsed, 3),
                "fps": round(total_frames / elapsed, 2) if elapsed > 0 else 0.0,
                "count": sum(ln.track.counter.total for ln in lanes), "batches": batches,
-               "infer_ms": _pct(infer_times), "stopped_by": stopped_by, "signal": sig.name, "out_dir": str(out),
+               "infer_ms": percentiles_ms(infer_times), "stopped_by": stopped_by, "signal": sig.name, "out_dir": str(out),
                "counts_csv": str(out / "counts.csv"), "status": str(out / "status.json"),
                "invalid_outputs": sum(ln.invalid for ln in lanes)}
     if summary["invalid_outputs"]:

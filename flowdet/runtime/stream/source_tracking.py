@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowdet.core.detections import Detections
+from flowdet.runtime.stream.records import frame_record
 from flowdet.runtime.stream.sources import Frame
 from flowdet.runtime.track.counting import Counter, Interval
 from flowdet.runtime.track.gmc import CameraMotion, GMCConfig
@@ -67,14 +68,8 @@ class SourceTracking:
     def record(self, fr: Frame) -> dict[str, Any]:
         """The jsonl line of the frame just stepped: its boxes ≥ ``conf``, the confirmed tracks
         ``[id, x1, y1, x2, y2]``, the running count (and crossings with a line)."""
-        det = self.shown
-        rec: dict[str, Any] = {"frame": fr.index, "time": None if fr.time is None else round(fr.time, 4)}
-        if fr.name:
-            rec["file"] = fr.name
-        rec.update({"boxes": [[round(float(v), 2) for v in b] for b in det.boxes],
-                    "scores": [round(float(s), 4) for s in det.scores],
-                    "class_ids": [int(c) for c in det.class_ids],
-                    "tracks": [[t.id] + [round(float(v), 2) for v in t.box] for t in self.tracks],
+        rec = frame_record(fr, self.shown)
+        rec.update({"tracks": [[t.id] + [round(float(v), 2) for v in t.box] for t in self.tracks],
                     "count": self.counter.total})
         if self.counter.line is not None:
             rec["crossings"] = self.counter.crossings

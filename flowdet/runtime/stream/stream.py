@@ -1,10 +1,12 @@
-"""``flowdet stream``: a reader thread feeding the inference loop through a bounded queue.
+"""``flowdet stream`` on one source: the multi-source loop's reader thread
+(:class:`~flowdet.runtime.stream.source_reader.SourceReader`, ``give_up``) feeding the inference loop.
 
-- Files and folders: every frame is processed (the reader blocks when the queue is full).
+- Files and folders: every frame is processed (the reader waits while ``queue_size`` frames wait).
 - Live sources (camera, RTSP/HTTP): latest-frame policy — a queue of one, the stale frame is
   dropped (and counted) when a newer one arrives, so latency stays bounded when the model is
-  slower than the camera. On a loss the reader reconnects with exponential backoff; after
-  ``retries`` consecutive failures the stream ends with ``stopped_by = "source_lost"``.
+  slower than the camera. On a loss the reader reconnects with the one back-off rule
+  (:func:`~flowdet.runtime.stream.source_reader.backoff_delay`); after ``retries`` consecutive
+  failures the stream ends with ``stopped_by = "source_lost"``.
 - The inference loop runs in the calling thread: predict → jsonl line → annotated frame. The
   end-to-end latency of a frame is capture (after the read) → its outputs written.
 - SIGINT (Ctrl-C) and SIGTERM (systemd, ``docker stop``) stop gracefully
@@ -16,10 +18,10 @@ Torch-free.
 from __future__ import annotations
 
 import json
-import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,92 +32,11 @@ from flowdet import log
 from flowdet.core.detections import Detections
 from flowdet.core.postprocess import invalid_message
 from flowdet.errors import DataError, FlowdetError, MissingDependency
+from flowdet.runtime.stream.records import frame_record, percentiles_ms
+from flowdet.runtime.stream.source_reader import SourceReader
 from flowdet.runtime.stream.sources import Frame, FrameSizeWatch, FrameSource, SourceError, open_source
 
-
-class _End:
-    """Queue sentinel with the reason the reader stopped."""
-
-    def __init__(self, reason: str, error: BaseException | None = None):
-        self.reason, self.error = reason, error
-
-
-class Reader(threading.Thread):
-    def __init__(self, source: FrameSource, q: queue.Queue[Frame | _End], stop: threading.Event,
-                 retries: int = 5, backoff_s: float = 0.5, max_backoff_s: float = 8.0):
-        super().__init__(name="flowdet-reader", daemon=True)
-        self.source, self.q, self.stop = source, q, stop
-        self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
-        self.read = self.dropped = self.reconnects = self.failures = 0
-        # Free queue slots for file/folder sources; the consumer releases one per frame taken.
-        self.slots = threading.Semaphore(max(1, q.maxsize - 1))
-
-    def _put(self, item: Frame | _End) -> None:
-        if self.source.live and isinstance(item, Frame):
-            # Latest-frame policy: replace whatever the consumer has not taken yet.
-            while True:
-                try:
-                    self.q.put_nowait(item)
-                    return
-                except queue.Full:
-                    try:
-                        self.q.get_nowait()
-                        self.dropped += 1
-                    except queue.Empty:
-                        pass
-        while not self.stop.is_set():
-            try:
-                self.q.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def _recover(self) -> str | None:
-        """Reopen a lost live source with exponential backoff. None once reopened, else the reason
-        to stop. ``self.failures`` counts attempts since the last good frame, so a source that
-        opens but never delivers still gives up after ``retries``."""
-        while True:
-            if self.failures >= self.retries:
-                return "source_lost"
-            # min(…, 40): after ~1024 failures 2**n no longer fits a float (OverflowError in the reader)
-            delay = min(self.backoff_s * (2 ** min(self.failures, 40)), self.max_backoff_s)
-            self.failures += 1
-            if self.stop.wait(delay):
-                return "stopped"
-            self.source.close()
-            try:
-                self.source.open()
-            except SourceError:
-                continue
-            self.reconnects += 1
-            return None
-
-    def run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                if not self.source.live and not self.slots.acquire(timeout=0.1):
-                    # Files: read only once a queue slot is free, so a decoded frame never waits in
-                    # our hand (that wait would count as latency); decode ≪ inference, so no stall.
-                    continue
-                got = self.source.read()
-                if got is None:
-                    if not self.source.live:
-                        self._put(_End("end"))
-                        return
-                    reason = self._recover()
-                    if reason is not None:
-                        self._put(_End(reason))
-                        return
-                    continue
-                self.failures = 0
-                img, t, name = got
-                self._put(Frame(self.read, t, time.perf_counter(), img, name))
-                self.read += 1
-            self._put(_End("stopped"))
-        except BaseException as e:  # surface reader crashes in the main thread, never hang it
-            self._put(_End("error", e))
-        finally:
-            self.source.close()
+NAN = float("nan")  # an empty percentile in the one-source summary (its line formats numbers)
 
 
 class _Writers:
@@ -135,14 +56,7 @@ class _Writers:
     def write(self, frame: Frame, det: Detections, draw: Callable, rec: dict[str, Any] | None = None) -> np.ndarray | None:
         """``rec``: the jsonl line (with tracks, from SourceTracking.record); None → boxes only."""
         if self.jsonl is not None:
-            if rec is None:
-                rec = {"frame": frame.index, "time": None if frame.time is None else round(frame.time, 4)}
-                if frame.name:
-                    rec["file"] = frame.name
-                rec.update({"boxes": [[round(float(v), 2) for v in b] for b in det.boxes],
-                            "scores": [round(float(s), 4) for s in det.scores],
-                            "class_ids": [int(c) for c in det.class_ids]})
-            self.jsonl.write(json.dumps(rec) + "\n")
+            self.jsonl.write(json.dumps(rec if rec is not None else frame_record(frame, det)) + "\n")
         if self.out is None:
             return None
         vis = draw(frame.image, det.boxes, det.scores, det.class_ids, self.names)
@@ -167,13 +81,6 @@ class _Writers:
             self.jsonl = None
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"p50": float("nan"), "p95": float("nan")}
-    a = np.asarray(values) * 1000.0
-    return {"p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2)}
-
-
 def _load_model(model: Any, threads: int | None, spinning: bool, backend: str | None = None,
                 precision: str | None = None) -> Any:
     if not isinstance(model, (str, Path)):
@@ -183,15 +90,38 @@ def _load_model(model: Any, threads: int | None, spinning: bool, backend: str | 
     return load_predictor(str(model), threads=threads, backend=backend, precision=precision, spinning=spinning)
 
 
-def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | None = None,
-               jsonl: str | Path | None = None, show: bool = False, conf: float = 0.25, iou: float = 0.65,
-               tile: int | None = None, overlap: float = 0.2, merge: str = "nms", threads: int | None = None,
-               spinning: bool = False, max_frames: int | None = None, retries: int = 5, backoff_s: float = 0.5,
-               queue_size: int = 1, log_every_s: float = 2.0,
-               progress: Callable[[dict[str, Any]], None] | None = None, backend: str | None = None,
-               precision: str | None = None, track: bool = True, tracker: Any = None,
-               gmc: bool = False, max_seconds: float | None = None) -> dict[str, Any]:
+@dataclass
+class StreamOptions:
+    """How :func:`run_stream` runs: the flags of one-source ``flowdet stream`` as data."""
+
+    out: str | Path | None = None            # annotated video (.mp4 / .avi)
+    jsonl: str | Path | None = None          # one json line per frame
+    show: bool = False                       # a window (GUI OpenCV)
+    conf: float = 0.25                       # boxes written from this score (output only when tracking)
+    iou: float = 0.65
+    tile: int | None = None                  # sliced inference: tile side (+ the full frame)
+    overlap: float = 0.2
+    merge: str = "nms"
+    threads: int | None = None
+    spinning: bool = False
+    backend: str | None = None               # see flowdet.runtime.predict.predictor.load_predictor
+    precision: str | None = None
+    track: bool = True                       # tracks + running count in the jsonl
+    tracker: Any = None                      # a TrackerConfig (its thresholds decide the count)
+    gmc: bool = False                        # camera-motion compensation
+    max_frames: int | None = None
+    max_seconds: float | None = None         # wall-clock limit (--duration)
+    retries: int = 5                         # reconnect attempts of a live source, then "source_lost"
+    backoff_s: float = 0.5
+    queue_size: int = 1                      # files: decoded frames that may wait
+    log_every_s: float = 2.0
+    progress: Callable[[dict[str, Any]], None] | None = None   # called every log_every_s with the stats
+
+
+def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptions | None = None,
+               **changes: Any) -> dict[str, Any]:
     """Detect on every (file/folder) or the latest (live) frame of ``source``; return the summary.
+    How: ``options`` (:class:`StreamOptions`) and/or its fields as keywords (``conf=0.3``; they win).
 
     ``model``: a .onnx/.engine/.pt path or any Predictor. ``source``: a SOURCE string (video file,
     image folder, camera index, rtsp/http URL) or a FrameSource object. ``backend`` / ``precision``:
@@ -210,29 +140,31 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
     from flowdet.core import validate
     from flowdet.core.draw import draw_detections
 
-    validate.predict_args(conf, iou, None, threads)
-    if max_seconds is not None:
-        validate.number_in(max_seconds, "--duration", 0.0, None, lo_open=True)
-    for path, flag in ((out, "--out"), (jsonl, "--jsonl")):
+    o = replace(options or StreamOptions(), **changes)
+
+    validate.predict_args(o.conf, o.iou, None, o.threads)
+    if o.max_seconds is not None:
+        validate.number_in(o.max_seconds, "--duration", 0.0, None, lo_open=True)
+    for path, flag in ((o.out, "--out"), (o.jsonl, "--jsonl")):
         if path:  # before the model loads: a read-only folder is one line, not a wrong codec hint
             validate.writable_file(path, flag)
-    predictor = _load_model(model, threads, spinning, backend, precision)
-    if tile:
+    predictor = _load_model(model, o.threads, o.spinning, o.backend, o.precision)
+    if o.tile:
         from flowdet.runtime.predict.tiles import TiledPredictor
 
-        predictor = TiledPredictor(predictor, tile, overlap, merge=merge)
+        predictor = TiledPredictor(predictor, o.tile, o.overlap, merge=o.merge)
     src = open_source(source) if isinstance(source, (str, int)) else source
     tracking = None
-    det_conf = conf
-    if track:
+    det_conf = o.conf
+    if o.track:
         from flowdet.runtime.stream.source_tracking import SourceTracking, conf_note, model_conf
 
-        tracking = SourceTracking("", tracker, live=bool(src.live), gmc=gmc, conf=conf)
-        det_conf = model_conf(conf, tracking.tracker.cfg)
-        note = conf_note(conf, tracking.tracker.cfg)
+        tracking = SourceTracking("", o.tracker, live=bool(src.live), gmc=o.gmc, conf=o.conf)
+        det_conf = model_conf(o.conf, tracking.tracker.cfg)
+        note = conf_note(o.conf, tracking.tracker.cfg)
         if note:
             log.warn(note)
-    if show:
+    if o.show:
         try:
             cv2.namedWindow("flowdet", cv2.WINDOW_NORMAL)
         except cv2.error:
@@ -242,12 +174,12 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
     except SourceError as e:
         raise DataError(str(e)) from None
 
-    stop = threading.Event()
-    # Live: one slot, replaced by newer frames. Files: ``queue_size`` frames plus room for the end marker.
-    q: queue.Queue = queue.Queue(maxsize=1 if src.live else max(1, queue_size) + 1)
-    reader = Reader(src, q, stop, retries=retries, backoff_s=backoff_s)
+    stop, ready = threading.Event(), threading.Event()
+    # Live: one slot, replaced by newer frames. Files: ``queue_size`` decoded frames wait at most.
+    reader = SourceReader("stream", src, ready, stop, retries=o.retries, backoff_s=o.backoff_s,
+                          file_queue=max(1, o.queue_size), give_up=True, opened=True)
     try:
-        writers = _Writers(out, jsonl, src.fps or 25.0, list(predictor.names))
+        writers = _Writers(o.out, o.jsonl, src.fps or 25.0, list(predictor.names))
     except OSError as e:
         src.close()
         raise FlowdetError(f"{e.filename}: cannot write ({e.strerror})") from None
@@ -267,37 +199,36 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
         return {"frames": frames, "frames_read": reader.read, "dropped": reader.dropped, "reconnects": reader.reconnects,
                 "detections": detections, "det_per_frame": round(detections / frames, 3) if frames else 0.0,
                 "fps": round(frames / elapsed, 2) if elapsed > 0 else 0.0, "seconds": round(elapsed, 3),
-                "latency_ms": _percentiles(latencies[-1000:] if not final else latencies),
-                "infer_ms": _percentiles(infer[-1000:] if not final else infer)}
+                "latency_ms": percentiles_ms(latencies[-1000:] if not final else latencies, NAN),
+                "infer_ms": percentiles_ms(infer[-1000:] if not final else infer, NAN)}
 
     t0 = last_log = time.perf_counter()
     reader.start()
     try:
         while True:
-            if max_frames is not None and frames >= max_frames:
+            if o.max_frames is not None and frames >= o.max_frames:
                 stopped_by = "max_frames"
                 break
             if stop.is_set() and sig.count:
                 stopped_by = "interrupt"
                 break
-            if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
+            if o.max_seconds is not None and time.perf_counter() - t0 >= o.max_seconds:
                 stopped_by = "max_seconds"
                 break
-            try:
-                item = q.get(timeout=0.1)
-            except queue.Empty:
+            ready.clear()
+            item = reader.take()
+            if item is None:
+                if reader.done and reader.q.empty():
+                    stopped_by, error = reader.ended_by or "stopped", reader.exception
+                    if stopped_by in ("stopped", "error"):
+                        stopped_by = "interrupt" if sig.count else "end"
+                    break
+                ready.wait(0.1)
                 continue
-            if not src.live and isinstance(item, Frame):
-                reader.slots.release()
-            if isinstance(item, _End):
-                stopped_by, error = item.reason, item.error
-                if stopped_by == "stopped":
-                    stopped_by = "interrupt" if sig.count else "end"
-                break
             if sizes is not None:
                 sizes.check(item.index, item.image)
             ti = time.perf_counter()
-            det = predictor.predict([item.image], conf=det_conf, iou=iou)[0]
+            det = predictor.predict([item.image], conf=det_conf, iou=o.iou)[0]
             infer.append(time.perf_counter() - ti)
             rec = None
             if tracking is not None:
@@ -309,15 +240,15 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
             frames += 1
             detections += len(det)
             invalid += det.invalid
-            if show:
+            if o.show:
                 cv2.imshow("flowdet", vis if vis is not None else draw_detections(
                     item.image, det.boxes, det.scores, det.class_ids, predictor.names))
                 if cv2.waitKey(1) & 0xFF in (27, ord("q")):
                     stopped_by = "interrupt"
                     break
-            if progress and time.perf_counter() - last_log >= log_every_s:
+            if o.progress and time.perf_counter() - last_log >= o.log_every_s:
                 last_log = time.perf_counter()
-                progress(stats())
+                o.progress(stats())
     except KeyboardInterrupt:
         stopped_by = "interrupt"
     finally:
@@ -325,20 +256,20 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
         writers.close()
         reader.join(timeout=5.0)
         sig.restore()
-        if show:
+        if o.show:
             cv2.destroyAllWindows()
     if error is not None:
         raise error
     if stopped_by == "end" and not src.live and reader.read == 0:
         # what `flowdet mine` calls the same file: an error, not "frames 0" and an empty jsonl
-        if jsonl and Path(jsonl).is_file() and Path(jsonl).stat().st_size == 0:
-            Path(jsonl).unlink()
+        if o.jsonl and Path(o.jsonl).is_file() and Path(o.jsonl).stat().st_size == 0:
+            Path(o.jsonl).unlink()
         skipped = getattr(src, "skipped", None)
         raise DataError(f"{src.description}: no frame could be decoded "
                         f"({skipped.summary() if skipped else 'unreadable, truncated or not a video'})")
     summary = stats(final=True)
     summary.update({"stopped_by": stopped_by, "signal": sig.name, "source": src.description, "live": src.live,
-                    "out": str(out) if out else None, "jsonl": str(jsonl) if jsonl else None,
+                    "out": str(o.out) if o.out else None, "jsonl": str(o.jsonl) if o.jsonl else None,
                     "skipped": len(getattr(src, "skipped", ())), "invalid_outputs": invalid,
                     "size_changes": sizes.changed if sizes is not None else 0})
     if invalid:
@@ -348,8 +279,8 @@ def run_stream(model: Any, source: str | int | FrameSource, out: str | Path | No
     expected = getattr(src, "expected", None)
     if stopped_by == "end" and expected and reader.read < expected:  # as `flowdet mine` says it
         summary["warning"] = f"decoded {reader.read} of {expected} frames the header announces (truncated?)"
-    if tile:
-        summary["tile"] = {"size": tile, "overlap": overlap, "merge": merge}
+    if o.tile:
+        summary["tile"] = {"size": o.tile, "overlap": o.overlap, "merge": o.merge}
     return summary
 
 
