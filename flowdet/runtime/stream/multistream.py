@@ -37,6 +37,7 @@ from flowdet import log
 from flowdet.core.detections import Detections
 from flowdet.core.postprocess import invalid_message
 from flowdet.errors import FlowdetError, InputError
+from flowdet.runtime.stream.loop import run_lanes
 from flowdet.runtime.stream.records import percentiles_ms
 
 # load_sources_yaml and SourceSpec are re-exported: `flowdet stream --sources` and callers import them here
@@ -198,58 +199,33 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         atomic_write_json(out / "status.json", st, indent=1)
         return st
 
+    def on_tick(now: float) -> None:
+        nonlocal last_status
+        if now - last_status < status_every_s:
+            return
+        last_status = now
+        st = write_status()
+        for name, s in st["sources"].items():
+            lat = s["latency_ms"]["p50"]
+            log.info(f"{name}: {s['state']} | {s['fps']:.1f} fps | latency p50 "
+                     f"{'-' if lat is None else f'{lat:.0f} ms'} | dropped {s['dropped']} | "
+                     f"reconnects {s['reconnects']} | count {s['count']}"
+                     + (f" | {s['error']}" if s["error"] and s["state"] != CONNECTED else ""))
+        if progress:
+            progress(st)
+
+    def on_infer(seconds: float) -> None:
+        nonlocal batches
+        infer_times.append(seconds)
+        batches += 1
+
     for ln in lanes:
         ln.reader.start()
     try:
-        while True:
-            if sig.count:
-                stopped_by = "interrupt"
-                break
-            if stop.is_set():
-                stopped_by = "stopped"
-                break
-            now = time.perf_counter()
-            if max_seconds is not None and now - t0 >= max_seconds:
-                stopped_by = "max_seconds"
-                break
-            if now - last_status >= status_every_s:
-                last_status = now
-                st = write_status()
-                for name, s in st["sources"].items():
-                    lat = s["latency_ms"]["p50"]
-                    log.info(f"{name}: {s['state']} | {s['fps']:.1f} fps | latency p50 "
-                             f"{'-' if lat is None else f'{lat:.0f} ms'} | dropped {s['dropped']} | "
-                             f"reconnects {s['reconnects']} | count {s['count']}"
-                             + (f" | {s['error']}" if s["error"] and s["state"] != CONNECTED else ""))
-                if progress:
-                    progress(st)
-            ready.clear()
-            batch: list[tuple[_Lane, Frame]] = []
-            for ln in lanes:
-                if max_frames is not None and ln.frames >= max_frames:
-                    continue
-                fr = ln.reader.take()
-                if fr is not None:
-                    batch.append((ln, fr))
-            if not batch:
-                if all((ln.reader.done and ln.reader.q.empty()) or (max_frames is not None and ln.frames >= max_frames)
-                       for ln in lanes):
-                    stopped_by = "max_frames" if max_frames is not None and all(
-                        ln.frames >= max_frames for ln in lanes) else "end"
-                    break
-                ready.wait(0.05)
-                continue
-            ti = time.perf_counter()
-            dets: list[Detections] = []
-            step = max_batch or len(batch)
-            for i in range(0, len(batch), step):
-                dets += predictor.predict([fr.image for _, fr in batch[i:i + step]], conf=det_conf, iou=iou)
-            infer_times.append(time.perf_counter() - ti)
-            batches += 1
-            for (ln, fr), det in zip(batch, dets):
-                _process(ln, fr, det, line, video, csv_out, monitor)
-    except KeyboardInterrupt:
-        stopped_by = "interrupt"
+        stopped_by = run_lanes(lanes, predictor, det_conf, iou, stop, ready, sig,
+                               lambda ln, fr, det: _process(ln, fr, det, line, video, csv_out, monitor),
+                               on_tick=on_tick, max_frames=max_frames, max_seconds=max_seconds,
+                               max_batch=max_batch, on_infer=on_infer)
     finally:
         stop.set()
         for ln in lanes:

@@ -7,7 +7,8 @@
   slower than the camera. On a loss the reader reconnects with the one back-off rule
   (:func:`~flowdet.runtime.stream.source_reader.backoff_delay`); after ``retries`` consecutive
   failures the stream ends with ``stopped_by = "source_lost"``.
-- The inference loop runs in the calling thread: predict → jsonl line → annotated frame. The
+- The inference loop is the multi-source one (:func:`~flowdet.runtime.stream.loop.run_lanes`) with one
+  source, in the calling thread: predict → jsonl line → annotated frame. The
   end-to-end latency of a frame is capture (after the read) → its outputs written.
 - SIGINT (Ctrl-C) and SIGTERM (systemd, ``docker stop``) stop gracefully
   (:mod:`flowdet.runtime.stream.signals`): the video writer is released (a playable mp4) and the jsonl is
@@ -32,6 +33,7 @@ from flowdet import log
 from flowdet.core.detections import Detections
 from flowdet.core.postprocess import invalid_message
 from flowdet.errors import DataError, FlowdetError, MissingDependency
+from flowdet.runtime.stream.loop import run_lanes
 from flowdet.runtime.stream.records import frame_record, percentiles_ms
 from flowdet.runtime.stream.source_reader import SourceReader
 from flowdet.runtime.stream.sources import Frame, FrameSizeWatch, FrameSource, SourceError, open_source
@@ -88,6 +90,16 @@ def _load_model(model: Any, threads: int | None, spinning: bool, backend: str | 
     from flowdet.runtime.predict.predictor import load_predictor
 
     return load_predictor(str(model), threads=threads, backend=backend, precision=precision, spinning=spinning)
+
+
+@dataclass
+class _Lane:
+    """The one source of :func:`run_stream`, as :func:`~flowdet.runtime.stream.loop.run_lanes` sees it."""
+
+    reader: SourceReader
+    frames: int = 0
+    detections: int = 0   # written (>= conf)
+    invalid: int = 0      # invalid model outputs dropped
 
 
 @dataclass
@@ -186,7 +198,6 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
     latencies: list[float] = []
     infer: list[float] = []
     sizes = FrameSizeWatch(src.description) if getattr(src, "fixed_size", True) else None
-    frames = detections = invalid = 0
     stopped_by = "end"
     error: BaseException | None = None
     from flowdet.runtime.stream.signals import GracefulStop
@@ -196,61 +207,48 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
 
     def stats(final: bool = False) -> dict[str, Any]:
         elapsed = time.perf_counter() - t0
+        frames, detections = lane.frames, lane.detections
         return {"frames": frames, "frames_read": reader.read, "dropped": reader.dropped, "reconnects": reader.reconnects,
                 "detections": detections, "det_per_frame": round(detections / frames, 3) if frames else 0.0,
                 "fps": round(frames / elapsed, 2) if elapsed > 0 else 0.0, "seconds": round(elapsed, 3),
                 "latency_ms": percentiles_ms(latencies[-1000:] if not final else latencies, NAN),
                 "infer_ms": percentiles_ms(infer[-1000:] if not final else infer, NAN)}
 
+    lane = _Lane(reader)
+
+    def on_frame(ln: _Lane, item: Frame, det: Detections) -> bool:
+        if sizes is not None:
+            sizes.check(item.index, item.image)
+        rec = None
+        if tracking is not None:
+            tracking.step(item, det, src.fps)
+            rec = tracking.record(item)
+            det = tracking.shown
+        vis = writers.write(item, det, draw_detections, rec)
+        latencies.append(time.perf_counter() - item.capture)
+        ln.frames += 1
+        ln.detections += len(det)
+        ln.invalid += det.invalid
+        if o.show:
+            cv2.imshow("flowdet", vis if vis is not None else draw_detections(
+                item.image, det.boxes, det.scores, det.class_ids, predictor.names))
+            if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                return False
+        return True
+
+    def on_tick(now: float) -> None:
+        nonlocal last_log
+        if o.progress and now - last_log >= o.log_every_s:
+            last_log = now
+            o.progress(stats())
+
     t0 = last_log = time.perf_counter()
     reader.start()
     try:
-        while True:
-            if o.max_frames is not None and frames >= o.max_frames:
-                stopped_by = "max_frames"
-                break
-            if stop.is_set() and sig.count:
-                stopped_by = "interrupt"
-                break
-            if o.max_seconds is not None and time.perf_counter() - t0 >= o.max_seconds:
-                stopped_by = "max_seconds"
-                break
-            ready.clear()
-            item = reader.take()
-            if item is None:
-                if reader.done and reader.q.empty():
-                    stopped_by, error = reader.ended_by or "stopped", reader.exception
-                    if stopped_by in ("stopped", "error"):
-                        stopped_by = "interrupt" if sig.count else "end"
-                    break
-                ready.wait(0.1)
-                continue
-            if sizes is not None:
-                sizes.check(item.index, item.image)
-            ti = time.perf_counter()
-            det = predictor.predict([item.image], conf=det_conf, iou=o.iou)[0]
-            infer.append(time.perf_counter() - ti)
-            rec = None
-            if tracking is not None:
-                tracking.step(item, det, src.fps)
-                rec = tracking.record(item)
-                det = tracking.shown
-            vis = writers.write(item, det, draw_detections, rec)
-            latencies.append(time.perf_counter() - item.capture)
-            frames += 1
-            detections += len(det)
-            invalid += det.invalid
-            if o.show:
-                cv2.imshow("flowdet", vis if vis is not None else draw_detections(
-                    item.image, det.boxes, det.scores, det.class_ids, predictor.names))
-                if cv2.waitKey(1) & 0xFF in (27, ord("q")):
-                    stopped_by = "interrupt"
-                    break
-            if o.progress and time.perf_counter() - last_log >= o.log_every_s:
-                last_log = time.perf_counter()
-                o.progress(stats())
-    except KeyboardInterrupt:
-        stopped_by = "interrupt"
+        stopped_by = run_lanes([lane], predictor, det_conf, o.iou, stop, ready, sig, on_frame, on_tick=on_tick,
+                               max_frames=o.max_frames, max_seconds=o.max_seconds, on_infer=infer.append)
+        if stopped_by == "end" and reader.ended_by in ("source_lost", "error"):
+            stopped_by, error = ("end", reader.exception) if reader.ended_by == "error" else ("source_lost", None)
     finally:
         stop.set()
         writers.close()
@@ -270,10 +268,10 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
     summary = stats(final=True)
     summary.update({"stopped_by": stopped_by, "signal": sig.name, "source": src.description, "live": src.live,
                     "out": str(o.out) if o.out else None, "jsonl": str(o.jsonl) if o.jsonl else None,
-                    "skipped": len(getattr(src, "skipped", ())), "invalid_outputs": invalid,
+                    "skipped": len(getattr(src, "skipped", ())), "invalid_outputs": lane.invalid,
                     "size_changes": sizes.changed if sizes is not None else 0})
-    if invalid:
-        log.warn(invalid_message(invalid))
+    if lane.invalid:
+        log.warn(invalid_message(lane.invalid))
     if tracking is not None:
         summary["count"] = tracking.counter.total
     expected = getattr(src, "expected", None)
