@@ -6,7 +6,7 @@ recall, IDF1, HOTA and count error per minute for flowdet's ByteTracker vs SORT'
     and on the ground truth of a ``flowdet synth --video`` video (``--video-dir``).
 (b) end to end: ``--model model.onnx`` on the synthetic video (detector + tracker).
 (c) every 4th frame only (Kalman frame gap dt = 4), for (a) and (b); on the synthetic video also with
-    camera-motion compensation from the frames (``/gmc``, flowdet.runtime.gmc) and without the tracker's
+    camera-motion compensation from the frames (``/gmc``, flowdet.runtime.track.gmc) and without the tracker's
     common-motion shift (``byte-nocm``).
 Also: tracker cost per frame at 50 objects (CPU time of the tracking thread, `time.thread_time`, so a loaded box inflates it less than wall time).
 
@@ -29,9 +29,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from flowdet.core.detections import Detections  # noqa: E402
 from flowdet.metrics.tracking import count_decomposition, count_error_per_interval, hota, idf1  # noqa: E402
-from flowdet.runtime.track_sim import corrupt, moving_objects  # noqa: E402
-from flowdet.runtime.tracker import ASSIGNMENT, ByteTracker  # noqa: E402
+from flowdet.runtime.track.simulation import corrupt, moving_objects  # noqa: E402
+from flowdet.runtime.track.tracker import ASSIGNMENT, ByteTracker  # noqa: E402
 
 SIM_SIZE = (640, 360)   # moving_objects' and corrupt's default frame
 
@@ -53,10 +54,10 @@ def load_video_gt(video_dir: Path) -> tuple[list, float, Path, tuple[int, int]]:
 
 
 def video_warps(video: Path, stride: int) -> tuple[list, float]:
-    """Camera motion (flowdet.runtime.gmc) between every ``stride``-th frame; and its CPU ms per frame."""
+    """Camera motion (flowdet.runtime.track.gmc) between every ``stride``-th frame; and its CPU ms per frame."""
     import cv2
 
-    from flowdet.runtime.gmc import CameraMotion
+    from flowdet.runtime.track.gmc import CameraMotion
 
     cap, cm, warps, cpu, k = cv2.VideoCapture(str(video)), CameraMotion(), [], 0.0, 0
     while True:
@@ -81,8 +82,9 @@ def run_tracker(tracker: ByteTracker, dets: list, fps: float, stride: int = 1, w
     cpu = 0.0
     for j, k in enumerate(range(0, len(dets), stride)):
         b, s = dets[k]
+        det = Detections(b, np.asarray(s), np.zeros(len(s), np.int64))
         t0 = time.thread_time()
-        ts = tracker.update(b, s, dt=stride, warp=None if warps is None else warps[j], frame_size=frame_size)
+        ts = tracker.update(det, dt=stride, warp=None if warps is None else warps[j], frame_size=frame_size)
         cpu += time.thread_time() - t0
         out.append((np.array([t.id for t in ts], np.int64), np.array([t.box for t in ts]).reshape(-1, 4)))
         hist.append([(t.uid, t.box) for t in tracker.tracks if t.updated])
@@ -127,8 +129,9 @@ def cost_at(n_objects: int, frames: int = 300) -> float:
         fb = rng.uniform(0, 1000, (max(1, n_objects // 20), 2))
         b = np.concatenate([b, np.concatenate([fb, fb + 10], 1)])
         s = np.concatenate([s, np.full(len(fb), 0.55)])
+        det = Detections(b, s, np.zeros(len(s), np.int64))
         t0 = time.thread_time()
-        tr.update(b, s)
+        tr.update(det)
         if k >= 20:
             cpu += time.thread_time() - t0
     return 1000 * cpu / (frames - 20)
@@ -137,7 +140,7 @@ def cost_at(n_objects: int, frames: int = 300) -> float:
 def detect_video(model: str, video: Path, threads: int) -> list:
     import cv2
 
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     p = OnnxPredictor(model, threads=threads)
     cap = cv2.VideoCapture(str(video))

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from count_bench import detect_video, load_video_gt, run_tracker, score  # noqa: E402
 
-from flowdet.runtime.track_sim import corrupt  # noqa: E402
-from flowdet.runtime.tracker import ByteTracker  # noqa: E402
+from flowdet.runtime.track.simulation import corrupt  # noqa: E402
+from flowdet.runtime.track.tracker import ByteTracker  # noqa: E402
 
 CASES = {"clean": dict(jitter=0.02), "noisy": dict(jitter=0.05, drop=0.3, false_rate=0.05)}
 COLS = ("count", "correct", "redundant", "false", "missed")

@@ -36,7 +36,7 @@ class RawOnnx:
     def __init__(self, path: Path, threads: int):
         import onnxruntime as ort
 
-        from flowdet.runtime.onnx_runtime import session_options
+        from flowdet.runtime.predict.onnx_runtime import session_options
 
         self.session = ort.InferenceSession(str(path), session_options(threads, spinning=False),
                                             providers=["CPUExecutionProvider"])
@@ -110,8 +110,8 @@ def build_models(args: argparse.Namespace, out: Path) -> dict[str, tuple[Path, s
 def load(variant: str, path: Path, precision: str, threads: int, raw: bool):
     if raw:
         return RawOpenVino(path, threads, precision) if precision else RawOnnx(path, threads)
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
-    from flowdet.runtime.openvino_runtime import OpenVinoPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.openvino_runtime import OpenVinoPredictor
 
     if precision:
         return OpenVinoPredictor(path, precision=precision, threads=threads)

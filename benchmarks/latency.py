@@ -53,7 +53,7 @@ def bench_size(size: str, img: int, threads: list[int], runs: int, warmup: int, 
     import torch
 
     from flowdet.models.yolox import build_model
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     rows = []
     x = np.random.default_rng(0).uniform(0, 255, (1, 3, img, img)).astype(np.float32)
@@ -105,7 +105,7 @@ def bench_extra_onnx(spec: str, img: int, threads: list[int], runs: int, warmup:
     onnxruntime, same session options, same 1×3×img×img float32 input as flowdet's rows."""
     import onnxruntime as ort
 
-    from flowdet.runtime.onnx_runtime import session_options
+    from flowdet.runtime.predict.onnx_runtime import session_options
 
     name, path = spec.split("=", 1)
     x = np.random.default_rng(0).uniform(0, 1, (1, 3, img, img)).astype(np.float32)

@@ -40,8 +40,8 @@ def main() -> None:
     from stream_bench import _decode, _random_model
 
     from flowdet import log
-    from flowdet.runtime.multistream import run_multistream
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.stream.multistream import run_multistream
 
     log.set_level(log.QUIET)
     load = os.getloadavg()[0]

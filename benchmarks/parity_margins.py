@@ -39,7 +39,7 @@ def main() -> None:
     from flowdet.export.onnx_export import export_onnx
     from flowdet.export.parity import PARITY_CONF, judge
     from flowdet.export.parity_data import ParityFrames, checkpoint_frames, synthetic_images
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("ckpts", nargs="+")

@@ -66,8 +66,8 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
-    from flowdet.runtime.stream import run_stream
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.stream.stream import run_stream
 
     video = Path(args.video)
     if not video.is_file():

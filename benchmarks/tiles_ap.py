@@ -56,8 +56,8 @@ def main() -> None:
         sys.exit(2)
 
     from flowdet.metrics.coco_eval import coco_evaluate
-    from flowdet.runtime.predictor import load_predictor
-    from flowdet.runtime.tiles import TiledPredictor
+    from flowdet.runtime.predict.predictor import load_predictor
+    from flowdet.runtime.predict.tiles import TiledPredictor
 
     val = Path(args.val_json)
     coco = json.loads(val.read_text())

@@ -159,8 +159,8 @@ def main() -> None:
     import numpy as np
 
     from flowdet.metrics.coco_eval import coco_evaluate
-    from flowdet.runtime.layouts import preprocess
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.layouts import preprocess
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     ref = np.load(out / "ultra_inputs.npz")
     lay = OnnxPredictor(out / "yolo26n_raw.onnx", threads=1).layout

@@ -8,7 +8,7 @@
     ...     r.save(f"runs/pred/{r.path.name}")
     >>> r.to_coco()
 
-Both are thin: ``Detector`` is a :class:`flowdet.runtime.predictor.Predictor` (the backend chosen by
+Both are thin: ``Detector`` is a :class:`flowdet.runtime.predict.predictor.Predictor` (the backend chosen by
 the file, as ``flowdet predict`` does) plus :class:`Results`; ``train`` builds the same config
 ``flowdet train`` builds from its flags and keeps the same run-folder rule. Importing this module
 does not import torch (an ``.onnx`` runs on the core install).
@@ -88,7 +88,7 @@ class Detector:
              backend: str | None = None, threads: int | None = None) -> Detector:
         """The backend follows the file (``.onnx`` → ONNX Runtime, torch-free); arguments as the CLI's flags."""
         from flowdet.errors import ModelFileError
-        from flowdet.runtime.predictor import load_predictor
+        from flowdet.runtime.predict.predictor import load_predictor
 
         if not Path(path).is_file():
             raise ModelFileError("model file not found", path=path)
@@ -101,7 +101,7 @@ class Detector:
     @property
     def conf(self) -> float:
         """The default score threshold: the best-F1 one the model stores, else 0.25 (as `flowdet predict`)."""
-        from flowdet.runtime.predictor import default_conf
+        from flowdet.runtime.predict.predictor import default_conf
 
         return default_conf(self.predictor)[0]
 

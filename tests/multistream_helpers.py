@@ -11,16 +11,17 @@ import cv2
 import numpy as np
 
 from flowdet.core.detections import Detections
-from flowdet.runtime.sources import SourceError
+from flowdet.runtime.stream.sources import SourceError
 
 
 class SquareFinder:
-    """Predictor: every bright blob is one detection with score 0.9."""
+    """Predictor: every bright blob is one detection with score ``score`` (0.9; a weak model: 0.05)."""
 
     names = ["square"]
 
-    def __init__(self):
+    def __init__(self, score: float = 0.9):
         self.batches: list[int] = []
+        self.score = score
 
     def predict(self, images, conf=0.25, iou=0.65):
         self.batches.append(len(images))
@@ -29,7 +30,7 @@ class SquareFinder:
             m = (img.min(axis=2) > 230).astype(np.uint8)
             n, _, stats, _ = cv2.connectedComponentsWithStats(m)
             b = np.array([[x, y, x + w, y + h] for x, y, w, h, a in stats[1:] if a >= 20], np.float32).reshape(-1, 4)
-            out.append(Detections(b, np.full(len(b), 0.9, np.float32), np.zeros(len(b), np.int64)))
+            out.append(Detections(b, np.full(len(b), self.score, np.float32), np.zeros(len(b), np.int64)))
         return out
 
 

@@ -20,6 +20,8 @@
   detect/semi.py and pseudo read its frames, and it imports nothing of ``flowdet.pretrain``.
 - ``flowdet/experiments/`` (the label-efficiency grid) is on top: it may import the stages (detect,
   pretrain, mine), and only ``flowdet/commands/`` imports it — no stage depends on an experiment.
+- ``flowdet/runtime/`` is three rooms with arrows only ``stream → predict`` and ``stream → track``:
+  prediction and tracking know nothing of sources, loops or each other.
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ TORCH_FREE = (CORE, "flowdet.runtime")
 MINE = "flowdet.mine"
 EXPERIMENTS = "flowdet.experiments"
 DOOR = "flowdet.detect.torch_predictor"  # load_predictor("x.pt") imports it, on request
+RUNTIME_ROOMS = ("predict", "track", "stream")
+RUNTIME_ARROWS = {("stream", "predict"), ("stream", "track")}  # (importer, imported): the only ones allowed
 
 
 def _in(module: str, package: str) -> bool:
@@ -157,8 +161,8 @@ def test_only_the_cli_imports_click():
 
 def test_no_import_cycles():
     graph = _graph()
-    assert "flowdet.runtime.predictor" in graph["flowdet.detect.predict"]  # the scan sees imports at all
-    assert "flowdet.detect.torch_predictor" in graph["flowdet.runtime.predictor"]  # ... lazy ones included
+    assert "flowdet.runtime.predict.predictor" in graph["flowdet.detect.predict"]  # the scan sees imports at all
+    assert "flowdet.detect.torch_predictor" in graph["flowdet.runtime.predict.predictor"]  # ... lazy ones included
     cycles = _cycles(graph)
     detail = [" <-> ".join(c) + ": " + "; ".join(f"{a} -> {b}" for a in c for b in sorted(graph[a]) if b in c)
               for c in cycles]
@@ -259,3 +263,18 @@ def test_only_the_commands_import_the_experiments():
            if _in(dst, EXPERIMENTS) and not (_in(src, EXPERIMENTS) or _in(src, "flowdet.commands"))]
     assert not bad, "only flowdet/commands/ imports flowdet/experiments/ (a stage must not depend on an " \
         "experiment):\n" + "\n".join(bad)
+def _room(module: str) -> str | None:
+    """flowdet.runtime.track.kalman → "track"; the runtime package itself (and non-runtime) → None."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["flowdet", "runtime"] else None
+
+
+def test_runtime_rooms_and_their_arrows():
+    mods, graph = _modules(), _graph()
+    rooms = {_room(m) for m in mods if _room(m)}
+    assert rooms == set(RUNTIME_ROOMS), f"flowdet/runtime/ holds only the subpackages {RUNTIME_ROOMS}: {rooms}"
+    assert "flowdet.runtime.track.tracker" in graph["flowdet.runtime.stream.source_tracking"]  # the scan sees arrows
+    bad = [f"{src} -> {dst}" for src, targets in sorted(graph.items()) for dst in sorted(targets)
+           if _room(src) and _room(dst) and _room(src) != _room(dst)
+           and (_room(src), _room(dst)) not in RUNTIME_ARROWS]
+    assert not bad, "runtime arrows go only stream -> predict and stream -> track:\n" + "\n".join(bad)

@@ -46,7 +46,7 @@ def _protocol_and_sources(tree: ast.Module) -> tuple[dict[str, str], list[ast.Cl
 def test_every_frame_source_declares_the_protocol_attributes_as_the_protocol_types_them():
     """An attribute the protocol types ``float | None`` set as a bare ``None`` (no annotation) is typed
     ``None`` — a source whose fps can never be a float does not satisfy ``FrameSource``."""
-    import flowdet.runtime.sources as sources_module
+    import flowdet.runtime.stream.sources as sources_module
 
     tree = ast.parse(Path(sources_module.__file__).read_text(encoding="utf-8"))
     protocol, sources = _protocol_and_sources(tree)

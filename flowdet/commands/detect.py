@@ -187,7 +187,7 @@ def evaluate(model, ann, images, img_size, json_path, out, exist_ok, batch, conf
              backend, precision) -> None:
     """COCO metrics (AP, AP50, APs…, AR@100/300/1000) of a checkpoint or an ONNX model."""
     from flowdet.detect.evaluate import evaluate as run_eval
-    from flowdet.runtime.predictor import load_predictor
+    from flowdet.runtime.predict.predictor import load_predictor
 
     _check_model_path(model)
     pred = load_predictor(model, img_size=img_size, device=device, threads=threads, backend=backend,
@@ -239,7 +239,7 @@ def predict(source, model, out, exist_ok, conf, iou, img_size, batch, device, th
     """Detect objects in an image, a glob ("frames/*.jpg") or a folder: annotated images, results.json,
     detections.jsonl. A video: use `flowdet stream`."""
     from flowdet.detect.predict import predict_source, refuse_video
-    from flowdet.runtime.predictor import load_predictor
+    from flowdet.runtime.predict.predictor import load_predictor
 
     refuse_video(source, model)  # before any folder exists or any line says where results go
     _check_model_path(model)
@@ -248,7 +248,7 @@ def predict(source, model, out, exist_ok, conf, iou, img_size, batch, device, th
     out = _fresh_out(out, exist_ok)
     if conf is None:
         from flowdet import log
-        from flowdet.runtime.predictor import default_conf
+        from flowdet.runtime.predict.predictor import default_conf
 
         conf, why = default_conf(pred)
         log.info(f"conf {conf:.3f}: {why} (--conf to choose)")
@@ -271,7 +271,7 @@ def _predict_closing(model: str, pred, summary: dict, conf: float, draw: bool, s
         names.append("labels/")
     notes = []
     if not summary["detections"]:
-        from flowdet.runtime.predictor import stored_conf
+        from flowdet.runtime.predict.predictor import stored_conf
 
         best, _ = stored_conf(pred)
         notes.append(f"no detections at conf ≥ {conf:g}: " + (

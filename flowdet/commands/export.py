@@ -6,7 +6,7 @@ import sys
 import click
 
 from flowdet import log
-from flowdet.commands import THREADS, Number, backend_options
+from flowdet.commands import THREADS, HelpDefaults, Number, backend_options
 from flowdet.errors import FlowdetError
 
 
@@ -94,6 +94,27 @@ def _export_closing(out: str) -> None:
         log.result(("next: " if i == 0 else "      ") + cmd)
 
 
+def _tracker_defaults():
+    from flowdet.runtime.track.track import TrackerConfig
+
+    return TrackerConfig()
+
+
+_track = HelpDefaults(_tracker_defaults)  # the flags' defaults, read from TrackerConfig itself
+
+
+def _tracker_config(high: float | None, low: float | None, birth: float | None):
+    """--track-high / --track-low / --track-birth → a checked TrackerConfig (None: none given)."""
+    given = {k: v for k, v in (("high_thresh", high), ("low_thresh", low), ("new_track_thresh", birth)) if v is not None}
+    if not given:
+        return None
+    from dataclasses import replace
+
+    cfg = replace(_tracker_defaults(), **given)
+    cfg.validate()
+    return cfg
+
+
 class SourceLost(FlowdetError):
     """A live source stayed lost after every reconnect: its own exit code, so a supervisor can
     tell "camera gone" (3) from a usage error (2) and restart accordingly."""
@@ -120,8 +141,18 @@ class SourceLost(FlowdetError):
 @click.option("--duration", type=Number(0.1, 86400 * 366), default=None,
               help="Stop after this many seconds (also a stalled live source that keeps reconnecting).")
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window (needs a GUI OpenCV; one source).")
-@click.option("--conf", type=Number(0, 1), default=0.25, show_default=True)
+@click.option("--conf", type=Number(0, 1), default=0.25, show_default=True,
+              help="Score from which boxes are written (jsonl, video, det/frame). Output only: tracks and counts "
+                   "use --track-high / --track-low / --track-birth (the model runs at the lower of --conf and --track-low).")
 @click.option("--iou", type=Number(0, 1), default=0.65, show_default=True)
+@click.option("--track-high", type=Number(0, 1), default=None,
+              help="Tracker: detections from this score match any track and may start one" + _track("high_thresh") + ".")
+@click.option("--track-low", type=Number(0, 1), default=None,
+              help="Tracker: detections from this score up to --track-high only keep confirmed tracks alive"
+                   + _track("low_thresh") + ".")
+@click.option("--track-birth", type=Number(0, 1), default=None,
+              help="Tracker: an unmatched detection from this score (and >= --track-high) starts a track, counted once "
+                   "confirmed" + _track("new_track_thresh") + ".")
 @click.option("--tile", type=Number(32, 8192, integer=True), default=None, help="Sliced inference: tile side in pixels (+ full frame; one source).")
 @click.option("--overlap", type=Number(0, 0.95), default=0.2, show_default=True, help="Tile overlap fraction.")
 @click.option("--merge", type=click.Choice(["nms", "wbf"]), default="nms", show_default=True, help="How tile detections merge.")
@@ -147,7 +178,8 @@ class SourceLost(FlowdetError):
                    "(QoS 1, reconnecting, bounded queue while the broker is away). Needs the 'mqtt' extra.")
 def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: str | None, jsonl: str | None,
            out_dir: str | None, write_video: bool, count_line: str | None, interval: float, status_every: float,
-           duration: float | None, show: bool, conf: float, iou: float, tile: int | None, overlap: float, merge: str,
+           duration: float | None, show: bool, conf: float, iou: float, track_high: float | None,
+           track_low: float | None, track_birth: float | None, tile: int | None, overlap: float, merge: str,
            threads: int | None, spinning: bool, max_frames: int | None, gmc: bool, retries: int, backend: str | None,
            precision: str | None, db: str | None, start_time: str | None, metrics_port: int | None,
            mqtt: str | None) -> None:
@@ -163,25 +195,29 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
     fps, latency, dropped) in the log and OUT_DIR/status.json. A failing source never stops the others
     and is retried until it comes back. --db, --metrics-port and --mqtt (this path too) also send
     every counted item there (docs/counting.md); `flowdet counts` and `flowdet serve` read the --db. Ctrl-C or SIGTERM (docker stop, systemd) stops cleanly: videos
-    playable, summary written (exit 130 / 143); --duration ends any run on time."""
+    playable, summary written (exit 130 / 143); --duration ends any run on time.
+
+    Scores, one rule: --conf decides which boxes are written; what is tracked and counted is decided by
+    --track-high / --track-low / --track-birth alone (docs/counting.md)."""
     from flowdet.errors import InputError
 
     if not sources and not sources_file:
         raise InputError("give at least one SOURCE or --sources FILE")
+    tracker = _tracker_config(track_high, track_low, track_birth)  # a bad threshold: one line, nothing opened
     monitored = bool(db) or metrics_port is not None or bool(mqtt)
     multi = len(sources) > 1 or bool(sources_file) or bool(out_dir) or count_line is not None or monitored
     if not multi:
         _stream_one(model, sources[0], out, jsonl, show, conf, iou, tile, overlap, merge, threads, spinning,
-                    max_frames, retries, backend, precision, gmc, duration)
+                    max_frames, retries, backend, precision, gmc, duration, tracker)
         return
-    from flowdet.runtime.counting import parse_count_line
-    from flowdet.runtime.multistream import (
+    from flowdet.runtime.stream.multistream import (
         SourceSpec,
         format_source_table,
         load_sources_yaml,
         name_sources,
         run_multistream,
     )
+    from flowdet.runtime.track.counting import parse_count_line
 
     line = parse_count_line(count_line)  # a malformed line is one error, before anything opens
     for flag, val in (("--out", out), ("--jsonl", jsonl), ("--show", show), ("--tile", tile)):
@@ -203,7 +239,7 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
         s = run_multistream(model, specs, out_dir or "runs/stream", conf=conf, iou=iou, threads=threads,
                             spinning=spinning, video=write_video, count_line=line, interval_s=interval,
                             retries=retries, max_frames=max_frames, max_seconds=duration, status_every_s=status_every,
-                            backend=backend, precision=precision, gmc=gmc, monitor=recorder)
+                            backend=backend, precision=precision, gmc=gmc, monitor=recorder, tracker=tracker)
         stopped_by = s["stopped_by"]
     finally:
         if recorder is not None:
@@ -218,12 +254,13 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
 def _stream_one(model: str, source: str, out: str | None, jsonl: str | None, show: bool, conf: float, iou: float,
                 tile: int | None, overlap: float, merge: str, threads: int | None, spinning: bool,
                 max_frames: int | None, retries: int, backend: str | None = None,
-                precision: str | None = None, gmc: bool = False, duration: float | None = None) -> None:
-    from flowdet.runtime.stream import format_stats, run_stream
+                precision: str | None = None, gmc: bool = False, duration: float | None = None,
+                tracker: object = None) -> None:
+    from flowdet.runtime.stream.stream import format_stats, run_stream
 
     s = run_stream(model, source, out=out, jsonl=jsonl, show=show, conf=conf, iou=iou, tile=tile, overlap=overlap,
                    merge=merge, threads=threads, spinning=spinning, max_frames=max_frames, retries=retries,
-                   backend=backend, precision=precision, gmc=gmc, max_seconds=duration,
+                   backend=backend, precision=precision, gmc=gmc, max_seconds=duration, tracker=tracker,
                    progress=lambda st: log.info(format_stats(st)))  # progress: stderr; summary: stdout
     click.echo(f"summary: {format_stats(s)} | infer p50 {s['infer_ms']['p50']:.1f} ms | {s['seconds']:.1f} s "
                f"| count {s['count']} | stopped by {s['stopped_by']}")

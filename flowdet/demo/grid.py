@@ -12,7 +12,7 @@ from flowdet.core.boxes import xywh_to_xyxy
 from flowdet.core.imread import try_read_image
 from flowdet.demo.draw import draw_outcomes, legend_strip
 from flowdet.paths import within
-from flowdet.runtime.predictor import Predictor
+from flowdet.runtime.predict.predictor import Predictor
 
 
 def prediction_grid(predictor: Predictor, ann_path: Path, images_dir: Path, out_path: Path,

@@ -196,7 +196,7 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
     ex = stage(6, "export", "ONNX with decoded outputs + parity check against PyTorch", export_stage)
 
     def stream_stage() -> dict[str, Any]:
-        from flowdet.runtime.stream import run_stream
+        from flowdet.runtime.stream.stream import run_stream
 
         s = run_stream(str(out / "model.onnx"), syn["video_path"], out=out / "annotated.mp4",
                        jsonl=out / "detections.jsonl", conf=0.3, threads=2)
@@ -208,7 +208,7 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
         from flowdet.data.stats import dataset_stats
         from flowdet.demo.grid import prediction_grid
         from flowdet.demo.sections import ap_per_epoch, plot_ap_per_epoch, size_rows, stream_frame
-        from flowdet.runtime.onnx_runtime import OnnxPredictor
+        from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
         assets: dict[str, str] = {}
         st = dataset_stats(train_dir / "annotations.json", train_dir / "images", img_size=plan.img_size, out_dir=out)

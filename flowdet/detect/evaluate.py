@@ -1,4 +1,4 @@
-"""`flowdet eval`: COCO metrics of any :class:`flowdet.runtime.predictor.Predictor` (PyTorch, ONNX, TensorRT).
+"""`flowdet eval`: COCO metrics of any :class:`flowdet.runtime.predict.predictor.Predictor` (PyTorch, ONNX, TensorRT).
 
 One code path for every backend: images are read here, the predictor letterboxes / runs / postprocesses
 them, and pycocotools scores the results against the *cleaned* ground truth of ``load_coco``.
@@ -17,7 +17,7 @@ from flowdet.data.coco import DONT_CARE_RULES, CocoDataset, load_image
 from flowdet.data.formats import load_dataset
 from flowdet.detect.class_match import match_classes
 from flowdet.errors import DataError, InputError
-from flowdet.runtime.predictor import Predictor
+from flowdet.runtime.predict.predictor import Predictor
 
 
 def dataset_label(ann: str | Path | CocoDataset, ds: CocoDataset) -> str:

@@ -1,6 +1,6 @@
 """The one `flowdet predict` loop: image or folder → drawings, results json, jsonl.
 
-``predict_source`` works over any :class:`flowdet.runtime.predictor.Predictor` (PyTorch, ONNX,
+``predict_source`` works over any :class:`flowdet.runtime.predict.predictor.Predictor` (PyTorch, ONNX,
 TensorRT), so `flowdet predict model.onnx` runs on the core, torch-free install. The PyTorch
 backend is :class:`flowdet.detect.torch_predictor.TorchPredictor`.
 """
@@ -18,7 +18,7 @@ from flowdet.core.draw import draw_detections
 from flowdet.core.media import IMAGE_EXTS, VIDEO_EXTS
 from flowdet.core.postprocess import invalid_message
 from flowdet.errors import DataError, InputError
-from flowdet.runtime.predictor import Predictor
+from flowdet.runtime.predict.predictor import Predictor
 
 
 def list_images(source: str | Path, recursive: bool = False) -> list[Path]:

@@ -1,4 +1,4 @@
-"""The PyTorch backend of :class:`flowdet.runtime.predictor.Predictor`: a checkpoint or an in-memory model.
+"""The PyTorch backend of :class:`flowdet.runtime.predict.predictor.Predictor`: a checkpoint or an in-memory model.
 
 Its own module (not ``predict.py``) so that ``flowdet.runtime.load_predictor("x.pt")`` can reach it
 without ``predict`` and the runtime importing each other. torch is imported when a TorchPredictor is

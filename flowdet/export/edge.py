@@ -56,7 +56,7 @@ def _write_candidate_props(path: Path, props: dict[str, str]) -> None:
     if path.suffix == ".xml":
         ov = require("openvino", "openvino")
         from flowdet.export.quantize import save_ir
-        from flowdet.runtime.openvino_runtime import read_props, write_props
+        from flowdet.runtime.predict.openvino_runtime import read_props, write_props
 
         model = ov.Core().read_model(str(path))
         write_props(model, {**read_props(model), **props})
@@ -114,7 +114,7 @@ def export_edge(fp32_onnx: str | Path, out: str | Path, int8: bool = True, backe
     (or with ``force``); raise :class:`GateRefused` (one line with both numbers) otherwise."""
     from flowdet.export.calib import calibration_batches, load_calibration_frames
     from flowdet.export.quantize import convert_openvino, quantize_onnxruntime, quantize_openvino
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     check_edge_args(out, int8, backend, precision, str(calib) if calib else None,
                     str(val) if val else None, force)
@@ -143,7 +143,7 @@ def export_edge(fp32_onnx: str | Path, out: str | Path, int8: bool = True, backe
             log(f"wrote {out} (OpenVINO IR, fp32 weights)")
             return EdgeResult(out, fp32_onnx, None, None)
         if backend == "openvino":
-            from flowdet.runtime.openvino_runtime import OpenVinoPredictor
+            from flowdet.runtime.predict.openvino_runtime import OpenVinoPredictor
 
             cand = OpenVinoPredictor(tmp, precision=precision, threads=threads)
         else:
@@ -172,7 +172,7 @@ def read_gate(path: str | Path) -> dict | None:
     """The gate result stored in a model written by :func:`export_edge` (None if it has none)."""
     path = Path(path)
     if path.suffix == ".xml":
-        from flowdet.runtime.openvino_runtime import import_openvino, read_props
+        from flowdet.runtime.predict.openvino_runtime import import_openvino, read_props
 
         props = read_props(import_openvino().Core().read_model(str(path)))
     else:

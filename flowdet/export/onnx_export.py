@@ -26,7 +26,7 @@ from flowdet.errors import FlowdetError, InputError, ModelFileError
 from flowdet.export.parity import ParityReport, check_parity
 from flowdet.export.parity_data import DEFAULT_PARITY_IMAGES, checkpoint_frames, frames_from
 from flowdet.models.head import decode_boxes, flatten_levels, make_grids
-from flowdet.runtime.metadata import ModelMeta
+from flowdet.runtime.predict.metadata import ModelMeta
 from flowdet.utils import require
 
 
@@ -120,7 +120,7 @@ def export_onnx(ckpt: str | Path, out: str | Path, img_size: int | tuple[int, in
     onnx = require("onnx")
     from flowdet import __version__
     from flowdet.detect.io import model_from_checkpoint
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     t0 = time.perf_counter()
     max_opset = _max_opset()
@@ -204,7 +204,7 @@ def export(ckpt: str | Path, out: str | Path, fmt: str = "onnx", workspace_gb: f
     if fmt != "engine":
         raise InputError(f"--format {fmt}: choose onnx or engine")
     from flowdet.export.tensorrt import build_engine, check_engine_support
-    from flowdet.runtime.metadata import write_sidecar
+    from flowdet.runtime.predict.metadata import write_sidecar
 
     check_engine_support()  # exits 2 with one line before any work when TensorRT/GPU are missing
     out = Path(out)

@@ -104,7 +104,7 @@ def quantize_openvino(fp32_onnx: str | Path, out_xml: str | Path, batches: list[
     nncf = require("nncf", "openvino")
     import logging
 
-    from flowdet.runtime.openvino_runtime import read_props, write_props
+    from flowdet.runtime.predict.openvino_runtime import read_props, write_props
 
     nncf.set_log_level(logging.ERROR)  # NNCF logs every node it skips; our one summary line is enough
 
@@ -150,7 +150,7 @@ def save_ir(model, out_xml: Path) -> None:
 def convert_openvino(fp32_onnx: str | Path, out_xml: str | Path, extra_props: dict[str, str] | None = None) -> Path:
     """The fp32 ONNX as an OpenVINO IR (same weights, metadata kept, plus ``extra_props``)."""
     ov = require("openvino", "openvino")
-    from flowdet.runtime.openvino_runtime import read_props, write_props
+    from flowdet.runtime.predict.openvino_runtime import read_props, write_props
 
     model = ov.Core().read_model(str(fp32_onnx))
     write_props(model, {**read_props(model), **(extra_props or {})})

@@ -1,6 +1,6 @@
 """TensorRT: build an engine from the exported ONNX (``flowdet export --format engine``).
 
-UNVERIFIED, like the runtime side (``flowdet.runtime.tensorrt``, which also holds the TensorRT /
+UNVERIFIED, like the runtime side (``flowdet.runtime.predict.tensorrt``, which also holds the TensorRT /
 cuda-python imports and ``EngineUnavailable``): written against the documented TensorRT 10 Python
 API and never run here. What is tested: the clear exit (code 2, one line) when TensorRT or a GPU is
 missing.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from flowdet import log as _log
 from flowdet.errors import FlowdetError, ModelFileError
-from flowdet.runtime.tensorrt import EngineUnavailable, cudart_module, tensorrt_module
+from flowdet.runtime.predict.tensorrt import EngineUnavailable, cudart_module, tensorrt_module
 
 
 def _gpu_count() -> int:

@@ -1,7 +1,7 @@
 """Tracking and counting scores in numpy: IDF1, HOTA, MOTA (CLEAR MOT) and the count decomposition
 of Surfnet (Chagneux et al., Computo 2023).
 
-Matchings are exact maximum-weight matchings (``lap`` or scipy, :mod:`flowdet.runtime.assignment`):
+Matchings are exact maximum-weight matchings (``lap`` or scipy, :mod:`flowdet.runtime.track.assignment`):
 IDF1, HOTA and MOTA equal TrackEval's (and motmetrics' IDF1 and MOTA) to 1e-6 on the same boxes
 (tests/metrics/test_peer_check.py). Only when neither is installed (a warning says so), or with
 ``method="greedy"``, a greedy matching is used: an approximation whose scores can differ by up to
@@ -36,8 +36,8 @@ import numpy as np
 
 from flowdet import log
 from flowdet.core.boxes import box_iou
-from flowdet.runtime import assignment
-from flowdet.runtime.assignment import linear_assignment
+from flowdet.runtime.track import assignment
+from flowdet.runtime.track.assignment import linear_assignment
 
 FrameTracks = tuple[np.ndarray, np.ndarray]
 # How far the greedy backend's scores fell from the exact ones (|greedy - exact|, measured on 1,000 small

@@ -187,7 +187,7 @@ class Recorder:
         ``FRAME_WIDTH`` pixels (drawn only here, once per status, never per frame)."""
         import cv2
 
-        from flowdet.runtime.multistream import draw_tracks
+        from flowdet.runtime.stream.multistream import draw_tracks
 
         out = {}
         for name, (img, tracking) in self._latest.items():

@@ -8,6 +8,6 @@ filtered by flowdet's own tracker, written as a COCO json that any later trainin
 - ``score.py``         precision / recall of pseudo-labels against labels the user holds back
 - ``label.py``         the stage: teacher (+ flip / tiles) → frames → filter → pseudo.json, summary.json
 
-Torch-free: a ``.pt`` teacher imports torch through :func:`flowdet.runtime.predictor.load_predictor`
+Torch-free: a ``.pt`` teacher imports torch through :func:`flowdet.runtime.predict.predictor.load_predictor`
 only; an ``.onnx`` teacher runs on onnxruntime.
 """

@@ -17,7 +17,7 @@ earlier run's results):
   tracks, and the score against held-back labels when asked.
 
 Only per-frame detections are held in memory (the filter needs a source's whole sequence), never frames.
-Torch-free except a ``.pt`` teacher (through :func:`flowdet.runtime.predictor.load_predictor`).
+Torch-free except a ``.pt`` teacher (through :func:`flowdet.runtime.predict.predictor.load_predictor`).
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from flowdet.core.detections import Detections
 from flowdet.errors import DataError, InputError
 from flowdet.pseudo.sources import FrameSeq, SeqFrame, check_sources, expand_sources
 from flowdet.pseudo.track_filter import DETECTION, GAP, TRACK, FilterConfig, PseudoBoxes, track_filter, untracked
-from flowdet.runtime.predictor import Predictor
+from flowdet.runtime.predict.predictor import Predictor
 
 JPEG_QUALITY = 95   # as flowdet mine: frames written once, trained on many times
 NMS_IOU = 0.65      # the teacher's NMS (flowdet predict / stream default)
@@ -45,19 +45,19 @@ def load_teacher(model: str | Path, img_size: int | str | None = None, device: s
                  threads: int | None = None, tta: str = "none", tiles: int | None = None, overlap: float = 0.2,
                  merge: str = "nms") -> Predictor:
     """The teacher: ``load_predictor`` (``img_size``: a larger input for a .pt; an exported model's is
-    fixed), then ``tta="flip"`` (:class:`flowdet.runtime.tta.FlipPredictor`) and ``tiles`` (tiles of that
-    side + the full frame, :class:`flowdet.runtime.tiles.TiledPredictor`) around it."""
-    from flowdet.runtime.predictor import load_predictor
+    fixed), then ``tta="flip"`` (:class:`flowdet.runtime.predict.tta.FlipPredictor`) and ``tiles`` (tiles of that
+    side + the full frame, :class:`flowdet.runtime.predict.tiles.TiledPredictor`) around it."""
+    from flowdet.runtime.predict.predictor import load_predictor
 
     if tta not in ("none", "flip"):
         raise InputError(f"--tta {tta}: choose none or flip", field="--tta")
     pred: Any = load_predictor(str(model), img_size=img_size, device=device, threads=threads)
     if tta == "flip":
-        from flowdet.runtime.tta import FlipPredictor
+        from flowdet.runtime.predict.tta import FlipPredictor
 
         pred = FlipPredictor(pred, merge=merge)
     if tiles:
-        from flowdet.runtime.tiles import TiledPredictor
+        from flowdet.runtime.predict.tiles import TiledPredictor
 
         try:
             pred = TiledPredictor(pred, int(tiles), overlap=overlap, merge=merge)

@@ -1,10 +1,10 @@
 """What ``flowdet pseudo-label`` labels, one :class:`FrameSeq` per source, read with flowdet's own readers.
 
-- a video file → its frames in order (:class:`flowdet.runtime.sources.VideoFileSource`): **ordered**;
+- a video file → its frames in order (:class:`flowdet.runtime.stream.sources.VideoFileSource`): **ordered**;
 - a folder with ``manifest.jsonl`` (``flowdet mine``), or the manifest itself → one sequence per mined
   video, frames by frame number (:func:`flowdet.mine.miner.read_manifest`): **ordered**, with the
   frame gaps the mining left (the tracker takes them as ``dt``);
-- a folder → its videos (each a sequence) and its images (:class:`flowdet.runtime.sources.ImageFolderSource`,
+- a folder → its videos (each a sequence) and its images (:class:`flowdet.runtime.stream.sources.ImageFolderSource`,
   name order): **unordered** unless ``sequence`` (a labeled set's stills are not a video: tracking them
   would confirm nothing real);
 - a COCO ``.json`` → its images as listed, labels not read (e.g. val's images as a new camera's frames):
@@ -27,8 +27,8 @@ from flowdet.core.media import IMAGE_EXTS
 from flowdet.errors import DataError
 from flowdet.mine.miner import MANIFEST, read_manifest
 from flowdet.mine.miner import expand_sources as expand_mine_sources
-from flowdet.runtime.source_reader import SourceSpec, name_sources
-from flowdet.runtime.sources import ImageFolderSource, SourceError, VideoFileSource
+from flowdet.runtime.stream.source_reader import SourceSpec, name_sources
+from flowdet.runtime.stream.sources import ImageFolderSource, SourceError, VideoFileSource
 
 Key = tuple[str, "int | None"]   # (resolved file or mined source, frame number or None): an image's identity
 

@@ -3,7 +3,7 @@
 A detection that a track carries over several frames is far more likely real than one seen once, and
 a track's gap frames hold an object the teacher missed there. Offline, the whole sequence is known, so:
 
-1. flowdet's own tracker (:class:`flowdet.runtime.tracker.ByteTracker`, the stream's settings, with its
+1. flowdet's own tracker (:class:`flowdet.runtime.track.tracker.ByteTracker`, the stream's settings, with its
    high threshold at ``conf``) runs over every detection ≥ ``low``, frame gaps as ``dt``;
 2. **track**: every detection a track that is ever confirmed was matched to, its tentative frames
    included (online they are not reported yet; offline they are the same object), score kept; its box
@@ -28,8 +28,8 @@ import numpy as np
 from flowdet.core.boxes import box_iou
 from flowdet.core.detections import Detections
 from flowdet.errors import InputError
-from flowdet.runtime.track import TrackerConfig
-from flowdet.runtime.tracker import ByteTracker
+from flowdet.runtime.track.track import TrackerConfig
+from flowdet.runtime.track.tracker import ByteTracker
 
 TRACK, GAP, DETECTION = "track", "gap", "detection"   # a pseudo-box's origin (the json's "source")
 
@@ -150,7 +150,7 @@ def track_filter(frames: list[tuple[int, Detections, tuple[int, int]]], cfg: Fil
         dt = index - prev if prev is not None and index > prev else 1
         prev = index
         boxes64 = np.asarray(det.boxes, np.float64).reshape(-1, 4)
-        tracker.update(det.boxes, det.scores, det.class_ids, dt=dt, frame_size=size)
+        tracker.update(det, dt=dt, frame_size=size)
         for t in tracker.tracks:
             if t.updated:
                 hits.setdefault(t.uid, []).append((k, _row_of(boxes64, t.box)))

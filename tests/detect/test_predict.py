@@ -45,7 +45,7 @@ def folder(tmp_path_factory) -> Path:
 
 def test_torch_predictor_implements_the_protocol(ckpt, folder):
     from flowdet.detect.torch_predictor import TorchPredictor
-    from flowdet.runtime.predictor import load_predictor
+    from flowdet.runtime.predict.predictor import load_predictor
 
     p = load_predictor(str(ckpt), img_size=128)
     assert isinstance(p, TorchPredictor) and p.names == ["bottle"] and p.img_size == (128, 128)
@@ -211,7 +211,7 @@ def test_predict_with_no_detections_says_so_with_a_hint_not_raw_json(ckpt, folde
 def test_export_stores_the_best_f1_threshold_and_predict_uses_it_without_conf(ckpt, folder, tmp_path, capsys):
     # Before: the threshold eval printed lived nowhere; predict ran at 0.25 whatever the model.
     from flowdet.engine.checkpoint import load_checkpoint
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     ck = load_checkpoint(ckpt)
     ck.update(epoch=4, metrics={"best_f1_conf": 0.4321, "best_f1": 0.61, "AP": 0.2})

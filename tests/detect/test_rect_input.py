@@ -85,7 +85,7 @@ def test_rectangular_run_trains_exports_and_runs_at_its_own_size(wide_set, tmp_p
     except SystemExit as e:
         assert e.code in (0, None)
     assert "192x128" in capsys.readouterr().out
-    from flowdet.runtime.predictor import load_predictor
+    from flowdet.runtime.predict.predictor import load_predictor
 
     p = load_predictor(str(onnx_path))
     assert tuple(p.img_size) == (128, 192)

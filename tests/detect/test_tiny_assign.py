@@ -142,7 +142,7 @@ def test_p2_checkpoint_exports_and_runs_in_the_runtime(tmp_path):
     from flowdet.detect.io import minimal_checkpoint
     from flowdet.export.onnx_export import export_onnx
     from flowdet.models.yolox import build_model
-    from flowdet.runtime.predictor import load_predictor
+    from flowdet.runtime.predict.predictor import load_predictor
 
     torch.manual_seed(0)
     m = build_model("nano", 1, p2=True).eval()

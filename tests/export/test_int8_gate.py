@@ -24,7 +24,7 @@ def _ran_in_child(name: str) -> bool:
 @pytest.fixture(scope="module")
 def pseudo_val(nano_onnx, synth_small, tmp_path_factory):
     """A COCO json whose ground truth is the fp32 model's detections at conf 0.3."""
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     coco = json.loads((synth_small / "annotations.json").read_text())
     coco["images"] = coco["images"][:4]  # 4 scenes are enough to see an AP collapse; each costs 2 evals
@@ -68,7 +68,7 @@ def test_black_calibration_is_refused(nano_onnx, pseudo_val, tmp_path, capsys):
 @pytest.mark.slow
 def test_forced_int8_carries_gate_and_cpu_flags(nano_onnx, pseudo_val, synth_small, tmp_path, capsys):
     from flowdet.export.edge import read_gate
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     out = tmp_path / "m.int8.onnx"
     code, stderr = run_cli(capsys, *_args(nano_onnx, out, synth_small / "images", pseudo_val, "--force",
@@ -113,7 +113,7 @@ def test_cpu_flags_from_cpuinfo(tmp_path):
 
 def test_openvino_missing_is_one_line(nano_onnx, monkeypatch):
     from flowdet.errors import MissingDependency
-    from flowdet.runtime.predictor import load_predictor
+    from flowdet.runtime.predict.predictor import load_predictor
 
     monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino → ImportError
     with pytest.raises(MissingDependency, match=r"pip install 'flowdet\[openvino\]'"):
@@ -127,7 +127,7 @@ def test_openvino_matches_onnxruntime(request, tmp_path):
     nano_onnx = request.getfixturevalue("nano_onnx")
     from flowdet.export.parity import synthetic_images
     from flowdet.export.quantize import convert_openvino
-    from flowdet.runtime.predictor import load_predictor
+    from flowdet.runtime.predict.predictor import load_predictor
 
     images = synthetic_images(2, (240, 320), seed=3)
     ref = load_predictor(str(nano_onnx), device="cpu").predict(images, conf=0.3)
@@ -144,7 +144,7 @@ def test_openvino_matches_onnxruntime(request, tmp_path):
 
 def test_backend_flag_errors(nano_onnx):
     from flowdet.errors import InputError
-    from flowdet.runtime.predictor import load_predictor
+    from flowdet.runtime.predict.predictor import load_predictor
 
     with pytest.raises(InputError, match="OpenVINO option"):
         load_predictor(str(nano_onnx), precision="bf16")

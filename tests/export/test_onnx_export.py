@@ -29,8 +29,8 @@ def test_metadata_round_trip(nano_onnx, nano_ckpt):
     import torch
 
     from flowdet import __version__
-    from flowdet.runtime.metadata import ModelMeta
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.metadata import ModelMeta
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     props = {p.key: p.value for p in onnx.load(str(nano_onnx)).metadata_props}
     meta = ModelMeta.from_props(props)
@@ -57,7 +57,7 @@ def test_parity_real_images(nano_ckpt, nano_onnx, grogol_val):
     """Outputs within tolerance and the same detections after NMS, on real frames when present."""
     from flowdet.detect.io import model_from_checkpoint
     from flowdet.export.parity import check_parity
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     model, _ = model_from_checkpoint(nano_ckpt)
     rep = check_parity(model.fuse(), OnnxPredictor(nano_onnx), _frames(grogol_val, 3))
@@ -74,7 +74,7 @@ def test_onnx_predict_matches_torch_predict(nano_ckpt, nano_onnx, grogol_val):
     from flowdet.core.letterbox import preprocess_batch
     from flowdet.core.postprocess import postprocess
     from flowdet.detect.io import model_from_checkpoint, torch_predict_arrays
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     images = _frames(grogol_val, 2).images
     images = [cv2.resize(im, (640, 360)) for im in images]
@@ -93,7 +93,7 @@ def test_onnx_predict_matches_torch_predict(nano_ckpt, nano_onnx, grogol_val):
 def test_dynamic_batch_equals_single(nano_onnx):
     from flowdet.core.letterbox import preprocess_batch
     from flowdet.export.parity import synthetic_images
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     pred = OnnxPredictor(nano_onnx, max_batch=2)  # 3 images → chunks of 2 + 1
     assert pred.dynamic_batch
@@ -110,7 +110,7 @@ def test_static_batch_half_and_simplify_note(nano_ckpt, tmp_path):
     """Static batch loops over images; --half keeps float32 I/O; --simplify degrades to a note."""
     from flowdet.export.onnx_export import export_onnx
     from flowdet.export.parity import synthetic_images
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     lines: list[str] = []
     res = export_onnx(nano_ckpt, tmp_path / "h.onnx", half=True, simplify=True, log=lines.append)

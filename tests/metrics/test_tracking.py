@@ -50,7 +50,7 @@ def test_count_error_per_interval():
 def test_greedy_fallback_says_so_once(monkeypatch, capsys):
     """Without lap or scipy the scores use the greedy matching, an approximation: one warning says so."""
     import flowdet.metrics.tracking as T
-    import flowdet.runtime.assignment as A
+    import flowdet.runtime.track.assignment as A
 
     monkeypatch.setattr(A, "ASSIGNMENT", "greedy")
     monkeypatch.setattr(T, "_greedy_warned", False)

@@ -16,7 +16,7 @@ sa = pytest.importorskip("sqlalchemy", reason="the 'store' extra (SQLAlchemy) is
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from flowdet.monitor.build import build_recorder  # noqa: E402
-from flowdet.runtime.multistream import SourceSpec, run_multistream  # noqa: E402
+from flowdet.runtime.stream.multistream import SourceSpec, run_multistream  # noqa: E402
 
 
 def _free_port() -> int:

@@ -19,7 +19,7 @@ mqtt = pytest.importorskip("paho.mqtt.client", reason="the 'mqtt' extra (paho-mq
 from flowdet.monitor.build import build_recorder  # noqa: E402
 from flowdet.monitor.mqtt import MqttError, MqttSink, parse_mqtt_url  # noqa: E402
 from flowdet.monitor.recorder import Recorder  # noqa: E402
-from flowdet.runtime.multistream import SourceSpec, run_multistream  # noqa: E402
+from flowdet.runtime.stream.multistream import SourceSpec, run_multistream  # noqa: E402
 
 
 def _port_open(port: int) -> bool:

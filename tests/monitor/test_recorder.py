@@ -7,7 +7,7 @@ import json
 from multistream_helpers import SquareFinder, square_video
 
 from flowdet.monitor.recorder import Recorder, parse_start_time
-from flowdet.runtime.multistream import SourceSpec, run_multistream
+from flowdet.runtime.stream.multistream import SourceSpec, run_multistream
 
 
 class Collect:

@@ -18,7 +18,7 @@ sa = pytest.importorskip("sqlalchemy", reason="the 'store' extra (SQLAlchemy) is
 
 from flowdet.monitor.build import build_recorder  # noqa: E402
 from flowdet.monitor.serve import ServeError, make_server, source_health, summary  # noqa: E402
-from flowdet.runtime.multistream import SourceSpec, run_multistream  # noqa: E402
+from flowdet.runtime.stream.multistream import SourceSpec, run_multistream  # noqa: E402
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 

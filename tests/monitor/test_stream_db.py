@@ -17,7 +17,7 @@ sa = pytest.importorskip("sqlalchemy", reason="the 'store' extra (SQLAlchemy) is
 
 from flowdet.monitor import schema  # noqa: E402
 from flowdet.monitor.build import build_recorder  # noqa: E402
-from flowdet.runtime.multistream import SourceSpec, run_multistream  # noqa: E402
+from flowdet.runtime.stream.multistream import SourceSpec, run_multistream  # noqa: E402
 
 START = "2026-05-01T06:00:00Z"
 START_S = 1777615200.0
@@ -175,7 +175,7 @@ import sys, threading
 sys.path.insert(0, {tests!r})
 from multistream_helpers import FakeLive, SquareFinder
 from flowdet.monitor.build import build_recorder
-from flowdet.runtime.multistream import SourceSpec, run_multistream
+from flowdet.runtime.stream.multistream import SourceSpec, run_multistream
 rec = build_recorder(db={db!r})
 run_multistream(SquareFinder(), [SourceSpec("cam", FakeLive("cam", fps=50, period=5))], {out!r}, interval_s=0.5,
                 status_every_s=0.1, monitor=rec)

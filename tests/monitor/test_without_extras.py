@@ -30,7 +30,7 @@ def test_stream_without_flags_never_imports_the_monitor(tmp_path):
         import sys
         from pathlib import Path
         from multistream_helpers import SquareFinder, square_video
-        from flowdet.runtime.multistream import run_multistream
+        from flowdet.runtime.stream.multistream import run_multistream
         v = square_video(Path({str(tmp_path)!r}) / "v.mp4", 2, frames=90)
         s = run_multistream(SquareFinder(), [str(v)], {str(tmp_path / "o")!r}, status_every_s=0.2)
         assert s["count"] == 2, s["count"]

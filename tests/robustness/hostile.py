@@ -193,7 +193,7 @@ def onnx_emitting(path: Path, boxes: np.ndarray, scores: np.ndarray, names: list
     import onnx
     from onnx import helper, numpy_helper
 
-    from flowdet.runtime.metadata import ModelMeta
+    from flowdet.runtime.predict.metadata import ModelMeta
 
     nodes = [helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(a, np.float32)))
              for name, a in (("boxes", boxes), ("scores", scores))]

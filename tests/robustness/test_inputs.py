@@ -91,7 +91,7 @@ def _graph(path: Path, in_type: int = 1, in_shape=(1, 3, 64, 64), boxes=(1, 10, 
     """A constant-output graph with the flowdet metadata: only its declared I/O matters here."""
     from onnx import helper, numpy_helper
 
-    from flowdet.runtime.metadata import ModelMeta
+    from flowdet.runtime.predict.metadata import ModelMeta
 
     nodes = [helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.zeros(shape, np.float32)))
              for name, shape in (("boxes", boxes), ("scores", scores))]

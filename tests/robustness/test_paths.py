@@ -254,7 +254,7 @@ def test_yaml_alias_bombs_are_refused_at_once(cli, tmp_path):
 
 def test_a_self_referencing_anchor_is_no_class_name(cli, tmp_path):
     from flowdet.errors import DataError
-    from flowdet.runtime.source_reader import load_sources_yaml
+    from flowdet.runtime.stream.source_reader import load_sources_yaml
 
     ds = tmp_path / "yolo"
     hostile.image(ds / "images" / "a.jpg")
@@ -286,7 +286,7 @@ def test_a_folder_given_as_a_source_is_read_without_its_links_out(tmp_path, secr
     from flowdet.detect.predict import list_images
     from flowdet.export.parity_data import frames_from
     from flowdet.mine.miner import mine
-    from flowdet.runtime.sources import ImageFolderSource
+    from flowdet.runtime.stream.sources import ImageFolderSource
 
     folder = tmp_path / "imgs"
     good = hostile.image(folder / "a.jpg")

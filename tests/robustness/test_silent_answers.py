@@ -96,8 +96,8 @@ def _hostile_outputs():
 
 def test_postprocess_drops_and_counts_invalid_outputs():
     from flowdet.core.postprocess import postprocess
-    from flowdet.runtime.layouts import ULTRA_E2E, Layout, Transform, decode_outputs
-    from flowdet.runtime.metadata import ModelMeta
+    from flowdet.runtime.predict.layouts import ULTRA_E2E, Layout, Transform, decode_outputs
+    from flowdet.runtime.predict.metadata import ModelMeta
 
     boxes, scores = _hostile_outputs()
     (d,) = postprocess(boxes, scores, [1.0], [(64, 64)], conf_thr=0.25)
@@ -241,7 +241,7 @@ def test_stream_of_a_video_without_a_decodable_frame_exits_2(cli, onnx64, tmp_pa
 
 
 def test_stream_of_several_sources_marks_the_undecodable_one_failed(onnx64, tmp_path):
-    from flowdet.runtime.multistream import run_multistream
+    from flowdet.runtime.stream.multistream import run_multistream
 
     good = hostile.image(tmp_path / "imgs" / "a.jpg", 64, 64)
     s = run_multistream(onnx64, [str(hostile.undecodable_video(tmp_path / "zeros.avi")), str(good.parent)],
@@ -266,7 +266,7 @@ class _TwoSizes:
 
 
 def test_stream_says_when_the_resolution_changes(tmp_path, capsys):
-    from flowdet.runtime.stream import run_stream
+    from flowdet.runtime.stream.stream import run_stream
 
     s = run_stream(_Fixed(["bottle"], [[150, 100, 158, 120]], [0]), _TwoSizes(), jsonl=tmp_path / "d.jsonl",
                    track=False)

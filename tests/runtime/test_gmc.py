@@ -1,12 +1,19 @@
-"""Camera-motion compensation (flowdet.runtime.gmc) and the tracker's frame gap (dt)."""
+"""Camera-motion compensation (flowdet.runtime.track.gmc) and the tracker's frame gap (dt)."""
 import numpy as np
 import pytest
 
-from flowdet.runtime.gmc import CameraMotion, GMCConfig, estimate_motion, warp_states
-from flowdet.runtime.kalman import KalmanBox, kf_predict
-from flowdet.runtime.tracker import ByteTracker
+from flowdet.core.detections import Detections
+from flowdet.runtime.track.gmc import CameraMotion, GMCConfig, estimate_motion, warp_states
+from flowdet.runtime.track.kalman import KalmanBox, kf_predict
+from flowdet.runtime.track.tracker import ByteTracker
 
 cv2 = pytest.importorskip("cv2")
+
+
+def _d(boxes, scores) -> Detections:
+    """A frame's detections for the tracker (one class)."""
+    scores = np.asarray(scores, float).reshape(-1)
+    return Detections(np.asarray(boxes, float).reshape(-1, 4), scores, np.zeros(len(scores), np.int64))
 
 
 def _world(seed=0, size=(520, 760)):
@@ -96,7 +103,7 @@ def _ids(use_gmc: bool) -> int:
     frames, dets = _panned_sequence()
     cm, tr = CameraMotion(), ByteTracker(common_motion_min=0)   # the frames alone, not the tracks
     for f, d in zip(frames, dets):
-        tr.update(d, np.full(len(d), 0.9), dt=4, warp=cm.update(f) if use_gmc else None)
+        tr.update(_d(d, np.full(len(d), 0.9)), dt=4, warp=cm.update(f) if use_gmc else None)
     return tr.confirmed_count
 
 
@@ -115,5 +122,5 @@ def test_common_motion_from_the_tracks_keeps_ids_through_a_pan(common_motion_min
     for j in range(40):
         k = 4 * j
         c = objs + [36 * np.sin(k / 9.0), 12 * np.cos(k / 7.0)] + rng.normal(0, 0.3, objs.shape)
-        tr.update(np.concatenate([c - 5, c + 5], 1), np.full(12, 0.9), dt=4)
+        tr.update(_d(np.concatenate([c - 5, c + 5], 1), np.full(12, 0.9)), dt=4)
     assert (tr.confirmed_count == 12) == ok

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from flowdet.core.boxes import box_iou
-from flowdet.runtime.assignment import ASSIGNMENT, _buffered_iou, _solve, linear_assignment
-from flowdet.runtime.gmc import warp_states
-from flowdet.runtime.kalman import KalmanBox, kf_predict, kf_update
+from flowdet.runtime.track.assignment import ASSIGNMENT, _buffered_iou, _solve, linear_assignment
+from flowdet.runtime.track.gmc import warp_states
+from flowdet.runtime.track.kalman import KalmanBox, kf_predict, kf_update
 
 
 def _solve_update(X, P, boxes):

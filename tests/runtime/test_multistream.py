@@ -11,7 +11,7 @@ import pytest
 from multistream_helpers import FakeLive, SquareFinder, read_status, square_video, wait_for_status
 
 from flowdet.errors import DataError, InputError
-from flowdet.runtime.multistream import SourceSpec, load_sources_yaml, run_multistream
+from flowdet.runtime.stream.multistream import SourceSpec, load_sources_yaml, run_multistream
 
 
 @pytest.fixture(scope="module")

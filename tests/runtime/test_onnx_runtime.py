@@ -23,10 +23,10 @@ def test_runtime_runs_without_torch(nano_onnx, small_video, tmp_path):
             raise SystemExit("torch import was not blocked")
         except ModuleNotFoundError:
             pass
-        from flowdet.runtime.predictor import load_predictor
-        from flowdet.runtime.onnx_runtime import OnnxPredictor
-        from flowdet.runtime.tiles import TiledPredictor
-        from flowdet.runtime.stream import run_stream
+        from flowdet.runtime.predict.predictor import load_predictor
+        from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
+        from flowdet.runtime.predict.tiles import TiledPredictor
+        from flowdet.runtime.stream.stream import run_stream
         p = load_predictor({str(nano_onnx)!r}, threads=1)
         assert isinstance(p, OnnxPredictor), type(p)
         cap = cv2.VideoCapture({str(small_video)!r}); ok, img = cap.read(); assert ok
@@ -44,7 +44,7 @@ def test_runtime_runs_without_torch(nano_onnx, small_video, tmp_path):
 
 def test_cli_import_is_torch_free():
     r = subprocess.run([sys.executable, "-c", _BLOCK_TORCH + "import flowdet.cli, flowdet.commands.export, "
-                        "flowdet.runtime.stream, flowdet.runtime.tensorrt, flowdet.export.tensorrt\nprint('ok')"],
+                        "flowdet.runtime.stream.stream, flowdet.runtime.predict.tensorrt, flowdet.export.tensorrt\nprint('ok')"],
                        capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
 
@@ -54,7 +54,7 @@ def test_predict_maps_to_original_pixels(nano_onnx):
     import cv2
 
     from flowdet.export.parity import synthetic_images
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     p = OnnxPredictor(nano_onnx, threads=1)
     img = synthetic_images(1, (240, 320))[0]
@@ -68,7 +68,7 @@ def test_predict_maps_to_original_pixels(nano_onnx):
 
 
 def test_empty_batch_and_repr(nano_onnx):
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     p = OnnxPredictor(nano_onnx, threads=1, spinning=False)
     assert p.predict([]) == []
@@ -77,7 +77,7 @@ def test_empty_batch_and_repr(nano_onnx):
 
 
 def test_unavailable_provider_is_a_user_error(nano_onnx):
-    from flowdet.runtime.onnx_runtime import OnnxPredictor, resolve_providers
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor, resolve_providers
 
     assert resolve_providers(None)[-1] == "CPUExecutionProvider"
     assert resolve_providers("cpu") == ["CPUExecutionProvider"]
@@ -91,7 +91,7 @@ def test_unavailable_provider_is_a_user_error(nano_onnx):
 def test_bad_files_are_user_errors(tmp_path, nano_onnx):
     import onnx
 
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     with pytest.raises(ModelFileError, match="model not found"):
         OnnxPredictor(tmp_path / "missing.onnx")
@@ -120,7 +120,7 @@ def test_engine_predictor_without_tensorrt(tmp_path):
         pytest.skip("tensorrt is installed here")
     except ImportError:
         pass
-    from flowdet.runtime.predictor import load_predictor
+    from flowdet.runtime.predict.predictor import load_predictor
 
     with pytest.raises(MissingDependency) as e:
         load_predictor(str(tmp_path / "m.engine"))

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from multistream_helpers import SquareFinder, square_video, wait_for_status
 
-from flowdet.runtime.multistream import SourceSpec, run_multistream
-from flowdet.runtime.sources import CaptureSource
+from flowdet.runtime.stream.multistream import SourceSpec, run_multistream
+from flowdet.runtime.stream.sources import CaptureSource
 
 SYS_PY = "/usr/bin/python3"
 SERVER = Path(__file__).resolve().parents[1] / "rtsp_server.py"

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from cli_helpers import run_cli
 
-from flowdet.runtime.sources import SourceError
-from flowdet.runtime.stream import run_stream
+from flowdet.runtime.stream.sources import SourceError
+from flowdet.runtime.stream.stream import run_stream
 
 REPO = Path(__file__).resolve().parents[2]
 SUMMARY_KEYS = {"frames", "frames_read", "dropped", "reconnects", "detections", "det_per_frame", "fps", "seconds",
@@ -341,7 +341,7 @@ def test_duration_ends_a_single_stalled_source(nano_onnx):
 
 
 def test_cli_duration_reaches_the_single_source_loop(monkeypatch, small_video, capsys):
-    import flowdet.runtime.stream as stream_mod
+    import flowdet.runtime.stream.stream as stream_mod
 
     seen = {}
 

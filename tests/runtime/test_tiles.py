@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from flowdet.core.detections import Detections
-from flowdet.runtime.tiles import TiledPredictor, merge, tile_windows, weighted_box_fusion
+from flowdet.runtime.predict.tiles import TiledPredictor, merge, tile_windows, weighted_box_fusion
 
 
 @pytest.mark.parametrize("h, w, tile, overlap", [(1080, 1920, 640, 0.2), (720, 1280, 640, 0.25), (480, 640, 320, 0.1)])
@@ -96,7 +96,7 @@ def test_cut_objects_dropped_at_inner_tile_edges():
 
 def test_tiles_batch_through_dynamic_onnx(nano_onnx):
     from flowdet.export.parity import synthetic_images
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     p = OnnxPredictor(nano_onnx, threads=1, max_batch=4)
     runs = []
@@ -112,7 +112,7 @@ def test_tiles_batch_through_dynamic_onnx(nano_onnx):
 
 def test_tiled_predictor_keeps_the_models_category_ids(nano_onnx):
     """COCO results from a tiled run must name the model's category ids (regression: AP was 0)."""
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     base = OnnxPredictor(nano_onnx)
     assert TiledPredictor(base, 160).cat_ids == base.cat_ids
@@ -134,7 +134,7 @@ def test_tile_count_per_frame_is_capped_with_one_line():
     """`--tile 32 --overlap 0.95` on a 320x192 frame: 11,745 crops, each letterboxed to the model input
     (3 GB in 6 s, then the OOM killer). Now one error naming the limit, before any crop is run."""
     from flowdet.errors import InputError
-    from flowdet.runtime.tiles import MAX_TILES
+    from flowdet.runtime.predict.tiles import MAX_TILES
 
     base = _FakePredictor()
     tp = TiledPredictor(base, 32, overlap=0.95)
@@ -144,7 +144,7 @@ def test_tile_count_per_frame_is_capped_with_one_line():
 
 
 def test_crops_go_to_the_backend_in_bounded_calls():
-    from flowdet.runtime.tiles import CROPS_PER_CALL
+    from flowdet.runtime.predict.tiles import CROPS_PER_CALL
 
     base = _FakePredictor()
     tp = TiledPredictor(base, 96, overlap=0.5)

@@ -17,7 +17,7 @@ RUNTIME = REPO / "flowdet" / "runtime"
 # Packages that need torch (or are the torch side of the pipeline); the runtime never imports them.
 TORCH_SIDE = ("torch", "torchvision", "flowdet.detect", "flowdet.engine", "flowdet.export", "flowdet.models",
               "flowdet.pretrain", "flowdet.metrics", "flowdet.commands", "flowdet.cli")
-ALLOWED = {("flowdet.runtime.predictor", "flowdet.detect.torch_predictor")}  # the .pt backend, on request
+ALLOWED = {("flowdet.runtime.predict.predictor", "flowdet.detect.torch_predictor")}  # the .pt backend, on request
 
 
 def _runtime_modules() -> list[str]:
@@ -30,7 +30,7 @@ def _runtime_modules() -> list[str]:
 
 def test_every_runtime_module_imports_without_torch():
     mods = _runtime_modules()
-    assert "flowdet.runtime.onnx_runtime" in mods and "flowdet.runtime.stream" in mods
+    assert "flowdet.runtime.predict.onnx_runtime" in mods and "flowdet.runtime.stream.stream" in mods
     r = run_without_torch(f"""
         import importlib, json, sys
         try:

@@ -7,17 +7,25 @@ import csv
 import numpy as np
 import pytest
 
+from flowdet.core.detections import Detections
 from flowdet.errors import InputError
 from flowdet.metrics.tracking import count_decomposition, idf1
-from flowdet.runtime.counting import Counter, CountsCSV, parse_count_line, segments_cross
-from flowdet.runtime.track_sim import corrupt, moving_objects
-from flowdet.runtime.tracker import ByteTracker, linear_assignment
+from flowdet.runtime.track.counting import Counter, CountsCSV, parse_count_line, segments_cross
+from flowdet.runtime.track.simulation import corrupt, moving_objects
+from flowdet.runtime.track.track import TrackerConfig, TrackState
+from flowdet.runtime.track.tracker import ByteTracker, linear_assignment
+
+
+def _d(boxes, scores) -> Detections:
+    """A frame's detections for the tracker (one class)."""
+    scores = np.asarray(scores, float).reshape(-1)
+    return Detections(np.asarray(boxes, float).reshape(-1, 4), scores, np.zeros(len(scores), np.int64))
 
 
 def _track(tracker, dets, counter=None):
     out = []
     for k, (b, s) in enumerate(dets):
-        ts = tracker.update(b, s)
+        ts = tracker.update(_d(b, s))
         if counter is not None:
             counter.update(k / 10.0, tracker.newly_confirmed, ts)
         out.append((np.array([t.id for t in ts], np.int64), np.array([t.box for t in ts]).reshape(-1, 4)))
@@ -50,14 +58,14 @@ def test_unconfirmed_tracks_are_never_counted():
     tr, counter = ByteTracker(n_init=4), Counter(source="cam")
     box = np.array([[100, 100, 110, 108]], float)
     for k in range(3):                       # three hits: still tentative
-        ts = tr.update(box + k, [0.9])
+        ts = tr.update(_d(box + k, [0.9]))
         assert ts == [] and tr.newly_confirmed == []
         counter.update(float(k), tr.newly_confirmed, ts)
     for k in range(3):
-        counter.update(3.0 + k, tr.newly_confirmed, tr.update(np.zeros((0, 4)), []))
+        counter.update(3.0 + k, tr.newly_confirmed, tr.update(_d(np.zeros((0, 4)), [])))
     assert counter.total == 0 and tr.confirmed_count == 0
     for k in range(4):                       # a new object seen 4 times: counted once
-        ts = tr.update(box + 50 + k, [0.9])
+        ts = tr.update(_d(box + 50 + k, [0.9]))
         counter.update(10.0 + k, tr.newly_confirmed, ts)
     assert counter.total == 1 and [t.id for t in ts] == [1]
 
@@ -65,9 +73,9 @@ def test_unconfirmed_tracks_are_never_counted():
 def test_low_score_detections_keep_the_track():
     tr = ByteTracker()
     for k in range(5):
-        tr.update(np.array([[10 + 2 * k, 10, 20 + 2 * k, 18]], float), [0.9])
+        tr.update(_d(np.array([[10 + 2 * k, 10, 20 + 2 * k, 18]], float), [0.9]))
     for k in range(5, 12):                   # the object dips: low scores only
-        ts = tr.update(np.array([[10 + 2 * k, 10, 20 + 2 * k, 18]], float), [0.2])
+        ts = tr.update(_d(np.array([[10 + 2 * k, 10, 20 + 2 * k, 18]], float), [0.2]))
         assert [t.id for t in ts] == [1]
     assert tr.confirmed_count == 1
 
@@ -77,7 +85,7 @@ def test_line_crossing_counts_once_despite_jitter():
     tr, counter = ByteTracker(), Counter(source="cam", line=line)
     ys = [20, 24, 28, 32, 36, 40, 44, 48, 51, 49, 52, 48, 53, 56, 60, 64]   # wobbles on the line
     for k, y in enumerate(ys):
-        ts = tr.update(np.array([[90, y - 10, 110, y + 10]], float), [0.9])
+        ts = tr.update(_d(np.array([[90, y - 10, 110, y + 10]], float), [0.9]))
         counter.update(float(k), tr.newly_confirmed, ts)
     assert counter.crossings == 1 and counter.total == 1
     assert counter.summary()["crossings_by_direction"] == {"+": 1, "-": 0}
@@ -97,7 +105,7 @@ def test_intervals_and_csv(tmp_path):
     tr = ByteTracker(n_init=1)
     rows = []
     for k, t in enumerate([5.0, 30.0, 70.0, 200.0]):       # one new object at each time
-        ts = tr.update(np.array([[100 * k, 0, 100 * k + 10, 10]], float), [0.9])
+        ts = tr.update(_d(np.array([[100 * k, 0, 100 * k + 10, 10]], float), [0.9]))
         rows += counter.rows(counter.update(t, tr.newly_confirmed, ts))
     rows += counter.rows(counter.finish())
     out.write(rows)
@@ -126,16 +134,16 @@ def test_frame_counts_are_source_frames_when_frames_are_skipped():
     box = np.array([[100, 100, 108, 106]], float)
     every = ByteTracker(n_init=4)
     for k in range(3):
-        ts = every.update(box + 2 * k, [0.9])
+        ts = every.update(_d(box + 2 * k, [0.9]))
     assert ts == [] and every.confirmed_count == 0           # 3 frames of evidence < 4
     skip = ByteTracker(n_init=4, max_lost=30)
     for k in range(3):                                        # the same object, every 4th frame
-        ts = skip.update(box + 8 * k, [0.9], dt=4)
+        ts = skip.update(_d(box + 8 * k, [0.9]), dt=4)
     assert [t.id for t in ts] == [1] and len(skip.newly_confirmed) == 1
     for _ in range(8):                                        # 8 × 4 = 32 frames unmatched > 30 ...
-        skip.update(np.zeros((0, 4)), [], dt=4)
-    assert len(skip.tracks) == 1 and skip.tracks[0].state == "lost"   # ... but only after the 9th update
-    skip.update(np.zeros((0, 4)), [], dt=4)
+        skip.update(_d(np.zeros((0, 4)), []), dt=4)
+    assert len(skip.tracks) == 1 and skip.tracks[0].state is TrackState.LOST   # ... but only after the 9th update
+    skip.update(_d(np.zeros((0, 4)), []), dt=4)
     assert skip.tracks == [] and skip.confirmed_count == 1
 
 
@@ -149,7 +157,7 @@ def test_every_4th_frame_keeps_the_count(gt, noisy):
     for stride in (1, 4):
         tr = ByteTracker()
         for k in range(0, len(dets), stride):
-            tr.update(*dets[k], dt=stride)
+            tr.update(_d(*dets[k]), dt=stride)
         counts.append(tr.confirmed_count)
     assert abs(counts[1] / counts[0] - 1) <= (0.08 if noisy else 0.05), counts
 
@@ -171,7 +179,7 @@ def test_a_track_that_leaves_the_view_is_parked_and_found_again_where_it_comes_b
     def counted(frame_size):
         tr = ByteTracker()
         for b in frames:
-            tr.update(b, np.full(len(b), 0.9), frame_size=frame_size)
+            tr.update(_d(b, np.full(len(b), 0.9)), frame_size=frame_size)
         return tr.confirmed_count
 
     assert counted(None) == 2
@@ -187,7 +195,7 @@ def test_no_track_is_born_on_a_box_that_holds_or_lies_inside_a_tracked_one():
             x = 50.0 + 2 * k
             obj = [x, 50, x + 10, 58]
             boxes = [obj, [x, 50, x + 22, 60], [x + 9, 80, x + 19, 88], [x + 18, 80, x + 28, 88]]
-            tr.update(np.array(boxes, float), np.array([0.9, 0.8, 0.9, 0.9]))
+            tr.update(_d(np.array(boxes, float), np.array([0.9, 0.8, 0.9, 0.9])))
         return tr.confirmed_count
 
     assert run(birth_overlap_max=1.0) == 4   # off: the wake box is a track of its own
@@ -208,7 +216,7 @@ def test_size_is_held_across_skipped_frames():
     tr = ByteTracker()
     for k, (w, h) in enumerate(zip(widths, heights)):
         cx, cy = 100.0 + 4 * k, 60.0
-        tr.update(np.array([[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]]), [0.9], dt=4)
+        tr.update(_d(np.array([[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]]), [0.9]), dt=4)
     assert tr.confirmed_count == 1
 
 
@@ -222,7 +230,7 @@ def test_a_lost_track_re_finds_its_object_across_skipped_frames():
         xs = [100.0 + 6 * k for k in range(6)] + [None, None] + [128.0 - 6 * k for k in range(6)]
         for x in xs:
             b = np.zeros((0, 4)) if x is None else np.array([[x - 2, 50.0, x + 2, 62.0]])
-            tr.update(b, np.full(len(b), 0.9), dt=4)
+            tr.update(_d(b, np.full(len(b), 0.9)), dt=4)
         return tr.confirmed_count
 
     assert run(recover_radius=0.0) == 2
@@ -236,7 +244,7 @@ def test_a_two_hit_track_that_leaves_the_view_between_skipped_frames_counts():
         tr = ByteTracker(**cfg)
         for cx in (end_cx + 20.0, end_cx, None, None):
             b = np.zeros((0, 4)) if cx is None else np.array([[cx - 5, 40.0, cx + 5, 48.0]])
-            tr.update(b, np.full(len(b), 0.9), dt=4, frame_size=(200, 100))
+            tr.update(_d(b, np.full(len(b), 0.9)), dt=4, frame_size=(200, 100))
         return tr.confirmed_count
 
     assert run(10.0) == 1                       # heading out at 5 px/frame: predicted at x < 0 next
@@ -246,7 +254,7 @@ def test_a_two_hit_track_that_leaves_the_view_between_skipped_frames_counts():
     tr, counter = ByteTracker(), Counter(source="cam", line=parse_count_line("20,0,20,100"))
     for k, cx in enumerate((30.0, 10.0, None)):
         b = np.zeros((0, 4)) if cx is None else np.array([[cx - 5, 40.0, cx + 5, 48.0]])
-        ts = tr.update(b, np.full(len(b), 0.9), dt=4, frame_size=(200, 100))
+        ts = tr.update(_d(b, np.full(len(b), 0.9)), dt=4, frame_size=(200, 100))
         counter.update(4.0 * k, tr.newly_confirmed, ts)
     assert counter.total == 1 and counter.crossings == 1
 
@@ -254,3 +262,43 @@ def test_a_two_hit_track_that_leaves_the_view_between_skipped_frames_counts():
 def test_recover_radius_is_validated():
     with pytest.raises(InputError, match="recover_radius"):
         ByteTracker(recover_radius=-1)
+
+
+def test_overrides_never_change_the_callers_config():
+    cfg = TrackerConfig()
+    tr = ByteTracker(cfg, high_thresh=0.3, n_init=2)
+    assert (tr.cfg.high_thresh, tr.cfg.n_init) == (0.3, 2)
+    assert cfg == TrackerConfig() and tr.cfg is not cfg      # the caller's object untouched ...
+    cfg.n_init = 9
+    assert tr.cfg.n_init == 2                                # ... and not shared afterwards
+    with pytest.raises(InputError, match="unknown option 'birth'"):
+        ByteTracker(cfg, birth=0.2)
+    with pytest.raises(InputError, match="--track-low"):
+        ByteTracker(low_thresh=0.7)                          # above high: named by its flag
+
+
+def test_reset_forgets_tracks_and_restarts_ids():
+    tr = ByteTracker(n_init=1)
+    box = np.array([[10, 10, 20, 18]], float)
+    tr.update(_d(box, [0.9]))
+    tr.update(_d(box + 100, [0.9]))
+    assert tr.confirmed_count == 2 and len(tr.tracks) == 2
+    tr.reset()
+    assert tr.tracks == [] and tr.confirmed_count == 0 and tr.frame == 0 and tr.graveyard == []
+    (t,) = tr.update(_d(box + 50, [0.9]))
+    assert t.id == 1 and t.state is TrackState.CONFIRMED and tr.cfg.n_init == 1
+
+
+def test_track_states_are_an_enum():
+    tr = ByteTracker(n_init=4)
+    box = np.array([[10, 10, 20, 18]], float)
+    tr.update(_d(box, [0.9]))
+    assert tr.tracks[0].state is TrackState.TENTATIVE and TrackState("lost") is TrackState.LOST
+
+
+def test_the_tracker_reads_the_score_and_class_of_a_detections_object():
+    tr = ByteTracker(n_init=1)
+    det = Detections(np.array([[10, 10, 20, 18], [50, 50, 60, 58]], np.float32), np.array([0.9, 0.05], np.float32),
+                     np.array([3, 1]))
+    (t,) = tr.update(det)                                     # 0.05 < low: not a track
+    assert t.class_id == 3 and t.score == pytest.approx(0.9) and t.box.dtype == np.float64

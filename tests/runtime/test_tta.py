@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from flowdet.core.detections import Detections
-from flowdet.runtime.tiles import TiledPredictor
-from flowdet.runtime.tta import FlipPredictor, unflip
+from flowdet.runtime.predict.tiles import TiledPredictor
+from flowdet.runtime.predict.tta import FlipPredictor, unflip
 
 
 class BrightBox:

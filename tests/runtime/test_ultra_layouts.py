@@ -16,7 +16,7 @@ import pytest
 from no_torch import run_without_torch
 
 from flowdet.errors import ModelFileError
-from flowdet.runtime.layouts import FLOWDET, ULTRA_E2E, ULTRA_RAW, detect_layout, letterbox_centered
+from flowdet.runtime.predict.layouts import FLOWDET, ULTRA_E2E, ULTRA_RAW, detect_layout, letterbox_centered
 
 H = W = 64
 # Raw anchors (cx, cy, w, h in input pixels) and per-class scores, nc = 2, N = 6 anchors: [1, 6, 6]
@@ -87,7 +87,7 @@ def graphs(tmp_path_factory) -> dict[str, Path]:
 def test_raw_layout_nms_and_unmapping(graphs):
     """200x100 into 64x64: r = 0.32, centred, 16 px pad on top. Class-aware NMS drops the shifted
     duplicate of class 0 and keeps the class-1 box on top of it; the box over the pad is clipped."""
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     p = OnnxPredictor(graphs[ULTRA_RAW], threads=1)
     assert p.layout.kind == ULTRA_RAW and p.names == ["c0", "c1"] and p.img_size == (H, W)
@@ -101,7 +101,7 @@ def test_raw_layout_nms_and_unmapping(graphs):
 
 
 def test_e2e_layout_no_nms_ranked_max_det(graphs):
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     p = OnnxPredictor(graphs[ULTRA_E2E], threads=1)
     assert p.layout.kind == ULTRA_E2E and len(p.names) == 3
@@ -136,7 +136,7 @@ def test_detect_layout_from_shapes_and_metadata():
 
 
 def test_unknown_graph_is_one_clear_error(tmp_path):
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     f = ultra_graph(tmp_path / "foreign.onnx", ULTRA_RAW, props={})
     with pytest.raises(ModelFileError) as e:
@@ -178,8 +178,8 @@ def test_ultralytics_layouts_run_without_torch(graphs, small_video, tmp_path):
     r = run_without_torch(f"""
         import json, sys, numpy as np
         from flowdet.runtime import load_predictor
-        from flowdet.runtime.tiles import TiledPredictor
-        from flowdet.runtime.stream import run_stream
+        from flowdet.runtime.predict.tiles import TiledPredictor
+        from flowdet.runtime.stream.stream import run_stream
         out = {{}}
         for kind, path in {({k: str(v) for k, v in graphs.items()})!r}.items():
             p = load_predictor(path, threads=1)
@@ -199,7 +199,7 @@ def test_ultralytics_layouts_run_without_torch(graphs, small_video, tmp_path):
 
 
 def test_flowdet_layout_is_still_the_default(nano_onnx):
-    from flowdet.runtime.onnx_runtime import OnnxPredictor
+    from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
     p = OnnxPredictor(nano_onnx, threads=1)
     assert p.layout is None and p.run_outputs == ["boxes", "scores"]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from flowdet.errors import FlowdetError, InputError
-from flowdet.runtime.track import Track
+from flowdet.runtime.track.track import Track
 
 CSV_FIELDS = ["time", "source", "count", "cumulative"]
 LINE_FIELDS = ["crossings", "crossings_cumulative"]

@@ -37,21 +37,23 @@ from flowdet import log
 from flowdet.core.detections import Detections
 from flowdet.core.postprocess import invalid_message
 from flowdet.errors import FlowdetError, InputError
-from flowdet.runtime.counting import CountsCSV, parse_count_line
+from flowdet.runtime.stream.loop import run_lanes
+from flowdet.runtime.stream.records import percentiles_ms
 
 # load_sources_yaml and SourceSpec are re-exported: `flowdet stream --sources` and callers import them here
-from flowdet.runtime.source_reader import CONNECTED, STALLED, SourceReader, SourceSpec, load_sources_yaml, name_sources  # noqa: F401
-from flowdet.runtime.source_tracking import SourceTracking
-from flowdet.runtime.sources import Frame, FrameSizeWatch, open_source
-from flowdet.runtime.track import Track, TrackerConfig
+from flowdet.runtime.stream.source_reader import (  # noqa: F401
+    CONNECTED,
+    STALLED,
+    SourceReader,
+    SourceSpec,
+    load_sources_yaml,
+    name_sources,
+)
+from flowdet.runtime.stream.source_tracking import SourceTracking, conf_note, model_conf
+from flowdet.runtime.stream.sources import Frame, FrameSizeWatch, open_source
+from flowdet.runtime.track.counting import CountsCSV, parse_count_line
+from flowdet.runtime.track.track import Track, TrackerConfig
 from flowdet.utils import atomic_write_json
-
-
-def _pct(values: Any) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p95": None}
-    a = np.asarray(list(values)) * 1000.0
-    return {"p50": round(float(np.percentile(a, 50)), 2), "p95": round(float(np.percentile(a, 95)), 2)}
 
 
 def draw_tracks(img: np.ndarray, tracks: list[Track], line: tuple[float, float, float, float] | None,
@@ -122,15 +124,15 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     """Detect, track and count on every source at once; return the summary (also ``summary.json``).
 
     ``sources``: SOURCE strings or :class:`SourceSpec` (name + source). ``max_frames``: per source.
-    ``gmc``: camera-motion compensation from the frames (:mod:`flowdet.runtime.gmc`).
+    ``gmc``: camera-motion compensation from the frames (:mod:`flowdet.runtime.track.gmc`).
     ``max_seconds``: wall-clock limit (live runs otherwise go until Ctrl-C or ``stop_event``).
     Ends when every source is done (files ended/failed), at a limit, or on Ctrl-C / SIGTERM
-    (:mod:`flowdet.runtime.signals`: writers closed, summary.json written) / ``stop_event``.
+    (:mod:`flowdet.runtime.stream.signals`: writers closed, summary.json written) / ``stop_event``.
     ``monitor``: an object called with each processed frame, status and source end (a
     :class:`flowdet.monitor.recorder.Recorder`: database, metrics, MQTT); its report lands in
     status.json under ``monitor``. The caller owns it (and closes it).
     """
-    from flowdet.runtime.stream import _load_model
+    from flowdet.runtime.stream.stream import _load_model
 
     line = parse_count_line(count_line) if count_line is not None and not isinstance(count_line, tuple) else count_line
     if interval_s <= 0:
@@ -141,7 +143,11 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     opened = [(s, s.source if not isinstance(s.source, (str, int)) else open_source(s.source)) for s in specs]
     predictor = _load_model(model, threads, spinning, backend, precision)
     tcfg = tracker or TrackerConfig()
-    det_conf = min(conf, tcfg.low_thresh)   # the tracker's second stage wants the low-score boxes too
+    tcfg.validate()   # a bad threshold is one error before any source opens
+    det_conf = model_conf(conf, tcfg)
+    note = conf_note(conf, tcfg)
+    if note:
+        log.warn(note)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -157,14 +163,14 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
                          max_backoff_s=max_backoff_s)
         d = out / spec.name
         d.mkdir(parents=True, exist_ok=True)
-        lane = _Lane(spec.name, r, SourceTracking(spec.name, tcfg, interval_s, line, r.live, gmc=gmc), d)
+        lane = _Lane(spec.name, r, SourceTracking(spec.name, tcfg, interval_s, line, r.live, gmc=gmc, conf=conf), d)
         lane.sizes = FrameSizeWatch(spec.name) if getattr(src, "fixed_size", True) else None
         lane.jsonl = open(d / "detections.jsonl", "w", buffering=1)
         lanes.append(lane)
 
     if monitor is not None:
         monitor.start([(ln.name, ln.reader.source) for ln in lanes], list(predictor.names))
-    from flowdet.runtime.signals import GracefulStop
+    from flowdet.runtime.stream.signals import GracefulStop
 
     sig = GracefulStop(stop)
     sig.install()  # Ctrl-C / SIGTERM: a clean stop; the handlers are restored in the finally below
@@ -179,7 +185,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         r = ln.reader
         age = None if r.last_frame_t is None else round(time.perf_counter() - r.last_frame_t, 2)
         return {"state": ln.state(stall_s), "live": r.live, "source": r.source.description, "frames": ln.frames,
-                "frames_read": r.read, "fps": ln.fps(), "latency_ms": _pct(ln.latency), "dropped": r.dropped,
+                "frames_read": r.read, "fps": ln.fps(), "latency_ms": percentiles_ms(ln.latency), "dropped": r.dropped,
                 "reconnects": r.reconnects, "last_frame_age_s": age, "count": ln.track.counter.total,
                 **({"crossings": ln.track.counter.crossings} if line is not None else {}),
                 "error": r.error}
@@ -187,64 +193,39 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     def write_status() -> dict[str, Any]:
         st = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "uptime_s": round(time.perf_counter() - t0, 1),
-              "infer_ms": _pct(infer_times), "sources": {ln.name: source_status(ln) for ln in lanes}}
+              "infer_ms": percentiles_ms(infer_times), "sources": {ln.name: source_status(ln) for ln in lanes}}
         if monitor is not None:
             st["monitor"] = monitor.on_status(st)
         atomic_write_json(out / "status.json", st, indent=1)
         return st
 
+    def on_tick(now: float) -> None:
+        nonlocal last_status
+        if now - last_status < status_every_s:
+            return
+        last_status = now
+        st = write_status()
+        for name, s in st["sources"].items():
+            lat = s["latency_ms"]["p50"]
+            log.info(f"{name}: {s['state']} | {s['fps']:.1f} fps | latency p50 "
+                     f"{'-' if lat is None else f'{lat:.0f} ms'} | dropped {s['dropped']} | "
+                     f"reconnects {s['reconnects']} | count {s['count']}"
+                     + (f" | {s['error']}" if s["error"] and s["state"] != CONNECTED else ""))
+        if progress:
+            progress(st)
+
+    def on_infer(seconds: float) -> None:
+        nonlocal batches
+        infer_times.append(seconds)
+        batches += 1
+
     for ln in lanes:
         ln.reader.start()
     try:
-        while True:
-            if sig.count:
-                stopped_by = "interrupt"
-                break
-            if stop.is_set():
-                stopped_by = "stopped"
-                break
-            now = time.perf_counter()
-            if max_seconds is not None and now - t0 >= max_seconds:
-                stopped_by = "max_seconds"
-                break
-            if now - last_status >= status_every_s:
-                last_status = now
-                st = write_status()
-                for name, s in st["sources"].items():
-                    lat = s["latency_ms"]["p50"]
-                    log.info(f"{name}: {s['state']} | {s['fps']:.1f} fps | latency p50 "
-                             f"{'-' if lat is None else f'{lat:.0f} ms'} | dropped {s['dropped']} | "
-                             f"reconnects {s['reconnects']} | count {s['count']}"
-                             + (f" | {s['error']}" if s["error"] and s["state"] != CONNECTED else ""))
-                if progress:
-                    progress(st)
-            ready.clear()
-            batch: list[tuple[_Lane, Frame]] = []
-            for ln in lanes:
-                if max_frames is not None and ln.frames >= max_frames:
-                    continue
-                fr = ln.reader.take()
-                if fr is not None:
-                    batch.append((ln, fr))
-            if not batch:
-                if all((ln.reader.done and ln.reader.q.empty()) or (max_frames is not None and ln.frames >= max_frames)
-                       for ln in lanes):
-                    stopped_by = "max_frames" if max_frames is not None and all(
-                        ln.frames >= max_frames for ln in lanes) else "end"
-                    break
-                ready.wait(0.05)
-                continue
-            ti = time.perf_counter()
-            dets: list[Detections] = []
-            step = max_batch or len(batch)
-            for i in range(0, len(batch), step):
-                dets += predictor.predict([fr.image for _, fr in batch[i:i + step]], conf=det_conf, iou=iou)
-            infer_times.append(time.perf_counter() - ti)
-            batches += 1
-            for (ln, fr), det in zip(batch, dets):
-                _process(ln, fr, det, conf, line, video, predictor, csv_out, monitor)
-    except KeyboardInterrupt:
-        stopped_by = "interrupt"
+        stopped_by = run_lanes(lanes, predictor, det_conf, iou, stop, ready, sig,
+                               lambda ln, fr, det: _process(ln, fr, det, line, video, csv_out, monitor),
+                               on_tick=on_tick, max_frames=max_frames, max_seconds=max_seconds,
+                               max_batch=max_batch, on_infer=on_infer)
     finally:
         stop.set()
         for ln in lanes:
@@ -267,7 +248,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         s = final["sources"][ln.name]
         span = (ln.last_t - ln.first_t) if ln.first_t is not None and ln.last_t is not None else 0.0
         s.update({"fps": round((ln.frames - 1) / span, 2) if ln.frames > 1 and span > 0 else 0.0,
-                  "latency_ms": _pct(ln.all_latency), "detections": ln.detections, "invalid_outputs": ln.invalid,
+                  "latency_ms": percentiles_ms(ln.all_latency), "detections": ln.detections, "invalid_outputs": ln.invalid,
                   "size_changes": ln.sizes.changed if ln.sizes is not None else 0,
                   "counts": ln.track.counter.summary(), "jsonl": str(ln.out_dir / "detections.jsonl"),
                   "video": str(ln.out_dir / "annotated.mp4") if video and ln.frames else None})
@@ -276,7 +257,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     summary = {"sources": per, "frames": total_frames, "seconds": round(elapsed, 3),
                "fps": round(total_frames / elapsed, 2) if elapsed > 0 else 0.0,
                "count": sum(ln.track.counter.total for ln in lanes), "batches": batches,
-               "infer_ms": _pct(infer_times), "stopped_by": stopped_by, "signal": sig.name, "out_dir": str(out),
+               "infer_ms": percentiles_ms(infer_times), "stopped_by": stopped_by, "signal": sig.name, "out_dir": str(out),
                "counts_csv": str(out / "counts.csv"), "status": str(out / "status.json"),
                "invalid_outputs": sum(ln.invalid for ln in lanes)}
     if summary["invalid_outputs"]:
@@ -287,15 +268,14 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     return summary
 
 
-def _process(ln: _Lane, fr: Frame, det: Detections, conf: float, line: Any, video: bool, predictor: Any,
-             csv_out: CountsCSV, monitor: Any = None) -> None:
+def _process(ln: _Lane, fr: Frame, det: Detections, line: Any, video: bool, csv_out: CountsCSV,
+             monitor: Any = None) -> None:
     if ln.sizes is not None:
         ln.sizes.check(fr.index, fr.image)
     closed = ln.track.step(fr, det, ln.reader.source.fps)
     csv_out.write(ln.track.counter.rows(closed))
     tracks = ln.track.tracks
-    keep = det.scores >= conf
-    ln.jsonl.write(json.dumps(ln.track.record(fr, det, conf)) + "\n")
+    ln.jsonl.write(json.dumps(ln.track.record(fr)) + "\n")
     if video:
         label = f"{ln.name}: {ln.track.counter.total}" + (f" | line {ln.track.counter.crossings}" if line is not None else "")
         vis = draw_tracks(fr.image, tracks, line, label)
@@ -315,7 +295,7 @@ def _process(ln: _Lane, fr: Frame, det: Detections, conf: float, line: Any, vide
     ln.first_t = now if ln.first_t is None else ln.first_t
     ln.last_t = now
     ln.frames += 1
-    ln.detections += int(keep.sum())
+    ln.detections += len(ln.track.shown)
     ln.invalid += det.invalid
     if monitor is not None:
         monitor.on_frame(ln.name, fr, ln.track, closed, ln.reader.source.fps, lat)

@@ -2,9 +2,9 @@
 on Intel's CPU runtime, in fp32 or bf16 (where the CPU has AVX-512 BF16 / AMX), and INT8 IRs from
 ``flowdet export --int8 --backend openvino``.
 
-Same interface as :class:`flowdet.runtime.onnx_runtime.OnnxPredictor`: ``predict`` (letterbox in,
+Same interface as :class:`flowdet.runtime.predict.onnx_runtime.OnnxPredictor`: ``predict`` (letterbox in,
 shared NMS/rescale out via :class:`BatchedPredictor`), ``infer``, ``names``, ``img_size``, ``meta``.
-The metadata is the flowdet contract (:mod:`flowdet.runtime.metadata`): OpenVINO keeps an ONNX
+The metadata is the flowdet contract (:mod:`flowdet.runtime.predict.metadata`): OpenVINO keeps an ONNX
 file's ``metadata_props`` under ``rt_info["framework"]``; an IR written by flowdet holds them there
 too (``save_model`` keeps them), plus the export gate's result.
 
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from flowdet.errors import InputError, ModelFileError
-from flowdet.runtime.backend import BatchedPredictor
-from flowdet.runtime.layouts import FLOWDET, detect_layout
+from flowdet.runtime.predict.backend import BatchedPredictor
+from flowdet.runtime.predict.layouts import FLOWDET, detect_layout
 
 PRECISIONS = ("fp32", "bf16")
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
@@ -54,7 +54,7 @@ def bf16_supported(core: Any | None = None) -> bool:
 
 
 class OpenVinoPredictor(BatchedPredictor):
-    """:class:`flowdet.runtime.predictor.Predictor` on OpenVINO (CPU).
+    """:class:`flowdet.runtime.predict.predictor.Predictor` on OpenVINO (CPU).
 
     ``path``: ``model.onnx`` or an IR ``model.xml`` (with ``model.bin`` beside it).
     ``precision``: "fp32" (INFERENCE_PRECISION_HINT f32: exact; OpenVINO would otherwise pick bf16

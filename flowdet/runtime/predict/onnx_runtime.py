@@ -4,7 +4,7 @@ Imports only numpy, cv2 (through flowdet.core.letterbox), onnxruntime and flowde
 modules; ``tests/runtime/test_torch_free.py`` proves it imports with torch unimportable. Everything the
 predictor needs (class names, input size, letterbox contract) comes from the model's metadata.
 Besides flowdet's own exports it runs ultralytics detect exports (raw ``[1, 4+nc, N]`` and
-end-to-end ``[1, N, 6]``), recognised by :func:`flowdet.runtime.layouts.detect_layout`.
+end-to-end ``[1, N, 6]``), recognised by :func:`flowdet.runtime.predict.layouts.detect_layout`.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import numpy as np
 import onnxruntime as ort
 
 from flowdet.errors import InputError, ModelFileError
-from flowdet.runtime.backend import BatchedPredictor
-from flowdet.runtime.layouts import FLOWDET, detect_layout
+from flowdet.runtime.predict.backend import BatchedPredictor
+from flowdet.runtime.predict.layouts import FLOWDET, detect_layout
 
 _SHORT = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 _ORT_DTYPE = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -62,7 +62,7 @@ def session_options(threads: int | None = None, spinning: bool = True) -> ort.Se
 
 
 class OnnxPredictor(BatchedPredictor):
-    """:class:`flowdet.runtime.predictor.Predictor` on ONNX Runtime.
+    """:class:`flowdet.runtime.predict.predictor.Predictor` on ONNX Runtime.
 
     ``providers``: None/"auto" (CUDA if available, else CPU), or names ("cpu", "cuda", "tensorrt" or
     full EP names). ``threads``: intra-op threads (None = onnxruntime's default, all cores).

@@ -3,7 +3,7 @@
 A backend subclasses :class:`BatchedPredictor` and implements ``_run(chunk)`` for one chunk of at
 most ``max_batch`` images (exactly ``fixed_batch`` when the model has a fixed batch dimension).
 Preprocessing (letterbox) and postprocessing (NMS, rescale) are the shared torch-free ones, chosen
-by ``layout`` (:mod:`flowdet.runtime.layouts`): None = flowdet's own graph, whose ``_run`` returns
+by ``layout`` (:mod:`flowdet.runtime.predict.layouts`): None = flowdet's own graph, whose ``_run`` returns
 ``(boxes, scores)``; a foreign layout (an ultralytics export) returns the one output it decodes.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from flowdet.core.detections import Detections
-from flowdet.runtime.layouts import Layout, decode_outputs, preprocess
+from flowdet.runtime.predict.layouts import Layout, decode_outputs, preprocess
 
 
 class BatchedPredictor:

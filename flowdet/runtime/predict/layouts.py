@@ -42,7 +42,7 @@ from flowdet.core.letterbox import preprocess_batch
 from flowdet.core.nms import batched_nms
 from flowdet.core.postprocess import candidates, postprocess, valid_outputs
 from flowdet.errors import ModelFileError
-from flowdet.runtime.metadata import ModelMeta
+from flowdet.runtime.predict.metadata import ModelMeta
 
 FLOWDET, ULTRA_RAW, ULTRA_E2E = "flowdet", "ultralytics-raw", "ultralytics-e2e"
 ULTRA_LETTERBOX = {"align": "center", "pad": PAD_VALUE, "color": "RGB", "range": [0, 1], "layout": "NCHW",

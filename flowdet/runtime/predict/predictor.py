@@ -84,17 +84,17 @@ def load_predictor(path: str, img_size: int | str | tuple[int, int] | None = Non
 
             if parse_device(device)[0] not in ("cpu", "auto"):
                 raise InputError("--backend openvino runs on the CPU here; use --device cpu", field="--device")
-            from flowdet.runtime.openvino_runtime import OpenVinoPredictor
+            from flowdet.runtime.predict.openvino_runtime import OpenVinoPredictor
 
             pred: Predictor = OpenVinoPredictor(path, precision=precision, threads=threads)
         elif p.endswith(".onnx"):
             from flowdet.devices import onnx_providers
-            from flowdet.runtime.onnx_runtime import OnnxPredictor
+            from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
             pred = OnnxPredictor(path, providers=onnx_providers(device), threads=threads, spinning=spinning)
         else:
             from flowdet.devices import parse_device
-            from flowdet.runtime.tensorrt import TensorRTPredictor
+            from flowdet.runtime.predict.tensorrt import TensorRTPredictor
 
             if parse_device(device)[0] == "cpu":
                 raise InputError("a TensorRT engine runs on the GPU only; use the .onnx for the CPU",

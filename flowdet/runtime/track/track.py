@@ -1,16 +1,24 @@
 """A tracked object (:class:`Track`) and the tracker's settings (:class:`TrackerConfig`): the data of
-:mod:`flowdet.runtime.tracker`, also used by the counter and the stream (numpy; torch-free)."""
+:mod:`flowdet.runtime.track.tracker`, also used by the counter and the stream (numpy; torch-free)."""
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
 
 from flowdet.errors import InputError
-from flowdet.runtime.kalman import KalmanBox
+from flowdet.runtime.track.kalman import KalmanBox
 
-TENTATIVE, CONFIRMED, LOST = "tentative", "confirmed", "lost"
+
+class TrackState(Enum):
+    """A track's life: born *tentative*; *confirmed* (given an id, counted once) after enough evidence;
+    *lost* while a confirmed track goes unmatched (it can be re-found); then removed."""
+
+    TENTATIVE = "tentative"
+    CONFIRMED = "confirmed"
+    LOST = "lost"
 
 
 @dataclass(slots=True)   # slots: the tracker reads and writes these per track per frame
@@ -25,7 +33,7 @@ class Track:
     class_id: int
     uid: int                      # internal, assigned at birth
     id: int = 0
-    state: str = TENTATIVE
+    state: TrackState = TrackState.TENTATIVE
     hits: int = 1
     span: float = 1.0             # source frames of evidence: each hit adds the frame gap (dt) it closed
     misses: int = 0
@@ -42,9 +50,11 @@ class Track:
 
 @dataclass
 class TrackerConfig:
-    high_thresh: float = 0.5
-    low_thresh: float = 0.1
-    new_track_thresh: float = 0.6
+    # Scores (flowdet stream --track-high / --track-low / --track-birth). --conf is not one of them: it only
+    # filters the boxes written (docs/counting.md).
+    high_thresh: float = 0.5       # first stage: these detections match any track and may start one
+    low_thresh: float = 0.1        # second stage: [low, high) only keeps confirmed tracks alive
+    new_track_thresh: float = 0.6  # a high detection left unmatched starts a track from this score (birth)
     match_thresh: float = 0.8      # max cost (1 - buffered IoU) of a first-stage match
     low_match_thresh: float = 0.5  # second stage (low-score detections)
     tentative_match_thresh: float = 0.7
@@ -71,8 +81,10 @@ class TrackerConfig:
     def validate(self) -> None:
         if not 0 < self.birth_overlap_max <= 1:
             raise InputError(f"tracker: birth_overlap_max must be in (0, 1], got {self.birth_overlap_max}")
-        if not 0 <= self.low_thresh <= self.high_thresh <= 1:
-            raise InputError(f"tracker thresholds need 0 <= low ({self.low_thresh}) <= high ({self.high_thresh}) <= 1")
+        if not 0 <= self.low_thresh <= self.high_thresh <= 1 or not 0 <= self.new_track_thresh <= 1:
+            raise InputError(f"tracker thresholds need 0 <= low ({self.low_thresh}, --track-low) <= high "
+                             f"({self.high_thresh}, --track-high) <= 1 and 0 <= birth ({self.new_track_thresh}, "
+                             "--track-birth) <= 1")
         if self.recover_radius < 0:
             raise InputError(f"tracker: recover_radius must be >= 0, got {self.recover_radius}")
         if self.n_init < 1 or self.max_lost < 0 or self.tentative_max_miss < 0:

@@ -38,23 +38,25 @@ At ``dt = 1`` this is the plain frame-count behaviour.
 Matching cost is ``1 - IoU`` of boxes enlarged by ``buffer`` × their size on each side (buffered
 IoU): floating debris is a few pixels wide, and two 6-px boxes 4 px apart have IoU 0 although
 they are the same object one frame later. The cost and the assignment (``lap``, else scipy, else
-greedy) are in :mod:`flowdet.runtime.assignment`.
+greedy) are in :mod:`flowdet.runtime.track.assignment`.
 
-A track counts once (``flowdet.runtime.counting``) when it becomes *confirmed*: unconfirmed
+A track counts once (``flowdet.runtime.track.counting``) when it becomes *confirmed*: unconfirmed
 tracks never reach a counter, so a flickering false box is not an object.
 """
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import fields, replace
 
 import numpy as np
 
 from flowdet.core.boxes import box_overlap_of_smaller
+from flowdet.core.detections import Detections
 from flowdet.errors import InputError
-from flowdet.runtime.assignment import ASSIGNMENT, _buffered_iou, centre_gate_cost, linear_assignment  # noqa: F401 (re-exported)
-from flowdet.runtime.gmc import warp_states
-from flowdet.runtime.kalman import KalmanBox, _scale, _xywh_to_xyxy, kf_predict, kf_update  # noqa: F401 (re-exported)
-from flowdet.runtime.track import CONFIRMED, LOST, TENTATIVE, Track, TrackerConfig
+from flowdet.runtime.track.assignment import ASSIGNMENT, _buffered_iou, centre_gate_cost, linear_assignment  # noqa: F401 (re-exported)
+from flowdet.runtime.track.gmc import warp_states
+from flowdet.runtime.track.kalman import KalmanBox, _scale, _xywh_to_xyxy, kf_predict, kf_update  # noqa: F401 (re-exported)
+from flowdet.runtime.track.track import Track, TrackerConfig, TrackState
 
 
 def _inside(x: np.ndarray, frame_size: tuple[int, int]) -> bool:
@@ -75,19 +77,25 @@ def _park(x: np.ndarray, frame_size: tuple[int, int]) -> None:
 class ByteTracker:
     """Online tracker; feed it every processed frame of one source, in order.
 
-    >>> tr = ByteTracker()
-    >>> tracks = tr.update(boxes, scores, class_ids)   # confirmed tracks matched this frame
-    >>> tr.newly_confirmed                             # tracks confirmed by this frame (count them)
+    >>> tr = ByteTracker()                       # or ByteTracker(config), ByteTracker(n_init=3)
+    >>> tracks = tr.update(dets)                 # a Detections; the confirmed tracks matched this frame
+    >>> tr.newly_confirmed                       # tracks confirmed by this frame (count them)
+    >>> tr.reset()                               # a new scene: no tracks, ids from 1 again
+
+    ``config`` is copied (with ``overrides`` applied to the copy): the caller's config is never changed.
     """
 
     def __init__(self, config: TrackerConfig | None = None, two_stage: bool = True, **overrides):
-        cfg = config or TrackerConfig()
-        for k, v in overrides.items():
-            if not hasattr(cfg, k):
-                raise InputError(f"tracker: unknown option {k!r}")
-            setattr(cfg, k, v)
-        cfg.validate()
-        self.cfg, self.two_stage = cfg, two_stage
+        unknown = sorted(set(overrides) - {f.name for f in fields(TrackerConfig)})
+        if unknown:
+            raise InputError(f"tracker: unknown option {unknown[0]!r}")
+        self.cfg = replace(config or TrackerConfig(), **overrides)
+        self.cfg.validate()
+        self.two_stage = two_stage
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track and start ids at 1 again (a new video or scene); the config stays."""
         self.tracks: list[Track] = []
         self.frame = 0
         self._uid = 0
@@ -114,7 +122,7 @@ class ByteTracker:
         """Median (dx, dy) from confirmed tracks' predicted centres to their detections, matched with the
         wide (tentative) buffer; None when fewer than ``common_motion_min`` tracks match."""
         n = self.cfg.common_motion_min
-        act = [t for t in self.tracks if t.state == CONFIRMED and t.misses == 0]
+        act = [t for t in self.tracks if t.state == TrackState.CONFIRMED and t.misses == 0]
         if n <= 0 or len(act) < n or len(boxes) < n:
             return None
         tb = self._pred_boxes(act)
@@ -160,7 +168,7 @@ class ByteTracker:
         if b <= 0:
             per = np.zeros(len(tracks))
         else:
-            misses = np.array([-1 if t.state == TENTATIVE else t.misses for t in tracks], np.float64)
+            misses = np.array([-1 if t.state == TrackState.TENTATIVE else t.misses for t in tracks], np.float64)
             per = np.where(misses < 0, tb_, np.minimum(tb_, b * np.sqrt(self._dt) * (1 + misses)))
         cost = 1.0 - _buffered_iou(tb, boxes, per)
         return linear_assignment(cost, thresh)
@@ -214,24 +222,24 @@ class ByteTracker:
         t.misses = 0
         t.updated = True
         t.trail.append(f["centers"][d])
-        if t.state == LOST:
-            t.state = CONFIRMED
-        elif t.state == TENTATIVE and t.span >= self.cfg.n_init and t.hits >= min(3, self.cfg.n_init):
+        if t.state == TrackState.LOST:
+            t.state = TrackState.CONFIRMED
+        elif t.state == TrackState.TENTATIVE and t.span >= self.cfg.n_init and t.hits >= min(3, self.cfg.n_init):
             self._confirm(t)
 
     def _confirm(self, t: Track) -> None:
-        t.state = CONFIRMED
+        t.state = TrackState.CONFIRMED
         t.id = self._next_id
         self._next_id += 1
         self.newly_confirmed.append(t)
 
-    def update(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None = None,
-               dt: float = 1.0, warp: np.ndarray | None = None,
+    def update(self, dets: Detections, dt: float = 1.0, warp: np.ndarray | None = None,
                frame_size: tuple[int, int] | None = None) -> list[Track]:
-        """One frame's detections (xyxy, original pixels) → the confirmed tracks matched in it.
+        """One frame's detections (boxes xyxy in original pixels, every score the tracker should see: down
+        to ``low_thresh``) → the confirmed tracks matched in it.
 
         ``dt``: source frames since the previous update (frames skipped + 1); ``warp``: the 2×3 camera
-        motion from the previous processed frame to this one (:class:`flowdet.runtime.gmc.CameraMotion`),
+        motion from the previous processed frame to this one (:class:`flowdet.runtime.track.gmc.CameraMotion`),
         applied to the predicted states before association; ``frame_size``: (width, height) of the
         frame, to park lost tracks that left the view (step 6 above; None: not parked)."""
         cfg = self.cfg
@@ -243,9 +251,9 @@ class ByteTracker:
         # frames of evidence (with at least 3 hits), and the miss limits converted to updates at this gap.
         tent_miss = int(np.ceil(cfg.tentative_max_miss / self._dt))
         max_lost = int(np.ceil(cfg.max_lost / self._dt))
-        boxes = np.array(boxes, np.float64).reshape(-1, 4)   # a copy: tracks keep rows of it as their box
-        scores = np.asarray(scores, np.float64).reshape(-1)
-        cls = np.zeros(len(scores), np.int64) if class_ids is None else np.asarray(class_ids).reshape(-1)
+        boxes = np.array(dets.boxes, np.float64).reshape(-1, 4)   # a copy: tracks keep rows of it as their box
+        scores = np.asarray(dets.scores, np.float64).reshape(-1)
+        cls = np.asarray(dets.class_ids).reshape(-1)
         self._frame = {"boxes": boxes, "scores": scores.tolist(), "cls": [int(c) for c in cls.tolist()],
                        "centers": [tuple(c) for c in ((boxes[:, :2] + boxes[:, 2:]) / 2).tolist()]}
         self._pending: list[tuple[Track, int]] = []
@@ -272,8 +280,8 @@ class ByteTracker:
         shift = self._common_shift(boxes[high]) if self.tracks and dt > 1 else None
         if shift is not None:
             self._X[:, :2] += shift
-        pool = [t for t in self.tracks if t.state in (CONFIRMED, LOST)]
-        tentative = [t for t in self.tracks if t.state == TENTATIVE]
+        pool = [t for t in self.tracks if t.state in (TrackState.CONFIRMED, TrackState.LOST)]
+        tentative = [t for t in self.tracks if t.state == TrackState.TENTATIVE]
         # Stage 1: high detections ↔ confirmed + lost tracks.
         m1 = self._match(pool, boxes[high], cfg.match_thresh)
         self._hit_pairs(pool, m1, high)
@@ -281,7 +289,7 @@ class ByteTracker:
         free[[di for _, di in m1]] = False
         left_high = high[free]
         # Stage 2: low detections ↔ confirmed tracks (not lost) left unmatched.
-        rest = [t for t in pool if not t.updated and t.state == CONFIRMED]
+        rest = [t for t in pool if not t.updated and t.state == TrackState.CONFIRMED]
         if len(low):
             self._hit_pairs(rest, self._match(rest, boxes[low], cfg.low_match_thresh), low)
         # Stage 3: tentative tracks ↔ remaining high detections.
@@ -320,14 +328,14 @@ class ByteTracker:
                 # lost (× dt when frames are skipped) collapses a small box to nothing, and it is lost for good.
                 t.kf.x[6:8] = 0.0
                 t.box = t.kf.box()  # the prediction (drawn/reported only once matched again)
-                if (t.state == TENTATIVE and cfg.exit_confirm and self._dt > 1 and frame_size is not None
+                if (t.state == TrackState.TENTATIVE and cfg.exit_confirm and self._dt > 1 and frame_size is not None
                         and t.hits >= 2 and t.span >= cfg.n_init and not _inside(t.kf.x, frame_size)):
                     self._confirm(t)   # left the view before its third hit could come
-                if t.state == TENTATIVE and t.misses > tent_miss:
+                if t.state == TrackState.TENTATIVE and t.misses > tent_miss:
                     self.removed.append(t)
                     continue
-                if t.state in (CONFIRMED, LOST):
-                    t.state = LOST
+                if t.state in (TrackState.CONFIRMED, TrackState.LOST):
+                    t.state = TrackState.LOST
                     if t.misses > max_lost:
                         self.removed.append(t)
                         continue
@@ -336,4 +344,4 @@ class ByteTracker:
             keep.append(t)
         self.tracks = keep
         self.graveyard.extend(t for t in self.removed if t.id > 0)
-        return [t for t in self.tracks if t.state == CONFIRMED and t.updated]
+        return [t for t in self.tracks if t.state == TrackState.CONFIRMED and t.updated]

@@ -3,7 +3,7 @@
 At 640 px input a 1920×1080 frame is shrunk 3×, so a 12 px bottle becomes 4 px — below what the
 stride-8 head resolves. Tiles of ``tile`` px (native resolution when ``tile`` equals the model
 input) keep small objects at full size; the full frame keeps the large ones. Works for any
-:class:`flowdet.runtime.predictor.Predictor`: the crops of every image go to ``predict`` in calls of
+:class:`flowdet.runtime.predict.predictor.Predictor`: the crops of every image go to ``predict`` in calls of
 at most :data:`CROPS_PER_CALL`, and the backend batches them (OnnxPredictor with a dynamic batch
 axis runs chunks, a fixed-batch model loops). A frame may make at most :data:`MAX_TILES` tiles:
 every backend letterboxes each crop to its input size, so ``--tile 32 --overlap 0.95`` (11,745 tiles

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from flowdet.errors import MissingDependency, ModelFileError
-from flowdet.runtime.backend import BatchedPredictor
-from flowdet.runtime.metadata import read_sidecar
+from flowdet.runtime.predict.backend import BatchedPredictor
+from flowdet.runtime.predict.metadata import read_sidecar
 
 
 class EngineUnavailable(MissingDependency):
@@ -46,7 +46,7 @@ def cudart_module() -> Any:
 
 
 class TensorRTPredictor(BatchedPredictor):
-    """:class:`flowdet.runtime.predictor.Predictor` on a TensorRT engine (metadata from ``<engine>.json``).
+    """:class:`flowdet.runtime.predict.predictor.Predictor` on a TensorRT engine (metadata from ``<engine>.json``).
 
     UNVERIFIED (see the module docstring): written for the TensorRT 10 API, never run here.
     Buffers: device memory via cuda-python ``cudart``; host ↔ device copies on one CUDA stream.

@@ -1,7 +1,7 @@
 """Frame sources for ``flowdet stream``: video file, image folder, camera index, RTSP/HTTP URL.
 
 A source is opened, read frame by frame, closed — and, when live, reopened after a loss (see
-``flowdet.runtime.stream``, which owns the reconnect policy). Torch-free.
+``flowdet.runtime.stream.stream``, which owns the reconnect policy). Torch-free.
 """
 from __future__ import annotations
 

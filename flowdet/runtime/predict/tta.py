@@ -1,9 +1,9 @@
 """Test-time augmentation for an offline teacher: the horizontal flip.
 
-:class:`FlipPredictor` wraps any :class:`flowdet.runtime.predictor.Predictor`: every image runs as is
+:class:`FlipPredictor` wraps any :class:`flowdet.runtime.predict.predictor.Predictor`: every image runs as is
 and mirrored (one ``predict`` call, so the backend batches both), the mirrored boxes are flipped back
-and the two views merged with :func:`flowdet.runtime.tiles.merge` (the same rule tiles use). It
-composes with :class:`flowdet.runtime.tiles.TiledPredictor` (``TiledPredictor(FlipPredictor(p), …)``
+and the two views merged with :func:`flowdet.runtime.predict.tiles.merge` (the same rule tiles use). It
+composes with :class:`flowdet.runtime.predict.tiles.TiledPredictor` (``TiledPredictor(FlipPredictor(p), …)``
 flips every tile). Twice the inference per image: for pseudo-labelling (``flowdet pseudo-label
 --tta flip``), not for the edge box's live loop. Torch-free.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from flowdet.core.detections import Detections
-from flowdet.runtime.tiles import merge
+from flowdet.runtime.predict.tiles import merge
 
 
 def unflip(det: Detections, width: int) -> Detections:

@@ -1,6 +1,8 @@
-"""Per-source input for :mod:`flowdet.runtime.multistream`: the source list (flags or a YAML with
-names) and the reader thread of one source — newest-frame-only for live sources, backoff reconnect
-forever, health state. Torch-free. Split from multistream.py so the inference loop reads on its own."""
+"""Per-source input for both stream loops: the source list (flags or a YAML with names) and the one
+reader thread of a source — newest-frame-only for live sources, every frame of a file, reconnects
+with one back-off rule (:func:`backoff_delay`), health state. Many sources retry forever (``failed``
+after ``retries``, still retried); one source (``give_up``) ends with ``source_lost`` instead.
+Torch-free."""
 from __future__ import annotations
 
 import queue
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flowdet.errors import DataError
-from flowdet.runtime.sources import Frame, FrameSource, SourceError
+from flowdet.runtime.stream.sources import Frame, FrameSource, SourceError
 
 CONNECTING, CONNECTED, RECONNECTING, FAILED, STALLED, ENDED = (
     "connecting", "connected", "reconnecting", "failed", "stalled", "ended")
@@ -67,19 +69,39 @@ def name_sources(specs: list[SourceSpec]) -> list[SourceSpec]:
     return out
 
 
+def backoff_delay(failures: int, base_s: float, max_s: float) -> float:
+    """The wait before reconnect attempt number ``failures`` (1, 2, …): base, 2 × base, 4 × base, …,
+    at most ``max_s``."""
+    return min(base_s * (2 ** min(max(0, failures - 1), 40)), max_s)  # min(…, 40): 2**n stays a float
+
+
 class SourceReader(threading.Thread):
-    """One source's thread: open (with backoff), read, hand the frame over; never raises."""
+    """One source's thread: open (with backoff), read, hand the frame over; never raises (a crash is
+    kept in ``exception`` and ends it with ``ended_by = "error"``).
+
+    ``failures`` counts the attempts since the last good frame (a source that opens but never delivers
+    still counts up). ``give_up``: after ``retries`` failed attempts end with ``ended_by =
+    "source_lost"`` (one source) instead of retrying forever as ``failed`` (many sources). ``opened``:
+    the caller opened the source already. Files: at most ``file_queue`` decoded frames wait, and a
+    frame is read only once a slot is free (so a frame never waits in this thread's hand: that wait
+    would count as latency)."""
 
     def __init__(self, name: str, source: FrameSource, ready: threading.Event, stop: threading.Event,
-                 retries: int = 5, backoff_s: float = 0.5, max_backoff_s: float = 8.0, file_queue: int = 2):
+                 retries: int = 5, backoff_s: float = 0.5, max_backoff_s: float = 8.0, file_queue: int = 2,
+                 give_up: bool = False, opened: bool = False):
         super().__init__(name=f"flowdet-reader-{name}", daemon=True)
         self.src_name, self.source, self.ready, self.stop = name, source, ready, stop
         self.live = bool(source.live)
         self.q: queue.Queue = queue.Queue(maxsize=1 if self.live else max(1, file_queue))
+        self.slots = threading.Semaphore(max(1, file_queue))   # files: free queue places, released by take()
         self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
-        self.state = CONNECTING
+        self.give_up, self.opened = give_up, opened
+        self.state = CONNECTED if opened else CONNECTING
         self.error: str | None = None
-        self.read = self.dropped = self.reconnects = self.failures = self.opens = 0
+        self.exception: BaseException | None = None
+        self.ended_by: str | None = None   # "end" (file), "source_lost" (give_up), "stopped", "error"
+        self.read = self.dropped = self.reconnects = self.failures = 0
+        self.opens = 1 if opened else 0
         self.last_frame_t: float | None = None
         self.done = False             # no more frames will come (file ended / failed, or stopped)
         self.lock = threading.Lock()
@@ -96,7 +118,6 @@ class SourceReader(threading.Thread):
         if self.opens:
             self.reconnects += 1
         self.opens += 1
-        self.failures = 0
         self.error = None
         self.state = CONNECTED
         return True
@@ -115,40 +136,49 @@ class SourceReader(threading.Thread):
                     except queue.Empty:
                         pass
         else:
-            while not self.stop.is_set():
-                try:
-                    self.q.put(fr, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
+            self.q.put_nowait(fr)   # a slot was taken before the read: never full
         self.ready.set()
 
     def take(self) -> Frame | None:
         try:
-            return self.q.get_nowait()
+            fr = self.q.get_nowait()
         except queue.Empty:
             return None
+        if not self.live:
+            self.slots.release()
+        return fr
 
-    def _wait_backoff(self) -> bool:
-        """Sleep before the next attempt; False when stopped meanwhile."""
-        delay = min(self.backoff_s * (2 ** min(max(0, self.failures - 1), 40)), self.max_backoff_s)  # no float overflow
-        return not self.stop.wait(delay)
+    def _failed_attempt(self) -> bool:
+        """Count a failed attempt and sleep before the next; False when the reader is to end (stopped,
+        or ``give_up`` and out of retries)."""
+        self.failures += 1
+        if self.failures > self.retries:
+            self.state = FAILED
+            if self.give_up:
+                self.ended_by = "source_lost"
+                return False
+        if self.stop.wait(backoff_delay(self.failures, self.backoff_s, self.max_backoff_s)):
+            self.ended_by = "stopped"
+            return False
+        return True
 
     def run(self) -> None:
-        opened = False
+        opened = self.opened
         try:
             while not self.stop.is_set():
                 if not opened:
                     opened = self._open()
                     if not opened:
                         if not self.live:
-                            self.state = FAILED
+                            self.state, self.ended_by = FAILED, "end"
                             return
-                        self.failures += 1
-                        self.state = FAILED if self.failures > self.retries else RECONNECTING
-                        if not self._wait_backoff():
+                        if self.state != FAILED:
+                            self.state = RECONNECTING
+                        if not self._failed_attempt():
                             return
                         continue
+                if not self.live and not self.slots.acquire(timeout=0.1):
+                    continue
                 got = self.source.read()
                 if got is None:
                     self.source.close()
@@ -158,21 +188,26 @@ class SourceReader(threading.Thread):
                             self.state, self.error = FAILED, "no frame could be decoded (unreadable or truncated)"
                         else:
                             self.state = ENDED
+                        self.ended_by = "end"
                         return
                     self.state = RECONNECTING
                     self.error = "stream lost"
-                    self.failures += 1
-                    if not self._wait_backoff():
+                    if not self._failed_attempt():
                         return
                     continue
                 img, t, name = got
                 now = time.perf_counter()
+                self.failures = 0
                 self._put(Frame(self.read, t, now, img, name))
                 self.read += 1
                 self.last_frame_t = now
+            self.ended_by = "stopped"
         except BaseException as e:  # noqa: BLE001 — report, never take the run down
             self.state, self.error = FAILED, f"{type(e).__name__}: {e}"
+            self.exception, self.ended_by = e, "error"
         finally:
+            if self.ended_by is None:
+                self.ended_by = "stopped"
             self.done = True
             self.ready.set()
             try:

@@ -1,0 +1,289 @@
+"""``flowdet stream`` on one source: the multi-source loop's reader thread
+(:class:`~flowdet.runtime.stream.source_reader.SourceReader`, ``give_up``) feeding the inference loop.
+
+- Files and folders: every frame is processed (the reader waits while ``queue_size`` frames wait).
+- Live sources (camera, RTSP/HTTP): latest-frame policy — a queue of one, the stale frame is
+  dropped (and counted) when a newer one arrives, so latency stays bounded when the model is
+  slower than the camera. On a loss the reader reconnects with the one back-off rule
+  (:func:`~flowdet.runtime.stream.source_reader.backoff_delay`); after ``retries`` consecutive
+  failures the stream ends with ``stopped_by = "source_lost"``.
+- The inference loop is the multi-source one (:func:`~flowdet.runtime.stream.loop.run_lanes`) with one
+  source, in the calling thread: predict → jsonl line → annotated frame. The
+  end-to-end latency of a frame is capture (after the read) → its outputs written.
+- SIGINT (Ctrl-C) and SIGTERM (systemd, ``docker stop``) stop gracefully
+  (:mod:`flowdet.runtime.stream.signals`): the video writer is released (a playable mp4) and the jsonl is
+  closed with only whole lines; a second signal aborts at once. ``max_seconds`` (``--duration``)
+  ends the run on time even while a stalled live source keeps reconnecting.
+Torch-free.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from flowdet import log
+from flowdet.core.detections import Detections
+from flowdet.core.postprocess import invalid_message
+from flowdet.errors import DataError, FlowdetError, MissingDependency
+from flowdet.runtime.stream.loop import run_lanes
+from flowdet.runtime.stream.records import frame_record, percentiles_ms
+from flowdet.runtime.stream.source_reader import SourceReader
+from flowdet.runtime.stream.sources import Frame, FrameSizeWatch, FrameSource, SourceError, open_source
+
+NAN = float("nan")  # an empty percentile in the one-source summary (its line formats numbers)
+
+
+class _Writers:
+    """Annotated video + jsonl; always closed (flushed) by ``close()``."""
+
+    def __init__(self, out: str | Path | None, jsonl: str | Path | None, fps: float, names: list[str]):
+        self.out, self.fps, self.names = (Path(out) if out else None), fps, names
+        self.video: cv2.VideoWriter | None = None
+        self.size: tuple[int, int] | None = None
+        self.jsonl = None
+        if jsonl:
+            Path(jsonl).parent.mkdir(parents=True, exist_ok=True)
+            self.jsonl = open(jsonl, "w", buffering=1)  # line-buffered: a kill leaves whole lines
+        if self.out:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, frame: Frame, det: Detections, draw: Callable, rec: dict[str, Any] | None = None) -> np.ndarray | None:
+        """``rec``: the jsonl line (with tracks, from SourceTracking.record); None → boxes only."""
+        if self.jsonl is not None:
+            self.jsonl.write(json.dumps(rec if rec is not None else frame_record(frame, det)) + "\n")
+        if self.out is None:
+            return None
+        vis = draw(frame.image, det.boxes, det.scores, det.class_ids, self.names)
+        if self.video is None:
+            h, w = vis.shape[:2]
+            self.size = (w, h)
+            fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.out.suffix.lower() == ".avi" else "mp4v"))
+            self.video = cv2.VideoWriter(str(self.out), fourcc, self.fps, self.size)
+            if not self.video.isOpened():
+                raise FlowdetError(f"{self.out}: cannot open a video writer (use .mp4 or .avi)")
+        if (vis.shape[1], vis.shape[0]) != self.size:  # folders may mix sizes; a video cannot
+            vis = cv2.resize(vis, self.size)
+        self.video.write(vis)
+        return vis
+
+    def close(self) -> None:
+        if self.video is not None:
+            self.video.release()
+            self.video = None
+        if self.jsonl is not None:
+            self.jsonl.close()
+            self.jsonl = None
+
+
+def _load_model(model: Any, threads: int | None, spinning: bool, backend: str | None = None,
+                precision: str | None = None) -> Any:
+    if not isinstance(model, (str, Path)):
+        return model  # any Predictor object
+    from flowdet.runtime.predict.predictor import load_predictor
+
+    return load_predictor(str(model), threads=threads, backend=backend, precision=precision, spinning=spinning)
+
+
+@dataclass
+class _Lane:
+    """The one source of :func:`run_stream`, as :func:`~flowdet.runtime.stream.loop.run_lanes` sees it."""
+
+    reader: SourceReader
+    frames: int = 0
+    detections: int = 0   # written (>= conf)
+    invalid: int = 0      # invalid model outputs dropped
+
+
+@dataclass
+class StreamOptions:
+    """How :func:`run_stream` runs: the flags of one-source ``flowdet stream`` as data."""
+
+    out: str | Path | None = None            # annotated video (.mp4 / .avi)
+    jsonl: str | Path | None = None          # one json line per frame
+    show: bool = False                       # a window (GUI OpenCV)
+    conf: float = 0.25                       # boxes written from this score (output only when tracking)
+    iou: float = 0.65
+    tile: int | None = None                  # sliced inference: tile side (+ the full frame)
+    overlap: float = 0.2
+    merge: str = "nms"
+    threads: int | None = None
+    spinning: bool = False
+    backend: str | None = None               # see flowdet.runtime.predict.predictor.load_predictor
+    precision: str | None = None
+    track: bool = True                       # tracks + running count in the jsonl
+    tracker: Any = None                      # a TrackerConfig (its thresholds decide the count)
+    gmc: bool = False                        # camera-motion compensation
+    max_frames: int | None = None
+    max_seconds: float | None = None         # wall-clock limit (--duration)
+    retries: int = 5                         # reconnect attempts of a live source, then "source_lost"
+    backoff_s: float = 0.5
+    queue_size: int = 1                      # files: decoded frames that may wait
+    log_every_s: float = 2.0
+    progress: Callable[[dict[str, Any]], None] | None = None   # called every log_every_s with the stats
+
+
+def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptions | None = None,
+               **changes: Any) -> dict[str, Any]:
+    """Detect on every (file/folder) or the latest (live) frame of ``source``; return the summary.
+    How: ``options`` (:class:`StreamOptions`) and/or its fields as keywords (``conf=0.3``; they win).
+
+    ``model``: a .onnx/.engine/.pt path or any Predictor. ``source``: a SOURCE string (video file,
+    image folder, camera index, rtsp/http URL) or a FrameSource object. ``backend`` / ``precision``:
+    see :func:`flowdet.runtime.predict.predictor.load_predictor`. ``spinning``: onnxruntime
+    thread spinning (off by default: it steals the decoder's core). ``progress`` is called every
+    ``log_every_s`` seconds with the running stats (same keys as the summary's first ten).
+    Summary keys: frames, frames_read, dropped, reconnects, detections, det_per_frame, fps, seconds,
+    latency_ms {p50, p95}, infer_ms {p50, p95}, stopped_by ("end", "max_frames", "max_seconds",
+    "interrupt", "source_lost"), signal (the one that stopped it, else None), source, live, out, jsonl
+    (+ count with ``track``). ``max_seconds``: wall-clock limit.
+    ``track``: a tracker per run (the multi-source path's :class:`SourceTracking`): the jsonl gets
+    ``tracks`` ([id, x1, y1, x2, y2], confirmed only) and the running ``count``; ``tracker``: a
+    TrackerConfig (its thresholds decide the count; ``conf`` only filters the boxes written, see
+    :mod:`flowdet.runtime.stream.source_tracking`); ``gmc``: camera-motion compensation
+    (:mod:`flowdet.runtime.track.gmc`)."""
+    from flowdet.core import validate
+    from flowdet.core.draw import draw_detections
+
+    o = replace(options or StreamOptions(), **changes)
+
+    validate.predict_args(o.conf, o.iou, None, o.threads)
+    if o.max_seconds is not None:
+        validate.number_in(o.max_seconds, "--duration", 0.0, None, lo_open=True)
+    for path, flag in ((o.out, "--out"), (o.jsonl, "--jsonl")):
+        if path:  # before the model loads: a read-only folder is one line, not a wrong codec hint
+            validate.writable_file(path, flag)
+    predictor = _load_model(model, o.threads, o.spinning, o.backend, o.precision)
+    if o.tile:
+        from flowdet.runtime.predict.tiles import TiledPredictor
+
+        predictor = TiledPredictor(predictor, o.tile, o.overlap, merge=o.merge)
+    src = open_source(source) if isinstance(source, (str, int)) else source
+    tracking = None
+    det_conf = o.conf
+    if o.track:
+        from flowdet.runtime.stream.source_tracking import SourceTracking, conf_note, model_conf
+
+        tracking = SourceTracking("", o.tracker, live=bool(src.live), gmc=o.gmc, conf=o.conf)
+        det_conf = model_conf(o.conf, tracking.tracker.cfg)
+        note = conf_note(o.conf, tracking.tracker.cfg)
+        if note:
+            log.warn(note)
+    if o.show:
+        try:
+            cv2.namedWindow("flowdet", cv2.WINDOW_NORMAL)
+        except cv2.error:
+            raise MissingDependency("--show needs an OpenCV build with a GUI (opencv-python, not -headless)") from None
+    try:
+        src.open()
+    except SourceError as e:
+        raise DataError(str(e)) from None
+
+    stop, ready = threading.Event(), threading.Event()
+    # Live: one slot, replaced by newer frames. Files: ``queue_size`` decoded frames wait at most.
+    reader = SourceReader("stream", src, ready, stop, retries=o.retries, backoff_s=o.backoff_s,
+                          file_queue=max(1, o.queue_size), give_up=True, opened=True)
+    try:
+        writers = _Writers(o.out, o.jsonl, src.fps or 25.0, list(predictor.names))
+    except OSError as e:
+        src.close()
+        raise FlowdetError(f"{e.filename}: cannot write ({e.strerror})") from None
+    latencies: list[float] = []
+    infer: list[float] = []
+    sizes = FrameSizeWatch(src.description) if getattr(src, "fixed_size", True) else None
+    stopped_by = "end"
+    error: BaseException | None = None
+    from flowdet.runtime.stream.signals import GracefulStop
+
+    sig = GracefulStop(stop)
+    sig.install()  # Ctrl-C / SIGTERM set ``stop``; the handlers are restored in the finally below
+
+    def stats(final: bool = False) -> dict[str, Any]:
+        elapsed = time.perf_counter() - t0
+        frames, detections = lane.frames, lane.detections
+        return {"frames": frames, "frames_read": reader.read, "dropped": reader.dropped, "reconnects": reader.reconnects,
+                "detections": detections, "det_per_frame": round(detections / frames, 3) if frames else 0.0,
+                "fps": round(frames / elapsed, 2) if elapsed > 0 else 0.0, "seconds": round(elapsed, 3),
+                "latency_ms": percentiles_ms(latencies[-1000:] if not final else latencies, NAN),
+                "infer_ms": percentiles_ms(infer[-1000:] if not final else infer, NAN)}
+
+    lane = _Lane(reader)
+
+    def on_frame(ln: _Lane, item: Frame, det: Detections) -> bool:
+        if sizes is not None:
+            sizes.check(item.index, item.image)
+        rec = None
+        if tracking is not None:
+            tracking.step(item, det, src.fps)
+            rec = tracking.record(item)
+            det = tracking.shown
+        vis = writers.write(item, det, draw_detections, rec)
+        latencies.append(time.perf_counter() - item.capture)
+        ln.frames += 1
+        ln.detections += len(det)
+        ln.invalid += det.invalid
+        if o.show:
+            cv2.imshow("flowdet", vis if vis is not None else draw_detections(
+                item.image, det.boxes, det.scores, det.class_ids, predictor.names))
+            if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                return False
+        return True
+
+    def on_tick(now: float) -> None:
+        nonlocal last_log
+        if o.progress and now - last_log >= o.log_every_s:
+            last_log = now
+            o.progress(stats())
+
+    t0 = last_log = time.perf_counter()
+    reader.start()
+    try:
+        stopped_by = run_lanes([lane], predictor, det_conf, o.iou, stop, ready, sig, on_frame, on_tick=on_tick,
+                               max_frames=o.max_frames, max_seconds=o.max_seconds, on_infer=infer.append)
+        if stopped_by == "end" and reader.ended_by in ("source_lost", "error"):
+            stopped_by, error = ("end", reader.exception) if reader.ended_by == "error" else ("source_lost", None)
+    finally:
+        stop.set()
+        writers.close()
+        reader.join(timeout=5.0)
+        sig.restore()
+        if o.show:
+            cv2.destroyAllWindows()
+    if error is not None:
+        raise error
+    if stopped_by == "end" and not src.live and reader.read == 0:
+        # what `flowdet mine` calls the same file: an error, not "frames 0" and an empty jsonl
+        if o.jsonl and Path(o.jsonl).is_file() and Path(o.jsonl).stat().st_size == 0:
+            Path(o.jsonl).unlink()
+        skipped = getattr(src, "skipped", None)
+        raise DataError(f"{src.description}: no frame could be decoded "
+                        f"({skipped.summary() if skipped else 'unreadable, truncated or not a video'})")
+    summary = stats(final=True)
+    summary.update({"stopped_by": stopped_by, "signal": sig.name, "source": src.description, "live": src.live,
+                    "out": str(o.out) if o.out else None, "jsonl": str(o.jsonl) if o.jsonl else None,
+                    "skipped": len(getattr(src, "skipped", ())), "invalid_outputs": lane.invalid,
+                    "size_changes": sizes.changed if sizes is not None else 0})
+    if lane.invalid:
+        log.warn(invalid_message(lane.invalid))
+    if tracking is not None:
+        summary["count"] = tracking.counter.total
+    expected = getattr(src, "expected", None)
+    if stopped_by == "end" and expected and reader.read < expected:  # as `flowdet mine` says it
+        summary["warning"] = f"decoded {reader.read} of {expected} frames the header announces (truncated?)"
+    if o.tile:
+        summary["tile"] = {"size": o.tile, "overlap": o.overlap, "merge": o.merge}
+    return summary
+
+
+def format_stats(s: dict[str, Any]) -> str:
+    """One progress/summary line."""
+    lat = s["latency_ms"]
+    return (f"frames {s['frames']} | {s['fps']:.1f} fps | latency p50 {lat['p50']:.1f} ms p95 {lat['p95']:.1f} ms"
+            f" | dropped {s['dropped']} | reconnects {s['reconnects']} | det/frame {s['det_per_frame']:.2f}")
