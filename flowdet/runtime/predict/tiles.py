@@ -67,26 +67,30 @@ def weighted_box_fusion(det: Detections, iou: float) -> Detections:
     if len(det) == 0:
         return det
     order = np.argsort(-det.scores, kind="stable")
-    fused_b: list[np.ndarray] = []
+    # Fused boxes live in one preallocated array (rows [:n]): a tiled frame can hold thousands of
+    # boxes, and restacking a list of fused boxes for every box made this loop quadratic in Python.
+    fused_b = np.empty((len(det), 4), np.float64)
+    fused_c = np.empty(len(det), np.int64)
     members: list[list[int]] = []
-    fused_c: list[int] = []
     for i in order:
-        cand = [k for k, c in enumerate(fused_c) if c == det.class_ids[i]]
-        if cand:
-            ious = box_iou(det.boxes[i:i + 1], np.stack([fused_b[k] for k in cand]))[0]
+        n = len(members)
+        cand = np.flatnonzero(fused_c[:n] == det.class_ids[i])
+        if cand.size:
+            ious = box_iou(det.boxes[i:i + 1], fused_b[cand])[0]
             j = int(np.argmax(ious))
             if ious[j] > iou:
-                k = cand[j]
+                k = int(cand[j])
                 members[k].append(i)
                 w = det.scores[members[k]].astype(np.float64)
                 fused_b[k] = (det.boxes[members[k]] * w[:, None]).sum(0) / w.sum()
                 continue
-        fused_b.append(det.boxes[i].astype(np.float64))
+        fused_b[n] = det.boxes[i]
+        fused_c[n] = det.class_ids[i]
         members.append([i])
-        fused_c.append(int(det.class_ids[i]))
-    return Detections(np.asarray(fused_b, np.float32).reshape(-1, 4),
+    n = len(members)
+    return Detections(fused_b[:n].astype(np.float32),
                       np.asarray([det.scores[m].max() for m in members], np.float32),
-                      np.asarray(fused_c, np.int64))
+                      fused_c[:n].copy())
 
 
 def merge(parts: list[Detections], iou: float = 0.5, method: str = "nms", max_det: int = 1000) -> Detections:
