@@ -12,6 +12,9 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float32).reshape(-1)
     order = np.argsort(-scores, kind="stable")
     areas = box_area(boxes)
+    # One contiguous array per coordinate: gathering 1-D columns is several times cheaper than
+    # fancy-indexing the [N, 4] array twice per kept box (thousands of candidates at low conf).
+    x1, y1, x2, y2 = (np.ascontiguousarray(boxes[:, k]) for k in range(4))
     keep = []
     while order.size:
         i = order[0]
@@ -19,9 +22,9 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float) -> np.ndarray:
         if order.size == 1:
             break
         rest = order[1:]
-        lt = np.maximum(boxes[i, :2], boxes[rest, :2])
-        rb = np.minimum(boxes[i, 2:], boxes[rest, 2:])
-        inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
+        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
+        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
+        inter = w * h
         iou = inter / np.maximum(areas[i] + areas[rest] - inter, 1e-12)
         order = rest[iou <= iou_thr]
     return np.asarray(keep, dtype=np.int64)
