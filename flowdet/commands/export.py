@@ -131,7 +131,9 @@ class SourceLost(FlowdetError):
 @click.option("--jsonl", type=click.Path(dir_okay=False), default=None, help="Detections, one json line per frame (one source).")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None,
               help="Track and count: per-source jsonl (with track ids), counts.csv, status.json, summary.json here "
-                   "[default with several sources or --count-line: runs/stream].")
+                   "[default with several sources or --count-line: runs/stream]; a used folder becomes "
+                   "<out-dir>2, <out-dir>3, … unless --exist-ok.")
+@click.option("--exist-ok", is_flag=True, help="Write into --out-dir even if it holds an earlier run.")
 @click.option("--video", "write_video", is_flag=True, help="With --out-dir: an annotated mp4 per source (ids, trails).")
 @click.option("--count-line", default=None, help="Also count tracks crossing this line: x1,y1,x2,y2 in frame pixels.")
 @click.option("--interval", type=Number(1, 86400 * 366), default=60.0, show_default=True,
@@ -177,7 +179,7 @@ class SourceLost(FlowdetError):
               help="Publish a JSON message per counted item and per interval to mqtt://host[:port]/topic "
                    "(QoS 1, reconnecting, bounded queue while the broker is away). Needs the 'mqtt' extra.")
 def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: str | None, jsonl: str | None,
-           out_dir: str | None, write_video: bool, count_line: str | None, interval: float, status_every: float,
+           out_dir: str | None, exist_ok: bool, write_video: bool, count_line: str | None, interval: float, status_every: float,
            duration: float | None, show: bool, conf: float, iou: float, track_high: float | None,
            track_low: float | None, track_birth: float | None, tile: int | None, overlap: float, merge: str,
            threads: int | None, spinning: bool, max_frames: int | None, gmc: bool, retries: int, backend: str | None,
@@ -234,9 +236,12 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
 
         recorder = build_recorder(db, start_time, metrics_port, mqtt, model=model,
                                   sources={sp.name: str(sp.source) for sp in specs})
+    from flowdet.commands.detect import _fresh_out
+
+    run_dir = _fresh_out(out_dir or "runs/stream", exist_ok)  # the one run-folder rule (flowdet.runs)
     stopped_by = "error"
     try:
-        s = run_multistream(model, specs, out_dir or "runs/stream", conf=conf, iou=iou, threads=threads,
+        s = run_multistream(model, specs, run_dir, conf=conf, iou=iou, threads=threads,
                             spinning=spinning, video=write_video, count_line=line, interval_s=interval,
                             retries=retries, max_frames=max_frames, max_seconds=duration, status_every_s=status_every,
                             backend=backend, precision=precision, gmc=gmc, monitor=recorder, tracker=tracker)

@@ -163,6 +163,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
                          max_backoff_s=max_backoff_s)
         d = out / spec.name
         d.mkdir(parents=True, exist_ok=True)
+        (d / "annotated.mp4").unlink(missing_ok=True)  # an earlier run's video never sits beside this run's jsonl
         lane = _Lane(spec.name, r, SourceTracking(spec.name, tcfg, interval_s, line, r.live, gmc=gmc, conf=conf), d)
         lane.sizes = FrameSizeWatch(spec.name) if getattr(src, "fixed_size", True) else None
         lane.jsonl = open(d / "detections.jsonl", "w", buffering=1)
