@@ -251,7 +251,7 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
             recorder.close(stopped_by)
     for row in format_source_table(s):
         click.echo(row)
-    click.echo(f"wrote {s['counts_csv']}, {s['status']} and per-source detections.jsonl under {s['out_dir']}")
+    _multistream_closing(s, model, db)
     if s["stopped_by"] == "interrupt":
         sys.exit(_interrupt_code(s))
 
@@ -269,9 +269,7 @@ def _stream_one(model: str, source: str, out: str | None, jsonl: str | None, sho
                    progress=lambda st: log.info(format_stats(st)))  # progress: stderr; summary: stdout
     click.echo(f"summary: {format_stats(s)} | infer p50 {s['infer_ms']['p50']:.1f} ms | {s['seconds']:.1f} s "
                f"| count {s['count']} | stopped by {s['stopped_by']}")
-    for key in ("out", "jsonl"):
-        if s[key]:
-            click.echo(f"wrote {s[key]}")
+    _stream_closing(s, model, source)
     if s.get("skipped"):
         log.warn(f"skipped {s['skipped']} unreadable image(s) of {source}")
     if s.get("warning"):
@@ -280,6 +278,37 @@ def _stream_one(model: str, source: str, out: str | None, jsonl: str | None, sho
         raise SourceLost(f"{source}: source lost, gave up after {retries} reconnect attempts")
     if s["stopped_by"] == "interrupt":
         sys.exit(_interrupt_code(s))
+
+
+def _stream_closing(s: dict, model: str, source: str) -> None:
+    """One source: the files written (or that none were) and the counting run that comes next."""
+    from flowdet.closing import say_done
+
+    written = [s[k] for k in ("out", "jsonl") if s[k]]
+    say_done(None, written or ["nothing (--out VIDEO.mp4 keeps the annotated video, --jsonl FILE the detections)"],
+             [f"flowdet stream {source} --model {model} --out-dir runs/stream --video   # counts per interval, "
+              "counts.csv"])
+
+
+MAX_LISTED_SOURCES = 4  # more sources: their files are named once, not per source
+
+
+def _multistream_closing(s: dict, model: str, db: str | None) -> None:
+    """Several sources / counting: every file under the run folder, then the commands that read the counts."""
+    from flowdet.closing import say_done
+
+    per_source = [(name, ["detections.jsonl"] + (["annotated.mp4"] if src.get("video") else []))
+                  for name, src in s["sources"].items()]
+    names = ["counts.csv", "status.json", "summary.json"]
+    if len(per_source) <= MAX_LISTED_SOURCES:
+        names += [f"{name}/{f}" for name, files in per_source for f in files]
+    else:
+        files = sorted({f for _, fs in per_source for f in fs})
+        names.append(f"{' and '.join(files)} in each of {len(per_source)} source folders")
+    nxt = ([f"flowdet counts --db {db}   # counted items per hour", f"flowdet serve --db {db}   # the dashboard"]
+           if db else [f"flowdet stream SOURCES --model {model} --out-dir {s['out_dir']} --db counts.sqlite   "
+                       "# keep every counted item; then: flowdet counts --db counts.sqlite"])
+    say_done(s["out_dir"], names, nxt)
 
 
 def _interrupt_code(summary: dict) -> int:
