@@ -261,12 +261,12 @@ def _stream_one(model: str, source: str, out: str | None, jsonl: str | None, sho
                 max_frames: int | None, retries: int, backend: str | None = None,
                 precision: str | None = None, gmc: bool = False, duration: float | None = None,
                 tracker: object = None) -> None:
-    from flowdet.runtime.stream.stream import format_stats, run_stream
+    from flowdet.runtime.stream.stream import format_progress, format_stats, run_stream
 
     s = run_stream(model, source, out=out, jsonl=jsonl, show=show, conf=conf, iou=iou, tile=tile, overlap=overlap,
                    merge=merge, threads=threads, spinning=spinning, max_frames=max_frames, retries=retries,
                    backend=backend, precision=precision, gmc=gmc, max_seconds=duration, tracker=tracker,
-                   progress=lambda st: log.info(format_stats(st)))  # progress: stderr; summary: stdout
+                   progress=lambda st: log.info(format_progress(st)))  # progress: stderr; summary: stdout
     click.echo(f"summary: {format_stats(s)} | infer p50 {s['infer_ms']['p50']:.1f} ms | {s['seconds']:.1f} s "
                f"| count {s['count']} | stopped by {s['stopped_by']}")
     _stream_closing(s, model, source)

@@ -9,25 +9,13 @@
 """
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
 from flowdet import log
 from flowdet.detect.loss import BUCKET_NAMES
 from flowdet.engine import dist
-
-
-def duration(seconds: float) -> str:
-    """``42s``, ``12m05s``, ``3h07m``: an ETA a person reads at a glance."""
-    if not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+from flowdet.utils import duration
 
 
 class IterationLines:

@@ -3,6 +3,7 @@ next command, progress for files, --vid-stride, the model's stored threshold."""
 from __future__ import annotations
 
 import importlib.util
+import re
 
 
 def _stdout(capsys, *args: str) -> tuple[int, str, str]:
@@ -32,3 +33,31 @@ def test_closing_lines_name_every_file_and_the_next_command(nano_onnx, small_vid
     for name in ("counts.csv", "status.json", "summary.json", "synthetic/detections.jsonl", "synthetic/annotated.mp4"):
         assert (o / name).is_file()
     assert (f"next: flowdet counts --db {tmp_path / 'c.sqlite'}" if db else "next: flowdet stream") in out
+
+
+def test_file_progress_is_frame_of_total_with_eta_live_keeps_the_health_line(tmp_path):
+    from multistream_helpers import SquareFinder, square_video
+
+    from flowdet.runtime.stream.stream import StreamOptions, format_progress, run_stream
+
+    video = square_video(tmp_path / "v.mp4", 2, frames=30)
+    seen: list[dict] = []
+    run_stream(SquareFinder(), str(video), log_every_s=0.0, progress=seen.append)
+    lines = [format_progress(st) for st in seen]
+    assert lines and all(re.match(r"frame \d+/30 \| [\d.]+ fps \| ETA (\d+s|\?) \| det/frame", x) for x in lines), lines
+    assert StreamOptions().log_every_s is None   # files: FILE_PROGRESS_EVERY_S, live: every 2 s
+    live = {**seen[-1], "live": True, "total": None}
+    assert format_progress(live).startswith(f"frames {live['frames']} | ") and "latency p50" in format_progress(live)
+
+
+def test_multistream_logs_file_progress_not_health_lines(tmp_path, capsys, monkeypatch):
+    from multistream_helpers import SquareFinder, square_video
+
+    import flowdet.runtime.stream.multistream as ms
+
+    monkeypatch.setattr(ms, "FILE_PROGRESS_EVERY_S", 0.0)
+    video = square_video(tmp_path / "v.mp4", 2, frames=60)
+    ms.run_multistream(SquareFinder(), [str(video)], tmp_path / "o", status_every_s=0.0)
+    err = capsys.readouterr().err
+    assert re.search(r"v: frame \d+/60 \| [\d.]+ fps \| ETA \S+ \| count \d", err), err
+    assert "connected |" not in err and err.count("v: ended") == 1

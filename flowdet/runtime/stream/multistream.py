@@ -11,8 +11,9 @@ frame of every source that has one, a tracker + counter per source, per-source h
   ``predict`` and then, per source: tracker → counter → jsonl line (with track ids) → annotated video
   (ids and short trails). A source with nothing new is skipped, never waited for.
 - **Health**: every ``status_every_s`` the state, fps, latency p50/p95, dropped, reconnects and counts
-  of every source are logged and written to ``status.json`` (atomically), and a source connected but
-  silent for ``stall_s`` is shown as ``stalled``.
+  of every source are written to ``status.json`` (atomically) and each live source's line is logged;
+  a source connected but silent for ``stall_s`` is shown as ``stalled``. A file logs its progress
+  (``frame i/N | fps | ETA``) every ``FILE_PROGRESS_EVERY_S`` at most, and its end once.
 - **Counts**: ``counts.csv`` (``time, source, count, cumulative`` [+ crossings]) gets a row per source
   per closed interval; the summary (``summary.json``) has each source's totals.
 
@@ -38,7 +39,7 @@ from flowdet.core.detections import Detections
 from flowdet.core.postprocess import invalid_message
 from flowdet.errors import FlowdetError, InputError
 from flowdet.runtime.stream.loop import run_lanes
-from flowdet.runtime.stream.records import percentiles_ms
+from flowdet.runtime.stream.records import FILE_PROGRESS_EVERY_S, expected_frames, percentiles_ms, progress_line
 
 # load_sources_yaml and SourceSpec are re-exported: `flowdet stream --sources` and callers import them here
 from flowdet.runtime.stream.source_reader import (  # noqa: F401
@@ -200,13 +201,38 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         atomic_write_json(out / "status.json", st, indent=1)
         return st
 
+    file_every_s = max(status_every_s, FILE_PROGRESS_EVERY_S)
+    last_file_log = t0
+    said_state: dict[str, str] = {}
+
+    def file_line(ln: _Lane, s: dict[str, Any]) -> str | None:
+        """A file source's progress (frame i/N, fps, ETA) every ``file_every_s``; another state once."""
+        if s["state"] == CONNECTED:
+            total = expected_frames(ln.reader.source)
+            total = min(total, max_frames) if total and max_frames else total
+            return f"{ln.name}: {progress_line(ln.frames, total, s['fps'])} | count {s['count']}"
+        if said_state.get(ln.name) == s["state"]:   # ended / failed: said once
+            return None
+        said_state[ln.name] = s["state"]
+        return f"{ln.name}: {s['state']} | frames {ln.frames} | count {s['count']}" + (
+            f" | {s['error']}" if s["error"] else "")
+
     def on_tick(now: float) -> None:
-        nonlocal last_status
+        nonlocal last_status, last_file_log
         if now - last_status < status_every_s:
             return
         last_status = now
         st = write_status()
-        for name, s in st["sources"].items():
+        files_due = now - last_file_log >= file_every_s
+        if files_due:
+            last_file_log = now
+        for ln in lanes:
+            name, s = ln.name, st["sources"][ln.name]
+            if not s["live"]:
+                line = file_line(ln, s) if files_due else None
+                if line:
+                    log.info(line)
+                continue
             lat = s["latency_ms"]["p50"]
             log.info(f"{name}: {s['state']} | {s['fps']:.1f} fps | latency p50 "
                      f"{'-' if lat is None else f'{lat:.0f} ms'} | dropped {s['dropped']} | "

@@ -34,11 +34,18 @@ from flowdet.core.detections import Detections
 from flowdet.core.postprocess import invalid_message
 from flowdet.errors import DataError, FlowdetError, MissingDependency
 from flowdet.runtime.stream.loop import run_lanes
-from flowdet.runtime.stream.records import frame_record, percentiles_ms
+from flowdet.runtime.stream.records import (
+    FILE_PROGRESS_EVERY_S,
+    expected_frames,
+    frame_record,
+    percentiles_ms,
+    progress_line,
+)
 from flowdet.runtime.stream.source_reader import SourceReader
 from flowdet.runtime.stream.sources import Frame, FrameSizeWatch, FrameSource, SourceError, open_source
 
 NAN = float("nan")  # an empty percentile in the one-source summary (its line formats numbers)
+LIVE_PROGRESS_EVERY_S = 2.0  # a live source's health line (connected, fps, latency, drops)
 
 
 class _Writers:
@@ -126,7 +133,7 @@ class StreamOptions:
     retries: int = 5                         # reconnect attempts of a live source, then "source_lost"
     backoff_s: float = 0.5
     queue_size: int = 1                      # files: decoded frames that may wait
-    log_every_s: float = 2.0
+    log_every_s: float | None = None         # progress every this many s [live: 2, files: FILE_PROGRESS_EVERY_S]
     progress: Callable[[dict[str, Any]], None] | None = None   # called every log_every_s with the stats
 
 
@@ -139,7 +146,8 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
     image folder, camera index, rtsp/http URL) or a FrameSource object. ``backend`` / ``precision``:
     see :func:`flowdet.runtime.predict.predictor.load_predictor`. ``spinning``: onnxruntime
     thread spinning (off by default: it steals the decoder's core). ``progress`` is called every
-    ``log_every_s`` seconds with the running stats (same keys as the summary's first ten).
+    ``log_every_s`` seconds with the running stats (the summary's first ten keys, ``live`` and
+    ``total``: the frames a file will give, else None; :func:`format_progress` words them).
     Summary keys: frames, frames_read, dropped, reconnects, detections, det_per_frame, fps, seconds,
     latency_ms {p50, p95}, infer_ms {p50, p95}, stopped_by ("end", "max_frames", "max_seconds",
     "interrupt", "source_lost"), signal (the one that stopped it, else None), source, live, out, jsonl
@@ -236,11 +244,16 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
                 return False
         return True
 
+    every = o.log_every_s if o.log_every_s is not None else (LIVE_PROGRESS_EVERY_S if src.live else FILE_PROGRESS_EVERY_S)
+    total = None if src.live else expected_frames(src)
+    if total is not None and o.max_frames is not None:
+        total = min(total, o.max_frames)
+
     def on_tick(now: float) -> None:
         nonlocal last_log
-        if o.progress and now - last_log >= o.log_every_s:
+        if o.progress and now - last_log >= every:
             last_log = now
-            o.progress(stats())
+            o.progress({**stats(), "live": bool(src.live), "total": total})
 
     t0 = last_log = time.perf_counter()
     reader.start()
@@ -287,3 +300,10 @@ def format_stats(s: dict[str, Any]) -> str:
     lat = s["latency_ms"]
     return (f"frames {s['frames']} | {s['fps']:.1f} fps | latency p50 {lat['p50']:.1f} ms p95 {lat['p95']:.1f} ms"
             f" | dropped {s['dropped']} | reconnects {s['reconnects']} | det/frame {s['det_per_frame']:.2f}")
+
+
+def format_progress(s: dict[str, Any]) -> str:
+    """A progress line: a file's ``frame i/N | fps | ETA`` (+ det/frame), a live source's health line."""
+    if s.get("live", True):
+        return format_stats(s)
+    return f"{progress_line(s['frames'], s.get('total'), s['fps'])} | det/frame {s['det_per_frame']:.2f}"
