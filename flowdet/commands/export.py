@@ -162,6 +162,9 @@ class SourceLost(FlowdetError):
 @click.option("--spinning", is_flag=True, help="Let onnxruntime threads spin (off: it steals the decoder's core).")
 @backend_options
 @click.option("--max-frames", type=Number(1, integer=True), default=None, help="Stop after this many frames (per source).")
+@click.option("--vid-stride", type=Number(1, 10_000, integer=True), default=1, show_default=True,
+              help="Video files and folders: process every N-th frame (the tracker's dt is N); live sources keep "
+                   "their newest frame.")
 @click.option("--gmc", is_flag=True, help="Camera-motion compensation for the tracker: global motion from sparse "
               "optical flow between processed frames (3–5 ms/frame at 320 px; off: on open water it measured worse, docs/counting.md).")
 @click.option("--retries", type=Number(0, 1_000_000, integer=True), default=5, show_default=True,
@@ -182,7 +185,7 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
            out_dir: str | None, exist_ok: bool, write_video: bool, count_line: str | None, interval: float, status_every: float,
            duration: float | None, show: bool, conf: float, iou: float, track_high: float | None,
            track_low: float | None, track_birth: float | None, tile: int | None, overlap: float, merge: str,
-           threads: int | None, spinning: bool, max_frames: int | None, gmc: bool, retries: int, backend: str | None,
+           threads: int | None, spinning: bool, max_frames: int | None, vid_stride: int, gmc: bool, retries: int, backend: str | None,
            precision: str | None, db: str | None, start_time: str | None, metrics_port: int | None,
            mqtt: str | None) -> None:
     """Detect on SOURCES: video files, image folders, camera indexes (0) or rtsp/http URLs.
@@ -210,7 +213,7 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
     multi = len(sources) > 1 or bool(sources_file) or bool(out_dir) or count_line is not None or monitored
     if not multi:
         _stream_one(model, sources[0], out, jsonl, show, conf, iou, tile, overlap, merge, threads, spinning,
-                    max_frames, retries, backend, precision, gmc, duration, tracker)
+                    max_frames, retries, backend, precision, gmc, duration, tracker, vid_stride)
         return
     from flowdet.runtime.stream.multistream import (
         SourceSpec,
@@ -244,7 +247,8 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
         s = run_multistream(model, specs, run_dir, conf=conf, iou=iou, threads=threads,
                             spinning=spinning, video=write_video, count_line=line, interval_s=interval,
                             retries=retries, max_frames=max_frames, max_seconds=duration, status_every_s=status_every,
-                            backend=backend, precision=precision, gmc=gmc, monitor=recorder, tracker=tracker)
+                            backend=backend, precision=precision, gmc=gmc, monitor=recorder, tracker=tracker,
+                            vid_stride=vid_stride)
         stopped_by = s["stopped_by"]
     finally:
         if recorder is not None:
@@ -260,12 +264,13 @@ def _stream_one(model: str, source: str, out: str | None, jsonl: str | None, sho
                 tile: int | None, overlap: float, merge: str, threads: int | None, spinning: bool,
                 max_frames: int | None, retries: int, backend: str | None = None,
                 precision: str | None = None, gmc: bool = False, duration: float | None = None,
-                tracker: object = None) -> None:
+                tracker: object = None, vid_stride: int = 1) -> None:
     from flowdet.runtime.stream.stream import format_progress, format_stats, run_stream
 
     s = run_stream(model, source, out=out, jsonl=jsonl, show=show, conf=conf, iou=iou, tile=tile, overlap=overlap,
                    merge=merge, threads=threads, spinning=spinning, max_frames=max_frames, retries=retries,
                    backend=backend, precision=precision, gmc=gmc, max_seconds=duration, tracker=tracker,
+                   vid_stride=vid_stride,
                    progress=lambda st: log.info(format_progress(st)))  # progress: stderr; summary: stdout
     click.echo(f"summary: {format_stats(s)} | infer p50 {s['infer_ms']['p50']:.1f} ms | {s['seconds']:.1f} s "
                f"| count {s['count']} | stopped by {s['stopped_by']}")

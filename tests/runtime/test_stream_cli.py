@@ -3,7 +3,10 @@ next command, progress for files, --vid-stride, the model's stored threshold."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
+
+import pytest
 
 
 def _stdout(capsys, *args: str) -> tuple[int, str, str]:
@@ -61,3 +64,32 @@ def test_multistream_logs_file_progress_not_health_lines(tmp_path, capsys, monke
     err = capsys.readouterr().err
     assert re.search(r"v: frame \d+/60 \| [\d.]+ fps \| ETA \S+ \| count \d", err), err
     assert "connected |" not in err and err.count("v: ended") == 1
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_vid_stride_processes_every_nth_frame_with_the_tracker_dt(tmp_path, capsys, multi):
+    from multistream_helpers import SquareFinder, square_video
+
+    from flowdet.runtime.stream.multistream import run_multistream
+    from flowdet.runtime.stream.stream import run_stream
+
+    video = square_video(tmp_path / "v.mp4", 2, frames=61)
+    if multi:
+        s = run_multistream(SquareFinder(), [str(video)], tmp_path / "o", vid_stride=2)["sources"]["v"]
+        lines = (tmp_path / "o" / "v" / "detections.jsonl").read_text().splitlines()
+        count = s["counts"]["count"]
+    else:
+        s = run_stream(SquareFinder(), str(video), jsonl=tmp_path / "d.jsonl", vid_stride=2)
+        lines = (tmp_path / "d.jsonl").read_text().splitlines()
+        count = s["count"]
+    frames = [json.loads(x)["frame"] for x in lines]
+    assert frames == list(range(0, 61, 2)) and s["frames"] == 31
+    assert [json.loads(x)["time"] for x in lines][:2] == [0.0, 0.08]   # 2 frames at 25 fps apart
+    assert count == 2                      # the squares move 12 px per processed frame: dt 2 keeps the tracks
+    assert "every 2nd frame (--vid-stride 2; tracker dt 2 frames)" in capsys.readouterr().err
+
+
+def test_vid_stride_is_a_flag_of_stream(nano_onnx, small_video, capsys):
+    code, _, err = _stdout(capsys, "stream", "--model", str(nano_onnx), str(small_video), "--vid-stride", "4",
+                           "--threads", "1")
+    assert code == 0 and "40 frames" not in err and "10 frames | every 4th frame" in err

@@ -39,7 +39,14 @@ from flowdet.core.detections import Detections
 from flowdet.core.postprocess import invalid_message
 from flowdet.errors import FlowdetError, InputError
 from flowdet.runtime.stream.loop import run_lanes
-from flowdet.runtime.stream.records import FILE_PROGRESS_EVERY_S, expected_frames, percentiles_ms, progress_line
+from flowdet.runtime.stream.records import (
+    FILE_PROGRESS_EVERY_S,
+    expected_frames,
+    percentiles_ms,
+    progress_line,
+    stride_note,
+    strided,
+)
 
 # load_sources_yaml and SourceSpec are re-exported: `flowdet stream --sources` and callers import them here
 from flowdet.runtime.stream.source_reader import (  # noqa: F401
@@ -121,12 +128,13 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
                     status_every_s: float = 2.0, stall_s: float = 5.0, max_batch: int | None = None,
                     progress: Callable[[dict[str, Any]], None] | None = None,
                     stop_event: threading.Event | None = None, backend: str | None = None,
-                    precision: str | None = None, monitor: Any = None) -> dict[str, Any]:
+                    precision: str | None = None, monitor: Any = None, vid_stride: int = 1) -> dict[str, Any]:
     """Detect, track and count on every source at once; return the summary (also ``summary.json``).
 
     ``sources``: SOURCE strings or :class:`SourceSpec` (name + source). ``max_frames``: per source.
     ``gmc``: camera-motion compensation from the frames (:mod:`flowdet.runtime.track.gmc`).
     ``max_seconds``: wall-clock limit (live runs otherwise go until Ctrl-C or ``stop_event``).
+    ``vid_stride``: files give every N-th frame (the tracker's dt is N; live sources ignore it).
     Ends when every source is done (files ended/failed), at a limit, or on Ctrl-C / SIGTERM
     (:mod:`flowdet.runtime.stream.signals`: writers closed, summary.json written) / ``stop_event``.
     ``monitor``: an object called with each processed frame, status and source end (a
@@ -161,7 +169,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     lanes: list[_Lane] = []
     for spec, src in opened:
         r = SourceReader(spec.name, src, ready, stop, retries=retries, backoff_s=backoff_s,
-                         max_backoff_s=max_backoff_s)
+                         max_backoff_s=max_backoff_s, stride=vid_stride)
         d = out / spec.name
         d.mkdir(parents=True, exist_ok=True)
         (d / "annotated.mp4").unlink(missing_ok=True)  # an earlier run's video never sits beside this run's jsonl
@@ -170,6 +178,12 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         lane.jsonl = open(d / "detections.jsonl", "w", buffering=1)
         lanes.append(lane)
 
+    if vid_stride > 1:
+        if any(not ln.reader.live for ln in lanes):
+            log.info(f"files: {stride_note(vid_stride, False)}")
+        for ln in lanes:
+            if ln.reader.live:
+                log.warn(f"{ln.name}: {stride_note(vid_stride, True)}")
     if monitor is not None:
         monitor.start([(ln.name, ln.reader.source) for ln in lanes], list(predictor.names))
     from flowdet.runtime.stream.signals import GracefulStop
@@ -208,8 +222,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     def file_line(ln: _Lane, s: dict[str, Any]) -> str | None:
         """A file source's progress (frame i/N, fps, ETA) every ``file_every_s``; another state once."""
         if s["state"] == CONNECTED:
-            total = expected_frames(ln.reader.source)
-            total = min(total, max_frames) if total and max_frames else total
+            total = strided(expected_frames(ln.reader.source), ln.reader.stride, max_frames)
             return f"{ln.name}: {progress_line(ln.frames, total, s['fps'])} | count {s['count']}"
         if said_state.get(ln.name) == s["state"]:   # ended / failed: said once
             return None
@@ -310,7 +323,7 @@ def _process(ln: _Lane, fr: Frame, det: Detections, line: Any, video: bool, csv_
             h, w = vis.shape[:2]
             ln.video_size = (w, h)
             ln.video = cv2.VideoWriter(str(ln.out_dir / "annotated.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
-                                       ln.reader.source.fps or 25.0, ln.video_size)
+                                       (ln.reader.source.fps or 25.0) / ln.reader.stride, ln.video_size)
         if (vis.shape[1], vis.shape[0]) != ln.video_size:
             vis = cv2.resize(vis, ln.video_size)
         ln.video.write(vis)

@@ -46,6 +46,29 @@ def expected_frames(source: Any) -> int | None:
     return int(n) if n else None
 
 
+def stride_note(stride: int, live: bool) -> str | None:
+    """The start line's words for ``--vid-stride`` (None at 1); a live source keeps its newest frame."""
+    if stride <= 1:
+        return None
+    if live:
+        return f"--vid-stride {stride} ignored: a live source keeps its newest frame"
+    return f"every {ordinal(stride)} frame (--vid-stride {stride}; tracker dt {stride} frames)"
+
+
+def ordinal(n: int) -> str:
+    """2nd, 3rd, 4th, 11th, 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def strided(total: int | None, stride: int, max_frames: int | None = None) -> int | None:
+    """The frames a file source hands over: every ``stride``-th of ``total``, at most ``max_frames``."""
+    if not total:
+        return None
+    n = -(-total // max(1, stride))
+    return min(n, max_frames) if max_frames else n
+
+
 def progress_line(frames: int, total: int | None, fps: float) -> str:
     """``frame 120/273 | 1.4 fps | ETA 1m50s`` (no total: ``frame 120 | 1.4 fps``)."""
     if not total:

@@ -40,6 +40,8 @@ from flowdet.runtime.stream.records import (
     frame_record,
     percentiles_ms,
     progress_line,
+    stride_note,
+    strided,
 )
 from flowdet.runtime.stream.source_reader import SourceReader
 from flowdet.runtime.stream.sources import Frame, FrameSizeWatch, FrameSource, SourceError, open_source
@@ -133,6 +135,7 @@ class StreamOptions:
     retries: int = 5                         # reconnect attempts of a live source, then "source_lost"
     backoff_s: float = 0.5
     queue_size: int = 1                      # files: decoded frames that may wait
+    vid_stride: int = 1                      # files: process every N-th frame (the tracker's dt is N)
     log_every_s: float | None = None         # progress every this many s [live: 2, files: FILE_PROGRESS_EVERY_S]
     progress: Callable[[dict[str, Any]], None] | None = None   # called every log_every_s with the stats
 
@@ -163,6 +166,7 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
     o = replace(options or StreamOptions(), **changes)
 
     validate.predict_args(o.conf, o.iou, None, o.threads)
+    validate.number_in(o.vid_stride, "--vid-stride", 1, None, integer=True)
     if o.max_seconds is not None:
         validate.number_in(o.max_seconds, "--duration", 0.0, None, lo_open=True)
     for path, flag in ((o.out, "--out"), (o.jsonl, "--jsonl")):
@@ -197,9 +201,11 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
     stop, ready = threading.Event(), threading.Event()
     # Live: one slot, replaced by newer frames. Files: ``queue_size`` decoded frames wait at most.
     reader = SourceReader("stream", src, ready, stop, retries=o.retries, backoff_s=o.backoff_s,
-                          file_queue=max(1, o.queue_size), give_up=True, opened=True)
-    try:
-        writers = _Writers(o.out, o.jsonl, src.fps or 25.0, list(predictor.names))
+                          file_queue=max(1, o.queue_size), give_up=True, opened=True, stride=o.vid_stride)
+    total = None if src.live else strided(expected_frames(src), reader.stride, o.max_frames)
+    _say_start(src, total, o.vid_stride)
+    try:  # a strided file's video plays at its real speed: fps / stride
+        writers = _Writers(o.out, o.jsonl, (src.fps or 25.0) / reader.stride, list(predictor.names))
     except OSError as e:
         src.close()
         raise FlowdetError(f"{e.filename}: cannot write ({e.strerror})") from None
@@ -245,9 +251,6 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
         return True
 
     every = o.log_every_s if o.log_every_s is not None else (LIVE_PROGRESS_EVERY_S if src.live else FILE_PROGRESS_EVERY_S)
-    total = None if src.live else expected_frames(src)
-    if total is not None and o.max_frames is not None:
-        total = min(total, o.max_frames)
 
     def on_tick(now: float) -> None:
         nonlocal last_log
@@ -290,9 +293,20 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
     expected = getattr(src, "expected", None)
     if stopped_by == "end" and expected and reader.read < expected:  # as `flowdet mine` says it
         summary["warning"] = f"decoded {reader.read} of {expected} frames the header announces (truncated?)"
+    if reader.stride > 1:
+        summary["vid_stride"] = reader.stride
     if o.tile:
         summary["tile"] = {"size": o.tile, "overlap": o.overlap, "merge": o.merge}
     return summary
+
+
+def _say_start(src: FrameSource, total: int | None, stride: int) -> None:
+    """The start line: the source, what kind, how many frames will be processed, the stride."""
+    kind = "live" if src.live else (f"{total} frames" if total else "file")
+    note = stride_note(stride, bool(src.live))
+    if note and src.live:
+        log.warn(note)
+    log.info(f"stream {src.description}: {kind}" + (f" | {note}" if note and not src.live else ""))
 
 
 def format_stats(s: dict[str, Any]) -> str:
