@@ -93,3 +93,26 @@ def test_vid_stride_is_a_flag_of_stream(nano_onnx, small_video, capsys):
     code, _, err = _stdout(capsys, "stream", "--model", str(nano_onnx), str(small_video), "--vid-stride", "4",
                            "--threads", "1")
     assert code == 0 and "40 frames" not in err and "10 frames | every 4th frame" in err
+
+
+def test_overlay_text_is_drawn_once(monkeypatch):
+    """The annotated video's count label had a second, white copy drawn behind it."""
+    import cv2
+    import numpy as np
+
+    import flowdet.runtime.stream.multistream as ms
+    from flowdet.runtime.track.track import Track
+
+    drawn: list[str] = []
+    real = cv2.putText
+
+    def put_text(img, text, *args, **kw):
+        drawn.append(text)
+        return real(img, text, *args, **kw)
+
+    monkeypatch.setattr(ms.cv2, "putText", put_text)
+    track = Track.__new__(Track)
+    track.id, track.box, track.trail = 7, np.array([40, 40, 60, 60], np.float32), [(50, 50), (52, 52)]
+    vis = ms.draw_tracks(np.full((120, 160, 3), 128, np.uint8), [track], (0, 60, 160, 60), "cam: 3 | line 1")
+    assert sorted(drawn) == sorted(["7", "cam: 3 | line 1"])
+    assert (vis[4:20, 4:40] == 255).any() and (vis[4:20, 4:40] == 0).any()   # white text on its black box

@@ -78,8 +78,11 @@ def draw_tracks(img: np.ndarray, tracks: list[Track], line: tuple[float, float, 
         if len(t.trail) > 1:
             pts = np.array(t.trail, np.int32).reshape(-1, 1, 2)
             cv2.polylines(vis, [pts], False, c, 1, cv2.LINE_AA)
-    cv2.putText(vis, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 2, cv2.LINE_AA)
-    cv2.putText(vis, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    # Drawn once, white on a filled black box: readable on any water (a white stroke under black text
+    # smears into a second, offset copy once the video is compressed).
+    (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.55, 1)
+    cv2.rectangle(vis, (2, 18 - th - 4), (10 + tw, 18 + base + 2), (0, 0, 0), -1)
+    cv2.putText(vis, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
     return vis
 
 
