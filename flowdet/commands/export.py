@@ -143,8 +143,9 @@ class SourceLost(FlowdetError):
 @click.option("--duration", type=Number(0.1, 86400 * 366), default=None,
               help="Stop after this many seconds (also a stalled live source that keeps reconnecting).")
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window (needs a GUI OpenCV; one source).")
-@click.option("--conf", type=Number(0, 1), default=0.25, show_default=True,
-              help="Score from which boxes are written (jsonl, video, det/frame). Output only: tracks and counts "
+@click.option("--conf", type=Number(0, 1), default=None,
+              help="Score from which boxes are written (jsonl, video, det/frame) [default: the best-F1 threshold the "
+                   "model stores from training's evaluation, else 0.25]. Output only: tracks and counts "
                    "use --track-high / --track-low / --track-birth (the model runs at the lower of --conf and --track-low).")
 @click.option("--iou", type=Number(0, 1), default=0.65, show_default=True)
 @click.option("--track-high", type=Number(0, 1), default=None,
@@ -183,7 +184,7 @@ class SourceLost(FlowdetError):
                    "(QoS 1, reconnecting, bounded queue while the broker is away). Needs the 'mqtt' extra.")
 def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: str | None, jsonl: str | None,
            out_dir: str | None, exist_ok: bool, write_video: bool, count_line: str | None, interval: float, status_every: float,
-           duration: float | None, show: bool, conf: float, iou: float, track_high: float | None,
+           duration: float | None, show: bool, conf: float | None, iou: float, track_high: float | None,
            track_low: float | None, track_birth: float | None, tile: int | None, overlap: float, merge: str,
            threads: int | None, spinning: bool, max_frames: int | None, vid_stride: int, gmc: bool, retries: int, backend: str | None,
            precision: str | None, db: str | None, start_time: str | None, metrics_port: int | None,
@@ -260,7 +261,7 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
         sys.exit(_interrupt_code(s))
 
 
-def _stream_one(model: str, source: str, out: str | None, jsonl: str | None, show: bool, conf: float, iou: float,
+def _stream_one(model: str, source: str, out: str | None, jsonl: str | None, show: bool, conf: float | None, iou: float,
                 tile: int | None, overlap: float, merge: str, threads: int | None, spinning: bool,
                 max_frames: int | None, retries: int, backend: str | None = None,
                 precision: str | None = None, gmc: bool = False, duration: float | None = None,

@@ -116,3 +116,29 @@ def test_overlay_text_is_drawn_once(monkeypatch):
     vis = ms.draw_tracks(np.full((120, 160, 3), 128, np.uint8), [track], (0, 60, 160, 60), "cam: 3 | line 1")
     assert sorted(drawn) == sorted(["7", "cam: 3 | line 1"])
     assert (vis[4:20, 4:40] == 255).any() and (vis[4:20, 4:40] == 0).any()   # white text on its black box
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_without_conf_the_models_best_f1_threshold_is_used_and_said(tmp_path, capsys, multi):
+    from multistream_helpers import SquareFinder, square_video
+
+    from flowdet.runtime.stream.multistream import run_multistream
+    from flowdet.runtime.stream.stream import run_stream
+
+    video = square_video(tmp_path / "v.mp4", 2, frames=30)
+
+    def run(score: float, **kw):
+        model = SquareFinder(score=score)
+        model.best_conf, model.best_conf_from = 0.4, "eval of epoch 5"   # what an exported model stores
+        if multi:
+            return run_multistream(model, [str(video)], tmp_path / f"o{len(list(tmp_path.iterdir()))}", **kw)
+        return run_stream(model, str(video), **kw)
+
+    s = run(0.5)
+    err = capsys.readouterr().err
+    assert s["conf"] == 0.4 and "conf 0.400: the best-F1 threshold stored in the model (eval of epoch 5)" in err
+    assert "no detections" not in err
+    s = run(0.5, conf=0.9)                     # the model's boxes all lie below the --conf given
+    err = capsys.readouterr().err
+    assert s["conf"] == 0.9 and "conf 0.400:" not in err
+    assert "warning: no detections at conf ≥ 0.9 in 30 frames: the model's best-F1 threshold is 0.400 (--conf 0.400)" in err

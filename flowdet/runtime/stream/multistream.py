@@ -124,7 +124,7 @@ class _Lane:
 
 
 def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: str | Path,
-                    conf: float = 0.25, iou: float = 0.65, threads: int | None = None, spinning: bool = False,
+                    conf: float | None = None, iou: float = 0.65, threads: int | None = None, spinning: bool = False,
                     video: bool = False, count_line: str | tuple | None = None, interval_s: float = 60.0,
                     tracker: TrackerConfig | None = None, gmc: bool = False, retries: int = 5, backoff_s: float = 0.5,
                     max_backoff_s: float = 8.0, max_frames: int | None = None, max_seconds: float | None = None,
@@ -135,6 +135,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     """Detect, track and count on every source at once; return the summary (also ``summary.json``).
 
     ``sources``: SOURCE strings or :class:`SourceSpec` (name + source). ``max_frames``: per source.
+    ``conf``: boxes written from this score (None: the model's best-F1 threshold, else 0.25).
     ``gmc``: camera-motion compensation from the frames (:mod:`flowdet.runtime.track.gmc`).
     ``max_seconds``: wall-clock limit (live runs otherwise go until Ctrl-C or ``stop_event``).
     ``vid_stride``: files give every N-th frame (the tracker's dt is N; live sources ignore it).
@@ -154,10 +155,13 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         raise InputError("no sources given")
     opened = [(s, s.source if not isinstance(s.source, (str, int)) else open_source(s.source)) for s in specs]
     predictor = _load_model(model, threads, spinning, backend, precision)
+    from flowdet.runtime.predict.predictor import nothing_found_hint, resolve_conf
+
+    write_conf = resolve_conf(predictor, conf)   # said in a start line when not given
     tcfg = tracker or TrackerConfig()
     tcfg.validate()   # a bad threshold is one error before any source opens
-    det_conf = model_conf(conf, tcfg)
-    note = conf_note(conf, tcfg)
+    det_conf = model_conf(write_conf, tcfg)
+    note = conf_note(write_conf, tcfg)
     if note:
         log.warn(note)
     out = Path(out_dir)
@@ -176,7 +180,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         d = out / spec.name
         d.mkdir(parents=True, exist_ok=True)
         (d / "annotated.mp4").unlink(missing_ok=True)  # an earlier run's video never sits beside this run's jsonl
-        lane = _Lane(spec.name, r, SourceTracking(spec.name, tcfg, interval_s, line, r.live, gmc=gmc, conf=conf), d)
+        lane = _Lane(spec.name, r, SourceTracking(spec.name, tcfg, interval_s, line, r.live, gmc=gmc, conf=write_conf), d)
         lane.sizes = FrameSizeWatch(spec.name) if getattr(src, "fixed_size", True) else None
         lane.jsonl = open(d / "detections.jsonl", "w", buffering=1)
         lanes.append(lane)
@@ -302,9 +306,12 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
                "count": sum(ln.track.counter.total for ln in lanes), "batches": batches,
                "infer_ms": percentiles_ms(infer_times), "stopped_by": stopped_by, "signal": sig.name, "out_dir": str(out),
                "counts_csv": str(out / "counts.csv"), "status": str(out / "status.json"),
-               "invalid_outputs": sum(ln.invalid for ln in lanes)}
+               "invalid_outputs": sum(ln.invalid for ln in lanes), "conf": write_conf}
     if summary["invalid_outputs"]:
         log.warn(invalid_message(summary["invalid_outputs"]))
+    if total_frames and not any(ln.detections for ln in lanes):
+        log.warn(f"no detections at conf ≥ {write_conf:g} in {total_frames} frames: "
+                 f"{nothing_found_hint(predictor, write_conf, model if isinstance(model, (str, Path)) else None)}")
     if line is not None:
         summary["crossings"] = sum(ln.track.counter.crossings for ln in lanes)
     atomic_write_json(out / "summary.json", summary, indent=1)

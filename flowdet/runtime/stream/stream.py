@@ -118,7 +118,8 @@ class StreamOptions:
     out: str | Path | None = None            # annotated video (.mp4 / .avi)
     jsonl: str | Path | None = None          # one json line per frame
     show: bool = False                       # a window (GUI OpenCV)
-    conf: float = 0.25                       # boxes written from this score (output only when tracking)
+    conf: float | None = None                # boxes written from this score (output only when tracking);
+                                             # None: the model's best-F1 threshold, else 0.25
     iou: float = 0.65
     tile: int | None = None                  # sliced inference: tile side (+ the full frame)
     overlap: float = 0.2
@@ -173,19 +174,23 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
         if path:  # before the model loads: a read-only folder is one line, not a wrong codec hint
             validate.writable_file(path, flag)
     predictor = _load_model(model, o.threads, o.spinning, o.backend, o.precision)
+    from flowdet.runtime.predict.predictor import default_conf
+
+    # none given: the model's best-F1 threshold, said in the start line (once the source opened)
+    conf, conf_why = (o.conf, None) if o.conf is not None else default_conf(predictor)
     if o.tile:
         from flowdet.runtime.predict.tiles import TiledPredictor
 
         predictor = TiledPredictor(predictor, o.tile, o.overlap, merge=o.merge)
     src = open_source(source) if isinstance(source, (str, int)) else source
     tracking = None
-    det_conf = o.conf
+    det_conf = conf
     if o.track:
         from flowdet.runtime.stream.source_tracking import SourceTracking, conf_note, model_conf
 
-        tracking = SourceTracking("", o.tracker, live=bool(src.live), gmc=o.gmc, conf=o.conf)
-        det_conf = model_conf(o.conf, tracking.tracker.cfg)
-        note = conf_note(o.conf, tracking.tracker.cfg)
+        tracking = SourceTracking("", o.tracker, live=bool(src.live), gmc=o.gmc, conf=conf)
+        det_conf = model_conf(conf, tracking.tracker.cfg)
+        note = conf_note(conf, tracking.tracker.cfg)
         if note:
             log.warn(note)
     if o.show:
@@ -203,7 +208,7 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
     reader = SourceReader("stream", src, ready, stop, retries=o.retries, backoff_s=o.backoff_s,
                           file_queue=max(1, o.queue_size), give_up=True, opened=True, stride=o.vid_stride)
     total = None if src.live else strided(expected_frames(src), reader.stride, o.max_frames)
-    _say_start(src, total, o.vid_stride)
+    _say_start(src, total, o.vid_stride, None if conf_why is None else f"conf {conf:.3f}: {conf_why} (--conf to choose)")
     try:  # a strided file's video plays at its real speed: fps / stride
         writers = _Writers(o.out, o.jsonl, (src.fps or 25.0) / reader.stride, list(predictor.names))
     except OSError as e:
@@ -285,9 +290,14 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
     summary.update({"stopped_by": stopped_by, "signal": sig.name, "source": src.description, "live": src.live,
                     "out": str(o.out) if o.out else None, "jsonl": str(o.jsonl) if o.jsonl else None,
                     "skipped": len(getattr(src, "skipped", ())), "invalid_outputs": lane.invalid,
-                    "size_changes": sizes.changed if sizes is not None else 0})
+                    "size_changes": sizes.changed if sizes is not None else 0, "conf": conf})
     if lane.invalid:
         log.warn(invalid_message(lane.invalid))
+    if lane.frames and not lane.detections:
+        from flowdet.runtime.predict.predictor import nothing_found_hint
+
+        log.warn(f"no detections at conf ≥ {conf:g} in {lane.frames} frames: "
+                 f"{nothing_found_hint(predictor, conf, model if isinstance(model, (str, Path)) else None)}")
     if tracking is not None:
         summary["count"] = tracking.counter.total
     expected = getattr(src, "expected", None)
@@ -300,13 +310,15 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
     return summary
 
 
-def _say_start(src: FrameSource, total: int | None, stride: int) -> None:
-    """The start line: the source, what kind, how many frames will be processed, the stride."""
+def _say_start(src: FrameSource, total: int | None, stride: int, conf_line: str | None) -> None:
+    """The start line: the source, what kind, how many frames will be processed, the stride, and the
+    threshold when ``--conf`` was not given."""
     kind = "live" if src.live else (f"{total} frames" if total else "file")
     note = stride_note(stride, bool(src.live))
     if note and src.live:
         log.warn(note)
-    log.info(f"stream {src.description}: {kind}" + (f" | {note}" if note and not src.live else ""))
+    parts = [kind] + ([note] if note and not src.live else []) + ([conf_line] if conf_line else [])
+    log.info(f"stream {src.description}: " + " | ".join(p for p in parts if p))
 
 
 def format_stats(s: dict[str, Any]) -> str:
