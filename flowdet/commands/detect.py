@@ -206,11 +206,13 @@ def _eval_closing(model: str, stats: dict, out: str | None) -> None:
     conf = stats.get("best_f1_conf")
     nxt = ([f"flowdet export --ckpt {model} --out {Path(model).with_suffix('.onnx')}"] if Path(model).suffix in
            (".pt", ".pth") else [f"flowdet predict IMAGES/ --model {model}" + (f" --conf {conf:.3f}" if conf else "")])
+    notes = [] if stats.get("best_f1", 1) else [
+        "the model matched no label: check that --ann holds the classes it was trained on, or train it longer"]
     if "paths" in stats:
         names = [Path(p).name if out and Path(p).parent == Path(out) else p for p in stats["paths"].values()]
-        say_done(out, names, nxt)
+        say_done(out, names, nxt, notes)
     else:
-        say_done(None, ["nothing (--out DIR keeps metrics.json and the curves)"], nxt)
+        say_done(None, ["nothing (--out DIR keeps metrics.json and the curves)"], nxt, notes)
 
 
 @click.command("predict")

@@ -70,7 +70,11 @@ def short_table(stats: dict[str, Any], epoch: int | None = None) -> str:
         return f"{x:.4f}" if isinstance(x, (int, float)) and x >= 0 else "  n/a "
 
     lines = [f"{head}:  AP {v('AP')}   AP50 {v('AP50')}   APs {v('APs')}   AR@1000 {v('AR1000')}"]
-    if "best_f1_conf" in stats:
+    if "best_f1_conf" in stats and not stats.get("best_f1"):
+        from flowdet.metrics.prf import NOTHING_MATCHED
+
+        lines.append(f"  {NOTHING_MATCHED}")
+    elif "best_f1_conf" in stats:
         lines.append(f"  deploy at conf {stats['best_f1_conf']:.3f} (best F1 {stats['best_f1']:.3f} at IoU 0.5): "
                      f"precision {stats['precision_at_best']:.3f}, recall {stats['recall_at_best']:.3f}")
     lines.append("  every COCO metric: metrics.json (and `flowdet -v train …`)")
