@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -91,3 +92,15 @@ def link_or_copy(src: str | Path, dst: Path, copy: bool = False) -> None:
         except OSError:
             pass
     shutil.copy2(src, dst)
+
+
+def duration(seconds: float) -> str:
+    """``42s``, ``12m05s``, ``3h07m``: an ETA a person reads at a glance."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"

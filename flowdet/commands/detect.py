@@ -206,11 +206,13 @@ def _eval_closing(model: str, stats: dict, out: str | None) -> None:
     conf = stats.get("best_f1_conf")
     nxt = ([f"flowdet export --ckpt {model} --out {Path(model).with_suffix('.onnx')}"] if Path(model).suffix in
            (".pt", ".pth") else [f"flowdet predict IMAGES/ --model {model}" + (f" --conf {conf:.3f}" if conf else "")])
+    notes = [] if stats.get("best_f1", 1) else [
+        "the model matched no label: check that --ann holds the classes it was trained on, or train it longer"]
     if "paths" in stats:
         names = [Path(p).name if out and Path(p).parent == Path(out) else p for p in stats["paths"].values()]
-        say_done(out, names, nxt)
+        say_done(out, names, nxt, notes)
     else:
-        say_done(None, ["nothing (--out DIR keeps metrics.json and the curves)"], nxt)
+        say_done(None, ["nothing (--out DIR keeps metrics.json and the curves)"], nxt, notes)
 
 
 @click.command("predict")
@@ -246,12 +248,9 @@ def predict(source, model, out, exist_ok, conf, iou, img_size, batch, device, th
     pred = load_predictor(model, img_size=img_size, device=device, threads=threads, backend=backend,
                           precision=precision)
     out = _fresh_out(out, exist_ok)
-    if conf is None:
-        from flowdet import log
-        from flowdet.runtime.predict.predictor import default_conf
+    from flowdet.runtime.predict.predictor import resolve_conf
 
-        conf, why = default_conf(pred)
-        log.info(f"conf {conf:.3f}: {why} (--conf to choose)")
+    conf = resolve_conf(pred, conf)  # none given: the model's best-F1 threshold, said in the start line
     summary = predict_source(pred, source, out, conf=conf, iou=iou, batch=batch, draw=not no_draw,
                              recursive=recursive, ann=ann, save_txt=save_txt)
     _predict_closing(model, pred, summary, conf, draw=not no_draw, save_txt=save_txt)
@@ -271,13 +270,9 @@ def _predict_closing(model: str, pred, summary: dict, conf: float, draw: bool, s
         names.append("labels/")
     notes = []
     if not summary["detections"]:
-        from flowdet.runtime.predict.predictor import stored_conf
+        from flowdet.runtime.predict.predictor import nothing_found_hint
 
-        best, _ = stored_conf(pred)
-        notes.append(f"no detections at conf ≥ {conf:g}: " + (
-            f"the model's best-F1 threshold is {best:.3f} (--conf {best:.3f})" if best is not None and best < conf
-            else f"try a lower --conf (e.g. 0.1), or the best-F1 threshold `flowdet eval --model {model} "
-                 "--ann VAL.json` prints"))
+        notes.append(f"no detections at conf ≥ {conf:g}: {nothing_found_hint(pred, conf, model)}")
     say_done(summary["out"], names, [f"flowdet eval --model {model} --ann VAL.json --out runs/eval   "
                                      "# score the model against your labels"], notes)
 

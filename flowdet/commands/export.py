@@ -131,7 +131,9 @@ class SourceLost(FlowdetError):
 @click.option("--jsonl", type=click.Path(dir_okay=False), default=None, help="Detections, one json line per frame (one source).")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None,
               help="Track and count: per-source jsonl (with track ids), counts.csv, status.json, summary.json here "
-                   "[default with several sources or --count-line: runs/stream].")
+                   "[default with several sources or --count-line: runs/stream]; a used folder becomes "
+                   "<out-dir>2, <out-dir>3, … unless --exist-ok.")
+@click.option("--exist-ok", is_flag=True, help="Write into --out-dir even if it holds an earlier run.")
 @click.option("--video", "write_video", is_flag=True, help="With --out-dir: an annotated mp4 per source (ids, trails).")
 @click.option("--count-line", default=None, help="Also count tracks crossing this line: x1,y1,x2,y2 in frame pixels.")
 @click.option("--interval", type=Number(1, 86400 * 366), default=60.0, show_default=True,
@@ -141,8 +143,9 @@ class SourceLost(FlowdetError):
 @click.option("--duration", type=Number(0.1, 86400 * 366), default=None,
               help="Stop after this many seconds (also a stalled live source that keeps reconnecting).")
 @click.option("--show", is_flag=True, help="Show the annotated frames in a window (needs a GUI OpenCV; one source).")
-@click.option("--conf", type=Number(0, 1), default=0.25, show_default=True,
-              help="Score from which boxes are written (jsonl, video, det/frame). Output only: tracks and counts "
+@click.option("--conf", type=Number(0, 1), default=None,
+              help="Score from which boxes are written (jsonl, video, det/frame) [default: the best-F1 threshold the "
+                   "model stores from training's evaluation, else 0.25]. Output only: tracks and counts "
                    "use --track-high / --track-low / --track-birth (the model runs at the lower of --conf and --track-low).")
 @click.option("--iou", type=Number(0, 1), default=0.65, show_default=True)
 @click.option("--track-high", type=Number(0, 1), default=None,
@@ -160,6 +163,9 @@ class SourceLost(FlowdetError):
 @click.option("--spinning", is_flag=True, help="Let onnxruntime threads spin (off: it steals the decoder's core).")
 @backend_options
 @click.option("--max-frames", type=Number(1, integer=True), default=None, help="Stop after this many frames (per source).")
+@click.option("--vid-stride", type=Number(1, 10_000, integer=True), default=1, show_default=True,
+              help="Video files and folders: process every N-th frame (the tracker's dt is N); live sources keep "
+                   "their newest frame.")
 @click.option("--gmc", is_flag=True, help="Camera-motion compensation for the tracker: global motion from sparse "
               "optical flow between processed frames (3–5 ms/frame at 320 px; off: on open water it measured worse, docs/counting.md).")
 @click.option("--retries", type=Number(0, 1_000_000, integer=True), default=5, show_default=True,
@@ -177,10 +183,10 @@ class SourceLost(FlowdetError):
               help="Publish a JSON message per counted item and per interval to mqtt://host[:port]/topic "
                    "(QoS 1, reconnecting, bounded queue while the broker is away). Needs the 'mqtt' extra.")
 def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: str | None, jsonl: str | None,
-           out_dir: str | None, write_video: bool, count_line: str | None, interval: float, status_every: float,
-           duration: float | None, show: bool, conf: float, iou: float, track_high: float | None,
+           out_dir: str | None, exist_ok: bool, write_video: bool, count_line: str | None, interval: float, status_every: float,
+           duration: float | None, show: bool, conf: float | None, iou: float, track_high: float | None,
            track_low: float | None, track_birth: float | None, tile: int | None, overlap: float, merge: str,
-           threads: int | None, spinning: bool, max_frames: int | None, gmc: bool, retries: int, backend: str | None,
+           threads: int | None, spinning: bool, max_frames: int | None, vid_stride: int, gmc: bool, retries: int, backend: str | None,
            precision: str | None, db: str | None, start_time: str | None, metrics_port: int | None,
            mqtt: str | None) -> None:
     """Detect on SOURCES: video files, image folders, camera indexes (0) or rtsp/http URLs.
@@ -208,7 +214,7 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
     multi = len(sources) > 1 or bool(sources_file) or bool(out_dir) or count_line is not None or monitored
     if not multi:
         _stream_one(model, sources[0], out, jsonl, show, conf, iou, tile, overlap, merge, threads, spinning,
-                    max_frames, retries, backend, precision, gmc, duration, tracker)
+                    max_frames, retries, backend, precision, gmc, duration, tracker, vid_stride)
         return
     from flowdet.runtime.stream.multistream import (
         SourceSpec,
@@ -234,39 +240,42 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
 
         recorder = build_recorder(db, start_time, metrics_port, mqtt, model=model,
                                   sources={sp.name: str(sp.source) for sp in specs})
+    from flowdet.commands.detect import _fresh_out
+
+    run_dir = _fresh_out(out_dir or "runs/stream", exist_ok)  # the one run-folder rule (flowdet.runs)
     stopped_by = "error"
     try:
-        s = run_multistream(model, specs, out_dir or "runs/stream", conf=conf, iou=iou, threads=threads,
+        s = run_multistream(model, specs, run_dir, conf=conf, iou=iou, threads=threads,
                             spinning=spinning, video=write_video, count_line=line, interval_s=interval,
                             retries=retries, max_frames=max_frames, max_seconds=duration, status_every_s=status_every,
-                            backend=backend, precision=precision, gmc=gmc, monitor=recorder, tracker=tracker)
+                            backend=backend, precision=precision, gmc=gmc, monitor=recorder, tracker=tracker,
+                            vid_stride=vid_stride)
         stopped_by = s["stopped_by"]
     finally:
         if recorder is not None:
             recorder.close(stopped_by)
     for row in format_source_table(s):
         click.echo(row)
-    click.echo(f"wrote {s['counts_csv']}, {s['status']} and per-source detections.jsonl under {s['out_dir']}")
+    _multistream_closing(s, model, db)
     if s["stopped_by"] == "interrupt":
         sys.exit(_interrupt_code(s))
 
 
-def _stream_one(model: str, source: str, out: str | None, jsonl: str | None, show: bool, conf: float, iou: float,
+def _stream_one(model: str, source: str, out: str | None, jsonl: str | None, show: bool, conf: float | None, iou: float,
                 tile: int | None, overlap: float, merge: str, threads: int | None, spinning: bool,
                 max_frames: int | None, retries: int, backend: str | None = None,
                 precision: str | None = None, gmc: bool = False, duration: float | None = None,
-                tracker: object = None) -> None:
-    from flowdet.runtime.stream.stream import format_stats, run_stream
+                tracker: object = None, vid_stride: int = 1) -> None:
+    from flowdet.runtime.stream.stream import format_progress, format_stats, run_stream
 
     s = run_stream(model, source, out=out, jsonl=jsonl, show=show, conf=conf, iou=iou, tile=tile, overlap=overlap,
                    merge=merge, threads=threads, spinning=spinning, max_frames=max_frames, retries=retries,
                    backend=backend, precision=precision, gmc=gmc, max_seconds=duration, tracker=tracker,
-                   progress=lambda st: log.info(format_stats(st)))  # progress: stderr; summary: stdout
+                   vid_stride=vid_stride,
+                   progress=lambda st: log.info(format_progress(st)))  # progress: stderr; summary: stdout
     click.echo(f"summary: {format_stats(s)} | infer p50 {s['infer_ms']['p50']:.1f} ms | {s['seconds']:.1f} s "
                f"| count {s['count']} | stopped by {s['stopped_by']}")
-    for key in ("out", "jsonl"):
-        if s[key]:
-            click.echo(f"wrote {s[key]}")
+    _stream_closing(s, model, source)
     if s.get("skipped"):
         log.warn(f"skipped {s['skipped']} unreadable image(s) of {source}")
     if s.get("warning"):
@@ -275,6 +284,37 @@ def _stream_one(model: str, source: str, out: str | None, jsonl: str | None, sho
         raise SourceLost(f"{source}: source lost, gave up after {retries} reconnect attempts")
     if s["stopped_by"] == "interrupt":
         sys.exit(_interrupt_code(s))
+
+
+def _stream_closing(s: dict, model: str, source: str) -> None:
+    """One source: the files written (or that none were) and the counting run that comes next."""
+    from flowdet.closing import say_done
+
+    written = [s[k] for k in ("out", "jsonl") if s[k]]
+    say_done(None, written or ["nothing (--out VIDEO.mp4 keeps the annotated video, --jsonl FILE the detections)"],
+             [f"flowdet stream {source} --model {model} --out-dir runs/stream --video   # counts per interval, "
+              "counts.csv"])
+
+
+MAX_LISTED_SOURCES = 4  # more sources: their files are named once, not per source
+
+
+def _multistream_closing(s: dict, model: str, db: str | None) -> None:
+    """Several sources / counting: every file under the run folder, then the commands that read the counts."""
+    from flowdet.closing import say_done
+
+    per_source = [(name, ["detections.jsonl"] + (["annotated.mp4"] if src.get("video") else []))
+                  for name, src in s["sources"].items()]
+    names = ["counts.csv", "status.json", "summary.json"]
+    if len(per_source) <= MAX_LISTED_SOURCES:
+        names += [f"{name}/{f}" for name, files in per_source for f in files]
+    else:
+        files = sorted({f for _, fs in per_source for f in fs})
+        names.append(f"{' and '.join(files)} in each of {len(per_source)} source folders")
+    nxt = ([f"flowdet counts --db {db}   # counted items per hour", f"flowdet serve --db {db}   # the dashboard"]
+           if db else [f"flowdet stream SOURCES --model {model} --out-dir {s['out_dir']} --db counts.sqlite   "
+                       "# keep every counted item; then: flowdet counts --db counts.sqlite"])
+    say_done(s["out_dir"], names, nxt)
 
 
 def _interrupt_code(summary: dict) -> int:

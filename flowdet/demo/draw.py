@@ -16,8 +16,8 @@ from flowdet.metrics.prf import TP, greedy_match
 
 # BGR; the names are the legend's and the report's
 COLOURS = {"TP": (40, 200, 40), "FP": (40, 40, 240), "miss": (0, 190, 255)}
-LEGEND = {"TP": "TP: prediction matching a label (score)", "FP": "FP: prediction matching no label (score)",
-          "miss": "miss: label no prediction found"}
+LEGEND = {"TP": "predictions matching a label (score on the box)",
+          "FP": "predictions matching no label (score on the box)", "miss": "labels no prediction found"}
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -55,12 +55,17 @@ def label(img: np.ndarray, text: str, at: tuple[int, int], colour: Sequence[int]
 def legend_strip(width: int, counts: dict[str, int] | None = None) -> np.ndarray:
     """A white strip naming each colour (with its count when given), to stack over a drawing."""
     strip = np.full((26 * len(LEGEND) + 8, width, 3), 255, np.uint8)
-    for i, (name, text) in enumerate(LEGEND.items()):
+    for i, name in enumerate(LEGEND):
         y = 8 + 26 * i
         cv2.rectangle(strip, (10, y), (30, y + 16), COLOURS[name], -1)
-        tail = f": {counts[name]}" if counts is not None and name in counts else ""
-        cv2.putText(strip, text + tail, (40, y + 13), _FONT, 0.5, (20, 20, 20), 1, cv2.LINE_AA)
+        line = legend_line(name, counts.get(name) if counts is not None else None)
+        cv2.putText(strip, line, (40, y + 13), _FONT, 0.5, (20, 20, 20), 1, cv2.LINE_AA)
     return strip
+
+
+def legend_line(name: str, count: int | None = None) -> str:
+    """``TP: 13 predictions matching a label (score on the box)`` (no count: ``TP: predictions …``)."""
+    return f"{name}: {'' if count is None else f'{count} '}{LEGEND[name]}"
 
 
 def _box(img: np.ndarray, box: np.ndarray, colour: Sequence[int], thick: int, pad: int) -> tuple[int, int]:

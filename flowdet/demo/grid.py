@@ -14,6 +14,16 @@ from flowdet.demo.draw import draw_outcomes, legend_strip
 from flowdet.paths import within
 from flowdet.runtime.predict.predictor import Predictor
 
+FALLBACK_CONF = 0.3  # the grid's threshold when the evaluation found none (a model that matched nothing)
+
+
+def deployment_conf(metrics: dict[str, Any]) -> float:
+    """The threshold the grid is drawn at: the best-F1 one the report's deployment table gives (so
+    its TP / FP are the ones behind that table's precision), else :data:`FALLBACK_CONF`."""
+    best = metrics.get("best_f1_conf")
+    return float(best) if isinstance(best, (int, float)) and best > 0 and metrics.get("best_f1", 0) > 0 \
+        else FALLBACK_CONF
+
 
 def prediction_grid(predictor: Predictor, ann_path: Path, images_dir: Path, out_path: Path,
                     n: int = 6, cols: int = 3, conf: float = 0.3, tile_w: int = 480) -> dict[str, Any]:

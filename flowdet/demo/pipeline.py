@@ -206,7 +206,7 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
 
     def report_stage() -> dict[str, Any]:
         from flowdet.data.stats import dataset_stats
-        from flowdet.demo.grid import prediction_grid
+        from flowdet.demo.grid import deployment_conf, prediction_grid
         from flowdet.demo.sections import ap_per_epoch, plot_ap_per_epoch, size_rows, stream_frame
         from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
 
@@ -221,7 +221,7 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
             if p.exists():
                 assets[key] = _rel(p, out)
         grid = prediction_grid(OnnxPredictor(str(out / "model.onnx")), val_dir / "annotations.json",
-                               val_dir / "images", out / "predictions.png", conf=0.3)
+                               val_dir / "images", out / "predictions.png", conf=deployment_conf(ev))
         assets["pred_grid"] = _rel(grid.pop("path"), out)
         evals = ap_per_epoch(runs / "train" / "metrics.csv")
         ap_png = plot_ap_per_epoch(evals, out / "ap_per_epoch.png")
@@ -249,7 +249,7 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
         "mine": {k: mined[k] for k in ("kept", "dropped", "read") if k in mined},
         "export": {k: v for k, v in ex.items() if isinstance(v, (int, float, bool))},
         "stream": {k: v for k, v in so.items() if isinstance(v, (int, float))}, "dataset": rep["dataset"],
-        "assets": rep["assets"], "grid_conf": 0.3, "eval_interval": _eval_interval(plan),
+        "assets": rep["assets"], "grid_conf": rep["grid"]["conf"], "eval_interval": _eval_interval(plan),
         **{k: rep[k] for k in ("sizes", "ap_per_epoch", "grid", "stream_frame") if k in rep},
         "wall_seconds_this_invocation": round(time.perf_counter() - t_start, 2),
     }

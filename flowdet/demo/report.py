@@ -35,9 +35,40 @@ DEPLOY_ROWS = [("score threshold (best F1)", "best_f1_conf"), ("F1", "best_f1"),
                ("recall", "recall_at_best"), ("TP", "tp_at_best"), ("FP", "fp_at_best"), ("FN (missed)", "fn_at_best")]
 
 
+# Table rows named for a reader, not by their summary.json key (the fallback: "_" / "." become spaces)
+READABLE = {"parity_ok": "parity check passed", "parity_max_abs_diff": "largest score difference",
+            "onnx_seconds": "export seconds", "images": "images", "boxes": "labelled boxes",
+            "det_per_frame": "detections per frame", "fps": "frames per second", "frames_read": "frames read",
+            "best_ap": "best AP", "best_epoch": "best epoch", "miss_share_first": "labels no anchor reached, first epoch",
+            "miss_share_last": "labels no anchor reached, last epoch", "latency_p50_ms": "latency p50 (ms)",
+            "latency_p95_ms": "latency p95 (ms)", "infer_ms": "inference (ms)"}
+
+
+def readable(key: str) -> str:
+    """A summary key as a table row's name: ``classes.bottle`` → ``labels of class bottle``."""
+    if key in READABLE:
+        return READABLE[key]
+    head, _, rest = key.partition(".")
+    if head == "classes" and rest:
+        return f"labels of class {rest}"
+    return key.replace("parity_", "parity: ").replace(".", " ").replace("_", " ")
+
+
+def _rows(d: dict[str, Any], types: tuple[type, ...] = (int, float)) -> list[list[Any]]:
+    return [[readable(k), v] for k, v in d.items() if isinstance(v, types)]
+
+
+def detected_nothing(m: dict[str, Any]) -> bool:
+    """The evaluation matched no label at any threshold (best F1 0): its precision (1.000 from zero
+    detections) and threshold mean nothing."""
+    return "best_f1" in m and not m["best_f1"]
+
+
 def fmt(v: Any) -> str:
     """The one number format of the report (and of the test that checks it)."""
-    if isinstance(v, bool) or v is None:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if v is None:
         return str(v)
     if isinstance(v, int):
         return str(v)
@@ -81,8 +112,15 @@ def render_markdown(s: dict[str, Any]) -> str:
           f"APs = {fmt(m.get('APs', float('nan')))}. AP and AR per object size: the Box sizes table.", ""]
     L += ["## Deployment threshold", "", "AP averages over every score threshold; a camera runs at one. "
           "At the threshold with the best F1 (IoU 0.5):", ""]
-    L += _table(["at the deployment threshold", "value"], [[label, m[key]] for label, key in DEPLOY_ROWS if key in m]
-                ) if any(key in m for _, key in DEPLOY_ROWS) else ["_(not measured in this run)_"]
+    if detected_nothing(m):
+        L += ["**This run was too short to detect anything:** the model matched none of the validation labels at "
+              "any score threshold (best F1 0), so there is no threshold to deploy at (a precision from zero "
+              "detections would read 1.000)." + (" `--quick` trains a few epochs to check that every stage runs; "
+                                                  "`flowdet demo` without it trains long enough to detect."
+                                                  if s.get("mode") == "quick" else "")]
+    else:
+        L += _table(["at the deployment threshold", "value"], [[label, m[key]] for label, key in DEPLOY_ROWS if key in m]
+                    ) if any(key in m for _, key in DEPLOY_ROWS) else ["_(not measured in this run)_"]
     L += [""]
     L += _ap_per_epoch(s)
     L += ["## Stage times", ""]
@@ -92,11 +130,13 @@ def render_markdown(s: dict[str, Any]) -> str:
           _img(a.get("train_loss"), "detector training losses"), ""]
     tr = s.get("train", {})
     if tr:
-        L += _table(["training", "value"], [[k, v] for k, v in tr.items() if isinstance(v, (int, float))])
+        L += _table(["training", "value"], _rows(tr))
         L += [""]
     L += ["## Precision-recall", "", _img(a.get("pr_curve"), "precision-recall curve"), ""]
     g = s.get("grid", {})
-    L += ["## Validation predictions", "", f"Predictions at score ≥ {fmt(g.get('conf', s.get('grid_conf', 0.3)))} "
+    grid_conf = g.get("conf", s.get("grid_conf", 0.3))
+    at_deploy = " (the deployment threshold)" if grid_conf == m.get("best_f1_conf") and not detected_nothing(m) else ""
+    L += ["## Validation predictions", "", f"Predictions at score ≥ {fmt(grid_conf)}{at_deploy} "
           f"on the first validation images; {OUTCOMES}; the number on a box is its score.", ""]
     if g:
         L += _table(["on these images", "value"], [["images", g.get("images")], ["TP", g.get("TP")], ["FP", g.get("FP")],
@@ -113,11 +153,11 @@ def render_markdown(s: dict[str, Any]) -> str:
     ds = s.get("dataset", {})
     if ds:
         L += ["", "Training set:", ""]
-        L += _table(["dataset", "value"], [[k, v] for k, v in ds.items() if isinstance(v, (int, float))])
+        L += _table(["dataset", "value"], _rows(ds))
     L += ["", _img(a.get("box_hist"), "box-size histogram"), ""]
     L += ["## Stream", "", "The synthetic video streamed through the ONNX runtime (torch-free path).", ""]
     so = s.get("stream", {})
-    L += _table(["stream", "value"], [[k, v] for k, v in so.items() if isinstance(v, (int, float))])
+    L += _table(["stream", "value"], _rows(so))
     fr = s.get("stream_frame")
     if fr:
         L += ["", f"Frame {fr.get('frame')} (t = {fmt(fr.get('time'))} s) of the stream, its detections from "
@@ -126,7 +166,7 @@ def render_markdown(s: dict[str, Any]) -> str:
     ex = s.get("export", {})
     if ex:
         L += ["", "ONNX export parity against PyTorch:", ""]
-        L += _table(["export", "value"], [[k, v] for k, v in ex.items() if isinstance(v, (int, float, bool))])
+        L += _table(["export", "value"], _rows(ex, (int, float, bool)))
     L += ["", f"Outputs: `{s.get('out_dir', '.')}`", ""]
     L += ["## Run this on your own data", "", "Videos and a few hundred VOC or YOLO-labelled frames: "
           "`docs/own-data.md` walks through split → mine → pretrain → train → eval → export → stream "

@@ -111,7 +111,7 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
              **({"categories_without_class": match.gt_only} if match.gt_only else {})}
     if invalid:
         log.warn(invalid_message(invalid))
-    from flowdet.metrics.prf import prf_png, prf_sweep
+    from flowdet.metrics.prf import NOTHING_MATCHED, prf_png, prf_sweep
 
     sweep = prf_sweep(recs, results, cat_ids, dont_care=dont_care)
     # The threshold to deploy at: AP averages over all of them, a camera runs at one.
@@ -122,9 +122,12 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
         log.result(format_table(stats))
         log.result(f"{len(recs)} images scored, {n_det} detections (conf ≥ {conf}, NMS IoU {iou}), "
                    f"{stats['ms_per_image']:.1f} ms/image (batch {batch}, incl. pre/postprocess)")
-        log.result(f"best F1 {sweep['best_f1']:.3f} at conf {sweep['best_conf']:.3f} (IoU 0.5): precision "
-                   f"{stats['precision_at_best']:.3f}, recall {stats['recall_at_best']:.3f}, "
-                   f"TP {sweep['tp']} FP {sweep['fp']} FN {sweep['fn']}")
+        if sweep["best_f1"] > 0:
+            log.result(f"best F1 {sweep['best_f1']:.3f} at conf {sweep['best_conf']:.3f} (IoU 0.5): precision "
+                       f"{stats['precision_at_best']:.3f}, recall {stats['recall_at_best']:.3f}, "
+                       f"TP {sweep['tp']} FP {sweep['fp']} FN {sweep['fn']}")
+        else:
+            log.result(f"{NOTHING_MATCHED} ({n_det} detections, {sweep['fn']} labels missed)")
     if out_dir is not None or json_path is not None:
         out = Path(out_dir) if out_dir is not None else Path(json_path).parent
         det_path = Path(json_path) if json_path is not None else out / "detections.json"

@@ -9,25 +9,13 @@
 """
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
 from flowdet import log
 from flowdet.detect.loss import BUCKET_NAMES
 from flowdet.engine import dist
-
-
-def duration(seconds: float) -> str:
-    """``42s``, ``12m05s``, ``3h07m``: an ETA a person reads at a glance."""
-    if not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+from flowdet.utils import duration
 
 
 class IterationLines:
@@ -82,7 +70,11 @@ def short_table(stats: dict[str, Any], epoch: int | None = None) -> str:
         return f"{x:.4f}" if isinstance(x, (int, float)) and x >= 0 else "  n/a "
 
     lines = [f"{head}:  AP {v('AP')}   AP50 {v('AP50')}   APs {v('APs')}   AR@1000 {v('AR1000')}"]
-    if "best_f1_conf" in stats:
+    if "best_f1_conf" in stats and not stats.get("best_f1"):
+        from flowdet.metrics.prf import NOTHING_MATCHED
+
+        lines.append(f"  {NOTHING_MATCHED}")
+    elif "best_f1_conf" in stats:
         lines.append(f"  deploy at conf {stats['best_f1_conf']:.3f} (best F1 {stats['best_f1']:.3f} at IoU 0.5): "
                      f"precision {stats['precision_at_best']:.3f}, recall {stats['recall_at_best']:.3f}")
     lines.append("  every COCO metric: metrics.json (and `flowdet -v train …`)")

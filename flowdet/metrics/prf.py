@@ -101,6 +101,11 @@ def _best_at_scores(scores: np.ndarray, is_tp: np.ndarray, n_gt: int) -> dict[st
             "recall_at_best": float(r[b]), "tp": int(tp[b]), "fp": int(n[b] - tp[b]), "fn": int(n_gt - tp[b])}
 
 
+# What eval / train / the P-R-F1 plot say when no prediction matched a label (best F1 0): not
+# "best F1 0.000 at conf 0.000", a threshold that means nothing.
+NOTHING_MATCHED = "no prediction matched a label (IoU 0.5) at any score threshold: best F1 0, no threshold to deploy at"
+
+
 def prf_png(sweep: dict[str, Any], out: str | Path, title: str = "") -> Path:
     """P, R and F1 against the score threshold, the best-F1 threshold marked (ultralytics' F1_curve)."""
     import matplotlib
@@ -111,9 +116,12 @@ def prf_png(sweep: dict[str, Any], out: str | Path, title: str = "") -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     for key, colour in (("precision", "tab:blue"), ("recall", "tab:orange"), ("f1", "tab:green")):
         ax.plot(sweep["conf"], sweep[key], label=key, color=colour)
-    ax.axvline(sweep["best_conf"], color="grey", ls="--", lw=1)
-    ax.annotate(f"best F1 {sweep['best_f1']:.3f} at conf {sweep['best_conf']:.3f}", (sweep["best_conf"], sweep["best_f1"]),
-                xytext=(5, 5), textcoords="offset points", fontsize=8)
+    if sweep["best_f1"] > 0:
+        ax.axvline(sweep["best_conf"], color="grey", ls="--", lw=1)
+        ax.annotate(f"best F1 {sweep['best_f1']:.3f} at conf {sweep['best_conf']:.3f}",
+                    (sweep["best_conf"], sweep["best_f1"]), xytext=(5, 5), textcoords="offset points", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no prediction matched a label", ha="center", transform=ax.transAxes, fontsize=9)
     ax.set_xlabel("score threshold (conf)")
     ax.set_ylim(0, 1.02)
     ax.set_title(title or "precision / recall / F1 at IoU 0.5")

@@ -172,3 +172,29 @@ def test_sections_read_the_run_artifacts(tmp_path):
     fr = stream_frame(video, tmp_path / "ann.json", tmp_path / "d.jsonl", tmp_path / "f.png", width=128)
     assert {k: fr[k] for k in ("frame", "TP", "FP", "miss")} == {"frame": 1, "TP": 1, "FP": 0, "miss": 1}
     assert fr["time"] == 0.2 and cv2.imread(fr["path"]).shape[1] == 128
+
+
+def test_grid_at_the_deployment_threshold_readable_legend_and_names():
+    """Issue 34: the grid was drawn at 0.300 next to a 0.560 deployment threshold, the legend read
+    "TP: prediction matching a label (score): 13", tables showed `classes.bottle`, `parity_ok True`."""
+    from flowdet.demo.draw import legend_line
+    from flowdet.demo.grid import FALLBACK_CONF, deployment_conf
+    from flowdet.demo.report import render_markdown
+
+    m = {"best_f1_conf": 0.56, "best_f1": 0.8, "precision_at_best": 0.821}
+    assert deployment_conf(m) == 0.56 and deployment_conf({"best_f1_conf": 0.0, "best_f1": 0.0}) == FALLBACK_CONF
+    assert legend_line("TP", 13) == "TP: 13 predictions matching a label (score on the box)"
+    md = render_markdown({"metrics": m, "grid": {"conf": 0.56, "images": 6, "TP": 3, "FP": 1, "miss": 2},
+                          "dataset": {"classes.bottle": 120, "boxes": 120}, "export": {"parity_ok": True}})
+    assert "Predictions at score ≥ 0.560 (the deployment threshold)" in md
+    assert "| labels of class bottle | 120 |" in md and "| parity check passed | yes |" in md
+    assert "classes.bottle" not in md and "parity_ok" not in md and "True" not in md
+
+
+def test_quick_report_says_the_run_was_too_short_instead_of_precision_one():
+    from flowdet.demo.report import render_markdown
+
+    md = render_markdown({"mode": "quick", "metrics": {"best_f1_conf": 0.0, "best_f1": 0.0, "precision_at_best": 1.0,
+                                                       "recall_at_best": 0.0, "tp_at_best": 0}})
+    assert "too short to detect anything" in md and "`--quick`" in md
+    assert "| precision | 1.000 |" not in md and "| score threshold (best F1) |" not in md

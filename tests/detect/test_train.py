@@ -289,7 +289,10 @@ def test_a_log_file_gets_progress_lines_a_plain_epoch_line_and_one_short_table(t
     assert re.fullmatch(r"epoch 2/2: loss [\d.]+, AP [\d.]+ \(AP50 [\d.]+\), lr \S+, [\d.]+ img/s, ETA 0s", line), line
     assert "miss_share" not in cap.err and "positives/box" not in cap.err and "maxDets" not in cap.out + cap.err
     assert re.search(r"best.pt \(epoch \d\):  AP [\d.]+   AP50 [\d.]+   APs \S+   AR@1000 [\d.]+", cap.out), cap.out
-    assert re.search(r"deploy at conf \d\.\d{3} \(best F1 [\d.]+ at IoU 0.5\): precision [\d.]+, recall", cap.out)
+    # a 2-epoch model at 64 px usually matches nothing: then the line says so (issue 34), not "conf 0.000"
+    assert re.search(r"deploy at conf \d\.\d{3} \(best F1 [\d.]+ at IoU 0.5\): precision [\d.]+, recall", cap.out) \
+        or "no prediction matched a label (IoU 0.5) at any score threshold" in cap.out, cap.out
+    assert "best F1 0.000" not in cap.out
     said = int(re.search(r"best.pt \(epoch (\d)\)", cap.out)[1])
     assert json.loads((tmp_path / "a" / "metrics.json").read_text())["best_epoch"] == said  # one numbering
     assert "maxDets" in (tmp_path / "a" / "metrics.json").read_text() or "AR1000" in (tmp_path / "a" / "metrics.json").read_text()

@@ -238,7 +238,7 @@ def test_cli_stream_with_the_onnx_model_then_counts(nano_onnx, small_video, tmp_
               str(tmp_path / "o"), "--max-frames", "8", "--threads", "1", "--conf", "0.05", "--db", db,
               "--start-time", START])
     capsys.readouterr()
-    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    s = json.loads((tmp_path / "o2" / "summary.json").read_text())   # the second run: a new run folder
     con = sqlite3.connect(db)
     runs = con.execute("SELECT run_id, stopped_by, model FROM runs ORDER BY started").fetchall()
     assert len(runs) == 2 and all(r[1] == "max_frames" and r[2] == str(nano_onnx) for r in runs)

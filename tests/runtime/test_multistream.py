@@ -168,3 +168,21 @@ def test_cli_several_files_with_the_onnx_model(nano_onnx, small_video, tmp_path,
     assert code == 2 and "--count-line" in err and len(err.strip().splitlines()) == 1
     code, err = run_cli(capsys, "stream", "--model", str(nano_onnx))
     assert code == 2 and "SOURCE" in err
+
+
+def test_cli_out_dir_follows_the_run_folder_rule(nano_onnx, small_video, tmp_path, capsys):
+    """A used --out-dir becomes <out-dir>2 (the earlier counts stay); --exist-ok reuses it without
+    leaving the earlier run's annotated.mp4 beside the new jsonl."""
+    from cli_helpers import run_cli
+
+    base = ["stream", "--model", str(nano_onnx), str(small_video), "--max-frames", "3", "--threads", "1"]
+    o = tmp_path / "o"
+    assert run_cli(capsys, *base, "--out-dir", str(o), "--video")[0] == 0
+    first = (o / "summary.json").read_text()
+    assert (o / "synthetic" / "annotated.mp4").exists()
+    code, err = run_cli(capsys, *base, "--out-dir", str(o))
+    assert code == 0 and f"writing to {tmp_path / 'o2'}" in err
+    assert (o / "summary.json").read_text() == first and (o / "synthetic" / "annotated.mp4").exists()
+    assert (tmp_path / "o2" / "summary.json").exists() and not (tmp_path / "o2" / "synthetic" / "annotated.mp4").exists()
+    assert run_cli(capsys, *base, "--out-dir", str(o), "--exist-ok")[0] == 0
+    assert not (o / "synthetic" / "annotated.mp4").exists() and not (tmp_path / "o3").exists()

@@ -69,7 +69,7 @@ def test_cli_track_flags_reach_the_tracker(monkeypatch, two_squares, tmp_path, c
     code, out = _cli_out(capsys, *args, "--track-high", "0.04", "--track-low", "0.01", "--track-birth", "0.04")
     assert code == 0
     if multi:
-        assert json.loads((tmp_path / "o" / "summary.json").read_text())["count"] == 2
+        assert json.loads((tmp_path / "o2" / "summary.json").read_text())["count"] == 2   # a new run folder
     else:
         assert "| count 2 |" in out
 

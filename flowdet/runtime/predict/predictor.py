@@ -2,6 +2,7 @@
 and ``load_predictor``, which picks the backend from the model file."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -40,6 +41,27 @@ def default_conf(predictor: Predictor) -> tuple[float, str]:
         return float(best), f"the best-F1 threshold stored in the model ({why})" if why else \
             "the best-F1 threshold stored in the model"
     return DEFAULT_CONF, "the default; the model stores no best-F1 threshold"
+
+
+def resolve_conf(predictor: Predictor, conf: float | None) -> float:
+    """``conf`` when given, else :func:`default_conf`, said in one start line (predict, stream)."""
+    if conf is not None:
+        return conf
+    from flowdet import log
+
+    conf, why = default_conf(predictor)
+    log.info(f"conf {conf:.3f}: {why} (--conf to choose)")
+    return conf
+
+
+def nothing_found_hint(predictor: Predictor, conf: float, model: str | Path | None = None) -> str:
+    """What to do when the model wrote no box at ``conf``: its stored best-F1 threshold when that is
+    lower, else a lower --conf or the threshold `flowdet eval` finds."""
+    best, _ = stored_conf(predictor)
+    if best is not None and best < conf:
+        return f"the model's best-F1 threshold is {best:.3f} (--conf {best:.3f})"
+    return (f"try a lower --conf (e.g. 0.1), or the best-F1 threshold `flowdet eval --model {model or 'MODEL'} "
+            "--ann VAL.json` prints")
 
 
 def load_predictor(path: str, img_size: int | str | tuple[int, int] | None = None, device: str = "auto",

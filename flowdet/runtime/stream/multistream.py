@@ -11,8 +11,9 @@ frame of every source that has one, a tracker + counter per source, per-source h
   ``predict`` and then, per source: tracker → counter → jsonl line (with track ids) → annotated video
   (ids and short trails). A source with nothing new is skipped, never waited for.
 - **Health**: every ``status_every_s`` the state, fps, latency p50/p95, dropped, reconnects and counts
-  of every source are logged and written to ``status.json`` (atomically), and a source connected but
-  silent for ``stall_s`` is shown as ``stalled``.
+  of every source are written to ``status.json`` (atomically) and each live source's line is logged;
+  a source connected but silent for ``stall_s`` is shown as ``stalled``. A file logs its progress
+  (``frame i/N | fps | ETA``) every ``FILE_PROGRESS_EVERY_S`` at most, and its end once.
 - **Counts**: ``counts.csv`` (``time, source, count, cumulative`` [+ crossings]) gets a row per source
   per closed interval; the summary (``summary.json``) has each source's totals.
 
@@ -38,7 +39,14 @@ from flowdet.core.detections import Detections
 from flowdet.core.postprocess import invalid_message
 from flowdet.errors import FlowdetError, InputError
 from flowdet.runtime.stream.loop import run_lanes
-from flowdet.runtime.stream.records import percentiles_ms
+from flowdet.runtime.stream.records import (
+    FILE_PROGRESS_EVERY_S,
+    expected_frames,
+    percentiles_ms,
+    progress_line,
+    stride_note,
+    strided,
+)
 
 # load_sources_yaml and SourceSpec are re-exported: `flowdet stream --sources` and callers import them here
 from flowdet.runtime.stream.source_reader import (  # noqa: F401
@@ -70,8 +78,11 @@ def draw_tracks(img: np.ndarray, tracks: list[Track], line: tuple[float, float, 
         if len(t.trail) > 1:
             pts = np.array(t.trail, np.int32).reshape(-1, 1, 2)
             cv2.polylines(vis, [pts], False, c, 1, cv2.LINE_AA)
-    cv2.putText(vis, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 2, cv2.LINE_AA)
-    cv2.putText(vis, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    # Drawn once, white on a filled black box: readable on any water (a white stroke under black text
+    # smears into a second, offset copy once the video is compressed).
+    (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.55, 1)
+    cv2.rectangle(vis, (2, 18 - th - 4), (10 + tw, 18 + base + 2), (0, 0, 0), -1)
+    cv2.putText(vis, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
     return vis
 
 
@@ -113,19 +124,21 @@ class _Lane:
 
 
 def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: str | Path,
-                    conf: float = 0.25, iou: float = 0.65, threads: int | None = None, spinning: bool = False,
+                    conf: float | None = None, iou: float = 0.65, threads: int | None = None, spinning: bool = False,
                     video: bool = False, count_line: str | tuple | None = None, interval_s: float = 60.0,
                     tracker: TrackerConfig | None = None, gmc: bool = False, retries: int = 5, backoff_s: float = 0.5,
                     max_backoff_s: float = 8.0, max_frames: int | None = None, max_seconds: float | None = None,
                     status_every_s: float = 2.0, stall_s: float = 5.0, max_batch: int | None = None,
                     progress: Callable[[dict[str, Any]], None] | None = None,
                     stop_event: threading.Event | None = None, backend: str | None = None,
-                    precision: str | None = None, monitor: Any = None) -> dict[str, Any]:
+                    precision: str | None = None, monitor: Any = None, vid_stride: int = 1) -> dict[str, Any]:
     """Detect, track and count on every source at once; return the summary (also ``summary.json``).
 
     ``sources``: SOURCE strings or :class:`SourceSpec` (name + source). ``max_frames``: per source.
+    ``conf``: boxes written from this score (None: the model's best-F1 threshold, else 0.25).
     ``gmc``: camera-motion compensation from the frames (:mod:`flowdet.runtime.track.gmc`).
     ``max_seconds``: wall-clock limit (live runs otherwise go until Ctrl-C or ``stop_event``).
+    ``vid_stride``: files give every N-th frame (the tracker's dt is N; live sources ignore it).
     Ends when every source is done (files ended/failed), at a limit, or on Ctrl-C / SIGTERM
     (:mod:`flowdet.runtime.stream.signals`: writers closed, summary.json written) / ``stop_event``.
     ``monitor``: an object called with each processed frame, status and source end (a
@@ -142,10 +155,13 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         raise InputError("no sources given")
     opened = [(s, s.source if not isinstance(s.source, (str, int)) else open_source(s.source)) for s in specs]
     predictor = _load_model(model, threads, spinning, backend, precision)
+    from flowdet.runtime.predict.predictor import nothing_found_hint, resolve_conf
+
+    write_conf = resolve_conf(predictor, conf)   # said in a start line when not given
     tcfg = tracker or TrackerConfig()
     tcfg.validate()   # a bad threshold is one error before any source opens
-    det_conf = model_conf(conf, tcfg)
-    note = conf_note(conf, tcfg)
+    det_conf = model_conf(write_conf, tcfg)
+    note = conf_note(write_conf, tcfg)
     if note:
         log.warn(note)
     out = Path(out_dir)
@@ -160,14 +176,21 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     lanes: list[_Lane] = []
     for spec, src in opened:
         r = SourceReader(spec.name, src, ready, stop, retries=retries, backoff_s=backoff_s,
-                         max_backoff_s=max_backoff_s)
+                         max_backoff_s=max_backoff_s, stride=vid_stride)
         d = out / spec.name
         d.mkdir(parents=True, exist_ok=True)
-        lane = _Lane(spec.name, r, SourceTracking(spec.name, tcfg, interval_s, line, r.live, gmc=gmc, conf=conf), d)
+        (d / "annotated.mp4").unlink(missing_ok=True)  # an earlier run's video never sits beside this run's jsonl
+        lane = _Lane(spec.name, r, SourceTracking(spec.name, tcfg, interval_s, line, r.live, gmc=gmc, conf=write_conf), d)
         lane.sizes = FrameSizeWatch(spec.name) if getattr(src, "fixed_size", True) else None
         lane.jsonl = open(d / "detections.jsonl", "w", buffering=1)
         lanes.append(lane)
 
+    if vid_stride > 1:
+        if any(not ln.reader.live for ln in lanes):
+            log.info(f"files: {stride_note(vid_stride, False)}")
+        for ln in lanes:
+            if ln.reader.live:
+                log.warn(f"{ln.name}: {stride_note(vid_stride, True)}")
     if monitor is not None:
         monitor.start([(ln.name, ln.reader.source) for ln in lanes], list(predictor.names))
     from flowdet.runtime.stream.signals import GracefulStop
@@ -199,13 +222,37 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         atomic_write_json(out / "status.json", st, indent=1)
         return st
 
+    file_every_s = max(status_every_s, FILE_PROGRESS_EVERY_S)
+    last_file_log = t0
+    said_state: dict[str, str] = {}
+
+    def file_line(ln: _Lane, s: dict[str, Any]) -> str | None:
+        """A file source's progress (frame i/N, fps, ETA) every ``file_every_s``; another state once."""
+        if s["state"] == CONNECTED:
+            total = strided(expected_frames(ln.reader.source), ln.reader.stride, max_frames)
+            return f"{ln.name}: {progress_line(ln.frames, total, s['fps'])} | count {s['count']}"
+        if said_state.get(ln.name) == s["state"]:   # ended / failed: said once
+            return None
+        said_state[ln.name] = s["state"]
+        return f"{ln.name}: {s['state']} | frames {ln.frames} | count {s['count']}" + (
+            f" | {s['error']}" if s["error"] else "")
+
     def on_tick(now: float) -> None:
-        nonlocal last_status
+        nonlocal last_status, last_file_log
         if now - last_status < status_every_s:
             return
         last_status = now
         st = write_status()
-        for name, s in st["sources"].items():
+        files_due = now - last_file_log >= file_every_s
+        if files_due:
+            last_file_log = now
+        for ln in lanes:
+            name, s = ln.name, st["sources"][ln.name]
+            if not s["live"]:
+                line = file_line(ln, s) if files_due else None
+                if line:
+                    log.info(line)
+                continue
             lat = s["latency_ms"]["p50"]
             log.info(f"{name}: {s['state']} | {s['fps']:.1f} fps | latency p50 "
                      f"{'-' if lat is None else f'{lat:.0f} ms'} | dropped {s['dropped']} | "
@@ -259,9 +306,12 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
                "count": sum(ln.track.counter.total for ln in lanes), "batches": batches,
                "infer_ms": percentiles_ms(infer_times), "stopped_by": stopped_by, "signal": sig.name, "out_dir": str(out),
                "counts_csv": str(out / "counts.csv"), "status": str(out / "status.json"),
-               "invalid_outputs": sum(ln.invalid for ln in lanes)}
+               "invalid_outputs": sum(ln.invalid for ln in lanes), "conf": write_conf}
     if summary["invalid_outputs"]:
         log.warn(invalid_message(summary["invalid_outputs"]))
+    if total_frames and not any(ln.detections for ln in lanes):
+        log.warn(f"no detections at conf ≥ {write_conf:g} in {total_frames} frames: "
+                 f"{nothing_found_hint(predictor, write_conf, model if isinstance(model, (str, Path)) else None)}")
     if line is not None:
         summary["crossings"] = sum(ln.track.counter.crossings for ln in lanes)
     atomic_write_json(out / "summary.json", summary, indent=1)
@@ -283,7 +333,7 @@ def _process(ln: _Lane, fr: Frame, det: Detections, line: Any, video: bool, csv_
             h, w = vis.shape[:2]
             ln.video_size = (w, h)
             ln.video = cv2.VideoWriter(str(ln.out_dir / "annotated.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
-                                       ln.reader.source.fps or 25.0, ln.video_size)
+                                       (ln.reader.source.fps or 25.0) / ln.reader.stride, ln.video_size)
         if (vis.shape[1], vis.shape[0]) != ln.video_size:
             vis = cv2.resize(vis, ln.video_size)
         ln.video.write(vis)

@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flowdet.errors import DataError
 from flowdet.runtime.stream.sources import Frame, FrameSource, SourceError
@@ -84,11 +85,13 @@ class SourceReader(threading.Thread):
     "source_lost"`` (one source) instead of retrying forever as ``failed`` (many sources). ``opened``:
     the caller opened the source already. Files: at most ``file_queue`` decoded frames wait, and a
     frame is read only once a slot is free (so a frame never waits in this thread's hand: that wait
-    would count as latency)."""
+    would count as latency). ``stride`` (files, ``--vid-stride``): only every ``stride``-th frame is
+    decoded and handed over (``Frame.index`` still counts every frame, so the tracker's dt is
+    ``stride``); a live source ignores it (it keeps its newest frame anyway)."""
 
     def __init__(self, name: str, source: FrameSource, ready: threading.Event, stop: threading.Event,
                  retries: int = 5, backoff_s: float = 0.5, max_backoff_s: float = 8.0, file_queue: int = 2,
-                 give_up: bool = False, opened: bool = False):
+                 give_up: bool = False, opened: bool = False, stride: int = 1):
         super().__init__(name=f"flowdet-reader-{name}", daemon=True)
         self.src_name, self.source, self.ready, self.stop = name, source, ready, stop
         self.live = bool(source.live)
@@ -96,6 +99,7 @@ class SourceReader(threading.Thread):
         self.slots = threading.Semaphore(max(1, file_queue))   # files: free queue places, released by take()
         self.retries, self.backoff_s, self.max_backoff_s = retries, backoff_s, max_backoff_s
         self.give_up, self.opened = give_up, opened
+        self.stride = 1 if self.live else max(1, int(stride))
         self.state = CONNECTED if opened else CONNECTING
         self.error: str | None = None
         self.exception: BaseException | None = None
@@ -162,6 +166,16 @@ class SourceReader(threading.Thread):
             return False
         return True
 
+    def _skip_then_read(self) -> tuple[Any, float | None, str | None] | None:
+        """The next frame to hand over: with ``stride`` > 1, the frames before it are passed (counted in
+        ``read``, not decoded where the source can skip)."""
+        while self.stride > 1 and self.read % self.stride:
+            skip = getattr(self.source, "skip", None)
+            if not (skip() if skip is not None else self.source.read() is not None):
+                return None
+            self.read += 1
+        return self.source.read()
+
     def run(self) -> None:
         opened = self.opened
         try:
@@ -179,7 +193,7 @@ class SourceReader(threading.Thread):
                         continue
                 if not self.live and not self.slots.acquire(timeout=0.1):
                     continue
-                got = self.source.read()
+                got = self._skip_then_read()
                 if got is None:
                     self.source.close()
                     opened = False

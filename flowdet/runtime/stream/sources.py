@@ -108,6 +108,13 @@ class VideoFileSource:
         self.frames += 1
         return img, t, None
 
+    def skip(self) -> bool:
+        """Pass one frame without decoding it to an image (``--vid-stride``); False at the end."""
+        ok = self.cap.grab() if self.cap is not None else False
+        if ok:
+            self.frames += 1
+        return bool(ok)
+
     def close(self) -> None:
         if self.cap is not None:
             self.cap.release()
@@ -150,6 +157,13 @@ class ImageFolderSource:
                 return img, None, p.name
             self.skipped.add(p, why)
         return None
+
+    def skip(self) -> bool:
+        """Pass one image without reading it (``--vid-stride``); False at the end."""
+        if self.pos >= len(self.files):
+            return False
+        self.pos += 1
+        return True
 
     def close(self) -> None:
         pass

@@ -34,11 +34,20 @@ from flowdet.core.detections import Detections
 from flowdet.core.postprocess import invalid_message
 from flowdet.errors import DataError, FlowdetError, MissingDependency
 from flowdet.runtime.stream.loop import run_lanes
-from flowdet.runtime.stream.records import frame_record, percentiles_ms
+from flowdet.runtime.stream.records import (
+    FILE_PROGRESS_EVERY_S,
+    expected_frames,
+    frame_record,
+    percentiles_ms,
+    progress_line,
+    stride_note,
+    strided,
+)
 from flowdet.runtime.stream.source_reader import SourceReader
 from flowdet.runtime.stream.sources import Frame, FrameSizeWatch, FrameSource, SourceError, open_source
 
 NAN = float("nan")  # an empty percentile in the one-source summary (its line formats numbers)
+LIVE_PROGRESS_EVERY_S = 2.0  # a live source's health line (connected, fps, latency, drops)
 
 
 class _Writers:
@@ -109,7 +118,8 @@ class StreamOptions:
     out: str | Path | None = None            # annotated video (.mp4 / .avi)
     jsonl: str | Path | None = None          # one json line per frame
     show: bool = False                       # a window (GUI OpenCV)
-    conf: float = 0.25                       # boxes written from this score (output only when tracking)
+    conf: float | None = None                # boxes written from this score (output only when tracking);
+                                             # None: the model's best-F1 threshold, else 0.25
     iou: float = 0.65
     tile: int | None = None                  # sliced inference: tile side (+ the full frame)
     overlap: float = 0.2
@@ -126,7 +136,8 @@ class StreamOptions:
     retries: int = 5                         # reconnect attempts of a live source, then "source_lost"
     backoff_s: float = 0.5
     queue_size: int = 1                      # files: decoded frames that may wait
-    log_every_s: float = 2.0
+    vid_stride: int = 1                      # files: process every N-th frame (the tracker's dt is N)
+    log_every_s: float | None = None         # progress every this many s [live: 2, files: FILE_PROGRESS_EVERY_S]
     progress: Callable[[dict[str, Any]], None] | None = None   # called every log_every_s with the stats
 
 
@@ -139,7 +150,8 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
     image folder, camera index, rtsp/http URL) or a FrameSource object. ``backend`` / ``precision``:
     see :func:`flowdet.runtime.predict.predictor.load_predictor`. ``spinning``: onnxruntime
     thread spinning (off by default: it steals the decoder's core). ``progress`` is called every
-    ``log_every_s`` seconds with the running stats (same keys as the summary's first ten).
+    ``log_every_s`` seconds with the running stats (the summary's first ten keys, ``live`` and
+    ``total``: the frames a file will give, else None; :func:`format_progress` words them).
     Summary keys: frames, frames_read, dropped, reconnects, detections, det_per_frame, fps, seconds,
     latency_ms {p50, p95}, infer_ms {p50, p95}, stopped_by ("end", "max_frames", "max_seconds",
     "interrupt", "source_lost"), signal (the one that stopped it, else None), source, live, out, jsonl
@@ -155,25 +167,30 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
     o = replace(options or StreamOptions(), **changes)
 
     validate.predict_args(o.conf, o.iou, None, o.threads)
+    validate.number_in(o.vid_stride, "--vid-stride", 1, None, integer=True)
     if o.max_seconds is not None:
         validate.number_in(o.max_seconds, "--duration", 0.0, None, lo_open=True)
     for path, flag in ((o.out, "--out"), (o.jsonl, "--jsonl")):
         if path:  # before the model loads: a read-only folder is one line, not a wrong codec hint
             validate.writable_file(path, flag)
     predictor = _load_model(model, o.threads, o.spinning, o.backend, o.precision)
+    from flowdet.runtime.predict.predictor import default_conf
+
+    # none given: the model's best-F1 threshold, said in the start line (once the source opened)
+    conf, conf_why = (o.conf, None) if o.conf is not None else default_conf(predictor)
     if o.tile:
         from flowdet.runtime.predict.tiles import TiledPredictor
 
         predictor = TiledPredictor(predictor, o.tile, o.overlap, merge=o.merge)
     src = open_source(source) if isinstance(source, (str, int)) else source
     tracking = None
-    det_conf = o.conf
+    det_conf = conf
     if o.track:
         from flowdet.runtime.stream.source_tracking import SourceTracking, conf_note, model_conf
 
-        tracking = SourceTracking("", o.tracker, live=bool(src.live), gmc=o.gmc, conf=o.conf)
-        det_conf = model_conf(o.conf, tracking.tracker.cfg)
-        note = conf_note(o.conf, tracking.tracker.cfg)
+        tracking = SourceTracking("", o.tracker, live=bool(src.live), gmc=o.gmc, conf=conf)
+        det_conf = model_conf(conf, tracking.tracker.cfg)
+        note = conf_note(conf, tracking.tracker.cfg)
         if note:
             log.warn(note)
     if o.show:
@@ -189,9 +206,11 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
     stop, ready = threading.Event(), threading.Event()
     # Live: one slot, replaced by newer frames. Files: ``queue_size`` decoded frames wait at most.
     reader = SourceReader("stream", src, ready, stop, retries=o.retries, backoff_s=o.backoff_s,
-                          file_queue=max(1, o.queue_size), give_up=True, opened=True)
-    try:
-        writers = _Writers(o.out, o.jsonl, src.fps or 25.0, list(predictor.names))
+                          file_queue=max(1, o.queue_size), give_up=True, opened=True, stride=o.vid_stride)
+    total = None if src.live else strided(expected_frames(src), reader.stride, o.max_frames)
+    _say_start(src, total, o.vid_stride, None if conf_why is None else f"conf {conf:.3f}: {conf_why} (--conf to choose)")
+    try:  # a strided file's video plays at its real speed: fps / stride
+        writers = _Writers(o.out, o.jsonl, (src.fps or 25.0) / reader.stride, list(predictor.names))
     except OSError as e:
         src.close()
         raise FlowdetError(f"{e.filename}: cannot write ({e.strerror})") from None
@@ -236,11 +255,13 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
                 return False
         return True
 
+    every = o.log_every_s if o.log_every_s is not None else (LIVE_PROGRESS_EVERY_S if src.live else FILE_PROGRESS_EVERY_S)
+
     def on_tick(now: float) -> None:
         nonlocal last_log
-        if o.progress and now - last_log >= o.log_every_s:
+        if o.progress and now - last_log >= every:
             last_log = now
-            o.progress(stats())
+            o.progress({**stats(), "live": bool(src.live), "total": total})
 
     t0 = last_log = time.perf_counter()
     reader.start()
@@ -269,17 +290,35 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
     summary.update({"stopped_by": stopped_by, "signal": sig.name, "source": src.description, "live": src.live,
                     "out": str(o.out) if o.out else None, "jsonl": str(o.jsonl) if o.jsonl else None,
                     "skipped": len(getattr(src, "skipped", ())), "invalid_outputs": lane.invalid,
-                    "size_changes": sizes.changed if sizes is not None else 0})
+                    "size_changes": sizes.changed if sizes is not None else 0, "conf": conf})
     if lane.invalid:
         log.warn(invalid_message(lane.invalid))
+    if lane.frames and not lane.detections:
+        from flowdet.runtime.predict.predictor import nothing_found_hint
+
+        log.warn(f"no detections at conf ≥ {conf:g} in {lane.frames} frames: "
+                 f"{nothing_found_hint(predictor, conf, model if isinstance(model, (str, Path)) else None)}")
     if tracking is not None:
         summary["count"] = tracking.counter.total
     expected = getattr(src, "expected", None)
     if stopped_by == "end" and expected and reader.read < expected:  # as `flowdet mine` says it
         summary["warning"] = f"decoded {reader.read} of {expected} frames the header announces (truncated?)"
+    if reader.stride > 1:
+        summary["vid_stride"] = reader.stride
     if o.tile:
         summary["tile"] = {"size": o.tile, "overlap": o.overlap, "merge": o.merge}
     return summary
+
+
+def _say_start(src: FrameSource, total: int | None, stride: int, conf_line: str | None) -> None:
+    """The start line: the source, what kind, how many frames will be processed, the stride, and the
+    threshold when ``--conf`` was not given."""
+    kind = "live" if src.live else (f"{total} frames" if total else "file")
+    note = stride_note(stride, bool(src.live))
+    if note and src.live:
+        log.warn(note)
+    parts = [kind] + ([note] if note and not src.live else []) + ([conf_line] if conf_line else [])
+    log.info(f"stream {src.description}: " + " | ".join(p for p in parts if p))
 
 
 def format_stats(s: dict[str, Any]) -> str:
@@ -287,3 +326,10 @@ def format_stats(s: dict[str, Any]) -> str:
     lat = s["latency_ms"]
     return (f"frames {s['frames']} | {s['fps']:.1f} fps | latency p50 {lat['p50']:.1f} ms p95 {lat['p95']:.1f} ms"
             f" | dropped {s['dropped']} | reconnects {s['reconnects']} | det/frame {s['det_per_frame']:.2f}")
+
+
+def format_progress(s: dict[str, Any]) -> str:
+    """A progress line: a file's ``frame i/N | fps | ETA`` (+ det/frame), a live source's health line."""
+    if s.get("live", True):
+        return format_stats(s)
+    return f"{progress_line(s['frames'], s.get('total'), s['fps'])} | det/frame {s['det_per_frame']:.2f}"
