@@ -244,7 +244,8 @@ def run_demo(out: str | Path, quick: bool = False, method: str = "self-emd", see
         "stage_seconds": times, "total_seconds": round(sum(times.values()), 2),
         # best_epoch 1-based, like metrics.csv, the console and the AP-per-epoch table (the trainer's is 0-based)
         "train": {**{k: tr[k] for k in ("best_ap", "epochs", "miss_share_first", "miss_share_last") if k in tr},
-                  **({"best_epoch": tr["best_epoch"] + 1} if isinstance(tr.get("best_epoch"), int) else {})},
+                  **({"best_epoch": tr["best_epoch"] + 1} if isinstance(tr.get("best_epoch"), int) else {}),
+                  "epochs": plan.epochs, "no_aug_epochs": plan.no_aug_epochs},
         "pretrain": {k: v for k, v in pre.items() if isinstance(v, (int, float))},
         "mine": {k: mined[k] for k in ("kept", "dropped", "read") if k in mined},
         "export": {k: v for k, v in ex.items() if isinstance(v, (int, float, bool))},

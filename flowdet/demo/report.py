@@ -58,6 +58,17 @@ def _rows(d: dict[str, Any], types: tuple[type, ...] = (int, float)) -> list[lis
     return [[readable(k), v] for k, v in d.items() if isinstance(v, types)]
 
 
+def loss_jump_note(train: dict[str, Any]) -> list[str]:
+    """Why the training loss steps up near the end: in the last ``no_aug_epochs`` epochs mosaic/mixup stop
+    and YOLOX adds the L1 box loss to the sum — a new term, not a divergence."""
+    n, epochs = train.get("no_aug_epochs"), train.get("epochs")
+    if not isinstance(n, int) or n <= 0 or not isinstance(epochs, int) or n >= epochs:
+        return []
+    return [f"The total loss steps up at epoch {epochs - n + 1}: for the last {n} epochs augmentation "
+            "(mosaic) stops and the L1 box loss is added to the sum (YOLOX's schedule) — a new term in "
+            "the total, not a divergence; the other curves keep falling.", ""]
+
+
 def detected_nothing(m: dict[str, Any]) -> bool:
     """The evaluation matched no label at any threshold (best F1 0): its precision (1.000 from zero
     detections) and threshold mean nothing."""
@@ -128,6 +139,7 @@ def render_markdown(s: dict[str, Any]) -> str:
     L += _table(["stage", "seconds"], [[k, v] for k, v in st.items()] + [["total", s.get("total_seconds", float("nan"))]])
     L += ["", "## Loss curves", "", _img(a.get("pretrain_loss"), "pretraining loss"), "",
           _img(a.get("train_loss"), "detector training losses"), ""]
+    L += loss_jump_note(s.get("train", {}))
     tr = s.get("train", {})
     if tr:
         L += _table(["training", "value"], _rows(tr))

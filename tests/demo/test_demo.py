@@ -198,3 +198,14 @@ def test_quick_report_says_the_run_was_too_short_instead_of_precision_one():
                                                        "recall_at_best": 0.0, "tp_at_best": 0}})
     assert "too short to detect anything" in md and "`--quick`" in md
     assert "| precision | 1.000 |" not in md and "| score threshold (best F1) |" not in md
+
+
+def test_loss_curves_explain_the_step_when_augmentation_stops():
+    """The training loss steps up where mosaic stops and YOLOX adds the L1 term: the report says so, at the
+    epoch the schedule gives, and says nothing when the run has no such phase."""
+    from flowdet.demo.report import loss_jump_note
+
+    text = " ".join(loss_jump_note({"epochs": 36, "no_aug_epochs": 6}))
+    assert "epoch 31" in text and "L1" in text and "last 6 epochs" in text
+    assert loss_jump_note({"epochs": 3, "no_aug_epochs": 0}) == []
+    assert loss_jump_note({}) == []
