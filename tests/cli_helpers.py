@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str]:
-    """Run ``flowdet`` in-process and return (exit code, stderr); a subprocess costs seconds."""
+def run_cli(capsys, *args: str, stdout: bool = False) -> tuple[int, str]:
+    """Run ``flowdet`` in-process and return (exit code, stderr — or stdout with ``stdout``); a
+    subprocess costs seconds."""
     from flowdet.cli import main
 
     try:
@@ -11,4 +12,5 @@ def run_cli(capsys, *args: str) -> tuple[int, str]:
         code = 0
     except SystemExit as e:
         code = int(e.code or 0)
-    return code, capsys.readouterr().err
+    captured = capsys.readouterr()
+    return code, captured.out if stdout else captured.err

@@ -68,15 +68,9 @@ def epoch_indices(n: int, epoch: int, seed: int, rank: int = 0, world: int = 1, 
     return order[rank::world]
 
 
-class CompositeDataset(Dataset):
+class CompositeDataset(FrameDataset):
     """Sample ``(epoch, i)``: frame ``i mod N`` is the source of the pasted crops; the two
     backgrounds are other frames drawn by the same per-sample rng (the source itself when N = 1)."""
-
-    def __init__(self, store: FrameStore, sampler: Callable, seed: int, samples_per_frame: int = 1):
-        self.store, self.sampler, self.seed, self.k = store, sampler, seed, samples_per_frame
-
-    def __len__(self) -> int:
-        return len(self.store) * self.k
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, np.ndarray]:
         epoch, i = key

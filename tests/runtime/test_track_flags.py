@@ -21,14 +21,7 @@ WEAK = TrackerConfig(high_thresh=0.04, low_thresh=0.01, new_track_thresh=0.04)
 
 def _cli_out(capsys, *args: str) -> tuple[int, str]:
     """(exit code, stdout) of ``flowdet`` run in-process."""
-    from flowdet.cli import main
-
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    return code, capsys.readouterr().out
+    return run_cli(capsys, *args, stdout=True)
 
 
 @pytest.fixture(scope="module")
