@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 
-def run_cli(capsys, *args: str, stdout: bool = False) -> tuple[int, str]:
-    """Run ``flowdet`` in-process and return (exit code, stderr — or stdout with ``stdout``); a
-    subprocess costs seconds."""
+def run_cli_captured(capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``flowdet`` in-process and return (exit code, stdout, stderr); a subprocess costs seconds."""
     from flowdet.cli import main
 
     try:
@@ -13,4 +12,10 @@ def run_cli(capsys, *args: str, stdout: bool = False) -> tuple[int, str]:
     except SystemExit as e:
         code = int(e.code or 0)
     captured = capsys.readouterr()
-    return code, captured.out if stdout else captured.err
+    return code, captured.out, captured.err
+
+
+def run_cli(capsys, *args: str, stdout: bool = False) -> tuple[int, str]:
+    """(exit code, stderr — or stdout with ``stdout``) of ``flowdet`` run in-process."""
+    code, out, err = run_cli_captured(capsys, *args)
+    return code, out if stdout else err

@@ -12,6 +12,7 @@ from no_torch import run_without_torch
 from torch import nn
 
 from flowdet.config import ConfigError
+from flowdet.engine.checkpoint import load_checkpoint
 from flowdet.pretrain.config import method_defaults, validate
 from flowdet.pretrain.heads import to_input
 from flowdet.pretrain.registry import get_method, method_names, register_method, unregister_method
@@ -63,9 +64,9 @@ def test_a_method_registered_in_one_place_trains_one_step(toy, smooth_frames, tm
     s = pretrain(cfg)
     assert s["method"] == toy and s["steps_per_epoch"] == 1 and np.isfinite(s["final_loss"])
     assert json.loads((tmp_path / "summary.json").read_text())["method"] == toy
-    last = torch.load(tmp_path / "last.pt", map_location="cpu", weights_only=False)
+    last = load_checkpoint(tmp_path / "last.pt")
     assert last["method"] == toy and last["iteration"] == 1 and last["optimizer"]["state"]  # one real step
-    backbone = torch.load(tmp_path / "backbone.pt", map_location="cpu", weights_only=False)
+    backbone = load_checkpoint(tmp_path / "backbone.pt")
     assert backbone["method"] == toy  # the toy's whole model is the backbone: all of it is handed on
     assert set(backbone["state_dict"]) == {k.removeprefix("backbone.") for k in last["model"]}
 

@@ -7,18 +7,9 @@ import json
 import re
 
 import pytest
+from cli_helpers import run_cli_captured
 
-
-def _stdout(capsys, *args: str) -> tuple[int, str, str]:
-    from flowdet.cli import main
-
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    cap = capsys.readouterr()
-    return code, cap.out, cap.err
+_stdout = run_cli_captured  # (exit code, stdout, stderr)
 
 
 def test_closing_lines_name_every_file_and_the_next_command(nano_onnx, small_video, tmp_path, capsys):
