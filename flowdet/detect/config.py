@@ -103,6 +103,9 @@ class AssignSection:
     # Candidate test: boxes smaller than this (px, input scale) count as this big around their centre,
     # so a 4 px box "contains" the anchors next to it (ultralytics 8.4 enlarges boxes under 16 px). 0 = off.
     min_box_side: float = 0.0
+    # Only boxes whose longer side is under this (px) are enlarged by min_box_side; 0 = every box under
+    # min_box_side. YOLO26's small-target rule (its paper, §3.3) is min_box_side=16, small_box_below=8.
+    small_box_below: float = 0.0
     min_k: int = 1  # lower bound of the dynamic k (tiny boxes have tiny IoUs → k = 1 without it)
     cost: str = "iou"  # iou | nwd: geometry term of the cost, −log IoU or −log NWD (Wang et al. 2021)
     nwd_constant: float = NWD_CONSTANT  # C in NWD = exp(−W2 / C), px (the paper's value for AI-TOD)
@@ -220,6 +223,7 @@ def validate(cfg: DetectConfig) -> DetectConfig:
         (cfg.assign.topk >= 1, f"assign.topk: must be >= 1, got {cfg.assign.topk}"),
         (cfg.assign.min_k >= 1, f"assign.min_k: must be >= 1, got {cfg.assign.min_k}"),
         (cfg.assign.min_box_side >= 0, f"assign.min_box_side: must be >= 0, got {cfg.assign.min_box_side}"),
+        (cfg.assign.small_box_below >= 0, f"assign.small_box_below: must be >= 0, got {cfg.assign.small_box_below}"),
         (cfg.assign.cost in ASSIGN_COSTS, f"assign.cost: '{cfg.assign.cost}' is not one of {', '.join(ASSIGN_COSTS)}"),
         (cfg.assign.nwd_constant > 0, f"assign.nwd_constant: must be > 0, got {cfg.assign.nwd_constant}"),
         (cfg.assign.nwd_loss >= 0, f"assign.nwd_loss: must be >= 0, got {cfg.assign.nwd_loss}"),

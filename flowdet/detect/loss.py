@@ -47,7 +47,7 @@ class YOLOXLoss(nn.Module):
         strides: Stride of each level, in the order of the head's outputs.
         iou_loss: Box term: "iou" (1 − IoU², YOLOX), "giou" or "ciou" (1 − CIoU, the study's fix).
         obj_weight, cls_weight, reg_weight, l1_weight: Term weights (YOLOX: 1, 1, 5, 1).
-        center_radius, topk, min_box_side, min_k, assign_cost, nwd_constant: SimOTA parameters
+        center_radius, topk, min_box_side, min_k, assign_cost, nwd_constant, small_box_below: SimOTA parameters
             (see flowdet.detect.simota).
         nwd_weight: Weight of the NWD box term (flowdet.ops.nwd); 0 = off.
         soft_obj: Objectness target of a positive = its IoU instead of 1.
@@ -79,6 +79,7 @@ class YOLOXLoss(nn.Module):
         nwd_constant: float = NWD_CONSTANT,
         nwd_weight: float = 0.0,
         soft_obj: bool = False,
+        small_box_below: float = 0.0,
     ):
         super().__init__()
         if num_classes < 1:
@@ -93,16 +94,16 @@ class YOLOXLoss(nn.Module):
         for name, w in weights.items():
             if not (math.isfinite(w) and w >= 0):
                 raise ValueError(f"{name} must be finite and >= 0, got {w}")
-        if not center_radius > 0 or topk < 1 or min_k < 1 or not min_box_side >= 0:
-            raise ValueError(f"center_radius must be > 0, topk >= 1, min_k >= 1, min_box_side >= 0; got "
-                             f"{center_radius}, {topk}, {min_k}, {min_box_side}")
+        if not center_radius > 0 or topk < 1 or min_k < 1 or not min_box_side >= 0 or not small_box_below >= 0:
+            raise ValueError(f"center_radius must be > 0, topk >= 1, min_k >= 1, min_box_side >= 0, small_box_below >= 0; "
+                             f"got {center_radius}, {topk}, {min_k}, {min_box_side}, {small_box_below}")
         if assign_cost not in ("iou", "nwd"):
             raise ValueError(f"assign_cost must be 'iou' or 'nwd', got {assign_cost!r}")
         self.num_classes, self.strides, self.iou_loss = num_classes, strides, iou_loss
         self.obj_weight, self.cls_weight, self.reg_weight, self.l1_weight = obj_weight, cls_weight, reg_weight, l1_weight
         self.center_radius, self.topk = center_radius, topk
         self.min_box_side, self.min_k, self.assign_cost, self.nwd_weight = min_box_side, min_k, assign_cost, nwd_weight
-        self.nwd_constant, self.soft_obj = nwd_constant, soft_obj
+        self.nwd_constant, self.soft_obj, self.small_box_below = nwd_constant, soft_obj, small_box_below
         self.box_loss = IoULoss(iou_loss, reduction="sum", fmt="cxcywh")
         self.nwd_loss = NWDLoss(nwd_constant, reduction="sum", fmt="cxcywh")
 
@@ -160,7 +161,8 @@ class YOLOXLoss(nn.Module):
             tgt = targets[b].to(device=flat.device, dtype=torch.float32)
             a = simota_assign(pred_boxes[b].detach(), joint_scores[b], anchor_centers, strides,
                               tgt[:, 1:5], tgt[:, 0].long(), self.center_radius, self.topk,
-                              self.min_box_side, self.min_k, self.assign_cost, self.nwd_constant)
+                              self.min_box_side, self.min_k, self.assign_cost, self.nwd_constant,
+                              self.small_box_below)
             if tgt.shape[0]:
                 side = ((tgt[:, 3] - tgt[:, 1]).clamp(min=0) * (tgt[:, 4] - tgt[:, 2]).clamp(min=0)).sqrt()
                 bucket = torch.bucketize(side, edges, right=True)  # [M] in 0..3

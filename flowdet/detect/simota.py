@@ -23,6 +23,9 @@ Tiny objects (flowdet's additions, all off by default in this function; see Assi
     - ``min_box_side``: for the "in box" test a box smaller than this counts as that big around its
       centre. Without it 38% of Grogol boxes under 8 px contain no anchor centre at any stride, so
       every candidate carries the 1e5 penalty and the order among them is arbitrary.
+      ``small_box_below`` narrows which boxes are enlarged: only those whose longer side is under it
+      (0 = every box under ``min_box_side``). YOLO26's rule (Jocher et al. 2026, "Ultralytics YOLO26",
+      §3.3: COCO APs 29.0 → 29.6) is ``min_box_side=16, small_box_below=8``.
     - ``min_k``: with tiny IoUs Σ top-10 IoU < 2, so 91% of Grogol boxes got k = 1 at initialisation
       (ultralytics' TAL takes up to 10 candidates per box); a floor on k gives them several positives.
     - ``cost="nwd"``: the geometry term and the dynamic-k sum use the Normalized Gaussian
@@ -112,6 +115,20 @@ def _dynamic_k_matching(cost: torch.Tensor, iou: torch.Tensor, topk: int, min_k:
     return torch.zeros_like(matching).scatter_(0, owner[None], claimed[None])
 
 
+def candidate_test_boxes(gt: torch.Tensor, min_box_side: float, small_box_below: float = 0.0) -> torch.Tensor:
+    """The boxes [M, 4] xyxy used for the "in box" candidate test: ``gt`` with each box smaller than
+    ``min_box_side`` grown to it around its centre (only those whose longer side is under
+    ``small_box_below`` when that is > 0). The loss and the IoUs always use ``gt`` itself."""
+    if min_box_side <= 0:
+        return gt
+    centre, half = (gt[:, :2] + gt[:, 2:]) / 2, (gt[:, 2:] - gt[:, :2]) / 2
+    enlarged = half.clamp(min=min_box_side / 2)
+    if small_box_below > 0:
+        small = (2 * half).amax(1, keepdim=True) < small_box_below
+        enlarged = torch.where(small, enlarged, half)
+    return torch.cat([centre - enlarged, centre + enlarged], 1)
+
+
 @torch.no_grad()
 def simota_assign(
     pred_boxes: torch.Tensor,
@@ -126,6 +143,7 @@ def simota_assign(
     min_k: int = 1,
     cost: str = "iou",
     nwd_constant: float = NWD_CONSTANT,
+    small_box_below: float = 0.0,
 ) -> Assignment:
     """Assign positives to the anchors of one image (see the module docstring). fp32, no grad.
 
@@ -142,6 +160,8 @@ def simota_assign(
         min_k: Lower bound of the dynamic k.
         cost: "iou" or "nwd": the similarity of the cost's geometry term and of the dynamic k.
         nwd_constant: C of the NWD, in pixels (only with cost="nwd").
+        small_box_below: Only boxes whose longer side is under this (px) are enlarged by
+            ``min_box_side``; 0 = every box smaller than ``min_box_side``.
 
     Returns:
         An :class:`Assignment`; every box gets >= 1 positive (needs N >= number of positives + M).
@@ -155,9 +175,9 @@ def simota_assign(
     m = gt_boxes.shape[0]
     if gt_boxes.shape != (m, 4) or gt_classes.shape != (m,):
         raise ValueError(f"expected gt_boxes [M, 4] and gt_classes [M], got {tuple(gt_boxes.shape)}, {tuple(gt_classes.shape)}")
-    if not center_radius > 0 or topk < 1 or min_k < 1 or not min_box_side >= 0:
-        raise ValueError(f"center_radius must be > 0, topk >= 1, min_k >= 1, min_box_side >= 0; got "
-                         f"{center_radius}, {topk}, {min_k}, {min_box_side}")
+    if not center_radius > 0 or topk < 1 or min_k < 1 or not min_box_side >= 0 or not small_box_below >= 0:
+        raise ValueError(f"center_radius must be > 0, topk >= 1, min_k >= 1, min_box_side >= 0, small_box_below >= 0; "
+                         f"got {center_radius}, {topk}, {min_k}, {min_box_side}, {small_box_below}")
     if cost not in ("iou", "nwd"):
         raise ValueError(f"cost must be 'iou' or 'nwd', got {cost!r}")
     device = pred_boxes.device
@@ -173,10 +193,7 @@ def simota_assign(
     # Geometry, [M, N].
     x, y = centres[None, :, 0], centres[None, :, 1]
     gt_c = (gt[:, :2] + gt[:, 2:]) / 2
-    test = gt
-    if min_box_side > 0:  # tiny boxes count as min_box_side wide for the in-box test only
-        half = ((gt[:, 2:] - gt[:, :2]) / 2).clamp(min=min_box_side / 2)
-        test = torch.cat([gt_c - half, gt_c + half], 1)
+    test = candidate_test_boxes(gt, min_box_side, small_box_below)
     in_box = (x > test[:, 0:1]) & (x < test[:, 2:3]) & (y > test[:, 1:2]) & (y < test[:, 3:4])
     radius = center_radius * strides[None, :]
     in_centre = ((x - gt_c[:, 0:1]).abs() < radius) & ((y - gt_c[:, 1:2]).abs() < radius)

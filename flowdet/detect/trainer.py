@@ -117,7 +117,8 @@ class Trainer:
         g = cfg.assign
         self.loss_fn = YOLOXLoss(len(self.names), model.strides, t.iou_loss, center_radius=g.center_radius,
                                  topk=g.topk, min_box_side=g.min_box_side, min_k=g.min_k, assign_cost=g.cost,
-                                 nwd_constant=g.nwd_constant, nwd_weight=g.nwd_loss, soft_obj=g.soft_obj)
+                                 nwd_constant=g.nwd_constant, nwd_weight=g.nwd_loss, soft_obj=g.soft_obj,
+                                 small_box_below=g.small_box_below)
         self.semi = None  # the unlabeled side (flowdet.detect.semi) when semi.unlabeled names frames
         if cfg.semi.unlabeled:
             from flowdet.detect.semi import SemiTeacher, unlabeled_setup

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from flowdet.detect.simota import simota_assign
+from flowdet.detect.simota import candidate_test_boxes, simota_assign
 from flowdet.models.head import make_grids
 from flowdet.ops.nwd import NWDLoss, nwd, nwd_pairwise
 
@@ -40,6 +40,19 @@ def test_min_box_side_makes_neighbouring_anchors_count_as_inside():
     chosen = centres[a.fg_mask]
     # with a 16 px candidate box around (415, 415) the stride-8 anchors at 412/420 are "inside"
     assert a.num_fg == 4 and (chosen - 415).abs().max() <= 8 and (strides[a.fg_mask] == 8).all()
+
+
+def test_small_box_below_enlarges_only_the_boxes_under_it():
+    """YOLO26's rule (min_box_side=16, small_box_below=8): a 4 px box grows to 16 px, a 10 px box stays."""
+    boxes = torch.tensor([[413.0, 413.0, 417.0, 417.0], [410.0, 410.0, 420.0, 420.0], [0.0, 0.0, 30.0, 30.0]])
+    grown = candidate_test_boxes(boxes, 16)
+    assert grown[:2].tolist() == [[407.0, 407.0, 423.0, 423.0]] * 2 and torch.equal(grown[2], boxes[2])
+    rule = candidate_test_boxes(boxes, 16, small_box_below=8)
+    assert rule[0].tolist() == [407.0, 407.0, 423.0, 423.0] and torch.equal(rule[1:], boxes[1:])
+    assert candidate_test_boxes(boxes, 0, small_box_below=8) is boxes
+    assert _assign(TINY[:1], min_box_side=16, small_box_below=8, min_k=4).num_fg == 4  # as the plain rule's test
+    with pytest.raises(ValueError, match="small_box_below"):
+        _assign(TINY, small_box_below=-1)
 
 
 def test_nwd_cost_assigns_and_keeps_every_box_covered():
