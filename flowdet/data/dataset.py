@@ -19,7 +19,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from flowdet.core.defaults import PAD_VALUE
 from flowdet.core.imread import ImageReadError
-from flowdet.data.coco import ImageRecord, load_image
+from flowdet.data.coco import load_image
+from flowdet.data.records import ImageRecord
 from flowdet.data.transforms import AugmentConfig, Augmenter, Sample
 
 Key = tuple[int, int, int, int]  # (index, epoch, h, w)

@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from flowdet.core.media import IMAGE_EXTS
-from flowdet.data.coco import ValidationReport
-from flowdet.data.validation import class_name_problem
+from flowdet.data.validation import ValidationReport, class_name_problem
 from flowdet.errors import DataError, FlowdetError
 from flowdet.files import read_bytes, read_text
 from flowdet.paths import OUTSIDE, is_inside, real, within

@@ -13,8 +13,9 @@ from typing import Any
 
 from flowdet import log
 from flowdet.core.postprocess import invalid_message
-from flowdet.data.coco import DONT_CARE_RULES, CocoDataset, load_image
+from flowdet.data.coco import load_image
 from flowdet.data.formats import load_dataset
+from flowdet.data.records import DONT_CARE_RULES, CocoDataset
 from flowdet.detect.class_match import match_classes
 from flowdet.errors import DataError, InputError
 from flowdet.runtime.predict.predictor import Predictor

@@ -17,8 +17,8 @@ from torch import nn
 
 from flowdet import __version__, log
 from flowdet.config import save_config, to_dict
-from flowdet.data.coco import CocoDataset
 from flowdet.data.dataset import DetectionDataset, build_loader
+from flowdet.data.records import CocoDataset
 from flowdet.detect.backbone import load_backbone
 from flowdet.detect.config import DetectConfig, input_hw
 from flowdet.detect.io import check_resumable, inference_checkpoint
