@@ -26,8 +26,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +58,7 @@ from flowdet.runtime.stream.source_reader import (  # noqa: F401
 )
 from flowdet.runtime.stream.source_tracking import SourceTracking, conf_note, model_conf
 from flowdet.runtime.stream.sources import Frame, FrameSizeWatch, open_source
+from flowdet.runtime.stream.stream import StreamOptions, _load_model
 from flowdet.runtime.track.counting import CountsCSV, parse_count_line
 from flowdet.runtime.track.track import Track, TrackerConfig
 from flowdet.utils import atomic_write_json
@@ -123,42 +123,80 @@ class _Lane:
         return r.state
 
 
+@dataclass
+class MultiSourceOptions:
+    """What only the many-source run has; the settings it shares with one source are a
+    :class:`~flowdet.runtime.stream.stream.StreamOptions`."""
+
+    video: bool = False                        # an annotated mp4 per source (ids, trails)
+    count_line: str | tuple | None = None      # "x1,y1,x2,y2" (frame pixels): also count tracks crossing it
+    interval_s: float = 60.0                   # counts per this many seconds in counts.csv
+    status_every_s: float = 2.0                # seconds between health lines / status.json refreshes
+    stall_s: float = 5.0                       # a connected live source silent this long shows as "stalled"
+    max_backoff_s: float = 8.0                 # the reconnect back-off's ceiling (a failed source is retried this often)
+    max_batch: int | None = None               # frames per predict call at most (None: one frame per source)
+    stop_event: threading.Event | None = None  # set by the caller to end the run (as Ctrl-C does)
+    monitor: Any = None                        # a flowdet.monitor.recorder.Recorder (database, metrics, MQTT)
+
+
+# StreamOptions fields of the one-source run only: given to run_multistream, they are refused
+ONE_SOURCE_ONLY = {"out": "--out", "jsonl": "--jsonl", "show": "--show", "tile": "--tile"}
+
+
+def multistream_options(options: StreamOptions | None, multi: MultiSourceOptions | None,
+                        changes: dict[str, Any]) -> tuple[StreamOptions, MultiSourceOptions]:
+    """``options`` and ``multi`` with ``changes`` (field names of either) applied; a one-source-only
+    setting (:data:`ONE_SOURCE_ONLY`, ``track=False``) is an :class:`InputError`."""
+    shared, own = {f.name for f in fields(StreamOptions)}, {f.name for f in fields(MultiSourceOptions)}
+    unknown = sorted(set(changes) - shared - own)
+    if unknown:
+        raise TypeError(f"run_multistream() got unexpected keyword argument(s): {', '.join(unknown)}")
+    o = replace(options or StreamOptions(), **{k: v for k, v in changes.items() if k in shared})
+    m = replace(multi or MultiSourceOptions(), **{k: v for k, v in changes.items() if k in own})
+    for name, flag in ONE_SOURCE_ONLY.items():
+        if getattr(o, name):
+            raise InputError(f"{flag} is for one source without counting; with several sources use --out-dir "
+                             "(and --video)", field=flag)
+    if not o.track:
+        raise InputError("several sources are always tracked and counted (track=False is for one source)")
+    return o, m
+
+
 def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: str | Path,
-                    conf: float | None = None, iou: float = 0.65, threads: int | None = None, spinning: bool = False,
-                    video: bool = False, count_line: str | tuple | None = None, interval_s: float = 60.0,
-                    tracker: TrackerConfig | None = None, gmc: bool = False, retries: int = 5, backoff_s: float = 0.5,
-                    max_backoff_s: float = 8.0, max_frames: int | None = None, max_seconds: float | None = None,
-                    status_every_s: float = 2.0, stall_s: float = 5.0, max_batch: int | None = None,
-                    progress: Callable[[dict[str, Any]], None] | None = None,
-                    stop_event: threading.Event | None = None, backend: str | None = None,
-                    precision: str | None = None, monitor: Any = None, vid_stride: int = 1) -> dict[str, Any]:
+                    options: StreamOptions | None = None, multi: MultiSourceOptions | None = None,
+                    **changes: Any) -> dict[str, Any]:
     """Detect, track and count on every source at once; return the summary (also ``summary.json``).
+    How: ``options`` (:class:`~flowdet.runtime.stream.stream.StreamOptions`: the settings shared with
+    one source), ``multi`` (:class:`MultiSourceOptions`) and/or fields of either as keywords
+    (``conf=0.3, count_line="0,400,1280,400"``; they win).
 
     ``sources``: SOURCE strings or :class:`SourceSpec` (name + source). ``max_frames``: per source.
     ``conf``: boxes written from this score (None: the model's best-F1 threshold, else 0.25).
     ``gmc``: camera-motion compensation from the frames (:mod:`flowdet.runtime.track.gmc`).
     ``max_seconds``: wall-clock limit (live runs otherwise go until Ctrl-C or ``stop_event``).
     ``vid_stride``: files give every N-th frame (the tracker's dt is N; live sources ignore it).
+    ``progress``: called with status.json's content every ``status_every_s``.
     Ends when every source is done (files ended/failed), at a limit, or on Ctrl-C / SIGTERM
     (:mod:`flowdet.runtime.stream.signals`: writers closed, summary.json written) / ``stop_event``.
     ``monitor``: an object called with each processed frame, status and source end (a
     :class:`flowdet.monitor.recorder.Recorder`: database, metrics, MQTT); its report lands in
     status.json under ``monitor``. The caller owns it (and closes it).
     """
-    from flowdet.runtime.stream.stream import _load_model
-
+    o, m = multistream_options(options, multi, changes)
+    conf, iou, max_frames, video, monitor = o.conf, o.iou, o.max_frames, m.video, m.monitor
+    count_line, status_every_s, vid_stride = m.count_line, m.status_every_s, o.vid_stride
     line = parse_count_line(count_line) if count_line is not None and not isinstance(count_line, tuple) else count_line
-    if interval_s <= 0:
-        raise InputError(f"interval must be > 0 s, got {interval_s}", field="--interval")
+    if m.interval_s <= 0:
+        raise InputError(f"interval must be > 0 s, got {m.interval_s}", field="--interval")
     specs = name_sources([s if isinstance(s, SourceSpec) else SourceSpec("", s) for s in sources])
     if not specs:
         raise InputError("no sources given")
     opened = [(s, s.source if not isinstance(s.source, (str, int)) else open_source(s.source)) for s in specs]
-    predictor = _load_model(model, threads, spinning, backend, precision)
+    predictor = _load_model(model, o.threads, o.spinning, o.backend, o.precision)
     from flowdet.runtime.predict.predictor import nothing_found_hint, resolve_conf
 
     write_conf = resolve_conf(predictor, conf)   # said in a start line when not given
-    tcfg = tracker or TrackerConfig()
+    tcfg = o.tracker or TrackerConfig()
     tcfg.validate()   # a bad threshold is one error before any source opens
     det_conf = model_conf(write_conf, tcfg)
     note = conf_note(write_conf, tcfg)
@@ -171,16 +209,16 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     except OSError as e:
         raise FlowdetError(f"cannot write ({e.strerror})", path=out) from None
 
-    stop = stop_event or threading.Event()
+    stop = m.stop_event or threading.Event()
     ready = threading.Event()
     lanes: list[_Lane] = []
     for spec, src in opened:
-        r = SourceReader(spec.name, src, ready, stop, retries=retries, backoff_s=backoff_s,
-                         max_backoff_s=max_backoff_s, stride=vid_stride)
+        r = SourceReader(spec.name, src, ready, stop, retries=o.retries, backoff_s=o.backoff_s,
+                         max_backoff_s=m.max_backoff_s, stride=vid_stride)
         d = out / spec.name
         d.mkdir(parents=True, exist_ok=True)
         (d / "annotated.mp4").unlink(missing_ok=True)  # an earlier run's video never sits beside this run's jsonl
-        lane = _Lane(spec.name, r, SourceTracking(spec.name, tcfg, interval_s, line, r.live, gmc=gmc, conf=write_conf), d)
+        lane = _Lane(spec.name, r, SourceTracking(spec.name, tcfg, m.interval_s, line, r.live, gmc=o.gmc, conf=write_conf), d)
         lane.sizes = FrameSizeWatch(spec.name) if getattr(src, "fixed_size", True) else None
         lane.jsonl = open(d / "detections.jsonl", "w", buffering=1)
         lanes.append(lane)
@@ -207,7 +245,7 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     def source_status(ln: _Lane) -> dict[str, Any]:
         r = ln.reader
         age = None if r.last_frame_t is None else round(time.perf_counter() - r.last_frame_t, 2)
-        return {"state": ln.state(stall_s), "live": r.live, "source": r.source.description, "frames": ln.frames,
+        return {"state": ln.state(m.stall_s), "live": r.live, "source": r.source.description, "frames": ln.frames,
                 "frames_read": r.read, "fps": ln.fps(), "latency_ms": percentiles_ms(ln.latency), "dropped": r.dropped,
                 "reconnects": r.reconnects, "last_frame_age_s": age, "count": ln.track.counter.total,
                 **({"crossings": ln.track.counter.crossings} if line is not None else {}),
@@ -258,8 +296,8 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
                      f"{'-' if lat is None else f'{lat:.0f} ms'} | dropped {s['dropped']} | "
                      f"reconnects {s['reconnects']} | count {s['count']}"
                      + (f" | {s['error']}" if s["error"] and s["state"] != CONNECTED else ""))
-        if progress:
-            progress(st)
+        if o.progress:
+            o.progress(st)
 
     def on_infer(seconds: float) -> None:
         nonlocal batches
@@ -271,8 +309,8 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     try:
         stopped_by = run_lanes(lanes, predictor, det_conf, iou, stop, ready, sig,
                                lambda ln, fr, det: _process(ln, fr, det, line, video, csv_out, monitor),
-                               on_tick=on_tick, max_frames=max_frames, max_seconds=max_seconds,
-                               max_batch=max_batch, on_infer=on_infer)
+                               on_tick=on_tick, max_frames=max_frames, max_seconds=o.max_seconds,
+                               max_batch=m.max_batch, on_infer=on_infer)
     finally:
         stop.set()
         for ln in lanes:
