@@ -35,11 +35,10 @@ import numpy as np
 
 from flowdet import log
 from flowdet.core.detections import Detections
-from flowdet.core.postprocess import invalid_message
 from flowdet.errors import FlowdetError, InputError
 from flowdet.runtime.stream.health import Health, Lane
 from flowdet.runtime.stream.loop import run_lanes
-from flowdet.runtime.stream.records import FILE_PROGRESS_EVERY_S, percentiles_ms, stride_note
+from flowdet.runtime.stream.records import FILE_PROGRESS_EVERY_S, percentiles_ms, say_end, stride_note
 
 # load_sources_yaml and SourceSpec are re-exported: `flowdet stream --sources` and callers import them here
 from flowdet.runtime.stream.source_reader import (  # noqa: F401
@@ -188,7 +187,8 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
         _close_lanes(lanes, csv_out, m.monitor)
         sig.restore()
     summary = _summary(health, stopped_by, sig.name, m.video, line is not None, write_conf)
-    _say_nothing_found(summary, lanes, predictor, model, write_conf)
+    say_end(summary["invalid_outputs"], summary["frames"], sum(ln.detections for ln in lanes), predictor, model,
+            write_conf)
     atomic_write_json(out / "summary.json", summary, indent=1)
     return summary
 
@@ -262,17 +262,6 @@ def _summary(health: Health, stopped_by: str, signal: str | None, video: bool, c
     if crossings:
         summary["crossings"] = sum(ln.track.counter.crossings for ln in lanes)
     return summary
-
-
-def _say_nothing_found(summary: dict[str, Any], lanes: list[Lane], predictor: Any, model: Any, conf: float) -> None:
-    """Warnings at the end: invalid model outputs dropped, or not one detection in any frame."""
-    if summary["invalid_outputs"]:
-        log.warn(invalid_message(summary["invalid_outputs"]))
-    if summary["frames"] and not any(ln.detections for ln in lanes):
-        from flowdet.runtime.predict.predictor import nothing_found_hint
-
-        log.warn(f"no detections at conf ≥ {conf:g} in {summary['frames']} frames: "
-                 f"{nothing_found_hint(predictor, conf, model if isinstance(model, (str, Path)) else None)}")
 
 
 def _process(ln: Lane, fr: Frame, det: Detections, line: Any, video: bool, csv_out: CountsCSV,
