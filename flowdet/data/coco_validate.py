@@ -99,7 +99,16 @@ def _clean_images(data: dict, src: str, images_dir: Path, report: ValidationRepo
             continue
         kept[im["id"]] = {"file_name": name, "file": file, "frame": frame, "where": where,
                           "width": _positive_int(im.get("width")), "height": _positive_int(im.get("height"))}
+    _check_files(kept, src, report, check_images, workers, progress)
+    report.images_skipped = report.images_total - len(kept)
+    return kept
 
+
+def _check_files(kept: dict[int, dict], src: str, report: ValidationReport, check_images: bool, workers: int,
+                 progress: bool) -> None:
+    """Each kept image's file probed (header, or decoded with ``check_images``); an unreadable file, a
+    frame past a video's end or a size other than the json's removes the image from ``kept`` (reported);
+    a missing size is taken from the file."""
     # One probe per distinct file (all frames of a video share one), decoded in threads:
     # cv2 releases the GIL while decoding.
     files = sorted({(rec["file"], rec["frame"] is not None) for rec in kept.values()}, key=str)
@@ -129,8 +138,6 @@ def _clean_images(data: dict, src: str, images_dir: Path, report: ValidationRepo
         elif w is None or h is None:
             report.add(src, field_name, "missing or not a positive integer (skipped)")
             del kept[img_id]
-    report.images_skipped = report.images_total - len(kept)
-    return kept
 
 
 def _bbox_problem(bbox: Any) -> str | None:
@@ -180,9 +187,29 @@ def validate_coco_dict(data: Any, src: str, images_dir: Path, check_images: bool
     if not isinstance(data, dict):
         raise DataError(f"{src}: top level must be a JSON object with 'images' and 'categories'")
     cat_ids, names = _clean_categories(data, src, report)
-    cat_index = {c: i for i, c in enumerate(cat_ids)}
     images = _clean_images(data, src, images_dir, report, check_images, workers, progress)
+    per_image = _clean_annotations(data, src, images, {c: i for i, c in enumerate(cat_ids)}, report)
+    records = []
+    for img_id, img in images.items():
+        rows = per_image[img_id]
+        records.append(ImageRecord(
+            image_id=img_id, file=img["file"], file_name=img["file_name"], width=img["width"], height=img["height"],
+            boxes=np.array([r[0] for r in rows], dtype=np.float64).reshape(-1, 4),
+            classes=np.array([r[1] for r in rows], dtype=np.int64),
+            ignore=np.array([r[2] for r in rows], dtype=bool),
+            ann_ids=np.array([r[3] for r in rows], dtype=np.int64),
+            frame_index=img["frame"],
+            crowd=np.array([r[4] for r in rows], dtype=bool),
+            area=np.array([r[5] for r in rows], dtype=np.float64)))
+        report.boxes_kept += len(rows)
+    report.close(src)
+    return records, cat_ids, names, report
 
+
+def _clean_annotations(data: dict, src: str, images: dict[int, dict], cat_index: dict[int, int],
+                       report: ValidationReport) -> dict[int, list[tuple]]:
+    """image id → (xyxy clipped, class index, ignore, annotation id, iscrowd, area) of each usable box of
+    the kept ``images``; every box dropped or clipped is reported (a missing id is assigned one)."""
     anns = data.get("annotations", [])
     if not isinstance(anns, list):
         raise DataError(f"{src}: 'annotations' must be a list")
@@ -231,19 +258,4 @@ def validate_coco_dict(data: Any, src: str, images_dir: Path, check_images: bool
         flags = report.dont_care_flags(a, src, where)
         ignore, crowd, area = any(flags.values()), flags.get("iscrowd", False), _json_area(a, src, where, report)
         per_image[a["image_id"]].append((clipped, cat_index[a["category_id"]], ignore, aid, crowd, area))
-
-    records = []
-    for img_id, img in images.items():
-        rows = per_image[img_id]
-        records.append(ImageRecord(
-            image_id=img_id, file=img["file"], file_name=img["file_name"], width=img["width"], height=img["height"],
-            boxes=np.array([r[0] for r in rows], dtype=np.float64).reshape(-1, 4),
-            classes=np.array([r[1] for r in rows], dtype=np.int64),
-            ignore=np.array([r[2] for r in rows], dtype=bool),
-            ann_ids=np.array([r[3] for r in rows], dtype=np.int64),
-            frame_index=img["frame"],
-            crowd=np.array([r[4] for r in rows], dtype=bool),
-            area=np.array([r[5] for r in rows], dtype=np.float64)))
-        report.boxes_kept += len(rows)
-    report.close(src)
-    return records, cat_ids, names, report
+    return per_image
