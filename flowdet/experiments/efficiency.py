@@ -273,6 +273,10 @@ def check_inputs(spec: EfficiencySpec) -> None:
     for key, p in (("--data", spec.data), ("--val", spec.val)):
         if not p or not Path(p).is_file():
             raise DataError(f"{p or '(none)'}: {key} needs a COCO json file")
+        if Path(p).suffix.lower() in (".yaml", ".yml"):  # the grid cuts json subsets; say how to get one
+            raise DataError(f"{p}: {key} needs a COCO json file, not a YOLO data.yaml — convert each split first "
+                            f"(flowdet convert yolo {Path(p).name} --split train|val --out train.json) and pass "
+                            "the image root it prints as --images")
     for frac in spec.fractions:
         if not 0 < frac <= 1:
             raise InputError(f"--fractions: {frac:g} is outside (0, 1] (a fraction of the training labels)")

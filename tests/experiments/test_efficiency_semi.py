@@ -152,11 +152,14 @@ def test_bad_input_is_one_line_exit_2(synth_small, val_set, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("no frames here")
+    yaml = tmp_path / "data.yaml"
+    yaml.write_text("path: .\ntrain: images\nval: images\nnames: [bottle]\n")
     base = ["efficiency", "--data", str(synth_small / "annotations.json"), "--images", str(synth_small / "images"),
             "--val", str(val), "--val-images", str(val_images), "--out", str(tmp_path / "e")]
     cases = [
         ("no images or videos in this folder", [*base, "--kinds", "scratch,semi", "--unlabeled", str(empty)]),
         ("choose from scratch, pretrained, semi, pretrained+semi", [*base, "--kinds", "scratch,semy"]),
+        ("not a YOLO data.yaml", [*base[:2], str(yaml), *base[3:], "--kinds", "scratch,semi"]),
         ("unlabeled frames are images of the excluded set",
          [*base, "--kinds", "semi", "--unlabeled", str(val_images)]),
     ]
