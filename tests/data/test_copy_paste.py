@@ -92,6 +92,22 @@ def test_no_room_no_paste_and_never_on_padding_or_other_colours():
         assert n == 0 and out is s
 
 
+def test_never_across_an_edge_and_no_source_with_a_busy_margin():
+    bank, _ = _one_crop_bank()
+    shore = _frame(120, 160, np.zeros((0, 4)))
+    # Either side is close enough in colour; across the edge the mean is closest, but it is busier.
+    shore.img[:, :80], shore.img[:, 80:] = np.array(WATER) - 20, np.array(WATER) + 20
+    for seed in range(6):
+        out, n = paste_objects(shore, bank, np.random.default_rng(seed), 4, 0.0, 2.0)
+        assert n >= 1
+        for b in out.boxes:
+            x0, x1 = np.floor(b[0]) - MARGIN, np.ceil(b[2]) + MARGIN
+            assert x1 <= 80 or x0 >= 80
+    busy = _frame(120, 160, SOURCE_BOX[None])
+    busy.img[28:30, 16:36] = 250  # something unlabeled right above the object, inside its margin
+    assert len(build_bank([(busy.boxes, 120, 160)], lambda i: busy, (120, 160), 32.0, 2.0, 10, seed=0)) == 0
+
+
 def test_bank_keeps_small_boxes_at_input_scale_within_the_cap():
     boxes = np.array([[40, 60, 62, 78], [200, 100, 300, 160], [400, 300, 402.5, 303], [1, 1, 15, 15]], np.float32)
     src = _frame(480, 640, boxes)
