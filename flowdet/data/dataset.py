@@ -63,8 +63,8 @@ class DetectionDataset(Dataset):
         if not (self.augment and a.copy_paste > 0):
             return None
         if self.copy_paste is None:
-            return (f"note: augment.copy_paste: no training box under {a.copy_paste_side:g} px (input scale) "
-                    "clear of other boxes: nothing to paste")
+            return (f"note: augment.copy_paste: no training box under {a.copy_paste_side:g} px (input scale) with "
+                    "a margin clear of other boxes and edges: nothing to paste")
         b = self.copy_paste.bank
         return (f"copy-paste {a.copy_paste:g}: 1–{a.copy_paste_max} of {len(b)} objects under "
                 f"{a.copy_paste_side:g} px (from {b.n_images} frames) per sample, size × 1±{a.copy_paste_jitter:g}")

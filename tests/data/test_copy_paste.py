@@ -236,3 +236,13 @@ def test_cli_rejects_a_bad_probability_in_one_line(capsys, tmp_path):
     code, _, err = run_cli_captured(capsys, "train", "--data", str(tmp_path / "none.json"), "--out",
                                     str(tmp_path / "r"), "--set", "augment.copy_paste=2")
     assert code == 2 and "augment.copy_paste" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_empty_bank_is_said_and_changes_nothing(records):
+    from flowdet.data.dataset import DetectionDataset
+
+    base = DetectionDataset(records, (160, 224), AugmentConfig(**SMALL), seed=2, epochs=3)
+    none = DetectionDataset(records, (160, 224), AugmentConfig(**SMALL, copy_paste=1.0, copy_paste_side=4.0),
+                            seed=2, epochs=3)  # every box is larger than 4 px
+    assert none.copy_paste is None and "nothing to paste" in (none.copy_paste_note() or "")
+    assert all(np.array_equal(base[k][0], none[k][0]) for k in KEYS[:4])
