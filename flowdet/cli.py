@@ -17,7 +17,7 @@ from flowdet import __version__
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "mine": ("pretrain", "mine", "Extract de-duplicated frames from unlabeled videos (resumable)."),
     "pretrain": ("pretrain", "pretrain", "Self-supervised backbone pretraining: patch-contrast, center-loss, self-emd, byol, insloc."),
-    "efficiency": ("efficiency", "efficiency", "Label efficiency: scratch vs pretrained at fractions of the labels (resumable)."),
+    "efficiency": ("efficiency", "efficiency", "Label efficiency: scratch vs pretrained vs semi-supervised at fractions of the labels (resumable)."),
     "train": ("detect", "train", "Fine-tune a YOLOX detector (CIoU-corrected SimOTA)."),
     "pseudo-label": ("pseudo", "pseudo_label", "Pseudo-labels from unlabeled video with a teacher, filtered by tracks (COCO json)."),
     "eval": ("detect", "evaluate", "COCO metrics (AP, APs/m/l, AR@100/300/1000) for a checkpoint or ONNX model."),

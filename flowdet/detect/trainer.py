@@ -193,6 +193,8 @@ class Trainer:
              f"device {self.device}{', amp' if self.amp else ''} → {self.out}")
         if self.semi is not None:
             echo(self.semi.describe())
+        if note := self.dataset.copy_paste_note():
+            echo(note)
         for epoch in range(self.start_epoch, t.epochs):
             t0 = time.perf_counter()
             row = self.train_epoch(epoch)

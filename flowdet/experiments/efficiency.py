@@ -1,14 +1,18 @@
-"""Label efficiency: does pretraining make up for labels? ``run_efficiency(spec) -> results``.
+"""Label efficiency: do pretraining or unlabeled frames make up for labels? ``run_efficiency(spec) -> results``.
 
 Pretrains once (``spec.method`` on ``spec.frames`` + the training images without their labels,
 refusing any frame that is a val image), then trains and evaluates, for every fraction of the
-training labels and every seed, a detector from scratch and one from the pretrained backbone.
+training labels and every seed, a detector of each kind in ``spec.kinds``: ``scratch``, ``pretrained``
+(the pretrained backbone), ``semi`` (scratch + teacher–student training on unlabeled frames: the rest
+of the training images, labels hidden, + ``spec.unlabeled``; flowdet/experiments/efficiency_semi.py)
+and ``pretrained+semi``.
 
 - Equal iterations: a point at fraction f trains ``epochs / f`` epochs (warm-up and no-aug epochs
   scaled the same way), so every point sees the same number of optimizer steps — the curve measures
-  labels, not compute.
+  labels, not compute. A semi point keeps its scratch point's labeled iterations (same subset, epochs,
+  batch); its steps also carry unlabeled frames (``semi.ratio`` per labeled image), not extra steps.
 - Subsets: ``round(f · N)`` training images drawn by ``random.Random(seed)`` from the sorted image
-  ids; scratch and pretrained at one (fraction, seed) share the subset (a paired comparison), and the
+  ids; every kind at one (fraction, seed) shares the subset (a paired comparison), and the
   seed moves both the subset and the training seed (the spread a user meets).
 - Every point is the real CLI (``flowdet train`` then ``flowdet eval``), run by ``runner``: a
   subprocess by default (memory stays bounded; an interrupted grid loses at most one epoch).
@@ -17,28 +21,43 @@ training labels and every seed, a detector from scratch and one from the pretrai
   in an emptied folder. Pretraining resumes the same way.
 
 Layout under ``spec.out``: ``results.json``, ``table.md``, ``verdict.md``, ``efficiency.png``,
-``subsets/``, ``pretrain-<method>/``, ``points/<kind>-<fraction>-s<seed>/`` (+ ``*.log``).
-Report: ``flowdet/experiments/efficiency_report.py``.
+``subsets/`` (labeled subsets; the semi points' ``unlabeled_<f>_s<seed>.txt``), ``unlabeled_frames/``
+(frames mined from ``spec.unlabeled`` videos), ``pretrain-<method>/``, ``points/<kind>-<fraction>-s<seed>/``
+(+ ``*.log``). Report: ``efficiency_report.py``; results file and runner: ``efficiency_io.py``.
 """
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from flowdet import log
 from flowdet.errors import DataError, FlowdetError, InputError
+from flowdet.experiments.efficiency_io import (
+    Runner,
+    csv_seconds,
+    image_count,
+    load_results,
+    subprocess_runner,
+    write_path_list,
+)
+from flowdet.experiments.efficiency_semi import (
+    KINDS,
+    PRETRAINED_KINDS,
+    SEMI_KINDS,
+    check_frames,
+    extra_frames,
+    skipped_note,
+    train_images,
+    warn_unused,
+    write_unlabeled_list,
+)
 from flowdet.utils import atomic_write_json
 
 STAT_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "AR100", "AR1000")
-Runner = Callable[[list[str], Path], None]  # (flowdet argv, log file) → None; raises FlowdetError on failure
 
 
 @dataclass
@@ -47,7 +66,9 @@ class EfficiencySpec:
     val: str  # validation set (COCO json): scored, and excluded from pretraining
     images: str = ""  # training images folder ("" = next to the json)
     val_images: str = ""  # "" = ``images``
-    frames: list[str] = field(default_factory=list)  # unlabeled frames (folders, manifest.jsonl, lists)
+    frames: list[str] = field(default_factory=list)  # pretraining frames (folders, manifest.jsonl, lists)
+    unlabeled: list[str] = field(default_factory=list)  # semi kinds: more unlabeled sources (train --unlabeled)
+    transductive: bool = False  # semi kinds: allow val images among the unlabeled frames (else refused)
     fractions: list[float] = field(default_factory=lambda: [0.1, 0.25, 1.0])
     method: str = "self-emd"
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -58,7 +79,7 @@ class EfficiencySpec:
     pretrain_epochs: int = 10
     backbone: str = ""  # an existing backbone.pt: skip pretraining
     train_images_as_frames: bool = True  # pretrain on the training images too (their labels unused)
-    exclude: list[str] | None = None  # None = [val]; no pretraining frame may be one of these images
+    exclude: list[str] | None = None  # None = [val]; no pretraining or unlabeled frame may be one of these
     size: str = "nano-d"  # train's auto size (flowdet.detect.auto_input)
     img_size: str = "auto"  # train's auto input; eval then uses the checkpoint's own
     batch: int = 8
@@ -118,20 +139,6 @@ def subset_json(train_json: str | Path, frac: float, seed: int, out: str | Path)
     return out, len(keep)
 
 
-def subprocess_runner(argv: list[str], log_path: Path) -> None:
-    """``python -m flowdet ARGV`` with output to ``log_path``; a failure names the log and its error line."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "flowdet", *argv]
-    with log_path.open("w") as f:
-        f.write("$ " + " ".join(cmd) + "\n")
-        f.flush()
-        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    if r.returncode != 0:
-        lines = log_path.read_text(errors="replace").splitlines()
-        err = next((ln for ln in reversed(lines) if ln.startswith("Error")), lines[-1] if lines else "")
-        raise FlowdetError(f"`flowdet {argv[0]}` failed (exit {r.returncode}): {err.strip()[:300]} — see {log_path}")
-
-
 def point_name(kind: str, frac: float, seed: int) -> str:
     return f"{kind}-{frac:g}-s{seed}"
 
@@ -141,6 +148,13 @@ class _Grid:
         self.spec, self.run = spec, runner
         self.out = Path(spec.out).resolve()
         self.res_path = self.out / "results.json"
+        self.images = spec.images or str(Path(spec.data).resolve().parent / "images")
+        # the unlabeled side of the semi kinds (prepare_unlabeled): training images by id (paths only),
+        # the frames of spec.unlabeled, what every semi train excludes, and the points left out
+        self.by_id: dict = {}
+        self.extras: list[Path] = []
+        self.semi_exclude: list[str] = []
+        self.skipped: list[str] = []
 
     # -- results.json: merged with the disk copy on every save (two lanes may share one --out) --
     def load(self) -> dict:
@@ -171,10 +185,23 @@ class _Grid:
                  "--device", s.device, *sum((["--set", x] for x in s.pretrain_sets), [])]
         resume = ["pretrain", "--resume", "--out", str(run_dir)] if (run_dir / "last.pt").is_file() else None
         self._resumable(fresh, resume, run_dir, self.out / f"pretrain-{s.method}.log")
-        seconds = _csv_seconds(run_dir / "metrics.csv")
+        seconds = csv_seconds(run_dir / "metrics.csv")
         self.save_point("pretrain", s.method, {"backbone": str(run_dir / "backbone.pt"), "seconds": seconds,
                                                 "epochs": s.pretrain_epochs})
         return str(run_dir / "backbone.pt"), seconds
+
+    def prepare_unlabeled(self) -> None:
+        """Semi kinds: resolve (and mine, once) ``spec.unlabeled`` and check every frame a semi point may
+        get — val images refused unless ``spec.transductive`` — before any training."""
+        s = self.spec
+        if not any(k in SEMI_KINDS for k in s.kinds):
+            return
+        self.extras = extra_frames(s.unlabeled, self.out, s.train_sets)
+        self.by_id = train_images(s.data, self.images)
+        allow_val = s.transductive and s.exclude is None
+        self.semi_exclude = [] if allow_val else exclusion(s, self.out)
+        check_frames(list(self.by_id.values()) + self.extras, self.semi_exclude,
+                     val_list(s, self.out) if allow_val else None, s.val)
 
     def _resumable(self, fresh: list[str], resume: list[str] | None, run_dir: Path, log_path: Path) -> None:
         if resume is not None:
@@ -192,13 +219,16 @@ class _Grid:
         s, name = self.spec, point_name(kind, frac, seed)
         if name in self.load().get("points", {}):
             return
-        run_dir = self.out / "points" / name
+        run_dir, images = self.out / "points" / name, self.images
         if frac < 1:
             train_json, n_img = subset_json(s.data, frac, seed, self.out / "subsets" / f"train_{frac:g}_s{seed}.json")
         else:
             train_json, n_img = Path(s.data), None
+        n_unl, unlabeled = self._unlabeled_args(frac, seed, train_json) if kind in SEMI_KINDS else (0, [])
+        if kind in SEMI_KINDS and not n_unl:
+            self.skipped.append(name)
+            return
         sched = scaled_schedule(s.epochs, frac, s.no_aug_epochs, s.warmup_epochs)
-        images = s.images or str(Path(s.data).resolve().parent / "images")
         fresh = ["train", "--data", str(train_json), "--images", images, "--val", s.val,
                  *(["--val-images", s.val_images] if s.val_images else []), "--size", s.size,
                  "--epochs", str(sched["epochs"]), "--img-size", str(s.img_size), "--batch", str(s.batch),
@@ -206,7 +236,7 @@ class _Grid:
                  "--eval-interval", str(sched["epochs"]), "--device", s.device, "--seed", str(seed),
                  *(["--backbone", backbone] if backbone else []), *sum((["--set", x] for x in s.train_sets), []),
                  "--set", f"augment.no_aug_epochs={sched['no_aug_epochs']}",
-                 "--set", f"train.warmup_epochs={sched['warmup_epochs']}"]
+                 "--set", f"train.warmup_epochs={sched['warmup_epochs']}", *unlabeled]
         t0 = time.time()
         if not (run_dir / "train.done").is_file():
             last = run_dir / "last.pt"
@@ -219,33 +249,23 @@ class _Grid:
                   "--out", str(run_dir / "eval"), "--exist-ok"], self.out / f"{name}.eval.log")
         stats = json.loads((run_dir / "eval" / "metrics.json").read_text())
         stats = stats.get("metrics", stats)
-        n_img = n_img or _image_count(train_json)
+        n_img = n_img or image_count(train_json)
         self.save_point("points", name, {"kind": kind, "fraction": frac, "seed": seed, "images": n_img,
-                                         "epochs": sched["epochs"], "train_s": round(_csv_seconds(run_dir / "metrics.csv")
+                                         "epochs": sched["epochs"], "train_s": round(csv_seconds(run_dir / "metrics.csv")
                                                                                        or time.time() - t0, 1),
+                                         # single process: steps = epochs × batches of the labeled subset
+                                         "labeled_iters": sched["epochs"] * -(-n_img // s.batch),
+                                         **({"unlabeled": n_unl} if n_unl else {}),
                                          **{k: float(stats[k]) for k in STAT_KEYS if k in stats}})
 
+    def _unlabeled_args(self, frac: float, seed: int, train_json: Path) -> tuple[int, list[str]]:
+        """(unlabeled frame count, ``--unlabeled LIST --exclude …``) of a semi point; (0, []) when it has none."""
+        from flowdet.data.coco import image_entries, read_json
 
-def load_results(path: Path) -> dict:
-    """``results.json`` of a grid ({} when absent): {"pretrain": {method: {...}}, "points": {name: {...}}}.
-    A file that is not one (corrupt, or another json) is one line, never a traceback mid-resume."""
-    if not (path.exists() or path.is_symlink()):
-        return {}
-    from flowdet.files import read_text
-
-    try:
-        res = json.loads(read_text(path))
-    except ValueError:
-        res = None
-    ok = isinstance(res, dict) and all(isinstance(res.get(k, {}), dict) and all(isinstance(v, dict) for v in
-                                                                                 res.get(k, {}).values())
-                                       for k in ("pretrain", "points"))
-    if ok:
-        ok = all(isinstance(v.get("backbone"), str) for v in res.get("pretrain", {}).values())
-    if not ok:
-        raise DataError("not a `flowdet efficiency` results file ({\"pretrain\": {…}, \"points\": {…}}); move it "
-                        "away to run the grid again (finished runs resume from their folders)", path=path)
-    return res
+        labeled = {im["id"] for im in image_entries(read_json(train_json), train_json)}  # the point's own subset
+        path = self.out / "subsets" / f"unlabeled_{frac:g}_s{seed}.txt"
+        n = write_unlabeled_list(self.by_id, labeled, self.extras, path)
+        return n, (["--unlabeled", str(path), *sum((["--exclude", e] for e in self.semi_exclude), [])] if n else [])
 
 
 def check_inputs(spec: EfficiencySpec) -> None:
@@ -253,6 +273,10 @@ def check_inputs(spec: EfficiencySpec) -> None:
     for key, p in (("--data", spec.data), ("--val", spec.val)):
         if not p or not Path(p).is_file():
             raise DataError(f"{p or '(none)'}: {key} needs a COCO json file")
+        if Path(p).suffix.lower() in (".yaml", ".yml"):  # the grid cuts json subsets; say how to get one
+            raise DataError(f"{p}: {key} needs a COCO json file, not a YOLO data.yaml — convert each split first "
+                            f"(flowdet convert yolo {Path(p).name} --split train|val --out train.json) and pass "
+                            "the image root it prints as --images")
     for frac in spec.fractions:
         if not 0 < frac <= 1:
             raise InputError(f"--fractions: {frac:g} is outside (0, 1] (a fraction of the training labels)")
@@ -263,16 +287,17 @@ def check_inputs(spec: EfficiencySpec) -> None:
 
     for s in spec.seeds:  # before hours of pretraining, not at the first `train --seed -1`
         seed(s, "--seeds")
-    bad = [k for k in spec.kinds if k not in ("scratch", "pretrained")]
+    bad = [k for k in spec.kinds if k not in KINDS]
     if bad or not spec.kinds:
-        raise InputError(f"--kinds: {', '.join(bad) or '(none)'}: choose from scratch, pretrained")
+        raise InputError(f"--kinds: {', '.join(bad) or '(none)'}: choose from {', '.join(KINDS)}")
+    warn_unused(spec.unlabeled, spec.kinds)
     if spec.epochs < 1 or spec.pretrain_epochs < 1:
         raise InputError("--epochs and --pretrain-epochs must be ≥ 1")
     from flowdet.pretrain.registry import method_names
 
     if spec.method not in method_names():
         raise InputError(f"--method: unknown {spec.method!r} (choose from {', '.join(method_names())})")
-    if "pretrained" not in spec.kinds or spec.backbone or spec.method == "center-loss":
+    if not set(PRETRAINED_KINDS) & set(spec.kinds) or spec.backbone or spec.method == "center-loss":
         return
     if not spec.frames and not spec.train_images_as_frames:
         raise InputError("--frames: no unlabeled frames to pretrain on")
@@ -303,21 +328,21 @@ def _check_fraction_budget(spec: EfficiencySpec) -> None:
 
 
 def exclusion(spec: EfficiencySpec, out: Path) -> list[str]:
-    """What pretraining must not see: ``spec.exclude``, or by default the val images — written as
-    a list file (``out/exclude_val.txt``, absolute paths) because they may live away from val.json."""
-    if spec.exclude is not None:
-        return list(spec.exclude)
+    """What pretraining and the semi kinds' unlabeled frames must not be: ``spec.exclude``, or by default
+    the val images (:func:`val_list`)."""
+    return list(spec.exclude) if spec.exclude is not None else [val_list(spec, out)]
+
+
+def val_list(spec: EfficiencySpec, out: Path) -> str:
+    """The val images as a list file (``out/exclude_val.txt``, absolute paths): they may live away from val.json."""
     from flowdet.data.coco import default_images_dir, read_json
-    from flowdet.paths import remember_root
 
     data = read_json(Path(spec.val))
     root = Path(spec.val_images or spec.images) if (spec.val_images or spec.images) else default_images_dir(spec.val, data)
     names = [im["file_name"] for im in data.get("images", []) if isinstance(im, dict) and "file_name" in im]
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "exclude_val.txt"
-    path.write_text("".join(f"{(root / n).resolve()}\n" for n in names))
-    remember_root(path, root)  # its absolute lines may name files there (flowdet.paths.file_root)
-    return [str(path)]
+    write_path_list(path, [(root / n).resolve() for n in names], root)  # its lines may name files there
+    return str(path)
 
 
 def run_efficiency(spec: EfficiencySpec, runner: Runner | None = None) -> dict:
@@ -328,28 +353,14 @@ def run_efficiency(spec: EfficiencySpec, runner: Runner | None = None) -> dict:
     grid = _Grid(spec, runner or subprocess_runner)
     grid.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(grid.out / "spec.json", asdict(spec), indent=1)
-    backbone = grid.pretrained()[0] if "pretrained" in spec.kinds else None
+    grid.prepare_unlabeled()  # before pretraining: an empty source or a val image among them stops it now
+    backbone = grid.pretrained()[0] if set(PRETRAINED_KINDS) & set(spec.kinds) else None
     for frac in spec.fractions:
         for seed in spec.seeds:
             for kind in spec.kinds:
-                grid.point(kind, frac, seed, backbone if kind == "pretrained" else None)
+                grid.point(kind, frac, seed, backbone if kind in PRETRAINED_KINDS else None)
+    if grid.skipped:
+        log.warn(skipped_note(grid.skipped))
     results = grid.load()
-    return {**results, **write_report(results, spec.method, grid.out, spec.epochs, spec.img_size)}
-
-
-def _csv_seconds(path: Path) -> float | None:
-    import csv
-
-    if not path.is_file():
-        return None
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
-    col = "seconds" if rows and "seconds" in rows[0] else "time_s"  # pretraining / detector csv
-    vals = [float(r[col]) for r in rows if r.get(col) not in (None, "")]
-    return round(sum(vals), 1) if vals else None
-
-
-def _image_count(path: Path) -> int:
-    from flowdet.data.coco import image_entries, read_json
-
-    return len(image_entries(read_json(path), path))
+    return {**results, **write_report(results, spec.method, grid.out, spec.epochs, spec.img_size, spec.batch),
+            "skipped": grid.skipped}

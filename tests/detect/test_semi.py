@@ -249,7 +249,7 @@ def test_val_images_as_unlabeled_warn_transductive_and_exclude_refuses(sets, tmp
 def test_videos_are_mined_once_into_the_run_folder(tmp_path):
     import cv2
 
-    from flowdet.detect.semi import MINED_DIR, resolve_unlabeled
+    from flowdet.mine.unlabeled import MINED_DIR, resolve_unlabeled
 
     video = tmp_path / "clip.avi"
     w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 4.0, (96, 64))

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from efficiency_helpers import FakeRunner
+from efficiency_helpers import arg as _arg
 
 from flowdet.errors import FlowdetError
 from flowdet.experiments.efficiency import (
@@ -17,47 +19,6 @@ from flowdet.experiments.efficiency import (
     subset_json,
 )
 from flowdet.experiments.efficiency_report import compare, verdict
-
-
-def _arg(argv: list[str], flag: str) -> str:
-    return argv[argv.index(flag) + 1]
-
-
-class FakeRunner:
-    """Stands in for `python -m flowdet`: writes what each verb writes; AP = base + bonus by kind/seed."""
-
-    def __init__(self, ap, fail_resume: bool = False):
-        self.ap, self.fail_resume, self.calls = ap, fail_resume, []
-
-    def __call__(self, argv: list[str], log: Path) -> None:
-        self.calls.append(argv)
-        verb = argv[0]
-        if "--resume" in argv and self.fail_resume:
-            raise FlowdetError("not a resumable checkpoint")
-        if verb == "pretrain":
-            out = Path(_arg(argv, "--out"))
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "backbone.pt").write_bytes(b"bb")
-            (out / "metrics.csv").write_text("epoch,loss,seconds\n1,1.0,12.5\n2,0.9,12.5\n")
-        elif verb == "train":
-            if "--resume" in argv:
-                out = Path(_arg(argv, "--resume")).parent
-            else:
-                out = Path(_arg(argv, "--out"))
-                assert not (out / "junk").exists()  # a fresh start is in an emptied folder
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "last.pt").write_bytes(b"ck")
-            (out / "metrics.csv").write_text("epoch,loss,time_s\n1,2.0,3.0\n")
-            (out / "argv.json").write_text(json.dumps(argv))
-        elif verb == "eval":
-            run = Path(_arg(argv, "--ckpt")).parent
-            a = json.loads((run / "argv.json").read_text())
-            kind = "pretrained" if "--backbone" in a else "scratch"
-            n = len(json.loads(Path(_arg(a, "--data")).read_text())["images"])
-            (run / "eval").mkdir(exist_ok=True)
-            ap = self.ap(kind, n, int(_arg(a, "--seed")))
-            (run / "eval" / "metrics.json").write_text(json.dumps({"metrics": {"AP": ap, "AP50": 2 * ap, "AP75": 0,
-                                                                               "APs": 0, "APm": 0, "AR100": 0}}))
 
 
 def _spec(synth_small, frames, tmp_path, **kw) -> EfficiencySpec:
