@@ -168,3 +168,14 @@ def test_stream_and_predict_on_openvino(request, tmp_path, capsys):
     code, stderr = run_cli(capsys, "predict", str(synth_small / "images"), "--model", str(nano_onnx),
                            "--precision", "bf16", "--out", str(tmp_path / "pred2"))
     assert code == 2 and "--backend openvino" in stderr
+
+
+def test_openvino_int8_options_are_checked():
+    from flowdet.errors import InputError
+    from flowdet.export.quantize import OvQuantOptions
+
+    assert OvQuantOptions() == OvQuantOptions(conv_only=True, preset="mixed", head_fp32=True,
+                                              overflow_fix="first_layer")  # the gate's defaults
+    for bad in ({"preset": "fast"}, {"overflow_fix": "half"}):
+        with pytest.raises(InputError, match="choose"):
+            OvQuantOptions(**bad)
