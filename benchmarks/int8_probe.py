@@ -43,6 +43,8 @@ VARIANTS: dict[str, dict] = {
     "full-ovf-disable": {"conv_only": False, "overflow_fix": "disable"},
     "slow-bc": {"fast_bias_correction": False},
     "full-slow-bc": {"conv_only": False, "fast_bias_correction": False},
+    "pw-fp32": {"pointwise_fp32": True},  # 1×1 convs fp32, k×k INT8
+    "pw-fp32-ovf": {"pointwise_fp32": True, "overflow_fix": "enable"},
     "calib128": {"frames": 128},
     "calib300": {"frames": 300},
     "full-calib128": {"conv_only": False, "frames": 128},

@@ -42,6 +42,7 @@ class OvQuantOptions:
     ``conv_only``: quantize the inputs of Conv/MatMul only (True) or also those of Add / Concat /
     MaxPool / Resize, NNCF's own CPU pattern (False). ``preset``: "mixed" (asymmetric activations)
     or "performance" (symmetric). ``head_fp32``: keep the head's prediction convs fp32.
+    ``pointwise_fp32``: keep the 1×1 convs fp32 (without VNNI their INT8 kernels are barely faster).
     ``overflow_fix``: NNCF's 7-bit weights against int16 saturation on CPUs without VNNI —
     "first_layer", "enable" (every layer) or "disable". ``fast_bias_correction``: NNCF's fast
     (True) or full bias correction.
@@ -50,6 +51,7 @@ class OvQuantOptions:
     conv_only: bool = True
     preset: str = "mixed"
     head_fp32: bool = True
+    pointwise_fp32: bool = False
     overflow_fix: str = "first_layer"
     fast_bias_correction: bool = True
 
@@ -125,6 +127,17 @@ def _ignored_types(model) -> list[str]:
     return sorted({op.get_type_name() for op in model.get_ordered_ops()} - keep)
 
 
+def _pointwise_convs(model) -> list[str]:
+    """Names of the model's 1×1 convolutions (weights [O, I, 1, 1])."""
+    out = []
+    for op in model.get_ordered_ops():
+        if op.get_type_name() == "Convolution":
+            shape = op.input(1).get_partial_shape()
+            if shape.is_static and list(shape.to_shape())[2:] == [1, 1]:
+                out.append(op.get_friendly_name())
+    return out
+
+
 def quantize_openvino(fp32_onnx: str | Path, out_xml: str | Path, batches: list[np.ndarray],
                       info: dict | None = None, log: Callable[[str], None] = _log.info,
                       options: OvQuantOptions | None = None) -> Path:
@@ -143,7 +156,8 @@ def quantize_openvino(fp32_onnx: str | Path, out_xml: str | Path, batches: list[
     opt = options or OvQuantOptions()
     model = ov.Core().read_model(str(fp32_onnx))
     props = read_props(model)
-    scope = nncf.IgnoredScope(patterns=[HEAD_PATTERN] if opt.head_fp32 else [],
+    scope = nncf.IgnoredScope(names=_pointwise_convs(model) if opt.pointwise_fp32 else [],
+                              patterns=[HEAD_PATTERN] if opt.head_fp32 else [],
                               types=_ignored_types(model) if opt.conv_only else [], validate=False)
     preset = {"mixed": nncf.QuantizationPreset.MIXED, "performance": nncf.QuantizationPreset.PERFORMANCE}[opt.preset]
     fix = {"first_layer": nncf.OverflowFix.FIRST_LAYER, "enable": nncf.OverflowFix.ENABLE,
