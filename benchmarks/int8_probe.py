@@ -100,29 +100,36 @@ def build(variant: str, fp32: Path, out: Path, calib: str, rebuild: bool) -> Pat
     return xml
 
 
-def profile(path: Path, frame: np.ndarray, threads: int, runs: int) -> dict:
-    """Per-node time (ms per inference, summed over ``runs``) with exec type, and sums by part/precision."""
+def profile(models: dict[str, Path], frame: np.ndarray, threads: int, runs: int) -> dict[str, dict]:
+    """Per model: per-node time (ms per inference, mean over ``runs``) with exec type, and sums by
+    part / op kind / precision. The models run interleaved (a, b, a, b, …), so a load change on a
+    shared box hits every model alike and node times compare across models."""
     import openvino as ov
 
     core = ov.Core()
     cfg = {"PERF_COUNT": True, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
            "INFERENCE_NUM_THREADS": threads}
-    req = core.compile_model(core.read_model(str(path)), "CPU", cfg).create_infer_request()
-    for _ in range(3):
-        req.infer({0: frame})
-    nodes: dict[str, dict] = {}
+    reqs = {v: core.compile_model(core.read_model(str(p)), "CPU", cfg).create_infer_request() for v, p in models.items()}
+    for req in reqs.values():
+        for _ in range(3):
+            req.infer({0: frame})
+    nodes: dict[str, dict[str, dict]] = {v: {} for v in reqs}
     for _ in range(runs):
-        req.infer({0: frame})
-        for p in req.get_profiling_info():
-            if p.status != p.Status.EXECUTED:
-                continue
-            n = nodes.setdefault(p.node_name, {"type": p.node_type, "exec": p.exec_type, "ms": 0.0})
-            n["ms"] += p.real_time.total_seconds() * 1000.0 / runs
-    by: dict[str, float] = defaultdict(float)
-    for name, n in nodes.items():
-        kind = "Reorder" if n["type"] == "Reorder" else ("Conv" if "Convolution" in n["type"] else "other")
-        by[f"{part_of(name)}|{kind}|{precision_of(n['exec'])}"] += n["ms"]
-    return {"total_ms": sum(n["ms"] for n in nodes.values()), "by": dict(by), "nodes": nodes}
+        for v, req in reqs.items():
+            req.infer({0: frame})
+            for p in req.get_profiling_info():
+                if p.status != p.Status.EXECUTED:
+                    continue
+                n = nodes[v].setdefault(p.node_name, {"type": p.node_type, "exec": p.exec_type, "ms": 0.0})
+                n["ms"] += p.real_time.total_seconds() * 1000.0 / runs
+    out = {}
+    for v, ns in nodes.items():
+        by: dict[str, float] = defaultdict(float)
+        for name, n in ns.items():
+            kind = "Reorder" if n["type"] == "Reorder" else ("Conv" if "Convolution" in n["type"] else "other")
+            by[f"{part_of(name)}|{kind}|{precision_of(n['exec'])}"] += n["ms"]
+        out[v] = {"total_ms": sum(n["ms"] for n in ns.values()), "by": dict(by), "nodes": ns}
+    return out
 
 
 def latency(models: dict[str, Path], ort_fp32: Path, frame: np.ndarray, threads: int, runs: int) -> dict[str, float]:
@@ -142,7 +149,7 @@ def main() -> None:
     ap.add_argument("--calib", required=True, help="calibration frames (train json / folder / video; never val)")
     ap.add_argument("--variants", default="gate,full-graph")
     ap.add_argument("--val", help="COCO val json: AP of fp32 and every variant")
-    ap.add_argument("--profile", action="store_true", help="OpenVINO per-layer profile, 1 thread")
+    ap.add_argument("--profile", action="store_true", help="OpenVINO per-layer profile, 1 thread, models interleaved")
     ap.add_argument("--profile-runs", type=int, default=20)
     ap.add_argument("--threads", default="1,2", help="latency: comma list ('' = no latency runs)")
     ap.add_argument("--runs", type=int, default=30, help="interleaved runs per round")
@@ -164,7 +171,7 @@ def main() -> None:
     img_size = OnnxPredictor(fp32, providers="cpu", threads=1).img_size
     frame = calibration_batches(load_calibration_frames(args.val or args.calib, 1), img_size)[0]
     if args.profile:
-        result["profile"] = {v: profile(p, frame, 1, args.profile_runs) for v, p in {"ov-fp32": fp32, **models}.items()}
+        result["profile"] = profile({"ov-fp32": fp32, **models}, frame, 1, args.profile_runs)
         for v, prof in result["profile"].items():
             print(f"profile {v}: {prof['total_ms']:.1f} ms summed over nodes", flush=True)
     if args.val:
