@@ -24,6 +24,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -137,7 +138,7 @@ def latency(models: dict[str, Path], ort_fp32: Path, frame: np.ndarray, threads:
     from flowdet.runtime.predict.onnx_runtime import OnnxPredictor
     from flowdet.runtime.predict.openvino_runtime import OpenVinoPredictor
 
-    preds = [OnnxPredictor(ort_fp32, providers="cpu", threads=threads, spinning=False)]
+    preds: list[Any] = [OnnxPredictor(ort_fp32, providers="cpu", threads=threads, spinning=False)]
     preds += [OpenVinoPredictor(p, precision="fp32", threads=threads) for p in models.values()]
     ms = interleaved_latency(preds, frame, runs)
     return dict(zip(["ort-fp32", *models], ms))
