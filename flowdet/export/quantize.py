@@ -18,6 +18,7 @@ import json
 import os
 import re
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,35 @@ QUANT_OPS = ["Conv", "Gemm", "MatMul"]
 # The head's final prediction convs, by the names the TorchScript exporter gives them.
 HEAD_PATTERN = r".*/head/(reg_preds|obj_preds|cls_preds)\.\d+/.*"
 METHODS = ("onnxruntime", "openvino")
+PRESETS = ("mixed", "performance")
+OVERFLOW_FIXES = ("first_layer", "enable", "disable")
+
+
+@dataclass(frozen=True)
+class OvQuantOptions:
+    """NNCF settings of the OpenVINO INT8 path (the defaults are the gate's).
+
+    ``conv_only``: quantize the inputs of Conv/MatMul only (True) or also those of Add / Concat /
+    MaxPool / Resize, NNCF's own CPU pattern (False). ``preset``: "mixed" (asymmetric activations)
+    or "performance" (symmetric). ``head_fp32``: keep the head's prediction convs fp32.
+    ``pointwise_fp32``: keep the 1×1 convs fp32 (without VNNI their INT8 kernels are barely faster).
+    ``overflow_fix``: NNCF's 7-bit weights against int16 saturation on CPUs without VNNI —
+    "first_layer", "enable" (every layer) or "disable". ``fast_bias_correction``: NNCF's fast
+    (True) or full bias correction.
+    """
+
+    conv_only: bool = True
+    preset: str = "mixed"
+    head_fp32: bool = True
+    pointwise_fp32: bool = False
+    overflow_fix: str = "first_layer"
+    fast_bias_correction: bool = True
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise InputError(f"INT8 preset {self.preset!r}: choose {' or '.join(PRESETS)}")
+        if self.overflow_fix not in OVERFLOW_FIXES:
+            raise InputError(f"INT8 overflow fix {self.overflow_fix!r}: choose {', '.join(OVERFLOW_FIXES)}")
 
 
 def fp32_head_nodes(onnx_path: str | Path) -> list[str]:
@@ -97,8 +127,20 @@ def _ignored_types(model) -> list[str]:
     return sorted({op.get_type_name() for op in model.get_ordered_ops()} - keep)
 
 
+def _pointwise_convs(model) -> list[str]:
+    """Names of the model's 1×1 convolutions (weights [O, I, 1, 1])."""
+    out = []
+    for op in model.get_ordered_ops():
+        if op.get_type_name() == "Convolution":
+            shape = op.input(1).get_partial_shape()
+            if shape.is_static and list(shape.to_shape())[2:] == [1, 1]:
+                out.append(op.get_friendly_name())
+    return out
+
+
 def quantize_openvino(fp32_onnx: str | Path, out_xml: str | Path, batches: list[np.ndarray],
-                      info: dict | None = None, log: Callable[[str], None] = _log.info) -> Path:
+                      info: dict | None = None, log: Callable[[str], None] = _log.info,
+                      options: OvQuantOptions | None = None) -> Path:
     """NNCF INT8 IR ``out_xml`` (+ ``.bin``) from ``fp32_onnx``, calibrated on ``batches``."""
     ov = require("openvino", "openvino")
     nncf = require("nncf", "openvino")
@@ -111,21 +153,30 @@ def quantize_openvino(fp32_onnx: str | Path, out_xml: str | Path, batches: list[
     out_xml = Path(out_xml)
     if out_xml.suffix != ".xml":
         raise InputError(f"{out_xml}: an OpenVINO model is an IR, name it .xml", field="--out")
+    opt = options or OvQuantOptions()
     model = ov.Core().read_model(str(fp32_onnx))
     props = read_props(model)
-    scope = nncf.IgnoredScope(patterns=[HEAD_PATTERN], types=_ignored_types(model), validate=False)
+    scope = nncf.IgnoredScope(names=_pointwise_convs(model) if opt.pointwise_fp32 else [],
+                              patterns=[HEAD_PATTERN] if opt.head_fp32 else [],
+                              types=_ignored_types(model) if opt.conv_only else [], validate=False)
+    preset = {"mixed": nncf.QuantizationPreset.MIXED, "performance": nncf.QuantizationPreset.PERFORMANCE}[opt.preset]
+    fix = {"first_layer": nncf.OverflowFix.FIRST_LAYER, "enable": nncf.OverflowFix.ENABLE,
+           "disable": nncf.OverflowFix.DISABLE}[opt.overflow_fix]
     try:
-        quantized = nncf.quantize(model, nncf.Dataset(batches), preset=nncf.QuantizationPreset.MIXED,
-                                  target_device=nncf.TargetDevice.CPU, subset_size=len(batches),
-                                  ignored_scope=scope)
+        quantized = nncf.quantize(model, nncf.Dataset(batches), preset=preset, target_device=nncf.TargetDevice.CPU,
+                                  subset_size=len(batches), ignored_scope=scope,
+                                  fast_bias_correction=opt.fast_bias_correction,
+                                  advanced_parameters=nncf.AdvancedQuantizationParameters(overflow_fix=fix))
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise FlowdetError(f"NNCF quantization failed ({first})", path=fp32_onnx) from None
     n_fq = sum(op.get_type_name() == "FakeQuantize" for op in quantized.get_ordered_ops())
-    n_head = sum(op.get_type_name() == "Convolution" and bool(re.match(HEAD_PATTERN, op.get_friendly_name()))
-                 for op in model.get_ordered_ops())
-    meta = {"method": "openvino-nncf", "preset": "mixed", "per_channel": True, "ops": ["Convolution", "MatMul"],
-            "fp32_pattern": HEAD_PATTERN, "fp32_head_convs": n_head, "fake_quantize_nodes": n_fq, **(info or {})}
+    n_head = opt.head_fp32 * sum(op.get_type_name() == "Convolution" and bool(re.match(HEAD_PATTERN,
+                                                                                      op.get_friendly_name()))
+                                 for op in model.get_ordered_ops())
+    meta = {"method": "openvino-nncf", **asdict(opt), "per_channel": True,
+            "fp32_pattern": HEAD_PATTERN if opt.head_fp32 else "", "fp32_head_convs": n_head,
+            "fake_quantize_nodes": n_fq, **(info or {})}
     write_props(quantized, {**props, "precision": "int8", "quantization": json.dumps(meta)})
     save_ir(quantized, out_xml)
     log(f"int8 (OpenVINO NNCF): {n_fq} FakeQuantize nodes, {n_head} head convs kept fp32 → {out_xml}")

@@ -168,3 +168,49 @@ def test_stream_and_predict_on_openvino(request, tmp_path, capsys):
     code, stderr = run_cli(capsys, "predict", str(synth_small / "images"), "--model", str(nano_onnx),
                            "--precision", "bf16", "--out", str(tmp_path / "pred2"))
     assert code == 2 and "--backend openvino" in stderr
+
+
+def test_openvino_int8_options_are_checked():
+    from flowdet.errors import InputError
+    from flowdet.export.quantize import OvQuantOptions
+
+    assert OvQuantOptions() == OvQuantOptions(conv_only=True, preset="mixed", head_fp32=True,
+                                              overflow_fix="first_layer")  # the gate's defaults
+    for bad in ({"preset": "fast"}, {"overflow_fix": "half"}):
+        with pytest.raises(InputError, match="choose"):
+            OvQuantOptions(**bad)
+
+
+def test_openvino_int8_options_reach_nncf(request, tmp_path):
+    """pointwise_fp32 leaves every 1×1 conv's weights unquantized and the k×k ones quantized; the
+    options are recorded in the IR's metadata."""
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    if _ran_in_child("test_openvino_int8_options_reach_nncf"):
+        return
+    nano_onnx = request.getfixturevalue("nano_onnx")
+    import openvino as ov
+
+    from flowdet.core.letterbox import preprocess_batch
+    from flowdet.export.parity import synthetic_images
+    from flowdet.export.quantize import OvQuantOptions, quantize_openvino
+    from flowdet.runtime.predict.openvino_runtime import read_props
+
+    batches = [preprocess_batch([im], (320, 320))[0] for im in synthetic_images(2, (240, 320), seed=3)]
+    xml = quantize_openvino(nano_onnx, tmp_path / "pw.xml", batches, log=lambda m: None,
+                            options=OvQuantOptions(pointwise_fp32=True))
+    model = ov.Core().read_model(str(xml))
+    meta = json.loads(read_props(model)["quantization"])
+    assert meta["pointwise_fp32"] is True and meta["overflow_fix"] == "first_layer"
+    weights_fq = {}  # conv → whether its weights are INT8 (an i8 constant + Convert/Multiply, or a FakeQuantize)
+    for op in model.get_ordered_ops():
+        if op.get_type_name() == "Convolution":
+            w = op.input_value(1).get_node()
+            while w.get_type_name() in ("Convert", "Multiply", "Subtract") and w.get_input_size():
+                w = w.input_value(0).get_node()
+            k = list(op.input(1).get_partial_shape().to_shape())[2:]
+            int8 = w.get_type_name() == "FakeQuantize" or w.get_output_element_type(0) in (ov.Type.i8, ov.Type.u8)
+            weights_fq[op.get_friendly_name()] = (k == [1, 1], int8)
+    assert any(pw for pw, _ in weights_fq.values()) and any(not pw for pw, _ in weights_fq.values())
+    assert not any(fq for pw, fq in weights_fq.values() if pw)  # 1×1: fp32 weights
+    assert any(fq for pw, fq in weights_fq.values() if not pw)  # k×k: INT8 weights
