@@ -12,7 +12,14 @@ import cv2
 import numpy as np
 import pytest
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # steadier than 2 on a shared 2-core box
+# `make test` runs two pytest-xdist workers (one process each) on a 2-core box: each worker gets one
+# torch/OpenMP/BLAS thread, inherited by the CLIs it starts — 2 workers × 2 threads spin-wait and
+# collapse. Without xdist, one thread is the default too (steadier than 2 on a shared 2-core box).
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", … under xdist; None without it
+if XDIST_WORKER:
+    os.environ["OMP_NUM_THREADS"] = "1"
+else:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 # flowdet.paths records the images root of each json it writes there: a fresh one per test run,
 # never the developer's own (~/.local/state/flowdet)
@@ -154,3 +161,17 @@ def smooth_frames(tmp_path_factory) -> Path:
         img = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
         cv2.imwrite(str(out / f"{i:02d}.jpg"), img)
     return out
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under xdist, the files that hold tests marked ``slow`` run first (most slow tests first; the
+    order is otherwise kept): ``make test`` hands out whole files in collection order
+    (``--dist loadfile --no-loadscope-reorder``), and a long file picked up last would leave one
+    worker running alone. Without xdist the order is pytest's own."""
+    if not XDIST_WORKER:
+        return
+    slow: dict[str, int] = {}
+    for item in items:
+        slow[item.path] = slow.get(item.path, 0) + (item.get_closest_marker("slow") is not None)
+    first_seen = {path: i for i, path in reversed(list(enumerate(item.path for item in items)))}
+    items.sort(key=lambda item: (-slow[item.path], first_seen[item.path]))
