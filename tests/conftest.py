@@ -205,14 +205,15 @@ def smooth_frames(tmp_path_factory) -> Path:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under xdist, the files that hold tests marked ``slow`` run first (most slow tests first; the
-    order is otherwise kept): ``make test`` hands out whole files in collection order
-    (``--dist loadfile --no-loadscope-reorder``), and a long file picked up last would leave one
-    worker running alone. Without xdist the order is pytest's own."""
+    """Under xdist, the files that hold tests marked ``slow`` run first (most slow test functions
+    first, a parametrized one counted once; the order is otherwise kept): ``make test`` hands out
+    whole files in collection order (``--dist loadfile --no-loadscope-reorder``), and a long file
+    picked up last would leave one worker running alone. Without xdist the order is pytest's own."""
     if not XDIST_WORKER:
         return
-    slow: dict[str, int] = {}
+    slow: dict[Path, set[str]] = {item.path: set() for item in items}
     for item in items:
-        slow[item.path] = slow.get(item.path, 0) + (item.get_closest_marker("slow") is not None)
-    first_seen = {path: i for i, path in reversed(list(enumerate(item.path for item in items)))}
-    items.sort(key=lambda item: (-slow[item.path], first_seen[item.path]))
+        if item.get_closest_marker("slow") is not None:
+            slow[item.path].add(getattr(item, "originalname", item.name))
+    first_seen = {path: i for i, path in enumerate(slow)}  # dicts keep insertion (collection) order
+    items.sort(key=lambda item: (-len(slow[item.path]), first_seen[item.path]))
