@@ -20,8 +20,12 @@ demo: $(STAMP)
 quick: $(STAMP)
 	$(BIN)/flowdet demo --out runs/demo-quick --quick --force
 
+# Two pytest-xdist workers, one test file at a time each (a file's module fixtures are built once),
+# files in collection order (tests/conftest.py puts the ones with slow tests first, so no worker is left
+# alone with a long file at the end). `make test XDIST=` runs everything in one process.
+XDIST ?= -n 2 --dist loadfile --no-loadscope-reorder
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 # ruff + mypy at the pyproject.toml config (mypy: a ratchet, see [tool.mypy]); CI runs it before the tests.
 lint: $(STAMP)

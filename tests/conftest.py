@@ -11,8 +11,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from shared_build import built_once
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # steadier than 2 on a shared 2-core box
+# `make test` runs two pytest-xdist workers (one process each) on a 2-core box: each worker gets one
+# torch/OpenMP/BLAS thread, inherited by the CLIs it starts — 2 workers × 2 threads spin-wait and
+# collapse. Without xdist, one thread is the default too (steadier than 2 on a shared 2-core box).
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", … under xdist; None without it
+if XDIST_WORKER:
+    os.environ["OMP_NUM_THREADS"] = "1"
+else:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 # flowdet.paths records the images root of each json it writes there: a fresh one per test run,
 # never the developer's own (~/.local/state/flowdet)
@@ -106,7 +114,7 @@ def write_video(path: Path, frames: int = 40, size: tuple[int, int] = (320, 240)
 
 @pytest.fixture(scope="session")
 def nano_ckpt(tmp_path_factory) -> Path:
-    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "nano.pt")
+    return built_once(tmp_path_factory, "ckpt", lambda d: make_checkpoint(d / "nano.pt")) / "nano.pt"
 
 
 @pytest.fixture(scope="session")
@@ -114,9 +122,49 @@ def nano_onnx(nano_ckpt, tmp_path_factory) -> Path:
     """Dynamic-batch fp32 export (parity checked on synthetic frames)."""
     from flowdet.export.onnx_export import export_onnx
 
-    out = tmp_path_factory.mktemp("onnx") / "nano.onnx"
-    export_onnx(nano_ckpt, out, dynamic_batch=True, log=lambda m: None)
-    return out
+    def build(d: Path) -> None:
+        export_onnx(nano_ckpt, d / "nano.onnx", dynamic_batch=True, log=lambda m: None)
+
+    return built_once(tmp_path_factory, "onnx", build) / "nano.onnx"
+
+
+# --- a trained model ----------------------------------------------------------------------------------
+OVERFIT_SCENES = dict(num_images=8, width=320, height=320, seed=0, min_size=28, max_size=64, near_fraction=0.0,
+                      objects_per_image=(1, 3), distractors_per_image=(0, 1), empty_fraction=0.0)
+NO_AUGMENTATION = ["augment.mosaic_prob=0", "augment.mixup_prob=0", "augment.hsv_prob=0", "augment.flip_prob=0",
+                   "augment.degrees=0", "augment.translate=0", "augment.shear=0", "augment.scale=[1, 1]",
+                   "augment.no_aug_epochs=0"]
+
+
+@pytest.fixture(scope="session")
+def overfit_run(tmp_path_factory) -> dict:
+    """nano trained to overfit 8 synthetic 320×320 images, validated on the same images: train()'s
+    summary (``run_dir``, ``best``, ``metrics``…; data in ``data/`` beside ``run/``).
+
+    ~50 s of CPU with 1 thread, so one training per test run (built_once) for every test that needs
+    "a trained model": tests/detect/test_train.py checks the training itself. The recipe: plain
+    training (no augmentation), 120 one-batch epochs at input 192; batch 8 (BatchNorm statistics of
+    2–4 images are too noisy), BN momentum 0.2 (YOLOX's 0.03 makes eval-mode statistics lag the
+    weights for hundreds of iterations), a high lr floor, and no L1 phase."""
+    import json
+
+    def build(root: Path) -> None:
+        from flowdet.config import load_config
+        from flowdet.data.synth import SynthConfig, generate
+        from flowdet.detect.config import DetectConfig
+        from flowdet.detect.train import train
+
+        data, out = root / "data", root / "run"
+        generate(data, SynthConfig(**OVERFIT_SCENES))
+        cfg = load_config(DetectConfig, None, [
+            f"data.train={data}/annotations.json", f"data.images={data}/images", f"data.val={data}/annotations.json",
+            f"out={out}", "model.size=nano", "train.workers=0", "train.progress=false", *NO_AUGMENTATION,
+            "train.img_size=192", "train.batch=8", "train.epochs=120", "train.lr=0.02", "train.warmup_epochs=1",
+            "train.min_lr_ratio=0.5", "train.bn_momentum=0.2", "train.eval_interval=1000", "data.cache=true",
+            "train.seed=0"])
+        (root / "summary.json").write_text(json.dumps(train(cfg)))
+
+    return json.loads((built_once(tmp_path_factory, "overfit8", build) / "summary.json").read_text())
 
 
 @pytest.fixture(scope="session")
@@ -154,3 +202,18 @@ def smooth_frames(tmp_path_factory) -> Path:
         img = np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
         cv2.imwrite(str(out / f"{i:02d}.jpg"), img)
     return out
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under xdist, the files that hold tests marked ``slow`` run first (most slow test functions
+    first, a parametrized one counted once; the order is otherwise kept): ``make test`` hands out
+    whole files in collection order (``--dist loadfile --no-loadscope-reorder``), and a long file
+    picked up last would leave one worker running alone. Without xdist the order is pytest's own."""
+    if not XDIST_WORKER:
+        return
+    slow: dict[Path, set[str]] = {item.path: set() for item in items}
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            slow[item.path].add(getattr(item, "originalname", item.name))
+    first_seen = {path: i for i, path in enumerate(slow)}  # dicts keep insertion (collection) order
+    items.sort(key=lambda item: (-len(slow[item.path]), first_seen[item.path]))

@@ -52,6 +52,7 @@ def test_tiny_objects_get_a_note():
     assert any("--p2" in n for n in c.notes)
 
 
+@pytest.mark.slow
 def test_train_without_size_flags_states_and_records_the_choice(capsys, tmp_path):
     pytest.importorskip("torch")
     import yaml

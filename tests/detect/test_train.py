@@ -176,28 +176,13 @@ def test_adamw_optimizer_is_used_and_a_bad_name_names_the_key(tiny_set, tmp_path
 
 
 @pytest.mark.slow
-def test_nano_overfits_eight_synthetic_images(tmp_path_factory):
+def test_nano_overfits_eight_synthetic_images(overfit_run):
     """Plain training (no augmentation) on 8 images of 320×320, evaluated on the same images: AP50 >= 0.8.
 
     Measured: AP50 1.00 (and 0.92 on a second synthetic seed) after 120 one-batch epochs at input
-    192, ~50 s of CPU with 1 thread. A short-run recipe: batch 8 (BatchNorm statistics of 2–4 images
-    are too noisy), BN momentum 0.2 (YOLOX's 0.03 makes eval-mode statistics lag the weights for
-    hundreds of iterations), a high lr floor, and no L1 phase."""
-    from flowdet.data.synth import SynthConfig, generate
-
-    data = tmp_path_factory.mktemp("overfit8")
-    generate(data, SynthConfig(num_images=8, width=320, height=320, seed=0, min_size=28, max_size=64,
-                               near_fraction=0.0, objects_per_image=(1, 3), distractors_per_image=(0, 1),
-                               empty_fraction=0.0))
-    out = tmp_path_factory.mktemp("overfit_run")
-    plain = ["augment.mosaic_prob=0", "augment.mixup_prob=0", "augment.hsv_prob=0", "augment.flip_prob=0",
-             "augment.degrees=0", "augment.translate=0", "augment.shear=0", "augment.scale=[1, 1]",
-             "augment.no_aug_epochs=0"]
-    cfg = load_config(DetectConfig, None, _overrides(
-        data, out, *plain, "train.img_size=192", "train.batch=8", "train.epochs=120", "train.lr=0.02",
-        "train.warmup_epochs=1", "train.min_lr_ratio=0.5", "train.bn_momentum=0.2", "train.eval_interval=1000",
-        "data.cache=true", "train.seed=0"))
-    summary = train(cfg)
+    192, ~50 s of CPU with 1 thread. The run and its recipe: tests/conftest.py's ``overfit_run``
+    (shared with the tests that need a trained model)."""
+    summary, out = overfit_run, Path(overfit_run["run_dir"])
     print(f"overfit: AP50 {summary['metrics']['AP50']:.3f}, AP {summary['metrics']['AP']:.3f}")
     assert summary["metrics"]["AP50"] >= 0.8, summary["metrics"]
     rows = list(csv.DictReader((out / "metrics.csv").open()))
@@ -211,6 +196,7 @@ def test_nano_overfits_eight_synthetic_images(tmp_path_factory):
     assert max(early) > 0 and sum(late) / len(late) < 0.5 * max(early), miss
 
 
+@pytest.mark.slow
 def test_second_run_into_the_same_out_gets_a_new_folder(tiny_set, tmp_path, capsys):
     # Before: the second run replaced best.pt of the first. Now runs/x → runs/x2, unless --exist-ok.
     args = ["train", "--data", f"{tiny_set}/annotations.json", "--images", f"{tiny_set}/images",
@@ -243,6 +229,7 @@ def test_train_takes_a_yolo_data_yaml_and_validates_on_its_val_split(tiny_set, t
     assert load_config(DetectConfig, tmp_path / "r" / "config.yaml", []).data.val == str(tmp_path / "yolo" / "data.yaml")
 
 
+@pytest.mark.slow
 def test_best_pt_keeps_weights_not_resume_state_and_every_use_of_it_works(tiny_set, tmp_path, capsys):
     # Before: best.pt was a copy of last.pt with the optimizer state (27 MB vs ultralytics' 5 MB).
     run = tmp_path / "r"

@@ -104,6 +104,7 @@ def _decreases(losses: list[float], k: int = 6) -> bool:
     return float(np.mean(losses[-k:])) < float(np.mean(losses[:k]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["cosine", "infonce"])
 def test_patch_contrast_loss_decreases(smooth_frames, loss):
     # Temperature 0.5: at 0.2 InfoNCE sits at chance for ~50 steps before it learns (CPU-dependent luck

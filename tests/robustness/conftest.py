@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from shared_build import built_once
 
 
 @dataclass
@@ -68,17 +69,21 @@ def ckpt64(tmp_path_factory) -> Path:
     """A random-init nano checkpoint at 64 px (tests/export's recipe, smaller)."""
     import importlib.util
 
-    # the shared recipe of tests/conftest.py (a plain function, not a fixture), loaded by path
-    spec = importlib.util.spec_from_file_location("_flowdet_tests_conftest", Path(__file__).parents[1] / "conftest.py")
-    shared = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(shared)
-    return shared.make_checkpoint(tmp_path_factory.mktemp("rob_ckpt") / "nano64.pt", img_size=64)
+    def build(d: Path) -> None:
+        # the shared recipe of tests/conftest.py (a plain function, not a fixture), loaded by path
+        spec = importlib.util.spec_from_file_location("_flowdet_tests_conftest", Path(__file__).parents[1] / "conftest.py")
+        shared = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(shared)
+        shared.make_checkpoint(d / "nano64.pt", img_size=64)
+
+    return built_once(tmp_path_factory, "ckpt64", build) / "nano64.pt"
 
 
 @pytest.fixture(scope="session")
 def onnx64(ckpt64, tmp_path_factory) -> Path:
     from flowdet.export.onnx_export import export_onnx
 
-    out = tmp_path_factory.mktemp("rob_onnx") / "nano64.onnx"
-    export_onnx(ckpt64, out, dynamic_batch=True, parity=False, log=lambda m: None)
-    return out
+    def build(d: Path) -> None:
+        export_onnx(ckpt64, d / "nano64.onnx", dynamic_batch=True, parity=False, log=lambda m: None)
+
+    return built_once(tmp_path_factory, "onnx64", build) / "nano64.onnx"

@@ -23,6 +23,7 @@ def _set_with_bad_files(root: Path, bad: dict[str, object]) -> Path:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_train_skips_bad_train_and_val_images_and_finishes(cli, tmp_path):
     train = _set_with_bad_files(tmp_path / "tr", {"trunc.jpg": hostile.truncated_jpeg, "huge.png": hostile.huge_png,
                                                   "fifo.jpg": hostile.fifo, "bad_pixels.png": hostile.corrupt_png})
