@@ -7,6 +7,17 @@ from pathlib import Path
 from flowdet.errors import FlowdetError
 
 
+def run_in_process(argv: list[str], log: Path) -> None:
+    """The real `flowdet` CLI in this process (the grid's runner for the real-training tests)."""
+    from flowdet.cli import main
+
+    try:
+        main(argv)
+    except SystemExit as e:
+        if e.code:
+            raise FlowdetError(f"flowdet {argv[0]} exited {e.code}") from None
+
+
 def kind_of(argv: list[str]) -> str:
     """The grid kind a `flowdet train` argv is: --backbone → pretrained, --unlabeled → semi."""
     semi = "--unlabeled" in argv

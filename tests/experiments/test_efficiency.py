@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from efficiency_helpers import FakeRunner
+from efficiency_helpers import FakeRunner, run_in_process
 from efficiency_helpers import arg as _arg
 
 from flowdet.errors import FlowdetError
@@ -130,16 +130,6 @@ def test_bad_input_is_one_line_exit_2(synth_small, tmp_path, capsys):
     assert not (tmp_path / "e" / "results.json").exists()
 
 
-def _inprocess(argv: list[str], log: Path) -> None:
-    from flowdet.cli import main
-
-    try:
-        main(argv)
-    except SystemExit as e:
-        if e.code:
-            raise FlowdetError(f"flowdet {argv[0]} exited {e.code}") from None
-
-
 @pytest.mark.slow
 def test_a_real_tiny_grid_end_to_end(tmp_path, smooth_frames):
     """The real pretrain/train/eval CLI at toy size: 1 pretrain step, one pretrained point of 2 epochs
@@ -164,7 +154,7 @@ def test_a_real_tiny_grid_end_to_end(tmp_path, smooth_frames):
                           batch=2, out=str(tmp_path / "eff"), train_sets=["train.progress=false"],
                           pretrain_sets=["train.max_steps=1", "train.batch=2", "method.crop=32", "data.frame_size=320",
                                          "method.small_views=0", "train.threads=1"])
-    r = run_efficiency(spec, _inprocess)
+    r = run_efficiency(spec, run_in_process)
     assert set(r["points"]) == {"pretrained-0.5-s0"}
     assert all(p["epochs"] == 2 and p["images"] == 2 and 0 <= p["AP"] <= 1 for p in r["points"].values())
     assert (Path(spec.out) / "efficiency.png").stat().st_size > 0 and "no verdict" in r["verdict"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from efficiency_helpers import FakeRunner, arg
+from efficiency_helpers import FakeRunner, arg, run_in_process
 
 from flowdet.experiments.efficiency import EfficiencySpec, point_name, run_efficiency, subset_json
 
@@ -177,16 +177,7 @@ def test_a_real_tiny_semi_grid_end_to_end(tmp_path):
     box, most of it the two `train` runs' fixed costs (plots, checkpoints): hence slow, as its sibling."""
     import torch
 
-    from flowdet.cli import main
     from flowdet.data.synth import SynthConfig, generate
-    from flowdet.errors import FlowdetError
-
-    def inprocess(argv: list[str], log: Path) -> None:
-        try:
-            main(argv)
-        except SystemExit as e:
-            if e.code:
-                raise FlowdetError(f"flowdet {argv[0]} exited {e.code}") from None
 
     torch.set_num_threads(1)
     kw = dict(width=192, height=160, min_size=10, max_size=40, objects_per_image=(1, 3),
@@ -198,7 +189,7 @@ def test_a_real_tiny_semi_grid_end_to_end(tmp_path):
                           fractions=[0.5], kinds=["scratch", "semi"], epochs=1, img_size="64", size="nano", batch=2,
                           out=str(tmp_path / "eff"),
                           train_sets=["train.progress=false", "semi.burn_in_epochs=0", "train.warmup_epochs=0"])
-    r = run_efficiency(spec, inprocess)
+    r = run_efficiency(spec, run_in_process)
     assert set(r["points"]) == {"scratch-0.5-s0", "semi-0.5-s0"}
     assert r["points"]["semi-0.5-s0"]["unlabeled"] == 2 and r["points"]["semi-0.5-s0"]["epochs"] == 2
     assert all(0 <= p["AP"] <= 1 for p in r["points"].values())
