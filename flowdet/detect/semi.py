@@ -137,13 +137,21 @@ class SemiTeacher:
     def loss(self, student_levels: list[torch.Tensor], weak: torch.Tensor) -> dict[str, Any]:
         """The unlabeled loss of the student's levels on the strong view against the teacher on ``weak``,
         plus "pseudo": teacher detections scoring ≥ semi.pseudo_conf after NMS, summed over the batch."""
-        assert self.teacher is not None
-        teacher = self.teacher.ema
-        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-            t_levels = teacher(weak)
+        t_levels = self.teacher_forward(weak)
         out = self.loss_fn(student_levels, t_levels)
-        out["pseudo"] = pseudo_boxes(teacher, t_levels, self.cfg.pseudo_conf)
+        out["pseudo"] = self.count_pseudo(t_levels)
         return out
+
+    def teacher_forward(self, weak: torch.Tensor) -> list[torch.Tensor]:
+        """The teacher's raw levels on the weak view (no grad)."""
+        assert self.teacher is not None
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            return self.teacher.ema(weak)
+
+    def count_pseudo(self, t_levels: list[torch.Tensor]) -> int:
+        """Teacher detections ≥ semi.pseudo_conf after NMS in ``t_levels`` (the progress line's pseudo-boxes)."""
+        assert self.teacher is not None
+        return pseudo_boxes(self.teacher.ema, t_levels, self.cfg.pseudo_conf)
 
     def update(self, student: nn.Module) -> None:
         if self.teacher is not None:
