@@ -33,6 +33,7 @@ from torch import nn
 
 from flowdet import log
 from flowdet.detect.config import DetectConfig, resolve_semi
+from flowdet.detect.folded import FoldedCopy
 from flowdet.detect.semi_data import UnlabeledBatchSampler, UnlabeledDataset, build_unlabeled_loader
 from flowdet.detect.semi_loss import DenseTeacherLoss
 from flowdet.engine import dist
@@ -65,6 +66,9 @@ class SemiTeacher:
         self.loader = build_unlabeled_loader(self.dataset, sampler, t.workers, t.seed)
         self.loss_fn = DenseTeacherLoss(num_classes, strides, s.topk, t.iou_loss)
         self.teacher: ModelEMA | None = None
+        self._folded: FoldedCopy | None = None  # the teacher's BN-folded copy that runs its forward passes
+        self._folded_of: ModelEMA | None = None  # the teacher it was made from (a resume makes a new one)
+        self._stale = False
 
     def describe(self) -> str:
         s = self.cfg
@@ -143,10 +147,17 @@ class SemiTeacher:
         return out
 
     def teacher_forward(self, weak: torch.Tensor) -> list[torch.Tensor]:
-        """The teacher's raw levels on the weak view (no grad)."""
+        """The teacher's raw levels on the weak view: its BN-folded copy (flowdet.detect.folded), refreshed
+        after each teacher update, under inference mode — the teacher's function, ~10 % faster."""
         assert self.teacher is not None
-        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-            return self.teacher.ema(weak)
+        if self._folded is None or self._folded_of is not self.teacher:
+            self._folded, self._folded_of = FoldedCopy(self.teacher.ema, self.channels_last), self.teacher
+        elif self._stale:
+            self._folded.refresh()
+        self._stale = False
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            levels = self._folded.model(weak)
+        return [x.clone() for x in levels]  # normal tensors: autograd may save them (the loss multiplies by them)
 
     def count_pseudo(self, t_levels: list[torch.Tensor]) -> int:
         """Teacher detections ≥ semi.pseudo_conf after NMS in ``t_levels`` (the progress line's pseudo-boxes)."""
@@ -156,6 +167,7 @@ class SemiTeacher:
     def update(self, student: nn.Module) -> None:
         if self.teacher is not None:
             self.teacher.update(student)
+            self._stale = True
 
     def epoch_summary(self, epoch: int, sums: torch.Tensor, iters: int, device: torch.device) -> tuple[dict, str]:
         """(metrics.csv columns, text for the epoch line) from the epoch's sums (unl, obj, cls, box, topk
