@@ -41,6 +41,8 @@ from flowdet.engine.checkpoint import unwrap
 from flowdet.engine.ema import ModelEMA
 from flowdet.mine.unlabeled import check_leaks, resolve_unlabeled
 
+# 2 GiB: ~1,700 frames at 832×480 (the new-camera protocol's 130 val frames take 156 MB)
+UNLABELED_CACHE_BYTES = 2 << 30
 SEMI_KEYS = ("unl", "unl_obj", "unl_cls", "unl_box", "pseudo_per_img", "topk_score")
 
 
@@ -56,9 +58,9 @@ class SemiTeacher:
         self.last_burn_in = max(self.burn_in, t.epochs // 2)  # the gate extends the burn-in up to here
         self.gate_boxes = s.teacher_gate * labeled_per_img  # pseudo-boxes/img the would-be teacher must find
         self.hw = hw
-        # Never cached (data.cache is for the labeled set): hours of mined video at full size would not fit in
-        # RAM, and one JPEG decode per frame and step costs little next to the teacher's and student's passes.
-        self.dataset = UnlabeledDataset(frames, hw, s, cfg.augment.hsv_gains, cfg.augment.flip_prob, t.seed)
+        # data.cache: letterboxed frames cached up to UNLABELED_CACHE_BYTES (hours of mined video would not fit)
+        self.dataset = UnlabeledDataset(frames, hw, s, cfg.augment.hsv_gains, cfg.augment.flip_prob, t.seed,
+                                        cache_bytes=UNLABELED_CACHE_BYTES if cfg.data.cache else 0)
         self.per_rank = per_rank * s.ratio
         sampler = UnlabeledBatchSampler(len(self.dataset), self.per_rank, iters_per_epoch, t.seed, hw,
                                         dist.rank(), dist.world_size(), cfg.augment.multiscale,
