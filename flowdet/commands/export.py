@@ -217,6 +217,7 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
                     max_frames, retries, backend, precision, gmc, duration, tracker, vid_stride)
         return
     from flowdet.runtime.stream.multistream import (
+        MultiSourceOptions,
         SourceSpec,
         format_source_table,
         load_sources_yaml,
@@ -241,15 +242,16 @@ def stream(model: str, sources: tuple[str, ...], sources_file: str | None, out: 
         recorder = build_recorder(db, start_time, metrics_port, mqtt, model=model,
                                   sources={sp.name: str(sp.source) for sp in specs})
     from flowdet.commands.detect import _fresh_out
+    from flowdet.runtime.stream.stream import StreamOptions
 
     run_dir = _fresh_out(out_dir or "runs/stream", exist_ok)  # the one run-folder rule (flowdet.runs)
+    opts = StreamOptions(conf=conf, iou=iou, threads=threads, spinning=spinning, backend=backend, precision=precision,
+                         tracker=tracker, gmc=gmc, max_frames=max_frames, max_seconds=duration, retries=retries,
+                         vid_stride=vid_stride)
     stopped_by = "error"
     try:
-        s = run_multistream(model, specs, run_dir, conf=conf, iou=iou, threads=threads,
-                            spinning=spinning, video=write_video, count_line=line, interval_s=interval,
-                            retries=retries, max_frames=max_frames, max_seconds=duration, status_every_s=status_every,
-                            backend=backend, precision=precision, gmc=gmc, monitor=recorder, tracker=tracker,
-                            vid_stride=vid_stride)
+        s = run_multistream(model, specs, run_dir, opts, MultiSourceOptions(
+            video=write_video, count_line=line, interval_s=interval, status_every_s=status_every, monitor=recorder))
         stopped_by = s["stopped_by"]
     finally:
         if recorder is not None:

@@ -19,7 +19,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from flowdet.core.defaults import PAD_VALUE
 from flowdet.core.imread import ImageReadError
-from flowdet.data.coco import ImageRecord, load_image
+from flowdet.data.coco import load_image
+from flowdet.data.copy_paste import CopyPaste, build_bank
+from flowdet.data.records import ImageRecord
 from flowdet.data.transforms import AugmentConfig, Augmenter, Sample
 
 Key = tuple[int, int, int, int]  # (index, epoch, h, w)
@@ -39,12 +41,34 @@ class DetectionDataset(Dataset):
         self.records = list(records)
         hw = (img_size, img_size) if isinstance(img_size, int) else (int(img_size[0]), int(img_size[1]))
         self.img_size, self.aug, self.seed, self.epochs, self.augment = hw, aug, seed, epochs, augment
-        self.augmenter = Augmenter(aug, self.load, len(self.records))
         # Decoded up front so forked workers share the pages copy-on-write.
         self._cache = [_load_or_none(r) for r in self.records] if cache else None
+        self.copy_paste = self._copy_paste() if augment and aug.copy_paste > 0 else None
+        self.augmenter = Augmenter(aug, self.load, len(self.records), self.copy_paste)
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def _copy_paste(self) -> CopyPaste | None:
+        """The bank of small objects, cut once here (from the cache when there is one); None if empty."""
+        a, unreadable = self.aug, _unreadable["count"]
+        labels = [(r.boxes[_trained(r)], r.height, r.width) for r in self.records]
+        bank = build_bank(labels, self.load, self.img_size, a.copy_paste_side, a.min_box_size, a.copy_paste_bank,
+                          self.seed)
+        _unreadable["count"] = unreadable  # an unreadable frame is counted when a batch uses it, not here
+        return CopyPaste(bank, a.copy_paste_max, a.copy_paste_jitter, a.min_box_size) if len(bank) else None
+
+    def copy_paste_note(self) -> str | None:
+        """The start line for copy-paste (None when it is off)."""
+        a = self.aug
+        if not (self.augment and a.copy_paste > 0):
+            return None
+        if self.copy_paste is None:
+            return (f"note: augment.copy_paste: no training box under {a.copy_paste_side:g} px (input scale) with "
+                    "a margin clear of other boxes and edges: nothing to paste")
+        b = self.copy_paste.bank
+        return (f"copy-paste {a.copy_paste:g}: 1–{a.copy_paste_max} of {len(b)} objects under "
+                f"{a.copy_paste_side:g} px (from {b.n_images} frames) per sample, size × 1±{a.copy_paste_jitter:g}")
 
     def load(self, i: int) -> Sample:
         r = self.records[i]
@@ -54,7 +78,7 @@ class DetectionDataset(Dataset):
             return _unreadable_sample(r, e)
         if img is None:  # cached as unreadable
             return _unreadable_sample(r, None)
-        keep = ~r.ignore if r.ignore.shape[0] == r.boxes.shape[0] else slice(None)
+        keep = _trained(r)
         return Sample(img, r.boxes[keep].astype(np.float32), r.classes[keep].astype(np.int64))
 
     def augment_on(self, epoch: int) -> bool:
@@ -65,6 +89,11 @@ class DetectionDataset(Dataset):
         res = self.augmenter(index, sample_rng(self.seed, epoch, index), (h, w), self.augment_on(epoch))
         target = np.concatenate([res.classes[:, None].astype(np.float32), res.boxes], 1).reshape(-1, 5)
         return res.img, target.astype(np.float32), res.dropped_tiny, res.dropped_out
+
+
+def _trained(r: ImageRecord) -> np.ndarray | slice:
+    """The boxes training learns from: all but ignore/crowd ones."""
+    return ~r.ignore if r.ignore.shape[0] == r.boxes.shape[0] else slice(None)
 
 
 # Unreadable images met by this process since its last batch: ``collate`` runs in the process (main

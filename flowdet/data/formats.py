@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 
 from flowdet import log
-from flowdet.data.coco import CocoDataset, load_coco
+from flowdet.data.coco import load_coco
+from flowdet.data.records import CocoDataset
 from flowdet.errors import DataError
 
 _LABEL_EXTS = {".txt", ".xml", ".yaml", ".yml", ".names"}

@@ -15,7 +15,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flowdet import log
-from flowdet.data.coco import default_images_dir, image_entries, read_json, split_video_frame
+from flowdet.data.coco import default_images_dir, image_entries, read_json
+from flowdet.data.records import split_video_frame
 from flowdet.errors import DataError, InputError
 
 _FRAME_SUFFIX = re.compile(r"[_\-. ]*(frame)?[_\-]?\d+$", re.IGNORECASE)

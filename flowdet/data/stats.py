@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from flowdet.data.coco import CocoDataset
 from flowdet.data.formats import load_dataset
+from flowdet.data.records import CocoDataset
 
 SMALL, MEDIUM = 32.0 ** 2, 96.0 ** 2
 

@@ -40,6 +40,13 @@ class AugmentConfig:
     no_aug_epochs: int = -1  # last N epochs: plain letterbox only (and L1 loss on); -1 = auto (detect.config)
     multiscale: list[int] = field(default_factory=list)  # [min, max] px (multiples of 32); [] = off
     multiscale_every: int = 10  # iterations between size changes
+    # Probability per sample of pasting the training set's own small objects (flowdet.data.copy_paste)
+    # where they cover no box, at their own input-scale size. Off by default until screened at 30 epochs.
+    copy_paste: float = 0.0
+    copy_paste_max: int = 8  # copy-paste: 1 to this many crops per sample
+    copy_paste_side: float = 32.0  # copy-paste: crops are the boxes whose longer side is under this (px, input scale)
+    copy_paste_jitter: float = 0.1  # copy-paste: a crop is pasted at its input-scale size × U(1 − j, 1 + j)
+    copy_paste_bank: int = 2000  # copy-paste: most crops held in memory (cut once at start, ~4 KB each)
 
 
 class Sample(NamedTuple):
@@ -212,10 +219,12 @@ def hflip(s: Sample) -> Sample:
 
 
 class Augmenter:
-    """Builds one training sample. ``load(i)`` returns the i-th raw :class:`Sample` (original pixels)."""
+    """Builds one training sample. ``load(i)`` returns the i-th raw :class:`Sample` (original pixels);
+    ``paste`` (copy-paste, flowdet.data.copy_paste.CopyPaste) runs with probability ``cfg.copy_paste``."""
 
-    def __init__(self, cfg: AugmentConfig, load: Callable[[int], Sample], n: int):
-        self.cfg, self.load, self.n = cfg, load, n
+    def __init__(self, cfg: AugmentConfig, load: Callable[[int], Sample], n: int,
+                 paste: Callable[[Sample, np.random.Generator], Sample] | None = None):
+        self.cfg, self.load, self.n, self.paste = cfg, load, n, paste
 
     def __call__(self, index: int, rng: np.random.Generator, out_hw: tuple[int, int], augment: bool) -> AugResult:
         cfg, (oh, ow) = self.cfg, out_hw
@@ -233,6 +242,9 @@ class Augmenter:
         b, c, tiny, out = filter_boxes(s.boxes, s.classes, ow, oh, cfg.min_box_size, cfg.min_visible)
         out += cut
         s = Sample(s.img, b, c)
+        # After the geometry, in the boxes' frame (boxes stay exact); no draw when off (samples unchanged).
+        if self.paste is not None and rng.random() < cfg.copy_paste:
+            s = self.paste(s, rng)
         if rng.random() < cfg.mixup_prob:
             s = mixup(s, self.load(int(rng.integers(0, self.n))), rng, tuple(cfg.mixup_scale))
         if rng.random() < cfg.hsv_prob:

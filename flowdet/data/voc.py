@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from flowdet.core.media import IMAGE_EXTS
-from flowdet.data.coco import ValidationReport
-from flowdet.data.validation import class_name_problem
+from flowdet.data.validation import ValidationReport, class_name_problem
 from flowdet.errors import DataError, FlowdetError
 from flowdet.files import read_bytes, read_text
 from flowdet.paths import OUTSIDE, is_inside, real, within
@@ -110,26 +109,8 @@ def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] |
         raise DataError(f"{ann_dir}: annotation folder not found")
     if not images_dir.is_dir():
         raise DataError(f"{images_dir}: images folder not found")
-    listed = sorted(ann_dir.rglob("*.xml"))
-    if not listed:
-        raise DataError(f"{ann_dir}: no .xml files")
     report = ValidationReport(str(ann_dir))
-    xml_files = [x for x in listed if is_inside(ann_dir, x)]
-    for x in sorted(set(listed) - set(xml_files)):  # a symlinked xml pointing out of the folder
-        report.add(x, "xml", OUTSIDE.format(what="annotation folder", root=ann_dir))
-        report.images_total += 1
-        report.images_skipped += 1
-    roots: list[tuple[Path, ET.Element]] = []
-    for x in xml_files:  # one broken xml does not end the conversion (--strict makes it fail)
-        try:
-            roots.append((x, parse_voc_xml(x)))
-        except FlowdetError as e:
-            msg = e.message[len(f"{x}: "):] if e.message.startswith(f"{x}: ") else e.message
-            report.add(x, "xml", f"{msg} (skipped)")
-            report.images_total += 1
-            report.images_skipped += 1
-    if not roots:
-        raise DataError(f"none of the {len(xml_files)} .xml files parses ({report.problems[0]})", path=ann_dir)
+    roots = _parse_all(ann_dir, report)
     if labels is None:
         found = {(_text(o, "name") or "") for _, r in roots for o in r.iter("object")}
         labels = sorted(n for n in found if n and class_name_problem(n) is None)  # others: dropped, not a class
@@ -144,32 +125,13 @@ def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] |
     for xml_path, root in iterator:
         report.images_total += 1
         objects = root.findall("object")
-        img_path = _find_image(images_dir, xml_path, _text(root, "filename"))
-        if img_path is None:
-            name = _text(root, "filename")
-            why = "is " + OUTSIDE.format(what="images folder", root=images_dir) if name and within(images_dir, name) is None \
-                else f"not found in {images_dir} (skipped)"
-            report.add(xml_path, "filename", f"image {name!r} {why}")
+        found = _image_of(xml_path, root, images_dir, report)
+        if found is None:
             report.images_skipped += 1
             report.boxes_total += len(objects)
             report.boxes_in_skipped_images += len(objects)
             continue
-        size = root.find("size")
-        w, h = _number(size, "width"), _number(size, "height")
-        real, why = _real_size(img_path)
-        problem = None
-        if real is None:
-            problem = (img_path, "image", f"{why} (skipped)")
-        elif not w or not h or not (math.isfinite(w) and math.isfinite(h)) or w <= 0 or h <= 0:
-            w, h = real  # a missing or zero <size>: the image's own
-        elif (int(w), int(h)) != real:
-            problem = (xml_path, "size", f"<size> says {w:g}x{h:g} but {img_path.name} is {real[0]}x{real[1]} (skipped)")
-        if problem is not None:
-            report.add(*problem)
-            report.images_skipped += 1
-            report.boxes_total += len(objects)
-            report.boxes_in_skipped_images += len(objects)
-            continue
+        img_path, w, h = found
         image_id = len(images) + 1
         images.append({"id": image_id, "file_name": _relative(img_path, images_dir),
                        "width": int(w), "height": int(h)})
@@ -185,6 +147,57 @@ def voc_to_coco(ann_dir: str | Path, images_dir: str | Path, labels: list[str] |
     return {"info": {"description": f"converted from Pascal VOC {ann_dir.name}",
                      "images_dir": str(images_dir.resolve())}, "images": images,
             "annotations": anns, "categories": categories}, report
+
+
+def _parse_all(ann_dir: Path, report: ValidationReport) -> list[tuple[Path, ET.Element]]:
+    """Every ``*.xml`` under ``ann_dir`` (sorted, recursive) parsed; one that leads out of the folder (a
+    symlink) or does not parse is reported and skipped (--strict makes it fail), none left is an error."""
+    listed = sorted(ann_dir.rglob("*.xml"))
+    if not listed:
+        raise DataError(f"{ann_dir}: no .xml files")
+    xml_files = [x for x in listed if is_inside(ann_dir, x)]
+    for x in sorted(set(listed) - set(xml_files)):  # a symlinked xml pointing out of the folder
+        report.add(x, "xml", OUTSIDE.format(what="annotation folder", root=ann_dir))
+        report.images_total += 1
+        report.images_skipped += 1
+    roots: list[tuple[Path, ET.Element]] = []
+    for x in xml_files:
+        try:
+            roots.append((x, parse_voc_xml(x)))
+        except FlowdetError as e:
+            msg = e.message[len(f"{x}: "):] if e.message.startswith(f"{x}: ") else e.message
+            report.add(x, "xml", f"{msg} (skipped)")
+            report.images_total += 1
+            report.images_skipped += 1
+    if not roots:
+        raise DataError(f"none of the {len(xml_files)} .xml files parses ({report.problems[0]})", path=ann_dir)
+    return roots
+
+
+def _image_of(xml_path: Path, root: ET.Element, images_dir: Path,
+              report: ValidationReport) -> tuple[Path, float, float] | None:
+    """(image file, width, height) of one xml — the ``<size>`` when it agrees with the file, the file's
+    own when ``<size>`` is missing or zero — or None (reported): no image inside ``images_dir``, an
+    unreadable one, or another size."""
+    img_path = _find_image(images_dir, xml_path, _text(root, "filename"))
+    if img_path is None:
+        name = _text(root, "filename")
+        why = "is " + OUTSIDE.format(what="images folder", root=images_dir) if name and within(images_dir, name) is None \
+            else f"not found in {images_dir} (skipped)"
+        report.add(xml_path, "filename", f"image {name!r} {why}")
+        return None
+    size = root.find("size")
+    w, h = _number(size, "width"), _number(size, "height")
+    real, why = _real_size(img_path)
+    if real is None:
+        report.add(img_path, "image", f"{why} (skipped)")
+        return None
+    if not w or not h or not (math.isfinite(w) and math.isfinite(h)) or w <= 0 or h <= 0:
+        return img_path, real[0], real[1]  # a missing or zero <size>: the image's own
+    if (int(w), int(h)) != real:
+        report.add(xml_path, "size", f"<size> says {w:g}x{h:g} but {img_path.name} is {real[0]}x{real[1]} (skipped)")
+        return None
+    return img_path, w, h
 
 
 def _relative(img_path: Path, images_dir: Path) -> str:

@@ -33,8 +33,9 @@ import yaml
 from flowdet import safe_yaml
 from flowdet.core.imread import try_read_image
 from flowdet.core.media import IMAGE_EXTS
-from flowdet.data.coco import ValidationReport, default_images_dir, read_json, validate_coco_dict
-from flowdet.data.validation import class_name_problem
+from flowdet.data.coco import default_images_dir, read_json
+from flowdet.data.coco_validate import validate_coco_dict
+from flowdet.data.validation import ValidationReport, class_name_problem
 from flowdet.errors import DataError
 from flowdet.files import read_text
 from flowdet.paths import OUTSIDE, file_root, is_inside, plain_name, real, within

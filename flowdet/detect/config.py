@@ -235,6 +235,7 @@ def validate(cfg: DetectConfig) -> DetectConfig:
          and (not a.multiscale or a.multiscale[0] <= a.multiscale[1]),
          f"augment.multiscale: expected [] or [min, max] multiples of 32, got {a.multiscale}"),
         (a.multiscale_every >= 1, f"augment.multiscale_every: must be >= 1, got {a.multiscale_every}"),
+        *copy_paste_checks(a),
         (0 <= t.lr <= 10, f"train.lr: must be in [0, 10] (0 = lr_per_img x batch), got {t.lr}"),
         (0 < t.lr_per_img <= 1, f"train.lr_per_img: must be in (0, 1], got {t.lr_per_img}"),
         (0 <= t.momentum < 1, f"train.momentum: must be in [0, 1), got {t.momentum}"),
@@ -251,6 +252,16 @@ def validate(cfg: DetectConfig) -> DetectConfig:
     if str(cfg.train.img_size).strip().lower() != AUTO:
         input_hw(cfg)  # raises InputError naming train.img_size
     return cfg
+
+
+def copy_paste_checks(a: AugmentConfig) -> list[tuple[bool, str]]:
+    return [
+        (0 <= a.copy_paste <= 1, f"augment.copy_paste: must be a probability in [0, 1], got {a.copy_paste}"),
+        (a.copy_paste_max >= 1, f"augment.copy_paste_max: must be >= 1, got {a.copy_paste_max}"),
+        (a.copy_paste_side > 0, f"augment.copy_paste_side: must be > 0 px, got {a.copy_paste_side}"),
+        (0 <= a.copy_paste_jitter < 1, f"augment.copy_paste_jitter: must be in [0, 1), got {a.copy_paste_jitter}"),
+        (a.copy_paste_bank >= 1, f"augment.copy_paste_bank: must be >= 1, got {a.copy_paste_bank}"),
+    ]
 
 
 def semi_checks(s: SemiSection) -> list[tuple[bool, str]]:

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from flowdet import log
+from flowdet.core.imread import SkipLog
 from flowdet.core.postprocess import invalid_message
-from flowdet.data.coco import DONT_CARE_RULES, CocoDataset, load_image
+from flowdet.data.coco import load_image
 from flowdet.data.formats import load_dataset
+from flowdet.data.records import DONT_CARE_RULES, CocoDataset, ImageRecord
 from flowdet.detect.class_match import match_classes
 from flowdet.errors import DataError, InputError
 from flowdet.runtime.predict.predictor import Predictor
@@ -44,12 +46,8 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
     pr_curve.png there. ``ann`` may be an already loaded CocoDataset (the trainer passes its own)."""
     import dataclasses
 
-    from tqdm import tqdm
-
     from flowdet.core import validate
-    from flowdet.core.imread import ImageReadError, SkipLog
-    from flowdet.metrics.coco_eval import coco_evaluate, format_table, pr_curve_png, pr_curves
-    from flowdet.utils import atomic_write_json
+    from flowdet.metrics.coco_eval import coco_evaluate, format_table
 
     validate.predict_args(conf, iou, batch)
     if dont_care not in DONT_CARE_RULES:
@@ -70,32 +68,11 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
     for msg in match.notes if verbose else ():
         log.info(f"note: {msg}")
     cat_ids = ds.cat_ids
-    results: list[dict] = []
-    n_det, t_pred, invalid = 0, 0.0, 0
     recs = ds.records
     skipped = SkipLog(show=10 if verbose else 0)
-    scored = []
-    bar = tqdm(total=len(recs), desc="eval", unit="img", disable=None if progress else True, leave=False)
-    for s in range(0, len(recs), batch):
-        chunk, imgs = [], []
-        for r in recs[s:s + batch]:
-            try:
-                imgs.append(load_image(r))
-                chunk.append(r)
-            except ImageReadError as e:  # one bad file does not end the run; it is left out of the score
-                skipped.add(e.path, e.reason)
-        if chunk:
-            t0 = time.perf_counter()
-            dets = predictor.predict(imgs, conf=conf, iou=iou)
-            t_pred += time.perf_counter() - t0
-            for r, d in zip(chunk, dets):
-                scored_dets = d.to_coco(r.image_id, match.cat_of_class)
-                results.extend(scored_dets)
-                n_det += len(scored_dets)
-                invalid += d.invalid
-            scored += chunk
-        bar.update(len(recs[s:s + batch]))
-    bar.close()
+    results, scored, t_pred, invalid = _predict_all(predictor, recs, match.cat_of_class, batch, conf, iou, skipped,
+                                                    progress)
+    n_det = len(results)
     if not scored:
         raise DataError(f"none of the {len(recs)} images could be read ({skipped.summary()})", path=ds.ann_path)
     if skipped:
@@ -111,7 +88,7 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
              **({"categories_without_class": match.gt_only} if match.gt_only else {})}
     if invalid:
         log.warn(invalid_message(invalid))
-    from flowdet.metrics.prf import NOTHING_MATCHED, prf_png, prf_sweep
+    from flowdet.metrics.prf import NOTHING_MATCHED, prf_sweep
 
     sweep = prf_sweep(recs, results, cat_ids, dont_care=dont_care)
     # The threshold to deploy at: AP averages over all of them, a camera runs at one.
@@ -129,17 +106,63 @@ def evaluate(predictor: Predictor, ann: str | Path | CocoDataset, images: str | 
         else:
             log.result(f"{NOTHING_MATCHED} ({n_det} detections, {sweep['fn']} labels missed)")
     if out_dir is not None or json_path is not None:
-        out = Path(out_dir) if out_dir is not None else Path(json_path).parent
-        det_path = Path(json_path) if json_path is not None else out / "detections.json"
-        atomic_write_json(det_path, results)
-        if out_dir is not None:
-            atomic_write_json(out / "metrics.json", {
-                "metrics": stats, "ann": str(ds.ann_path), "conf": conf, "iou": iou,
-                "img_size": list(predictor.img_size), "pr": pr_curves(E)}, indent=2)
-            name = dataset_label(ann, ds)
-            pr_curve_png(E, out / "pr_curve.png", title=name)
-            prf_png(sweep, out / "prf_curve.png", title=f"{name}: P / R / F1 at IoU 0.5")
-        stats["paths"] = {"detections": str(det_path), **({"metrics": str(out / "metrics.json"),
-                                                            "pr_curve": str(out / "pr_curve.png"),
-                                                            "prf_curve": str(out / "prf_curve.png")} if out_dir else {})}
+        stats["paths"] = _write_outputs(stats, results, E, sweep, out_dir, json_path, ann, ds, conf, iou, predictor)
     return stats
+
+
+def _predict_all(predictor: Predictor, recs: list[ImageRecord], cat_of_class: Any, batch: int, conf: float,
+                 iou: float, skipped: SkipLog, progress: bool) -> tuple[list[dict], list[ImageRecord], float, int]:
+    """(COCO results, the records scored, seconds in ``predict``, invalid outputs dropped) over ``recs``
+    in batches; an image that cannot be read goes to ``skipped`` and is left out of the score (one bad
+    file does not end the run)."""
+    from tqdm import tqdm
+
+    from flowdet.core.imread import ImageReadError
+
+    results: list[dict] = []
+    scored: list[ImageRecord] = []
+    t_pred, invalid = 0.0, 0
+    bar = tqdm(total=len(recs), desc="eval", unit="img", disable=None if progress else True, leave=False)
+    for s in range(0, len(recs), batch):
+        chunk, imgs = [], []
+        for r in recs[s:s + batch]:
+            try:
+                imgs.append(load_image(r))
+                chunk.append(r)
+            except ImageReadError as e:
+                skipped.add(e.path, e.reason)
+        if chunk:
+            t0 = time.perf_counter()
+            dets = predictor.predict(imgs, conf=conf, iou=iou)
+            t_pred += time.perf_counter() - t0
+            for r, d in zip(chunk, dets):
+                results.extend(d.to_coco(r.image_id, cat_of_class))
+                invalid += d.invalid
+            scored += chunk
+        bar.update(len(recs[s:s + batch]))
+    bar.close()
+    return results, scored, t_pred, invalid
+
+
+def _write_outputs(stats: dict[str, Any], results: list[dict], E: Any, sweep: dict[str, Any],
+                   out_dir: str | Path | None, json_path: str | Path | None, ann: str | Path | CocoDataset,
+                   ds: CocoDataset, conf: float, iou: float, predictor: Predictor) -> dict[str, str]:
+    """detections.json (at ``json_path`` if given), and with ``out_dir`` metrics.json, pr_curve.png and
+    prf_curve.png there; their paths."""
+    from flowdet.metrics.coco_eval import pr_curve_png, pr_curves
+    from flowdet.metrics.prf import prf_png
+    from flowdet.utils import atomic_write_json
+
+    out = Path(out_dir) if out_dir is not None else Path(str(json_path)).parent
+    det_path = Path(json_path) if json_path is not None else out / "detections.json"
+    atomic_write_json(det_path, results)
+    if out_dir is None:
+        return {"detections": str(det_path)}
+    atomic_write_json(out / "metrics.json", {
+        "metrics": stats, "ann": str(ds.ann_path), "conf": conf, "iou": iou,
+        "img_size": list(predictor.img_size), "pr": pr_curves(E)}, indent=2)
+    name = dataset_label(ann, ds)
+    pr_curve_png(E, out / "pr_curve.png", title=name)
+    prf_png(sweep, out / "prf_curve.png", title=f"{name}: P / R / F1 at IoU 0.5")
+    return {"detections": str(det_path), "metrics": str(out / "metrics.json"),
+            "pr_curve": str(out / "pr_curve.png"), "prf_curve": str(out / "prf_curve.png")}

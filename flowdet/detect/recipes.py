@@ -64,5 +64,6 @@ def describe(cfg: DetectConfig) -> str:
     """One line with the choices that matter most for a short run (printed at the start of train)."""
     a, t = cfg.augment, cfg.train
     geo = "no rotation/shear" if not a.degrees and not a.shear else f"rotation ±{a.degrees:g}°, shear ±{a.shear:g}°"
-    return (f"mosaic {a.mosaic_prob:g}, mixup {a.mixup_prob:g}, scale {a.scale[0]:g}–{a.scale[1]:g}, {geo}; "
+    paste = f", copy-paste {a.copy_paste:g}" if a.copy_paste else ""
+    return (f"mosaic {a.mosaic_prob:g}, mixup {a.mixup_prob:g}{paste}, scale {a.scale[0]:g}–{a.scale[1]:g}, {geo}; "
             f"lr {cfg.base_lr():.4g} at batch {t.batch}")

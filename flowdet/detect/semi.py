@@ -24,6 +24,7 @@ the teacher: the slow average of the student is the better detector); checkpoint
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ import torch
 from torch import nn
 
 from flowdet import log
+from flowdet.data.records import CocoDataset
 from flowdet.detect.config import DetectConfig, resolve_semi
 from flowdet.detect.folded import FoldedCopy
 from flowdet.detect.semi_data import UnlabeledBatchSampler, UnlabeledDataset, build_unlabeled_loader
@@ -190,6 +192,24 @@ class SemiTeacher:
                 f"(teacher ≥ {self.cfg.pseudo_conf:g} after NMS), top-k teacher score {row['topk_score']:.3f}")
         return row, text
 
+    def start_epoch(self, epoch: int, start_from: nn.Module) -> Iterator | None:
+        """The epoch's unlabeled batches, or None while the burn-in lasts (:meth:`ready`); resets the
+        sums :meth:`summarize` reports."""
+        self.sums = torch.zeros(7, dtype=torch.float64)  # unl, obj, cls, box, topk score, pseudo-boxes, images
+        return self.batches(epoch, start_from) if self.ready(epoch, start_from) else None
+
+    def weighted_loss(self, student_levels: list[torch.Tensor], weak: torch.Tensor) -> torch.Tensor:
+        """``semi.weight`` × the unlabeled loss (:meth:`loss`), its parts added to the epoch's sums."""
+        u = self.loss(student_levels, weak)
+        self.sums += torch.tensor([float(u["total"].detach())]
+                                  + [float(u[k]) for k in ("obj", "cls", "box", "topk_score")]
+                                  + [u["pseudo"], weak.shape[0]], dtype=torch.float64)
+        return self.cfg.weight * u["total"]
+
+    def summarize(self, epoch: int, iters: int) -> tuple[dict, str]:
+        """:meth:`epoch_summary` of the sums since :meth:`start_epoch`."""
+        return self.epoch_summary(epoch, self.sums, iters, self.device)
+
     def state_dict(self) -> dict[str, Any] | None:
         return self.teacher.state_dict() if self.teacher is not None else None
 
@@ -226,6 +246,21 @@ def unlabeled_setup(cfg: DetectConfig, val_images: list[Path]) -> list[Path]:
     if not dist.is_main():
         frames = resolve_unlabeled(s.unlabeled, out, s.video_fps, mine_videos=False)
     return frames
+
+
+def for_run(cfg: DetectConfig, train_set: CocoDataset, val_set: CocoDataset | None, hw: tuple[int, int],
+            strides: tuple[int, ...], iters_per_epoch: int, per_rank: int, device: torch.device,
+            channels_last: bool, amp: bool) -> SemiTeacher | None:
+    """The unlabeled side of a training run when ``semi.unlabeled`` names frames, else None. Its frames
+    are checked against the val images (:func:`unlabeled_setup`); the teacher gate compares with the
+    labeled set's (non-ignore) boxes per image."""
+    if not cfg.semi.unlabeled:
+        return None
+    val_images = [r.file for r in val_set.records if r.frame_index is None] if val_set else []
+    records = train_set.records
+    per_img = sum(int((~r.ignore).sum()) for r in records) / max(len(records), 1)
+    return SemiTeacher(cfg, unlabeled_setup(cfg, val_images), hw, train_set.num_classes, strides, iters_per_epoch,
+                       per_rank, device, channels_last, amp, labeled_per_img=per_img)
 
 
 def empty_row() -> dict[str, float]:

@@ -4,18 +4,29 @@
   dropped_tiny, positives/box by size) only with ``-v``;
 - in a log file (no terminal, so no tqdm bar): a line every ``train.log_every_s`` seconds with
   iteration i/N, it/s and the ETA, so a 15-minute epoch is not 15 silent minutes;
+- the epoch's row of metrics.csv (:func:`epoch_row`: mean losses, miss_share, positives per box by
+  size, img/s) and the loss / results plots (:func:`plot_curves`);
 - at the end one short table of best.pt's scores and the threshold to deploy at; both full COCO
   layouts go to metrics.json (and to the console with ``-v``).
 """
 from __future__ import annotations
 
+import math
 import time
+from pathlib import Path
 from typing import Any
+
+import torch
 
 from flowdet import log
 from flowdet.detect.loss import BUCKET_NAMES
 from flowdet.engine import dist
+from flowdet.engine.logger import MetricsLog, plot_results
 from flowdet.utils import duration
+
+LOSS_KEYS = ("iou", "obj", "cls", "l1")
+# The per-iteration sums a training epoch keeps: LOSS_KEYS, then these (imgs last).
+SUM_KEYS = (*LOSS_KEYS, "total", "fg", "miss", "tiny", "out", "imgs")
 
 
 class IterationLines:
@@ -38,6 +49,44 @@ class IterationLines:
         total = f", run {duration(left + self.after)}" if self.after is not None else ""
         log.info(f"  epoch {self.epoch + 1}/{self.epochs} it {done}/{self.ipe}: loss {loss:.4f}, {its:.2f} it/s, "
                  f"ETA epoch {duration(left)}{total}")
+
+
+def epoch_row(epoch: int, lr: float, sums: torch.Tensor, buckets: torch.Tensor, elapsed: float, iters: int,
+              device: torch.device, unreadable: int = 0) -> dict[str, Any]:
+    """The epoch's metrics.csv row from this process's sums (:data:`SUM_KEYS`) and its [boxes, positives]
+    per size bucket; under DDP losses are averaged and counts summed over the ranks. Warns about failed
+    image reads and a non-finite mean loss."""
+    n_loss = len(LOSS_KEYS) + 1
+    sums = sums.clone()
+    sums[:n_loss] /= max(iters, 1)
+    world = dist.world_size()
+    if world > 1:  # losses: mean over ranks; counts: sums over ranks
+        red = dist.all_reduce_mean(sums.to(device)).cpu()
+        sums = torch.cat([red[:n_loss], red[n_loss:] * world])
+        buckets = dist.all_reduce_mean(buckets.to(device)).cpu() * world
+    s = dict(zip(SUM_KEYS, sums.tolist()))
+    # 1-based like the console's "epoch 1/10" (and ultralytics' results.csv): one numbering
+    row = {"epoch": epoch + 1, "lr": lr, "loss": s["total"], **{k: s[k] for k in LOSS_KEYS},
+           "miss_share": s["miss"] / max(s["fg"], 1.0), "num_fg": s["fg"] / max(s["imgs"], 1),
+           "dropped_tiny": int(s["tiny"]), "dropped_out": int(s["out"]),
+           **{f"pos_per_box_{k}": (buckets[1, j] / buckets[0, j]).item() if buckets[0, j] > 0 else float("nan")
+              for j, k in enumerate(BUCKET_NAMES)},
+           "img_s": s["imgs"] / max(elapsed, 1e-9), "time_s": elapsed}
+    if unreadable:
+        row["unreadable"] = unreadable
+        log.warn(f"epoch {epoch + 1}: {unreadable} image read(s) failed; blank images without boxes "
+                 "stood in (see the warnings above for the files)")
+    if not math.isfinite(row["loss"]):
+        log.warn(f"epoch {epoch + 1} mean loss is {row['loss']}")
+    return row
+
+
+def plot_curves(metrics: MetricsLog, out: Path, semi: bool) -> None:
+    """loss.png (the loss parts) and results.png (a panel per loss, AP/AP50/APs, lr) in ``out``."""
+    semi_keys = ["unl", "pseudo_per_img"] if semi else []
+    metrics.plot(out / "loss.png", keys=["loss", *LOSS_KEYS, "miss_share", *semi_keys[:1]], title=str(out))
+    plot_results(metrics, out / "results.png", title=str(out),
+                 keys=["loss", *LOSS_KEYS, "miss_share", *semi_keys, "AP", "AP50", "APs", "lr"])
 
 
 def epoch_line(row: dict[str, Any], epochs: int, eta_s: float) -> str:

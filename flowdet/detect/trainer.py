@@ -6,9 +6,8 @@ global RNGs (see flowdet.data.dataset), so epoch e after a restart is epoch e of
 """
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,21 @@ from torch import nn
 
 from flowdet import __version__, log
 from flowdet.config import save_config, to_dict
-from flowdet.data.coco import CocoDataset
 from flowdet.data.dataset import DetectionDataset, build_loader
 from flowdet.detect.backbone import load_backbone
 from flowdet.detect.config import DetectConfig, input_hw
 from flowdet.detect.io import check_resumable, inference_checkpoint
 from flowdet.detect.loss import BUCKET_NAMES, YOLOXLoss
-from flowdet.detect.train_log import IterationLines, say_epoch, short_table
+from flowdet.detect.train_data import echo, load_sets
+from flowdet.detect.train_log import (
+    LOSS_KEYS,
+    SUM_KEYS,
+    IterationLines,
+    epoch_row,
+    plot_curves,
+    say_epoch,
+    short_table,
+)
 from flowdet.engine import dist
 from flowdet.engine.checkpoint import (
     load_checkpoint,
@@ -34,17 +41,10 @@ from flowdet.engine.checkpoint import (
     unwrap,
 )
 from flowdet.engine.ema import ModelEMA
-from flowdet.engine.logger import MetricsLog, plot_results
+from flowdet.engine.logger import MetricsLog
 from flowdet.engine.schedule import WarmupCosine, param_groups, set_lr
-from flowdet.errors import DataError, FlowdetError, ModelFileError
+from flowdet.errors import FlowdetError, ModelFileError
 from flowdet.models.yolox import build_model
-
-LOSS_KEYS = ("iou", "obj", "cls", "l1")
-
-
-def echo(msg: str) -> None:
-    if dist.is_main():
-        log.info(msg)
 
 
 class Trainer:
@@ -59,26 +59,50 @@ class Trainer:
         self.rank, self.world = dist.rank(), dist.world_size()
         torch.manual_seed(t.seed)  # weight init; replaced by the checkpoint on resume
 
-        self.train_set = self._load(cfg.data.train, cfg.data.images, "train")
-        cfg = self.cfg = self._concrete_size(cfg)
+        # cfg may change here: an auto size settled, a data.yaml's own val split recorded
+        cfg, self.train_set, self.val_set = load_sets(cfg)
+        self.cfg = cfg
         self.names, self.cat_ids = self.train_set.names, self.train_set.cat_ids
-        self.val_set: CocoDataset | None = None
-        # A YOLO data.yaml carries its own val split: `--data data.yaml` alone validates on it (ultralytics).
-        val = cfg.data.val_source()
-        if val and not cfg.data.val:  # config.yaml records the split used (a data.yaml's own val), not ''
-            import dataclasses
+        model = self._build_model()
+        self.model: nn.Module = model
 
-            cfg = self.cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, val=val[0]))
-        if val:
-            self.val_set = self._load(val[0], val[1], "val")
-            if self.val_set.cat_ids != self.cat_ids:
-                raise DataError(
-                    f"{cfg.data.val}: categories {self.val_set.cat_ids} differ from the training set's {self.cat_ids}")
-            if not any(len(r.boxes) and not r.ignore.all() for r in self.val_set.records):
-                # COCOeval has nothing to score: AP would stay -1 and no epoch would ever be "best"
-                log.warn(f"{val}: no (non-ignore) boxes in its {len(self.val_set.records)} images, so no AP can be "
-                         "computed; best.pt will be the last epoch (as without a validation set)")
+        self.hw = input_hw(cfg)
+        self.dataset = DetectionDataset(self.train_set.records, self.hw, cfg.augment, t.seed, t.epochs,
+                                        augment=True, cache=cfg.data.cache)
+        per_rank = max(1, t.batch // self.world)
+        self.loader = build_loader(self.dataset, per_rank, t.workers, t.seed, True, self.rank, self.world,
+                                   cfg.augment.multiscale, cfg.augment.multiscale_every)
+        self.ipe = len(self.loader)
+        self.base_lr = cfg.base_lr()
+        self.optimizer = self._build_optimizer(model)
+        self.schedule = WarmupCosine(self.base_lr, t.epochs * self.ipe, round(t.warmup_epochs * self.ipe),
+                                     min(cfg.augment.no_aug_epochs, t.epochs) * self.ipe, t.min_lr_ratio, t.warmup_lr)
+        self.ema = ModelEMA(model, t.ema_decay, tau=t.ema_tau) if t.ema else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        g = cfg.assign
+        self.loss_fn = YOLOXLoss(len(self.names), model.strides, t.iou_loss, center_radius=g.center_radius,
+                                 topk=g.topk, min_box_side=g.min_box_side, min_k=g.min_k, assign_cost=g.cost,
+                                 nwd_constant=g.nwd_constant, nwd_weight=g.nwd_loss, soft_obj=g.soft_obj,
+                                 small_box_below=g.small_box_below)
+        from flowdet.detect import semi
 
+        # the unlabeled side when semi.unlabeled names frames, else None
+        self.semi = semi.for_run(cfg, self.train_set, self.val_set, self.hw, model.strides, self.ipe, per_rank,
+                                 device, self.channels_last, self.amp)
+        self.start_epoch, self.best_ap, self.best_epoch, self.last_metrics = 0, -1.0, -1, None
+        self.best_metrics: dict[str, Any] | None = None  # the evaluation that chose best.pt
+        self.epoch_s: list[float] = []  # wall time of each epoch this process ran (eval included): the ETA
+        if resume is not None:
+            self._resume(resume)
+        if self.world > 1:
+            self.model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if self.cuda else None)
+        self.log = MetricsLog(self.out / "metrics.csv")
+
+    def _build_model(self) -> nn.Module:
+        """The model on the device: BN momentum set, the backbone loaded (``backbone_report``), SyncBN
+        under DDP on CUDA, NHWC when ``train.channels_last``."""
+        cfg, t = self.cfg, self.cfg.train
         model = build_model(cfg.model.size, len(self.names), p2=cfg.model.p2)
         for mod in model.modules():
             if isinstance(mod, nn.modules.batchnorm._BatchNorm):
@@ -91,79 +115,17 @@ class Trainer:
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
             else:
                 echo("note: train.sync_bn needs CUDA; plain BatchNorm per process on CPU")
-        model.to(device)
+        model.to(self.device)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
-        self.model: nn.Module = model
+        return model
 
-        self.hw = input_hw(cfg)
-        self.dataset = DetectionDataset(self.train_set.records, self.hw, cfg.augment, t.seed, t.epochs,
-                                        augment=True, cache=cfg.data.cache)
-        per_rank = max(1, t.batch // self.world)
-        self.loader = build_loader(self.dataset, per_rank, t.workers, t.seed, True, self.rank, self.world,
-                                   cfg.augment.multiscale, cfg.augment.multiscale_every)
-        self.ipe = len(self.loader)
-        self.base_lr = cfg.base_lr()
+    def _build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        t = self.cfg.train
         if t.optimizer == "adamw":
-            self.optimizer = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=self.base_lr,
-                                               betas=(t.momentum, 0.999))
-        else:
-            self.optimizer = torch.optim.SGD(param_groups(model, t.weight_decay), lr=self.base_lr,
-                                             momentum=t.momentum, nesterov=t.nesterov)
-        self.schedule = WarmupCosine(self.base_lr, t.epochs * self.ipe, round(t.warmup_epochs * self.ipe),
-                                     min(cfg.augment.no_aug_epochs, t.epochs) * self.ipe, t.min_lr_ratio, t.warmup_lr)
-        self.ema = ModelEMA(model, t.ema_decay, tau=t.ema_tau) if t.ema else None
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        g = cfg.assign
-        self.loss_fn = YOLOXLoss(len(self.names), model.strides, t.iou_loss, center_radius=g.center_radius,
-                                 topk=g.topk, min_box_side=g.min_box_side, min_k=g.min_k, assign_cost=g.cost,
-                                 nwd_constant=g.nwd_constant, nwd_weight=g.nwd_loss, soft_obj=g.soft_obj,
-                                 small_box_below=g.small_box_below)
-        self.semi = None  # the unlabeled side (flowdet.detect.semi) when semi.unlabeled names frames
-        if cfg.semi.unlabeled:
-            from flowdet.detect.semi import SemiTeacher, unlabeled_setup
-
-            val_images = [r.file for r in self.val_set.records if r.frame_index is None] if self.val_set else []
-            records = self.train_set.records
-            per_img = sum(int((~r.ignore).sum()) for r in records) / max(len(records), 1)
-            self.semi = SemiTeacher(cfg, unlabeled_setup(cfg, val_images), self.hw, len(self.names), model.strides,
-                                    self.ipe, per_rank, device, self.channels_last, self.amp, labeled_per_img=per_img)
-        self.start_epoch, self.best_ap, self.best_epoch, self.last_metrics = 0, -1.0, -1, None
-        self.best_metrics: dict[str, Any] | None = None  # the evaluation that chose best.pt
-        self.epoch_s: list[float] = []  # wall time of each epoch this process ran (eval included): the ETA
-        if resume is not None:
-            self._resume(resume)
-        if self.world > 1:
-            self.model = nn.parallel.DistributedDataParallel(
-                model, device_ids=[device.index] if self.cuda else None)
-        self.log = MetricsLog(self.out / "metrics.csv")
-
-    def _concrete_size(self, cfg: DetectConfig) -> DetectConfig:
-        """model.size / train.img_size 'auto' → chosen from the training records, said in one line with
-        the reason (recorded in config.yaml and the checkpoints); explicit values pass through."""
-        from flowdet.detect import auto_input
-
-        auto = auto_input.is_auto(cfg)
-        cfg, choice = auto_input.resolve(cfg, self.train_set.records)
-        if auto:
-            echo(f"auto: {choice.reason} (--size / --img-size to choose)")
-        for note in choice.notes:
-            echo(f"note: {note}")
-        return cfg
-
-    def _load(self, ann: str, images: str, split: str) -> CocoDataset:
-        from flowdet.data.formats import load_dataset
-
-        # Existence-only check at startup: `flowdet data check` decodes; a bad file fails when read.
-        ds = load_dataset(ann, images or None, split, check_images=False)
-        if ds.report.problems:
-            log.warn(f"{ds.report.summary()} (`flowdet data check` lists them)")
-        if not ds.records:
-            raise DataError(f"{ann}: no usable images")
-        if split == "train" and not any(len(r.boxes) for r in ds.records):
-            log.warn(f"{ann}: no annotations in {len(ds.records)} usable images; the model can only learn "
-                     "to detect nothing (every anchor is background)")
-        return ds
+            return torch.optim.AdamW(param_groups(model, t.weight_decay), lr=self.base_lr, betas=(t.momentum, 0.999))
+        return torch.optim.SGD(param_groups(model, t.weight_decay), lr=self.base_lr, momentum=t.momentum,
+                               nesterov=t.nesterov)
 
     # --- checkpoints -------------------------------------------------------------------------
     def state(self, epoch: int) -> dict[str, Any]:
@@ -231,6 +193,8 @@ class Trainer:
              f"device {self.device}{', amp' if self.amp else ''} → {self.out}")
         if self.semi is not None:
             echo(self.semi.describe())
+        if note := self.dataset.copy_paste_note():
+            echo(note)
         for epoch in range(self.start_epoch, t.epochs):
             t0 = time.perf_counter()
             row = self.train_epoch(epoch)
@@ -246,11 +210,7 @@ class Trainer:
                 self.log.append(row)
                 # Plotting costs ~0.1 s: every epoch only when epochs are long, else with each eval.
                 if evaluate_now or epoch == t.epochs - 1 or row["time_s"] > 10:
-                    semi_keys = ["unl", "pseudo_per_img"] if self.semi is not None else []
-                    self.log.plot(self.out / "loss.png", keys=["loss", *LOSS_KEYS, "miss_share", *semi_keys[:1]],
-                                  title=str(self.out))
-                    plot_results(self.log, self.out / "results.png", title=str(self.out),
-                                 keys=["loss", *LOSS_KEYS, "miss_share", *semi_keys, "AP", "AP50", "APs", "lr"])
+                    plot_curves(self.log, self.out, semi=self.semi is not None)
                 ck = self.state(epoch)
                 save_checkpoint(ck, self.out / "last.pt")
                 if evaluate_now and self.best_epoch == epoch:
@@ -264,16 +224,14 @@ class Trainer:
         from tqdm import tqdm
 
         cfg, t = self.cfg, self.cfg.train
-        model, opt = self.model, self.optimizer
+        model = self.model
         model.train()
         self.loader.batch_sampler.set_epoch(epoch)
         use_l1 = epoch >= t.epochs - cfg.augment.no_aug_epochs
-        sums = torch.zeros(len(LOSS_KEYS) + 6, dtype=torch.float64)  # losses, total, fg, miss, tiny, out, imgs
+        sums = torch.zeros(len(SUM_KEYS), dtype=torch.float64)
         buckets = torch.zeros(2, len(BUCKET_NAMES), dtype=torch.float64)  # boxes, positives per size bucket
         teacher_start = self.ema.ema if self.ema is not None else model
-        semi_on = self.semi is not None and self.semi.ready(epoch, teacher_start)
-        unlabeled = self.semi.batches(epoch, teacher_start) if semi_on else None
-        semi_sums = torch.zeros(7, dtype=torch.float64)  # unl, obj, cls, box, topk score, pseudo-boxes, images
+        unlabeled = self.semi.start_epoch(epoch, teacher_start) if self.semi is not None else None
         bar = tqdm(self.loader, total=self.ipe, desc=f"epoch {epoch + 1}/{t.epochs}", leave=False,
                    # None: tqdm shows the bar on a terminal only; `train > log` gets IterationLines instead
                    disable=None if (t.progress and dist.is_main()) else True, dynamic_ncols=True, mininterval=1.0)
@@ -285,41 +243,10 @@ class Trainer:
         unreadable = 0
         for i, (imgs, targets, info) in enumerate(bar):
             lr = self.schedule(epoch * self.ipe + i)
-            set_lr(opt, lr)
-            imgs = imgs.to(self.device, non_blocking=True)
-            if self.channels_last:
-                imgs = imgs.contiguous(memory_format=torch.channels_last)
-            targets = [x.to(self.device, non_blocking=True) for x in targets]
-            n_lab = imgs.shape[0]
-            if unlabeled is not None:  # labeled + strong unlabeled views in one forward (one BN batch, one DDP pass)
-                weak, strong = self.semi.prepare(next(unlabeled))
-                imgs = torch.cat([imgs, strong])
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-                levels = model(imgs)
-            out = self.loss_fn([x[:n_lab] for x in levels], targets, use_l1=use_l1)
-            loss = out["total"]
-            if unlabeled is not None:
-                u = self.semi.loss([x[n_lab:] for x in levels], weak)
-                loss = loss + self.semi.cfg.weight * u["total"]
-                semi_sums += torch.tensor([float(u["total"].detach())]
-                                          + [float(u[k]) for k in ("obj", "cls", "box", "topk_score")]
-                                          + [u["pseudo"], weak.shape[0]], dtype=torch.float64)
-            if not self.amp and not torch.isfinite(loss):
-                raise FlowdetError(f"loss is {loss.item()} at epoch {epoch + 1} iteration {i}; "
-                                   "lower train.lr or set train.grad_clip")
-            opt.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if t.grad_clip > 0:
-                self.scaler.unscale_(opt)
-                nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            self.scaler.step(opt)
-            self.scaler.update()
-            if self.ema is not None:
-                self.ema.update(model)
-            if unlabeled is not None:
-                self.semi.update(model)
+            set_lr(self.optimizer, lr)
+            out = self._step(imgs, targets, unlabeled, use_l1, f"epoch {epoch + 1} iteration {i}")
             vals = [float(out[k]) for k in LOSS_KEYS] + [float(out["total"].detach()), out["num_fg"], out["num_miss"],
-                                                         info["dropped_tiny"], info["dropped_out"], n_lab]
+                                                         info["dropped_tiny"], info["dropped_out"], imgs.shape[0]]
             sums += torch.tensor(vals, dtype=torch.float64)
             buckets += torch.stack([out["bucket_gt"], out["bucket_fg"]])
             unreadable += int(info.get("unreadable", 0))
@@ -329,30 +256,46 @@ class Trainer:
                                 f"miss {sums[6] / max(sums[5], 1):.2f} {ips:.1f} img/s", refresh=False)
             lines.step(n, sums[4].item() / n)
         bar.close()
-        elapsed = time.perf_counter() - start
-        sums[:5] /= max(self.ipe, 1)
-        if self.world > 1:  # losses: mean over ranks; counts: sums over ranks
-            red = dist.all_reduce_mean(sums.to(self.device)).cpu()
-            sums = torch.cat([red[:5], red[5:] * self.world])
-            buckets = dist.all_reduce_mean(buckets.to(self.device)).cpu() * self.world
-        # 1-based like the console's "epoch 1/10" (and ultralytics' results.csv): one numbering
-        row = {"epoch": epoch + 1, "lr": lr, "loss": sums[4].item(), **{k: sums[j].item() for j, k in enumerate(LOSS_KEYS)},
-               "miss_share": sums[6].item() / max(sums[5].item(), 1.0), "num_fg": sums[5].item() / max(sums[-1].item(), 1),
-               "dropped_tiny": int(sums[7]), "dropped_out": int(sums[8]),
-               **{f"pos_per_box_{k}": (buckets[1, j] / buckets[0, j]).item() if buckets[0, j] > 0 else float("nan")
-                  for j, k in enumerate(BUCKET_NAMES)},
-               "img_s": sums[-1].item() / max(elapsed, 1e-9), "time_s": elapsed}
-        if unreadable:
-            row["unreadable"] = unreadable
-            log.warn(f"epoch {epoch + 1}: {unreadable} image read(s) failed; blank images without boxes "
-                     "stood in (see the warnings above for the files)")
-        if not math.isfinite(row["loss"]):
-            log.warn(f"epoch {epoch + 1} mean loss is {row['loss']}")
+        row = epoch_row(epoch, lr, sums, buckets, time.perf_counter() - start, self.ipe, self.device, unreadable)
         self._semi_text = ""
         if self.semi is not None:
-            semi_row, self._semi_text = self.semi.epoch_summary(epoch, semi_sums, self.ipe, self.device)
+            semi_row, self._semi_text = self.semi.summarize(epoch, self.ipe)
             row.update(semi_row)
         return row  # said by run() once the epoch's evaluation (if any) is in
+
+    def _step(self, imgs: torch.Tensor, targets: list[torch.Tensor], unlabeled: Iterator | None, use_l1: bool,
+              where: str) -> dict[str, Any]:
+        """One optimizer step on a labeled batch (after the burn-in with a strong unlabeled view in the same
+        forward: one BN batch, one DDP pass); the supervised loss's outputs."""
+        model, opt = self.model, self.optimizer
+        imgs = imgs.to(self.device, non_blocking=True)
+        if self.channels_last:
+            imgs = imgs.contiguous(memory_format=torch.channels_last)
+        targets = [x.to(self.device, non_blocking=True) for x in targets]
+        n_lab = imgs.shape[0]
+        if unlabeled is not None:
+            weak, strong = self.semi.prepare(next(unlabeled))
+            imgs = torch.cat([imgs, strong])
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            levels = model(imgs)
+        out = self.loss_fn([x[:n_lab] for x in levels], targets, use_l1=use_l1)
+        loss = out["total"]
+        if unlabeled is not None:
+            loss = loss + self.semi.weighted_loss([x[n_lab:] for x in levels], weak)
+        if not self.amp and not torch.isfinite(loss):
+            raise FlowdetError(f"loss is {loss.item()} at {where}; lower train.lr or set train.grad_clip")
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.train.grad_clip > 0:
+            self.scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), self.cfg.train.grad_clip)
+        self.scaler.step(opt)
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(model)
+        if unlabeled is not None:
+            self.semi.update(model)
+        return out
 
     def _eta(self, epoch: int) -> float:
         """Seconds left after ``epoch``: the mean epoch time so far (evaluations included) × epochs left."""

@@ -25,7 +25,7 @@ class BaseConv(nn.Module):
             return
         conv, bn = self.conv, self.bn
         fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                          conv.padding, groups=conv.groups, bias=True).to(conv.weight.device)
+                          conv.padding, groups=conv.groups, bias=True).to(conv.weight.device, conv.weight.dtype)
         weight, bias = fold_bn(conv, bn)
         fused.weight.copy_(weight)
         fused.bias.copy_(bias)
@@ -128,7 +128,8 @@ class Focus(nn.Module):
         conv = self.conv.conv
         k, p = conv.kernel_size[0], conv.padding[0]
         c_in = conv.in_channels // 4
-        big = nn.Conv2d(c_in, conv.out_channels, 2 * k, 2, 2 * p, bias=conv.bias is not None).to(conv.weight.device)
+        big = nn.Conv2d(c_in, conv.out_channels, 2 * k, 2, 2 * p, bias=conv.bias is not None)
+        big = big.to(conv.weight.device, conv.weight.dtype)
         w = conv.weight.reshape(conv.out_channels, 4, c_in, k, k)  # groups in forward's order: tl, bl, tr, br
         # the four (ry, rx) strided slices together cover every tap of the 2k×2k kernel
         for g, (ry, rx) in enumerate(((0, 0), (1, 0), (0, 1), (1, 1))):
@@ -136,3 +137,69 @@ class Focus(nn.Module):
         if conv.bias is not None:
             big.bias.copy_(conv.bias)
         self.conv.conv, self.folded = big, True
+
+
+def _fold_bn(kernel: torch.Tensor, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kernel, bias) of conv(kernel) → bn in eval mode, as one conv."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return kernel * scale.reshape(-1, 1, 1, 1), bn.bias - bn.running_mean * scale
+
+
+class RepConv(nn.Module):
+    """RepVGG-style 3×3 conv (Ding et al., CVPR 2021): in training, 3×3 conv + BN, 1×1 conv + BN and
+    — same channels, stride 1 — a BN of the input itself, summed, then SiLU; ``fuse()`` folds the
+    three into one 3×3 conv with bias, the same function in eval mode (a 1×1 kernel is a 3×3 one
+    that is zero but its centre; the identity is a 3×3 kernel with 1 at the centre of channel i → i).
+    Why: the branches train like a wider block, while the exported model pays for one dense 3×3 conv
+    (the op AVX2 CPUs run fastest); nothing of them is left in ONNX."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn: nn.Module = nn.BatchNorm2d(c_out, eps=BN_EPS, momentum=BN_MOMENTUM)
+        self.conv1: nn.Module | None = nn.Conv2d(c_in, c_out, 1, stride, 0, bias=False)
+        self.bn1: nn.Module | None = nn.BatchNorm2d(c_out, eps=BN_EPS, momentum=BN_MOMENTUM)
+        same = c_in == c_out and stride == 1
+        self.bn_id: nn.Module | None = nn.BatchNorm2d(c_in, eps=BN_EPS, momentum=BN_MOMENTUM) if same else None
+        self.act = nn.SiLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.conv1 is None or self.bn1 is None:  # fused
+            return self.act(self.conv(x))
+        y = self.bn(self.conv(x)) + self.bn1(self.conv1(x))
+        return self.act(y + self.bn_id(x) if self.bn_id is not None else y)
+
+    @torch.no_grad()
+    def fuse(self) -> None:
+        if self.conv1 is None or self.bn1 is None:
+            return
+        assert isinstance(self.bn, nn.BatchNorm2d) and isinstance(self.bn1, nn.BatchNorm2d)
+        w, b = _fold_bn(self.conv.weight, self.bn)
+        w1, b1 = _fold_bn(self.conv1.weight, self.bn1)
+        w, b = w + nn.functional.pad(w1, [1, 1, 1, 1]), b + b1
+        if isinstance(self.bn_id, nn.BatchNorm2d):
+            eye = torch.zeros_like(w)
+            idx = torch.arange(w.shape[0], device=w.device)
+            eye[idx, idx, 1, 1] = 1.0
+            wi, bi = _fold_bn(eye, self.bn_id)
+            w, b = w + wi, b + bi
+        fused = nn.Conv2d(self.conv.in_channels, self.conv.out_channels, 3, self.conv.stride, 1,
+                          bias=True).to(w.device, w.dtype)
+        fused.weight.copy_(w)
+        assert fused.bias is not None
+        fused.bias.copy_(b)
+        self.conv, self.bn, self.conv1, self.bn1, self.bn_id = fused, nn.Identity(), None, None, None
+
+
+def use_rep_convs(module: nn.Module) -> nn.Module:
+    """Every dense 3×3 :class:`BaseConv` under ``module`` → a fresh :class:`RepConv` of the same shape
+    and stride (the Focus stem stays: its fold into one stride-2 conv needs a plain conv)."""
+    for name, child in module.named_children():
+        if isinstance(child, Focus):
+            continue
+        conv = child.conv if isinstance(child, BaseConv) else None
+        if conv is not None and conv.kernel_size == (3, 3) and conv.groups == 1:
+            setattr(module, name, RepConv(conv.in_channels, conv.out_channels, conv.stride[0]))
+        else:
+            use_rep_convs(child)
+    return module

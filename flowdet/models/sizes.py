@@ -21,6 +21,7 @@ class ModelSize:
     head_depthwise: bool | None = None  # None: same as the backbone/neck
     head_branch_convs: int = 2  # 3×3 convs in each of the cls and reg branches (YOLOX: 2)
     recipe: str = "small"  # the training recipe without --config (one of RECIPES)
+    rep: bool = False  # dense 3×3 convs as RepVGG blocks (flowdet.models.blocks.RepConv): one conv after fuse()
 
     @property
     def head_dw(self) -> bool:
@@ -74,6 +75,14 @@ def nano_dh() -> ModelSize:
 def nano_dl() -> ModelSize:
     """nano-d with one 3×3 conv per head branch instead of two: halves the head's cost at every level."""
     return ModelSize(0.33, 0.25, False, head_branch_convs=1)
+
+
+@register_model_size("nano-dr")
+def nano_dr() -> ModelSize:
+    """nano-d whose dense 3×3 convs train as RepVGG blocks (3×3 + 1×1 + identity BN branches) and
+    export as one 3×3 conv each: nano-d's ONNX graph and latency, more to train with. Opt-in until
+    screened at 30 epochs against nano-d."""
+    return ModelSize(0.33, 0.25, False, rep=True)
 
 
 @register_model_size("tiny")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from flowdet.models.blocks import BaseConv, Focus
+from flowdet.models.blocks import BaseConv, Focus, RepConv, use_rep_convs
 from flowdet.models.darknet import CSPDarknet
 from flowdet.models.head import YOLOXHead, decode_boxes, flatten_levels, make_grids
 from flowdet.models.pafpn import PAFPN
@@ -13,7 +13,10 @@ from flowdet.models.sizes import model_size
 
 def build_backbone(size: str) -> CSPDarknet:
     s = model_size(size)
-    return CSPDarknet(s.depth, s.width, s.depthwise)
+    backbone = CSPDarknet(s.depth, s.width, s.depthwise)
+    if s.rep:
+        use_rep_convs(backbone)  # the detector's own layout, so pretrained weights load into it
+    return backbone
 
 
 class YOLOX(nn.Module):
@@ -30,6 +33,8 @@ class YOLOX(nn.Module):
         self.neck = PAFPN(s.depth, self.backbone.out_channels, s.depthwise, p2_channels=p2_channels)
         levels = ((p2_channels,) if p2 else ()) + tuple(self.backbone.out_channels)
         self.head = YOLOXHead(num_classes, s.width, levels, strides, s.head_dw, branch_convs=s.head_branch_convs)
+        if s.rep:
+            use_rep_convs(self)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.head(self.neck(self.backbone(x)))
@@ -47,9 +52,10 @@ class YOLOX(nn.Module):
         return self.decode(self.forward(x))
 
     def fuse(self) -> YOLOX:
-        """Fold every BatchNorm into its conv (inference only; call after .eval())."""
+        """Fold every BatchNorm into its conv and every RepConv's branches into one conv (inference
+        only; call after .eval())."""
         for m in self.modules():
-            if isinstance(m, BaseConv):
+            if isinstance(m, (BaseConv, RepConv)):
                 m.fuse()
         for m in self.modules():
             if isinstance(m, Focus):

@@ -116,10 +116,8 @@ def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | No
     train_ds, val_ds, data_info = build_datasets(cfg)
     model = build_method(cfg).to(device)
     opt_groups = param_groups(model, t_cfg.weight_decay)
-    if t_cfg.optimizer == "sgd":
-        optimizer = torch.optim.SGD(opt_groups, lr=t_cfg.lr, momentum=0.9, nesterov=True)
-    else:
-        optimizer = torch.optim.AdamW(opt_groups, lr=t_cfg.lr)
+    optimizer: torch.optim.Optimizer = (torch.optim.SGD(opt_groups, lr=t_cfg.lr, momentum=0.9, nesterov=True)
+                                        if t_cfg.optimizer == "sgd" else torch.optim.AdamW(opt_groups, lr=t_cfg.lr))
     per_rank = max(-(-len(train_ds) // world), t_cfg.batch)
     steps = per_rank // t_cfg.batch
     steps = min(steps, t_cfg.max_steps) if t_cfg.max_steps > 0 else steps
@@ -130,24 +128,7 @@ def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | No
     metrics = MetricsLog(out / "metrics.csv")
     start_epoch = 0
     if t_cfg.resume:
-        ckpt_path = out / "last.pt"
-        if not ckpt_path.is_file():
-            raise ModelFileError(f"{ckpt_path}: nothing to resume (train.resume is set)")
-        ckpt = load_checkpoint(ckpt_path, map_location="cpu")
-        if ckpt.get("method") != cfg.method.name or ckpt.get("model_size") != cfg.model.size:
-            raise ModelFileError(f"{ckpt_path}: was {ckpt.get('method')}/{ckpt.get('model_size')}, "
-                                 f"config asks {cfg.method.name}/{cfg.model.size}")
-        try:
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scaler.load_state_dict(ckpt["scaler"])
-            states = ckpt["rng"]
-            set_rng_state(states[rank] if ckpt.get("world_size") == world else states[0])
-            start_epoch = int(ckpt["epoch"]) + 1
-        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
-            first = (str(e).strip().splitlines() or [""])[0][:160]
-            raise ModelFileError(f"not a resumable pretraining checkpoint ({type(e).__name__}: {first})",
-                                 path=ckpt_path) from None
+        start_epoch = _resume(out / "last.pt", cfg, model, optimizer, scaler)
     elif dist.is_main():
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.csv").unlink(missing_ok=True)
@@ -211,26 +192,62 @@ def pretrain(cfg: PretrainConfig, on_epoch_end: Callable[[int, dict], None] | No
                              "model_size": cfg.model.size, "config": to_dict(cfg), "flowdet_version": __version__},
                             out / "last.pt")
             save_checkpoint(backbone_payload(model, cfg), out / "backbone.pt")
-            metrics.append(row)
-            metrics.plot(out / "loss.png", keys=[k for k in row if k in ("loss", "emd", "vector", "ce", "val_acc", "acc")],
-                         title=f"pretrain {cfg.method.name}")
-            # One clean line per epoch (the bar is terminal-only): `pretrain > log` shows every epoch.
-            log.info(f"{cfg.method.name} epoch {epoch + 1}/{t_cfg.epochs}: " + " ".join(
-                f"{k} {v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)))
+            _log_epoch(metrics, row, out, cfg)
         last_row = row
         dist.barrier()
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
+    summary = _summary(cfg, out, steps, last_row, time.perf_counter() - t_start, device, data_info)
+    if dist.is_main():
+        atomic_write_json(out / "summary.json", summary, indent=1)
+    return summary
+
+
+def _resume(ckpt_path: Path, cfg: PretrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
+            scaler: torch.amp.GradScaler) -> int:
+    """Weights, optimizer, scaler and this rank's RNG state from ``last.pt``; the epoch to start at. A
+    missing file, another method or size, or a checkpoint that does not fit is one line."""
+    if not ckpt_path.is_file():
+        raise ModelFileError(f"{ckpt_path}: nothing to resume (train.resume is set)")
+    ckpt = load_checkpoint(ckpt_path, map_location="cpu")
+    if ckpt.get("method") != cfg.method.name or ckpt.get("model_size") != cfg.model.size:
+        raise ModelFileError(f"{ckpt_path}: was {ckpt.get('method')}/{ckpt.get('model_size')}, "
+                             f"config asks {cfg.method.name}/{cfg.model.size}")
+    try:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
+        states = ckpt["rng"]
+        set_rng_state(states[dist.rank()] if ckpt.get("world_size") == dist.world_size() else states[0])
+        return int(ckpt["epoch"]) + 1
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise ModelFileError(f"not a resumable pretraining checkpoint ({type(e).__name__}: {first})",
+                             path=ckpt_path) from None
+
+
+def _log_epoch(metrics: MetricsLog, row: dict[str, Any], out: Path, cfg: PretrainConfig) -> None:
+    """The epoch's metrics.csv row, loss.png, and one clean line (the bar is terminal-only: ``pretrain >
+    log`` shows every epoch)."""
+    metrics.append(row)
+    metrics.plot(out / "loss.png", keys=[k for k in row if k in ("loss", "emd", "vector", "ce", "val_acc", "acc")],
+                 title=f"pretrain {cfg.method.name}")
+    log.info(f"{cfg.method.name} epoch {row['epoch']}/{cfg.train.epochs}: " + " ".join(
+        f"{k} {v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)))
+
+
+def _summary(cfg: PretrainConfig, out: Path, steps: int, last_row: dict[str, Any], seconds: float,
+             device: torch.device, data_info: dict[str, Any]) -> dict[str, Any]:
+    """The run summary (summary.json): where the backbone is, the final loss (from metrics.csv when this
+    process ran no epoch: a resumed, finished run), the held-out accuracy of center-loss."""
     summary = {"method": cfg.method.name, "model_size": cfg.model.size, "out": str(out),
-               "backbone": str(out / "backbone.pt"), "epochs": t_cfg.epochs, "steps_per_epoch": steps,
+               "backbone": str(out / "backbone.pt"), "epochs": cfg.train.epochs, "steps_per_epoch": steps,
                "final_loss": float(last_row["loss"]) if "loss" in last_row else _last_loss(out),
-               "seconds": time.perf_counter() - t_start, "device": str(device), "world_size": world, **data_info}
+               "seconds": seconds, "device": str(device), "world_size": dist.world_size(), **data_info}
     for k in ("val_acc", "val_fg_acc", "val_bg_acc", "val_patches"):
         if k in last_row:
             summary[k] = last_row[k]
     summary.pop("val_image_ids", None)
-    if dist.is_main():
-        atomic_write_json(out / "summary.json", summary, indent=1)
     return summary
 
 

@@ -167,7 +167,8 @@ def _manifest_seqs(p: Path, manifest: Path) -> list[FrameSeq]:
 
 
 def _coco_seq(p: Path) -> FrameSeq:
-    from flowdet.data.coco import default_images_dir, read_json, split_video_frame
+    from flowdet.data.coco import default_images_dir, read_json
+    from flowdet.data.records import split_video_frame
 
     data = read_json(p)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):

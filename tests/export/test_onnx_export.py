@@ -174,3 +174,21 @@ def test_bad_checkpoint_exits_2(tmp_path, capsys):
     bad.write_bytes(b"not a checkpoint")
     code, err = run_cli(capsys, "export", "--ckpt", str(bad), "--out", str(tmp_path / "m.onnx"))
     assert code == 2 and "bad.pt" in err and len(err.strip().splitlines()) == 1
+
+
+def test_rep_size_exports_its_fused_form(tmp_path):
+    """nano-dr (RepVGG branches in training) exports as one conv per block: nano-d's graph, parity passing."""
+    import onnx
+    from conftest import make_checkpoint
+
+    from flowdet.export.onnx_export import export_onnx
+
+    def conv_shapes(size: str) -> list[tuple]:
+        out = tmp_path / f"{size}.onnx"
+        export_onnx(make_checkpoint(tmp_path / f"{size}.pt", size, img_size=128), out, log=lambda m: None)
+        graph = onnx.load(str(out)).graph
+        inits = {i.name: tuple(i.dims) for i in graph.initializer}
+        assert "BatchNormalization" not in {n.op_type for n in graph.node}
+        return [inits[n.input[1]] for n in graph.node if n.op_type == "Conv"]
+
+    assert conv_shapes("nano-dr") == conv_shapes("nano-d")

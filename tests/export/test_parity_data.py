@@ -61,7 +61,7 @@ def test_a_yaml_runs_own_val_split(synth_small, tmp_path):
 
 
 def test_a_file_name_outside_the_images_folder_is_never_read(synth_small, tmp_path, monkeypatch):
-    from flowdet.data import coco as coco_module
+    from flowdet.data import coco_validate as coco_module  # the module that probes each image file
 
     opened: list[str] = []
     probe = coco_module.probe_image

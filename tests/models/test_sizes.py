@@ -10,7 +10,7 @@ from flowdet.models.yolox import build_model
 
 
 def test_every_registered_size_builds_and_gets_a_recipe():
-    assert tuple(MODEL_SIZES) == ("nano", "nano-d", "nano-dh", "nano-dl", "tiny", "s", "m")
+    assert tuple(MODEL_SIZES) == ("nano", "nano-d", "nano-dh", "nano-dl", "nano-dr", "tiny", "s", "m")
     assert set(SIZE_RECIPES) == set(MODEL_SIZES)  # every size gets a recipe
     assert SIZE_RECIPES["nano"]["augment"]["mixup_prob"] == 0 and SIZE_RECIPES["m"]["augment"]["mixup_prob"] == 1
 

@@ -11,7 +11,14 @@ import pytest
 from multistream_helpers import FakeLive, SquareFinder, read_status, square_video, wait_for_status
 
 from flowdet.errors import DataError, InputError
-from flowdet.runtime.stream.multistream import SourceSpec, load_sources_yaml, run_multistream
+from flowdet.runtime.stream.multistream import (
+    MultiSourceOptions,
+    SourceSpec,
+    load_sources_yaml,
+    multistream_options,
+    run_multistream,
+)
+from flowdet.runtime.stream.stream import StreamOptions
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +29,8 @@ def videos(tmp_path_factory):
 
 def test_many_files_counted_per_video(videos, tmp_path):
     pred = SquareFinder()
-    s = run_multistream(pred, [str(p) for p in videos.values()], tmp_path / "o", video=True,
-                        count_line="0,120,320,120", status_every_s=0.2)
+    s = run_multistream(pred, [str(p) for p in videos.values()], tmp_path / "o",
+                        multi=MultiSourceOptions(video=True, count_line="0,120,320,120", status_every_s=0.2))
     assert s["stopped_by"] == "end"
     by = {name: v for name, v in s["sources"].items()}
     assert {n: by[f"v{n}"]["counts"]["count"] for n in videos} == {2: 2, 3: 3, 5: 5}
@@ -49,8 +56,8 @@ def test_unreachable_source_is_reported_and_retried_while_others_run(videos, tmp
     specs = [SourceSpec("good", str(videos[3])), SourceSpec("dead", dead)]
     res = {}
     th = threading.Thread(target=lambda: res.update(run_multistream(
-        SquareFinder(), specs, tmp_path / "o", status_every_s=0.1, backoff_s=0.05, max_backoff_s=0.1, retries=2,
-        stop_event=stop)))
+        SquareFinder(), specs, tmp_path / "o", StreamOptions(backoff_s=0.05, retries=2),
+        MultiSourceOptions(status_every_s=0.1, max_backoff_s=0.1, stop_event=stop))))
     th.start()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:            # wait for the file to finish, not for a fixed time
@@ -79,8 +86,8 @@ def test_live_source_down_and_back_does_not_stall_the_other(tmp_path):
     stop = threading.Event()
     res = {}
     th = threading.Thread(target=lambda: res.update(run_multistream(
-        SquareFinder(), [SourceSpec("a", a), SourceSpec("b", b)], tmp_path / "o", status_every_s=0.1,
-        backoff_s=0.05, max_backoff_s=0.2, stop_event=stop)))
+        SquareFinder(), [SourceSpec("a", a), SourceSpec("b", b)], tmp_path / "o", StreamOptions(backoff_s=0.05),
+        MultiSourceOptions(status_every_s=0.1, max_backoff_s=0.2, stop_event=stop))))
     th.start()
 
     def status():
@@ -109,8 +116,8 @@ def test_a_hanging_source_is_stalled_and_does_not_block_the_other(tmp_path):
     stop = threading.Event()
     res = {}
     th = threading.Thread(target=lambda: res.update(run_multistream(
-        SquareFinder(), [SourceSpec("a", a), SourceSpec("b", b)], tmp_path / "o", status_every_s=0.1,
-        stall_s=0.5, stop_event=stop)))
+        SquareFinder(), [SourceSpec("a", a), SourceSpec("b", b)], tmp_path / "o",
+        multi=MultiSourceOptions(status_every_s=0.1, stall_s=0.5, stop_event=stop))))
     th.start()
     try:
         end = time.monotonic() + 60
@@ -145,7 +152,20 @@ def test_sources_yaml(tmp_path, videos):
 
 def test_bad_count_line_is_one_error(videos, tmp_path):
     with pytest.raises(InputError, match="--count-line"):
-        run_multistream(SquareFinder(), [str(videos[2])], tmp_path / "o", count_line="1,2,3")
+        run_multistream(SquareFinder(), [str(videos[2])], tmp_path / "o", multi=MultiSourceOptions(count_line="1,2,3"))
+
+
+def test_options_objects_and_keywords_are_one_setting():
+    """Keywords land in whichever object has the field and win over it; a one-source-only setting is
+    one error; an unknown keyword is a TypeError, as for any function."""
+    o, m = multistream_options(StreamOptions(conf=0.3, retries=2), MultiSourceOptions(video=True),
+                               {"retries": 7, "interval_s": 5.0})
+    assert (o.conf, o.retries, m.video, m.interval_s) == (0.3, 7, True, 5.0)
+    for bad in ({"tile": 640}, {"jsonl": "d.jsonl"}, {"track": False}):
+        with pytest.raises(InputError):
+            multistream_options(None, None, bad)
+    with pytest.raises(TypeError, match="no_such"):
+        multistream_options(None, None, {"no_such": 1})
 
 
 def test_cli_several_files_with_the_onnx_model(nano_onnx, small_video, tmp_path, capsys):

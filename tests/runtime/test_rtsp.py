@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from multistream_helpers import SquareFinder, square_video, wait_for_status
 
-from flowdet.runtime.stream.multistream import SourceSpec, run_multistream
+from flowdet.runtime.stream.multistream import MultiSourceOptions, SourceSpec, run_multistream
 from flowdet.runtime.stream.sources import CaptureSource
+from flowdet.runtime.stream.stream import StreamOptions
 
 SYS_PY = "/usr/bin/python3"
 SERVER = Path(__file__).resolve().parents[1] / "rtsp_server.py"
@@ -69,8 +70,8 @@ def test_rtsp_kill_and_restart(h264_video, tmp_path, monkeypatch):
     specs = [SourceSpec("a", CaptureSource(f"rtsp://127.0.0.1:{pa}/cam", open_timeout_s=3)),
              SourceSpec("b", CaptureSource(f"rtsp://127.0.0.1:{pb}/cam", open_timeout_s=3))]
     th = threading.Thread(target=lambda: res.update(run_multistream(
-        SquareFinder(), specs, tmp_path / "o", status_every_s=0.1, backoff_s=0.1, max_backoff_s=0.5,
-        stop_event=stop)))
+        SquareFinder(), specs, tmp_path / "o", StreamOptions(backoff_s=0.1),
+        MultiSourceOptions(status_every_s=0.1, max_backoff_s=0.5, stop_event=stop))))
     th.start()
 
     def wait_for(cond, limit=60.0):

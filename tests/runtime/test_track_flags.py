@@ -13,7 +13,7 @@ from cli_helpers import run_cli
 from multistream_helpers import SquareFinder, square_video
 
 from flowdet.runtime.stream.multistream import run_multistream
-from flowdet.runtime.stream.stream import run_stream
+from flowdet.runtime.stream.stream import StreamOptions, run_stream
 from flowdet.runtime.track.track import TrackerConfig
 
 WEAK = TrackerConfig(high_thresh=0.04, low_thresh=0.01, new_track_thresh=0.04)
@@ -42,10 +42,10 @@ def test_conf_is_output_only_on_one_source(two_squares, tmp_path, capsys):
 
 
 def test_conf_is_output_only_on_many_sources(two_squares, tmp_path):
-    weak = run_multistream(SquareFinder(score=0.05), [str(two_squares)], tmp_path / "a", conf=0.005)
+    weak = run_multistream(SquareFinder(score=0.05), [str(two_squares)], tmp_path / "a", StreamOptions(conf=0.005))
     assert weak["count"] == 0 and weak["sources"]["v"]["detections"] > 0
     cfg = TrackerConfig(**vars(WEAK))
-    s = run_multistream(SquareFinder(score=0.05), [str(two_squares)], tmp_path / "b", conf=0.9, tracker=cfg)
+    s = run_multistream(SquareFinder(score=0.05), [str(two_squares)], tmp_path / "b", StreamOptions(conf=0.9, tracker=cfg))
     assert s["count"] == 2 and s["sources"]["v"]["detections"] == 0
     assert cfg == WEAK                                           # the caller's config is not changed
 

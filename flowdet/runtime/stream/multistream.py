@@ -10,8 +10,9 @@ frame of every source that has one, a tracker + counter per source, per-source h
 - **Inference** (the calling thread): each round takes at most one frame per source, runs one batched
   ``predict`` and then, per source: tracker → counter → jsonl line (with track ids) → annotated video
   (ids and short trails). A source with nothing new is skipped, never waited for.
-- **Health**: every ``status_every_s`` the state, fps, latency p50/p95, dropped, reconnects and counts
-  of every source are written to ``status.json`` (atomically) and each live source's line is logged;
+- **Health** (:mod:`flowdet.runtime.stream.health`): every ``status_every_s`` the state, fps, latency
+  p50/p95, dropped, reconnects and counts of every source are written to ``status.json``
+  (atomically) and each live source's line is logged;
   a source connected but silent for ``stall_s`` is shown as ``stalled``. A file logs its progress
   (``frame i/N | fps | ETA``) every ``FILE_PROGRESS_EVERY_S`` at most, and its end once.
 - **Counts**: ``counts.csv`` (``time, source, count, cumulative`` [+ crossings]) gets a row per source
@@ -25,9 +26,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,17 +35,10 @@ import numpy as np
 
 from flowdet import log
 from flowdet.core.detections import Detections
-from flowdet.core.postprocess import invalid_message
 from flowdet.errors import FlowdetError, InputError
+from flowdet.runtime.stream.health import Health, Lane
 from flowdet.runtime.stream.loop import run_lanes
-from flowdet.runtime.stream.records import (
-    FILE_PROGRESS_EVERY_S,
-    expected_frames,
-    percentiles_ms,
-    progress_line,
-    stride_note,
-    strided,
-)
+from flowdet.runtime.stream.records import FILE_PROGRESS_EVERY_S, percentiles_ms, say_end, stride_note
 
 # load_sources_yaml and SourceSpec are re-exported: `flowdet stream --sources` and callers import them here
 from flowdet.runtime.stream.source_reader import (  # noqa: F401
@@ -59,6 +51,7 @@ from flowdet.runtime.stream.source_reader import (  # noqa: F401
 )
 from flowdet.runtime.stream.source_tracking import SourceTracking, conf_note, model_conf
 from flowdet.runtime.stream.sources import Frame, FrameSizeWatch, open_source
+from flowdet.runtime.stream.stream import StreamOptions, _load_model
 from flowdet.runtime.track.counting import CountsCSV, parse_count_line
 from flowdet.runtime.track.track import Track, TrackerConfig
 from flowdet.utils import atomic_write_json
@@ -87,80 +80,79 @@ def draw_tracks(img: np.ndarray, tracks: list[Track], line: tuple[float, float, 
 
 
 @dataclass
-class _Lane:
-    """Everything the inference loop keeps for one source."""
+class MultiSourceOptions:
+    """What only the many-source run has; the settings it shares with one source are a
+    :class:`~flowdet.runtime.stream.stream.StreamOptions`."""
 
-    name: str
-    reader: SourceReader
-    track: SourceTracking
-    out_dir: Path
-    jsonl: Any = None
-    video: Any = None
-    video_size: tuple[int, int] | None = None
-    frames: int = 0
-    detections: int = 0
-    invalid: int = 0  # invalid model outputs dropped (flowdet.core.postprocess.valid_outputs)
-    sizes: FrameSizeWatch | None = None  # a video's or camera's resolution change mid-stream
-    latency: deque = field(default_factory=lambda: deque(maxlen=2000))
-    done_times: deque = field(default_factory=lambda: deque(maxlen=4000))
-    all_latency: list = field(default_factory=list)
-    first_t: float | None = None
-    last_t: float | None = None
+    video: bool = False                        # an annotated mp4 per source (ids, trails)
+    count_line: str | tuple | None = None      # "x1,y1,x2,y2" (frame pixels): also count tracks crossing it
+    interval_s: float = 60.0                   # counts per this many seconds in counts.csv
+    status_every_s: float = 2.0                # seconds between health lines / status.json refreshes
+    stall_s: float = 5.0                       # a connected live source silent this long shows as "stalled"
+    max_backoff_s: float = 8.0                 # the reconnect back-off's ceiling (a failed source is retried this often)
+    max_batch: int | None = None               # frames per predict call at most (None: one frame per source)
+    stop_event: threading.Event | None = None  # set by the caller to end the run (as Ctrl-C does)
+    monitor: Any = None                        # a flowdet.monitor.recorder.Recorder (database, metrics, MQTT)
 
-    def fps(self, window_s: float = 5.0) -> float:
-        now = time.perf_counter()
-        recent = [t for t in self.done_times if now - t <= window_s]
-        if len(recent) < 2:
-            return 0.0
-        span = max(now - recent[0], 1e-6)
-        return round(len(recent) / span, 2)
 
-    def state(self, stall_s: float) -> str:
-        r = self.reader
-        if r.state == CONNECTED and r.live and r.last_frame_t is not None and \
-                time.perf_counter() - r.last_frame_t > stall_s:
-            return STALLED
-        return r.state
+# StreamOptions fields of the one-source run only: given to run_multistream, they are refused
+ONE_SOURCE_ONLY = {"out": "--out", "jsonl": "--jsonl", "show": "--show", "tile": "--tile"}
+
+
+def multistream_options(options: StreamOptions | None, multi: MultiSourceOptions | None,
+                        changes: dict[str, Any]) -> tuple[StreamOptions, MultiSourceOptions]:
+    """``options`` and ``multi`` with ``changes`` (field names of either) applied; a one-source-only
+    setting (:data:`ONE_SOURCE_ONLY`, ``track=False``) is an :class:`InputError`."""
+    shared, own = {f.name for f in fields(StreamOptions)}, {f.name for f in fields(MultiSourceOptions)}
+    unknown = sorted(set(changes) - shared - own)
+    if unknown:
+        raise TypeError(f"run_multistream() got unexpected keyword argument(s): {', '.join(unknown)}")
+    o = replace(options or StreamOptions(), **{k: v for k, v in changes.items() if k in shared})
+    m = replace(multi or MultiSourceOptions(), **{k: v for k, v in changes.items() if k in own})
+    for name, flag in ONE_SOURCE_ONLY.items():
+        if getattr(o, name):
+            raise InputError(f"{flag} is for one source without counting; with several sources use --out-dir "
+                             "(and --video)", field=flag)
+    if not o.track:
+        raise InputError("several sources are always tracked and counted (track=False is for one source)")
+    return o, m
 
 
 def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: str | Path,
-                    conf: float | None = None, iou: float = 0.65, threads: int | None = None, spinning: bool = False,
-                    video: bool = False, count_line: str | tuple | None = None, interval_s: float = 60.0,
-                    tracker: TrackerConfig | None = None, gmc: bool = False, retries: int = 5, backoff_s: float = 0.5,
-                    max_backoff_s: float = 8.0, max_frames: int | None = None, max_seconds: float | None = None,
-                    status_every_s: float = 2.0, stall_s: float = 5.0, max_batch: int | None = None,
-                    progress: Callable[[dict[str, Any]], None] | None = None,
-                    stop_event: threading.Event | None = None, backend: str | None = None,
-                    precision: str | None = None, monitor: Any = None, vid_stride: int = 1) -> dict[str, Any]:
+                    options: StreamOptions | None = None, multi: MultiSourceOptions | None = None,
+                    **changes: Any) -> dict[str, Any]:
     """Detect, track and count on every source at once; return the summary (also ``summary.json``).
+    How: ``options`` (:class:`~flowdet.runtime.stream.stream.StreamOptions`: the settings shared with
+    one source), ``multi`` (:class:`MultiSourceOptions`) and/or fields of either as keywords
+    (``conf=0.3, count_line="0,400,1280,400"``; they win).
 
     ``sources``: SOURCE strings or :class:`SourceSpec` (name + source). ``max_frames``: per source.
     ``conf``: boxes written from this score (None: the model's best-F1 threshold, else 0.25).
     ``gmc``: camera-motion compensation from the frames (:mod:`flowdet.runtime.track.gmc`).
     ``max_seconds``: wall-clock limit (live runs otherwise go until Ctrl-C or ``stop_event``).
     ``vid_stride``: files give every N-th frame (the tracker's dt is N; live sources ignore it).
+    ``progress``: called with status.json's content every ``status_every_s``.
     Ends when every source is done (files ended/failed), at a limit, or on Ctrl-C / SIGTERM
     (:mod:`flowdet.runtime.stream.signals`: writers closed, summary.json written) / ``stop_event``.
     ``monitor``: an object called with each processed frame, status and source end (a
     :class:`flowdet.monitor.recorder.Recorder`: database, metrics, MQTT); its report lands in
     status.json under ``monitor``. The caller owns it (and closes it).
     """
-    from flowdet.runtime.stream.stream import _load_model
-
+    o, m = multistream_options(options, multi, changes)
+    count_line = m.count_line
     line = parse_count_line(count_line) if count_line is not None and not isinstance(count_line, tuple) else count_line
-    if interval_s <= 0:
-        raise InputError(f"interval must be > 0 s, got {interval_s}", field="--interval")
+    if m.interval_s <= 0:
+        raise InputError(f"interval must be > 0 s, got {m.interval_s}", field="--interval")
     specs = name_sources([s if isinstance(s, SourceSpec) else SourceSpec("", s) for s in sources])
     if not specs:
         raise InputError("no sources given")
     opened = [(s, s.source if not isinstance(s.source, (str, int)) else open_source(s.source)) for s in specs]
-    predictor = _load_model(model, threads, spinning, backend, precision)
-    from flowdet.runtime.predict.predictor import nothing_found_hint, resolve_conf
+    predictor = _load_model(model, o.threads, o.spinning, o.backend, o.precision)
+    from flowdet.runtime.predict.predictor import resolve_conf
 
-    write_conf = resolve_conf(predictor, conf)   # said in a start line when not given
-    tcfg = tracker or TrackerConfig()
+    write_conf = resolve_conf(predictor, o.conf)   # said in a start line when not given
+    tcfg = o.tracker or TrackerConfig()
     tcfg.validate()   # a bad threshold is one error before any source opens
-    det_conf = model_conf(write_conf, tcfg)
     note = conf_note(write_conf, tcfg)
     if note:
         log.warn(note)
@@ -171,125 +163,85 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     except OSError as e:
         raise FlowdetError(f"cannot write ({e.strerror})", path=out) from None
 
-    stop = stop_event or threading.Event()
+    stop = m.stop_event or threading.Event()
     ready = threading.Event()
-    lanes: list[_Lane] = []
-    for spec, src in opened:
-        r = SourceReader(spec.name, src, ready, stop, retries=retries, backoff_s=backoff_s,
-                         max_backoff_s=max_backoff_s, stride=vid_stride)
-        d = out / spec.name
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "annotated.mp4").unlink(missing_ok=True)  # an earlier run's video never sits beside this run's jsonl
-        lane = _Lane(spec.name, r, SourceTracking(spec.name, tcfg, interval_s, line, r.live, gmc=gmc, conf=write_conf), d)
-        lane.sizes = FrameSizeWatch(spec.name) if getattr(src, "fixed_size", True) else None
-        lane.jsonl = open(d / "detections.jsonl", "w", buffering=1)
-        lanes.append(lane)
-
-    if vid_stride > 1:
-        if any(not ln.reader.live for ln in lanes):
-            log.info(f"files: {stride_note(vid_stride, False)}")
-        for ln in lanes:
-            if ln.reader.live:
-                log.warn(f"{ln.name}: {stride_note(vid_stride, True)}")
-    if monitor is not None:
-        monitor.start([(ln.name, ln.reader.source) for ln in lanes], list(predictor.names))
+    lanes = [_open_lane(spec, src, out, ready, stop, o, m, tcfg, line, write_conf) for spec, src in opened]
+    _say_stride(lanes, o.vid_stride)
+    if m.monitor is not None:
+        m.monitor.start([(ln.name, ln.reader.source) for ln in lanes], list(predictor.names))
     from flowdet.runtime.stream.signals import GracefulStop
 
     sig = GracefulStop(stop)
     sig.install()  # Ctrl-C / SIGTERM: a clean stop; the handlers are restored in the finally below
-
-    t0 = time.perf_counter()
-    last_status = t0
-    stopped_by = "end"
-    infer_times: deque = deque(maxlen=2000)
-    batches = 0
-
-    def source_status(ln: _Lane) -> dict[str, Any]:
-        r = ln.reader
-        age = None if r.last_frame_t is None else round(time.perf_counter() - r.last_frame_t, 2)
-        return {"state": ln.state(stall_s), "live": r.live, "source": r.source.description, "frames": ln.frames,
-                "frames_read": r.read, "fps": ln.fps(), "latency_ms": percentiles_ms(ln.latency), "dropped": r.dropped,
-                "reconnects": r.reconnects, "last_frame_age_s": age, "count": ln.track.counter.total,
-                **({"crossings": ln.track.counter.crossings} if line is not None else {}),
-                "error": r.error}
-
-    def write_status() -> dict[str, Any]:
-        st = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "uptime_s": round(time.perf_counter() - t0, 1),
-              "infer_ms": percentiles_ms(infer_times), "sources": {ln.name: source_status(ln) for ln in lanes}}
-        if monitor is not None:
-            st["monitor"] = monitor.on_status(st)
-        atomic_write_json(out / "status.json", st, indent=1)
-        return st
-
-    file_every_s = max(status_every_s, FILE_PROGRESS_EVERY_S)
-    last_file_log = t0
-    said_state: dict[str, str] = {}
-
-    def file_line(ln: _Lane, s: dict[str, Any]) -> str | None:
-        """A file source's progress (frame i/N, fps, ETA) every ``file_every_s``; another state once."""
-        if s["state"] == CONNECTED:
-            total = strided(expected_frames(ln.reader.source), ln.reader.stride, max_frames)
-            return f"{ln.name}: {progress_line(ln.frames, total, s['fps'])} | count {s['count']}"
-        if said_state.get(ln.name) == s["state"]:   # ended / failed: said once
-            return None
-        said_state[ln.name] = s["state"]
-        return f"{ln.name}: {s['state']} | frames {ln.frames} | count {s['count']}" + (
-            f" | {s['error']}" if s["error"] else "")
-
-    def on_tick(now: float) -> None:
-        nonlocal last_status, last_file_log
-        if now - last_status < status_every_s:
-            return
-        last_status = now
-        st = write_status()
-        files_due = now - last_file_log >= file_every_s
-        if files_due:
-            last_file_log = now
-        for ln in lanes:
-            name, s = ln.name, st["sources"][ln.name]
-            if not s["live"]:
-                line = file_line(ln, s) if files_due else None
-                if line:
-                    log.info(line)
-                continue
-            lat = s["latency_ms"]["p50"]
-            log.info(f"{name}: {s['state']} | {s['fps']:.1f} fps | latency p50 "
-                     f"{'-' if lat is None else f'{lat:.0f} ms'} | dropped {s['dropped']} | "
-                     f"reconnects {s['reconnects']} | count {s['count']}"
-                     + (f" | {s['error']}" if s["error"] and s["state"] != CONNECTED else ""))
-        if progress:
-            progress(st)
-
-    def on_infer(seconds: float) -> None:
-        nonlocal batches
-        infer_times.append(seconds)
-        batches += 1
-
+    health = Health(lanes, out, m.status_every_s, max(m.status_every_s, FILE_PROGRESS_EVERY_S), m.stall_s,
+                    o.max_frames, line is not None, m.monitor, o.progress)
     for ln in lanes:
         ln.reader.start()
     try:
-        stopped_by = run_lanes(lanes, predictor, det_conf, iou, stop, ready, sig,
-                               lambda ln, fr, det: _process(ln, fr, det, line, video, csv_out, monitor),
-                               on_tick=on_tick, max_frames=max_frames, max_seconds=max_seconds,
-                               max_batch=max_batch, on_infer=on_infer)
+        stopped_by = run_lanes(lanes, predictor, model_conf(write_conf, tcfg), o.iou, stop, ready, sig,
+                               lambda ln, fr, det: _process(ln, fr, det, line, m.video, csv_out, m.monitor),
+                               on_tick=health.on_tick, max_frames=o.max_frames, max_seconds=o.max_seconds,
+                               max_batch=m.max_batch, on_infer=health.on_infer)
     finally:
         stop.set()
-        for ln in lanes:
-            ln.reader.join(timeout=3.0)
-        for ln in lanes:
-            last = ln.track.counter.finish()
-            csv_out.write(ln.track.counter.rows(last))
-            if monitor is not None:
-                monitor.on_end(ln.name, ln.track, last)
-            if ln.jsonl is not None:
-                ln.jsonl.close()
-            if ln.video is not None:
-                ln.video.release()
-        csv_out.close()
+        _close_lanes(lanes, csv_out, m.monitor)
         sig.restore()
-    final = write_status()
-    elapsed = time.perf_counter() - t0
+    summary = _summary(health, stopped_by, sig.name, m.video, line is not None, write_conf)
+    say_end(summary["invalid_outputs"], summary["frames"], sum(ln.detections for ln in lanes), predictor, model,
+            write_conf)
+    atomic_write_json(out / "summary.json", summary, indent=1)
+    return summary
+
+
+def _open_lane(spec: SourceSpec, src: Any, out: Path, ready: threading.Event, stop: threading.Event,
+               o: StreamOptions, m: MultiSourceOptions, tcfg: TrackerConfig, line: Any, write_conf: float) -> Lane:
+    """A source's reader (not started yet), tracker + counter and output folder (its jsonl opened; an
+    earlier run's video removed, so it never sits beside this run's jsonl)."""
+    r = SourceReader(spec.name, src, ready, stop, retries=o.retries, backoff_s=o.backoff_s,
+                     max_backoff_s=m.max_backoff_s, stride=o.vid_stride)
+    d = out / spec.name
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "annotated.mp4").unlink(missing_ok=True)
+    lane = Lane(spec.name, r, SourceTracking(spec.name, tcfg, m.interval_s, line, r.live, gmc=o.gmc, conf=write_conf), d)
+    lane.sizes = FrameSizeWatch(spec.name) if getattr(src, "fixed_size", True) else None
+    lane.jsonl = open(d / "detections.jsonl", "w", buffering=1)
+    return lane
+
+
+def _say_stride(lanes: list[Lane], stride: int) -> None:
+    """With ``vid_stride`` > 1: one line for the files, a warning per live source (it keeps its newest frame)."""
+    if stride <= 1:
+        return
+    if any(not ln.reader.live for ln in lanes):
+        log.info(f"files: {stride_note(stride, False)}")
+    for ln in lanes:
+        if ln.reader.live:
+            log.warn(f"{ln.name}: {stride_note(stride, True)}")
+
+
+def _close_lanes(lanes: list[Lane], csv_out: CountsCSV, monitor: Any) -> None:
+    """After the loop, whatever stopped it: readers joined, each source's last interval counted, its
+    files closed (a playable mp4, whole jsonl lines)."""
+    for ln in lanes:
+        ln.reader.join(timeout=3.0)
+    for ln in lanes:
+        last = ln.track.counter.finish()
+        csv_out.write(ln.track.counter.rows(last))
+        if monitor is not None:
+            monitor.on_end(ln.name, ln.track, last)
+        if ln.jsonl is not None:
+            ln.jsonl.close()
+        if ln.video is not None:
+            ln.video.release()
+    csv_out.close()
+
+
+def _summary(health: Health, stopped_by: str, signal: str | None, video: bool, crossings: bool,
+             write_conf: float) -> dict[str, Any]:
+    """The run's summary (summary.json): the final status of each source with its whole-run fps,
+    latency, counts and files, and the totals."""
+    final, lanes, out = health.write_status(), health.lanes, health.out
+    elapsed = time.perf_counter() - health.t0
     per = {}
     for ln in lanes:
         s = final["sources"][ln.name]
@@ -303,22 +255,16 @@ def run_multistream(model: Any, sources: list[SourceSpec] | list[str], out_dir: 
     total_frames = sum(ln.frames for ln in lanes)
     summary = {"sources": per, "frames": total_frames, "seconds": round(elapsed, 3),
                "fps": round(total_frames / elapsed, 2) if elapsed > 0 else 0.0,
-               "count": sum(ln.track.counter.total for ln in lanes), "batches": batches,
-               "infer_ms": percentiles_ms(infer_times), "stopped_by": stopped_by, "signal": sig.name, "out_dir": str(out),
-               "counts_csv": str(out / "counts.csv"), "status": str(out / "status.json"),
+               "count": sum(ln.track.counter.total for ln in lanes), "batches": health.batches,
+               "infer_ms": percentiles_ms(health.infer_times), "stopped_by": stopped_by, "signal": signal,
+               "out_dir": str(out), "counts_csv": str(out / "counts.csv"), "status": str(out / "status.json"),
                "invalid_outputs": sum(ln.invalid for ln in lanes), "conf": write_conf}
-    if summary["invalid_outputs"]:
-        log.warn(invalid_message(summary["invalid_outputs"]))
-    if total_frames and not any(ln.detections for ln in lanes):
-        log.warn(f"no detections at conf ≥ {write_conf:g} in {total_frames} frames: "
-                 f"{nothing_found_hint(predictor, write_conf, model if isinstance(model, (str, Path)) else None)}")
-    if line is not None:
+    if crossings:
         summary["crossings"] = sum(ln.track.counter.crossings for ln in lanes)
-    atomic_write_json(out / "summary.json", summary, indent=1)
     return summary
 
 
-def _process(ln: _Lane, fr: Frame, det: Detections, line: Any, video: bool, csv_out: CountsCSV,
+def _process(ln: Lane, fr: Frame, det: Detections, line: Any, video: bool, csv_out: CountsCSV,
              monitor: Any = None) -> None:
     if ln.sizes is not None:
         ln.sizes.check(fr.index, fr.image)
@@ -332,7 +278,7 @@ def _process(ln: _Lane, fr: Frame, det: Detections, line: Any, video: bool, csv_
         if ln.video is None:
             h, w = vis.shape[:2]
             ln.video_size = (w, h)
-            ln.video = cv2.VideoWriter(str(ln.out_dir / "annotated.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
+            ln.video = cv2.VideoWriter(str(ln.out_dir / "annotated.mp4"), cv2.VideoWriter.fourcc(*"mp4v"),
                                        (ln.reader.source.fps or 25.0) / ln.reader.stride, ln.video_size)
         if (vis.shape[1], vis.shape[0]) != ln.video_size:
             vis = cv2.resize(vis, ln.video_size)

@@ -1,14 +1,17 @@
 """What both stream loops write per frame and report: the jsonl record of a frame, latency
-percentiles and a file's progress line. One builder each, so one source and many write the same
+percentiles, a file's progress line and the end-of-run warnings. One builder each, so one source and many write the same
 lines. Torch-free."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from flowdet import log
 from flowdet.core.detections import Detections
+from flowdet.core.postprocess import invalid_message
 from flowdet.runtime.stream.sources import Frame
 from flowdet.utils import duration
 
@@ -75,3 +78,15 @@ def progress_line(frames: int, total: int | None, fps: float) -> str:
         return f"frame {frames} | {fps:.1f} fps"
     eta = duration((total - frames) / fps) if fps > 0 else "?"
     return f"frame {frames}/{total} | {fps:.1f} fps | ETA {eta}"
+
+
+def say_end(invalid: int, frames: int, detections: int, predictor: Any, model: Any, conf: float) -> None:
+    """The warnings at a run's end: invalid model outputs dropped; not one box written in any frame
+    (with the hint why: ``model`` is the path given, if one was)."""
+    if invalid:
+        log.warn(invalid_message(invalid))
+    if frames and not detections:
+        from flowdet.runtime.predict.predictor import nothing_found_hint
+
+        log.warn(f"no detections at conf ≥ {conf:g} in {frames} frames: "
+                 f"{nothing_found_hint(predictor, conf, model if isinstance(model, (str, Path)) else None)}")

@@ -22,16 +22,16 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import cv2
 import numpy as np
 
 from flowdet import log
 from flowdet.core.detections import Detections
-from flowdet.core.postprocess import invalid_message
+from flowdet.core.draw import draw_detections
 from flowdet.errors import DataError, FlowdetError, MissingDependency
 from flowdet.runtime.stream.loop import run_lanes
 from flowdet.runtime.stream.records import (
@@ -40,6 +40,7 @@ from flowdet.runtime.stream.records import (
     frame_record,
     percentiles_ms,
     progress_line,
+    say_end,
     stride_note,
     strided,
 )
@@ -74,7 +75,7 @@ class _Writers:
         if self.video is None:
             h, w = vis.shape[:2]
             self.size = (w, h)
-            fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.out.suffix.lower() == ".avi" else "mp4v"))
+            fourcc = cv2.VideoWriter.fourcc(*("MJPG" if self.out.suffix.lower() == ".avi" else "mp4v"))
             self.video = cv2.VideoWriter(str(self.out), fourcc, self.fps, self.size)
             if not self.video.isOpened():
                 raise FlowdetError(f"{self.out}: cannot open a video writer (use .mp4 or .avi)")
@@ -103,12 +104,60 @@ def _load_model(model: Any, threads: int | None, spinning: bool, backend: str | 
 
 @dataclass
 class _Lane:
-    """The one source of :func:`run_stream`, as :func:`~flowdet.runtime.stream.loop.run_lanes` sees it."""
+    """The one source of :func:`run_stream`, as :func:`~flowdet.runtime.stream.loop.run_lanes` sees it:
+    what each frame goes through (``on_frame``: size watch, tracker, writers, window), the progress
+    callback (``on_tick``) and the running numbers (``stats``)."""
 
     reader: SourceReader
+    o: StreamOptions
+    writers: _Writers
+    tracking: Any                  # a SourceTracking, or None without ``track``
+    sizes: FrameSizeWatch | None   # a video's or camera's resolution change mid-stream
+    names: Any                     # the model's class names (the window's drawing)
+    total: int | None              # the frames a file will give, else None
     frames: int = 0
     detections: int = 0   # written (>= conf)
     invalid: int = 0      # invalid model outputs dropped
+    latencies: list[float] = field(default_factory=list)
+    infer: list[float] = field(default_factory=list)
+    t0: float = 0.0       # set, with last_log, when the reader starts
+    last_log: float = 0.0
+
+    def stats(self, final: bool = False) -> dict[str, Any]:
+        elapsed = time.perf_counter() - self.t0
+        frames, detections, reader = self.frames, self.detections, self.reader
+        return {"frames": frames, "frames_read": reader.read, "dropped": reader.dropped, "reconnects": reader.reconnects,
+                "detections": detections, "det_per_frame": round(detections / frames, 3) if frames else 0.0,
+                "fps": round(frames / elapsed, 2) if elapsed > 0 else 0.0, "seconds": round(elapsed, 3),
+                "latency_ms": percentiles_ms(self.latencies[-1000:] if not final else self.latencies, NAN),
+                "infer_ms": percentiles_ms(self.infer[-1000:] if not final else self.infer, NAN)}
+
+    def on_frame(self, ln: _Lane, item: Frame, det: Detections) -> bool:
+        if self.sizes is not None:
+            self.sizes.check(item.index, item.image)
+        rec = None
+        if self.tracking is not None:
+            self.tracking.step(item, det, self.reader.source.fps)
+            rec = self.tracking.record(item)
+            det = self.tracking.shown
+        vis = self.writers.write(item, det, draw_detections, rec)
+        self.latencies.append(time.perf_counter() - item.capture)
+        ln.frames += 1
+        ln.detections += len(det)
+        ln.invalid += det.invalid
+        if self.o.show:
+            cv2.imshow("flowdet", vis if vis is not None else draw_detections(
+                item.image, det.boxes, det.scores, det.class_ids, self.names))
+            if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                return False
+        return True
+
+    def on_tick(self, now: float) -> None:
+        o, live = self.o, self.reader.source.live
+        every = o.log_every_s if o.log_every_s is not None else (LIVE_PROGRESS_EVERY_S if live else FILE_PROGRESS_EVERY_S)
+        if o.progress and now - self.last_log >= every:
+            self.last_log = now
+            o.progress({**self.stats(), "live": bool(live), "total": self.total})
 
 
 @dataclass
@@ -161,38 +210,11 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
     TrackerConfig (its thresholds decide the count; ``conf`` only filters the boxes written, see
     :mod:`flowdet.runtime.stream.source_tracking`); ``gmc``: camera-motion compensation
     (:mod:`flowdet.runtime.track.gmc`)."""
-    from flowdet.core import validate
-    from flowdet.core.draw import draw_detections
-
     o = replace(options or StreamOptions(), **changes)
-
-    validate.predict_args(o.conf, o.iou, None, o.threads)
-    validate.number_in(o.vid_stride, "--vid-stride", 1, None, integer=True)
-    if o.max_seconds is not None:
-        validate.number_in(o.max_seconds, "--duration", 0.0, None, lo_open=True)
-    for path, flag in ((o.out, "--out"), (o.jsonl, "--jsonl")):
-        if path:  # before the model loads: a read-only folder is one line, not a wrong codec hint
-            validate.writable_file(path, flag)
-    predictor = _load_model(model, o.threads, o.spinning, o.backend, o.precision)
-    from flowdet.runtime.predict.predictor import default_conf
-
-    # none given: the model's best-F1 threshold, said in the start line (once the source opened)
-    conf, conf_why = (o.conf, None) if o.conf is not None else default_conf(predictor)
-    if o.tile:
-        from flowdet.runtime.predict.tiles import TiledPredictor
-
-        predictor = TiledPredictor(predictor, o.tile, o.overlap, merge=o.merge)
+    _check_options(o)
+    predictor, conf, conf_why = _predictor(model, o)
     src = open_source(source) if isinstance(source, (str, int)) else source
-    tracking = None
-    det_conf = conf
-    if o.track:
-        from flowdet.runtime.stream.source_tracking import SourceTracking, conf_note, model_conf
-
-        tracking = SourceTracking("", o.tracker, live=bool(src.live), gmc=o.gmc, conf=conf)
-        det_conf = model_conf(conf, tracking.tracker.cfg)
-        note = conf_note(conf, tracking.tracker.cfg)
-        if note:
-            log.warn(note)
+    tracking, det_conf = _tracking(o, bool(src.live), conf)
     if o.show:
         try:
             cv2.namedWindow("flowdet", cv2.WINDOW_NORMAL)
@@ -214,9 +236,8 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
     except OSError as e:
         src.close()
         raise FlowdetError(f"{e.filename}: cannot write ({e.strerror})") from None
-    latencies: list[float] = []
-    infer: list[float] = []
     sizes = FrameSizeWatch(src.description) if getattr(src, "fixed_size", True) else None
+    lane = _Lane(reader, o, writers, tracking, sizes, predictor.names, total)
     stopped_by = "end"
     error: BaseException | None = None
     from flowdet.runtime.stream.signals import GracefulStop
@@ -224,50 +245,12 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
     sig = GracefulStop(stop)
     sig.install()  # Ctrl-C / SIGTERM set ``stop``; the handlers are restored in the finally below
 
-    def stats(final: bool = False) -> dict[str, Any]:
-        elapsed = time.perf_counter() - t0
-        frames, detections = lane.frames, lane.detections
-        return {"frames": frames, "frames_read": reader.read, "dropped": reader.dropped, "reconnects": reader.reconnects,
-                "detections": detections, "det_per_frame": round(detections / frames, 3) if frames else 0.0,
-                "fps": round(frames / elapsed, 2) if elapsed > 0 else 0.0, "seconds": round(elapsed, 3),
-                "latency_ms": percentiles_ms(latencies[-1000:] if not final else latencies, NAN),
-                "infer_ms": percentiles_ms(infer[-1000:] if not final else infer, NAN)}
-
-    lane = _Lane(reader)
-
-    def on_frame(ln: _Lane, item: Frame, det: Detections) -> bool:
-        if sizes is not None:
-            sizes.check(item.index, item.image)
-        rec = None
-        if tracking is not None:
-            tracking.step(item, det, src.fps)
-            rec = tracking.record(item)
-            det = tracking.shown
-        vis = writers.write(item, det, draw_detections, rec)
-        latencies.append(time.perf_counter() - item.capture)
-        ln.frames += 1
-        ln.detections += len(det)
-        ln.invalid += det.invalid
-        if o.show:
-            cv2.imshow("flowdet", vis if vis is not None else draw_detections(
-                item.image, det.boxes, det.scores, det.class_ids, predictor.names))
-            if cv2.waitKey(1) & 0xFF in (27, ord("q")):
-                return False
-        return True
-
-    every = o.log_every_s if o.log_every_s is not None else (LIVE_PROGRESS_EVERY_S if src.live else FILE_PROGRESS_EVERY_S)
-
-    def on_tick(now: float) -> None:
-        nonlocal last_log
-        if o.progress and now - last_log >= every:
-            last_log = now
-            o.progress({**stats(), "live": bool(src.live), "total": total})
-
-    t0 = last_log = time.perf_counter()
+    lane.t0 = lane.last_log = time.perf_counter()
     reader.start()
     try:
-        stopped_by = run_lanes([lane], predictor, det_conf, o.iou, stop, ready, sig, on_frame, on_tick=on_tick,
-                               max_frames=o.max_frames, max_seconds=o.max_seconds, on_infer=infer.append)
+        stopped_by = run_lanes([lane], predictor, det_conf, o.iou, stop, ready, sig, lane.on_frame,
+                               on_tick=lane.on_tick, max_frames=o.max_frames, max_seconds=o.max_seconds,
+                               on_infer=lane.infer.append)
         if stopped_by == "end" and reader.ended_by in ("source_lost", "error"):
             stopped_by, error = ("end", reader.exception) if reader.ended_by == "error" else ("source_lost", None)
     finally:
@@ -280,24 +263,13 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
     if error is not None:
         raise error
     if stopped_by == "end" and not src.live and reader.read == 0:
-        # what `flowdet mine` calls the same file: an error, not "frames 0" and an empty jsonl
-        if o.jsonl and Path(o.jsonl).is_file() and Path(o.jsonl).stat().st_size == 0:
-            Path(o.jsonl).unlink()
-        skipped = getattr(src, "skipped", None)
-        raise DataError(f"{src.description}: no frame could be decoded "
-                        f"({skipped.summary() if skipped else 'unreadable, truncated or not a video'})")
-    summary = stats(final=True)
+        _no_frame(src, o.jsonl)
+    summary = lane.stats(final=True)
     summary.update({"stopped_by": stopped_by, "signal": sig.name, "source": src.description, "live": src.live,
                     "out": str(o.out) if o.out else None, "jsonl": str(o.jsonl) if o.jsonl else None,
                     "skipped": len(getattr(src, "skipped", ())), "invalid_outputs": lane.invalid,
                     "size_changes": sizes.changed if sizes is not None else 0, "conf": conf})
-    if lane.invalid:
-        log.warn(invalid_message(lane.invalid))
-    if lane.frames and not lane.detections:
-        from flowdet.runtime.predict.predictor import nothing_found_hint
-
-        log.warn(f"no detections at conf ≥ {conf:g} in {lane.frames} frames: "
-                 f"{nothing_found_hint(predictor, conf, model if isinstance(model, (str, Path)) else None)}")
+    say_end(lane.invalid, lane.frames, lane.detections, predictor, model, conf)
     if tracking is not None:
         summary["count"] = tracking.counter.total
     expected = getattr(src, "expected", None)
@@ -308,6 +280,57 @@ def run_stream(model: Any, source: str | int | FrameSource, options: StreamOptio
     if o.tile:
         summary["tile"] = {"size": o.tile, "overlap": o.overlap, "merge": o.merge}
     return summary
+
+
+def _check_options(o: StreamOptions) -> None:
+    """The values :func:`run_stream` checks before the model loads (one line each, never a traceback)."""
+    from flowdet.core import validate
+
+    validate.predict_args(o.conf, o.iou, None, o.threads)
+    validate.number_in(o.vid_stride, "--vid-stride", 1, None, integer=True)
+    if o.max_seconds is not None:
+        validate.number_in(o.max_seconds, "--duration", 0.0, None, lo_open=True)
+    for path, flag in ((o.out, "--out"), (o.jsonl, "--jsonl")):
+        if path:  # before the model loads: a read-only folder is one line, not a wrong codec hint
+            validate.writable_file(path, flag)
+
+
+def _predictor(model: Any, o: StreamOptions) -> tuple[Any, float, str | None]:
+    """(the predictor, tiled with ``tile``; the threshold boxes are written from; why, when ``conf`` was
+    not given: the model's best-F1 threshold, said in the start line once the source opened)."""
+    predictor = _load_model(model, o.threads, o.spinning, o.backend, o.precision)
+    from flowdet.runtime.predict.predictor import default_conf
+
+    conf, conf_why = (o.conf, None) if o.conf is not None else default_conf(predictor)
+    if o.tile:
+        from flowdet.runtime.predict.tiles import TiledPredictor
+
+        predictor = TiledPredictor(predictor, o.tile, o.overlap, merge=o.merge)
+    return predictor, conf, conf_why
+
+
+def _tracking(o: StreamOptions, live: bool, conf: float) -> tuple[Any, float]:
+    """(the source's tracker + counter or None without ``track``, the threshold the model runs at: the
+    tracker's low threshold when that is below ``conf``, said in a warning)."""
+    if not o.track:
+        return None, conf
+    from flowdet.runtime.stream.source_tracking import SourceTracking, conf_note, model_conf
+
+    tracking = SourceTracking("", o.tracker, live=live, gmc=o.gmc, conf=conf)
+    note = conf_note(conf, tracking.tracker.cfg)
+    if note:
+        log.warn(note)
+    return tracking, model_conf(conf, tracking.tracker.cfg)
+
+
+def _no_frame(src: FrameSource, jsonl: str | Path | None) -> NoReturn:
+    """A file that gave no frame: what `flowdet mine` calls the same file, an error (not "frames 0" and
+    an empty jsonl, which is removed)."""
+    if jsonl and Path(jsonl).is_file() and Path(jsonl).stat().st_size == 0:
+        Path(jsonl).unlink()
+    skipped = getattr(src, "skipped", None)
+    raise DataError(f"{src.description}: no frame could be decoded "
+                    f"({skipped.summary() if skipped else 'unreadable, truncated or not a video'})")
 
 
 def _say_start(src: FrameSource, total: int | None, stride: int, conf_line: str | None) -> None:

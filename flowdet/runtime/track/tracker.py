@@ -258,20 +258,7 @@ class ByteTracker:
                        "centers": [tuple(c) for c in ((boxes[:, :2] + boxes[:, 2:]) / 2).tolist()]}
         self._pending: list[tuple[Track, int]] = []
         if self.tracks:
-            X, P = self._gather()
-            if dt > 1:
-                # Across skipped frames the size is held: a tiny object's size rate is mostly noise (and
-                # rotation), and extrapolated × dt it shrinks the box until its detection no longer matches.
-                X[:, 6:8] = 0.0
-            X, P = kf_predict(X, P, dt)
-            if warp is not None:
-                X, P = warp_states(X, P, np.asarray(warp, np.float64))
-            self._X, self._P = X, P    # this update's state batch; each filter's x, P are views of a row
-            for k, t in enumerate(self.tracks):
-                t.kf.x, t.kf.P = X[k], P[k]
-                t.row = k
-                t.updated = False
-                t.age += 1
+            self._predict(dt, warp)
         high = np.nonzero(scores >= cfg.high_thresh)[0]
         low = np.nonzero((scores >= cfg.low_thresh) & (scores < cfg.high_thresh))[0] if self.two_stage else \
             np.zeros(0, np.int64)
@@ -309,39 +296,60 @@ class ByteTracker:
             rows = [t.row for t, _ in self._pending]
             self._X[rows], self._P[rows] = kf_update(self._X[rows], self._P[rows],
                                                      boxes[[d for _, d in self._pending]])
-        # Births.
         for d in left_high[born]:
-            self._uid += 1
-            t = Track(KalmanBox(boxes[d]), boxes[d].astype(np.float64), float(scores[d]), int(cls[d]), self._uid,
-                      trail=deque(maxlen=cfg.trail))
-            t.first_center = t.center
-            t.trail.append(t.center)
-            self.tracks.append(t)
-            if cfg.n_init <= 1:
-                self._confirm(t)
-        # Misses and deaths.
-        keep = []
-        for t in self.tracks:
-            if not t.updated:
-                t.misses += 1
-                # Unmatched: keep its size as it is. A size rate extrapolated over the frames it stays
-                # lost (× dt when frames are skipped) collapses a small box to nothing, and it is lost for good.
-                t.kf.x[6:8] = 0.0
-                t.box = t.kf.box()  # the prediction (drawn/reported only once matched again)
-                if (t.state == TrackState.TENTATIVE and cfg.exit_confirm and self._dt > 1 and frame_size is not None
-                        and t.hits >= 2 and t.span >= cfg.n_init and not _inside(t.kf.x, frame_size)):
-                    self._confirm(t)   # left the view before its third hit could come
-                if t.state == TrackState.TENTATIVE and t.misses > tent_miss:
-                    self.removed.append(t)
-                    continue
-                if t.state in (TrackState.CONFIRMED, TrackState.LOST):
-                    t.state = TrackState.LOST
-                    if t.misses > max_lost:
-                        self.removed.append(t)
-                        continue
-                    if frame_size is not None:
-                        _park(t.kf.x, frame_size)
-            keep.append(t)
-        self.tracks = keep
+            self._birth(boxes[d], float(scores[d]), int(cls[d]))
+        self.tracks = [t for t in self.tracks if t.updated or self._missed(t, tent_miss, max_lost, frame_size)]
         self.graveyard.extend(t for t in self.removed if t.id > 0)
         return [t for t in self.tracks if t.state == TrackState.CONFIRMED and t.updated]
+
+    def _predict(self, dt: float, warp: np.ndarray | None) -> None:
+        """Every track's Kalman state predicted ``dt`` frames ahead (and moved by the camera's ``warp``) as
+        one batch; each filter's x, P become views of a row of it."""
+        X, P = self._gather()
+        if dt > 1:
+            # Across skipped frames the size is held: a tiny object's size rate is mostly noise (and
+            # rotation), and extrapolated × dt it shrinks the box until its detection no longer matches.
+            X[:, 6:8] = 0.0
+        X, P = kf_predict(X, P, dt)
+        if warp is not None:
+            X, P = warp_states(X, P, np.asarray(warp, np.float64))
+        self._X, self._P = X, P    # this update's state batch; each filter's x, P are views of a row
+        for k, t in enumerate(self.tracks):
+            t.kf.x, t.kf.P = X[k], P[k]
+            t.row = k
+            t.updated = False
+            t.age += 1
+
+    def _birth(self, box: np.ndarray, score: float, cls: int) -> None:
+        """A new (tentative) track on an unmatched detection; confirmed at once when ``n_init`` <= 1."""
+        self._uid += 1
+        t = Track(KalmanBox(box), box.astype(np.float64), score, cls, self._uid, trail=deque(maxlen=self.cfg.trail))
+        t.first_center = t.center
+        t.trail.append(t.center)
+        self.tracks.append(t)
+        if self.cfg.n_init <= 1:
+            self._confirm(t)
+
+    def _missed(self, t: Track, tent_miss: int, max_lost: int, frame_size: tuple[int, int] | None) -> bool:
+        """A track this frame did not match: counted as a miss, lost or removed (into ``removed``);
+        whether it is kept."""
+        cfg = self.cfg
+        t.misses += 1
+        # Unmatched: keep its size as it is. A size rate extrapolated over the frames it stays
+        # lost (× dt when frames are skipped) collapses a small box to nothing, and it is lost for good.
+        t.kf.x[6:8] = 0.0
+        t.box = t.kf.box()  # the prediction (drawn/reported only once matched again)
+        if (t.state == TrackState.TENTATIVE and cfg.exit_confirm and self._dt > 1 and frame_size is not None
+                and t.hits >= 2 and t.span >= cfg.n_init and not _inside(t.kf.x, frame_size)):
+            self._confirm(t)   # left the view before its third hit could come
+        if t.state == TrackState.TENTATIVE and t.misses > tent_miss:
+            self.removed.append(t)
+            return False
+        if t.state in (TrackState.CONFIRMED, TrackState.LOST):
+            t.state = TrackState.LOST
+            if t.misses > max_lost:
+                self.removed.append(t)
+                return False
+            if frame_size is not None:
+                _park(t.kf.x, frame_size)
+        return True
