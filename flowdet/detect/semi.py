@@ -35,6 +35,7 @@ from torch import nn
 from flowdet import log
 from flowdet.data.records import CocoDataset
 from flowdet.detect.config import DetectConfig, resolve_semi
+from flowdet.detect.folded import FoldedCopy
 from flowdet.detect.semi_data import UnlabeledBatchSampler, UnlabeledDataset, build_unlabeled_loader
 from flowdet.detect.semi_loss import DenseTeacherLoss
 from flowdet.engine import dist
@@ -42,6 +43,8 @@ from flowdet.engine.checkpoint import unwrap
 from flowdet.engine.ema import ModelEMA
 from flowdet.mine.unlabeled import check_leaks, resolve_unlabeled
 
+# 2 GiB: ~1,700 frames at 832×480 (the new-camera protocol's 130 val frames take 156 MB)
+UNLABELED_CACHE_BYTES = 2 << 30
 SEMI_KEYS = ("unl", "unl_obj", "unl_cls", "unl_box", "pseudo_per_img", "topk_score")
 
 
@@ -57,9 +60,9 @@ class SemiTeacher:
         self.last_burn_in = max(self.burn_in, t.epochs // 2)  # the gate extends the burn-in up to here
         self.gate_boxes = s.teacher_gate * labeled_per_img  # pseudo-boxes/img the would-be teacher must find
         self.hw = hw
-        # Never cached (data.cache is for the labeled set): hours of mined video at full size would not fit in
-        # RAM, and one JPEG decode per frame and step costs little next to the teacher's and student's passes.
-        self.dataset = UnlabeledDataset(frames, hw, s, cfg.augment.hsv_gains, cfg.augment.flip_prob, t.seed)
+        # data.cache: letterboxed frames cached up to UNLABELED_CACHE_BYTES (hours of mined video would not fit)
+        self.dataset = UnlabeledDataset(frames, hw, s, cfg.augment.hsv_gains, cfg.augment.flip_prob, t.seed,
+                                        cache_bytes=UNLABELED_CACHE_BYTES if cfg.data.cache else 0)
         self.per_rank = per_rank * s.ratio
         sampler = UnlabeledBatchSampler(len(self.dataset), self.per_rank, iters_per_epoch, t.seed, hw,
                                         dist.rank(), dist.world_size(), cfg.augment.multiscale,
@@ -67,6 +70,9 @@ class SemiTeacher:
         self.loader = build_unlabeled_loader(self.dataset, sampler, t.workers, t.seed)
         self.loss_fn = DenseTeacherLoss(num_classes, strides, s.topk, t.iou_loss)
         self.teacher: ModelEMA | None = None
+        self._folded: FoldedCopy | None = None  # the teacher's BN-folded copy that runs its forward passes
+        self._folded_of: ModelEMA | None = None  # the teacher it was made from (a resume makes a new one)
+        self._stale = False
 
     def describe(self) -> str:
         s = self.cfg
@@ -139,17 +145,33 @@ class SemiTeacher:
     def loss(self, student_levels: list[torch.Tensor], weak: torch.Tensor) -> dict[str, Any]:
         """The unlabeled loss of the student's levels on the strong view against the teacher on ``weak``,
         plus "pseudo": teacher detections scoring ≥ semi.pseudo_conf after NMS, summed over the batch."""
-        assert self.teacher is not None
-        teacher = self.teacher.ema
-        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-            t_levels = teacher(weak)
+        t_levels = self.teacher_forward(weak)
         out = self.loss_fn(student_levels, t_levels)
-        out["pseudo"] = pseudo_boxes(teacher, t_levels, self.cfg.pseudo_conf)
+        out["pseudo"] = self.count_pseudo(t_levels)
         return out
+
+    def teacher_forward(self, weak: torch.Tensor) -> list[torch.Tensor]:
+        """The teacher's raw levels on the weak view: its BN-folded copy (flowdet.detect.folded), refreshed
+        after each teacher update, under inference mode — the teacher's function, ~10 % faster."""
+        assert self.teacher is not None
+        if self._folded is None or self._folded_of is not self.teacher:
+            self._folded, self._folded_of = FoldedCopy(self.teacher.ema, self.channels_last), self.teacher
+        elif self._stale:
+            self._folded.refresh()
+        self._stale = False
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            levels = self._folded.model(weak)
+        return [x.clone() for x in levels]  # normal tensors: autograd may save them (the loss multiplies by them)
+
+    def count_pseudo(self, t_levels: list[torch.Tensor]) -> int:
+        """Teacher detections ≥ semi.pseudo_conf after NMS in ``t_levels`` (the progress line's pseudo-boxes)."""
+        assert self.teacher is not None
+        return pseudo_boxes(self.teacher.ema, t_levels, self.cfg.pseudo_conf)
 
     def update(self, student: nn.Module) -> None:
         if self.teacher is not None:
             self.teacher.update(student)
+            self._stale = True
 
     def epoch_summary(self, epoch: int, sums: torch.Tensor, iters: int, device: torch.device) -> tuple[dict, str]:
         """(metrics.csv columns, text for the epoch line) from the epoch's sums (unl, obj, cls, box, topk

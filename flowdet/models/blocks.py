@@ -24,12 +24,20 @@ class BaseConv(nn.Module):
         if isinstance(self.bn, nn.Identity):
             return
         conv, bn = self.conv, self.bn
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
         fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
                           conv.padding, groups=conv.groups, bias=True).to(conv.weight.device, conv.weight.dtype)
-        fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
-        fused.bias.copy_(bn.bias - bn.running_mean * scale)
+        weight, bias = fold_bn(conv, bn)
+        fused.weight.copy_(weight)
+        fused.bias.copy_(bias)
         self.conv, self.bn = fused, nn.Identity()
+
+
+@torch.no_grad()
+def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight, bias) of the one conv that computes eval-mode ``bn(conv(x))`` (``conv`` without bias)."""
+    assert bn.running_var is not None and bn.running_mean is not None
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return conv.weight * scale.reshape(-1, 1, 1, 1), bn.bias - bn.running_mean * scale
 
 
 class DWConv(nn.Module):

@@ -74,6 +74,26 @@ def test_views_share_geometry_and_are_a_function_of_the_key(sets):
     assert not np.array_equal(ds[(0, 1, 128, 160)][1], strong)  # another epoch: other draws
 
 
+def test_cached_views_equal_uncached_ones_and_the_cache_stays_in_its_budget(sets):
+    """data.cache keeps letterboxed frames: the (weak, strong) pair of a key is the uncached one, byte for
+    byte (flipped or not, any epoch), the cached frame is never drawn on, and the budget bounds it."""
+    _, unl = sets
+    frames = sorted((unl / "images").glob("*.jpg"))
+    semi = SemiSection(noise_std=8.0, cutout=2)
+    plain = UnlabeledDataset(frames, (128, 160), semi, [5, 30, 30], 0.5, seed=3)
+    cached = UnlabeledDataset(frames, (128, 160), semi, [5, 30, 30], 0.5, seed=3, cache_bytes=1 << 30)
+    keys = [(i, e, 128, 160) for e in range(3) for i in range(len(frames))] + [(0, 0, 96, 128)]
+    for key in keys + keys:  # the second pass reads the cache
+        for a, b in zip(plain[key], cached[key]):
+            np.testing.assert_array_equal(a, b)
+    assert len(cached._canvas) == len(frames) + 1 and plain.cached_bytes == 0
+    assert all(not c.flags.writeable for c in cached._canvas.values())
+    small = UnlabeledDataset(frames, (128, 160), semi, [5, 30, 30], 0.5, seed=3, cache_bytes=2 * 128 * 160 * 3)
+    for key in keys:
+        small[key]
+    assert len(small._canvas) == 2 and small.cached_bytes <= small.cache_bytes
+
+
 def test_unlabeled_sampler_shards_by_rank_and_uses_every_frame_before_repeating():
     def epoch_keys(rank: int, world: int, epoch: int) -> list[list[tuple]]:
         s = UnlabeledBatchSampler(10, 2, 3, seed=5, img_size=(64, 96), rank=rank, world=world)
