@@ -46,7 +46,7 @@ class FoldedCopy:
     @torch.no_grad()
     def refresh(self) -> None:
         for conv, src in self._folds:
-            weight, bias = fold_bn(src.conv, src.bn)
+            weight, bias = fold_bn(src.conv.weight, src.bn)
             conv.weight.copy_(weight)
             assert conv.bias is not None
             conv.bias.copy_(bias)

@@ -26,18 +26,19 @@ class BaseConv(nn.Module):
         conv, bn = self.conv, self.bn
         fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
                           conv.padding, groups=conv.groups, bias=True).to(conv.weight.device, conv.weight.dtype)
-        weight, bias = fold_bn(conv, bn)
+        weight, bias = fold_bn(conv.weight, bn)
         fused.weight.copy_(weight)
         fused.bias.copy_(bias)
         self.conv, self.bn = fused, nn.Identity()
 
 
 @torch.no_grad()
-def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """(weight, bias) of the one conv that computes eval-mode ``bn(conv(x))`` (``conv`` without bias)."""
+def fold_bn(kernel: torch.Tensor, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kernel, bias) of the one conv that computes eval-mode ``bn(conv(x))`` for a bias-free conv
+    with weights ``kernel``: BaseConv.fuse, RepConv.fuse's three branches and the folded teacher."""
     assert bn.running_var is not None and bn.running_mean is not None
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    return conv.weight * scale.reshape(-1, 1, 1, 1), bn.bias - bn.running_mean * scale
+    return kernel * scale.reshape(-1, 1, 1, 1), bn.bias - bn.running_mean * scale
 
 
 class DWConv(nn.Module):
@@ -139,12 +140,6 @@ class Focus(nn.Module):
         self.conv.conv, self.folded = big, True
 
 
-def _fold_bn(kernel: torch.Tensor, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """(kernel, bias) of conv(kernel) → bn in eval mode, as one conv."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    return kernel * scale.reshape(-1, 1, 1, 1), bn.bias - bn.running_mean * scale
-
-
 class RepConv(nn.Module):
     """RepVGG-style 3×3 conv (Ding et al., CVPR 2021): in training, 3×3 conv + BN, 1×1 conv + BN and
     — same channels, stride 1 — a BN of the input itself, summed, then SiLU; ``fuse()`` folds the
@@ -174,14 +169,14 @@ class RepConv(nn.Module):
         if self.conv1 is None or self.bn1 is None:
             return
         assert isinstance(self.bn, nn.BatchNorm2d) and isinstance(self.bn1, nn.BatchNorm2d)
-        w, b = _fold_bn(self.conv.weight, self.bn)
-        w1, b1 = _fold_bn(self.conv1.weight, self.bn1)
+        w, b = fold_bn(self.conv.weight, self.bn)
+        w1, b1 = fold_bn(self.conv1.weight, self.bn1)
         w, b = w + nn.functional.pad(w1, [1, 1, 1, 1]), b + b1
         if isinstance(self.bn_id, nn.BatchNorm2d):
             eye = torch.zeros_like(w)
             idx = torch.arange(w.shape[0], device=w.device)
             eye[idx, idx, 1, 1] = 1.0
-            wi, bi = _fold_bn(eye, self.bn_id)
+            wi, bi = fold_bn(eye, self.bn_id)
             w, b = w + wi, b + bi
         fused = nn.Conv2d(self.conv.in_channels, self.conv.out_channels, 3, self.conv.stride, 1,
                           bias=True).to(w.device, w.dtype)
