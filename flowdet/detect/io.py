@@ -5,7 +5,7 @@ A checkpoint is a dict with at least:
     "ema":        {"ema": state_dict, "updates": int} or None
     "teacher":    {"ema": state_dict, "updates": int} or None (absent = None): the teacher of a
                   `train --unlabeled` run once its burn-in ended (flowdet.detect.semi) — the weights it evaluated
-    "model_cfg":  {"size": "nano"|"nano-d"|"nano-dh"|"nano-dl"|"nano-dr"|"tiny"|"s"|"m", "num_classes": int, "p2": bool (absent = False)}
+    "model_cfg":  {"size": "nano"|"nano-d"|"nano-dh"|"nano-dl"|"nano-dr"|"nano-ddl"|"nano-dd"|"tiny"|"s"|"m", "num_classes": int, "p2": bool (absent = False)}
     "names":      list of class names (index = class id; COCO category ids in "cat_ids")
     "cat_ids":    list of COCO category ids, same order as names
     "img_size":   [H, W] the training input size

@@ -85,6 +85,26 @@ def nano_dr() -> ModelSize:
     return ModelSize(0.33, 0.25, False, rep=True)
 
 
+@register_model_size("nano-ddl")
+def nano_ddl() -> ModelSize:
+    """nano-d two bottlenecks deep (depth 0.67: CSP depths 2/6/6/2 in the backbone and 2 in the neck,
+    against 1/3/3/1 and 1) with nano-dl's one 3×3 conv per head branch: the stride-8 head's four 3×3
+    convs were 26 % of nano-d's CPU time at 832×480, and this spends that time on depth at strides
+    8–16 instead. 2.60 M params (nano-d 2.24 M), 6.96 GFLOPs at 832×480 (6.64). ONNX CPU latency
+    1.05× nano-d's at 1 thread (2 threads 0.98–1.15×, three rounds), interleaved, on a loaded box
+    (AMD EPYC Zen 4; benchmarks/latency_breakdown.py, docs/benchmarks.md "Between nano-d and tiny").
+    Opt-in until screened at 30 epochs against nano-d."""
+    return ModelSize(0.67, 0.25, False, head_branch_convs=1)
+
+
+@register_model_size("nano-dd")
+def nano_dd() -> ModelSize:
+    """nano-d two bottlenecks deep (depth 0.67) with its full head: 2.82 M params, 8.17 GFLOPs at
+    832×480; ONNX CPU latency 1.22× nano-d's at 1 thread (2 threads 1.08–1.25×), same run and box
+    as nano-ddl's. Opt-in until screened at 30 epochs against nano-d."""
+    return ModelSize(0.67, 0.25, False)
+
+
 @register_model_size("tiny")
 def tiny() -> ModelSize:
     return ModelSize(0.33, 0.375, False)
