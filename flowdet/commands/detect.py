@@ -181,7 +181,7 @@ def _resume_file(resume: str, out: str | None, config: str | None, overrides: li
 @click.option("--threads", type=THREADS, help="CPU threads for ONNX Runtime / OpenVINO.")
 @click.option("--dont-care", type=click.Choice(["iscrowd", "training"]), default="iscrowd", show_default=True,
               help="Ground-truth boxes scored as don't-care regions: iscrowd (as pycocotools) or training "
-                   "(also those marked ignore / difficult, which training leaves out).")
+                   "(also those marked ignore / difficult, which training treats as ignore regions).")
 @backend_options
 def evaluate(model, ann, images, img_size, json_path, out, exist_ok, batch, conf, iou, device, threads, dont_care,
              backend, precision) -> None:
