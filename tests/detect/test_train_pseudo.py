@@ -68,6 +68,22 @@ def test_pseudo_images_join_the_training_set_with_their_boxes_and_ignore_regions
     assert (target[:, 0] == 0).sum() == 1 and (target[:, 0] == IGNORE_CLASS).sum() >= 1
 
 
+def test_what_pseudo_label_writes_is_what_train_pseudo_reads(sets, tmp_path):
+    """The contract between the two verbs: `flowdet pseudo-label`'s own output (a scripted teacher over a
+    tiny video: track boxes, gap fills, one ignore region) joins a labeled set as its summary counts it."""
+    from pseudo_helpers import ScriptedTeacher, write_video
+
+    from flowdet.pseudo.label import pseudo_label
+
+    lab, _ = sets
+    write_video(tmp_path / "video.mp4", 20)
+    teacher = ScriptedTeacher(miss={10: [0]}, false={5: [((100, 5, 110, 15), 0.8)]})
+    t = pseudo_label(teacher, [tmp_path / "video.mp4"], tmp_path / "pl")["totals"]
+    merged, _, [added] = add_pseudo([str(tmp_path / "pl")], load_dataset(lab / "annotations.json"))
+    assert (added["images"], added["boxes"], added["ignores"]) == (20, t["kept"] + t["filled"], t["ignored"])
+    assert added["ignores"] == 1 and all(r.file.is_file() for r in merged.records[4:])
+
+
 def test_bad_pseudo_input_is_one_error_naming_the_file_and_field(sets, tmp_path):
     lab, pl = sets
     train = load_dataset(lab / "annotations.json")
