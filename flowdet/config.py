@@ -168,8 +168,10 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def save_config(cfg: Any, path: str | Path) -> None:
-    """Write the resolved config next to a run's outputs (atomic)."""
+def save_config(cfg: Any, path: str | Path, notes: list[str] | None = None) -> None:
+    """Write the resolved config next to a run's outputs (atomic); ``notes``: facts of the run (what
+    ``--pseudo`` added) as ``#`` lines at the end, which a later ``--config`` read skips."""
     from flowdet.utils import atomic_write_text
 
-    atomic_write_text(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    tail = "".join(f"# {' '.join(str(n).splitlines())}\n" for n in notes or [])
+    atomic_write_text(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False) + tail)

@@ -56,9 +56,12 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / OpenVINO .xml / 
 @click.option("--unlabeled", multiple=True, type=click.Path(),
               help="Unlabeled frames for teacher–student training: image folder, mined-frame folder / manifest.jsonl, "
                    ".txt list, COCO json (images only) or video; repeatable (semi.unlabeled, default: none = supervised only).")
+@click.option("--pseudo", multiple=True, type=click.Path(),
+              help="`flowdet pseudo-label` output (its folder or pseudo.json): its images, boxes and ignore regions "
+                   "join the training set; repeatable (data.pseudo, default: none).")
 @click.option("--exclude", multiple=True, type=click.Path(),
-              help="Val/test set (COCO json, folder, list) that no --unlabeled frame may be: an identical or "
-                   "near-duplicate picture stops the run (semi.exclude, default: none; repeatable).")
+              help="Val/test set (COCO json, folder, list) that no --unlabeled frame or --pseudo image may be: an "
+                   "identical or near-duplicate picture stops the run (semi.exclude, default: none; repeatable).")
 @click.option("--resume", is_flag=False, flag_value="auto", default=None, metavar="[PATH]",
               help="Continue exactly from a checkpoint (alone: <out>/last.pt). Without --config the "
                    "checkpoint's own config is used (default: off, a new run).")
@@ -70,7 +73,7 @@ _MODEL_HELP = "A checkpoint (.pt) or an exported model (.onnx / OpenVINO .xml / 
 @click.option("--seed", type=SEED, help="Random seed" + _d("train.seed"))
 @config_options
 def train(data, images, val, val_images, out, size, epochs, batch, lr, img_size, p2, iou_loss, backbone, unlabeled,
-          exclude, resume, device, exist_ok, eval_interval, workers, seed, config, sets) -> None:
+          pseudo, exclude, resume, device, exist_ok, eval_interval, workers, seed, config, sets) -> None:
     """Fine-tune a YOLOX detector on a COCO dataset.
 
     \b
@@ -78,6 +81,7 @@ def train(data, images, val, val_images, out, size, epochs, batch, lr, img_size,
     flowdet train --data data.yaml --size nano --epochs 50   # YOLO data.yaml: its val split validates
     flowdet train --resume runs/x/last.pt          # continue an interrupted run exactly
     flowdet train --data train.json --val val.json --unlabeled frames/ --unlabeled river.mp4 --exclude val.json
+    flowdet train --data data.yaml --pseudo runs/pseudo   # + `flowdet pseudo-label`'s images and boxes
     flowdet cfg train                              # every config key, its default and help
     flowdet train ... --device 0,1                 # DDP: relaunches itself under torchrun, a process per GPU
     torchrun --nproc_per_node 2 -m flowdet train ... --device cpu   # DDP by hand (gloo on CPU)
@@ -92,6 +96,7 @@ def train(data, images, val, val_images, out, size, epochs, batch, lr, img_size,
         iou_loss=("train.iou_loss", iou_loss), backbone=("model.backbone", backbone), device=("train.device", device),
         eval_interval=("train.eval_interval", eval_interval), workers=("train.workers", workers),
         seed=("train.seed", seed), unlabeled=("semi.unlabeled", list(unlabeled) if unlabeled else None),
+        pseudo=("data.pseudo", list(pseudo) if pseudo else None),
         exclude=("semi.exclude", list(exclude) if exclude else None))
     if resume is not None:
         path = _resume_file(resume, out, config, overrides)
@@ -181,7 +186,7 @@ def _resume_file(resume: str, out: str | None, config: str | None, overrides: li
 @click.option("--threads", type=THREADS, help="CPU threads for ONNX Runtime / OpenVINO.")
 @click.option("--dont-care", type=click.Choice(["iscrowd", "training"]), default="iscrowd", show_default=True,
               help="Ground-truth boxes scored as don't-care regions: iscrowd (as pycocotools) or training "
-                   "(also those marked ignore / difficult, which training leaves out).")
+                   "(also those marked ignore / difficult, which training treats as ignore regions).")
 @backend_options
 def evaluate(model, ann, images, img_size, json_path, out, exist_ok, batch, conf, iou, device, threads, dont_care,
              backend, precision) -> None:

@@ -67,7 +67,7 @@ def pseudo_label(sources, model, out, exist_ok, conf, low, ignore_above, max_gap
 
     \b
     flowdet pseudo-label --model teacher.pt river.mp4 mined/ --out runs/pseudo --tta flip
-    flowdet train --data runs/pseudo/pseudo.json ...
+    flowdet train --data data.yaml --pseudo runs/pseudo ...   # the labels + these frames
     """
     from flowdet.pseudo.label import load_teacher, open_sources
     from flowdet.pseudo.label import pseudo_label as run

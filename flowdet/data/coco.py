@@ -17,7 +17,8 @@ The checks are :mod:`flowdet.data.coco_validate`'s; the record types are :mod:`f
 ``check_images=False`` reads headers only (:mod:`flowdet.core.imread`: file, size, pixel cap, truncation;
 ~0.3 ms vs 10–30 ms to decode a 1080p JPEG; train and eval use it); ``data check``/``stats``/``coco2yolo`` decode.
 ``iscrowd``/``ignore``/``difficult`` = 1 (read strictly: :meth:`ValidationReport.dont_care_flags`) → kept
-with ``ignore=True`` (a don't-care region): left out of training targets. Evaluation follows pycocotools
+with ``ignore=True`` (a don't-care region): training neither learns it nor calls it background
+(flowdet.detect.loss). Evaluation follows pycocotools
 on the same json (:meth:`CocoDataset.coco`): only ``iscrowd`` makes a don't-care (crowd) region, and each
 box's ``area`` (which picks its small/medium/large range) is the json's ``area``, w·h of its bbox where
 absent; ``dont_care="training"`` scores the ``ignore``/``difficult`` boxes as crowd too, as training treats them.

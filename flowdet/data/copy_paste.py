@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from flowdet.core.defaults import PAD_VALUE
+from flowdet.core.defaults import IGNORE_CLASS, PAD_VALUE
 from flowdet.data.transforms import Sample
 
 MARGIN = 2  # px of source water kept around a box (input scale); the feathered blend happens there
@@ -149,7 +149,8 @@ def _cut_frame(s: Sample, base_hw: tuple[int, int], max_side: float, min_side: f
     frame, boxes = _input_scale(s, base_hw)
     stats, (fh, fw) = _Surroundings(frame), frame.shape[:2]
     out: list[tuple[np.ndarray, np.ndarray, int, np.ndarray]] = []
-    for k in rng.permutation(np.flatnonzero(_eligible(boxes, fh, fw, max_side, min_side))):
+    labels = s.classes != IGNORE_CLASS  # an ignore region is no object to paste (it still keeps crops clear)
+    for k in rng.permutation(np.flatnonzero(_eligible(boxes, fh, fw, max_side, min_side) & labels)):
         if len(out) >= limit:
             break
         x0, y0, x1, y1 = _crop_rects(boxes[k:k + 1])[0].astype(int)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from flowdet.core.defaults import PAD_VALUE
+from flowdet.core.defaults import IGNORE_CLASS, PAD_VALUE
 from flowdet.core.imread import ImageReadError
 from flowdet.data.coco import load_image
 from flowdet.data.copy_paste import CopyPaste, build_bank
@@ -34,7 +34,8 @@ def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
 class DetectionDataset(Dataset):
     """Item ``key`` (an int, or ``(index, epoch, h, w)``) → (image HWC uint8, targets [M, 5] float32
     (class, x1, y1, x2, y2), dropped_tiny, dropped_out). Augmentation runs while
-    ``augment and epoch < epochs − no_aug_epochs``; ignore/crowd boxes are left out of the targets."""
+    ``augment and epoch < epochs − no_aug_epochs``; ignore/crowd boxes are target rows of class
+    ``IGNORE_CLASS`` (−1), moved by the same geometry: regions the loss neither learns nor calls background."""
 
     def __init__(self, records: Sequence[ImageRecord], img_size: int | tuple[int, int], aug: AugmentConfig,
                  seed: int = 0, epochs: int = 1, augment: bool = True, cache: bool = False):
@@ -78,8 +79,7 @@ class DetectionDataset(Dataset):
             return _unreadable_sample(r, e)
         if img is None:  # cached as unreadable
             return _unreadable_sample(r, None)
-        keep = _trained(r)
-        return Sample(img, r.boxes[keep].astype(np.float32), r.classes[keep].astype(np.int64))
+        return Sample(img, r.boxes.astype(np.float32), _classes_with_ignore(r))
 
     def augment_on(self, epoch: int) -> bool:
         return self.augment and epoch < self.epochs - max(0, self.aug.no_aug_epochs)  # -1 (auto) resolved by the trainer
@@ -94,6 +94,14 @@ class DetectionDataset(Dataset):
 def _trained(r: ImageRecord) -> np.ndarray | slice:
     """The boxes training learns from: all but ignore/crowd ones."""
     return ~r.ignore if r.ignore.shape[0] == r.boxes.shape[0] else slice(None)
+
+
+def _classes_with_ignore(r: ImageRecord) -> np.ndarray:
+    """[M] int64: the record's classes with its ignore/crowd boxes as ``IGNORE_CLASS``."""
+    classes = r.classes.astype(np.int64)
+    if r.ignore.shape[0] == classes.shape[0] and r.ignore.any():
+        classes = np.where(r.ignore, IGNORE_CLASS, classes)
+    return classes
 
 
 # Unreadable images met by this process since its last batch: ``collate`` runs in the process (main
@@ -122,7 +130,7 @@ def _load_or_none(r: ImageRecord) -> np.ndarray | None:
 
 
 def collate(batch: list[tuple[np.ndarray, np.ndarray, int, int]]) -> tuple[torch.Tensor, list[torch.Tensor], dict]:
-    """→ images [B, 3, H, W] float32 0–255 BGR, targets list of [M, 5], {"dropped_tiny", "dropped_out",
+    """→ images [B, 3, H, W] float32 0–255 BGR, targets list of [M, 5] (ignore regions: class −1), {"dropped_tiny", "dropped_out",
     "unreadable" (images this batch could not read; blanks stood in)}."""
     imgs = torch.from_numpy(np.stack([b[0] for b in batch])).permute(0, 3, 1, 2).float().contiguous()
     targets = [torch.from_numpy(b[1]) for b in batch]

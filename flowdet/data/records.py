@@ -16,7 +16,7 @@ import numpy as np
 from flowdet.data.validation import ValidationReport
 
 # Which boxes evaluation treats as don't-care (crowd) regions: "iscrowd" — the json's iscrowd only, as
-# pycocotools does (default); "training" — iscrowd, ignore or difficult, the boxes training leaves out.
+# pycocotools does (default); "training" — iscrowd, ignore or difficult, the boxes training treats as ignore regions.
 DONT_CARE_RULES = ("iscrowd", "training")
 
 

@@ -7,6 +7,10 @@ run and any number of DataLoader workers reproduce it exactly.
 Tiny objects are the point of this project, so boxes that end up under ``min_box_size`` pixels (w or h)
 after augmentation are *dropped and counted* rather than kept as label noise; boxes pushed mostly out
 of the frame are dropped too (counted separately).
+
+Ignore (don't-care) regions travel as boxes of class :data:`IGNORE_CLASS` in the same arrays, so every
+geometric step moves them exactly as it moves the labels; they are kept while any of them stays in
+view (never dropped as tiny or mostly-out) and never counted as dropped.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from flowdet.core.defaults import PAD_VALUE
+from flowdet.core.defaults import IGNORE_CLASS, PAD_VALUE
 from flowdet.core.letterbox import letterbox
 
 
@@ -52,7 +56,7 @@ class AugmentConfig:
 class Sample(NamedTuple):
     img: np.ndarray  # [H, W, 3] uint8 BGR
     boxes: np.ndarray  # [M, 4] float32 xyxy
-    classes: np.ndarray  # [M] int64
+    classes: np.ndarray  # [M] int64; IGNORE_CLASS marks an ignore region
 
 
 class AugResult(NamedTuple):
@@ -76,7 +80,8 @@ def filter_boxes(boxes: np.ndarray, classes: np.ndarray, width: int, height: int
     """Clip to the image, drop boxes mostly outside it, then drop boxes under ``min_size`` px.
 
     Returns (boxes, classes, n_tiny, n_out). A box is 'out' when less than ``min_visible`` of its
-    area survives the clip (or none does); it is 'tiny' when it is inside but w or h < min_size."""
+    area survives the clip (or none does); it is 'tiny' when it is inside but w or h < min_size.
+    An ignore region (:data:`IGNORE_CLASS`) stays while any of it is in view, and is never counted."""
     if boxes.shape[0] == 0:
         return _empty_boxes(), classes[:0].astype(np.int64), 0, 0
     before = _area(boxes)
@@ -85,10 +90,12 @@ def filter_boxes(boxes: np.ndarray, classes: np.ndarray, width: int, height: int
     clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, height)
     after = _area(clipped)
     w, h = clipped[:, 2] - clipped[:, 0], clipped[:, 3] - clipped[:, 1]
-    out = (w <= 0) | (h <= 0) | (after < min_visible * np.maximum(before, 1e-9))
-    tiny = ~out & ((w < min_size) | (h < min_size))
+    label = classes != IGNORE_CLASS
+    gone = (w <= 0) | (h <= 0)
+    out = gone | (label & (after < min_visible * np.maximum(before, 1e-9)))
+    tiny = ~out & label & ((w < min_size) | (h < min_size))
     keep = ~out & ~tiny
-    return clipped[keep], classes[keep].astype(np.int64), int(tiny.sum()), int(out.sum())
+    return clipped[keep], classes[keep].astype(np.int64), int(tiny.sum()), int((out & label).sum())
 
 
 def letterbox_sample(s: Sample, out_hw: tuple[int, int]) -> Sample:
@@ -170,8 +177,9 @@ def mosaic(samples: list[Sample], out_hw: tuple[int, int], rng: np.random.Genera
         b[:, [0, 2]] = b[:, [0, 2]].clip(x0, x1)
         b[:, [1, 3]] = b[:, [1, 3]].clip(y0, y1)
         after = _area(b)
-        keep = (after > 0) & (after >= min_visible * np.maximum(before, 1e-9))
-        n_out += int((~keep).sum())
+        label = s.classes != IGNORE_CLASS  # an ignore region stays while any of it is in the tile
+        keep = (after > 0) & (~label | (after >= min_visible * np.maximum(before, 1e-9)))
+        n_out += int((~keep & label).sum())
         all_boxes.append(b[keep])
         all_cls.append(s.classes[keep])
     return Sample(canvas, np.concatenate(all_boxes), np.concatenate(all_cls).astype(np.int64)), n_out

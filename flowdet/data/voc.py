@@ -7,7 +7,7 @@ Conventions (documented choices):
   is ``xmin = x + 1``, ``xmax = x + w``.
 - ``<difficult>1</difficult>`` objects are kept with ``"iscrowd": 0`` and ``"difficult": 1`` (the
   json stays a faithful copy; ``iscrowd`` means "a crowd of objects", which they are not).
-  :func:`flowdet.data.coco.load_coco` marks them ``ignore=True``: training leaves them out. flowdet's
+  :func:`flowdet.data.coco.load_coco` marks them ``ignore=True``: training neither learns them nor calls them background. flowdet's
   eval scores them as pycocotools scores the json, as ordinary boxes; ``eval --dont-care training``
   (``CocoDataset.coco("training")``) scores them as don't-care, as VOC's own metric does. Converting to YOLO
   drops them (ultralytics has no ignore flag; its own VOC script drops difficult objects too).

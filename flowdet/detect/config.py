@@ -22,6 +22,9 @@ class DataSection:
     val: str = ""  # COCO json; empty → no validation (best.pt = last epoch)
     val_images: str = ""  # empty → same as images
     cache: bool = False  # decode every image once into RAM (small sets, benchmarks)
+    # `flowdet pseudo-label` output (its pseudo.json, or the folder) whose images, boxes and ignore regions
+    # join the training set (--pseudo; flowdet.detect.train_pseudo); recorded as the json paths used.
+    pseudo: list[str] = field(default_factory=list)
 
     def val_source(self) -> tuple[str, str] | None:
         """(annotations, images folder or "") the trainer validates on: ``val`` (its images:
@@ -125,7 +128,7 @@ class SemiSection:
     # Image folders, mined-frame folders / manifest.jsonl, .txt lists, COCO json (images only) or videos
     # (mined at video_fps into <out>/unlabeled_frames); [] = supervised training only.
     unlabeled: list[str] = field(default_factory=list)
-    # Val/test sets (COCO json, folders, lists) that no unlabeled frame may be (content hash and
+    # Val/test sets (COCO json, folders, lists) that no unlabeled frame or --pseudo image may be (content hash and
     # near-duplicates, as pretrain --exclude): a match stops the run before training.
     exclude: list[str] = field(default_factory=list)
     ratio: int = 1  # unlabeled images per labeled image in each batch
@@ -245,6 +248,8 @@ def validate(cfg: DetectConfig) -> DetectConfig:
         (0 <= cfg.eval.conf <= 1 and 0 <= cfg.eval.iou <= 1, "eval.conf/eval.iou: must be in [0, 1]"),
         (cfg.eval.batch >= 1, f"eval.batch: must be >= 1, got {cfg.eval.batch}"),
         *semi_checks(cfg.semi),
+        (not cfg.semi.exclude or bool(cfg.semi.unlabeled) or bool(cfg.data.pseudo),
+         "semi.exclude: only means something with semi.unlabeled (--unlabeled) or data.pseudo (--pseudo)"),
     ]
     for ok, msg in checks:
         if not ok:
@@ -281,7 +286,6 @@ def semi_checks(s: SemiSection) -> list[tuple[bool, str]]:
         (0 <= s.noise_std <= 255, f"semi.noise_std: must be in [0, 255], got {s.noise_std}"),
         (s.cutout >= 0, f"semi.cutout: must be >= 0, got {s.cutout}"),
         (0 < s.cutout_area < 1, f"semi.cutout_area: must be in (0, 1), got {s.cutout_area}"),
-        (not s.exclude or bool(s.unlabeled), "semi.exclude: only means something with semi.unlabeled (--unlabeled)"),
     ]
 
 

@@ -4,6 +4,11 @@ Reference: Ge et al., "YOLOX: Exceeding YOLO Series in 2021", https://arxiv.org/
 The box term is selectable (``iou_loss``); the reference FloW study replaced YOLOX's 1 − IoU² by
 CIoU because SimOTA hands tiny objects positives whose predicted boxes miss the target, where an
 IoU loss has no gradient (``miss_share`` measures how many positives are in that case).
+
+Ignore regions (crowd / ignore / difficult boxes, pseudo-labels' uncertain boxes) come as target rows
+of class ``IGNORE_CLASS`` (−1): an anchor whose centre lies inside one and that SimOTA did not make a
+positive of a real box gets no objectness loss (YOLOv5 / mmdet "ignore"), instead of being taught
+that the region is background. Without such rows the loss is computed exactly as before.
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from flowdet.core.defaults import NWD_CONSTANT
+from flowdet.core.defaults import IGNORE_CLASS, NWD_CONSTANT
 from flowdet.detect.simota import simota_assign
 from flowdet.engine.dist import all_reduce_mean
 from flowdet.models.head import decode_boxes, flatten_levels, make_grids
@@ -33,7 +38,7 @@ class YOLOXLoss(nn.Module):
     With F the positives chosen by SimOTA over the batch and n = max(1, mean over DDP ranks of |F|):
 
         L = reg_weight · Σ_F L_box(p̂, g) / n                               (IoU family, see IoULoss)
-          + obj_weight · Σ_all BCE(obj, 1[anchor ∈ F]) / n
+          + obj_weight · Σ_{all but I} BCE(obj, 1[anchor ∈ F]) / n             (I: ignored anchors, see above)
           + cls_weight · Σ_F BCE(cls, onehot(c) · IoU(p̂, g)) / n          (IoU-aware, no grad in IoU)
           + l1_weight  · Σ_F |raw − t| / n                                   (only when use_l1)
           + nwd_weight · Σ_F (1 − NWD(p̂, g)) / n                              (only when nwd_weight > 0)
@@ -114,7 +119,7 @@ class YOLOXLoss(nn.Module):
             levels: Raw head outputs, one per stride, each [B, 5 + C, H_l, W_l]
                 (dx, dy, log w, log h, obj, cls…), as returned by ``YOLOX.forward``.
             targets: One tensor per image, [M_i, 5] = (class index, x1, y1, x2, y2) in input pixels;
-                M_i may be 0.
+                M_i may be 0; class −1 (``IGNORE_CLASS``) marks an ignore region.
             use_l1: Add the L1 term on raw offsets (YOLOX turns it on for the last epochs).
 
         Returns:
@@ -123,7 +128,8 @@ class YOLOXLoss(nn.Module):
             "num_fg": int, positives on this rank; "num_miss": int, positives whose predicted box
             has IoU 0 with its box; "miss_share": float, num_miss / num_fg (0.0 without positives);
             "bucket_gt", "bucket_fg": [4] float64 tensors, boxes and their positives per size bucket
-            (√(w·h) < 8, 8–16, 16–32, ≥ 32 px; see SIZE_BUCKETS).
+            (√(w·h) < 8, 8–16, 16–32, ≥ 32 px; see SIZE_BUCKETS); "num_ignored": int, anchors left
+            out of the objectness loss by ignore regions.
         """
         self._check_inputs(levels, targets)
         device = levels[0].device
@@ -144,6 +150,7 @@ class YOLOXLoss(nn.Module):
                 raise ValueError(f"each target must be [M, 5] (class, x1, y1, x2, y2), got {tuple(t.shape)}")
 
     def _loss(self, levels: list[torch.Tensor], targets: list[torch.Tensor], use_l1: bool) -> dict[str, Any]:
+        targets, ignores = split_ignore(targets)
         flat = flatten_levels(levels).float()  # [B, N, 5 + C]
         batch, n_anchors, _ = flat.shape
         grids, strides = make_grids(levels, self.strides)  # [N, 2], [N]
@@ -187,7 +194,12 @@ class YOLOXLoss(nn.Module):
         obj_target = fg_mask.float()
         if self.soft_obj:  # IoU-aware objectness: a positive's target is its (detached) IoU
             obj_target = obj_target.masked_scatter(fg_mask, fg_iou.to(obj_target.dtype))
-        loss_obj = F.binary_cross_entropy_with_logits(obj_logit, obj_target, reduction="sum") / norm
+        obj_keep, num_ignored = None, 0  # None: every anchor counts (no ignore region in the batch)
+        if ignores is not None:
+            obj_keep = ~(ignored_anchors(anchor_centers, ignores) & ~fg_mask)
+            num_ignored = int((~obj_keep).sum())
+            obj_keep = obj_keep.float()
+        loss_obj = F.binary_cross_entropy_with_logits(obj_logit, obj_target, weight=obj_keep, reduction="sum") / norm
         loss_cls = F.binary_cross_entropy_with_logits(cls_logit[fg_mask], cls_target, reduction="sum") / norm
         if use_l1:
             fg_stride = strides[None].expand(batch, -1)[fg_mask][:, None]  # [F, 1]
@@ -207,9 +219,27 @@ class YOLOXLoss(nn.Module):
             "total": total,
             "iou": loss_iou.detach(), "obj": loss_obj.detach(), "cls": loss_cls.detach(), "l1": loss_l1.detach(),
             "num_fg": num_fg, "num_miss": num_miss, "miss_share": num_miss / num_fg if num_fg else 0.0,
-            "bucket_gt": bucket_gt.cpu(), "bucket_fg": bucket_fg.cpu(),
+            "bucket_gt": bucket_gt.cpu(), "bucket_fg": bucket_fg.cpu(), "num_ignored": num_ignored,
         }
 
     def extra_repr(self) -> str:
         return (f"num_classes={self.num_classes}, strides={self.strides}, iou_loss={self.iou_loss!r}, "
                 f"weights(obj, cls, reg, l1)=({self.obj_weight}, {self.cls_weight}, {self.reg_weight}, {self.l1_weight})")
+
+
+def split_ignore(targets: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+    """(each image's label rows [M, 5], each image's ignore boxes [K, 4] xyxy — or None when no image
+    of the batch has one, so a batch without ignore regions takes the loss's plain path)."""
+    if not targets or not bool(torch.cat([t[:, 0] for t in targets]).eq(IGNORE_CLASS).any()):
+        return targets, None
+    ignore = [t[:, 0] == IGNORE_CLASS for t in targets]
+    return [t[~m] for t, m in zip(targets, ignore)], [t[m, 1:5].float() for t, m in zip(targets, ignore)]
+
+
+def ignored_anchors(centres: torch.Tensor, ignores: list[torch.Tensor]) -> torch.Tensor:
+    """[B, N] bool: anchors whose centre ([N, 2] px) lies strictly inside one of their image's ignore
+    boxes (``ignores``: [K_b, 4] xyxy per image; the same strict test as SimOTA's "in box")."""
+    pad = torch.nn.utils.rnn.pad_sequence([b.to(centres) for b in ignores], batch_first=True)  # [B, K, 4]; a 0 box holds nothing
+    x, y = centres[:, 0], centres[:, 1]
+    inside = (x > pad[..., 0:1]) & (x < pad[..., 2:3]) & (y > pad[..., 1:2]) & (y < pad[..., 3:4])  # [B, K, N]
+    return inside.any(1)

@@ -181,7 +181,10 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             for f in remove_stale_temps(self.out, ("last.pt", "best.pt", "config.yaml", "metrics.json")):
                 echo(f"removed {f}, left by an interrupted checkpoint write")
-            save_config(cfg, self.out / "config.yaml")
+            from flowdet.detect import train_pseudo
+
+            added = train_pseudo.describe(self.train_set.info["pseudo"]) if cfg.data.pseudo else []
+            save_config(cfg, self.out / "config.yaml", added)  # what --pseudo added: # lines at its end
         if getattr(self, "_rng", None) is not None:
             set_rng_state(self._rng)
         from flowdet.detect.recipes import describe

@@ -89,21 +89,23 @@ def _example(frames: list[Path], leak: tuple[int, Path, str]) -> str:
     return f"e.g. {frames[i]}, {how}" if Path(frames[i]) == Path(img).resolve() else f"e.g. {frames[i]} = {img}, {how}"
 
 
-def check_leaks(frames: list[Path], exclude: list[str], val_images: list[Path], val_name: str) -> None:
-    """Refuse frames that are images of ``exclude`` (one line); say so when some are ``--val`` images."""
+def check_leaks(frames: list[Path], exclude: list[str], val_images: list[Path], val_name: str,
+                what: str = "unlabeled frames", flag: str = "--unlabeled") -> None:
+    """Refuse frames that are images of ``exclude`` (one line); say so when some are ``--val`` images.
+    ``what`` / ``flag``: the frames' name and option in those lines (``train --pseudo``'s images too)."""
     from flowdet.mine.frames import resolve_frames
     from flowdet.mine.leakage import find_leaks
 
     if exclude:
         leaks = find_leaks(frames, resolve_frames(list(exclude)))
         if leaks:
-            raise DataError(f"{len(leaks)} of {len(frames)} unlabeled frames are images of the excluded set "
+            raise DataError(f"{len(leaks)} of {len(frames)} {what} are images of the excluded set "
                             f"({_example(frames, leaks[0])}): training on them leaks the evaluation set — "
-                            "remove them from --unlabeled or drop --exclude", path=", ".join(exclude))
+                            f"remove them from {flag} or drop --exclude", path=", ".join(exclude))
     if val_images:
         leaks = find_leaks(frames, val_images)
         if leaks:
-            log.warn(f"{len(leaks)} of {len(frames)} unlabeled frames are --val images ({_example(frames, leaks[0])}): "
+            log.warn(f"{len(leaks)} of {len(frames)} {what} are --val images ({_example(frames, leaks[0])}): "
                      f"the val score of this run is transductive (the model trained on those images "
                      f"without their labels) — as the new-camera protocol means to; --exclude {val_name} refuses it")
 

@@ -12,7 +12,8 @@ earlier run's results):
   file is hard-linked (a copy where the file system refuses links), never re-encoded;
 - ``pseudo.json`` — COCO: ``images`` (+ ``source``, ``frame``), ``annotations`` with ``score``,
   ``track_id`` (null when none), ``source`` ("track" / "gap" / "detection") and ``iscrowd: 1`` on ignore
-  regions; ``categories`` the teacher's. ``flowdet train --data DIR/pseudo.json`` reads it as is;
+  regions; ``categories`` the teacher's. ``flowdet train --data LABELED --pseudo DIR`` adds it to a labeled set
+  (flowdet.detect.train_pseudo), ``flowdet train --data DIR/pseudo.json`` trains on it alone;
 - ``summary.json`` — the teacher and thresholds, per source frames / boxes kept, filled, ignored /
   tracks, and the score against held-back labels when asked.
 
