@@ -34,7 +34,7 @@ from torch import nn
 
 from flowdet import log
 from flowdet.data.records import CocoDataset
-from flowdet.detect.config import DetectConfig, resolve_semi
+from flowdet.detect.config import DetectConfig, SemiSection, resolve_semi
 from flowdet.detect.folded import FoldedCopy
 from flowdet.detect.semi_data import UnlabeledBatchSampler, UnlabeledDataset, build_unlabeled_loader
 from flowdet.detect.semi_loss import DenseTeacherLoss
@@ -45,7 +45,7 @@ from flowdet.mine.unlabeled import check_leaks, resolve_unlabeled
 
 # 2 GiB: ~1,700 frames at 832×480 (the new-camera protocol's 130 val frames take 156 MB)
 UNLABELED_CACHE_BYTES = 2 << 30
-SEMI_KEYS = ("unl", "unl_obj", "unl_cls", "unl_box", "pseudo_per_img", "topk_score")
+SEMI_KEYS = ("unl", "unl_obj", "unl_cls", "unl_box", "pseudo_per_img", "topk_score", "obj_ignored_per_img")
 
 
 class SemiTeacher:
@@ -68,7 +68,7 @@ class SemiTeacher:
                                         dist.rank(), dist.world_size(), cfg.augment.multiscale,
                                         cfg.augment.multiscale_every)
         self.loader = build_unlabeled_loader(self.dataset, sampler, t.workers, t.seed)
-        self.loss_fn = DenseTeacherLoss(num_classes, strides, s.topk, t.iou_loss)
+        self.loss_fn = DenseTeacherLoss(num_classes, strides, s.topk, t.iou_loss, obj_ignore=obj_ignore_band(s))
         self.teacher: ModelEMA | None = None
         self._folded: FoldedCopy | None = None  # the teacher's BN-folded copy that runs its forward passes
         self._folded_of: ModelEMA | None = None  # the teacher it was made from (a resume makes a new one)
@@ -175,7 +175,8 @@ class SemiTeacher:
 
     def epoch_summary(self, epoch: int, sums: torch.Tensor, iters: int, device: torch.device) -> tuple[dict, str]:
         """(metrics.csv columns, text for the epoch line) from the epoch's sums (unl, obj, cls, box, topk
-        score, pseudo-boxes, images); warns when the unlabeled loss is zero. Burn-in epochs: NaN columns."""
+        score, pseudo-boxes, images, objectness-ignored anchors); warns when the unlabeled loss is zero.
+        Burn-in epochs: NaN columns."""
         if not self.active(epoch):
             return empty_row(), f"; unlabeled: burn-in {epoch + 1}/{self.burn_in}"
         if dist.world_size() > 1:  # losses: mean over ranks; counts: sums over ranks
@@ -183,19 +184,23 @@ class SemiTeacher:
             sums = torch.cat([red[:5], red[5:] * dist.world_size()])
         mean = sums[:5] / max(iters, 1)
         row = {"unl": mean[0].item(), "unl_obj": mean[1].item(), "unl_cls": mean[2].item(), "unl_box": mean[3].item(),
-               "pseudo_per_img": sums[5].item() / max(sums[6].item(), 1.0), "topk_score": mean[4].item()}
+               "pseudo_per_img": sums[5].item() / max(sums[6].item(), 1.0), "topk_score": mean[4].item(),
+               "obj_ignored_per_img": sums[7].item() / max(sums[6].item(), 1.0)}
         warning = zero_loss_warning(epoch, row, self.cfg.pseudo_conf)
         if warning and dist.is_main():
             log.warn(warning)
         text = (f"; unlabeled {row['unl']:.4f} (obj {row['unl_obj']:.3f} cls {row['unl_cls']:.3f} "
                 f"box {row['unl_box']:.3f}) pseudo-boxes/img {row['pseudo_per_img']:.1f} "
                 f"(teacher ≥ {self.cfg.pseudo_conf:g} after NMS), top-k teacher score {row['topk_score']:.3f}")
+        if self.cfg.obj_ignore_low > 0:
+            text += f", obj-ignored anchors/img {row['obj_ignored_per_img']:.0f}"
         return row, text
 
     def start_epoch(self, epoch: int, start_from: nn.Module) -> Iterator | None:
         """The epoch's unlabeled batches, or None while the burn-in lasts (:meth:`ready`); resets the
         sums :meth:`summarize` reports."""
-        self.sums = torch.zeros(7, dtype=torch.float64)  # unl, obj, cls, box, topk score, pseudo-boxes, images
+        # unl, obj, cls, box, topk score, pseudo-boxes, images, obj-ignored anchors
+        self.sums = torch.zeros(8, dtype=torch.float64)
         return self.batches(epoch, start_from) if self.ready(epoch, start_from) else None
 
     def weighted_loss(self, student_levels: list[torch.Tensor], weak: torch.Tensor) -> torch.Tensor:
@@ -203,7 +208,7 @@ class SemiTeacher:
         u = self.loss(student_levels, weak)
         self.sums += torch.tensor([float(u["total"].detach())]
                                   + [float(u[k]) for k in ("obj", "cls", "box", "topk_score")]
-                                  + [u["pseudo"], weak.shape[0]], dtype=torch.float64)
+                                  + [u["pseudo"], weak.shape[0], u["obj_ignored"]], dtype=torch.float64)
         return self.cfg.weight * u["total"]
 
     def summarize(self, epoch: int, iters: int) -> tuple[dict, str]:
@@ -261,6 +266,11 @@ def for_run(cfg: DetectConfig, train_set: CocoDataset, val_set: CocoDataset | No
     per_img = sum(int((~r.ignore).sum()) for r in records) / max(len(records), 1)
     return SemiTeacher(cfg, unlabeled_setup(cfg, val_images), hw, train_set.num_classes, strides, iters_per_epoch,
                        per_rank, device, channels_last, amp, labeled_per_img=per_img)
+
+
+def obj_ignore_band(s: SemiSection) -> tuple[float, float] | None:
+    """The teacher scores whose anchors get no dense objectness term: [obj_ignore_low, pseudo_conf); None = off."""
+    return (s.obj_ignore_low, s.pseudo_conf) if s.obj_ignore_low > 0 else None
 
 
 def empty_row() -> dict[str, float]:

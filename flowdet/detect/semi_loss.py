@@ -15,7 +15,7 @@ the teacher's t (weak view, the same geometry, so anchor a of both looks at the 
     y_obj = σ(t_obj),  y_cls = σ(t_cls),  q = y_obj · max_c y_cls            (teacher score, [B, N])
     P     = per image, the k = max(1, ⌈topk · N⌉) anchors with the largest q  (n = B · k)
 
-    L = obj_weight · Σ_all KL(y_obj ‖ σ(s_obj)) / n
+    L = obj_weight · Σ_{all ∖ I} KL(y_obj ‖ σ(s_obj)) / n
       + cls_weight · Σ_P Σ_c KL(y_cls ‖ σ(s_cls)) / n
       + reg_weight · Σ_P q · L_box(b̂_s, b̂_t) / n
 
@@ -28,6 +28,11 @@ without objects) then asks for little box regression, where Σ q would scale its
 loss (measured: box 0.76 with mean top-k score < 0.001 right after a too-short burn-in). The weights
 and the normaliser n (a count of "positives", as YOLOXLoss divides by its SimOTA positives) keep
 the scale of the supervised loss. The teacher is never differentiated: its levels are detached.
+
+I, the objectness ignore band (``obj_ignore=(low, high)``, off by default: I = ∅): the anchors whose
+teacher score q lies in [low, high) get no objectness term, as ignore regions in the supervised loss
+and the uncertain boxes of offline pseudo-labels (``--pseudo``). Why: with I = ∅ the objects the teacher
+is unsure of are taught as background on the very frames being scored; the normaliser stays n.
 """
 from __future__ import annotations
 
@@ -58,6 +63,7 @@ class DenseTeacherLoss(nn.Module):
         topk: Share of anchors per image that get the class and box terms (Dense Teacher: 0.01).
         iou_loss: Box term between student and teacher boxes: "iou", "giou" or "ciou".
         obj_weight, cls_weight, reg_weight: Term weights (those of YOLOXLoss: 1, 1, 5).
+        obj_ignore: (low, high): teacher scores in [low, high) get no objectness term; None = off.
 
     Examples:
         >>> loss_fn = DenseTeacherLoss(1, model.strides, topk=0.01)
@@ -68,7 +74,8 @@ class DenseTeacherLoss(nn.Module):
     """
 
     def __init__(self, num_classes: int, strides: tuple[int, ...] = (8, 16, 32), topk: float = 0.01,
-                 iou_loss: str = "ciou", obj_weight: float = 1.0, cls_weight: float = 1.0, reg_weight: float = 5.0):
+                 iou_loss: str = "ciou", obj_weight: float = 1.0, cls_weight: float = 1.0, reg_weight: float = 5.0,
+                 obj_ignore: tuple[float, float] | None = None):
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
@@ -79,6 +86,9 @@ class DenseTeacherLoss(nn.Module):
         for name, w in (("obj_weight", obj_weight), ("cls_weight", cls_weight), ("reg_weight", reg_weight)):
             if not (math.isfinite(w) and w >= 0):
                 raise ValueError(f"{name} must be finite and >= 0, got {w}")
+        if obj_ignore is not None and not 0 <= obj_ignore[0] < obj_ignore[1] <= 1:
+            raise ValueError(f"obj_ignore must be (low, high) with 0 <= low < high <= 1, got {obj_ignore}")
+        self.obj_ignore = obj_ignore
         self.num_classes, self.strides, self.topk = num_classes, tuple(int(s) for s in strides), topk
         self.obj_weight, self.cls_weight, self.reg_weight = obj_weight, cls_weight, reg_weight
         self.box_loss = IoULoss(iou_loss, reduction="none", fmt="cxcywh")
@@ -93,7 +103,7 @@ class DenseTeacherLoss(nn.Module):
         Returns:
             "total": scalar fp32 tensor (weighted sum, differentiable in ``student`` only);
             "obj", "cls", "box": detached unweighted terms; "num_topk": n, the anchors in P;
-            "topk_score": detached mean teacher score q over P.
+            "topk_score": detached mean teacher score q over P; "obj_ignored": anchors in I (0 when off).
         """
         if len(student) != len(self.strides) or len(teacher) != len(student):
             raise ValueError(f"got {len(student)} student / {len(teacher)} teacher levels for strides {self.strides}")
@@ -114,7 +124,14 @@ class DenseTeacherLoss(nn.Module):
             top_score, top_idx = score.topk(k, dim=1)  # [B, k]
         n = float(batch * k)
 
-        loss_obj = bernoulli_kl(s[..., 4], t[..., 4]).sum() / n
+        kl_obj = bernoulli_kl(s[..., 4], t[..., 4])
+        ignored = 0
+        if self.obj_ignore is not None:  # off: the sum below is today's, term for term
+            low, high = self.obj_ignore
+            band = (score >= low) & (score < high)
+            kl_obj = kl_obj.masked_fill(band, 0.0)
+            ignored = int(band.sum())
+        loss_obj = kl_obj.sum() / n
 
         def pick(x: torch.Tensor) -> torch.Tensor:  # [B, N, D] → [B·k, D] at the top-k anchors
             return x.gather(1, top_idx[..., None].expand(-1, -1, x.shape[-1])).reshape(-1, x.shape[-1])
@@ -127,8 +144,10 @@ class DenseTeacherLoss(nn.Module):
         loss_box = (w * self.box_loss(s_box, t_box)).sum() / n
         total = self.obj_weight * loss_obj + self.cls_weight * loss_cls + self.reg_weight * loss_box
         return {"total": total, "obj": loss_obj.detach(), "cls": loss_cls.detach(), "box": loss_box.detach(),
-                "num_topk": int(n), "topk_score": top_score.mean().detach()}
+                "num_topk": int(n), "topk_score": top_score.mean().detach(),
+                "obj_ignored": ignored}
 
     def extra_repr(self) -> str:
         return (f"num_classes={self.num_classes}, strides={self.strides}, topk={self.topk}, "
-                f"weights(obj, cls, reg)=({self.obj_weight}, {self.cls_weight}, {self.reg_weight})")
+                f"weights(obj, cls, reg)=({self.obj_weight}, {self.cls_weight}, {self.reg_weight}), "
+                f"obj_ignore={self.obj_ignore}")

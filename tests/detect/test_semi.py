@@ -56,6 +56,39 @@ def test_loss_is_zero_when_student_equals_teacher_and_only_the_student_gets_grad
     torch.testing.assert_close(student[0].grad[:, 4], want.detach(), rtol=1e-4, atol=1e-6)
 
 
+def test_obj_ignore_band_drops_the_objectness_term_of_uncertain_anchors_only():
+    from flowdet.detect.semi import obj_ignore_band
+
+    assert obj_ignore_band(SemiSection()) is None  # off by default
+    assert obj_ignore_band(SemiSection(obj_ignore_low=0.1, pseudo_conf=0.5)) == (0.1, 0.5)
+    teacher = _levels(seed=2)
+    teacher[0][:, 5] = 30.0  # σ(cls) ≈ 1 on level 0, so q ≈ σ(t_obj) there
+    teacher[0][0, 4, 0, 0] = math.log(0.3 / 0.7)  # q = 0.3: in the band [0.1, 0.5)
+    teacher[0][0, 4, 0, 1] = math.log(0.05 / 0.95)  # q = 0.05: below it, still taught as background
+    teacher[0][0, 4, 0, 2] = math.log(0.8 / 0.2)  # q = 0.8: above it
+    student = _levels(seed=1, grad=True)
+    out = DenseTeacherLoss(1, (8, 16, 32), topk=0.05, obj_ignore=(0.1, 0.5))(student, teacher)
+    out["total"].backward()
+    g = student[0].grad[0, 4, 0]
+    assert g[0] == 0 and g[1].abs() > 1e-6 and g[2].abs() > 1e-6
+    with torch.no_grad():
+        q = teacher[0][:, 4].sigmoid() * teacher[0][:, 5].sigmoid()
+        want = (student[0][:, 4].sigmoid() - teacher[0][:, 4].sigmoid()) / out["num_topk"]
+    torch.testing.assert_close(student[0].grad[:, 4], torch.where((q >= 0.1) & (q < 0.5), 0.0, want),
+                               rtol=1e-4, atol=1e-6)
+    assert out["obj_ignored"] >= 1
+    # Off, or a band no anchor falls in: exactly today's loss, every term.
+    s2 = [x.detach() for x in student]
+    today = DenseTeacherLoss(1, (8, 16, 32), topk=0.05)(s2, teacher)
+    assert today["obj_ignored"] == 0
+    for band in (None, (0.999999, 1.0)):
+        other = DenseTeacherLoss(1, (8, 16, 32), topk=0.05, obj_ignore=band)(s2, teacher)
+        assert other["obj_ignored"] == 0
+        for k in ("total", "obj", "cls", "box"):
+            assert torch.equal(other[k], today[k]), (band, k)
+    assert float(out["obj"]) < float(today["obj"])  # the band's KL terms are gone
+
+
 def test_views_share_geometry_and_are_a_function_of_the_key(sets):
     _, unl = sets
     frames = sorted((unl / "images").glob("*.jpg"))
@@ -285,7 +318,8 @@ def test_videos_are_mined_once_into_the_run_folder(tmp_path):
 def test_semi_config_errors_name_the_key(sets, tmp_path, capsys):
     lab, unl = sets
     for bad, key in (("semi.ratio=0", "semi.ratio"), ("semi.topk=0", "semi.topk"),
-                     ("semi.teacher_decay=1.5", "semi.teacher_decay")):
+                     ("semi.teacher_decay=1.5", "semi.teacher_decay"),
+                     ("semi.obj_ignore_low=0.5", "semi.obj_ignore_low")):  # must stay under semi.pseudo_conf
         assert _exit_code(_train_args(lab, unl, tmp_path / "r", "--set", bad)) == 2
         assert key in capsys.readouterr().err
 
