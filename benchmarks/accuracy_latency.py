@@ -90,6 +90,18 @@ def _flowdet_arch(spec: str) -> tuple[str, tuple[int, int], bool]:
     return parts[0], InputSize.parse(parts[1]), len(parts) > 2 and parts[2] == "p2"
 
 
+def _arch(spec: str) -> tuple:
+    """An --arch value: 'yolo26n:640x384' (ultralytics; a square side as one number or WxH) →
+    (family, side or (h, w)), as the rows of an accuracy json; any other → ``_flowdet_arch``."""
+    from flowdet.core.size import InputSize
+
+    name, _, img = spec.partition(":")
+    if not name.startswith("yolo"):
+        return _flowdet_arch(spec)
+    hw = InputSize.parse(img)
+    return name, hw[0] if hw[0] == hw[1] else hw
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", action="append", default=[], help="results.json of benchmarks/accuracy.py (repeatable)")
@@ -97,7 +109,8 @@ def main() -> None:
                     help="an accuracy row measured elsewhere (e.g. an earlier session), timed here by its ONNX; "
                          "IMG is the side for a yolo* row, SIZE:WxH[:p2] for a flowdet row")
     ap.add_argument("--arch", action="append", default=[], metavar="NAME=SIZE:IMG[:p2]",
-                    help="time an architecture with no accuracy row (e.g. 'nano-d@960x544=nano-d:960x544')")
+                    help="time an architecture with no accuracy row (e.g. 'nano-d@960x544=nano-d:960x544', "
+                         "or an ultralytics one from its yaml: 'yolo26n@832x480=yolo26n:832x480')")
     ap.add_argument("--ultra-python", default=None, help="interpreter with ultralytics, to export yolo rows")
     ap.add_argument("--out", type=Path, default=Path("runs/bench/acc-lat"))
     ap.add_argument("--threads", default="1,2")
@@ -145,7 +158,7 @@ def main() -> None:
         rows[name] = {"AP": float(ap_), "AP50": float(ap50), "APs": float(aps), "reference": True, "arch": arch}
     for spec in args.arch:
         name, _, a = spec.partition("=")
-        rows[name] = {"arch": _flowdet_arch(a)}
+        rows[name] = {"arch": _arch(a)}
     for key, row in rows.items():
         arch = row.get("arch")
         if arch is None:

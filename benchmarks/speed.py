@@ -40,13 +40,17 @@ def export_ultra(py: str, name: str, img: int | tuple[int, int], out: Path) -> P
     path = out / (f"{name}.onnx" if isinstance(img, int) else f"{name}-{img[1]}x{img[0]}.onnx")
     img = img if isinstance(img, int) else list(img)
     if not path.exists():
+        # Each export in its own folder: ultralytics writes <name>.onnx next to the yaml, which in OUT
+        # itself is the square file's final path, so a later rect export would overwrite and move it away.
+        work = out / f".export-{path.stem}"
+        work.mkdir(parents=True, exist_ok=True)
         code = (f"import os, shutil, yaml; os.environ['YOLO_OFFLINE']='1'\n"
                 f"from ultralytics import YOLO\nfrom ultralytics.nn.tasks import yaml_model_load\n"
                 f"d = yaml_model_load('{name}.yaml'); d['nc'] = 1; d.pop('yaml_file', None)\n"
                 f"open('{name}.yaml', 'w').write(yaml.safe_dump(d))\n"
-                f"p = YOLO('{out}/{name}.yaml').export(format='onnx', imgsz={img}, opset=17, simplify=False, dynamic=False)\n"
+                f"p = YOLO('{work}/{name}.yaml').export(format='onnx', imgsz={img}, opset=17, simplify=False, dynamic=False)\n"
                 f"shutil.move(p, '{path}')")
-        sh([py, "-c", code], cwd=out)
+        sh([py, "-c", code], cwd=work)
     return path
 
 
