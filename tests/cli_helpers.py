@@ -2,6 +2,17 @@
 from __future__ import annotations
 
 
+def exit_code(argv: list[str]) -> int:
+    """The exit code of ``flowdet ARGV`` run in-process, output left to the caller's capsys."""
+    from flowdet.cli import main
+
+    try:
+        main(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
 def run_cli_captured(capsys, *args: str) -> tuple[int, str, str]:
     """Run ``flowdet`` in-process and return (exit code, stdout, stderr); a subprocess costs seconds."""
     from flowdet.cli import main

@@ -10,7 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from flowdet.cli import main  # noqa: E402
+from cli_helpers import exit_code  # noqa: E402
+
 from flowdet.config import load_config  # noqa: E402
 from flowdet.detect.config import DetectConfig, SemiSection, resolve_semi  # noqa: E402
 from flowdet.detect.semi_data import UnlabeledBatchSampler, UnlabeledDataset  # noqa: E402
@@ -197,14 +198,6 @@ def _train_args(lab: Path, unl: Path, out: Path, *extra: str) -> list[str]:
             "--workers", "0", "--seed", "3", "--set", "train.progress=false", *extra]
 
 
-def _exit_code(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
-
-
 @pytest.mark.slow
 def test_train_unlabeled_logs_the_unlabeled_loss_and_resumes_exactly(sets, tmp_path, capsys):
     from flowdet.detect.train import train
@@ -240,7 +233,7 @@ def test_train_unlabeled_logs_the_unlabeled_loss_and_resumes_exactly(sets, tmp_p
     with pytest.raises(KeyboardInterrupt):
         train(cfg("b"), on_epoch_end=stop_after_second)
     assert load_checkpoint(tmp_path / "b" / "last.pt")["teacher"] is not None
-    assert _exit_code(["train", "--resume", str(tmp_path / "b" / "last.pt")]) == 0
+    assert exit_code(["train", "--resume", str(tmp_path / "b" / "last.pt")]) == 0
     a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
     for part in ("model", "ema", "teacher"):
         sa, sb = (a[part], b[part]) if part == "model" else (a[part]["ema"], b[part]["ema"])
@@ -263,7 +256,7 @@ def test_unlabeled_folder_without_images_is_one_line_exit_2(sets, tmp_path, caps
     (tmp_path / "empty" / "notes.txt").write_text("no frames here")
     argv = _train_args(lab, tmp_path, tmp_path / "run", "--epochs", "1")
     argv[argv.index("--unlabeled") + 1] = str(tmp_path / "empty")
-    code = _exit_code(argv)
+    code = exit_code(argv)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "no images or videos in this folder" in err[0], err
     assert not (tmp_path / "run" / "last.pt").exists()
@@ -275,7 +268,7 @@ def test_video_that_does_not_decode_is_one_line_exit_2(sets, tmp_path, capsys):
     bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     argv = _train_args(lab, tmp_path, tmp_path / "run", "--epochs", "1")
     argv[argv.index("--unlabeled") + 1] = str(bad)
-    code = _exit_code(argv)
+    code = exit_code(argv)
     err = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.startswith("Error")]
     assert code == 2 and len(err) == 1 and "river.mp4" in err[0] and "could not be decoded" in err[0], err
     assert not (tmp_path / "run" / "last.pt").exists()
@@ -286,14 +279,14 @@ def test_val_images_as_unlabeled_warn_transductive_and_exclude_refuses(sets, tmp
     # --exclude val.json: refused before training, one line naming the set
     argv = _train_args(lab, unl, tmp_path / "r1", "--epochs", "1", "--unlabeled", f"{lab}/images",
                        "--exclude", f"{lab}/annotations.json")
-    assert _exit_code(argv) == 2
+    assert exit_code(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "4 of 10 unlabeled frames are images of the excluded set" in err[0], err
     assert not (tmp_path / "r1" / "last.pt").exists()
     # without --exclude: allowed (the new-camera protocol), said in one line
     argv = _train_args(lab, unl, tmp_path / "r2", "--epochs", "1", "--unlabeled", f"{lab}/images",
                        "--set", "semi.burn_in_epochs=1")
-    assert _exit_code(argv) == 0
+    assert exit_code(argv) == 0
     err = capsys.readouterr().err
     warn = [ln for ln in err.splitlines() if "transductive" in ln]
     assert len(warn) == 1 and "4 of 10 unlabeled frames are --val images" in warn[0]
@@ -320,7 +313,7 @@ def test_semi_config_errors_name_the_key(sets, tmp_path, capsys):
     for bad, key in (("semi.ratio=0", "semi.ratio"), ("semi.topk=0", "semi.topk"),
                      ("semi.teacher_decay=1.5", "semi.teacher_decay"),
                      ("semi.obj_ignore_low=0.5", "semi.obj_ignore_low")):  # must stay under semi.pseudo_conf
-        assert _exit_code(_train_args(lab, unl, tmp_path / "r", "--set", bad)) == 2
+        assert exit_code(_train_args(lab, unl, tmp_path / "r", "--set", bad)) == 2
         assert key in capsys.readouterr().err
 
 

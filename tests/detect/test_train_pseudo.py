@@ -10,7 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from flowdet.cli import main  # noqa: E402
+from cli_helpers import exit_code  # noqa: E402
+
 from flowdet.config import load_config  # noqa: E402
 from flowdet.data.formats import load_dataset  # noqa: E402
 from flowdet.detect.config import DetectConfig  # noqa: E402
@@ -112,25 +113,17 @@ def _args(lab: Path, pl: Path, out: Path, *extra: str) -> list[str]:
             "--workers", "0", "--seed", "3", "--set", "train.progress=false", *extra]
 
 
-def _exit_code(argv: list[str]) -> int:
-    try:
-        main(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
-
-
 def test_train_with_pseudo_records_it_warns_on_val_images_and_exclude_refuses(sets, tmp_path, capsys):
     lab, pl = sets
-    assert _exit_code(_args(lab, pl, tmp_path / "r1", "--exclude", f"{lab}/annotations.json")) == 2
+    assert exit_code(_args(lab, pl, tmp_path / "r1", "--exclude", f"{lab}/annotations.json")) == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("Error")]
     assert len(err) == 1 and "2 of 8 pseudo-labelled images are images of the excluded set" in err[0], err
     assert "remove them from --pseudo" in err[0] and not (tmp_path / "r1" / "last.pt").exists()
-    assert _exit_code(_args(lab, tmp_path / "none", tmp_path / "r2")) == 2
+    assert exit_code(_args(lab, tmp_path / "none", tmp_path / "r2")) == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("Error")]
     assert len(err) == 1 and "data.pseudo: not found" in err[0], err
 
-    assert _exit_code(_args(lab, pl, tmp_path / "r3")) == 0  # the new-camera protocol: allowed, said once
+    assert exit_code(_args(lab, pl, tmp_path / "r3")) == 0  # the new-camera protocol: allowed, said once
     err = capsys.readouterr().err
     warn = [ln for ln in err.splitlines() if "transductive" in ln]
     assert len(warn) == 1 and "2 of 8 pseudo-labelled images are --val images" in warn[0]
