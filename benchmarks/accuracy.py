@@ -46,6 +46,13 @@ def run(cmd: list[str], log: Path) -> float:
     return time.time() - t0
 
 
+def flowdet_params(size: str) -> int:
+    """Parameters of a one-class flowdet model of ``size`` (training form: a RepConv size counts its branches)."""
+    from flowdet.models.yolox import build_model
+
+    return sum(p.numel() for p in build_model(size, 1).parameters())
+
+
 def flowdet_gflops(size: str, img: str) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -180,11 +187,7 @@ def main() -> None:
                   "--img-size", str(args.img_size), "--out", str(run_dir / "eval")], out / f"{name}.eval.log")
         stats = json.loads((run_dir / "eval" / "metrics.json").read_text())
         stats = stats.get("metrics", stats)
-        import torch  # noqa: F401  (params/GFLOPs of the flowdet model)
-
-        from flowdet.models.yolox import build_model
-
-        params = sum(p.numel() for p in build_model(size, 1).parameters())
+        params = flowdet_params(size)
         results.setdefault("rows", {})[name] = {**{k: stats[k] for k in STAT_KEYS},
                                                  "train_s": t, "params": params, "size": size, "sets": sets,
                                                  "gflops": flowdet_gflops(size, args.img_size)}

@@ -45,21 +45,25 @@ def _flowdet_onnx(size: str, hw: tuple[int, int], p2: bool, path: Path) -> Path:
     return path
 
 
-def _session(path: Path, threads: int):
+def onnx_session(path: Path, threads: int, profile_prefix: Path | None = None):
+    """(CPU session with spinning off — flowdet's runtime options —, a function running it once on a fixed
+    random input); ``profile_prefix``: onnxruntime's profiler on, its json under that prefix."""
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    from flowdet.runtime.predict.onnx_runtime import session_options
+
+    so = session_options(threads, spinning=False)
+    if profile_prefix is not None:
+        so.enable_profiling, so.profile_file_prefix = True, str(profile_prefix)
     s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     inp = s.get_inputs()[0]
     shape = [d if isinstance(d, int) else 1 for d in inp.shape]
     x = np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)
-    return lambda: s.run(None, {inp.name: x})
+    return s, lambda: s.run(None, {inp.name: x})
 
 
 def time_interleaved(models: dict[str, Path], threads: int, runs: int, warmup: int) -> dict[str, float]:
-    fns = {k: _session(p, threads) for k, p in models.items()}
+    fns = {k: onnx_session(p, threads)[1] for k, p in models.items()}
     for fn in fns.values():
         for _ in range(warmup):
             fn()

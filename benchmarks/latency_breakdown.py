@@ -33,8 +33,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from accuracy import flowdet_gflops  # noqa: E402
-from accuracy_latency import _flowdet_arch, _flowdet_onnx  # noqa: E402
+from accuracy import flowdet_gflops, flowdet_params  # noqa: E402
+from accuracy_latency import _flowdet_arch, _flowdet_onnx, onnx_session  # noqa: E402
 from int8_probe import part_of  # noqa: E402
 
 HEAD_SUBMODULES = (("stem 1×1", "/stems."), ("cls 3×3", "/cls_convs."), ("reg 3×3", "/reg_convs."),
@@ -52,20 +52,6 @@ def sub_part(part: str, node: str) -> str:
     return f"{part} / concat"
 
 
-def _profiled_session(path: Path, threads: int, prefix: Path):
-    import numpy as np
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.enable_profiling, so.profile_file_prefix = True, str(prefix)
-    s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    inp = s.get_inputs()[0]
-    x = np.random.default_rng(0).uniform(0, 255, [d if isinstance(d, int) else 1 for d in inp.shape]).astype("float32")
-    return s, lambda: s.run(None, {inp.name: x})
-
-
 def node_minima(profile_json: Path, warmup: int) -> dict[str, float]:
     """{node: least kernel time in ms} over the profiled runs after the first ``warmup``."""
     per_node: dict[str, list[float]] = defaultdict(list)
@@ -78,7 +64,7 @@ def node_minima(profile_json: Path, warmup: int) -> dict[str, float]:
 def profile_round(models: dict[str, Path], threads: int, runs: int, warmup: int, out: Path) -> dict[str, dict]:
     """One interleaved round: {arch: {"nodes": {node: min ms}, "cpu_ms": median process CPU per run,
     "wall_ms": median wall per run}}."""
-    sessions = {k: _profiled_session(p, threads, out / f"prof-{k}-{threads}t") for k, p in models.items()}
+    sessions = {k: onnx_session(p, threads, out / f"prof-{k}-{threads}t") for k, p in models.items()}
     for _, fn in sessions.values():
         for _ in range(warmup):
             fn()
@@ -113,12 +99,6 @@ def parts_of(nodes: dict[str, float]) -> dict[str, float]:
         elif top.startswith("head"):
             out["head"] += ms
     return {k: round(v, 3) for k, v in out.items()}
-
-
-def params_m(size: str) -> float:
-    from flowdet.models.yolox import build_model
-
-    return sum(p.numel() for p in build_model(size, 1).parameters()) / 1e6
 
 
 def run_rounds(models: dict[str, Path], args: argparse.Namespace) -> dict[str, dict]:
@@ -173,7 +153,7 @@ def main() -> None:
     for name, spec in archs.items():
         size, hw, p2 = _flowdet_arch(spec)
         models[name] = _flowdet_onnx(size, hw, p2, args.out / f"{size}{'-p2' if p2 else ''}-{hw[1]}x{hw[0]}.onnx")
-        info[name] = {"params_m": round(params_m(size), 3), "gflops": round(flowdet_gflops(size, f"{hw[1]}x{hw[0]}"), 3)}
+        info[name] = {"params_m": round(flowdet_params(size) / 1e6, 3), "gflops": round(flowdet_gflops(size, f"{hw[1]}x{hw[0]}"), 3)}
         print(f"{name} ({spec}): {info[name]['params_m']:.3f} M params, {info[name]['gflops']:.2f} GFLOPs", flush=True)
     lat = run_rounds(models, args)
     breakdown = {}

@@ -87,6 +87,8 @@ def step(tr, lab, unl, T: Timer, semi: bool) -> None:
     """One training step as Trainer.train_epoch runs it, part by part (keep in step with it)."""
     import torch
 
+    from flowdet.detect.semi import step_sums
+
     model, opt = tr.model, tr.optimizer
     with T.part("data_lab"):
         imgs, targets, info = next(lab)
@@ -120,8 +122,7 @@ def step(tr, lab, unl, T: Timer, semi: bool) -> None:
     with T.part("book"):
         [float(out[k]) for k in ("iou", "obj", "cls", "l1")] + [float(out["total"].detach())]
         if semi:
-            torch.tensor([float(u["total"].detach())] + [float(u[k]) for k in ("obj", "cls", "box", "topk_score")]
-                         + [u.get("pseudo", 0), weak.shape[0]], dtype=torch.float64)
+            step_sums(u, weak.shape[0])
 
 
 def main() -> None:

@@ -9,13 +9,11 @@ from flowdet.errors import FlowdetError
 
 def run_in_process(argv: list[str], log: Path) -> None:
     """The real `flowdet` CLI in this process (the grid's runner for the real-training tests)."""
-    from flowdet.cli import main
+    from cli_helpers import exit_code
 
-    try:
-        main(argv)
-    except SystemExit as e:
-        if e.code:
-            raise FlowdetError(f"flowdet {argv[0]} exited {e.code}") from None
+    code = exit_code(argv)
+    if code:
+        raise FlowdetError(f"flowdet {argv[0]} exited {code}")
 
 
 def kind_of(argv: list[str]) -> str:

@@ -46,6 +46,9 @@ from flowdet.mine.unlabeled import check_leaks, resolve_unlabeled
 # 2 GiB: ~1,700 frames at 832×480 (the new-camera protocol's 130 val frames take 156 MB)
 UNLABELED_CACHE_BYTES = 2 << 30
 SEMI_KEYS = ("unl", "unl_obj", "unl_cls", "unl_box", "pseudo_per_img", "topk_score", "obj_ignored_per_img")
+# What each step adds to the epoch's sums (step_sums), in order: N_LOSSES losses (averaged over steps), then counts.
+SUM_FIELDS = ("unl", "obj", "cls", "box", "topk_score", "pseudo", "images", "obj_ignored")
+N_LOSSES = 5
 
 
 class SemiTeacher:
@@ -174,15 +177,14 @@ class SemiTeacher:
             self._stale = True
 
     def epoch_summary(self, epoch: int, sums: torch.Tensor, iters: int, device: torch.device) -> tuple[dict, str]:
-        """(metrics.csv columns, text for the epoch line) from the epoch's sums (unl, obj, cls, box, topk
-        score, pseudo-boxes, images, objectness-ignored anchors); warns when the unlabeled loss is zero.
-        Burn-in epochs: NaN columns."""
+        """(metrics.csv columns, text for the epoch line) from the epoch's sums (SUM_FIELDS); warns when the
+        unlabeled loss is zero. Burn-in epochs: NaN columns."""
         if not self.active(epoch):
             return empty_row(), f"; unlabeled: burn-in {epoch + 1}/{self.burn_in}"
         if dist.world_size() > 1:  # losses: mean over ranks; counts: sums over ranks
             red = dist.all_reduce_mean(sums.to(device)).cpu()
-            sums = torch.cat([red[:5], red[5:] * dist.world_size()])
-        mean = sums[:5] / max(iters, 1)
+            sums = torch.cat([red[:N_LOSSES], red[N_LOSSES:] * dist.world_size()])
+        mean = sums[:N_LOSSES] / max(iters, 1)
         row = {"unl": mean[0].item(), "unl_obj": mean[1].item(), "unl_cls": mean[2].item(), "unl_box": mean[3].item(),
                "pseudo_per_img": sums[5].item() / max(sums[6].item(), 1.0), "topk_score": mean[4].item(),
                "obj_ignored_per_img": sums[7].item() / max(sums[6].item(), 1.0)}
@@ -192,23 +194,20 @@ class SemiTeacher:
         text = (f"; unlabeled {row['unl']:.4f} (obj {row['unl_obj']:.3f} cls {row['unl_cls']:.3f} "
                 f"box {row['unl_box']:.3f}) pseudo-boxes/img {row['pseudo_per_img']:.1f} "
                 f"(teacher ≥ {self.cfg.pseudo_conf:g} after NMS), top-k teacher score {row['topk_score']:.3f}")
-        if self.cfg.obj_ignore_low > 0:
+        if self.loss_fn.obj_ignore is not None:
             text += f", obj-ignored anchors/img {row['obj_ignored_per_img']:.0f}"
         return row, text
 
     def start_epoch(self, epoch: int, start_from: nn.Module) -> Iterator | None:
         """The epoch's unlabeled batches, or None while the burn-in lasts (:meth:`ready`); resets the
         sums :meth:`summarize` reports."""
-        # unl, obj, cls, box, topk score, pseudo-boxes, images, obj-ignored anchors
-        self.sums = torch.zeros(8, dtype=torch.float64)
+        self.sums = torch.zeros(len(SUM_FIELDS), dtype=torch.float64)
         return self.batches(epoch, start_from) if self.ready(epoch, start_from) else None
 
     def weighted_loss(self, student_levels: list[torch.Tensor], weak: torch.Tensor) -> torch.Tensor:
         """``semi.weight`` × the unlabeled loss (:meth:`loss`), its parts added to the epoch's sums."""
         u = self.loss(student_levels, weak)
-        self.sums += torch.tensor([float(u["total"].detach())]
-                                  + [float(u[k]) for k in ("obj", "cls", "box", "topk_score")]
-                                  + [u["pseudo"], weak.shape[0], u["obj_ignored"]], dtype=torch.float64)
+        self.sums += step_sums(u, weak.shape[0])
         return self.cfg.weight * u["total"]
 
     def summarize(self, epoch: int, iters: int) -> tuple[dict, str]:
@@ -266,6 +265,12 @@ def for_run(cfg: DetectConfig, train_set: CocoDataset, val_set: CocoDataset | No
     per_img = sum(int((~r.ignore).sum()) for r in records) / max(len(records), 1)
     return SemiTeacher(cfg, unlabeled_setup(cfg, val_images), hw, train_set.num_classes, strides, iters_per_epoch,
                        per_rank, device, channels_last, amp, labeled_per_img=per_img)
+
+
+def step_sums(u: dict[str, Any], images: int) -> torch.Tensor:
+    """One step's values of SUM_FIELDS from the unlabeled loss's dict (:meth:`SemiTeacher.loss`)."""
+    return torch.tensor([float(u["total"].detach())] + [float(u[k]) for k in ("obj", "cls", "box", "topk_score")]
+                        + [u["pseudo"], images, u["obj_ignored"]], dtype=torch.float64)
 
 
 def obj_ignore_band(s: SemiSection) -> tuple[float, float] | None:
