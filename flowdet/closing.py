@@ -32,6 +32,10 @@ def say_done(folder: str | Path | None, names: Iterable[str], next_cmds: Iterabl
     log.result(wrote_line(folder, names))
     for note in notes:
         log.result(note)
-    cmds = list(next_cmds)
-    for i, cmd in enumerate(cmds):
+    say_next(next_cmds)
+
+
+def say_next(next_cmds: Iterable[str]) -> None:
+    """The ``next:`` block: the first command after ``next: ``, the others aligned under it."""
+    for i, cmd in enumerate(next_cmds):
         log.result(("next: " if i == 0 else "      ") + cmd)

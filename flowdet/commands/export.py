@@ -89,9 +89,10 @@ def export(ckpt: str, fmt: str, out: str, img_size: str | None, dynamic_batch: b
 
 def _export_closing(out: str) -> None:
     """The commands that run the exported model (fmt / backend pick no other flag: its metadata says it)."""
-    for i, cmd in enumerate((f"flowdet predict IMAGES/ --model {out} --out runs/predict",
-                             f"flowdet stream VIDEO.mp4 --model {out} --out annotated.mp4 --jsonl detections.jsonl")):
-        log.result(("next: " if i == 0 else "      ") + cmd)
+    from flowdet.closing import say_next
+
+    say_next((f"flowdet predict IMAGES/ --model {out} --out runs/predict",
+              f"flowdet stream VIDEO.mp4 --model {out} --out annotated.mp4 --jsonl detections.jsonl"))
 
 
 def _tracker_defaults():

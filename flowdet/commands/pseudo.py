@@ -92,4 +92,15 @@ def pseudo_label(sources, model, out, exist_ok, conf, low, ignore_above, max_gap
             click.echo(line)
     if t["skipped"]:
         log.warn(f"skipped {t['skipped']} unreadable frame(s)")
-    click.echo(f"wrote {s['pseudo_json']} and {Path(s['out_dir']) / 'summary.json'}")
+    _pseudo_closing(Path(s["out_dir"]))
+
+
+def _pseudo_closing(out_dir: Path) -> None:
+    """What the folder holds and how a training run uses it (the labels stay the user's: DATA)."""
+    from flowdet.closing import run_files, say_done
+
+    say_done(out_dir, run_files(out_dir),
+             (f"flowdet train --data DATA --pseudo {out_dir} --out runs/student   # your labels + these frames",
+              f"flowdet train --data {out_dir / 'pseudo.json'} --out runs/pseudo-only"),
+             notes=("frames that are also --val images make its val score transductive; --exclude VAL.json "
+                    "refuses them",))

@@ -8,7 +8,7 @@ import os
 
 import cv2
 import numpy as np
-from cli_helpers import run_cli
+from cli_helpers import run_cli, run_cli_captured
 from no_torch import run_without_torch
 from pseudo_helpers import ScriptedTeacher, truth, write_video
 
@@ -149,10 +149,14 @@ def test_bad_inputs_are_one_line_exit_2(tmp_path, capsys):
 def test_cli_with_an_onnx_teacher_flip_and_tiles(tmp_path, capsys, nano_onnx):
     """A random-weight teacher: hundreds of boxes a view, so the floor is raised to keep the test short."""
     write_video(tmp_path / "v.mp4", 4)
-    code, err = run_cli(capsys, "pseudo-label", str(tmp_path / "v.mp4"), "--model", str(nano_onnx), "--out",
-                        str(tmp_path / "o"), "--tta", "flip", "--tiles", "96", "--threads", "1", "--low", "0.4",
-                        "--ignore-above", "0.45", "--score-against", str(tmp_path / "v.json"))
+    code, out, err = run_cli_captured(
+        capsys, "pseudo-label", str(tmp_path / "v.mp4"), "--model", str(nano_onnx), "--out", str(tmp_path / "o"),
+        "--tta", "flip", "--tiles", "96", "--threads", "1", "--low", "0.4", "--ignore-above", "0.45",
+        "--score-against", str(tmp_path / "v.json"))
     assert code == 0, err
+    # the closing block: the folder's files, then the training command that uses them
+    assert f"wrote {tmp_path / 'o'}: images/, pseudo.json, summary.json" in out
+    assert f"next: flowdet train --data DATA --pseudo {tmp_path / 'o'}" in out
     s = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert s["teacher"]["tta"] == "flip" and s["teacher"]["tiles"] == 96 and s["score"]["images"] == 4
     assert len(load_coco(tmp_path / "o" / "pseudo.json").records) == 4
