@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from flowdet.export.gate import cpu_flags
+from flowdet.export.gate import describe_cpu
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "grogol-960"
 
@@ -93,9 +93,7 @@ def num(x: float | None, sign: bool = False) -> str:
 
 
 def report(a: argparse.Namespace, seeds: list[int]) -> None:
-    f = cpu_flags()
-    print(f"box: {f.get('model', '?')}; " + " ".join(f"{k}={'yes' if v else 'no'}" for k, v in f.items()
-                                                       if isinstance(v, bool)))
+    print(f"box: {describe_cpu()}")
     print("| seed | teacher AP / APs / AR@1000 (best epoch) | pseudo P / R | student AP / APs / AR@1000 | "
           "student − teacher | student's boxes P / R |")
     print("|---|---|---|---|---|---|")

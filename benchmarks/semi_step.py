@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from collections import defaultdict
@@ -31,17 +30,10 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "grogol-
 
 
 def cpu_line() -> str:
-    model, flags = platform.processor() or "?", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
-    return f"{model}, {os.cpu_count()} cores, ISA: {' '.join(isa) or 'unknown'}, load {os.getloadavg()[0]:.1f}"
+    """flowdet's CPU line (model, cores, ISA flags) and the load the timings ran under."""
+    from flowdet.export.gate import describe_cpu
+
+    return f"{describe_cpu()}, load {os.getloadavg()[0]:.1f}"
 
 
 class Timer:
